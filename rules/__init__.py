@@ -1,0 +1,1 @@
+"""Pure domain rules of tenure: money, permissions, pricing, lifecycle, ledger."""

@@ -1,0 +1,1 @@
+"""Storage: Piccolo tables, migrations, the engine and the queries tenure needs."""

@@ -1,0 +1,131 @@
+"""Builds the Piccolo engine from a database URL and binds tenure's tables to it.
+
+Two traps of the stack are handled here, once:
+- asyncpg pools belong to the event loop that made them, and the embedded mode
+  runs the web and the workers on different loops: `LoopPoolPostgresEngine`
+  keeps one pool per running loop.
+- SQLite has no row locks and upgrading a read lock to a write lock ignores the
+  busy timeout, so every write transaction on SQLite is `BEGIN IMMEDIATE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+class LoopPoolPostgresEngine(PostgresEngine):
+    """A PostgresEngine whose `pool` is looked up by the running event loop."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._pools: dict[int, object] = {}
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def pool(self):
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return self._pools.get(id(loop))
+
+    @pool.setter
+    def pool(self, value) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # the base __init__ sets None outside any loop
+        if value is None:
+            self._pools.pop(id(loop), None)
+        else:
+            self._pools[id(loop)] = value
+
+
+class _ClosingSQLiteTransaction(SQLiteTransaction):
+    """Closes its connection when BEGIN fails (Piccolo leaks it and its thread)."""
+
+    async def begin(self) -> None:
+        try:
+            await super().begin()
+        except BaseException:
+            await self.connection.close()
+            raise
+
+
+class TenureSQLiteEngine(SQLiteEngine):
+    def transaction(self, transaction_type=TransactionType.immediate, allow_nested=True):
+        return _ClosingSQLiteTransaction(
+            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
+        )
+
+
+def sqlite_path(url: str) -> str:
+    parsed = urlparse(url)
+    path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+    if url.startswith("sqlite:////"):
+        return parsed.path  # absolute: sqlite:////var/lib/tenure.db
+    return path.lstrip("/") or "tenure.sqlite3"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as raw:  # WAL sticks to the file
+            raw.execute("PRAGMA journal_mode=WAL")
+        return TenureSQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    if url.startswith(("postgresql:", "postgres:")):
+        return LoopPoolPostgresEngine(config={"dsn": url})
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+
+
+_current: Engine | None = None
+
+
+def bind(engine: Engine) -> None:
+    """Points every tenure table at `engine`."""
+    global _current
+    from tables.registry import TABLES
+
+    for table in TABLES:
+        table._meta.db = engine
+    _current = engine
+
+
+def current() -> Engine:
+    if _current is None:
+        raise RuntimeError("no database bound: call tables.engine.bind(make_engine(url)) first")
+    return _current
+
+
+def is_sqlite() -> bool:
+    return isinstance(current(), SQLiteEngine)
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[None]:
+    """A write transaction: IMMEDIATE on SQLite, plain on PostgreSQL (lock rows there)."""
+    async with current().transaction():
+        yield
+
+
+async def start_pool(max_size: int = 10) -> None:
+    engine = current()
+    if isinstance(engine, PostgresEngine) and engine.pool is None:
+        await engine.start_connection_pool(min_size=1, max_size=max_size)
+
+
+async def close_pool() -> None:
+    engine = current()
+    if isinstance(engine, PostgresEngine) and engine.pool is not None:
+        await engine.close_connection_pool()

@@ -1,0 +1,36 @@
+"""Operations: every state-changing request, recorded before it is answered (the outbox)."""
+
+from enum import Enum
+
+from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
+from piccolo.table import Table
+
+
+class OperationStatus(str, Enum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Operation(Table, tablename="operations"):
+    id = Varchar(length=40, primary_key=True)
+    kind = Varchar(length=20, help_text="purchase, renewal, transfer, release, topup, client_upsert")
+    status = Varchar(length=20, choices=OperationStatus, default=OperationStatus.pending, index=True)
+    organization_id = Varchar(length=40, index=True, help_text="The organization acting.")
+    account_id = Varchar(length=40, null=True, default=None, help_text="Who asked; null for the sweep.")
+    idem_key = Varchar(
+        length=300, null=True, default=None, unique=True,
+        help_text="organization id + Idempotency-Key (or another natural key)",
+    )
+    request_hash = Varchar(length=64, null=True, default=None)
+    params = JSON(default="{}")
+    product_id = Varchar(length=40, null=True, default=None, index=True)
+    result = JSON(null=True, default=None)
+    error_code = Varchar(length=60, null=True, default=None)
+    error_message = Text(null=True, default=None)
+    attempts = Integer(default=0)
+    created_at = Timestamptz(index=True)
+    enqueued_at = Timestamptz(null=True, default=None)
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)

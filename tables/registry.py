@@ -1,0 +1,16 @@
+"""Every tenure table, in dependency order (referenced tables first)."""
+
+from tables.accounts import Account, ClaimToken
+from tables.clients import Client
+from tables.events import Event
+from tables.ledger import Balance, LedgerEntry, TierState
+from tables.operations import Operation
+from tables.organizations import Membership, Organization, Team
+from tables.products import Product
+from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
+
+TABLES = [
+    Account, ClaimToken, Organization, Team, Membership, Client, Product, Operation,
+    LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
+    InboundSecret, InboundMessage,
+]
