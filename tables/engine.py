@@ -90,6 +90,14 @@ def make_engine(url: str) -> Engine:
 
 
 _current: Engine | None = None
+_by_url: dict[str, Engine] = {}
+
+
+def for_url(url: str) -> Engine:
+    """One engine per database URL per process (engines are cheap to keep, slow to make)."""
+    if url not in _by_url:
+        _by_url[url] = make_engine(url)
+    return _by_url[url]
 
 
 def bind(engine: Engine) -> None:

@@ -29,3 +29,76 @@ class TierState(Table, tablename="tier_states"):
     volume_12m = BigInt(default=0)
     currency = Varchar(length=3, default="EUR")
     computed_at = Timestamptz()
+
+
+# --- queries -----------------------------------------------------------------
+
+from collections.abc import Iterable  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+from piccolo.columns.combination import WhereRaw  # noqa: E402
+from piccolo.query.functions.aggregate import Sum  # noqa: E402
+
+from tables.ids import new_id  # noqa: E402
+
+
+class Overdraft(Exception):
+    """The prepaid balance changed under us and no longer covers the charge."""
+
+
+async def open_account(org_id: str, currency: str, now: datetime) -> None:
+    await Balance.insert(Balance(organization_id=org_id, prepaid=0, currency=currency))
+    await TierState.insert(TierState(organization_id=org_id, tier="A", volume_12m=0,
+                                     currency=currency, computed_at=now))
+
+
+async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None) -> None:
+    """Writes one balanced transaction; prepaid entries move the balance row atomically.
+
+    Call inside a transaction. A debit that would make a prepaid balance negative
+    raises Overdraft (the conditional UPDATE matched nothing), so the caller rolls back.
+    """
+    rows = []
+    for entry in entries:
+        rows.append(LedgerEntry(
+            id=new_id("led"), txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
+            amount=entry.amount.amount, currency=entry.amount.currency,
+            operation_id=operation_id, created_at=now,
+        ))
+        if entry.book == "prepaid":
+            delta = entry.amount.amount
+            moved = await Balance.update({Balance.prepaid: Balance.prepaid + delta}).where(
+                (Balance.organization_id == entry.organization_id)
+                & WhereRaw("prepaid + {} >= 0", delta)
+            ).returning(Balance.organization_id)
+            if not moved:
+                raise Overdraft(entry.organization_id)
+    await LedgerEntry.insert(*rows)
+
+
+async def prepaid_balance(org_id: str) -> tuple[int, str]:
+    row = await Balance.select(Balance.prepaid, Balance.currency).where(
+        Balance.organization_id == org_id).first()
+    return (row["prepaid"], row["currency"]) if row else (0, "EUR")
+
+
+async def revenue_since(payer_id: str, since: datetime) -> int:
+    row = await LedgerEntry.select(Sum(LedgerEntry.amount, alias="total")).where(
+        (LedgerEntry.organization_id == payer_id) & (LedgerEntry.book == "revenue")
+        & (LedgerEntry.created_at > since)
+    ).first()
+    return int(row["total"] or 0) if row else 0
+
+
+async def tier_state(org_id: str) -> dict | None:
+    return await TierState.select().where(TierState.organization_id == org_id).first()
+
+
+async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:
+    """Stores the recomputed tier; returns the previous tier if it changed, else None."""
+    before = await tier_state(org_id)
+    await TierState.update({TierState.tier: tier, TierState.volume_12m: volume,
+                            TierState.computed_at: now}).where(TierState.organization_id == org_id)
+    if before and before["tier"] != tier:
+        return before["tier"]
+    return None

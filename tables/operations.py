@@ -34,3 +34,33 @@ class Operation(Table, tablename="operations"):
     enqueued_at = Timestamptz(null=True, default=None)
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)
+
+
+# --- queries -----------------------------------------------------------------
+
+from datetime import datetime  # noqa: E402
+
+from tables.ids import new_id  # noqa: E402
+
+PUBLIC_FIELDS = (Operation.id, Operation.kind, Operation.status, Operation.organization_id,
+                 Operation.product_id, Operation.result, Operation.error_code,
+                 Operation.error_message, Operation.created_at, Operation.finished_at)
+
+
+def new_row(kind: str, org_id: str, now: datetime, **fields) -> dict:
+    return {"id": new_id("op"), "kind": kind, "status": OperationStatus.pending.value,
+            "organization_id": org_id, "params": {}, "created_at": now, "attempts": 0, **fields}
+
+
+async def insert_or_get(row: dict) -> tuple[dict, bool]:
+    """Inserts the operation; if its idempotency key is taken, returns the existing one instead."""
+    inserted = await Operation.insert(Operation(**row)).on_conflict(
+        target=Operation.idem_key, action="DO NOTHING").returning(Operation.id)
+    if inserted:
+        return row, True
+    existing = await Operation.select().where(Operation.idem_key == row["idem_key"]).first()
+    return existing, False
+
+
+async def get(op_id: str) -> dict | None:
+    return await Operation.select().where(Operation.id == op_id).output(load_json=True).first()

@@ -31,3 +31,119 @@ class Membership(Table, tablename="memberships"):
     organization = ForeignKey(references=Organization, index=True)
     member_key = Varchar(length=100, unique=True, help_text="team id + account id")
     created_at = Timestamptz()
+
+
+# --- queries -----------------------------------------------------------------
+
+from datetime import datetime  # noqa: E402
+
+from tables.ids import new_id  # noqa: E402
+
+
+class TeamNameTaken(Exception):
+    pass
+
+
+class AlreadyMember(Exception):
+    pass
+
+
+def _perm_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+async def create(name: str, is_reseller: bool, currency: str, now: datetime) -> dict:
+    row = {"id": new_id("org"), "name": name, "is_reseller": is_reseller,
+           "currency": currency, "created_at": now}
+    await Organization.insert(Organization(**row))
+    return row
+
+
+async def get(org_id: str) -> dict | None:
+    return await Organization.select().where(Organization.id == org_id).first()
+
+
+async def create_team(org_id: str, name: str, permissions: frozenset[str], now: datetime,
+                      *, is_owner: bool = False) -> dict:
+    row = {"id": new_id("team"), "organization": org_id, "name": name,
+           "name_key": f"{org_id}:{name.lower()}", "permissions": " ".join(sorted(permissions)),
+           "is_owner": is_owner, "created_at": now}
+    inserted = await Team.insert(Team(**row)).on_conflict(
+        target=Team.name_key, action="DO NOTHING").returning(Team.id)
+    if not inserted:
+        raise TeamNameTaken(name)
+    return row
+
+
+async def add_member(org_id: str, team_id: str, account_id: str, now: datetime) -> None:
+    inserted = await Membership.insert(Membership(
+        id=new_id("mem"), team=team_id, account=account_id, organization=org_id,
+        member_key=f"{team_id}:{account_id}", created_at=now,
+    )).on_conflict(target=Membership.member_key, action="DO NOTHING").returning(Membership.id)
+    if not inserted:
+        raise AlreadyMember(account_id)
+
+
+async def remove_member(team_id: str, account_id: str) -> bool:
+    removed = await Membership.delete().where(
+        Membership.member_key == f"{team_id}:{account_id}").returning(Membership.id)
+    return bool(removed)
+
+
+async def leave(org_id: str, account_id: str) -> None:
+    await Membership.delete().where(
+        (Membership.organization == org_id) & (Membership.account == account_id))
+
+
+async def permissions_of(account_id: str, org_id: str, all_permissions: frozenset[str]) -> frozenset[str] | None:
+    """Union of the account's team permissions in the organization; None if not a member."""
+    rows = await Membership.select(Membership.team.permissions, Membership.team.is_owner).where(
+        (Membership.account == account_id) & (Membership.organization == org_id))
+    if not rows:
+        return None
+    granted: set[str] = set()
+    for row in rows:
+        if row["team.is_owner"]:
+            return all_permissions
+        granted |= _perm_set(row["team.permissions"])
+    return frozenset(granted)
+
+
+async def owner_ids(org_id: str) -> frozenset[str]:
+    rows = await Membership.select(Membership.account).where(
+        (Membership.organization == org_id) & (Membership.team.is_owner == True))  # noqa: E712
+    return frozenset(r["account"] for r in rows)
+
+
+async def get_team(org_id: str, team_id: str) -> dict | None:
+    return await Team.select().where((Team.id == team_id) & (Team.organization == org_id)).first()
+
+
+async def teams_with_members(org_id: str) -> list[dict]:
+    teams = await Team.select().where(Team.organization == org_id).order_by(Team.created_at)
+    members = await Membership.select(
+        Membership.team, Membership.account.id, Membership.account.email, Membership.account.name
+    ).where(Membership.organization == org_id).order_by(Membership.created_at)
+    by_team: dict[str, list[dict]] = {t["id"]: [] for t in teams}
+    for m in members:
+        by_team[m["team"]].append(
+            {"id": m["account.id"], "email": m["account.email"], "name": m["account.name"]})
+    return [{**t, "permissions": sorted(_perm_set(t["permissions"])), "members": by_team[t["id"]]}
+            for t in teams]
+
+
+async def memberships_of(account_id: str) -> list[dict]:
+    """Every (organization, team) the account belongs to."""
+    return await Membership.select(
+        Membership.organization.id, Membership.organization.name,
+        Membership.organization.is_reseller, Membership.team.id, Membership.team.name,
+        Membership.team.permissions, Membership.team.is_owner,
+    ).where(Membership.account == account_id).order_by(Membership.created_at)
+
+
+async def lock(org_id: str) -> None:
+    """Serialises membership changes of one organization (SQLite: the IMMEDIATE transaction does)."""
+    from tables.engine import is_sqlite
+
+    if not is_sqlite():
+        await Organization.select(Organization.id).where(Organization.id == org_id).lock_rows()

@@ -1,0 +1,79 @@
+"""Double-entry ledger: every operation's entries sum to zero per currency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rules.errors import InsufficientFunds, InvalidMoney, UnknownPaymentMethod
+from rules.money import Money
+from rules.permissions import PAYMENT_METHODS
+
+PREPAID = "prepaid"  # an organization's prepaid balance; positive = money it has
+INVOICE = "invoice"  # an organization's postpaid debt; negative = owed
+REVENUE = "revenue"  # what tenure earned, keyed by payer for volume tiers
+CASH = "cash"  # money that came in from outside
+BOOKS = frozenset({PREPAID, INVOICE, REVENUE, CASH})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the ledger: an amount booked to one book for one organization."""
+
+    book: str
+    organization_id: str | None
+    amount: Money
+
+    def __post_init__(self) -> None:
+        if self.book not in BOOKS:
+            raise ValueError(f"unknown book {self.book!r}; books are {sorted(BOOKS)}")
+
+
+def topup(org_id: str, amount: Money) -> list[Entry]:
+    """Entries for `org_id` adding `amount` to its prepaid balance."""
+    if amount.amount <= 0:
+        raise InvalidMoney(f"a top-up must be a positive amount, got {amount}")
+    # Cash keeps the org id too, so every euro that came in can be traced to its payer.
+    return [Entry(PREPAID, org_id, amount), Entry(CASH, org_id, -amount)]
+
+
+def charge(payer_id: str, amount: Money, method: str) -> list[Entry]:
+    """Entries charging `payer_id` `amount` by `method` ("prepaid" or "invoice")."""
+    if method not in PAYMENT_METHODS:
+        raise UnknownPaymentMethod(
+            f"unknown payment method {method!r}; "
+            f"valid methods are: {', '.join(sorted(PAYMENT_METHODS))}"
+        )
+    if amount.is_negative():
+        raise InvalidMoney(f"a charge cannot be negative, got {amount}")
+    book = PREPAID if method == "prepaid" else INVOICE
+    return [Entry(book, payer_id, -amount), Entry(REVENUE, payer_id, amount)]
+
+
+def check_funds(balance: Money, amount: Money) -> None:
+    """InsufficientFunds if a prepaid `balance` cannot cover `amount`."""
+    if balance < amount:
+        raise InsufficientFunds(
+            f"prepaid balance is {balance} but this costs {amount}; "
+            f"top up at least {amount - balance} or pay another way"
+        )
+
+
+def balances(entries: Iterable[Entry]) -> dict[str, Money]:
+    """Sum of `entries` per currency; every value is zero when the ledger balances."""
+    sums: dict[str, Money] = {}
+    for entry in entries:
+        currency = entry.amount.currency
+        sums[currency] = sums.get(currency, Money.zero(currency)) + entry.amount
+    return sums
+
+
+def book_balance(
+    entries: Iterable[Entry], book: str, organization_id: str | None, currency: str
+) -> Money:
+    """Sum of one organization's entries in one book, in `currency`."""
+    total = Money.zero(currency)
+    for entry in entries:
+        if entry.book == book and entry.organization_id == organization_id:
+            total = total + entry.amount
+    return total

@@ -1,0 +1,67 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rules.errors import LastOwner
+from rules.membership import check_leave, check_removal
+
+ids = st.sampled_from(["a", "b", "c", "d"])
+
+
+def test_last_owner_cannot_be_removed_from_the_owner_team():
+    with pytest.raises(LastOwner, match="add another owner first") as caught:
+        check_removal(frozenset({"alice"}), "alice", team_is_owner=True)
+
+    assert caught.value.code == "last_owner"
+    assert caught.value.status == 409
+
+
+def test_one_of_two_owners_can_be_removed():
+    check_removal(frozenset({"alice", "bob"}), "alice", team_is_owner=True)
+
+
+def test_sole_owner_can_be_removed_from_another_team():
+    check_removal(frozenset({"alice"}), "alice", team_is_owner=False)
+
+
+def test_removing_someone_who_is_not_an_owner_keeps_the_owner():
+    check_removal(frozenset({"alice"}), "bob", team_is_owner=True)
+
+
+def test_last_owner_cannot_leave():
+    with pytest.raises(LastOwner, match="add another owner first"):
+        check_leave(frozenset({"alice"}), "alice")
+
+
+def test_owner_can_leave_when_another_owner_remains():
+    check_leave(frozenset({"alice", "bob"}), "alice")
+
+
+def test_member_who_is_not_an_owner_can_leave():
+    check_leave(frozenset({"alice"}), "carol")
+
+
+@given(st.frozensets(ids), ids, st.booleans())
+def test_removal_is_refused_exactly_when_no_owner_would_remain(owners, account, owner_team):
+    leaves_none = owner_team and owners - {account} == frozenset() and account in owners
+
+    try:
+        check_removal(owners, account, owner_team)
+        refused = False
+    except LastOwner:
+        refused = True
+
+    assert refused == leaves_none
+
+
+@given(st.frozensets(ids), ids)
+def test_leaving_is_refused_exactly_when_no_owner_would_remain(owners, account):
+    leaves_none = account in owners and len(owners) == 1
+
+    try:
+        check_leave(owners, account)
+        refused = False
+    except LastOwner:
+        refused = True
+
+    assert refused == leaves_none

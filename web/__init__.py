@@ -1,0 +1,1 @@
+"""HTTP ingress: authenticate, validate, authorize, record an operation, answer."""

@@ -1,0 +1,47 @@
+"""Who is calling and what they may do: API-key auth and organization access checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Request
+
+from rules import permissions
+from tables import accounts, organizations
+from web.errors import NotFound, Unauthorized
+
+
+async def provide_account(request: Request) -> dict:
+    """The account behind `Authorization: Bearer <api key>`, or 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("send your API key as 'Authorization: Bearer <api key>'")
+    account = await accounts.by_key(key.strip())
+    if account is None:
+        raise Unauthorized("this API key is not valid; create an account or use a current key")
+    request.state.account_id = account["id"]
+    return account
+
+
+@dataclass(frozen=True)
+class Access:
+    org: dict
+    granted: frozenset[str]
+
+    def require(self, needed: str) -> None:
+        permissions.require(self.granted, needed)
+
+
+async def access(account: dict, org_id: str, needed: str | None = None) -> Access:
+    """The caller's access to `org_id`; 404 if not a member (as if it did not exist), 403 if lacking `needed`."""
+    org = await organizations.get(org_id)
+    granted = None
+    if org is not None:
+        granted = await organizations.permissions_of(account["id"], org_id, permissions.ALL_PERMISSIONS)
+    if granted is None:
+        raise NotFound("organization", org_id)
+    result = Access(org=org, granted=granted)
+    if needed:
+        result.require(needed)
+    return result

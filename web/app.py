@@ -1,0 +1,54 @@
+"""The Litestar application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from tables import engine
+from tables.settings import Settings
+from web.access import provide_account
+from web.errors import EXCEPTION_HANDLERS
+from web.routes.accounts import AccountController
+from web.routes.billing import BillingController, catalog
+from web.routes.clients import ClientController
+from web.routes.health import health
+from web.routes.organizations import OrganizationController
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine.bind(engine.for_url(settings.database_url))
+        await engine.start_pool()
+        try:
+            yield
+        finally:
+            await engine.close_pool()
+
+    app = Litestar(
+        route_handlers=[
+            health, catalog, AccountController, OrganizationController, BillingController,
+            ClientController,
+        ],
+        dependencies={"account": Provide(provide_account)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="tenure",
+            version="1.0.0",
+            path="/schema",
+            security=[{"BearerAuth": []}],
+            components=Components(security_schemes={
+                "BearerAuth": SecurityScheme(type="http", scheme="bearer",
+                                             description="Authorization: Bearer <api key>"),
+            }),
+        ),
+    )
+    app.state.settings = settings
+    return app

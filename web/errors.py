@@ -1,0 +1,95 @@
+"""Named API errors and the one place that turns every error into an HTTP answer."""
+
+from __future__ import annotations
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from rules.errors import RuleViolation
+
+log = structlog.get_logger("tenure.web")
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(ApiError):
+    """Unknown id, or one the caller may not see: the answer is the same."""
+
+    status, code = 404, "not_found"
+
+    def __init__(self, noun: str, ident: str) -> None:
+        super().__init__(f"no {noun} {ident!r} is visible to you")
+
+
+class Conflict(ApiError):
+    status = 409
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Invalid(ApiError):
+    status = 422
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    return Response(
+        content={"error": {"code": code, "message": message}, "status": status},
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
+
+
+def _api_error(_: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _rule_violation(_: Request, exc: RuleViolation) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _validation(_: Request, exc: ValidationException) -> Response:
+    details = "; ".join(
+        f"{item.get('message')}" + (f" (in {item['key']})" if item.get("key") else "")
+        for item in (exc.extra or []) if isinstance(item, dict)
+    )
+    return error_response(400, "invalid_request", details or exc.detail)
+
+
+_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          413: "body_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+
+
+def _http(_: Request, exc: HTTPException) -> Response:
+    return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), exc.detail)
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.url.path)
+    return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: _api_error,
+    RuleViolation: _rule_violation,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _unexpected,
+}

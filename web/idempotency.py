@@ -1,0 +1,38 @@
+"""Idempotency-Key handling shared by every state-changing POST."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+from litestar import Request
+
+from web.errors import Invalid
+
+MAX_KEY_LENGTH = 200
+
+
+def key_for(request: Request, org_id: str) -> str | None:
+    """The stored key: organization + the client's Idempotency-Key (None when absent)."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise Invalid("invalid_idempotency_key",
+                      f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")
+    return f"{org_id}:{key}"
+
+
+def request_hash(request: Request, data: object) -> str:
+    """Same method, path and decoded body give the same hash (whitespace does not matter)."""
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    digest.update(msgspec.json.encode(data))
+    return digest.hexdigest()
+
+
+def check_same_request(existing: dict, wanted_hash: str) -> None:
+    if existing.get("request_hash") != wanted_hash:
+        raise Invalid("idempotency_key_reused",
+                      "this Idempotency-Key was used for a different request; "
+                      "use a new key for a new request")

@@ -1,0 +1,100 @@
+"""Organizations, their teams and members."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+
+from rules import membership, permissions
+from tables import accounts, ledger, organizations
+from tables.clock import clock
+from tables.engine import transaction
+from web.access import access
+from web.errors import Conflict, Invalid, NotFound
+from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, TeamIn, TeamOut
+
+
+def _org_out(row: dict) -> OrganizationOut:
+    return OrganizationOut(id=row["id"], name=row["name"], reseller=row["is_reseller"],
+                           currency=row["currency"], created_at=row["created_at"])
+
+
+def _team_out(row: dict) -> TeamOut:
+    return TeamOut(id=row["id"], name=row["name"], permissions=row["permissions"],
+                   owner=row["is_owner"], members=[MemberOut(**m) for m in row.get("members", [])])
+
+
+class OrganizationController(Controller):
+    path = "/v1/organizations"
+    tags = ["organizations"]
+
+    @post("/", status_code=201)
+    async def create_organization(self, account: dict, data: OrganizationIn) -> OrganizationOut:
+        """Creates an organization; its creator is the first member of its Owner team."""
+        now = clock.now()
+        async with transaction():
+            org = await organizations.create(data.name.strip(), data.reseller, data.currency, now)
+            owners = await organizations.create_team(
+                org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
+            await organizations.add_member(org["id"], owners["id"], account["id"], now)
+            await ledger.open_account(org["id"], data.currency, now)
+        return _org_out(org)
+
+    @get("/{org_id:str}")
+    async def get_organization(self, account: dict, org_id: str) -> OrganizationOut:
+        found = await access(account, org_id, permissions.ORG_VIEW)
+        return _org_out(found.org)
+
+    @get("/{org_id:str}/teams")
+    async def list_teams(self, account: dict, org_id: str) -> list[TeamOut]:
+        await access(account, org_id, permissions.ORG_VIEW)
+        return [_team_out(t) for t in await organizations.teams_with_members(org_id)]
+
+    @post("/{org_id:str}/teams", status_code=201)
+    async def create_team(self, account: dict, org_id: str, data: TeamIn) -> TeamOut:
+        await access(account, org_id, permissions.ORG_MANAGE)
+        granted = permissions.validate_permissions(data.permissions)
+        try:
+            async with transaction():
+                team = await organizations.create_team(org_id, data.name.strip(), granted, clock.now())
+        except organizations.TeamNameTaken:
+            raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}")
+        return _team_out({**team, "permissions": sorted(granted)})
+
+    @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
+    async def add_member(self, account: dict, org_id: str, team_id: str, data: MemberIn) -> MemberOut:
+        await access(account, org_id, permissions.ORG_MANAGE)
+        team = await organizations.get_team(org_id, team_id)
+        if team is None:
+            raise NotFound("team", team_id)
+        member = await accounts.by_email(data.email)
+        if member is None:
+            raise Invalid("unknown_account", f"no account uses {data.email!r}; "
+                          "the person must create an account first (POST /v1/accounts)")
+        try:
+            async with transaction():
+                await organizations.add_member(org_id, team_id, member["id"], clock.now())
+        except organizations.AlreadyMember:
+            raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}")
+        return MemberOut(id=member["id"], email=member["email"], name=member["name"])
+
+    @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
+    async def remove_member(self, account: dict, org_id: str, team_id: str, member_id: str) -> None:
+        await access(account, org_id, permissions.ORG_MANAGE)
+        async with transaction():
+            await organizations.lock(org_id)
+            team = await organizations.get_team(org_id, team_id)
+            if team is None:
+                raise NotFound("team", team_id)
+            owners = await organizations.owner_ids(org_id)
+            membership.check_removal(owners, member_id, team["is_owner"])
+            if not await organizations.remove_member(team_id, member_id):
+                raise NotFound("member", member_id)
+
+    @post("/{org_id:str}/leave", status_code=204)
+    async def leave(self, account: dict, org_id: str) -> None:
+        """Leaves every team of the organization; refused to its last owner."""
+        await access(account, org_id)
+        async with transaction():
+            await organizations.lock(org_id)
+            membership.check_leave(await organizations.owner_ids(org_id), account["id"])
+            await organizations.leave(org_id, account["id"])

@@ -1,0 +1,139 @@
+"""msgspec Structs for requests and answers, one per use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+
+
+class MoneyIO(Struct):
+    amount: int
+    currency: Currency
+
+
+class AccountIn(Struct, forbid_unknown_fields=True):
+    email: Email
+    name: Name
+
+
+class AccountCreated(Struct):
+    id: str
+    email: str
+    name: str
+    api_key: str
+
+
+class ClaimIn(Struct, forbid_unknown_fields=True):
+    claim_token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class ApiKeyOut(Struct):
+    account_id: str
+    api_key: str
+
+
+class TeamRef(Struct):
+    id: str
+    name: str
+    permissions: list[str]
+    owner: bool
+
+
+class MyOrganization(Struct):
+    id: str
+    name: str
+    reseller: bool
+    teams: list[TeamRef]
+
+
+class MeOut(Struct):
+    id: str
+    email: str
+    name: str
+    organizations: list[MyOrganization]
+
+
+class OrganizationIn(Struct, forbid_unknown_fields=True):
+    name: Name
+    reseller: bool = False
+    currency: Literal["EUR"] = "EUR"  # the catalog prices in EUR
+
+
+class OrganizationOut(Struct):
+    id: str
+    name: str
+    reseller: bool
+    currency: str
+    created_at: datetime
+
+
+class MemberOut(Struct):
+    id: str
+    email: str
+    name: str
+
+
+class TeamIn(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    permissions: list[str] = msgspec.field(default_factory=list)
+
+
+class TeamOut(Struct):
+    id: str
+    name: str
+    permissions: list[str]
+    owner: bool
+    members: list[MemberOut]
+
+
+class MemberIn(Struct, forbid_unknown_fields=True):
+    email: Email
+
+
+class FundsIn(Struct, forbid_unknown_fields=True):
+    amount: MoneyIO
+
+
+class FundsOut(Struct):
+    operation_id: str
+    amount: MoneyIO
+    balance: MoneyIO
+
+
+class BillingOut(Struct):
+    balance: MoneyIO
+    volume_12m: MoneyIO
+    tier: str
+    discount_percent: int
+    next_tier_at: MoneyIO | None
+    tier_computed_at: datetime
+
+
+class ClientIn(Struct, forbid_unknown_fields=True):
+    name: Name
+    email: Email
+    external_ref: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class ClientOut(Struct):
+    id: str
+    reseller_id: str
+    name: str
+    email: str
+    external_ref: str | None
+    status: str
+    released_to: str | None
+    product_count: int
+    created_at: datetime
+
+
+class Page(Struct):
+    items: list
+    next_cursor: str | None
