@@ -103,3 +103,9 @@ async def redeem_claim_token(token: str, now: datetime) -> str | None:
     key = new_secret()
     await Account.update({Account.key_hash: digest(key)}).where(Account.id == used[0]["account"])
     return key
+
+
+async def rotate_key(account_id: str) -> str:
+    key = new_secret()
+    await Account.update({Account.key_hash: digest(key)}).where(Account.id == account_id)
+    return key

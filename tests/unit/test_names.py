@@ -1,0 +1,99 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rules.errors import InvalidName
+from rules.names import normalize
+
+labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True).filter(
+    lambda label: label[2:4] != "--"
+)
+
+
+@pytest.mark.parametrize(
+    ("given_name", "expected"),
+    [
+        ("example.com", "example.com"),
+        ("  Example.COM  ", "example.com"),
+        ("example.com.", "example.com"),
+        ("shop.example.co.uk", "shop.example.co.uk"),
+        ("Bücher.de", "xn--bcher-kva.de"),
+        ("xn--bcher-kva.de", "xn--bcher-kva.de"),
+        ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+        ("ＥＸＡＭＰＬＥ.com", "example.com"),
+    ],
+)
+def test_domain_names_come_back_as_lowercase_a_labels(given_name, expected):
+    assert normalize("domain", given_name) == expected
+
+
+@pytest.mark.parametrize(
+    ("bad_name", "hint"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("localhost", "two labels"),
+        ("example..com", "abel"),
+        (".example.com", "abel"),
+        ("a" * 64 + ".com", "abel"),
+        (".".join(["a" * 63] * 4) + ".com", "253"),
+        ("exa_mple.com", "U+005F"),
+        ("-example.com", "hyphen"),
+        ("example-.com", "hyphen"),
+        ("ab--cd.com", "hyphen"),
+        ("exa mple.com", "U+0020"),
+        ("1.2.3.4", "digits"),
+        ("💩.la", "not allowed"),
+        ("xn--zz.com", "A-label"),
+    ],
+)
+def test_invalid_domain_names_say_what_to_fix(bad_name, hint):
+    with pytest.raises(InvalidName, match=hint) as caught:
+        normalize("domain", bad_name)
+
+    assert "example.com" in caught.value.message
+    assert caught.value.status == 422
+
+
+def test_domain_of_exactly_253_characters_is_accepted():
+    name = ".".join(["a" * 63] * 3 + ["b" * 61])
+
+    assert len(name) == 253
+    assert normalize("domain", name) == name
+
+
+@given(st.lists(labels, min_size=1, max_size=3), st.sampled_from(["com", "de", "xn--p1ai"]))
+def test_normalizing_a_domain_twice_changes_nothing(parts, tld):
+    once = normalize("domain", ".".join(parts + [tld]).upper())
+
+    assert once == ".".join(parts + [tld])
+    assert normalize("domain", once) == once
+
+
+@given(st.text(alphabet="abcdéüß例", min_size=1, max_size=20))
+def test_unicode_domains_normalize_to_ascii(label):
+    result = normalize("domain", f"{label}.com")
+
+    assert result.isascii()
+    assert result.endswith(".com")
+
+
+@pytest.mark.parametrize("kind", ["mailbox", "hosting", "certificate"])
+def test_other_names_are_trimmed_but_keep_their_case(kind):
+    assert normalize(kind, "  Alice Smith – Inbox ") == "Alice Smith – Inbox"
+
+
+def test_other_name_of_200_characters_is_accepted():
+    assert normalize("hosting", "x" * 200) == "x" * 200
+
+
+@pytest.mark.parametrize("bad_name", ["", "   ", "x" * 201])
+def test_other_name_must_be_1_to_200_characters(bad_name):
+    with pytest.raises(InvalidName, match="1 to 200 characters"):
+        normalize("mailbox", bad_name)
+
+
+@pytest.mark.parametrize("bad_name", ["bad\x00name", "two\nlines", "tab\there", "del\x7f", "c1\x85", "\ud800x"])
+def test_other_names_refuse_control_characters(bad_name):
+    with pytest.raises(InvalidName, match="control characters"):
+        normalize("certificate", bad_name)

@@ -1,0 +1,72 @@
+"""The `tenure` command: demo, migrate, web, worker, scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from tables.settings import Settings
+
+
+def _bind(settings: Settings) -> None:
+    from tables import engine
+
+    engine.bind(engine.for_url(settings.database_url))
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from tables.migrate import migrate
+
+    _bind(settings)
+    asyncio.run(migrate())
+    return 0
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                proxy_headers=True, access_log=False)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tables.migrate import migrate
+    from web.app import create_app
+    from web.demo import print_welcome, seed
+
+    if "TENURE_DATABASE_URL" not in os.environ:
+        settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
+                               "database_url": "sqlite:///var/demo.sqlite3"})
+    _bind(settings)
+    asyncio.run(migrate())
+    demo = asyncio.run(seed())
+    print_welcome(demo, f"http://{args.host}:{args.port}", settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tenure", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="everything in one process on a SQLite file, with demo data")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    sub.add_parser("migrate", help="apply database migrations (TENURE_DATABASE_URL)")
+    web = sub.add_parser("web", help="serve the HTTP API")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web}
+    return handlers[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

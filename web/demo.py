@@ -1,0 +1,73 @@
+"""Demo data for `tenure demo`: an organization, a reseller with two clients, products."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from rules import ledger as booking
+from rules import permissions
+from rules.money import Money
+from tables import accounts, clients, ledger, organizations
+from tables.clock import clock
+from tables.engine import transaction
+from tables.settings import Settings
+
+ORG_OWNER = "owner@demo.test"
+RESELLER_OWNER = "reseller@demo.test"
+
+
+@dataclass
+class Demo:
+    keys: dict[str, str] = field(default_factory=dict)  # email -> fresh API key
+    organization_id: str = ""
+    reseller_id: str = ""
+    client_ids: list[str] = field(default_factory=list)
+
+
+async def _owned_org(email: str, person: str, org_name: str, reseller: bool, funds: int) -> tuple[str, str]:
+    now = clock.now()
+    account, _ = await accounts.create(email, person, now)
+    org = await organizations.create(org_name, reseller, "EUR", now)
+    team = await organizations.create_team(org["id"], permissions.OWNER_TEAM_NAME,
+                                           permissions.ALL_PERMISSIONS, now, is_owner=True)
+    await organizations.add_member(org["id"], team["id"], account["id"], now)
+    await ledger.open_account(org["id"], "EUR", now)
+    await ledger.post(f"demo-topup-{org['id']}", booking.topup(org["id"], Money.eur(funds)), now)
+    return account["id"], org["id"]
+
+
+async def seed() -> Demo:
+    """Creates the demo data once; on every run, issues fresh API keys to print."""
+    demo = Demo()
+    async with transaction():
+        if await accounts.by_email(ORG_OWNER) is None:
+            await _owned_org(ORG_OWNER, "Olivia Owner", "Demo Organization", False, 50_000)
+            _, reseller = await _owned_org(RESELLER_OWNER, "Remy Reseller", "Demo Reseller", True, 200_000)
+            await clients.create(reseller, "Boulangerie Martin", "contact@boulangerie.test", "crm-1001", clock.now())
+            await clients.create(reseller, "Atelier Dupont", "hello@atelier.test", "crm-1002", clock.now())
+        for email in (ORG_OWNER, RESELLER_OWNER):
+            account = await accounts.by_email(email)
+            demo.keys[email] = await accounts.rotate_key(account["id"])
+            org = (await organizations.memberships_of(account["id"]))[0]
+            if email == ORG_OWNER:
+                demo.organization_id = org["organization.id"]
+            else:
+                demo.reseller_id = org["organization.id"]
+    page = await clients.page(demo.reseller_id, "active", None, 10)
+    demo.client_ids = [c["id"] for c in page]
+    return demo
+
+
+def print_welcome(demo: Demo, base_url: str, settings: Settings) -> None:
+    console = Console(soft_wrap=True)
+    console.print(f"[bold]tenure demo[/bold] on {base_url}  (database {settings.database_url})")
+    console.print(f"organization {demo.organization_id}, owner {ORG_OWNER}")
+    console.print(f"  API key: {demo.keys[ORG_OWNER]}")
+    console.print(f"reseller {demo.reseller_id}, owner {RESELLER_OWNER}, clients {', '.join(demo.client_ids)}")
+    console.print(f"  API key: {demo.keys[RESELLER_OWNER]}")
+    key = demo.keys[RESELLER_OWNER]
+    console.print(f"Try:  curl -s -H 'Authorization: Bearer {key}' {base_url}/v1/me")
+    console.print(f"      curl -s -H 'Authorization: Bearer {key}' {base_url}/v1/resellers/{demo.reseller_id}/clients")
+    console.print(f"API schema: {base_url}/schema/swagger  ·  catalog: {base_url}/v1/catalog")
