@@ -122,3 +122,24 @@ class NotAReseller(RuleViolation):
 
     code = "not_a_reseller"
     status = 409
+
+
+class NameTaken(RuleViolation):
+    """Another product that is not deleted holds this domain name."""
+
+    code = "name_taken"
+    status = 409
+
+
+class NoLongerMember(RuleViolation):
+    """The member who asked for an operation left the organization before it ran."""
+
+    code = "permission_denied"
+    status = 403
+
+
+class TargetMissing(RuleViolation):
+    """The product or client an operation names is not (or no longer) in the organization."""
+
+    code = "not_found"
+    status = 404

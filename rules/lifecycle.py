@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,8 @@ from rules.pricing import Tier, price
 
 
 class State(enum.StrEnum):
+    """Where a product is in its life, as the API spells it."""
+
     ACTIVE = "active"
     GRACE = "grace"
     REDEMPTION = "redemption"
@@ -41,8 +44,7 @@ def add_years(moment: datetime, years: int) -> datetime:
     """`moment` moved by calendar years; Feb 29 becomes Feb 28 in a common year."""
     target = moment.year + years
     if moment.month == 2 and moment.day == 29:
-        leap = target % 4 == 0 and (target % 100 != 0 or target % 400 == 0)
-        if not leap:
+        if not calendar.isleap(target):
             return moment.replace(year=target, day=28)
     return moment.replace(year=target)
 
@@ -117,12 +119,12 @@ def renewal_quote(
 ) -> Quote:
     """Quote for renewing by `years`, guarded by the expiry the caller last saw."""
     _require_aware(expires_at, "expires_at")
-    _require_aware(guard_expires_at, "current_expires_at")
     # The guard makes a replayed renewal fail instead of adding years twice (EPP curExpDate).
+    # It is user input: a naive guard never equals an aware expiry, so it fails here too.
     if guard_expires_at != expires_at:
         raise ExpiryMismatch(
-            f"current_expires_at {rfc3339(guard_expires_at)} is not the product's "
-            f"expiry; send current_expires_at {rfc3339(expires_at)}"
+            f"current_expires_at does not match the product's expiry; "
+            f"send current_expires_at {rfc3339(expires_at)}"
         )
     state = state_at(kind, expires_at, now)
     if state in _NOT_RENEWABLE:

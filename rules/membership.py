@@ -13,8 +13,7 @@ def check_removal(owner_ids: frozenset[str], account_id: str, team_is_owner: boo
     """LastOwner if removing `account_id` from the Owner team leaves it empty."""
     if team_is_owner and _is_sole_owner(owner_ids, account_id):
         raise LastOwner(
-            "the organization would be left without an owner; "
-            "add another owner first"
+            "the organization would be left without an owner; " "add another owner first"
         )
 
 

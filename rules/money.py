@@ -39,13 +39,11 @@ class Money:
     def __post_init__(self) -> None:
         if not _is_int(self.amount):
             raise InvalidMoney(
-                f"amount must be an integer number of minor units (cents), "
-                f"got {self.amount!r}"
+                f"amount must be an integer number of minor units (cents), " f"got {self.amount!r}"
             )
         if not _is_currency(self.currency):
             raise InvalidMoney(
-                f"currency must be three uppercase letters such as EUR, "
-                f"got {self.currency!r}"
+                f"currency must be three uppercase letters such as EUR, " f"got {self.currency!r}"
             )
 
     @classmethod
@@ -113,7 +111,9 @@ class Money:
     def discounted(self, percent: int) -> Money:
         """This amount less `percent` %, rounded half away from zero (like ROUND_HALF_UP)."""
         if not _is_int(percent) or not 0 <= percent <= 100:
-            raise InvalidMoney(f"discount must be an integer percent from 0 to 100, got {percent!r}")
+            raise InvalidMoney(
+                f"discount must be an integer percent from 0 to 100, got {percent!r}"
+            )
         scaled = abs(self.amount) * (100 - percent)
         # Integer half-up on the magnitude keeps a refund the exact mirror of a charge.
         rounded = (scaled + 50) // 100

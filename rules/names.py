@@ -12,8 +12,10 @@ from rules.errors import InvalidName
 MAX_DOMAIN_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 MAX_OTHER_LENGTH = 200
+# Bounds the work UTS 46 mapping does on hostile input; mapping may drop characters.
+_MAX_DOMAIN_INPUT = 4 * MAX_DOMAIN_LENGTH
 
-# After IDNA encoding every label is ASCII letters, digits and inner hyphens.
+# What registries accept once encoded; pins the result whatever idna's tables allow.
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 
 
@@ -27,36 +29,62 @@ def normalize(kind: str, name: str) -> str:
 
 
 def _invalid_domain(name: str, problem: str) -> InvalidName:
-    return InvalidName(f"domain name {name!r} is not valid: {problem}; send a name like example.com")
+    # Echo enough of the name to recognise it, not a megabyte of hostile input.
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    return InvalidName(
+        f"domain name {shown!r} is not valid: {problem}; send a name like example.com"
+    )
 
 
 def _normalize_domain(name: str) -> str:
     text = name.strip().lower()
-    # A fully qualified name may end with the root's dot; it names the same domain.
-    if text.endswith("."):
-        text = text[:-1]
     if not text:
         raise _invalid_domain(name, "it is empty")
+    if len(text) > _MAX_DOMAIN_INPUT:
+        raise _invalid_domain(name, f"it must be at most {MAX_DOMAIN_LENGTH} characters long")
     try:
-        ascii_name = idna.encode(text, uts46=True).decode("ascii")
+        mapped = idna.uts46_remap(text)
     except (idna.IDNAError, UnicodeError) as error:
         raise _invalid_domain(name, str(error)) from None
-    labels = ascii_name.split(".")
+    # A fully qualified name may end with the root's dot; it names the same domain.
+    labels = mapped.removesuffix(".").split(".")
     if len(labels) < 2:
         raise _invalid_domain(name, "it needs at least two labels separated by a dot")
-    for label in labels:
-        if not 1 <= len(label) <= MAX_LABEL_LENGTH:
-            raise _invalid_domain(name, f"each label must be 1 to {MAX_LABEL_LENGTH} characters")
-        if not _LDH_LABEL.fullmatch(label):
-            raise _invalid_domain(
-                name, f"label {label!r} may hold only letters, digits and inner hyphens"
-            )
+    ascii_labels = [_a_label(name, label) for label in labels]
+    ascii_name = ".".join(ascii_labels)
     if len(ascii_name) > MAX_DOMAIN_LENGTH:
-        raise _invalid_domain(name, f"it must be at most {MAX_DOMAIN_LENGTH} characters long")
-    if labels[-1].isdigit():
+        raise _invalid_domain(
+            name,
+            f"it is {len(ascii_name)} characters once encoded; "
+            f"it must be at most {MAX_DOMAIN_LENGTH}",
+        )
+    if ascii_labels[-1].isdigit():
         # An all-digit top-level label would make IP addresses look like domains.
         raise _invalid_domain(name, "the top-level label cannot be all digits")
     return ascii_name
+
+
+def _a_label(name: str, label: str) -> str:
+    """One mapped label in A-label form, or InvalidName saying what is wrong with it."""
+    if not label:
+        raise _invalid_domain(name, "labels cannot be empty (a leading dot or two dots in a row)")
+    # Measured before idna.alabel, whose own error would not say the limit.
+    encoded_length = len(label) if label.isascii() else 4 + len(label.encode("punycode"))
+    if encoded_length > MAX_LABEL_LENGTH:
+        raise _invalid_domain(
+            name,
+            f"label {label[:20]!r}... is {encoded_length} characters once encoded; "
+            f"each label must be 1 to {MAX_LABEL_LENGTH} characters",
+        )
+    try:
+        ascii_label = idna.alabel(label).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as error:
+        raise _invalid_domain(name, f"label {label!r}: {error}") from None
+    if not _LDH_LABEL.fullmatch(ascii_label):
+        raise _invalid_domain(
+            name, f"label {label!r} may hold only letters, digits and inner hyphens"
+        )
+    return ascii_label
 
 
 def _normalize_other(name: str) -> str:

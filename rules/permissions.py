@@ -94,9 +94,7 @@ def check_purchase_owner(
     if client_id is None:
         return
     if not org_is_reseller:
-        raise ClientNotAllowed(
-            "only a reseller organization can buy for a client; omit client"
-        )
+        raise ClientNotAllowed("only a reseller organization can buy for a client; omit client")
     if client_status != ACTIVE_CLIENT:
         raise ClientNotActive(
             f"client {client_id} is not active (status {client_status!r}); "
@@ -108,8 +106,7 @@ def check_transfer(org_is_reseller: bool, to_client_status: str | None) -> None:
     """Only a reseller moves products, and only to itself (None) or an active client."""
     if not org_is_reseller:
         raise NotAReseller(
-            "only a reseller organization can transfer products between itself "
-            "and its clients"
+            "only a reseller organization can transfer products between itself " "and its clients"
         )
     if to_client_status is not None and to_client_status != ACTIVE_CLIENT:
         raise ClientNotActive(

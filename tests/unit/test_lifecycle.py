@@ -209,6 +209,11 @@ def test_renewal_with_a_stale_guard_says_which_expiry_to_send():
     assert caught.value.status == 409
 
 
+def test_renewal_with_a_naive_guard_is_a_mismatch_not_a_crash():
+    with pytest.raises(ExpiryMismatch, match="2030-06-15T12:00:00Z"):
+        renew(guard=EXPIRY.replace(tzinfo=None))
+
+
 def test_renewal_guard_is_compared_as_an_instant():
     same_instant = EXPIRY.astimezone(timezone(timedelta(hours=-5)))
 
@@ -302,7 +307,14 @@ def test_autorenew_attempt_window_open_at_now(before_expiry, attempt):
 
 @pytest.mark.parametrize(
     ("before_expiry", "reminder"),
-    [(days(31), None), (days(30), 30), (days(8), 30), (days(7), 7), (days(1), 1), (-days(1), None)],
+    [
+        (days(31), None),
+        (days(30), 30),
+        (days(8), 30),
+        (days(7), 7),
+        (days(1), 1),
+        (-days(1), None),
+    ],
 )
 def test_reminder_window_open_at_now(before_expiry, reminder):
     assert due_reminder(DOMAIN, EXPIRY, EXPIRY - before_expiry) == reminder
@@ -332,4 +344,6 @@ def test_open_attempt_window_started_at_or_before_now(before_expiry):
 
     if attempt is not None:
         assert EXPIRY - days(attempt) <= now < EXPIRY
-        assert all(not EXPIRY - days(d) <= now for d in DOMAIN.autorenew_days_before if d < attempt)
+        assert all(
+            not EXPIRY - days(d) <= now for d in DOMAIN.autorenew_days_before if d < attempt
+        )

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from rules.errors import CurrencyMismatch, InvalidMoney
 from rules.money import Money, total
 
-amounts = st.integers(min_value=-10**12, max_value=10**12)
+amounts = st.integers(min_value=-(10**12), max_value=10**12)
 euros = amounts.map(Money.eur)
 percents = st.integers(min_value=0, max_value=100)
 

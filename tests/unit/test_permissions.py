@@ -75,7 +75,9 @@ def test_requiring_a_misspelled_permission_is_a_programming_error():
         perms.require(perms.ALL_PERMISSIONS, "product:by")
 
 
-@pytest.mark.parametrize(("method", "permission"), [("prepaid", "pay:prepaid"), ("invoice", "pay:invoice")])
+@pytest.mark.parametrize(
+    ("method", "permission"), [("prepaid", "pay:prepaid"), ("invoice", "pay:invoice")]
+)
 def test_payment_method_is_allowed_with_its_permission(method, permission):
     perms.require_payment_method(frozenset({permission}), method)
 
