@@ -131,13 +131,6 @@ class NameTaken(RuleViolation):
     status = 409
 
 
-class NoLongerMember(RuleViolation):
-    """The member who asked for an operation left the organization before it ran."""
-
-    code = "permission_denied"
-    status = 403
-
-
 class TargetMissing(RuleViolation):
     """The product or client an operation names is not (or no longer) in the organization."""
 

@@ -19,6 +19,8 @@ EXPECTED = {
     "UnknownPaymentMethod": ("unknown_payment_method", 422),
     "PaymentMethodNotAllowed": ("payment_method_not_allowed", 403),
     "NotAReseller": ("not_a_reseller", 409),
+    "NameTaken": ("name_taken", 409),
+    "TargetMissing": ("not_found", 404),
 }
 
 
