@@ -14,3 +14,28 @@ class Event(Table, tablename="events"):
     dedupe_key = Varchar(length=200, null=True, default=None, unique=True)
     created_at = Timestamptz(index=True)
     dispatched_at = Timestamptz(null=True, default=None, index=True)
+
+
+# --- queries -----------------------------------------------------------------
+
+from datetime import datetime  # noqa: E402
+
+from tables.ids import new_id  # noqa: E402
+
+
+async def record(type: str, organization_id: str, now: datetime, *, data: dict | None = None,
+                 product_id: str | None = None, operation_id: str | None = None,
+                 dedupe_key: str | None = None) -> bool:
+    """Writes one event in the caller's transaction; False if `dedupe_key` was already used."""
+    inserted = await Event.insert(Event(
+        id=new_id("evt"), type=type, organization_id=organization_id, product_id=product_id,
+        operation_id=operation_id, data=data or {}, dedupe_key=dedupe_key, created_at=now,
+    )).on_conflict(target=Event.dedupe_key, action="DO NOTHING").returning(Event.id)
+    return bool(inserted)
+
+
+async def of(organization_id: str, type: str | None = None) -> list[dict]:
+    query = Event.select().where(Event.organization_id == organization_id)
+    if type:
+        query = query.where(Event.type == type)
+    return await query.order_by(Event.id).output(load_json=True)

@@ -29,6 +29,10 @@ class TierState(Table, tablename="tier_states"):
     volume_12m = BigInt(default=0)
     currency = Varchar(length=3, default="EUR")
     computed_at = Timestamptz()
+    recalc_requested_at = Timestamptz(
+        null=True, default=None,
+        help_text="Set when a recalculation is queued; bursts of charges queue one.",
+    )
 
 
 # --- queries -----------------------------------------------------------------
@@ -95,10 +99,34 @@ async def tier_state(org_id: str) -> dict | None:
 
 
 async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:
-    """Stores the recomputed tier; returns the previous tier if it changed, else None."""
-    before = await tier_state(org_id)
+    """Stores the recomputed tier and clears the request flag; returns the previous tier if it changed."""
+    before = await lock_tier(org_id)
     await TierState.update({TierState.tier: tier, TierState.volume_12m: volume,
-                            TierState.computed_at: now}).where(TierState.organization_id == org_id)
+                            TierState.computed_at: now, TierState.recalc_requested_at: None}
+                           ).where(TierState.organization_id == org_id)
     if before and before["tier"] != tier:
         return before["tier"]
     return None
+
+
+async def flag_tier_recalc(org_id: str, now: datetime) -> bool:
+    """Marks the payer's tier for recalculation; True if it was not already marked (send a message)."""
+    flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
+        (TierState.organization_id == org_id) & TierState.recalc_requested_at.is_null()
+    ).returning(TierState.organization_id)
+    return bool(flagged)
+
+
+async def lock_tier(org_id: str) -> dict | None:
+    from tables.engine import is_sqlite
+
+    query = TierState.select().where(TierState.organization_id == org_id)
+    if not is_sqlite():
+        query = query.lock_rows()
+    return await query.first()
+
+
+async def tiers_flagged_before(cutoff: datetime, limit: int) -> list[str]:
+    rows = await TierState.select(TierState.organization_id).where(
+        TierState.recalc_requested_at < cutoff).limit(limit)
+    return [r["organization_id"] for r in rows]

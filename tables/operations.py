@@ -64,3 +64,57 @@ async def insert_or_get(row: dict) -> tuple[dict, bool]:
 
 async def get(op_id: str) -> dict | None:
     return await Operation.select().where(Operation.id == op_id).output(load_json=True).first()
+
+
+async def mark_running(op_id: str, now: datetime) -> bool:
+    """pending/running -> running (visible to GET) and count the attempt; False if finished."""
+    updated = await Operation.update({
+        Operation.status: OperationStatus.running.value, Operation.started_at: now,
+        Operation.enqueued_at: now, Operation.attempts: Operation.attempts + 1,
+    }).where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"])
+             ).returning(Operation.id)
+    return bool(updated)
+
+
+async def claim(op_id: str) -> dict | None:
+    """Inside the work transaction: the running operation, row-locked; None if another finished it."""
+    from tables.engine import is_sqlite
+
+    query = Operation.select().where((Operation.id == op_id) & (Operation.status == "running"))
+    if not is_sqlite():
+        query = query.lock_rows()
+    return await query.output(load_json=True).first()
+
+
+async def finish(op_id: str, now: datetime, *, result: dict | None = None,
+                 error_code: str | None = None, error_message: str | None = None,
+                 product_id: str | None = None) -> bool:
+    """running/pending -> succeeded or failed, once; False if it was already finished."""
+    values = {Operation.status: "failed" if error_code else "succeeded", Operation.finished_at: now,
+              Operation.result: result, Operation.error_code: error_code,
+              Operation.error_message: error_message}
+    if product_id:
+        values[Operation.product_id] = product_id
+    updated = await Operation.update(values).where(
+        (Operation.id == op_id) & Operation.status.is_in(["pending", "running"])).returning(Operation.id)
+    return bool(updated)
+
+
+async def take_for_relay(cutoff: datetime, now: datetime, limit: int) -> list[dict]:
+    """Unfinished operations never sent or sent before `cutoff`, stamped now (a lease: two relays never both take one)."""
+    due = await Operation.select(Operation.id).where(
+        Operation.status.is_in(["pending", "running"])
+        & (Operation.enqueued_at.is_null() | (Operation.enqueued_at < cutoff))
+    ).order_by(Operation.created_at).limit(limit)
+    if not due:
+        return []
+    return await Operation.update({Operation.enqueued_at: now}).where(
+        Operation.id.is_in([r["id"] for r in due])
+        & Operation.status.is_in(["pending", "running"])
+        & (Operation.enqueued_at.is_null() | (Operation.enqueued_at < cutoff))
+    ).returning(Operation.id, Operation.kind)
+
+
+async def unsent(op_id: str) -> None:
+    """The send failed: let the relay pick it up at its next tick."""
+    await Operation.update({Operation.enqueued_at: None}).where(Operation.id == op_id)

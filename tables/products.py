@@ -26,3 +26,76 @@ class Product(Table, tablename="products"):
     )
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+# --- queries -----------------------------------------------------------------
+
+from datetime import datetime  # noqa: E402
+
+from tables.ids import new_id  # noqa: E402
+
+PUBLIC = (Product.id, Product.kind, Product.name, Product.organization, Product.client,
+          Product.reseller, Product.expires_at, Product.autorenew, Product.state,
+          Product.created_at, Product.updated_at)
+
+
+def name_key(kind: str, name: str) -> str | None:
+    """Only domain names are exclusive: one live product holds a name at a time."""
+    return f"{kind}:{name}" if kind == "domain" else None
+
+
+async def name_held(kind: str, name: str) -> bool:
+    key = name_key(kind, name)
+    if key is None:
+        return False
+    return await Product.exists().where(Product.name_key == key)
+
+
+async def insert(*, kind: str, name: str, organization_id: str, client_id: str | None,
+                 reseller_id: str | None, expires_at: datetime, now: datetime,
+                 autorenew: bool = True) -> str | None:
+    """Creates the product; None if its (domain) name is already held."""
+    product_id = new_id("prd")
+    inserted = await Product.insert(Product(
+        id=product_id, kind=kind, name=name, organization=organization_id, client=client_id,
+        reseller=reseller_id, expires_at=expires_at, autorenew=autorenew, state="active",
+        name_key=name_key(kind, name), created_at=now, updated_at=now,
+    )).on_conflict(target=Product.name_key, action="DO NOTHING").returning(Product.id)
+    return product_id if inserted else None
+
+
+async def get(product_id: str) -> dict | None:
+    return await Product.select(*PUBLIC).where(Product.id == product_id).first()
+
+
+async def lock(product_id: str) -> dict | None:
+    """Reads the product for update (PostgreSQL row lock; SQLite's IMMEDIATE transaction serialises)."""
+    from tables.engine import is_sqlite
+
+    query = Product.select(*PUBLIC).where(Product.id == product_id)
+    if not is_sqlite():
+        query = query.lock_rows()
+    return await query.first()
+
+
+async def update(product_id: str, now: datetime, **values) -> None:
+    await Product.update({**{getattr(Product, k): v for k, v in values.items()},
+                          Product.updated_at: now}).where(Product.id == product_id)
+
+
+async def move_client_products(client_id: str, new_org_id: str, now: datetime) -> list[str]:
+    """Moves every product of a released client into its own organization."""
+    moved = await Product.update({
+        Product.organization: new_org_id, Product.client: None, Product.reseller: None,
+        Product.updated_at: now,
+    }).where(Product.client == client_id).returning(Product.id)
+    return [row["id"] for row in moved]
+
+
+async def page(org_id: str, client_id: str | None, after: str | None, limit: int) -> list[dict]:
+    query = Product.select(*PUBLIC).where(Product.organization == org_id)
+    if client_id:
+        query = query.where(Product.client == client_id)
+    if after:
+        query = query.where(Product.id > after)
+    return await query.order_by(Product.id).limit(limit)

@@ -19,12 +19,20 @@ from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.health import health
 from web.routes.organizations import OrganizationController
+from web.routes.products import ProductController
+from worker.broker import make_broker
+from worker.queue import Sender
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, sender: Sender | None = None,
+               extra_lifespans: list | None = None) -> Litestar:
+    """The API. `sender` enqueues to a broker (built from settings if not given);
+    `extra_lifespans` run embedded parts (workers, scheduler) with the app."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine.bind(engine.for_url(settings.database_url))
+        app.state.sender = sender or Sender(make_broker(settings))
         await engine.start_pool()
         try:
             yield
@@ -34,11 +42,11 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             health, catalog, AccountController, OrganizationController, BillingController,
-            ClientController,
+            ClientController, ProductController,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[lifespan],
+        lifespan=[lifespan, *(extra_lifespans or [])],
         openapi_config=OpenAPIConfig(
             title="tenure",
             version="1.0.0",

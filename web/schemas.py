@@ -137,3 +137,63 @@ class ClientOut(Struct):
 class Page(Struct):
     items: list
     next_cursor: str | None
+
+
+Years = Annotated[int, Meta(ge=1, le=10, description="1 to 10 years")]
+PaymentMethod = Literal["prepaid", "invoice"]
+
+
+class PurchaseIn(Struct, forbid_unknown_fields=True):
+    kind: Literal["domain", "mailbox", "hosting", "certificate"]
+    name: Annotated[str, Meta(min_length=1, max_length=1012)]
+    years: Years
+    payment_method: PaymentMethod
+    client: str | None = None
+
+
+class RenewalIn(Struct, forbid_unknown_fields=True):
+    years: Years
+    current_expires_at: datetime
+    payment_method: PaymentMethod
+
+
+class TransferIn(Struct, forbid_unknown_fields=True):
+    to_client: str | None = None
+
+
+class ReleaseIn(Struct, forbid_unknown_fields=True):
+    owner_email: Email
+
+
+class ProductPatch(Struct, forbid_unknown_fields=True):
+    autorenew: bool
+
+
+class ErrorOut(Struct):
+    code: str
+    message: str
+
+
+class OperationOut(Struct):
+    id: str
+    kind: str
+    status: str
+    error: ErrorOut | None
+    result: dict | None
+    organization_id: str
+    product_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ProductOut(Struct):
+    id: str
+    kind: str
+    name: str
+    organization_id: str
+    client_id: str | None
+    reseller_id: str | None
+    expires_at: datetime
+    autorenew: bool
+    state: str
+    created_at: datetime

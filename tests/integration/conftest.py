@@ -1,0 +1,69 @@
+"""Integration fixtures: the real app, a real Redis broker and real Dramatiq workers in-process."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from tables.settings import Settings
+from tests.databases import REDIS_URL
+from web.app import create_app
+from worker.actors import declare
+from worker.broker import make_broker
+from worker.queue import Sender
+
+
+@pytest.fixture
+def redis_url():
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis is not reachable at {REDIS_URL}: {exc}") from exc
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(database_url, redis_url):
+    return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
+                    relay_stall_seconds=2)
+
+
+@pytest.fixture
+def broker(settings):
+    broker = make_broker(settings)
+    sender = Sender(broker)
+    declare(broker, sender)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def sender(broker):
+    return Sender(broker)
+
+
+@pytest.fixture
+def workers(broker):
+    """Four worker threads consuming the real broker, started on demand."""
+    started: list[dramatiq.Worker] = []
+
+    def start(threads: int = 4) -> dramatiq.Worker:
+        worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def api(settings, sender):
+    with TestClient(create_app(settings, sender=sender)) as client:
+        yield client

@@ -1,0 +1,137 @@
+"""Products: read, list (a reseller sees its clients' too), autorenew, and the operations on them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, get, patch, post
+from litestar.params import Parameter
+
+from rules import lifecycle, names, permissions
+from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules.errors import NameTaken
+from tables import clients, operations, products
+from tables.clock import clock
+from tables.engine import transaction
+from web.access import access
+from web.accept import accept, operation_out
+from web.errors import NotFound
+from web.routes.clients import reseller_access
+from web.schemas import (OperationOut, Page, ProductOut, ProductPatch, PurchaseIn, RenewalIn,
+                         ReleaseIn, TransferIn)
+
+
+def product_out(row: dict) -> ProductOut:
+    return ProductOut(id=row["id"], kind=row["kind"], name=row["name"],
+                      organization_id=row["organization"], client_id=row["client"],
+                      reseller_id=row["reseller"], expires_at=row["expires_at"],
+                      autorenew=row["autorenew"], state=row["state"], created_at=row["created_at"])
+
+
+async def visible_product(account: dict, product_id: str, needed: str) -> tuple[dict, object]:
+    """The product and the caller's access to its organization; 404 if not visible to them."""
+    product = await products.get(product_id)
+    if product is None:
+        raise NotFound("product", product_id)
+    try:
+        found = await access(account, product["organization"], needed)
+    except NotFound:
+        raise NotFound("product", product_id) from None
+    return product, found
+
+
+async def active_client(org_id: str, client_id: str) -> dict:
+    client = await clients.get(org_id, client_id)
+    if client is None:
+        raise NotFound("client", client_id)
+    return client
+
+
+class ProductController(Controller):
+    tags = ["products"]
+
+    @post("/v1/organizations/{org_id:str}/purchases", status_code=202)
+    async def purchase(self, request: Request, account: dict, org_id: str, data: PurchaseIn) -> OperationOut:
+        """Buys a product for the organization or, for a reseller, for one of its clients."""
+        found = await access(account, org_id, permissions.PRODUCT_BUY)
+        permissions.require_payment_method(found.granted, data.payment_method)
+        kind = kind_of(DEFAULT_CATALOG, data.kind)
+        lifecycle.check_term(kind, data.years)
+        name = names.normalize(data.kind, data.name)
+        status = (await active_client(org_id, data.client))["status"] if (
+            data.client and found.org["is_reseller"]) else None
+        permissions.check_purchase_owner(found.org["is_reseller"], data.client, status)
+        if await products.name_held(data.kind, name):
+            raise NameTaken(f"{name} is already held by another product; choose another name")
+        params = {"kind": data.kind, "name": name, "years": data.years,
+                  "payment_method": data.payment_method, "client_id": data.client}
+        return await accept(request, kind="purchase", org_id=org_id, account_id=account["id"],
+                            data=data, params=params)
+
+    @post("/v1/products/{product_id:str}/renewals", status_code=202)
+    async def renew(self, request: Request, account: dict, product_id: str, data: RenewalIn) -> OperationOut:
+        """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice."""
+        product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
+        permissions.require_payment_method(found.granted, data.payment_method)
+        lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
+        params = {"years": data.years, "current_expires_at": data.current_expires_at.isoformat(),
+                  "payment_method": data.payment_method}
+        return await accept(request, kind="renewal", org_id=product["organization"],
+                            account_id=account["id"], data=data, params=params, product_id=product_id)
+
+    @post("/v1/products/{product_id:str}/transfers", status_code=202)
+    async def transfer(self, request: Request, account: dict, product_id: str, data: TransferIn) -> OperationOut:
+        """A reseller moves a product to one of its clients (`to_client`) or back to itself (null)."""
+        product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
+        status = None
+        if data.to_client and found.org["is_reseller"]:
+            status = (await active_client(product["organization"], data.to_client))["status"]
+        permissions.check_transfer(found.org["is_reseller"], status)
+        return await accept(request, kind="transfer", org_id=product["organization"],
+                            account_id=account["id"], data=data,
+                            params={"to_client": data.to_client}, product_id=product_id)
+
+    @post("/v1/resellers/{org_id:str}/clients/{client_id:str}/release", status_code=202)
+    async def release(self, request: Request, account: dict, org_id: str, client_id: str,
+                      data: ReleaseIn) -> OperationOut:
+        """Moves the client and all its products to a new organization owned by `owner_email`."""
+        await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
+        client = await active_client(org_id, client_id)
+        permissions.check_purchase_owner(True, client_id, client["status"])
+        return await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data,
+                            params={"client_id": client_id, "owner_email": data.owner_email})
+
+    @get("/v1/operations/{operation_id:str}")
+    async def get_operation(self, account: dict, operation_id: str) -> OperationOut:
+        op = await operations.get(operation_id)
+        if op is None:
+            raise NotFound("operation", operation_id)
+        try:
+            await access(account, op["organization_id"])
+        except NotFound:
+            raise NotFound("operation", operation_id) from None
+        return operation_out(op)
+
+    @get("/v1/products/{product_id:str}")
+    async def get_product(self, account: dict, product_id: str) -> ProductOut:
+        product, _ = await visible_product(account, product_id, permissions.PRODUCT_VIEW)
+        return product_out(product)
+
+    @patch("/v1/products/{product_id:str}")
+    async def update_product(self, account: dict, product_id: str, data: ProductPatch) -> ProductOut:
+        product, _ = await visible_product(account, product_id, permissions.PRODUCT_MANAGE)
+        async with transaction():
+            await products.update(product_id, clock.now(), autorenew=data.autorenew)
+        return product_out({**product, "autorenew": data.autorenew})
+
+    @get("/v1/organizations/{org_id:str}/products")
+    async def list_products(
+        self, account: dict, org_id: str, client: str | None = None, after: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> Page:
+        """The organization's products; for a reseller, its own and its active clients', each with client_id."""
+        await access(account, org_id, permissions.PRODUCT_VIEW)
+        rows = await products.page(org_id, client, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(items=[product_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None)

@@ -1,0 +1,1 @@
+"""Dramatiq actors, the broker, the relay and the scheduler."""

@@ -1,0 +1,46 @@
+"""Declares tenure's actors on a broker (no global broker, nothing at import time)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dramatiq
+
+from worker.actors.purchases import purchase
+from worker.actors.releases import release
+from worker.actors.renewals import renewal
+from worker.actors.tiers import recalculate
+from worker.actors.transfers import transfer
+from worker.execution import Handler, run_operation
+from worker.queue import ACTOR_FOR_KIND, OPERATIONS_QUEUE, TIER_ACTOR, TIERS_QUEUE, Sender, tier_message
+
+HANDLERS: dict[str, Handler] = {
+    "purchase": purchase, "renewal": renewal, "transfer": transfer, "release": release,
+}
+# A burst of charges for one payer queues one recalculation, run shortly after.
+TIER_COALESCE_MS = 500
+
+
+def declare(broker: dramatiq.Broker, sender: Sender) -> dict[str, dramatiq.Actor]:
+    declared: dict[str, dramatiq.Actor] = {}
+
+    def operation_actor(kind: str, handler: Handler) -> None:
+        async def execute(operation_id: str) -> None:
+            _, done = await run_operation(operation_id, handler)
+            for payer in done.charged if done else []:
+                await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
+
+        name = ACTOR_FOR_KIND[kind]
+        execute.__name__ = execute.__qualname__ = name.replace(".", "_")
+        declared[name] = dramatiq.actor(execute, actor_name=name, queue_name=OPERATIONS_QUEUE,
+                                        broker=broker)
+
+    for kind, handler in HANDLERS.items():
+        operation_actor(kind, handler)
+
+    async def tiers_recalculate(organization_id: str) -> None:
+        await recalculate(organization_id)
+
+    declared[TIER_ACTOR] = dramatiq.actor(tiers_recalculate, actor_name=TIER_ACTOR,
+                                          queue_name=TIERS_QUEUE, broker=broker)
+    return declared

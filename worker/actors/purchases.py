@@ -1,0 +1,39 @@
+"""purchases.execute: price with the payer's tier, charge, create the product."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rules import lifecycle, permissions
+from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules.errors import NameTaken
+from rules.lifecycle import rfc3339
+from tables import clients, events, organizations, products
+from worker.charging import charge, current_tier
+from worker.execution import Done, recheck
+
+
+async def purchase(op: dict, now: datetime) -> Done:
+    params = op["params"]
+    org_id = op["organization_id"]
+    await recheck(op, permissions.PRODUCT_BUY, params["payment_method"])
+    org = await organizations.get(org_id)
+    client_id = params.get("client_id")
+    if client_id:
+        client = await clients.get(org_id, client_id)
+        permissions.check_purchase_owner(org["is_reseller"], client_id, client and client["status"])
+    kind = kind_of(DEFAULT_CATALOG, params["kind"])
+    quote = lifecycle.purchase_quote(kind, params["years"], await current_tier(org_id),
+                                     now.replace(microsecond=0))
+    product_id = await products.insert(
+        kind=kind.kind, name=params["name"], organization_id=org_id, client_id=client_id,
+        reseller_id=org_id if client_id else None, expires_at=quote.expires_at, now=now)
+    if product_id is None:
+        raise NameTaken(f"{params['name']} is already held by another product; choose another name")
+    newly_flagged = await charge(org_id, quote.total, params["payment_method"], op["id"], now)
+    result = {"product_id": product_id, "price": quote.total.to_dict(),
+              "expires_at": rfc3339(quote.expires_at)}
+    await events.record("product.purchased", org_id, now, product_id=product_id, operation_id=op["id"],
+                        data={"kind": kind.kind, "name": params["name"], "client_id": client_id,
+                              **result})
+    return Done(result=result, product_id=product_id, charged=[org_id] if newly_flagged else [])

@@ -1,0 +1,40 @@
+"""renewals.execute: guarded by the current expiry, priced by lifecycle state, paid by the payer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rules import lifecycle, permissions
+from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules.errors import TargetMissing
+from rules.lifecycle import rfc3339
+from tables import events, products
+from worker.charging import charge, current_tier
+from worker.execution import Done, recheck
+
+
+def payer_of(product: dict) -> str:
+    """A reseller client's product is paid by the reseller; anything else by its organization."""
+    return product["reseller"] or product["organization"]
+
+
+async def renewal(op: dict, now: datetime) -> Done:
+    params = op["params"]
+    product = await products.lock(op["product_id"])
+    if product is None or product["organization"] != op["organization_id"]:
+        raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
+    await recheck(op, permissions.PRODUCT_RENEW, params["payment_method"])
+    payer = payer_of(product)
+    kind = kind_of(DEFAULT_CATALOG, product["kind"])
+    guard = datetime.fromisoformat(params["current_expires_at"])
+    quote = lifecycle.renewal_quote(kind, params["years"], await current_tier(payer),
+                                    product["expires_at"], guard, now)
+    await products.update(product["id"], now, expires_at=quote.expires_at, state="active")
+    newly_flagged = await charge(payer, quote.total, params["payment_method"], op["id"], now)
+    result = {"product_id": product["id"], "price": quote.total.to_dict(),
+              "restore_fee": quote.restore_fee.to_dict(),
+              "previous_expires_at": rfc3339(product["expires_at"]),
+              "expires_at": rfc3339(quote.expires_at)}
+    await events.record("product.renewed", payer, now, product_id=product["id"], operation_id=op["id"],
+                        data={"client_id": product["client"], **result})
+    return Done(result=result, product_id=product["id"], charged=[payer] if newly_flagged else [])

@@ -1,0 +1,20 @@
+"""Entry module for Dramatiq's worker command (`tenure worker` runs it).
+
+Dramatiq imports this module in every worker process; building the broker here,
+from the environment, is what its command line expects.
+"""
+
+import dramatiq
+
+from tables.settings import Settings
+from worker.actors import declare
+from worker.broker import make_broker
+from worker.queue import Sender
+
+settings = Settings.from_env()
+if settings.broker_url is None:
+    raise SystemExit("tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
+                     "without one, `tenure demo` runs the workers in-process")
+broker = make_broker(settings)
+dramatiq.set_broker(broker)
+actors = declare(broker, Sender(broker))

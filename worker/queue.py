@@ -1,0 +1,65 @@
+"""Actor names, queues and sending: what the web needs to enqueue without importing actors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import dramatiq
+import structlog
+from dramatiq import Message
+
+log = structlog.get_logger("tenure.queue")
+
+OPERATIONS_QUEUE = "operations"
+TIERS_QUEUE = "tiers"
+QUEUES = (OPERATIONS_QUEUE, TIERS_QUEUE)
+
+# operation kind -> actor name ("<noun>.<verb>")
+ACTOR_FOR_KIND = {
+    "purchase": "purchases.execute",
+    "renewal": "renewals.execute",
+    "transfer": "transfers.execute",
+    "release": "releases.execute",
+}
+TIER_ACTOR = "tiers.recalculate"
+
+
+def operation_message(kind: str, operation_id: str) -> Message:
+    return Message(queue_name=OPERATIONS_QUEUE, actor_name=ACTOR_FOR_KIND[kind],
+                   args=(operation_id,), kwargs={}, options={})
+
+
+def tier_message(organization_id: str) -> Message:
+    return Message(queue_name=TIERS_QUEUE, actor_name=TIER_ACTOR,
+                   args=(organization_id,), kwargs={}, options={})
+
+
+@dataclass
+class Sender:
+    """Sends messages; after a broker failure it stops trying for `pause_s` (the relay catches up).
+
+    `send` never raises: it answers whether the message reached the broker.
+    """
+
+    broker: dramatiq.Broker
+    pause_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        for queue in QUEUES:
+            self.broker.declare_queue(queue)
+
+    def send(self, message: Message, delay_ms: int | None = None) -> bool:
+        if time.monotonic() < self._down_until:
+            return False
+        try:
+            self.broker.enqueue(message, delay=delay_ms)
+            return True
+        except Exception as exc:  # redis, pika and socket errors all mean "not sent"
+            with self._lock:
+                self._down_until = time.monotonic() + self.pause_s
+            log.warning("broker_send_failed", actor=message.actor_name, error=str(exc))
+            return False
