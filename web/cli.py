@@ -34,12 +34,37 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Dramatiq's own worker command: processes, threads, restarts and signals are its job."""
+    if settings.broker_url is None:
+        print("tenure worker needs TENURE_BROKER_URL (redis://... or amqp://...); "
+              "`tenure demo` runs workers in-process", file=sys.stderr)
+        return 2
+    argv = [sys.executable, "-m", "dramatiq", "worker.main",
+            "--processes", str(args.processes), "--threads", str(args.threads)]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
+    from worker.scheduler import run_forever
+
+    if settings.broker_url is None:
+        print("tenure scheduler needs TENURE_BROKER_URL; `tenure demo` runs it in-process",
+              file=sys.stderr)
+        return 2
+    _bind(settings)
+    asyncio.run(run_forever(settings))
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from tables.migrate import migrate
     from web.app import create_app
     from web.demo import print_welcome, seed
+    from worker.embedded import Embedded
 
     if "TENURE_DATABASE_URL" not in os.environ:
         settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
@@ -48,7 +73,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(migrate())
     demo = asyncio.run(seed())
     print_welcome(demo, f"http://{args.host}:{args.port}", settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    embedded = Embedded(settings)
+    app = create_app(settings, sender=embedded.sender, extra_lifespans=[embedded.lifespan])
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -59,12 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     sub.add_parser("migrate", help="apply database migrations (TENURE_DATABASE_URL)")
+    worker = sub.add_parser("worker", help="run Dramatiq worker processes (TENURE_BROKER_URL)")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=8)
+    sub.add_parser("scheduler", help="run the scheduler (relay and sweeps)")
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web}
+    handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web, "worker": cmd_worker,
+                "scheduler": cmd_scheduler}
     return handlers[args.command](settings, args)
 
 

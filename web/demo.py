@@ -9,7 +9,7 @@ from rich.console import Console
 from rules import ledger as booking
 from rules import permissions
 from rules.money import Money
-from tables import accounts, clients, ledger, organizations
+from tables import accounts, clients, ledger, operations, organizations
 from tables.clock import clock
 from tables.engine import transaction
 from tables.settings import Settings
@@ -38,11 +38,32 @@ async def _owned_org(email: str, person: str, org_name: str, reseller: bool, fun
     return account["id"], org["id"]
 
 
+DEMO_PURCHASES = {  # organization label -> (kind, name, client index or None)
+    "org": [("domain", "demo-organisation.fr", None), ("mailbox", "contact@demo-organisation.fr", None)],
+    "reseller": [("domain", "demo-reseller.com", None),
+                 ("domain", "boulangerie-martin.fr", 0), ("hosting", "boulangerie-martin.fr", 0),
+                 ("domain", "atelier-dupont.fr", 1)],
+}
+
+
+async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: str | None) -> None:
+    """A demo purchase through the real operation path (recorded, then executed once)."""
+    from worker.actors.purchases import purchase
+    from worker.execution import run_operation
+
+    row = operations.new_row("purchase", org_id, clock.now(), account_id=account_id, params={
+        "kind": kind, "name": name, "years": 1, "payment_method": "prepaid", "client_id": client_id})
+    async with transaction():
+        await operations.insert_or_get({**row, "idem_key": f"demo:{org_id}:{kind}:{name}"})
+    await run_operation(row["id"], purchase)
+
+
 async def seed() -> Demo:
     """Creates the demo data once; on every run, issues fresh API keys to print."""
     demo = Demo()
     async with transaction():
-        if await accounts.by_email(ORG_OWNER) is None:
+        fresh = await accounts.by_email(ORG_OWNER) is None
+        if fresh:
             await _owned_org(ORG_OWNER, "Olivia Owner", "Demo Organization", False, 50_000)
             _, reseller = await _owned_org(RESELLER_OWNER, "Remy Reseller", "Demo Reseller", True, 200_000)
             await clients.create(reseller, "Boulangerie Martin", "contact@boulangerie.test", "crm-1001", clock.now())
@@ -57,6 +78,14 @@ async def seed() -> Demo:
                 demo.reseller_id = org["organization.id"]
     page = await clients.page(demo.reseller_id, "active", None, 10)
     demo.client_ids = [c["id"] for c in page]
+    if fresh:
+        owners = {"org": (demo.organization_id, ORG_OWNER), "reseller": (demo.reseller_id, RESELLER_OWNER)}
+        for label, purchases in DEMO_PURCHASES.items():
+            org_id, email = owners[label]
+            account = await accounts.by_email(email)
+            for kind, name, client_index in purchases:
+                client_id = demo.client_ids[client_index] if client_index is not None else None
+                await _buy(account["id"], org_id, kind, name, client_id)
     return demo
 
 

@@ -20,3 +20,25 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
                       args=[sender, settings.relay_stall_seconds],
                       max_instances=1, coalesce=True, misfire_grace_time=RELAY_INTERVAL_S)
     return scheduler
+
+
+async def run_forever(settings: Settings) -> None:
+    """`tenure scheduler`: the jobs above until SIGTERM/SIGINT."""
+    import asyncio
+    import signal
+
+    from tables import engine
+    from worker.broker import make_broker
+
+    await engine.start_pool(4)
+    scheduler = make_scheduler(settings, Sender(make_broker(settings)))
+    scheduler.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await engine.close_pool()
