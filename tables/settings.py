@@ -26,6 +26,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             broker_url=env.get("TENURE_BROKER_URL") or None,
             ops_token=env.get("TENURE_OPS_TOKEN") or None,
             allow_private_webhook_urls=env.get("TENURE_ALLOW_PRIVATE_WEBHOOK_URLS") == "1",
+            relay_stall_seconds=int(env.get("TENURE_RELAY_STALL_SECONDS") or 60),
         )
 
     @property

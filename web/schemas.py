@@ -8,13 +8,23 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+# `\S`: at least one non-blank character (names are stored stripped).
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
 
 
 class MoneyIO(Struct):
     amount: int
+    currency: Currency
+
+
+# Keeps every stored amount and balance far inside a 64-bit integer on both backends.
+MAX_AMOUNT = 10**12
+
+
+class MoneyIn(Struct):
+    amount: Annotated[int, Meta(le=MAX_AMOUNT, description="minor units, at most 10^12")]
     currency: Currency
 
 
@@ -81,7 +91,7 @@ class MemberOut(Struct):
 
 
 class TeamIn(Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"\S")]
     permissions: list[str] = msgspec.field(default_factory=list)
 
 
@@ -98,7 +108,7 @@ class MemberIn(Struct, forbid_unknown_fields=True):
 
 
 class FundsIn(Struct, forbid_unknown_fields=True):
-    amount: MoneyIO
+    amount: MoneyIn
 
 
 class FundsOut(Struct):

@@ -1,0 +1,206 @@
+"""Process-level fixtures: a private redis-server, `tenure` subprocesses, free ports.
+
+Every process started here runs in its own session (process group) and is killed
+at teardown, whatever happened in the test. Nothing here touches the machine's
+shared Redis: each test gets its own redis-server on a free port, without
+persistence.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+TENURE = str(Path(sys.executable).with_name("tenure"))
+STOP_GRACE_S = 5.0
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Proc:
+    """A subprocess in its own process group, with its output in a file."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    _log: object = field(repr=False, default=None)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, chars: int = 3000) -> str:
+        return f"--- {self.name} (pid {self.pid}, rc {self.popen.poll()}) ---\n{self.output()[-chars:]}"
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signals the whole group (a Dramatiq worker forks its worker processes)."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after `grace_s`; reaps it."""
+        if self.alive():
+            self.kill(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill(signal.SIGKILL)  # the leader may be gone while its children are not
+        try:
+            self.popen.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Processes:
+    """Starts subprocesses for one test and stops every one of them at teardown."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[Proc] = []
+
+    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
+              cwd: str | Path | None = None) -> Proc:
+        log_path = self.directory / f"{name}-{len(self.started)}.log"
+        log = open(log_path, "wb")
+        popen = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        proc = Proc(name, popen, log_path, log)
+        self.started.append(proc)
+        return proc
+
+    def tenure(self, name: str, *args: str, env: dict[str, str], cwd: str | Path | None = None) -> Proc:
+        return self.start(name, [TENURE, *args], env=env, cwd=cwd)
+
+    def tails(self) -> str:
+        return "\n".join(proc.tail() for proc in self.started)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+
+
+def tenure_env(database_url: str, broker_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a `tenure` process: this one's, minus TENURE_* settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_") or k.startswith("TENURE_TEST_")}
+    env["TENURE_DATABASE_URL"] = database_url
+    if broker_url:
+        env["TENURE_BROKER_URL"] = broker_url
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def wait_for_port(port: int, timeout: float = 20.0, *, proc: Proc | None = None,
+                  host: str = "127.0.0.1") -> None:
+    """Returns once something accepts TCP connections on `port`; fails if `proc` dies first."""
+    deadline = time.monotonic() + timeout
+    while not port_open(port, host):
+        if proc is not None and not proc.alive():
+            raise AssertionError(f"{proc.name} exited before listening on {port}\n{proc.tail()}")
+        if time.monotonic() > deadline:
+            detail = proc.tail() if proc is not None else ""
+            raise AssertionError(f"nothing listens on {host}:{port} after {timeout}s\n{detail}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start subprocesses with `processes.start(...)`/`.tenure(...)`; all are stopped at teardown."""
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=2)
+
+
+@pytest.fixture
+def redis_server(processes, tmp_path):
+    """Factory: `redis_server(port=None, start=True)` -> a private, non-persistent redis-server.
+
+    With `start=False` the port is reserved in name only: nothing listens until `.start()`.
+    Fails (never skips) when `redis-server` is not installed.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: the process-level tests need it (apt-get install redis-server)")
+
+    def launch(server: RedisServer) -> RedisServer:
+        assert not port_open(server.port), f"port {server.port} is already taken"
+        workdir = tmp_path / f"redis-{server.port}"
+        workdir.mkdir(exist_ok=True)
+        server.proc = processes.start(f"redis-{server.port}", [
+            binary, "--port", str(server.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir),
+        ])
+        wait_for_port(server.port, 10.0, proc=server.proc)
+        deadline = time.monotonic() + 10.0
+        client = server.client()
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        break
+                except redis.RedisError:
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.05)
+        finally:
+            client.close()
+        return server
+
+    def make(port: int | None = None, start: bool = True) -> RedisServer:
+        server = RedisServer(port or free_port())
+        server.start = lambda: launch(server)  # type: ignore[attr-defined]
+        return launch(server) if start else server
+
+    return make
