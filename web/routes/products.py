@@ -7,12 +7,11 @@ from typing import Annotated
 from litestar import Controller, Request, get, patch, post
 from litestar.params import Parameter
 
-from rules import lifecycle, names, permissions
-from rules.catalog import DEFAULT_CATALOG, kind_of
-from rules.errors import NameTaken
-from tables import clients, operations, products
+from rules import permissions
+from tables import operations, products
 from tables.clock import clock
 from tables.engine import transaction
+from web import intake
 from web.access import access
 from web.accept import accept, operation_out
 from web.errors import NotFound
@@ -40,31 +39,14 @@ async def visible_product(account: dict, product_id: str, needed: str) -> tuple[
     return product, found
 
 
-async def active_client(org_id: str, client_id: str) -> dict:
-    client = await clients.get(org_id, client_id)
-    if client is None:
-        raise NotFound("client", client_id)
-    return client
-
-
 class ProductController(Controller):
     tags = ["products"]
 
     @post("/v1/organizations/{org_id:str}/purchases", status_code=202)
     async def purchase(self, request: Request, account: dict, org_id: str, data: PurchaseIn) -> OperationOut:
         """Buys a product for the organization or, for a reseller, for one of its clients."""
-        found = await access(account, org_id, permissions.PRODUCT_BUY)
-        permissions.require_payment_method(found.granted, data.payment_method)
-        kind = kind_of(DEFAULT_CATALOG, data.kind)
-        lifecycle.check_term(kind, data.years)
-        name = names.normalize(data.kind, data.name)
-        status = (await active_client(org_id, data.client))["status"] if (
-            data.client and found.org["is_reseller"]) else None
-        permissions.check_purchase_owner(found.org["is_reseller"], data.client, status)
-        if await products.name_held(data.kind, name):
-            raise NameTaken(f"{name} is already held by another product; choose another name")
-        params = {"kind": data.kind, "name": name, "years": data.years,
-                  "payment_method": data.payment_method, "client_id": data.client}
+        found = await access(account, org_id)
+        params = await intake.purchase_params(found.org, found.granted, data)
         return await accept(request, kind="purchase", org_id=org_id, account_id=account["id"],
                             data=data, params=params)
 
@@ -72,10 +54,7 @@ class ProductController(Controller):
     async def renew(self, request: Request, account: dict, product_id: str, data: RenewalIn) -> OperationOut:
         """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice."""
         product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
-        permissions.require_payment_method(found.granted, data.payment_method)
-        lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
-        params = {"years": data.years, "current_expires_at": data.current_expires_at.isoformat(),
-                  "payment_method": data.payment_method}
+        params = intake.renewal_params(product, found.granted, data)
         return await accept(request, kind="renewal", org_id=product["organization"],
                             account_id=account["id"], data=data, params=params, product_id=product_id)
 
@@ -85,7 +64,7 @@ class ProductController(Controller):
         product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
         status = None
         if data.to_client and found.org["is_reseller"]:
-            status = (await active_client(product["organization"], data.to_client))["status"]
+            status = (await intake.client_in(product["organization"], data.to_client))["status"]
         permissions.check_transfer(found.org["is_reseller"], status)
         return await accept(request, kind="transfer", org_id=product["organization"],
                             account_id=account["id"], data=data,
@@ -95,11 +74,10 @@ class ProductController(Controller):
     async def release(self, request: Request, account: dict, org_id: str, client_id: str,
                       data: ReleaseIn) -> OperationOut:
         """Moves the client and all its products to a new organization owned by `owner_email`."""
-        await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
-        client = await active_client(org_id, client_id)
-        permissions.check_purchase_owner(True, client_id, client["status"])
+        found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
+        params = await intake.release_params(found.org, found.granted, client_id, data)
         return await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data,
-                            params={"client_id": client_id, "owner_email": data.owner_email})
+                            params=params)
 
     @get("/v1/operations/{operation_id:str}")
     async def get_operation(self, account: dict, operation_id: str) -> OperationOut:
