@@ -22,6 +22,7 @@ ACTOR_FOR_KIND = {
     "renewal": "renewals.execute",
     "transfer": "transfers.execute",
     "release": "releases.execute",
+    "client_upsert": "clients.upsert",
 }
 TIER_ACTOR = "tiers.recalculate"
 

@@ -6,6 +6,7 @@ import asyncio
 
 import dramatiq
 
+from worker.actors.clients import upsert_client
 from worker.actors.purchases import purchase
 from worker.actors.releases import release
 from worker.actors.renewals import renewal
@@ -16,6 +17,7 @@ from worker.queue import ACTOR_FOR_KIND, OPERATIONS_QUEUE, TIER_ACTOR, TIERS_QUE
 
 HANDLERS: dict[str, Handler] = {
     "purchase": purchase, "renewal": renewal, "transfer": transfer, "release": release,
+    "client_upsert": upsert_client,
 }
 # A burst of charges for one payer queues one recalculation, run shortly after.
 TIER_COALESCE_MS = 500

@@ -1,0 +1,30 @@
+"""clients.upsert: a reseller's back office creates or updates a client by its external_ref."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rules import permissions
+from rules.errors import ClientNotActive
+from tables import clients, events
+from tables.clients import Client
+from worker.execution import Done, recheck
+
+
+async def upsert_client(op: dict, now: datetime) -> Done:
+    params = op["params"]
+    reseller_id = op["organization_id"]
+    await recheck(op, permissions.CLIENT_MANAGE)
+    existing = await clients.by_external_ref(reseller_id, params["external_ref"])
+    if existing is None:
+        row = await clients.create(reseller_id, params["name"], params["email"], params["external_ref"], now)
+        client_id, created = row["id"], True
+    else:
+        if existing["status"] != "active":
+            raise ClientNotActive(f"client {existing['id']} ({params['external_ref']}) was released")
+        await Client.update({Client.name: params["name"], Client.email: params["email"].lower()}).where(
+            Client.id == existing["id"])
+        client_id, created = existing["id"], False
+    result = {"client_id": client_id, "external_ref": params["external_ref"], "created": created}
+    await events.record("client.upserted", reseller_id, now, operation_id=op["id"], data=result)
+    return Done(result=result)
