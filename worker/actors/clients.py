@@ -6,7 +6,7 @@ from datetime import datetime
 
 from rules import permissions
 from rules.errors import ClientNotActive
-from tables import clients, events
+from tables import clients
 from tables.clients import Client
 from worker.execution import Done, recheck
 
@@ -26,5 +26,4 @@ async def upsert_client(op: dict, now: datetime) -> Done:
             Client.id == existing["id"])
         client_id, created = existing["id"], False
     result = {"client_id": client_id, "external_ref": params["external_ref"], "created": created}
-    await events.record("client.upserted", reseller_id, now, operation_id=op["id"], data=result)
     return Done(result=result)
