@@ -136,3 +136,17 @@ class TargetMissing(RuleViolation):
 
     code = "not_found"
     status = 404
+
+
+class UnknownEventType(RuleViolation):
+    """An endpoint subscribed to an event type tenure does not emit."""
+
+    code = "unknown_event_type"
+    status = 422
+
+
+class InvalidWebhookUrl(RuleViolation):
+    """A webhook endpoint URL is not an acceptable http(s) address."""
+
+    code = "invalid_webhook_url"
+    status = 422

@@ -24,7 +24,12 @@ class Delivery(Table, tablename="deliveries"):
     status = Varchar(length=20, default="pending", index=True)
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(null=True, default=None, index=True)
+    leased_until = Timestamptz(
+        null=True, default=None,
+        help_text="Set when a deliver message is sent; an attempt may start only while it holds.",
+    )
     created_at = Timestamptz()
+    updated_at = Timestamptz(null=True, default=None)
 
 
 class DeliveryAttempt(Table, tablename="delivery_attempts"):

@@ -21,6 +21,8 @@ EXPECTED = {
     "NotAReseller": ("not_a_reseller", 409),
     "NameTaken": ("name_taken", 409),
     "TargetMissing": ("not_found", 404),
+    "UnknownEventType": ("unknown_event_type", 422),
+    "InvalidWebhookUrl": ("invalid_webhook_url", 422),
 }
 
 
