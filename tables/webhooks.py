@@ -56,3 +56,181 @@ class InboundMessage(Table, tablename="inbound_messages"):
     message_key = Varchar(length=300, primary_key=True, help_text="organization id + webhook-id")
     operation_id = Varchar(length=40)
     received_at = Timestamptz(index=True)
+
+
+# --- queries -----------------------------------------------------------------
+
+from datetime import datetime, timedelta  # noqa: E402
+
+from tables.ids import new_id  # noqa: E402
+
+LEASE = timedelta(minutes=2)  # longer than the 15 s HTTP timeout plus bookkeeping
+
+
+async def create_endpoint(org_id: str, url: str, event_types: frozenset[str], secret: str,
+                          now: datetime) -> dict:
+    row = {"id": new_id("whe"), "organization_id": org_id, "url": url,
+           "event_types": " ".join(sorted(event_types)), "secret": secret, "enabled": True,
+           "disabled_reason": None, "failing_since": None, "created_at": now}
+    await WebhookEndpoint.insert(WebhookEndpoint(**row))
+    return row
+
+
+async def endpoint(org_id: str, endpoint_id: str) -> dict | None:
+    return await WebhookEndpoint.select().where(
+        (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.organization_id == org_id)).first()
+
+
+async def endpoints_of(org_id: str) -> list[dict]:
+    return await WebhookEndpoint.select().where(
+        WebhookEndpoint.organization_id == org_id).order_by(WebhookEndpoint.id)
+
+
+async def delete_endpoint(endpoint_id: str, now: datetime) -> None:
+    await Delivery.update({Delivery.status: "cancelled", Delivery.leased_until: None,
+                           Delivery.updated_at: now}).where(
+        (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending"))
+    await WebhookEndpoint.delete().where(WebhookEndpoint.id == endpoint_id)
+
+
+async def claim_events(now: datetime, limit: int, *, operation_id: str | None = None,
+                       organization_id: str | None = None) -> list[dict]:
+    """Marks undispatched events as dispatched (each is taken by one caller) and returns them."""
+    from tables.events import Event
+
+    query = Event.select(Event.id).where(Event.dispatched_at.is_null())
+    if operation_id:
+        query = query.where(Event.operation_id == operation_id)
+    if organization_id:
+        query = query.where(Event.organization_id == organization_id)
+    ids = [r["id"] for r in await query.order_by(Event.id).limit(limit)]
+    if not ids:
+        return []
+    return await Event.update({Event.dispatched_at: now}).where(
+        Event.id.is_in(ids) & Event.dispatched_at.is_null()
+    ).returning(Event.id, Event.type, Event.organization_id)
+
+
+async def enabled_endpoints(org_ids: list[str]) -> list[dict]:
+    return await WebhookEndpoint.select(
+        WebhookEndpoint.id, WebhookEndpoint.organization_id, WebhookEndpoint.event_types
+    ).where(WebhookEndpoint.organization_id.is_in(org_ids) & (WebhookEndpoint.enabled == True))  # noqa: E712
+
+
+async def add_deliveries(pairs: list[tuple[str, str]], now: datetime) -> list[str]:
+    """One delivery per (endpoint, event), leased for an immediate first attempt; returns the new ids."""
+    if not pairs:
+        return []
+    rows = [Delivery(id=new_id("dlv"), endpoint_id=endpoint_id, event_id=event_id,
+                     delivery_key=f"{endpoint_id}:{event_id}", status="pending", attempts=0,
+                     next_attempt_at=now, leased_until=now + LEASE, created_at=now, updated_at=now)
+            for endpoint_id, event_id in pairs]
+    inserted = await Delivery.insert(*rows).on_conflict(
+        target=Delivery.delivery_key, action="DO NOTHING").returning(Delivery.id)
+    return [r["id"] for r in inserted]
+
+
+async def lease_due(now: datetime, limit: int) -> list[str]:
+    """Pending deliveries whose time has come and which nobody holds: lease them, return ids."""
+    due = await Delivery.select(Delivery.id).where(
+        (Delivery.status == "pending") & (Delivery.next_attempt_at <= now)
+        & (Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+    ).order_by(Delivery.next_attempt_at).limit(limit)
+    if not due:
+        return []
+    leased = await Delivery.update({Delivery.leased_until: now + LEASE}).where(
+        Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending")
+        & (Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+    ).returning(Delivery.id)
+    return [r["id"] for r in leased]
+
+
+async def delivery_context(delivery_id: str) -> tuple[dict, dict, dict] | None:
+    """The delivery with its endpoint and event, or None if any is gone."""
+    from tables.events import Event
+
+    delivery = await Delivery.select().where(Delivery.id == delivery_id).first()
+    if delivery is None:
+        return None
+    hook = await WebhookEndpoint.select().where(WebhookEndpoint.id == delivery["endpoint_id"]).first()
+    event = await Event.select().where(Event.id == delivery["event_id"]).output(load_json=True).first()
+    if hook is None or event is None:
+        return None
+    return delivery, hook, event
+
+
+async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> bool:
+    """Counts the attempt about to start; False if another worker started it or the lease is gone."""
+    claimed = await Delivery.update({Delivery.attempts: Delivery.attempts + 1, Delivery.updated_at: now}).where(
+        (Delivery.id == delivery_id) & (Delivery.status == "pending")
+        & (Delivery.attempts == attempts_seen) & (Delivery.leased_until > now)
+    ).returning(Delivery.id)
+    return bool(claimed)
+
+
+async def record_attempt(delivery_id: str, now: datetime, *, status_code: int | None, duration_ms: int,
+                         excerpt: str, error: str | None) -> None:
+    await DeliveryAttempt.insert(DeliveryAttempt(
+        id=new_id("att"), delivery_id=delivery_id, attempted_at=now, status_code=status_code,
+        duration_ms=duration_ms, response_excerpt=excerpt, error=error))
+
+
+async def settle(delivery_id: str, now: datetime, status: str, next_attempt_at: datetime | None) -> None:
+    await Delivery.update({Delivery.status: status, Delivery.next_attempt_at: next_attempt_at,
+                           Delivery.leased_until: None, Delivery.updated_at: now}).where(
+        Delivery.id == delivery_id)
+
+
+async def endpoint_succeeded(endpoint_id: str) -> None:
+    await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(
+        WebhookEndpoint.id == endpoint_id)
+
+
+async def endpoint_failed(endpoint_id: str, now: datetime) -> datetime:
+    """Notes the failure; returns since when the endpoint has been failing."""
+    await WebhookEndpoint.update({WebhookEndpoint.failing_since: now}).where(
+        (WebhookEndpoint.id == endpoint_id) & WebhookEndpoint.failing_since.is_null())
+    row = await WebhookEndpoint.select(WebhookEndpoint.failing_since).where(
+        WebhookEndpoint.id == endpoint_id).first()
+    return row["failing_since"]
+
+
+async def disable_endpoint(endpoint_id: str, reason: str, now: datetime) -> bool:
+    """Disables the endpoint and cancels its pending deliveries; False if it already was."""
+    changed = await WebhookEndpoint.update({WebhookEndpoint.enabled: False,
+                                            WebhookEndpoint.disabled_reason: reason}).where(
+        (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.enabled == True)  # noqa: E712
+    ).returning(WebhookEndpoint.id)
+    if changed:
+        await Delivery.update({Delivery.status: "cancelled", Delivery.leased_until: None,
+                               Delivery.updated_at: now}).where(
+            (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending"))
+    return bool(changed)
+
+
+async def deliveries_page(endpoint_id: str, after: str | None, limit: int) -> list[dict]:
+    query = Delivery.select().where(Delivery.endpoint_id == endpoint_id)
+    if after:
+        query = query.where(Delivery.id < after)
+    return await query.order_by(Delivery.id, ascending=False).limit(limit)
+
+
+async def attempts_of(delivery_ids: list[str]) -> dict[str, list[dict]]:
+    if not delivery_ids:
+        return {}
+    rows = await DeliveryAttempt.select().where(
+        DeliveryAttempt.delivery_id.is_in(delivery_ids)).order_by(DeliveryAttempt.attempted_at)
+    grouped: dict[str, list[dict]] = {d: [] for d in delivery_ids}
+    for row in rows:
+        grouped[row["delivery_id"]].append(row)
+    return grouped
+
+
+async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> bool:
+    """A person asks for one more attempt now (whatever the delivery's state)."""
+    reset = await Delivery.update({Delivery.status: "pending", Delivery.next_attempt_at: now,
+                                   Delivery.leased_until: now + LEASE, Delivery.updated_at: now}).where(
+        (Delivery.id == delivery_id) & (Delivery.endpoint_id == endpoint_id)
+        & ((Delivery.status != "pending") | Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+    ).returning(Delivery.id)
+    return bool(reset)

@@ -18,8 +18,10 @@ from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.health import health
+from web.routes.inbound import InboundController
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
+from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
 from worker.queue import Sender
 
@@ -42,7 +44,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
     app = Litestar(
         route_handlers=[
             health, catalog, AccountController, OrganizationController, BillingController,
-            ClientController, ProductController,
+            ClientController, ProductController, WebhookEndpointController, InboundController,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,

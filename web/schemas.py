@@ -207,3 +207,46 @@ class ProductOut(Struct):
     autorenew: bool
     state: str
     created_at: datetime
+
+
+class EndpointIn(Struct, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(min_length=8, max_length=2000)]
+    event_types: list[str] = msgspec.field(default_factory=list)
+
+
+class EndpointOut(Struct):
+    id: str
+    url: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    secret: str | None = None  # only in the answer that creates the endpoint
+
+
+class AttemptOut(Struct):
+    attempted_at: datetime
+    status_code: int | None
+    duration_ms: int
+    response_excerpt: str
+    error: str | None
+
+
+class DeliveryOut(Struct):
+    id: str
+    event_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    attempt_log: list[AttemptOut]
+
+
+class InboundSecretOut(Struct):
+    secret: str
+    previous_valid_until: datetime | None
+
+
+class InboundAccepted(Struct):
+    operation: OperationOut

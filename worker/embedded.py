@@ -22,7 +22,7 @@ class Embedded:
         self.settings = settings
         self.broker = make_broker(settings)
         self.sender = Sender(self.broker)
-        self.actors = declare(self.broker, self.sender)
+        self.actors = declare(self.broker, self.sender, settings)
         self.worker_threads = worker_threads
         self.with_scheduler = with_scheduler
 

@@ -17,4 +17,4 @@ if settings.broker_url is None:
                      "without one, `tenure demo` runs the workers in-process")
 broker = make_broker(settings)
 dramatiq.set_broker(broker)
-actors = declare(broker, Sender(broker))
+actors = declare(broker, Sender(broker), settings)

@@ -14,7 +14,8 @@ log = structlog.get_logger("tenure.queue")
 
 OPERATIONS_QUEUE = "operations"
 TIERS_QUEUE = "tiers"
-QUEUES = (OPERATIONS_QUEUE, TIERS_QUEUE)
+WEBHOOKS_QUEUE = "webhooks"
+QUEUES = (OPERATIONS_QUEUE, TIERS_QUEUE, WEBHOOKS_QUEUE)
 
 # operation kind -> actor name ("<noun>.<verb>")
 ACTOR_FOR_KIND = {
@@ -25,6 +26,7 @@ ACTOR_FOR_KIND = {
     "client_upsert": "clients.upsert",
 }
 TIER_ACTOR = "tiers.recalculate"
+DELIVER_ACTOR = "webhooks.deliver"
 
 
 def operation_message(kind: str, operation_id: str) -> Message:
@@ -35,6 +37,11 @@ def operation_message(kind: str, operation_id: str) -> Message:
 def tier_message(organization_id: str) -> Message:
     return Message(queue_name=TIERS_QUEUE, actor_name=TIER_ACTOR,
                    args=(organization_id,), kwargs={}, options={})
+
+
+def delivery_message(delivery_id: str) -> Message:
+    return Message(queue_name=WEBHOOKS_QUEUE, actor_name=DELIVER_ACTOR,
+                   args=(delivery_id,), kwargs={}, options={})
 
 
 @dataclass

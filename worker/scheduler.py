@@ -9,8 +9,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tables.settings import Settings
 from worker.queue import Sender
 from worker.relay import relay
+from worker.webhooks.fanout import fan_out, send_due
 
 RELAY_INTERVAL_S = 5
+WEBHOOKS_INTERVAL_S = 2
+
+
+async def webhooks_tick(sender: Sender) -> None:
+    """Events no actor fanned out yet (sweeps, lost messages) and deliveries due for a retry."""
+    await fan_out(sender)
+    await send_due(sender)
 
 
 def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
@@ -19,6 +27,9 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
     scheduler.add_job(relay, "interval", seconds=RELAY_INTERVAL_S, id="relay",
                       args=[sender, settings.relay_stall_seconds],
                       max_instances=1, coalesce=True, misfire_grace_time=RELAY_INTERVAL_S)
+    scheduler.add_job(webhooks_tick, "interval", seconds=WEBHOOKS_INTERVAL_S, id="webhooks",
+                      args=[sender], max_instances=1, coalesce=True,
+                      misfire_grace_time=WEBHOOKS_INTERVAL_S)
     return scheduler
 
 

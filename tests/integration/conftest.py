@@ -30,14 +30,14 @@ def redis_url():
 @pytest.fixture
 def settings(database_url, redis_url):
     return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
-                    relay_stall_seconds=2)
+                    relay_stall_seconds=2, allow_private_webhook_urls=True)
 
 
 @pytest.fixture
 def broker(settings):
     broker = make_broker(settings)
     sender = Sender(broker)
-    declare(broker, sender)
+    declare(broker, sender, settings)
     yield broker
     broker.close()
 

@@ -12,8 +12,12 @@ from worker.actors.releases import release
 from worker.actors.renewals import renewal
 from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
+from tables.settings import Settings
 from worker.execution import Handler, run_operation
-from worker.queue import ACTOR_FOR_KIND, OPERATIONS_QUEUE, TIER_ACTOR, TIERS_QUEUE, Sender, tier_message
+from worker.queue import (ACTOR_FOR_KIND, DELIVER_ACTOR, OPERATIONS_QUEUE, TIER_ACTOR, TIERS_QUEUE,
+                          WEBHOOKS_QUEUE, Sender, tier_message)
+from worker.webhooks.delivery import deliver
+from worker.webhooks.fanout import fan_out
 
 HANDLERS: dict[str, Handler] = {
     "purchase": purchase, "renewal": renewal, "transfer": transfer, "release": release,
@@ -23,7 +27,9 @@ HANDLERS: dict[str, Handler] = {
 TIER_COALESCE_MS = 500
 
 
-def declare(broker: dramatiq.Broker, sender: Sender) -> dict[str, dramatiq.Actor]:
+def declare(broker: dramatiq.Broker, sender: Sender,
+            settings: Settings | None = None) -> dict[str, dramatiq.Actor]:
+    settings = settings or Settings()
     declared: dict[str, dramatiq.Actor] = {}
 
     def operation_actor(kind: str, handler: Handler) -> None:
@@ -31,6 +37,7 @@ def declare(broker: dramatiq.Broker, sender: Sender) -> dict[str, dramatiq.Actor
             _, done = await run_operation(operation_id, handler)
             for payer in done.charged if done else []:
                 await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
+            await fan_out(sender, operation_id=operation_id)
 
         name = ACTOR_FOR_KIND[kind]
         execute.__name__ = execute.__qualname__ = name.replace(".", "_")
@@ -41,8 +48,17 @@ def declare(broker: dramatiq.Broker, sender: Sender) -> dict[str, dramatiq.Actor
         operation_actor(kind, handler)
 
     async def tiers_recalculate(organization_id: str) -> None:
-        await recalculate(organization_id)
+        if await recalculate(organization_id):
+            await fan_out(sender, organization_id=organization_id)
+
+    async def webhooks_deliver(delivery_id: str) -> None:
+        _, disabled_for = await deliver(delivery_id, settings.allow_private_webhook_urls)
+        if disabled_for:  # tell the organization's other endpoints
+            await fan_out(sender, organization_id=disabled_for)
 
     declared[TIER_ACTOR] = dramatiq.actor(tiers_recalculate, actor_name=TIER_ACTOR,
                                           queue_name=TIERS_QUEUE, broker=broker)
+    declared[DELIVER_ACTOR] = dramatiq.actor(webhooks_deliver, actor_name=DELIVER_ACTOR,
+                                             queue_name=WEBHOOKS_QUEUE, broker=broker,
+                                             max_retries=3)
     return declared

@@ -1,0 +1,114 @@
+"""Outbound webhook endpoints, their deliveries, and manual retries."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import socket
+from typing import Annotated
+
+import anyio
+from litestar import Controller, Request, delete, get, post
+from litestar.params import Parameter
+
+from rules import permissions
+from rules import webhooks as hooks
+from rules.errors import InvalidWebhookUrl
+from tables import webhooks
+from tables.clock import clock
+from tables.engine import transaction
+from web.access import access
+from web.errors import Conflict, NotFound
+from web.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, Page
+from worker.queue import delivery_message
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
+    return EndpointOut(id=row["id"], url=row["url"], event_types=row["event_types"].split(),
+                       enabled=row["enabled"], disabled_reason=row["disabled_reason"],
+                       failing_since=row["failing_since"], created_at=row["created_at"], secret=secret)
+
+
+async def refuse_private(url: str, allow_private: bool) -> None:
+    host = hooks.check_url(url)
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InvalidWebhookUrl(f"the host {host!r} does not resolve; check the URL") from None
+    if any(hooks.is_private(info[4][0]) for info in infos):
+        raise InvalidWebhookUrl(f"{host!r} resolves to a loopback or private address; "
+                                "webhook endpoints must be reachable on the public internet")
+
+
+class WebhookEndpointController(Controller):
+    path = "/v1/organizations/{org_id:str}/webhook-endpoints"
+    tags = ["webhooks"]
+
+    @post("/", status_code=201)
+    async def create_endpoint(self, request: Request, account: dict, org_id: str, data: EndpointIn) -> EndpointOut:
+        """Subscribes a URL to events (all when `event_types` is empty); the secret is shown once."""
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        types = hooks.validate_event_types(data.event_types)
+        await refuse_private(data.url, request.app.state.settings.allow_private_webhook_urls)
+        secret = new_secret()
+        async with transaction():
+            row = await webhooks.create_endpoint(org_id, data.url, types, secret, clock.now())
+        return endpoint_out(row, secret)
+
+    @get("/")
+    async def list_endpoints(self, account: dict, org_id: str) -> list[EndpointOut]:
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        return [endpoint_out(row) for row in await webhooks.endpoints_of(org_id)]
+
+    @delete("/{endpoint_id:str}", status_code=204)
+    async def delete_endpoint(self, account: dict, org_id: str, endpoint_id: str) -> None:
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        async with transaction():
+            if await webhooks.endpoint(org_id, endpoint_id) is None:
+                raise NotFound("webhook endpoint", endpoint_id)
+            await webhooks.delete_endpoint(endpoint_id, clock.now())
+
+    @get("/{endpoint_id:str}/deliveries")
+    async def list_deliveries(self, account: dict, org_id: str, endpoint_id: str, after: str | None = None,
+                              limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> Page:
+        """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        if await webhooks.endpoint(org_id, endpoint_id) is None:
+            raise NotFound("webhook endpoint", endpoint_id)
+        rows = await webhooks.deliveries_page(endpoint_id, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        attempts = await webhooks.attempts_of([r["id"] for r in rows])
+        items = [DeliveryOut(id=r["id"], event_id=r["event_id"], status=r["status"], attempts=r["attempts"],
+                             next_attempt_at=r["next_attempt_at"] if r["status"] == "pending" else None,
+                             created_at=r["created_at"],
+                             attempt_log=[AttemptOut(attempted_at=a["attempted_at"], status_code=a["status_code"],
+                                                     duration_ms=a["duration_ms"],
+                                                     response_excerpt=a["response_excerpt"], error=a["error"])
+                                          for a in attempts[r["id"]]])
+                 for r in rows]
+        return Page(items=items, next_cursor=rows[-1]["id"] if more else None)
+
+    @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/retry", status_code=202)
+    async def retry_delivery(self, request: Request, account: dict, org_id: str, endpoint_id: str,
+                             delivery_id: str) -> dict:
+        """Sends the delivery again now (one attempt; on failure it follows the retry schedule)."""
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        hook = await webhooks.endpoint(org_id, endpoint_id)
+        if hook is None:
+            raise NotFound("webhook endpoint", endpoint_id)
+        if not hook["enabled"]:
+            raise Conflict("endpoint_disabled", f"this endpoint was disabled ({hook['disabled_reason']}); "
+                           "create a new endpoint to receive events again")
+        async with transaction():
+            if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
+                raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight
+        await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
+        return {"id": delivery_id, "status": "pending"}

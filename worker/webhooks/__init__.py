@@ -1,0 +1,1 @@
+"""Outbound webhooks: fan events out to endpoints, deliver them signed, retry on schedule."""

@@ -1,0 +1,45 @@
+"""Turns event rows into deliveries, one per matching enabled endpoint, then sends them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rules import webhooks as hooks
+from tables import webhooks
+from tables.clock import clock
+from tables.engine import transaction
+from worker.queue import Sender, delivery_message
+
+BATCH = 500
+
+
+async def fan_out(sender: Sender, *, operation_id: str | None = None,
+                  organization_id: str | None = None) -> int:
+    """Claims undispatched events (all, or one operation's / organization's), creates their
+    deliveries in the same transaction, and sends a deliver message for each after commit.
+    A delivery whose message is lost is re-sent by the scheduler when its lease runs out."""
+    now = clock.now()
+    async with transaction():
+        claimed = await webhooks.claim_events(now, BATCH, operation_id=operation_id,
+                                              organization_id=organization_id)
+        if not claimed:
+            return 0
+        endpoints = await webhooks.enabled_endpoints(sorted({e["organization_id"] for e in claimed}))
+        pairs = [(hook["id"], event["id"]) for event in claimed for hook in endpoints
+                 if hook["organization_id"] == event["organization_id"]
+                 and hooks.matches(frozenset(hook["event_types"].split()), event["type"])]
+        created = await webhooks.add_deliveries(pairs, now)
+    for delivery_id in created:
+        if not await asyncio.to_thread(sender.send, delivery_message(delivery_id)):
+            break  # broker down: the leases run out and the scheduler sends them
+    return len(created)
+
+
+async def send_due(sender: Sender) -> int:
+    """Scheduler tick: deliveries due for an attempt (retries, lost messages) get a message."""
+    async with transaction():
+        due = await webhooks.lease_due(clock.now(), BATCH)
+    for delivery_id in due:
+        if not await asyncio.to_thread(sender.send, delivery_message(delivery_id)):
+            break
+    return len(due)
