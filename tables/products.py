@@ -24,6 +24,12 @@ class Product(Table, tablename="products"):
         length=280, null=True, default=None, unique=True,
         help_text="kind + name while the product is not deleted: one holder per domain name",
     )
+    next_autorenew_at = Timestamptz(null=True, default=None, index=True,
+                                    help_text="When the autorenew sweep next looks at it.")
+    next_reminder_at = Timestamptz(null=True, default=None, index=True,
+                                   help_text="When the next product.expiring reminder is due.")
+    next_state_at = Timestamptz(null=True, default=None, index=True,
+                                help_text="When its lifecycle state next changes.")
     created_at = Timestamptz()
     updated_at = Timestamptz()
 
@@ -53,13 +59,13 @@ async def name_held(kind: str, name: str) -> bool:
 
 async def insert(*, kind: str, name: str, organization_id: str, client_id: str | None,
                  reseller_id: str | None, expires_at: datetime, now: datetime,
-                 autorenew: bool = True) -> str | None:
+                 schedule: dict, autorenew: bool = True) -> str | None:
     """Creates the product; None if its (domain) name is already held."""
     product_id = new_id("prd")
     inserted = await Product.insert(Product(
         id=product_id, kind=kind, name=name, organization=organization_id, client=client_id,
         reseller=reseller_id, expires_at=expires_at, autorenew=autorenew, state="active",
-        name_key=name_key(kind, name), created_at=now, updated_at=now,
+        name_key=name_key(kind, name), created_at=now, updated_at=now, **schedule,
     )).on_conflict(target=Product.name_key, action="DO NOTHING").returning(Product.id)
     return product_id if inserted else None
 
@@ -99,3 +105,36 @@ async def page(org_id: str, client_id: str | None, after: str | None, limit: int
     if after:
         query = query.where(Product.id > after)
     return await query.order_by(Product.id).limit(limit)
+
+
+LEASE_BATCH = 1000
+
+
+async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> list[str]:
+    """Products whose `column` (a next_*_at) has come, pushed to `until` so no other sweep takes them.
+
+    Reads through the column's index: the cost follows the number due, not the table.
+    """
+    due_at = getattr(Product, column)
+    taken: list[str] = []
+    while len(taken) < limit:
+        batch = await Product.select(Product.id).where(due_at <= now).order_by(due_at).limit(
+            min(LEASE_BATCH, limit - len(taken)))
+        if not batch:
+            break
+        leased = await Product.update({due_at: until}).where(
+            Product.id.is_in([r["id"] for r in batch]) & (due_at <= now)).returning(Product.id)
+        taken += [r["id"] for r in leased]
+        if len(batch) < LEASE_BATCH:
+            break
+    return taken
+
+
+async def lock_full(product_id: str) -> dict | None:
+    """The whole row (schedule columns included), locked on PostgreSQL."""
+    from tables.engine import is_sqlite
+
+    query = Product.select().where(Product.id == product_id)
+    if not is_sqlite():
+        query = query.lock_rows()
+    return await query.first()

@@ -7,10 +7,11 @@ from tables.ledger import Balance, LedgerEntry, TierState
 from tables.operations import Operation
 from tables.organizations import Membership, Organization, Team
 from tables.products import Product
+from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
     Account, ClaimToken, Organization, Team, Membership, Client, Product, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
-    InboundSecret, InboundMessage,
+    InboundSecret, InboundMessage, SweepRun,
 ]

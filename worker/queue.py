@@ -15,7 +15,9 @@ log = structlog.get_logger("tenure.queue")
 OPERATIONS_QUEUE = "operations"
 TIERS_QUEUE = "tiers"
 WEBHOOKS_QUEUE = "webhooks"
-QUEUES = (OPERATIONS_QUEUE, TIERS_QUEUE, WEBHOOKS_QUEUE)
+LIFECYCLE_QUEUE = "lifecycle"
+QUEUES = (OPERATIONS_QUEUE, TIERS_QUEUE, WEBHOOKS_QUEUE, LIFECYCLE_QUEUE)
+LIFECYCLE_ACTORS = ("lifecycle.advance", "reminders.send", "autorenew.attempt")
 
 # operation kind -> actor name ("<noun>.<verb>")
 ACTOR_FOR_KIND = {
@@ -37,6 +39,11 @@ def operation_message(kind: str, operation_id: str) -> Message:
 def tier_message(organization_id: str) -> Message:
     return Message(queue_name=TIERS_QUEUE, actor_name=TIER_ACTOR,
                    args=(organization_id,), kwargs={}, options={})
+
+
+def lifecycle_message(actor_name: str, product_ids: list[str]) -> Message:
+    return Message(queue_name=LIFECYCLE_QUEUE, actor_name=actor_name,
+                   args=(product_ids,), kwargs={}, options={})
 
 
 def delivery_message(delivery_id: str) -> Message:

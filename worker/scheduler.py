@@ -8,11 +8,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tables.settings import Settings
 from worker.queue import Sender
+from worker import sweeps
 from worker.relay import relay
 from worker.webhooks.fanout import fan_out, send_due
 
 RELAY_INTERVAL_S = 5
 WEBHOOKS_INTERVAL_S = 2
+SWEEP_INTERVAL_S = 60
 
 
 async def webhooks_tick(sender: Sender) -> None:
@@ -30,6 +32,12 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
     scheduler.add_job(webhooks_tick, "interval", seconds=WEBHOOKS_INTERVAL_S, id="webhooks",
                       args=[sender], max_instances=1, coalesce=True,
                       misfire_grace_time=WEBHOOKS_INTERVAL_S)
+    for job in sweeps.PRODUCT_SWEEPS:
+        scheduler.add_job(sweeps.sweep, "interval", seconds=SWEEP_INTERVAL_S, id=f"sweep-{job}",
+                          args=[job, sender], max_instances=1, coalesce=True,
+                          misfire_grace_time=SWEEP_INTERVAL_S)
+    scheduler.add_job(sweeps.recalculate_tiers, "cron", hour=3, minute=17, id="tiers-daily",
+                      args=[sender], max_instances=1, coalesce=True, misfire_grace_time=3600)
     return scheduler
 
 

@@ -35,13 +35,13 @@ def subscribe(api, who, org, receiver, path: str, event_types: list[str] | None 
 def settle(broker, sender, rounds: int = 1, step: timedelta | None = None) -> None:
     """Lets workers finish, then runs the scheduler's webhook tick (moving tenure's clock by `step`)."""
     for _ in range(rounds):
-        broker.join("operations", timeout=30_000)
-        broker.join("webhooks", timeout=30_000)
+        broker.join("operations", interval=10, timeout=30_000)
+        broker.join("webhooks", interval=10, timeout=30_000)
         if step:
             clock.advance(step)
         db(fan_out(sender))
         db(send_due(sender))
-        broker.join("webhooks", timeout=30_000)
+        broker.join("webhooks", interval=10, timeout=30_000)
 
 
 def funded_org(api, reseller: bool = False):

@@ -7,7 +7,8 @@ from typing import Annotated
 from litestar import Controller, Request, get, patch, post
 from litestar.params import Parameter
 
-from rules import permissions
+from rules import permissions, schedule
+from rules.catalog import DEFAULT_CATALOG, kind_of
 from tables import operations, products
 from tables.clock import clock
 from tables.engine import transaction
@@ -98,8 +99,12 @@ class ProductController(Controller):
     @patch("/v1/products/{product_id:str}")
     async def update_product(self, account: dict, product_id: str, data: ProductPatch) -> ProductOut:
         product, _ = await visible_product(account, product_id, permissions.PRODUCT_MANAGE)
+        now = clock.now()
+        kind = kind_of(DEFAULT_CATALOG, product["kind"])
+        plan = schedule.for_product(kind, product["expires_at"], data.autorenew, now)
         async with transaction():
-            await products.update(product_id, clock.now(), autorenew=data.autorenew)
+            await products.update(product_id, now, autorenew=data.autorenew,
+                                  next_autorenew_at=plan.next_autorenew_at)
         return product_out({**product, "autorenew": data.autorenew})
 
     @get("/v1/organizations/{org_id:str}/products")

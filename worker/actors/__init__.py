@@ -7,6 +7,7 @@ import asyncio
 import dramatiq
 
 from worker.actors.clients import upsert_client
+from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
 from worker.actors.purchases import purchase
 from worker.actors.releases import release
 from worker.actors.renewals import renewal
@@ -14,8 +15,8 @@ from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
 from tables.settings import Settings
 from worker.execution import Handler, run_operation
-from worker.queue import (ACTOR_FOR_KIND, DELIVER_ACTOR, OPERATIONS_QUEUE, TIER_ACTOR, TIERS_QUEUE,
-                          WEBHOOKS_QUEUE, Sender, tier_message)
+from worker.queue import (ACTOR_FOR_KIND, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE, TIER_ACTOR,
+                          TIERS_QUEUE, WEBHOOKS_QUEUE, Sender, tier_message)
 from worker.webhooks.delivery import deliver
 from worker.webhooks.fanout import fan_out
 
@@ -55,6 +56,18 @@ def declare(broker: dramatiq.Broker, sender: Sender,
         _, disabled_for = await deliver(delivery_id, settings.allow_private_webhook_urls)
         if disabled_for:  # tell the organization's other endpoints
             await fan_out(sender, organization_id=disabled_for)
+
+    def product_batch_actor(name: str, handle) -> None:
+        async def run(product_ids: list[str]) -> None:
+            for product_id in product_ids:
+                await handle(product_id)
+
+        run.__name__ = run.__qualname__ = name.replace(".", "_")
+        declared[name] = dramatiq.actor(run, actor_name=name, queue_name=LIFECYCLE_QUEUE, broker=broker)
+
+    product_batch_actor("lifecycle.advance", advance_state)
+    product_batch_actor("reminders.send", send_reminder)
+    product_batch_actor("autorenew.attempt", attempt_autorenew)
 
     declared[TIER_ACTOR] = dramatiq.actor(tiers_recalculate, actor_name=TIER_ACTOR,
                                           queue_name=TIERS_QUEUE, broker=broker)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rules import lifecycle, permissions
+from rules import lifecycle, permissions, schedule
 from rules.catalog import DEFAULT_CATALOG, kind_of
 from rules.errors import NameTaken
 from rules.lifecycle import rfc3339
@@ -27,7 +27,8 @@ async def purchase(op: dict, now: datetime) -> Done:
                                      now.replace(microsecond=0))
     product_id = await products.insert(
         kind=kind.kind, name=params["name"], organization_id=org_id, client_id=client_id,
-        reseller_id=org_id if client_id else None, expires_at=quote.expires_at, now=now)
+        reseller_id=org_id if client_id else None, expires_at=quote.expires_at, now=now,
+        schedule=schedule.for_product(kind, quote.expires_at, True, now).as_columns())
     if product_id is None:
         raise NameTaken(f"{params['name']} is already held by another product; choose another name")
     newly_flagged = await charge(org_id, quote.total, params["payment_method"], op["id"], now)

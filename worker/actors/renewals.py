@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rules import lifecycle, permissions
+from rules import lifecycle, permissions, schedule
 from rules.catalog import DEFAULT_CATALOG, kind_of
 from rules.errors import TargetMissing
 from rules.lifecycle import rfc3339
@@ -20,7 +20,7 @@ def payer_of(product: dict) -> str:
 
 async def renewal(op: dict, now: datetime) -> Done:
     params = op["params"]
-    product = await products.lock(op["product_id"])
+    product = await products.lock_full(op["product_id"])
     if product is None or product["organization"] != op["organization_id"]:
         raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
     await recheck(op, permissions.PRODUCT_RENEW, params["payment_method"])
@@ -29,7 +29,8 @@ async def renewal(op: dict, now: datetime) -> Done:
     guard = datetime.fromisoformat(params["current_expires_at"])
     quote = lifecycle.renewal_quote(kind, params["years"], await current_tier(payer),
                                     product["expires_at"], guard, now)
-    await products.update(product["id"], now, expires_at=quote.expires_at, state="active")
+    await products.update(product["id"], now, expires_at=quote.expires_at, state="active",
+                          **schedule.for_product(kind, quote.expires_at, product["autorenew"], now).as_columns())
     newly_flagged = await charge(payer, quote.total, params["payment_method"], op["id"], now)
     result = {"product_id": product["id"], "price": quote.total.to_dict(),
               "restore_fee": quote.restore_fee.to_dict(),

@@ -1,0 +1,102 @@
+"""The sweeps' actors: state changes, expiry reminders and autorenew attempts, per product.
+
+The scheduler leases due products (pushing their next_*_at forward) and sends their
+ids here in batches. Each product is handled in its own transaction; every effect is
+keyed (event dedupe keys, the renewal's idempotency key), so a batch run twice, or
+after a crash, changes nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from rules import lifecycle
+from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules.lifecycle import State, rfc3339
+from rules.schedule import next_state_change, next_window_after, states_passed
+from tables import events, operations, products
+from tables.clock import clock
+from tables.engine import transaction
+from worker.actors.renewals import payer_of, renewal
+from worker.execution import run_operation
+
+log = structlog.get_logger("tenure.lifecycle")
+
+
+async def advance_state(product_id: str) -> list[str]:
+    """Moves the product through every state it has reached; returns their names."""
+    now = clock.now()
+    async with transaction():
+        product = await products.lock_full(product_id)
+        if product is None:
+            return []
+        kind = kind_of(DEFAULT_CATALOG, product["kind"])
+        stored = State(product["state"])
+        passed = states_passed(kind, stored, product["expires_at"], now)
+        values: dict = {"next_state_at": next_state_change(kind, product["expires_at"], passed[-1] if passed else stored)}
+        if passed:
+            values["state"] = passed[-1].value
+        if passed and passed[-1] is State.DELETED:
+            values.update(name_key=None, next_autorenew_at=None, next_reminder_at=None)
+        await products.update(product_id, now, **values)
+        previous = stored
+        for state in passed:
+            data = {"name": product["name"], "kind": product["kind"], "client_id": product["client"],
+                    "expires_at": rfc3339(product["expires_at"]), "from": previous.value, "to": state.value}
+            event_type = "product.expired" if state is State.GRACE else "product.state_changed"
+            await events.record(event_type, product["organization"], now, product_id=product_id, data=data,
+                                dedupe_key=f"state:{product_id}:{product['expires_at'].isoformat()}:{state.value}")
+            previous = state
+    return [s.value for s in passed]
+
+
+async def send_reminder(product_id: str) -> int | None:
+    """Records product.expiring for the window open now (once per product, expiry and window)."""
+    now = clock.now()
+    async with transaction():
+        product = await products.lock_full(product_id)
+        if product is None:
+            return None
+        kind = kind_of(DEFAULT_CATALOG, product["kind"])
+        expires_at = product["expires_at"]
+        days = lifecycle.due_reminder(kind, expires_at, now) if product["state"] == "active" else None
+        if days is not None:
+            await events.record("product.expiring", product["organization"], now, product_id=product_id,
+                                data={"name": product["name"], "kind": product["kind"],
+                                      "client_id": product["client"], "days_before": days,
+                                      "expires_at": rfc3339(expires_at), "autorenew": product["autorenew"]},
+                                dedupe_key=f"expiring:{product_id}:{expires_at.isoformat()}:{days}")
+        await products.update(product_id, now, next_reminder_at=next_window_after(
+            kind.reminder_days_before, expires_at, now) if product["state"] == "active" else None)
+    return days
+
+
+async def attempt_autorenew(product_id: str) -> str | None:
+    """Creates this window's renewal operation (once, by key) and runs it; returns its outcome."""
+    now = clock.now()
+    async with transaction():
+        product = await products.lock_full(product_id)
+        if product is None:
+            return None
+        kind = kind_of(DEFAULT_CATALOG, product["kind"])
+        expires_at = product["expires_at"]
+        days = None
+        if product["autorenew"] and product["state"] == "active":
+            days = lifecycle.due_attempt(kind, expires_at, now)
+        await products.update(product_id, now, next_autorenew_at=next_window_after(
+            kind.autorenew_days_before, expires_at, now) if days else None)
+        if days is None:
+            return None
+        row = operations.new_row(
+            "renewal", product["organization"], now, account_id=None, product_id=product_id,
+            idem_key=f"{product['organization']}:autorenew:{product_id}:{expires_at.isoformat()}:{days}",
+            params={"years": 1, "current_expires_at": expires_at.isoformat(), "payment_method": "prepaid",
+                    "autorenew_days_before": days, "payer": payer_of(product)},
+            enqueued_at=now)
+        op, created = await operations.insert_or_get(row)
+    outcome, _ = await run_operation(op["id"], renewal)
+    log.info("autorenew_attempt", product_id=product_id, operation_id=op["id"], days_before=days,
+             outcome=outcome, first=created)
+    return outcome

@@ -1,0 +1,75 @@
+"""Scheduler jobs that find due products and send their ids to the lifecycle actors.
+
+Each run leases what it takes with a conditional UPDATE (the product's next_*_at is
+pushed `LEASE` ahead), so two scheduler replicas never send the same product in one
+tick; if a message is lost or a worker dies, the lease runs out and a later tick
+sends it again. The actors set the real next time when they are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import structlog
+
+from rules.lifecycle import add_years
+from tables import sweeps
+from tables.clock import clock
+from tables.engine import transaction
+from tables.ledger import TierState
+from worker.queue import Sender, lifecycle_message, tier_message
+
+log = structlog.get_logger("tenure.sweeps")
+LEASE = timedelta(minutes=15)
+MESSAGE_BATCH = 100
+MAX_PER_RUN = 100_000
+
+# job id -> (product column, actor)
+PRODUCT_SWEEPS = {
+    "states": ("next_state_at", "lifecycle.advance"),
+    "reminders": ("next_reminder_at", "reminders.send"),
+    "autorenew": ("next_autorenew_at", "autorenew.attempt"),
+}
+
+
+async def sweep(job: str, sender: Sender) -> int:
+    """Leases the due products of one sweep and sends them in batches; returns how many."""
+    from tables import products
+
+    column, actor = PRODUCT_SWEEPS[job]
+    started, now = time.monotonic(), clock.now()
+    async with transaction():
+        due = await products.lease_due(column, now, now + LEASE, MAX_PER_RUN)
+    for start in range(0, len(due), MESSAGE_BATCH):
+        batch = due[start:start + MESSAGE_BATCH]
+        if not await asyncio.to_thread(sender.send, lifecycle_message(actor, batch)):
+            break  # broker down: the leases run out and a later run sends them again
+    await _record(job, now, started, len(due))
+    return len(due)
+
+
+async def recalculate_tiers(sender: Sender) -> int:
+    """Daily: every payer with volume gets its tier recomputed (old purchases age out)."""
+    started, now = time.monotonic(), clock.now()
+    rows = await TierState.select(TierState.organization_id).where(
+        (TierState.volume_12m > 0) | (TierState.tier != "A") | (TierState.computed_at < add_years(now, -1)))
+    for row in rows:
+        if not await asyncio.to_thread(sender.send, tier_message(row["organization_id"])):
+            break
+    await _record("tiers", now, started, len(rows))
+    return len(rows)
+
+
+async def _record(job: str, now, started: float, items: int) -> None:
+    duration_ms = int((time.monotonic() - started) * 1000)
+    async with transaction():
+        await sweeps.record(job, now, duration_ms, items)
+    if items:
+        log.info("sweep_run", job=job, items=items, duration_ms=duration_ms)
+
+
+async def run_all(sender: Sender) -> dict[str, int]:
+    """One tick of every product sweep (states first: an expired product gets no attempt)."""
+    return {job: await sweep(job, sender) for job in PRODUCT_SWEEPS}
