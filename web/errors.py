@@ -74,7 +74,8 @@ def _validation(_: Request, exc: ValidationException) -> Response:
 
 
 _CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+          405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+          429: "too_many_requests"}
 
 
 def _http(_: Request, exc: HTTPException) -> Response:

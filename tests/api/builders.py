@@ -69,3 +69,43 @@ def client_of(client, owner: Person, reseller: str, name: str = "Client", extern
     answer = client.post(f"/v1/resellers/{reseller}/clients", json=body, headers=owner.auth)
     assert answer.status_code == 201, answer.text
     return answer.json()["id"]
+
+
+# The permission names fixed by the HTTP contract (written out, not imported, on purpose).
+PERMISSIONS = [
+    "org:view", "org:manage", "billing:view", "billing:manage", "pay:prepaid", "pay:invoice",
+    "product:view", "product:buy", "product:renew", "product:manage", "product:transfer",
+    "client:manage", "webhook:manage",
+]
+
+
+def refused(answer, status: int, code: str) -> str:
+    """Asserts an error answer `{"error": {"code", "message"}}`; returns its message."""
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code, answer.text
+    assert isinstance(error["message"], str) and error["message"], answer.text
+    return error["message"]
+
+
+def teams_of(client, who: Person, org: str) -> list[dict]:
+    answer = client.get(f"/v1/organizations/{org}/teams", headers=who.auth)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def member_ids(client, who: Person, org: str, team_id: str) -> list[str]:
+    team_row = next(t for t in teams_of(client, who, org) if t["id"] == team_id)
+    return [m["id"] for m in team_row["members"]]
+
+
+def balance(client, who: Person, org: str) -> int:
+    answer = client.get(f"/v1/organizations/{org}/billing", headers=who.auth)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["balance"]["amount"]
+
+
+def add_to_team(client, owner: Person, org: str, team_id: str, newcomer: Person) -> None:
+    answer = client.post(f"/v1/organizations/{org}/teams/{team_id}/members",
+                         json={"email": newcomer.email}, headers=owner.auth)
+    assert answer.status_code == 201, answer.text

@@ -15,7 +15,7 @@ class AccountController(Controller):
     path = "/v1"
     tags = ["accounts"]
 
-    @post("/accounts", status_code=201, security=[])
+    @post("/accounts", status_code=201, security=[{}])
     async def create_account(self, data: AccountIn) -> AccountCreated:
         """Creates a personal account; the API key is shown once."""
         try:
@@ -26,7 +26,7 @@ class AccountController(Controller):
                            "use its API key, or its claim token if it was created by a release")
         return AccountCreated(id=row["id"], email=row["email"], name=row["name"], api_key=key)
 
-    @post("/accounts/claim", status_code=201, security=[])
+    @post("/accounts/claim", status_code=201, security=[{}])
     async def claim(self, data: ClaimIn) -> ApiKeyOut:
         """Trades a release's one-time claim token for the account's API key."""
         async with transaction():

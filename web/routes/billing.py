@@ -73,7 +73,7 @@ class BillingController(Controller):
         )
 
 
-@get("/v1/catalog", tags=["catalog"], security=[])
+@get("/v1/catalog", tags=["catalog"], security=[{}])
 async def catalog() -> dict:
     """Product kinds with yearly prices and lifecycle periods, and the volume tiers."""
     return {

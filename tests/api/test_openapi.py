@@ -1,0 +1,83 @@
+"""The generated OpenAPI document describes the contract's routes and the bearer key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ROUTES = [
+    ("post", "/v1/accounts"),
+    ("post", "/v1/accounts/claim"),
+    ("get", "/v1/me"),
+    ("post", "/v1/organizations"),
+    ("get", "/v1/organizations/{org_id}"),
+    ("get", "/v1/organizations/{org_id}/teams"),
+    ("post", "/v1/organizations/{org_id}/teams"),
+    ("post", "/v1/organizations/{org_id}/teams/{team_id}/members"),
+    ("delete", "/v1/organizations/{org_id}/teams/{team_id}/members/{member_id}"),
+    ("post", "/v1/organizations/{org_id}/leave"),
+    ("post", "/v1/organizations/{org_id}/funds"),
+    ("get", "/v1/organizations/{org_id}/billing"),
+    ("get", "/v1/catalog"),
+    ("post", "/v1/resellers/{org_id}/clients"),
+    ("get", "/v1/resellers/{org_id}/clients"),
+    ("get", "/v1/resellers/{org_id}/clients/{client_id}"),
+]
+
+PUBLIC = [("post", "/v1/accounts"), ("post", "/v1/accounts/claim"), ("get", "/v1/catalog")]
+
+
+@pytest.fixture
+def schema(client):
+    answer = client.get("/schema/openapi.json")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/")
+    return json.loads(answer.content)
+
+
+def test_the_schema_is_an_openapi_document(schema):
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "tenure"
+    assert isinstance(schema["paths"], dict)
+
+
+def test_the_schema_lists_every_route(schema):
+    missing = [(m, p) for m, p in ROUTES if m not in schema["paths"].get(p, {})]
+
+    assert missing == []
+
+
+def test_the_schema_declares_the_bearer_key(schema):
+    schemes = schema["components"]["securitySchemes"]
+    bearer = [name for name, s in schemes.items() if s.get("type") == "http" and s.get("scheme") == "bearer"]
+
+    assert bearer, schemes
+    assert {bearer[0]: []} in schema["security"]
+
+
+@pytest.mark.parametrize("method, path", PUBLIC)
+def test_public_routes_are_declared_without_a_key(schema, method, path):
+    operation = schema["paths"][path][method]
+
+    # An operation-level requirement overrides the document's; [] or [{}] means no key needed.
+    assert operation.get("security") in ([], [{}]), operation.get("security")
+
+
+@pytest.mark.parametrize("method, path", [r for r in ROUTES if r not in PUBLIC])
+def test_other_routes_require_the_key(schema, method, path):
+    operation = schema["paths"][path][method]
+
+    assert operation.get("security", schema["security"]) == schema["security"]
+
+
+def test_the_documented_answers_use_the_contract_field_names(schema):
+    created = schema["paths"]["/v1/accounts"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    component = _resolve(schema, created)
+
+    assert {"id", "email", "api_key"} <= set(component["properties"])
+
+
+def _resolve(schema: dict, ref: dict) -> dict:
+    name = ref["$ref"].rsplit("/", 1)[-1]
+    return schema["components"]["schemas"][name]
