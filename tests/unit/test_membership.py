@@ -65,3 +65,26 @@ def test_leaving_is_refused_exactly_when_no_owner_would_remain(owners, account):
         refused = True
 
     assert refused == leaves_none
+
+
+def test_a_manager_cannot_grant_a_permission_they_do_not_hold():
+    import pytest
+
+    from rules.errors import PermissionDenied
+    from rules.membership import check_grant
+
+    check_grant(frozenset({"org:manage", "product:view"}), frozenset({"product:view"}))
+    with pytest.raises(PermissionDenied, match="billing:manage"):
+        check_grant(frozenset({"org:manage"}), frozenset({"billing:manage"}))
+
+
+def test_only_owners_change_the_owner_team():
+    import pytest
+
+    from rules.errors import PermissionDenied
+    from rules.membership import check_owner_team_change
+
+    check_owner_team_change(caller_is_owner=True, team_is_owner=True)
+    check_owner_team_change(caller_is_owner=False, team_is_owner=False)
+    with pytest.raises(PermissionDenied):
+        check_owner_team_change(caller_is_owner=False, team_is_owner=True)

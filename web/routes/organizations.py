@@ -23,6 +23,14 @@ def _team_out(row: dict) -> TeamOut:
                    owner=row["is_owner"], members=[MemberOut(**m) for m in row.get("members", [])])
 
 
+async def check_team_change(found, account: dict, team: dict) -> None:
+    """Changing a team's members hands out its permissions: only what the caller holds,
+    and the Owner team only by owners."""
+    membership.check_grant(found.granted, frozenset(team["permissions"].split()))
+    caller_is_owner = account["id"] in await organizations.owner_ids(found.org["id"])
+    membership.check_owner_team_change(caller_is_owner, team["is_owner"])
+
+
 class OrganizationController(Controller):
     path = "/v1/organizations"
     tags = ["organizations"]
@@ -51,8 +59,9 @@ class OrganizationController(Controller):
 
     @post("/{org_id:str}/teams", status_code=201)
     async def create_team(self, account: dict, org_id: str, data: TeamIn) -> TeamOut:
-        await access(account, org_id, permissions.ORG_MANAGE)
+        found = await access(account, org_id, permissions.ORG_MANAGE)
         granted = permissions.validate_permissions(data.permissions)
+        membership.check_grant(found.granted, granted)
         try:
             async with transaction():
                 team = await organizations.create_team(org_id, data.name.strip(), granted, clock.now())
@@ -62,10 +71,11 @@ class OrganizationController(Controller):
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
     async def add_member(self, account: dict, org_id: str, team_id: str, data: MemberIn) -> MemberOut:
-        await access(account, org_id, permissions.ORG_MANAGE)
+        found = await access(account, org_id, permissions.ORG_MANAGE)
         team = await organizations.get_team(org_id, team_id)
         if team is None:
             raise NotFound("team", team_id)
+        await check_team_change(found, account, team)
         member = await accounts.by_email(data.email)
         if member is None:
             raise Invalid("unknown_account", f"no account uses {data.email!r}; "
@@ -79,12 +89,13 @@ class OrganizationController(Controller):
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
     async def remove_member(self, account: dict, org_id: str, team_id: str, member_id: str) -> None:
-        await access(account, org_id, permissions.ORG_MANAGE)
+        found = await access(account, org_id, permissions.ORG_MANAGE)
         async with transaction():
             await organizations.lock(org_id)
             team = await organizations.get_team(org_id, team_id)
             if team is None:
                 raise NotFound("team", team_id)
+            await check_team_change(found, account, team)
             owners = await organizations.owner_ids(org_id)
             membership.check_removal(owners, member_id, team["is_owner"])
             if not await organizations.remove_member(team_id, member_id):
