@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,9 +72,17 @@ class Proc:
             pass
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """SIGTERM the group, then SIGKILL whatever is left after `grace_s`; reaps it."""
+        """SIGTERM the leader, then SIGKILL the whole group after `grace_s`; reaps the leader.
+
+        Only the leader gets SIGTERM: Dramatiq's main process forwards it to its worker
+        processes, and a worker process signalled twice "kills" itself with sys.exit, which
+        hangs on the AsyncIO middleware's non-daemon loop thread.
+        """
         if self.alive():
-            self.kill(signal.SIGTERM)
+            try:
+                self.popen.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 self.popen.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
@@ -153,7 +162,16 @@ def processes(tmp_path):
 @dataclass
 class RedisServer:
     port: int
+    launcher: Callable[[RedisServer], None] = field(repr=False)
     proc: Proc | None = None
+
+    def start(self) -> RedisServer:
+        self.launcher(self)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
 
     @property
     def url(self) -> str:
@@ -174,7 +192,7 @@ def redis_server(processes, tmp_path):
     if binary is None:
         pytest.fail("redis-server is not installed: the process-level tests need it (apt-get install redis-server)")
 
-    def launch(server: RedisServer) -> RedisServer:
+    def launch(server: RedisServer) -> None:
         assert not port_open(server.port), f"port {server.port} is already taken"
         workdir = tmp_path / f"redis-{server.port}"
         workdir.mkdir(exist_ok=True)
@@ -196,11 +214,9 @@ def redis_server(processes, tmp_path):
                 time.sleep(0.05)
         finally:
             client.close()
-        return server
 
     def make(port: int | None = None, start: bool = True) -> RedisServer:
-        server = RedisServer(port or free_port())
-        server.start = lambda: launch(server)  # type: ignore[attr-defined]
-        return launch(server) if start else server
+        server = RedisServer(port or free_port(), launch)
+        return server.start() if start else server
 
     return make

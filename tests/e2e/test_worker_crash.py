@@ -1,0 +1,91 @@
+"""Invariant 2 across processes: a worker killed mid-batch leaves nothing done twice or undone."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from litestar.testing import TestClient
+
+from tables.settings import Settings
+from tests.api import builders
+from tests.e2e.conftest import tenure_env
+from tests.e2e.support import (accept_purchases, assert_each_purchase_done_once, statuses,
+                               wait_until_finished)
+from web.app import create_app
+
+PURCHASES = 150  # 150 domains at 15.00 stay below tier B: every charge is the full price
+PRICE = 1500
+FUNDS = 2 * PURCHASES * PRICE
+STALL_S = 2
+KILL_AFTER = 10  # succeeded operations before the worker is killed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_worker_killed_mid_batch_leaves_every_purchase_done_exactly_once(
+        database_url, redis_server, processes):
+    redis = redis_server()
+    settings = Settings(database_url=database_url, broker_url=redis.url)
+    env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S))
+    names = [f"crash-{i:03d}.fr" for i in range(PURCHASES)]
+
+    with TestClient(create_app(settings)) as api:
+        owner = builders.person(api)
+        org = builders.organization(api, owner)
+        builders.fund(api, owner, org, FUNDS)
+
+        first = processes.tenure("worker", "worker", "--processes", "1", "--threads", "8", env=env)
+        at_kill: dict = {}
+
+        def kill_once_some_succeeded(index: int | None = None) -> None:
+            if at_kill or (index is not None and index % 3):
+                return
+            # Kill while it holds work: some messages taken from Redis and not acknowledged yet.
+            if statuses(org)["succeeded"] >= KILL_AFTER and unacked_messages(redis.client()):
+                first.kill(signal.SIGKILL)  # the whole group: main and worker processes
+                first.popen.wait(timeout=10)
+                time.sleep(0.2)  # the forked worker process dies with it
+                at_kill.update(accepted=(index + 1) if index is not None else PURCHASES,
+                               statuses=dict(statuses(org)),
+                               unacked=unacked_messages(redis.client()))
+
+        op_ids = accept_purchases(api, owner, org, names, after_each=kill_once_some_succeeded)
+        deadline = time.monotonic() + 30
+        while not at_kill:
+            assert first.alive(), f"the first worker died on its own\n{first.tail()}"
+            assert time.monotonic() < deadline, \
+                f"never {KILL_AFTER} succeeded with work in hand: {dict(statuses(org))}\n{first.tail()}"
+            kill_once_some_succeeded()
+            time.sleep(0.02)
+        succeeded = at_kill["statuses"].get("succeeded", 0)
+        assert KILL_AFTER <= succeeded < PURCHASES, at_kill
+        # What the dead worker held stays in its Redis ack set until its heartbeat times out
+        # (60 s, longer than this test): only the relay's stall rule brings those back.
+        assert at_kill["unacked"] > 0 or at_kill["statuses"].get("running", 0) > 0, at_kill
+        print(f"\nworker killed: {at_kill}")
+
+        second = processes.tenure("worker", "worker", "--processes", "1", "--threads", "8", env=env)
+        # The relay as deployed: its own process, stall threshold from TENURE_RELAY_STALL_SECONDS.
+        scheduler = processes.tenure("scheduler", "scheduler", env=env)
+
+        def alive() -> str | None:
+            dead = [proc.name for proc in (second, scheduler) if not proc.alive()]
+            return f"{', '.join(dead)} died\n{processes.tails()}" if dead else None
+
+        try:
+            wait_until_finished(org, PURCHASES, timeout=40, alive=alive)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{processes.tails()}") from None
+
+        prices = assert_each_purchase_done_once(api, owner, org, op_ids, names, FUNDS)
+        assert prices == {PRICE: PURCHASES}
+
+
+def unacked_messages(client) -> int:
+    """Messages a (dead) worker took from Redis and never acknowledged."""
+    try:
+        return sum(client.scard(key) for key in client.scan_iter("dramatiq:__acks__.*", _type="set"))
+    finally:
+        client.close()
