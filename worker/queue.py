@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -53,23 +54,32 @@ def delivery_message(delivery_id: str) -> Message:
 
 @dataclass
 class Sender:
-    """Sends messages; after a broker failure it stops trying for `pause_s` (the relay catches up).
+    """Sends messages without ever holding up a request for long; `send` never raises.
 
-    `send` never raises: it answers whether the message reached the broker.
+    After a broker failure it stops trying for `pause_s`. While one send has been stuck
+    for more than `slow_s` (a broker that hangs instead of refusing), other sends give
+    up at once instead of queueing behind it. Whatever is not sent, the relay sends.
     """
 
     broker: dramatiq.Broker
     pause_s: float = 2.0
+    slow_s: float = 0.25
 
     def __post_init__(self) -> None:
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._in_flight: dict[int, float] = {}
+        self._tokens = itertools.count()
         for queue in QUEUES:
             self.broker.declare_queue(queue)
 
     def send(self, message: Message, delay_ms: int | None = None) -> bool:
-        if time.monotonic() < self._down_until:
-            return False
+        now = time.monotonic()
+        with self._lock:
+            token = next(self._tokens)
+            if now < self._down_until or any(now - t > self.slow_s for t in self._in_flight.values()):
+                return False
+            self._in_flight[token] = now
         try:
             self.broker.enqueue(message, delay=delay_ms)
             return True
@@ -78,3 +88,6 @@ class Sender:
                 self._down_until = time.monotonic() + self.pause_s
             log.warning("broker_send_failed", actor=message.actor_name, error=str(exc))
             return False
+        finally:
+            with self._lock:
+                del self._in_flight[token]
