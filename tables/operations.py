@@ -118,3 +118,7 @@ async def take_for_relay(cutoff: datetime, now: datetime, limit: int) -> list[di
 async def unsent(op_id: str) -> None:
     """The send failed: let the relay pick it up at its next tick."""
     await Operation.update({Operation.enqueued_at: None}).where(Operation.id == op_id)
+
+
+async def by_idem_key(idem_key: str) -> dict | None:
+    return await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 from litestar import Request
 
+from rules.errors import RuleViolation
 from tables import operations
 from tables.clock import clock
 from tables.engine import transaction
@@ -19,6 +22,34 @@ def operation_out(row: dict) -> OperationOut:
                         result=row.get("result"), organization_id=row["organization_id"],
                         product_id=row.get("product_id"), created_at=row["created_at"],
                         finished_at=row.get("finished_at"))
+
+
+async def replayed(request: Request, org_id: str, data: object,
+                   idem_key: str | None = None) -> OperationOut | None:
+    """The operation a replayed Idempotency-Key already made, checked before any other rule
+    (a replay after success must not fail on what the first request changed, e.g. name_taken)."""
+    key = idem_key if idem_key is not None else idempotency.key_for(request, org_id)
+    if key is None:
+        return None
+    existing = await operations.by_idem_key(key)
+    if existing is None:
+        return None
+    idempotency.check_same_request(existing, idempotency.request_hash(request, data))
+    return operation_out(existing)
+
+
+async def intake_or_replay(request: Request, org_id: str, data: object,
+                           check: Callable[[], Awaitable[dict]]) -> tuple[OperationOut | None, dict]:
+    """Runs the operation's checks unless its Idempotency-Key was already used; a check that
+    fails because a concurrent twin just took effect (say name_taken) also answers the twin."""
+    if replay := await replayed(request, org_id, data):
+        return replay, {}
+    try:
+        return None, await check()
+    except RuleViolation:
+        if replay := await replayed(request, org_id, data):
+            return replay, {}
+        raise
 
 
 async def accept(request: Request, *, kind: str, org_id: str, account_id: str | None, data: object,

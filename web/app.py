@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
             title="tenure",
             version="1.0.0",
             path="/schema",
+            use_handler_docstrings=True,
             security=[{"BearerAuth": []}],
             components=Components(security_schemes={
                 "BearerAuth": SecurityScheme(type="http", scheme="bearer",

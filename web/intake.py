@@ -39,7 +39,7 @@ async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) 
             "payment_method": data.payment_method, "client_id": data.client}
 
 
-def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> dict:
+async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> dict:
     permissions.require(granted, permissions.PRODUCT_RENEW)
     permissions.require_payment_method(granted, data.payment_method)
     lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)

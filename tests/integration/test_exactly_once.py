@@ -94,3 +94,19 @@ def test_a_request_without_a_key_gets_its_own_operation(api, workers):
     assert first.json()["id"] != second.json()["id"]
     assert [wait_done(api, owner, a.json()["id"])["status"] for a in (first, second)] == ["succeeded"] * 2
     assert charges_for(org) == [2400, 2400]
+
+
+def test_replaying_a_purchase_after_it_succeeded_returns_the_same_operation(api, workers):
+    workers()
+    owner = builders.person(api)
+    org = builders.organization(api, owner)
+    builders.fund(api, owner, org, 10_000)
+    first = buy(api, owner, org, "replay.fr", key="k-replay")
+    assert wait_done(api, owner, first.json()["id"])["status"] == "succeeded"
+
+    again = buy(api, owner, org, "replay.fr", key="k-replay")
+
+    assert again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "succeeded"
+    assert charges_for(org) == [1500]

@@ -14,7 +14,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from web import intake
 from web.access import access
-from web.accept import accept, operation_out
+from web.accept import accept, intake_or_replay, operation_out, replayed
 from web.errors import NotFound
 from web.routes.clients import reseller_access
 from web.schemas import (OperationOut, Page, ProductOut, ProductPatch, PurchaseIn, RenewalIn,
@@ -47,7 +47,10 @@ class ProductController(Controller):
     async def purchase(self, request: Request, account: dict, org_id: str, data: PurchaseIn) -> OperationOut:
         """Buys a product for the organization or, for a reseller, for one of its clients."""
         found = await access(account, org_id)
-        params = await intake.purchase_params(found.org, found.granted, data)
+        replay, params = await intake_or_replay(
+            request, org_id, data, lambda: intake.purchase_params(found.org, found.granted, data))
+        if replay:
+            return replay
         return await accept(request, kind="purchase", org_id=org_id, account_id=account["id"],
                             data=data, params=params)
 
@@ -55,7 +58,10 @@ class ProductController(Controller):
     async def renew(self, request: Request, account: dict, product_id: str, data: RenewalIn) -> OperationOut:
         """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice."""
         product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
-        params = intake.renewal_params(product, found.granted, data)
+        replay, params = await intake_or_replay(
+            request, product["organization"], data, lambda: intake.renewal_params(product, found.granted, data))
+        if replay:
+            return replay
         return await accept(request, kind="renewal", org_id=product["organization"],
                             account_id=account["id"], data=data, params=params, product_id=product_id)
 
@@ -63,6 +69,8 @@ class ProductController(Controller):
     async def transfer(self, request: Request, account: dict, product_id: str, data: TransferIn) -> OperationOut:
         """A reseller moves a product to one of its clients (`to_client`) or back to itself (null)."""
         product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
+        if replay := await replayed(request, product["organization"], data):
+            return replay
         status = None
         if data.to_client and found.org["is_reseller"]:
             status = (await intake.client_in(product["organization"], data.to_client))["status"]
@@ -76,7 +84,10 @@ class ProductController(Controller):
                       data: ReleaseIn) -> OperationOut:
         """Moves the client and all its products to a new organization owned by `owner_email`."""
         found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
-        params = await intake.release_params(found.org, found.granted, client_id, data)
+        replay, params = await intake_or_replay(
+            request, org_id, data, lambda: intake.release_params(found.org, found.granted, client_id, data))
+        if replay:
+            return replay
         return await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data,
                             params=params)
 

@@ -1,0 +1,90 @@
+"""Queries for inbound webhooks: a reseller's signing secrets and the webhook ids already seen.
+
+Secrets are stored as they are, not hashed like API keys: checking a Standard
+Webhooks signature recomputes an HMAC-SHA256 keyed with the secret itself, so
+tenure must keep the key. They are shown to the reseller once, at rotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime, timedelta
+
+from tables.ids import new_id
+from tables.operations import Operation
+from tables.webhooks import InboundMessage, InboundSecret
+
+# A rotated-out secret keeps verifying for this long, so a reseller can roll its senders.
+RETIRED_SECRET_GRACE = timedelta(hours=24)
+SECRET_PREFIX = "whsec_"
+
+
+def new_secret() -> str:
+    """`whsec_` + base64 of 24 random bytes: the format `standardwebhooks.Webhook` accepts."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+async def rotate(org_id: str, now: datetime) -> tuple[str, datetime | None]:
+    """Retires the current secret (valid 24 h more) and makes a new one; answers the new
+    secret and until when the previous one stays valid (None if there was none).
+
+    Call inside a transaction that holds the organization's lock, so that two
+    rotations never leave two current secrets.
+    """
+    # Secrets past their grace period verify nothing any more: do not keep them.
+    await InboundSecret.delete().where(
+        (InboundSecret.organization_id == org_id)
+        & InboundSecret.retired_at.is_not_null()
+        & (InboundSecret.retired_at <= now - RETIRED_SECRET_GRACE))
+    retired = await InboundSecret.update({InboundSecret.retired_at: now}).where(
+        (InboundSecret.organization_id == org_id) & InboundSecret.retired_at.is_null()
+    ).returning(InboundSecret.id)
+    secret = new_secret()
+    await InboundSecret.insert(InboundSecret(
+        id=new_id("whs"), organization_id=org_id, secret=secret, created_at=now, retired_at=None))
+    return secret, (now + RETIRED_SECRET_GRACE) if retired else None
+
+
+async def valid_secrets(org_id: str, now: datetime) -> list[str]:
+    """The secrets that verify the organization's webhooks now: the current one first,
+    then those retired less than 24 h ago."""
+    rows = await InboundSecret.select(InboundSecret.secret, InboundSecret.retired_at).where(
+        (InboundSecret.organization_id == org_id)
+        & (InboundSecret.retired_at.is_null() | (InboundSecret.retired_at > now - RETIRED_SECRET_GRACE))
+    ).order_by(InboundSecret.created_at, ascending=False)
+    return [r["secret"] for r in sorted(rows, key=lambda r: r["retired_at"] is not None)]
+
+
+def message_key(org_id: str, webhook_id: str) -> str:
+    return f"{org_id}:{webhook_id}"
+
+
+def idem_key(org_id: str, webhook_id: str) -> str:
+    """The operation's idempotency key for a webhook: its unique index dedupes concurrent posts."""
+    return f"{org_id}:inbound:{webhook_id}"
+
+
+async def seen(org_id: str, webhook_id: str) -> tuple[str, bool] | None:
+    """The operation a webhook id already made and whether its InboundMessage row exists; None if new.
+
+    The InboundMessage row is the lasting record (kept at least 7 days); the
+    operation's idempotency key covers the moment between the operation's commit
+    and that row's (a crash there loses no dedupe).
+    """
+    row = await InboundMessage.select(InboundMessage.operation_id).where(
+        InboundMessage.message_key == message_key(org_id, webhook_id)).first()
+    if row is not None:
+        return row["operation_id"], True
+    op = await Operation.select(Operation.id).where(
+        Operation.idem_key == idem_key(org_id, webhook_id)).first()
+    return (op["id"], False) if op is not None else None
+
+
+async def remember(org_id: str, webhook_id: str, operation_id: str, now: datetime) -> bool:
+    """Records the webhook id and its operation; False if it was already recorded."""
+    inserted = await InboundMessage.insert(InboundMessage(
+        message_key=message_key(org_id, webhook_id), operation_id=operation_id, received_at=now,
+    )).on_conflict(target=InboundMessage.message_key, action="DO NOTHING").returning(
+        InboundMessage.message_key)
+    return bool(inserted)
