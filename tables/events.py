@@ -39,3 +39,7 @@ async def of(organization_id: str, type: str | None = None) -> list[dict]:
     if type:
         query = query.where(Event.type == type)
     return await query.order_by(Event.id).output(load_json=True)
+
+
+async def count(type: str) -> int:
+    return await Event.count().where(Event.type == type)

@@ -122,3 +122,22 @@ async def unsent(op_id: str) -> None:
 
 async def by_idem_key(idem_key: str) -> dict | None:
     return await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first()
+
+
+async def page_for_ops(status: str | None, kind: str | None, before: str | None, limit: int) -> list[dict]:
+    """Operations newest first, optionally by status and kind (ids are time-ordered)."""
+    query = Operation.select(*PUBLIC_FIELDS, Operation.attempts)
+    if status:
+        query = query.where(Operation.status == status)
+    if kind:
+        query = query.where(Operation.kind == kind)
+    if before:
+        query = query.where(Operation.id < before)
+    return await query.order_by(Operation.id, ascending=False).limit(limit).output(load_json=True)
+
+
+async def counts_by_kind_and_status() -> list[dict]:
+    from piccolo.query.functions.aggregate import Count
+
+    return await Operation.select(Operation.kind, Operation.status, Count(alias="n")).group_by(
+        Operation.kind, Operation.status)

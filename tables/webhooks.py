@@ -234,3 +234,19 @@ async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> 
         & ((Delivery.status != "pending") | Delivery.leased_until.is_null() | (Delivery.leased_until < now))
     ).returning(Delivery.id)
     return bool(reset)
+
+
+async def delivery_counts() -> dict[str, int]:
+    from piccolo.query.functions.aggregate import Count
+
+    rows = await Delivery.select(Delivery.status, Count(alias="n")).group_by(Delivery.status)
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def unhealthy_endpoints(limit: int = 50) -> list[dict]:
+    """Endpoints disabled or currently failing, for the ops page."""
+    return await WebhookEndpoint.select(
+        WebhookEndpoint.id, WebhookEndpoint.organization_id, WebhookEndpoint.url, WebhookEndpoint.enabled,
+        WebhookEndpoint.disabled_reason, WebhookEndpoint.failing_since,
+    ).where((WebhookEndpoint.enabled == False) | WebhookEndpoint.failing_since.is_not_null()  # noqa: E712
+            ).order_by(WebhookEndpoint.id, ascending=False).limit(limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import anyio
+import structlog
 from litestar import Request
 
 from rules.errors import RuleViolation
@@ -14,6 +15,8 @@ from tables.engine import transaction
 from web import idempotency
 from web.schemas import ErrorOut, OperationOut
 from worker.queue import operation_message
+
+log = structlog.get_logger("tenure.web")
 
 
 def operation_out(row: dict) -> OperationOut:
@@ -68,7 +71,10 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
         idempotency.check_same_request(op, wanted)
         return operation_out(await operations.get(op["id"]))
     sender = request.app.state.sender
-    if not await anyio.to_thread.run_sync(sender.send, operation_message(kind, row["id"])):
+    sent = await anyio.to_thread.run_sync(sender.send, operation_message(kind, row["id"]))
+    if not sent:
         async with transaction():
             await operations.unsent(row["id"])  # the relay sends it at its next tick
+    log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id,
+             product_id=product_id, sent=sent)
     return operation_out(row)

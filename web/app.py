@@ -17,12 +17,14 @@ from web.errors import EXCEPTION_HANDLERS
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
-from web.routes.health import health
 from web.routes.inbound import InboundController
+from web.metrics import PROMETHEUS, MetricsController, refresher
+from web.routes.ops import OpsController, health, ready
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
 from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
+from worker.monitoring import monitor_for
 from worker.queue import Sender
 
 
@@ -35,6 +37,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine.bind(engine.for_url(settings.database_url))
         app.state.sender = sender or Sender(make_broker(settings))
+        app.state.monitor = monitor_for(app.state.sender.broker)
         await engine.start_pool()
         try:
             yield
@@ -43,12 +46,14 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
 
     app = Litestar(
         route_handlers=[
-            health, catalog, AccountController, OrganizationController, BillingController,
-            ClientController, ProductController, WebhookEndpointController, InboundController,
+            health, ready, catalog, OpsController, MetricsController, AccountController,
+            OrganizationController, BillingController, ClientController, ProductController,
+            WebhookEndpointController, InboundController,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[lifespan, *(extra_lifespans or [])],
+        lifespan=[lifespan, refresher, *(extra_lifespans or [])],
+        middleware=[PROMETHEUS.middleware],
         openapi_config=OpenAPIConfig(
             title="tenure",
             version="1.0.0",
@@ -58,6 +63,8 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
             components=Components(security_schemes={
                 "BearerAuth": SecurityScheme(type="http", scheme="bearer",
                                              description="Authorization: Bearer <api key>"),
+                "OpsToken": SecurityScheme(type="http", scheme="bearer",
+                                           description="Authorization: Bearer <TENURE_OPS_TOKEN>"),
             }),
         ),
     )

@@ -29,7 +29,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
     from web.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
                 proxy_headers=True, access_log=False)
     return 0
 
@@ -75,7 +75,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     print_welcome(demo, f"http://{args.host}:{args.port}", settings)
     embedded = Embedded(settings)
     app = create_app(settings, sender=embedded.sender, extra_lifespans=[embedded.lifespan])
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     return 0
 
 
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
+    from worker.logs import configure
+
+    configure(level=os.environ.get("TENURE_LOG_LEVEL", "INFO"))
     settings = Settings.from_env()
     handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web, "worker": cmd_worker,
                 "scheduler": cmd_scheduler}

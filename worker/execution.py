@@ -20,6 +20,7 @@ from rules.errors import PermissionDenied, RuleViolation
 from tables import events, operations, organizations
 from tables.clock import clock
 from tables.engine import transaction
+from worker import metrics
 
 log = structlog.get_logger("tenure.worker")
 
@@ -66,19 +67,25 @@ async def run_operation(operation_id: str, handler: Handler) -> tuple[str, Done 
                                 operation_id=operation_id, product_id=done.product_id,
                                 data={"kind": op["kind"], "result": done.result})
     except RuleViolation as failure:
-        await _fail(operation_id, failure, now)
-        bound.info("operation_failed", code=failure.code)
+        kind, created_at = await _fail(operation_id, failure, now)
+        bound.info("operation_failed", code=failure.code, kind=kind)
+        if kind:
+            metrics.operation_finished(kind, "failed", (now - created_at).total_seconds())
         return "failed", None
     bound.info("operation_succeeded", kind=op["kind"])
+    metrics.operation_finished(op["kind"], "succeeded", (now - op["created_at"]).total_seconds())
     return "succeeded", done
 
 
-async def _fail(operation_id: str, failure: RuleViolation, now: datetime) -> None:
+async def _fail(operation_id: str, failure: RuleViolation, now: datetime) -> tuple[str | None, datetime]:
+    """Ends the operation as failed (once); answers its kind and accept time (kind None if not ours)."""
     async with transaction():
         op = await operations.get(operation_id)
-        if op and await operations.finish(operation_id, now, error_code=failure.code,
-                                          error_message=failure.message):
+        finished = bool(op) and await operations.finish(operation_id, now, error_code=failure.code,
+                                          error_message=failure.message)
+        if finished:
             await events.record("operation.failed", op["organization_id"], now,
                                 operation_id=operation_id, product_id=op["product_id"],
                                 data={"kind": op["kind"],
                                       "error": {"code": failure.code, "message": failure.message}})
+    return (op["kind"], op["created_at"]) if finished else (None, now)

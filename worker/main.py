@@ -4,17 +4,26 @@ Dramatiq imports this module in every worker process; building the broker here,
 from the environment, is what its command line expects.
 """
 
+import os
+
 import dramatiq
 
 from tables.settings import Settings
+from worker.logs import configure
 from worker.actors import declare
 from worker.broker import make_broker
 from worker.queue import Sender
 
+configure(level=os.environ.get("TENURE_LOG_LEVEL", "INFO"))
 settings = Settings.from_env()
 if settings.broker_url is None:
     raise SystemExit("tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
                      "without one, `tenure demo` runs the workers in-process")
+# Dramatiq reads its exposition port from the environment when its middleware is imported.
+os.environ.setdefault("dramatiq_prom_port", os.environ.get("TENURE_WORKER_METRICS_PORT", "9191"))
+from dramatiq.middleware.prometheus import Prometheus  # noqa: E402
+
 broker = make_broker(settings)
+broker.add_middleware(Prometheus())
 dramatiq.set_broker(broker)
 actors = declare(broker, Sender(broker), settings)

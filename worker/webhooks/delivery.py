@@ -20,6 +20,7 @@ from rules.lifecycle import rfc3339
 from tables import events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
+from worker import metrics
 
 log = structlog.get_logger("tenure.webhooks")
 TIMEOUT_S = 15
@@ -134,6 +135,7 @@ async def deliver(delivery_id: str, allow_private: bool) -> tuple[str, str | Non
                                       "reason": disabled_reason})
         else:
             disabled_reason = None
+    metrics.delivery_attempted(verdict if verdict != "retry" or answer.status_code else "error")
     log.info("webhook_attempt", delivery_id=delivery_id, endpoint_id=hook["id"], event_id=event["id"],
              operation_id=event["operation_id"], attempt=attempt, status_code=answer.status_code,
              verdict=verdict, error=answer.error)

@@ -1,0 +1,117 @@
+"""Ops endpoints: health, readiness, queues, failing operations, dead letters, metrics."""
+
+from __future__ import annotations
+
+import time
+
+from dramatiq import Message
+from litestar.testing import TestClient
+
+from tables.settings import Settings
+from tests.api import builders
+from tests.integration.flows import buy, wait_done
+from web.app import create_app
+
+OPS = {"Authorization": "Bearer ops-secret"}
+
+
+def poison(broker) -> Message:
+    """A message its actor cannot run (missing argument), not to be retried: a dead letter at once."""
+    return broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(),
+                                  kwargs={}, options={"max_retries": 0}))
+
+
+def wait_for(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+    return value
+
+
+def test_health_and_readiness(api):
+    assert api.get("/health").json() == {"status": "ok"}
+    ready = api.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_readiness_fails_naming_the_broker_when_it_is_unreachable(database_url):
+    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/ready")
+
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["database"] == "ok"
+    assert answer.json()["checks"]["broker"].startswith("unreachable")
+    assert answer.json()["error"] == {"code": "not_ready", "message": "cannot reach: broker"}
+
+
+def test_ops_routes_need_the_ops_token_not_an_account_key(api):
+    owner = builders.person(api)
+    for path in ("/v1/ops/queues", "/v1/ops/operations", "/v1/ops/dead-letters"):
+        assert api.get(path).status_code == 401
+        assert api.get(path, headers=owner.auth).status_code == 401
+        assert api.get(path, headers=OPS).status_code == 200
+
+
+def test_queue_depths_count_waiting_messages(api, broker, sender):
+    for n in range(3):
+        broker.enqueue(Message(queue_name="webhooks", actor_name="webhooks.deliver", args=(f"dlv_{n}",),
+                               kwargs={}, options={}))
+
+    queues = {q["queue"]: q for q in api.get("/v1/ops/queues", headers=OPS).json()}
+
+    assert queues["webhooks"]["waiting"] == 3
+    assert queues["operations"]["waiting"] == 0
+
+
+def test_failed_operations_are_listed_with_their_codes(api, workers):
+    workers()
+    owner = builders.person(api)
+    org = builders.organization(api, owner)
+    failed = wait_done(api, owner, buy(api, owner, org, "broke.fr").json()["id"])
+
+    listed = api.get("/v1/ops/operations?status=failed&kind=purchase", headers=OPS).json()["items"]
+
+    assert [(o["id"], o["error"]["code"]) for o in listed] == [(failed["id"], "insufficient_funds")]
+    assert api.get("/v1/ops/operations?status=failed&kind=renewal", headers=OPS).json()["items"] == []
+
+
+def test_a_dead_letter_is_visible_and_can_be_requeued(api, broker, workers):
+    workers()
+    message = poison(broker)
+    letters = wait_for(lambda: api.get("/v1/ops/dead-letters", headers=OPS).json())
+
+    assert [(d["actor"], d["queue"]) for d in letters] == [("purchases.execute", "operations")]
+    assert letters[0]["args"] == []  # the poisoned message as it was sent
+    before = {q["queue"]: q for q in api.get("/v1/ops/queues", headers=OPS).json()}
+    assert before["operations"]["dead_letters"] == 1
+
+    answer = api.post(f"/v1/ops/dead-letters/{letters[0]['message_id']}/requeue", headers=OPS)
+
+    assert answer.status_code == 202
+    assert api.post(f"/v1/ops/dead-letters/{letters[0]['message_id']}/requeue", headers=OPS).status_code == 404
+    after = {q["queue"]: q for q in api.get("/v1/ops/queues", headers=OPS).json()}
+    assert after["operations"]["dead_letters"] == 0
+    assert message.message_id
+
+
+def test_metrics_expose_http_operations_and_queues(api, workers):
+    workers()
+    owner = builders.person(api)
+    org = builders.organization(api, owner)
+    builders.fund(api, owner, org, 10_000)
+    wait_done(api, owner, buy(api, owner, org, "metrics.fr").json()["id"])
+
+    def scraped() -> str | None:
+        text = api.get("/metrics").text
+        return text if 'tenure_operations{kind="purchase"' in text else None
+
+    text = wait_for(scraped)
+
+    assert 'tenure_operations{kind="purchase",status="succeeded"} 1.0' in text
+    assert 'tenure_queue_messages{queue="operations",state="waiting"}' in text
+    assert 'path="/v1/organizations/{org_id}/purchases",status_code="202"' in text
+    assert 'tenure_operations_finished_total{kind="purchase",status="succeeded"}' in text

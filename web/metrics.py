@@ -1,0 +1,110 @@
+"""Prometheus: HTTP metrics from Litestar's middleware, and tenure's state as gauges.
+
+The state (operations by kind and status, queue depths, deliveries, sweeps, tier
+changes) is read from the database and the broker every few seconds by a task in the
+app's lifespan, so a scrape never waits on either. Every web replica reports the
+same cluster-wide figures; per-process worker counters come from `tenure worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import structlog
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import REGISTRY
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from tables import events, operations, sweeps, webhooks
+
+log = structlog.get_logger("tenure.metrics")
+REFRESH_S = 5
+
+PROMETHEUS = PrometheusConfig(app_name="tenure", prefix="tenure", group_path=True,
+                              exclude=["/metrics"])
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+class StateCollector:
+    """Yields the last snapshot; registered once per process."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict = {}
+
+    def collect(self):
+        snap = self.snapshot
+        if not snap:
+            return
+        ops = GaugeMetricFamily("tenure_operations", "Operations by kind and status.", labels=["kind", "status"])
+        for row in snap["operations"]:
+            ops.add_metric([row["kind"], row["status"]], row["n"])
+        yield ops
+        queue = GaugeMetricFamily("tenure_queue_messages", "Broker messages per queue and state.",
+                                  labels=["queue", "state"])
+        for depth in snap["queues"]:
+            for state in ("waiting", "delayed", "in_flight", "dead_letters"):
+                if depth[state] is not None:
+                    queue.add_metric([depth["queue"], state], depth[state])
+        yield queue
+        deliveries = GaugeMetricFamily("tenure_webhook_deliveries", "Webhook deliveries by status.",
+                                       labels=["status"])
+        for status, n in snap["deliveries"].items():
+            deliveries.add_metric([status], n)
+        yield deliveries
+        last_run = GaugeMetricFamily("tenure_sweep_last_run_timestamp_seconds", "Start of each job's last run.",
+                                     labels=["job"])
+        items = GaugeMetricFamily("tenure_sweep_last_items", "Due items the last run took.", labels=["job"])
+        duration = GaugeMetricFamily("tenure_sweep_last_duration_seconds", "Duration of the last run.",
+                                     labels=["job"])
+        for run in snap["sweeps"]:
+            last_run.add_metric([run["job"]], run["started_at"].timestamp())
+            items.add_metric([run["job"]], run["items"])
+            duration.add_metric([run["job"]], run["duration_ms"] / 1000)
+        yield from (last_run, items, duration)
+        tiers = CounterMetricFamily("tenure_tier_changes", "Volume tier changes recorded.")
+        tiers.add_metric([], snap["tier_changes"])
+        yield tiers
+
+
+COLLECTOR = StateCollector()
+_registered = False
+
+
+async def take_snapshot(monitor) -> dict:
+    return {
+        "operations": await operations.counts_by_kind_and_status(),
+        "queues": [d.to_dict() for d in await anyio.to_thread.run_sync(monitor.depths)],
+        "deliveries": await webhooks.delivery_counts(),
+        "sweeps": await sweeps.latest(),
+        "tier_changes": await events.count("tier.changed"),
+    }
+
+
+@asynccontextmanager
+async def refresher(app) -> AsyncIterator[None]:
+    """Lifespan part: keeps COLLECTOR's snapshot fresh while the app runs."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(COLLECTOR)
+        _registered = True
+
+    async def loop() -> None:
+        while True:
+            try:
+                COLLECTOR.snapshot = await take_snapshot(app.state.monitor)
+            except Exception as exc:  # a broker or database outage must not stop the loop
+                log.warning("metrics_snapshot_failed", error=str(exc))
+            await asyncio.sleep(REFRESH_S)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
