@@ -58,6 +58,41 @@ def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    """One pass of the scheduler's jobs now (or as of --at), then exit: for ops and tests."""
+    import json
+    from datetime import datetime
+
+    from tables import engine
+    from tables.clock import clock
+    from worker import sweeps
+    from worker.broker import make_broker
+    from worker.queue import Sender
+    from worker.relay import relay
+    from worker.scheduler import webhooks_tick
+
+    if settings.broker_url is None:
+        print("tenure sweep needs TENURE_BROKER_URL", file=sys.stderr)
+        return 2
+    if args.at:
+        clock.pin(datetime.fromisoformat(args.at))
+    _bind(settings)
+
+    async def once() -> dict:
+        await engine.start_pool(4)
+        try:
+            sender = Sender(make_broker(settings))
+            taken = await sweeps.run_all(sender)
+            taken["relay"] = await relay(sender, settings.relay_stall_seconds)
+            await webhooks_tick(sender)
+            return taken
+        finally:
+            await engine.close_pool()
+
+    print(json.dumps(asyncio.run(once())))
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -90,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
     sub.add_parser("scheduler", help="run the scheduler (relay and sweeps)")
+    sweep = sub.add_parser("sweep", help="run the scheduler's jobs once and exit")
+    sweep.add_argument("--at", help="as of this RFC 3339 time instead of now")
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
@@ -99,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(level=os.environ.get("TENURE_LOG_LEVEL", "INFO"))
     settings = Settings.from_env()
     handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web, "worker": cmd_worker,
-                "scheduler": cmd_scheduler}
+                "scheduler": cmd_scheduler, "sweep": cmd_sweep}
     return handlers[args.command](settings, args)
 
 

@@ -1,0 +1,56 @@
+"""Two scheduler processes running the same tick against PostgreSQL do what one would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tables.clock import clock
+from tables.events import Event
+from tables.operations import Operation
+from tables.sweeps import SweepRun
+from tests.api import builders
+from tests.integration.flows import buy, charges_for, db, wait_done
+
+T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, workers, broker, settings):
+    workers()
+    clock.pin(T0)
+    owner = builders.person(api)
+    org = builders.organization(api, owner)
+    builders.fund(api, owner, org, 1_000_000)
+    ops = [buy(api, owner, org, f"twin{i}.fr").json()["id"] for i in range(40)]
+    products = [wait_done(api, owner, op)["result"]["product_id"] for op in ops]
+    for product_id in products[20:]:
+        assert api.patch(f"/v1/products/{product_id}", json={"autorenew": False},
+                         headers=owner.auth).status_code == 200
+
+    tick = T0 + timedelta(days=365 - 20)  # inside the 30-day reminder and 31-day autorenew windows
+    clock.pin(tick)
+    env = {**os.environ, "TENURE_DATABASE_URL": settings.database_url, "TENURE_BROKER_URL": settings.broker_url}
+    schedulers = [subprocess.Popen([sys.executable, "-m", "web.cli", "sweep", "--at", tick.isoformat()],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for _ in range(2)]
+    outputs = [process.communicate(timeout=60) for process in schedulers]
+    assert [p.returncode for p in schedulers] == [0, 0], outputs
+    for queue in ("lifecycle", "operations"):
+        broker.join(queue, interval=10, timeout=60_000)
+
+    reminders = db(Event.select(Event.product_id, Event.data).where(Event.type == "product.expiring").run())
+    assert Counter(r["product_id"] for r in reminders) == Counter({p: 1 for p in products})
+    renewals = db(Operation.select(Operation.product_id, Operation.status).where(Operation.kind == "renewal").run())
+    assert sorted(r["product_id"] for r in renewals) == sorted(products[:20])
+    assert {r["status"] for r in renewals} == {"succeeded"}
+    assert charges_for(org) == [1500] * 60
+    taken = Counter()
+    for run in db(SweepRun.select(SweepRun.job, SweepRun.items).run()):
+        taken[run["job"]] += run["items"]
+    assert (taken["reminders"], taken["autorenew"]) == (40, 20)  # split between the two, never both
