@@ -155,7 +155,7 @@ class RabbitmqMonitor:
         channel = self.broker.channel
         result = []
         for queue in QUEUES:
-            self.broker.declare_queue(queue)
+            self.broker.declare_queue(queue, ensure=True)
             result.append(QueueDepth(queue, waiting=self._count(channel, queue),
                                      delayed=self._count(channel, dq_name(queue)), in_flight=None,
                                      dead_letters=self._count(channel, xq_name(queue))))
@@ -185,7 +185,7 @@ class RabbitmqMonitor:
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
         for queue in QUEUES:
-            self.broker.declare_queue(queue)
+            self.broker.declare_queue(queue, ensure=True)
             letters += self._browse(queue, limit)[0]
         return letters[:limit]
 
