@@ -14,6 +14,7 @@ from tables import engine
 from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
+from web.strict_body import strict_body
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_body,
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
         middleware=[PROMETHEUS.middleware],
         openapi_config=OpenAPIConfig(
