@@ -13,6 +13,8 @@ EVENT_TYPES = frozenset({
     "operation.succeeded", "operation.failed", "product.purchased", "product.renewed",
     "product.expiring", "product.expired", "product.transferred", "client.released",
     "tier.changed", "endpoint.disabled",
+    # Beyond DESIGN's list: grace -> redemption -> pending_delete -> deleted (expiry itself is product.expired).
+    "product.state_changed",
 })
 
 # Delay before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then failed.

@@ -21,6 +21,7 @@ from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
 from web.metrics import PROMETHEUS, MetricsController, refresher
 from web.routes.ops import OpsController, health, ready
+from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
 from web.routes.webhooks import WebhookEndpointController
@@ -49,7 +50,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController,
+            WebhookEndpointController, InboundController, ops_router,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -8,6 +8,7 @@ in-process StubBroker. Calls are blocking; async callers run them in a thread.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass
 
 import dramatiq
@@ -143,23 +144,30 @@ class StubMonitor:
 
 
 class RabbitmqMonitor:
-    """Depths from passive queue declarations; dead letters read from the `.XQ` queues."""
+    """Depths from passive queue declarations; dead letters read from the `.XQ` queues.
+
+    A pika channel must not be used from two threads at once, and the ops API, the
+    page and the metrics refresher call from different threads: one lock serialises them.
+    """
 
     def __init__(self, broker) -> None:
         self.broker = broker
+        self._lock = threading.Lock()
+
 
     def _count(self, channel, name: str) -> int:
         return channel.queue_declare(name, passive=True).method.message_count
 
     def depths(self) -> list[QueueDepth]:
-        channel = self.broker.channel
-        result = []
-        for queue in QUEUES:
-            self.broker.declare_queue(queue, ensure=True)
-            result.append(QueueDepth(queue, waiting=self._count(channel, queue),
-                                     delayed=self._count(channel, dq_name(queue)), in_flight=None,
-                                     dead_letters=self._count(channel, xq_name(queue))))
-        return result
+        with self._lock:
+            channel = self.broker.channel
+            result = []
+            for queue in QUEUES:
+                self.broker.declare_queue(queue, ensure=True)
+                result.append(QueueDepth(queue, waiting=self._count(channel, queue),
+                                         delayed=self._count(channel, dq_name(queue)), in_flight=None,
+                                         dead_letters=self._count(channel, xq_name(queue))))
+            return result
 
     def _browse(self, queue: str, limit: int, take: str | None = None) -> tuple[list[DeadLetter], bool]:
         """Reads up to `limit` dead letters of a queue, putting back all but `take`."""
@@ -183,17 +191,20 @@ class RabbitmqMonitor:
         return seen, taken
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        letters: list[DeadLetter] = []
-        for queue in QUEUES:
-            self.broker.declare_queue(queue, ensure=True)
-            letters += self._browse(queue, limit)[0]
-        return letters[:limit]
+        with self._lock:
+            letters: list[DeadLetter] = []
+            for queue in QUEUES:
+                self.broker.declare_queue(queue, ensure=True)
+                letters += self._browse(queue, limit)[0]
+            return letters[:limit]
 
     def requeue(self, message_id: str) -> bool:
-        return any(self._browse(queue, 10_000, take=message_id)[1] for queue in QUEUES)
+        with self._lock:
+            return any(self._browse(queue, 10_000, take=message_id)[1] for queue in QUEUES)
 
     def ping(self) -> None:
-        self.broker.channel  # noqa: B018 - opens (or reuses) a connection
+        with self._lock:
+            self.broker.channel  # noqa: B018 - opens (or reuses) a connection
 
 
 def monitor_for(broker: dramatiq.Broker):

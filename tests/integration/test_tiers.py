@@ -61,3 +61,28 @@ def test_every_effect_writes_its_event(api, workers):
     assert types == sorted(["product.purchased", "product.renewed", "product.transferred", "client.released",
                             "operation.succeeded", "operation.succeeded", "operation.succeeded",
                             "operation.succeeded", "operation.failed"])
+
+
+def test_the_daily_recalculation_lowers_the_tier_when_purchases_age_out(api, workers, broker, sender):
+    from datetime import timedelta
+
+    from tables.clock import clock
+    from worker import sweeps
+
+    workers()
+    clock.pin(clock.now())
+    owner = builders.person(api)
+    org = builders.organization(api, owner)
+    builders.fund(api, owner, org, 1_000_000)
+    ops = [buy(api, owner, org, f"old{i}", kind="hosting", years=10).json()["id"] for i in range(5)]
+    assert [wait_done(api, owner, op)["status"] for op in ops] == ["succeeded"] * 5
+    assert wait_tier(api, owner, org, "B")["tier"] == "B"
+
+    clock.advance(timedelta(days=366))
+    db(sweeps.recalculate_tiers(sender))
+    broker.join("tiers", interval=10, timeout=20_000)
+
+    billing = wait_tier(api, owner, org, "A")
+    assert (billing["tier"], billing["volume_12m"]["amount"]) == ("A", 0)
+    changes = db(events.of(org, "tier.changed"))
+    assert [(e["data"]["from"], e["data"]["to"]) for e in changes] == [("A", "B"), ("B", "A")]

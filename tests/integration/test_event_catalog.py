@@ -1,0 +1,58 @@
+"""Every event type tenure documents is emitted by the flow that causes it, and delivered."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from rules.webhooks import EVENT_TYPES
+from tables.clock import clock
+from tests.api import builders
+from tests.integration.flows import buy, db, renew, wait_done
+from tests.integration.receiver import Receiver
+from tests.integration.test_webhooks_out import settle
+from worker import sweeps
+
+
+def test_each_flow_emits_its_event_and_every_type_reaches_a_subscriber(api, workers, broker, sender):
+    workers()
+    receiver = Receiver()
+    base = receiver.start()
+    clock.pin(clock.now())
+    try:
+        owner = builders.person(api)
+        reseller = builders.organization(api, owner, reseller=True)
+        builders.fund(api, owner, reseller, 1_000_000)
+        for path, types in (("/all", []), ("/gone", ["product.purchased"])):
+            answer = api.post(f"/v1/organizations/{reseller}/webhook-endpoints", headers=owner.auth,
+                              json={"url": base + path, "event_types": types})
+            receiver.secrets[path] = answer.json()["secret"]
+        receiver.behaviour = lambda p, wid, n: (410, {}) if p == "/gone" else (200, {})
+        client_id = builders.client_of(api, owner, reseller)
+
+        done = lambda answer: wait_done(api, owner, answer.json()["id"])  # noqa: E731
+        kept = done(buy(api, owner, reseller, "kept.fr"))                          # product.purchased
+        product = api.get(f"/v1/products/{kept['result']['product_id']}", headers=owner.auth).json()
+        done(renew(api, owner, product))                                            # product.renewed
+        done(api.post(f"/v1/products/{product['id']}/transfers", json={"to_client": client_id},
+                      headers=owner.auth))                                          # product.transferred
+        done(buy(api, owner, reseller, "big", kind="hosting", years=10))
+        for n in range(4):                                                          # tier.changed
+            done(buy(api, owner, reseller, f"big{n}", kind="hosting", years=10))
+        assert done(renew(api, owner, product))["status"] == "failed"               # operation.failed (stale guard)
+        lapsing = done(buy(api, owner, reseller, "lapsing.fr"))["result"]["product_id"]
+        api.patch(f"/v1/products/{lapsing}", json={"autorenew": False}, headers=owner.auth)
+        done(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",       # client.released
+                      json={"owner_email": "new@owner.test"}, headers=owner.auth))
+        expires = datetime.fromisoformat(api.get(f"/v1/products/{lapsing}", headers=owner.auth).json()["expires_at"])
+        for moment in (expires - timedelta(days=29), expires + timedelta(days=31)):  # expiring, expired, state
+            clock.pin(moment)
+            db(sweeps.run_all(sender))
+            broker.join("lifecycle", interval=10, timeout=30_000)
+        settle(broker, sender, rounds=3)                                            # endpoint.disabled
+
+        seen = {r.type for r in receiver.delivered("/all")}
+    finally:
+        receiver.stop()
+
+    assert seen == EVENT_TYPES
+    assert receiver.rejected == []

@@ -1,0 +1,246 @@
+"""`/ops`: the page for the person on call, rendered on the server (Jinja2, no build step).
+
+Queues and dead letters (with a requeue button), the last failed operations, webhook
+endpoints failing or disabled, and the last run of each scheduler job. The page
+fetches `/ops/fragment` every few seconds and swaps it in, so it stays current
+without reloading by hand.
+
+The ops token (settings, never an account key) is typed once into a login form and
+kept in the `tenure_ops` cookie, which `require_ops` also accepts on the JSON ops API.
+
+CSRF: the only state-changing forms (login, logout, requeue) are plain POSTs
+authenticated by that cookie. It is `SameSite=Strict`, so a browser never sends it on
+a request started by another site; for this internal page that is the whole defence
+(no CSRF token). Logging someone in with a forged token is harmless: there is one
+token, and it is the ops token itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+import jinja2
+import structlog
+from litestar import MediaType, Request, Response, Router, get, post
+from litestar.datastructures import Cookie
+from litestar.response import Redirect
+
+from tables import operations, sweeps, webhooks
+from web.errors import Unauthorized
+from web.ops_auth import COOKIE, require_ops, token_matches
+
+log = structlog.get_logger("tenure.ops_page")
+
+DEFAULT_REFRESH_S = 5
+MAX_REFRESH_S = 3600
+FAILED_SHOWN = 20
+DEAD_LETTERS_SHOWN = 50
+SOURCE_TIMEOUT_S = 5  # a dead broker or database shows as an error in its section, never a hung page
+NO_STORE = {"Cache-Control": "no-store"}
+RECENT = timedelta(hours=1)  # a failure newer than this turns its summary tile red
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# --- formatting ----------------------------------------------------------------
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def utc(value: Any) -> str:
+    moment = _as_datetime(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    moment = _as_datetime(value)
+    if moment is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def short_json(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, separators=(", ", ": "), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+TEMPLATES.filters.update(utc=utc, ago=ago, short_json=short_json)
+
+
+def _html(template: str, status: int = 200, **context: Any) -> Response:
+    body = TEMPLATES.get_template(template).render(**context)
+    return Response(body, status_code=status, media_type=MediaType.HTML, headers=NO_STORE)
+
+
+def _refresh(value: str | None) -> int:
+    try:
+        seconds = int(value) if value else DEFAULT_REFRESH_S
+    except ValueError:
+        seconds = DEFAULT_REFRESH_S
+    return min(max(seconds, 1), MAX_REFRESH_S)
+
+
+def _back(refresh: int, **notice: str) -> str:
+    """Where a form returns to: /ops, keeping a non-default refresh period."""
+    query = {**({"refresh": str(refresh)} if refresh != DEFAULT_REFRESH_S else {}), **notice}
+    return "/ops" + ("?" + urlencode(query) if query else "")
+
+
+def _login(refresh: int, error: str | None) -> Response:
+    action = "/ops/login" + _back(refresh).removeprefix("/ops")
+    return _html("ops_login.html", status=401, error=error, action=action)
+
+
+async def _signed_in(request: Request) -> bool:
+    try:
+        await require_ops(request)  # the cookie, or `Authorization: Bearer` for curl
+    except Unauthorized:
+        return False
+    return True
+
+
+def _closed(request: Request) -> bool:
+    return request.app.state.settings.ops_token is None
+
+
+# --- what the page shows ---------------------------------------------------------
+
+async def _source(name: str, load) -> tuple[Any, str | None]:
+    """Runs one loader; a failure becomes that section's error message, not a 500."""
+    try:
+        with anyio.fail_after(SOURCE_TIMEOUT_S):
+            return await load(), None
+    except Exception as exc:  # show what failed; the other sections still render
+        log.warning("ops_page_source_failed", source=name, error=f"{type(exc).__name__}: {exc}")
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def dashboard(request: Request) -> dict[str, Any]:
+    monitor = request.app.state.monitor
+    results: dict[str, tuple[Any, str | None]] = {}
+
+    async def load(name: str, loader) -> None:
+        results[name] = await _source(name, loader)
+
+    def read_broker() -> tuple[list, list]:
+        # One thread, one call after the other: a RabbitMQ channel must not be shared across threads.
+        return monitor.depths(), monitor.dead_letters(DEAD_LETTERS_SHOWN)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(load, "broker", lambda: anyio.to_thread.run_sync(read_broker))
+        group.start_soon(load, "failed", lambda: operations.page_for_ops("failed", None, None, FAILED_SHOWN))
+        group.start_soon(load, "webhooks", lambda: webhooks.unhealthy_endpoints(50))
+        group.start_soon(load, "sweeps", sweeps.latest)
+
+    data = {name: (value if value is not None else []) for name, (value, _) in results.items()}
+    errors = {name: error for name, (_, error) in results.items()}
+    data["queues"], data["dead_letters"] = data.pop("broker") or ([], [])
+    errors["queues"] = errors["dead_letters"] = errors.pop("broker")
+    now = datetime.now(UTC)
+    last_failure = _as_datetime(data["failed"][0]["finished_at"]) if data["failed"] else None
+    return {
+        "now": now,
+        "recent_failure": bool(last_failure and now - last_failure < RECENT),
+        "queues": [q.to_dict() for q in data["queues"]],
+        "dead_letters": [d.to_dict() for d in data["dead_letters"]],
+        "failed": data["failed"],
+        "webhooks": data["webhooks"],
+        "sweeps": data["sweeps"],
+        "errors": errors,
+        "broker": type(monitor).__name__.removesuffix("Monitor").lower(),
+        "failed_shown": FAILED_SHOWN,
+        "dead_letters_shown": DEAD_LETTERS_SHOWN,
+    }
+
+
+# --- routes ----------------------------------------------------------------------
+
+@get("/", include_in_schema=False)
+async def ops_page(request: Request) -> Response:
+    refresh = _refresh(request.query_params.get("refresh"))
+    if _closed(request):
+        return _html("ops_closed.html", status=401)
+    if not await _signed_in(request):
+        return _login(refresh, None)
+    notice = None
+    if requeued := request.query_params.get("requeued"):
+        notice = ("ok", f"Requeued {requeued}.")
+    elif missing := request.query_params.get("missing"):
+        notice = ("warn", f"No dead letter {missing} any more (requeued already?).")
+    return _html("ops.html", refresh=refresh, notice=notice,
+                 query=_back(refresh).removeprefix("/ops"), **await dashboard(request))
+
+
+@get("/fragment", include_in_schema=False)
+async def ops_fragment(request: Request) -> Response:
+    """The dashboard alone, for the page's periodic refresh."""
+    if _closed(request) or not await _signed_in(request):
+        return Response("signed out", status_code=401, media_type=MediaType.TEXT, headers=NO_STORE)
+    refresh = _refresh(request.query_params.get("refresh"))
+    return _html("ops_dashboard.html", query=_back(refresh).removeprefix("/ops"),
+                 **await dashboard(request))
+
+
+@post("/login", include_in_schema=False, status_code=303)
+async def ops_login(request: Request) -> Response:
+    refresh = _refresh(request.query_params.get("refresh"))
+    if _closed(request):
+        return _html("ops_closed.html", status=401)
+    form = await request.form()
+    token = str(form.get("token") or "").strip()
+    if not token_matches(request, token):
+        return _login(refresh, "That is not the ops token.")
+    # SameSite=Strict is the CSRF defence for the POST forms (see the module docstring).
+    cookie = Cookie(key=COOKIE, value=token, path="/", httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
+    return Redirect(_back(refresh), status_code=303, cookies=[cookie], headers=NO_STORE)
+
+
+@post("/logout", include_in_schema=False, status_code=303)
+async def ops_logout(request: Request) -> Response:
+    gone = Cookie(key=COOKIE, value="", path="/", max_age=0, httponly=True, samesite="strict",
+                  secure=request.url.scheme == "https")
+    return Redirect("/ops", status_code=303, cookies=[gone], headers=NO_STORE)
+
+
+@post("/dead-letters/{message_id:str}/requeue", include_in_schema=False, status_code=303)
+async def ops_requeue(request: Request, message_id: str) -> Response:
+    refresh = _refresh(request.query_params.get("refresh"))
+    if _closed(request):
+        return _html("ops_closed.html", status=401)
+    if not await _signed_in(request):
+        return _login(refresh, "Log in again to requeue.")
+    requeued = await anyio.to_thread.run_sync(request.app.state.monitor.requeue, message_id)
+    log.info("ops_page_requeue", message_id=message_id, requeued=requeued)
+    notice = {"requeued": message_id} if requeued else {"missing": message_id}
+    return Redirect(_back(refresh, **notice), status_code=303, headers=NO_STORE)
+
+
+ops_router = Router(path="/ops", route_handlers=[ops_page, ops_fragment, ops_login, ops_logout, ops_requeue],
+                    include_in_schema=False, tags=["ops"])
