@@ -13,7 +13,7 @@ from datetime import datetime
 import structlog
 
 from rules import lifecycle
-from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
 from rules.schedule import next_state_change, next_window_after, states_passed
 from tables import events, operations, products
@@ -25,17 +25,24 @@ from worker.execution import run_operation
 log = structlog.get_logger("tenure.lifecycle")
 
 
+async def _locked(product_id: str) -> tuple[dict, ProductKind] | tuple[None, None]:
+    product = await products.lock_full(product_id)
+    if product is None:
+        return None, None
+    return product, kind_of(DEFAULT_CATALOG, product["kind"])
+
+
 async def advance_state(product_id: str) -> list[str]:
     """Moves the product through every state it has reached; returns their names."""
     now = clock.now()
     async with transaction():
-        product = await products.lock_full(product_id)
+        product, kind = await _locked(product_id)
         if product is None:
             return []
-        kind = kind_of(DEFAULT_CATALOG, product["kind"])
         stored = State(product["state"])
         passed = states_passed(kind, stored, product["expires_at"], now)
-        values: dict = {"next_state_at": next_state_change(kind, product["expires_at"], passed[-1] if passed else stored)}
+        reached = passed[-1] if passed else stored
+        values: dict = {"next_state_at": next_state_change(kind, product["expires_at"], reached)}
         if passed:
             values["state"] = passed[-1].value
         if passed and passed[-1] is State.DELETED:
@@ -56,10 +63,9 @@ async def send_reminder(product_id: str) -> int | None:
     """Records product.expiring for the window open now (once per product, expiry and window)."""
     now = clock.now()
     async with transaction():
-        product = await products.lock_full(product_id)
+        product, kind = await _locked(product_id)
         if product is None:
             return None
-        kind = kind_of(DEFAULT_CATALOG, product["kind"])
         expires_at = product["expires_at"]
         days = lifecycle.due_reminder(kind, expires_at, now) if product["state"] == "active" else None
         if days is not None:
@@ -77,16 +83,14 @@ async def attempt_autorenew(product_id: str) -> str | None:
     """Creates this window's renewal operation (once, by key) and runs it; returns its outcome."""
     now = clock.now()
     async with transaction():
-        product = await products.lock_full(product_id)
+        product, kind = await _locked(product_id)
         if product is None:
             return None
-        kind = kind_of(DEFAULT_CATALOG, product["kind"])
         expires_at = product["expires_at"]
-        days = None
-        if product["autorenew"] and product["state"] == "active":
-            days = lifecycle.due_attempt(kind, expires_at, now)
+        wanted = product["autorenew"] and product["state"] == "active"
+        days = lifecycle.due_attempt(kind, expires_at, now) if wanted else None
         await products.update(product_id, now, next_autorenew_at=next_window_after(
-            kind.autorenew_days_before, expires_at, now) if days else None)
+            kind.autorenew_days_before, expires_at, now) if wanted else None)
         if days is None:
             return None
         row = operations.new_row(
