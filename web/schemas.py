@@ -149,6 +149,13 @@ class Page(Struct):
     next_cursor: str | None
 
 
+def cut(rows: list[dict], limit: int) -> tuple[list[dict], str | None]:
+    """Rows fetched with `limit + 1`: the page, and the cursor to the next one (None at the end)."""
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1]["id"]
+    return rows, None
+
+
 Years = Annotated[int, Meta(ge=1, le=10, description="1 to 10 years")]
 PaymentMethod = Literal["prepaid", "invoice"]
 

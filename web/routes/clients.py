@@ -14,7 +14,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from web.access import Access, access
 from web.errors import Conflict, NotFound
-from web.schemas import ClientIn, ClientOut, Page
+from web.schemas import ClientIn, ClientOut, Page, cut
 
 
 def client_out(row: dict, product_count: int) -> ClientOut:
@@ -57,12 +57,10 @@ class ClientController(Controller):
     ) -> Page:
         """The portfolio: active clients by default, each with its number of live products."""
         await reseller_access(account, org_id, permissions.ORG_VIEW)
-        rows = await clients.page(org_id, None if status == "all" else status, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, cursor = cut(await clients.page(org_id, None if status == "all" else status, after, limit + 1),
+                           limit)
         counts = await clients.product_counts([r["id"] for r in rows])
-        return Page(items=[client_out(r, counts.get(r["id"], 0)) for r in rows],
-                    next_cursor=rows[-1]["id"] if more else None)
+        return Page(items=[client_out(r, counts.get(r["id"], 0)) for r in rows], next_cursor=cursor)
 
     @get("/{client_id:str}")
     async def get_client(self, account: dict, org_id: str, client_id: str) -> ClientOut:

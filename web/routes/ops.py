@@ -13,7 +13,7 @@ from tables import operations
 from web.accept import operation_out
 from web.errors import NotFound
 from web.ops_auth import require_ops
-from web.schemas import Page
+from web.schemas import Page, cut
 
 
 @get("/health", tags=["ops"], security=[{}])
@@ -76,10 +76,8 @@ class OpsController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> Page:
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
-        rows = await operations.page_for_ops(status, kind, before, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(items=[operation_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None)
+        rows, cursor = cut(await operations.page_for_ops(status, kind, before, limit + 1), limit)
+        return Page(items=[operation_out(r) for r in rows], next_cursor=cursor)
 
     @get("/dead-letters")
     async def dead_letters(self, request: Request, ops: None,

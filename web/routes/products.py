@@ -18,7 +18,7 @@ from web.accept import accept, intake_or_replay, operation_out, replayed
 from web.errors import NotFound
 from web.routes.clients import reseller_access
 from web.schemas import (OperationOut, Page, ProductOut, ProductPatch, PurchaseIn, RenewalIn,
-                         ReleaseIn, TransferIn)
+                         ReleaseIn, TransferIn, cut)
 
 
 def product_out(row: dict) -> ProductOut:
@@ -125,7 +125,5 @@ class ProductController(Controller):
     ) -> Page:
         """The organization's products; for a reseller, its own and its active clients', each with client_id."""
         await access(account, org_id, permissions.PRODUCT_VIEW)
-        rows = await products.page(org_id, client, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(items=[product_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None)
+        rows, cursor = cut(await products.page(org_id, client, after, limit + 1), limit)
+        return Page(items=[product_out(r) for r in rows], next_cursor=cursor)

@@ -20,7 +20,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from web.access import access
 from web.errors import Conflict, NotFound
-from web.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, Page
+from web.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, Page, cut
 from worker.queue import delivery_message
 
 
@@ -82,9 +82,7 @@ class WebhookEndpointController(Controller):
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         if await webhooks.endpoint(org_id, endpoint_id) is None:
             raise NotFound("webhook endpoint", endpoint_id)
-        rows = await webhooks.deliveries_page(endpoint_id, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
         attempts = await webhooks.attempts_of([r["id"] for r in rows])
         items = [DeliveryOut(id=r["id"], event_id=r["event_id"], status=r["status"], attempts=r["attempts"],
                              next_attempt_at=r["next_attempt_at"] if r["status"] == "pending" else None,
@@ -94,7 +92,7 @@ class WebhookEndpointController(Controller):
                                                      response_excerpt=a["response_excerpt"], error=a["error"])
                                           for a in attempts[r["id"]]])
                  for r in rows]
-        return Page(items=items, next_cursor=rows[-1]["id"] if more else None)
+        return Page(items=items, next_cursor=cursor)
 
     @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/retry", status_code=202)
     async def retry_delivery(self, request: Request, account: dict, org_id: str, endpoint_id: str,
