@@ -15,8 +15,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     broker_url: str | None = None  # None: in-process (embedded) broker
     ops_token: str | None = None
     allow_private_webhook_urls: bool = False
-    # Seconds after which a pending operation that was sent but not started is sent again.
+    # Seconds after which an unfinished operation last sent (or started) that long ago is sent again.
     relay_stall_seconds: int = 60
+    log_level: str = "INFO"
+    worker_metrics_port: int = 9191
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -26,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             broker_url=env.get("TENURE_BROKER_URL") or None,
             ops_token=env.get("TENURE_OPS_TOKEN") or None,
             allow_private_webhook_urls=env.get("TENURE_ALLOW_PRIVATE_WEBHOOK_URLS") == "1",
+            log_level=env.get("TENURE_LOG_LEVEL") or "INFO",
+            worker_metrics_port=int(env.get("TENURE_WORKER_METRICS_PORT") or 9191),
             relay_stall_seconds=int(env.get("TENURE_RELAY_STALL_SECONDS") or 60),
         )
 

@@ -114,7 +114,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenure", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="everything in one process on a SQLite file, with demo data")
@@ -130,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from worker.logs import configure
 
-    configure(level=os.environ.get("TENURE_LOG_LEVEL", "INFO"))
     settings = Settings.from_env()
+    configure(level=settings.log_level)
     handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web, "worker": cmd_worker,
                 "scheduler": cmd_scheduler, "sweep": cmd_sweep}
     return handlers[args.command](settings, args)

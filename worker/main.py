@@ -14,13 +14,13 @@ from worker.actors import declare
 from worker.broker import make_broker
 from worker.queue import Sender
 
-configure(level=os.environ.get("TENURE_LOG_LEVEL", "INFO"))
 settings = Settings.from_env()
+configure(level=settings.log_level)
 if settings.broker_url is None:
     raise SystemExit("tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
                      "without one, `tenure demo` runs the workers in-process")
 # Dramatiq reads its exposition port from the environment when its middleware is imported.
-os.environ.setdefault("dramatiq_prom_port", os.environ.get("TENURE_WORKER_METRICS_PORT", "9191"))
+os.environ.setdefault("dramatiq_prom_port", str(settings.worker_metrics_port))
 from dramatiq.middleware.prometheus import Prometheus  # noqa: E402
 
 broker = make_broker(settings)

@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import structlog
 
-from rules.lifecycle import add_years
 from tables import sweeps
 from tables.clock import clock
 from tables.engine import transaction
@@ -51,15 +50,21 @@ async def sweep(job: str, sender: Sender) -> int:
 
 
 async def recalculate_tiers(sender: Sender) -> int:
-    """Daily: every payer with volume gets its tier recomputed (old purchases age out)."""
+    """Daily: every payer with volume gets its tier recomputed (old purchases age out).
+
+    Payers are flagged with the same conditional UPDATE that coalesces charges, so a
+    second scheduler replica running the job finds them flagged and sends nothing.
+    """
     started, now = time.monotonic(), clock.now()
-    rows = await TierState.select(TierState.organization_id).where(
-        (TierState.volume_12m > 0) | (TierState.tier != "A") | (TierState.computed_at < add_years(now, -1)))
-    for row in rows:
+    async with transaction():
+        flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
+            ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null()
+        ).returning(TierState.organization_id)
+    for row in flagged:
         if not await asyncio.to_thread(sender.send, tier_message(row["organization_id"])):
-            break
-    await _record("tiers", now, started, len(rows))
-    return len(rows)
+            break  # the relay re-sends flags older than its stall time
+    await _record("tiers", now, started, len(flagged))
+    return len(flagged)
 
 
 async def _record(job: str, now, started: float, items: int) -> None:
