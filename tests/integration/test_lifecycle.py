@@ -113,3 +113,28 @@ def test_a_renewal_in_grace_brings_the_product_back_to_active(api, workers, brok
     assert after["state"] == "active"
     assert after["expires_at"] > product["expires_at"]
     assert event_counts(org)["product.state_changed"] == 0
+
+
+def test_a_scheduler_that_dies_after_leasing_leaves_nothing_the_next_tick_does_not_finish(api, workers, broker, sender):
+    from tables import products
+
+    workers()
+    clock.pin(T0)
+    owner = builders.person(api)
+    org = builders.organization(api, owner)
+    builders.fund(api, owner, org, 100_000)
+    product_id = bought(api, owner, org, "orphan.fr")
+    set_autorenew(api, owner, product_id, False)  # else the renewal reschedules its reminders
+    clock.pin(T0 + timedelta(days=365 - 25))  # the 30-day reminder is due
+    now = clock.now()
+    leased = db(products.lease_due("next_reminder_at", now, now + sweeps.LEASE, 100))  # ...then it died
+    assert leased == [product_id]
+
+    db(sweeps.run_all(sender))  # a tick within the lease: nothing is sent twice
+    broker.join("lifecycle", interval=5, timeout=30_000)
+    assert event_counts(org)["product.expiring"] == 0
+
+    clock.advance(sweeps.LEASE + timedelta(seconds=1))  # the lease ran out
+    db(sweeps.run_all(sender))
+    broker.join("lifecycle", interval=5, timeout=30_000)
+    assert event_counts(org)["product.expiring"] == 1
