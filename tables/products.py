@@ -7,6 +7,9 @@ from tables.clients import Client
 from tables.organizations import Organization
 
 
+SCHEDULE_COLUMNS = ("next_autorenew_at", "next_reminder_at", "next_state_at")
+
+
 class Product(Table, tablename="products"):
     id = Varchar(length=40, primary_key=True)
     kind = Varchar(length=20)
@@ -17,21 +20,31 @@ class Product(Table, tablename="products"):
     )
     client = ForeignKey(references=Client, null=True, default=None, index=True)
     reseller = ForeignKey(references=Organization, null=True, default=None)
-    expires_at = Timestamptz(index=True)
+    expires_at = Timestamptz()
     autorenew = Boolean(default=True)
-    state = Varchar(length=20, default="active", index=True)
+    state = Varchar(length=20, default="active")
     name_key = Varchar(
         length=280, null=True, default=None, unique=True,
         help_text="kind + name while the product is not deleted: one holder per domain name",
     )
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class ProductSchedule(Table, tablename="product_schedules"):
+    """When the sweeps next need a product, one narrow row per product.
+
+    Kept out of `products` on purpose: a lease rewrites these instants, and on a wide
+    row with many indexes every such update would add an entry to each of them.
+    """
+
+    product = ForeignKey(references=Product, primary_key=True)
     next_autorenew_at = Timestamptz(null=True, default=None, index=True,
                                     help_text="When the autorenew sweep next looks at it.")
     next_reminder_at = Timestamptz(null=True, default=None, index=True,
                                    help_text="When the next product.expiring reminder is due.")
     next_state_at = Timestamptz(null=True, default=None, index=True,
                                 help_text="When its lifecycle state next changes.")
-    created_at = Timestamptz()
-    updated_at = Timestamptz()
 
 
 # --- queries -----------------------------------------------------------------
@@ -65,9 +78,12 @@ async def insert(*, kind: str, name: str, organization_id: str, client_id: str |
     inserted = await Product.insert(Product(
         id=product_id, kind=kind, name=name, organization=organization_id, client=client_id,
         reseller=reseller_id, expires_at=expires_at, autorenew=autorenew, state="active",
-        name_key=name_key(kind, name), created_at=now, updated_at=now, **schedule,
+        name_key=name_key(kind, name), created_at=now, updated_at=now,
     )).on_conflict(target=Product.name_key, action="DO NOTHING").returning(Product.id)
-    return product_id if inserted else None
+    if not inserted:
+        return None
+    await ProductSchedule.insert(ProductSchedule(product=product_id, **schedule))
+    return product_id
 
 
 async def get(product_id: str) -> dict | None:
@@ -85,8 +101,12 @@ async def lock(product_id: str) -> dict | None:
 
 
 async def update(product_id: str, now: datetime, **values) -> None:
+    """Updates product columns and, for the next_*_at keys, its schedule row."""
+    planned = {getattr(ProductSchedule, k): values.pop(k) for k in SCHEDULE_COLUMNS if k in values}
     await Product.update({**{getattr(Product, k): v for k, v in values.items()},
                           Product.updated_at: now}).where(Product.id == product_id)
+    if planned:
+        await ProductSchedule.update(planned).where(ProductSchedule.product == product_id)
 
 
 async def move_client_products(client_id: str, new_org_id: str, now: datetime) -> list[str]:
@@ -115,16 +135,17 @@ async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> 
 
     Reads through the column's index: the cost follows the number due, not the table.
     """
-    due_at = getattr(Product, column)
+    due_at = getattr(ProductSchedule, column)
     taken: list[str] = []
     while len(taken) < limit:
-        batch = await Product.select(Product.id).where(due_at <= now).order_by(due_at).limit(
-            min(LEASE_BATCH, limit - len(taken)))
+        batch = await ProductSchedule.select(ProductSchedule.product).where(due_at <= now).order_by(
+            due_at).limit(min(LEASE_BATCH, limit - len(taken)))
         if not batch:
             break
-        leased = await Product.update({due_at: until}).where(
-            Product.id.is_in([r["id"] for r in batch]) & (due_at <= now)).returning(Product.id)
-        taken += [r["id"] for r in leased]
+        leased = await ProductSchedule.update({due_at: until}).where(
+            ProductSchedule.product.is_in([r["product"] for r in batch]) & (due_at <= now)
+        ).returning(ProductSchedule.product)
+        taken += [r["product"] for r in leased]
         if len(batch) < LEASE_BATCH:
             break
     return taken

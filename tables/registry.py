@@ -6,12 +6,12 @@ from tables.events import Event
 from tables.ledger import Balance, LedgerEntry, TierState
 from tables.operations import Operation
 from tables.organizations import Membership, Organization, Team
-from tables.products import Product
+from tables.products import Product, ProductSchedule
 from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
-    Account, ClaimToken, Organization, Team, Membership, Client, Product, Operation,
+    Account, ClaimToken, Organization, Team, Membership, Client, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
     InboundSecret, InboundMessage, SweepRun,
 ]

@@ -1,0 +1,1 @@
+"""Benchmarks: tenure's speed as ratios against raw baselines measured in the same run."""
