@@ -9,6 +9,7 @@ from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, db, renew, wait_done
 from tests.integration.receiver import Receiver
+from tests.integration.test_tiers import wait_tier
 from tests.integration.test_webhooks_out import settle
 from worker import sweeps
 
@@ -38,6 +39,7 @@ def test_each_flow_emits_its_event_and_every_type_reaches_a_subscriber(api, work
         done(buy(api, owner, reseller, "big", kind="hosting", years=10))
         for n in range(4):                                                          # tier.changed
             done(buy(api, owner, reseller, f"big{n}", kind="hosting", years=10))
+        assert wait_tier(api, owner, reseller, "B")["tier"] == "B"  # recalculated shortly after
         assert done(renew(api, owner, product))["status"] == "failed"               # operation.failed (stale guard)
         lapsing = done(buy(api, owner, reseller, "lapsing.fr"))["result"]["product_id"]
         api.patch(f"/v1/products/{lapsing}", json={"autorenew": False}, headers=owner.auth)
