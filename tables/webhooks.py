@@ -160,10 +160,19 @@ async def delivery_context(delivery_id: str) -> tuple[dict, dict, dict] | None:
 
 
 async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> bool:
-    """Counts the attempt about to start; False if another worker started it or the lease is gone."""
-    claimed = await Delivery.update({Delivery.attempts: Delivery.attempts + 1, Delivery.updated_at: now}).where(
+    """Counts the attempt about to start; False if another worker started it, one is in flight,
+    or the lease is gone.
+
+    The attempt holds the delivery until `settle` (or for LEASE, should its worker die): a
+    late duplicate message, or a scheduler tick after the first lease ran out while the
+    message waited in a backlog, cannot start a second attempt alongside it.
+    """
+    claimed = await Delivery.update({Delivery.attempts: Delivery.attempts + 1, Delivery.updated_at: now,
+                                     Delivery.next_attempt_at: now + LEASE,
+                                     Delivery.leased_until: now + LEASE}).where(
         (Delivery.id == delivery_id) & (Delivery.status == "pending")
         & (Delivery.attempts == attempts_seen) & (Delivery.leased_until > now)
+        & (Delivery.next_attempt_at <= now)
     ).returning(Delivery.id)
     return bool(claimed)
 
