@@ -42,6 +42,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     argv = [sys.executable, "-m", "dramatiq", "worker.main",
             "--processes", str(args.processes), "--threads", str(args.threads)]
+    # Dramatiq's metrics server runs in a process forked by its main process, which reads
+    # the port from the environment when its Prometheus module is imported.
+    os.environ.setdefault("dramatiq_prom_port", str(settings.worker_metrics_port))
     os.execv(sys.executable, argv)
     return 0  # not reached
 

@@ -19,8 +19,7 @@ configure(level=settings.log_level)
 if settings.broker_url is None:
     raise SystemExit("tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
                      "without one, `tenure demo` runs the workers in-process")
-# Dramatiq reads its exposition port from the environment when its middleware is imported.
-os.environ.setdefault("dramatiq_prom_port", str(settings.worker_metrics_port))
+# Its exposition port (TENURE_WORKER_METRICS_PORT) is put in the environment by `tenure worker`.
 from dramatiq.middleware.prometheus import Prometheus  # noqa: E402
 
 broker = make_broker(settings)
