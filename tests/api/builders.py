@@ -33,6 +33,14 @@ def organization(client, owner: Person, *, reseller: bool = False, name: str = "
     return answer.json()["id"]
 
 
+def funded(client, amount: int, *, reseller: bool = False) -> tuple[Person, str]:
+    """A new owner and their new organization, topped up with `amount` (minor units)."""
+    owner = person(client)
+    org = organization(client, owner, reseller=reseller)
+    fund(client, owner, org, amount)
+    return owner, org
+
+
 def team(client, owner: Person, org: str, permissions: list[str], name: str | None = None) -> str:
     answer = client.post(f"/v1/organizations/{org}/teams",
                          json={"name": name or f"team{next(_seq)}", "permissions": permissions},

@@ -24,9 +24,7 @@ def test_embedded_mode_runs_purchases_in_process(database_url):
     assert isinstance(embedded.broker, StubBroker)
 
     with TestClient(create_app(settings, sender=embedded.sender, extra_lifespans=[embedded.lifespan])) as api:
-        owner = builders.person(api)
-        org = builders.organization(api, owner)
-        builders.fund(api, owner, org, 10_000)
+        owner, org = builders.funded(api, 10_000)
 
         answer = buy(api, owner, org, "embarque.fr")
         assert answer.status_code == 202, answer.text

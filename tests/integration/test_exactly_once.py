@@ -16,9 +16,7 @@ from worker.queue import operation_message
 
 
 def test_the_same_message_delivered_twice_charges_once(api, broker, workers):
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     op_id = buy(api, owner, org, "twice.fr").json()["id"]
     broker.enqueue(operation_message("purchase", op_id))  # a duplicate of the one the API sent
     broker.enqueue(operation_message("purchase", op_id))
@@ -34,9 +32,7 @@ def test_the_same_message_delivered_twice_charges_once(api, broker, workers):
 
 
 def test_workers_racing_on_one_operation_apply_it_once(api):
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     op_id = buy(api, owner, org, "race.fr").json()["id"]
 
     async def race():
@@ -53,9 +49,7 @@ def test_workers_racing_on_one_operation_apply_it_once(api):
 
 def test_twenty_concurrent_requests_with_one_key_make_one_operation(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(lambda _: buy(api, owner, org, "once.fr", key="k-1"), range(20)))
@@ -84,9 +78,7 @@ def test_same_key_with_another_body_is_refused(api):
 
 def test_a_request_without_a_key_gets_its_own_operation(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
 
     first = buy(api, owner, org, "a.fr", kind="mailbox")
     second = buy(api, owner, org, "a.fr", kind="mailbox")
@@ -98,9 +90,7 @@ def test_a_request_without_a_key_gets_its_own_operation(api, workers):
 
 def test_replaying_a_purchase_after_it_succeeded_returns_the_same_operation(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     first = buy(api, owner, org, "replay.fr", key="k-replay")
     assert wait_done(api, owner, first.json()["id"])["status"] == "succeeded"
 

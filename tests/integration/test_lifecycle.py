@@ -95,9 +95,7 @@ def test_a_year_of_daily_sweeps_over_a_mixed_portfolio(api, workers, broker, sen
 def test_a_renewal_in_grace_brings_the_product_back_to_active(api, workers, broker, sender):
     workers()
     clock.pin(T0)
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 100_000)
+    owner, org = builders.funded(api, 100_000)
     product_id = bought(api, owner, org, "grace.fr")
     set_autorenew(api, owner, product_id, False)
     clock.advance(timedelta(days=360))  # a sweep that missed days catches up on the next tick
@@ -120,9 +118,7 @@ def test_a_scheduler_that_dies_after_leasing_leaves_nothing_the_next_tick_does_n
 
     workers()
     clock.pin(T0)
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 100_000)
+    owner, org = builders.funded(api, 100_000)
     product_id = bought(api, owner, org, "orphan.fr")
     set_autorenew(api, owner, product_id, False)  # else the renewal reschedules its reminders
     clock.pin(T0 + timedelta(days=365 - 25))  # the 30-day reminder is due

@@ -100,9 +100,7 @@ def test_a_dead_letter_is_visible_and_can_be_requeued(api, broker, workers):
 
 def test_metrics_expose_http_operations_and_queues(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     wait_done(api, owner, buy(api, owner, org, "metrics.fr").json()["id"])
 
     def scraped() -> str | None:

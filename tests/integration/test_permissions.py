@@ -29,9 +29,7 @@ def test_a_member_without_the_payment_method_is_refused(api):
 
 
 def test_a_member_removed_before_execution_loses_the_right(api, workers):
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     buyer = builders.member(api, owner, org, ["product:buy", "pay:prepaid"])
     op_id = buy(api, buyer, org, "late.fr").json()["id"]  # accepted; no worker runs yet
     team = next(t for t in api.get(f"/v1/organizations/{org}/teams", headers=owner.auth).json()

@@ -9,9 +9,7 @@ from tests.integration.flows import (balance, buy, charges_for, ledger_sums, pro
 
 def test_purchase_creates_the_product_and_charges_the_prepaid_balance(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
 
     answer = buy(api, owner, org, "exemple.fr", years=2)
 

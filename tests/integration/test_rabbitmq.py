@@ -53,9 +53,7 @@ def test_purchases_run_on_rabbitmq(rabbit, rabbit_api):
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
     try:
-        owner = builders.person(rabbit_api)
-        org = builders.organization(rabbit_api, owner)
-        builders.fund(rabbit_api, owner, org, 10_000)
+        owner, org = builders.funded(rabbit_api, 10_000)
         op = wait_done(rabbit_api, owner, buy(rabbit_api, owner, org, "lapin.fr").json()["id"])
     finally:
         worker.stop()

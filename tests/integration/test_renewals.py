@@ -17,9 +17,7 @@ def bought(api, owner, org, name="renew.fr", **kwargs) -> dict:
 
 def test_renewal_extends_the_expiry_and_charges(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     product = bought(api, owner, org)
 
     op = wait_done(api, owner, renew(api, owner, product, years=2).json()["id"])
@@ -33,9 +31,7 @@ def test_renewal_extends_the_expiry_and_charges(api, workers):
 
 def test_a_replayed_renewal_with_the_old_expiry_fails_with_expiry_mismatch(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     product = bought(api, owner, org)
 
     first = wait_done(api, owner, renew(api, owner, product).json()["id"])
@@ -49,9 +45,7 @@ def test_a_replayed_renewal_with_the_old_expiry_fails_with_expiry_mismatch(api, 
 
 def test_renewal_in_redemption_adds_the_restore_fee_and_past_it_is_refused(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 100_000)
+    owner, org = builders.funded(api, 100_000)
     product = bought(api, owner, org)
     expires = datetime.fromisoformat(product["expires_at"])
 
@@ -70,9 +64,7 @@ def test_renewal_in_redemption_adds_the_restore_fee_and_past_it_is_refused(api, 
 
 def test_renewal_beyond_ten_years_ahead_is_refused(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 100_000)
+    owner, org = builders.funded(api, 100_000)
     product = bought(api, owner, org, years=5)
 
     op = wait_done(api, owner, renew(api, owner, product, years=6).json()["id"])
@@ -84,9 +76,7 @@ def test_renewal_beyond_ten_years_ahead_is_refused(api, workers):
 
 def test_insufficient_funds_fails_the_operation_without_any_effect(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 1000)
+    owner, org = builders.funded(api, 1000)
 
     op = wait_done(api, owner, buy(api, owner, org, "cher.fr").json()["id"])
 
@@ -112,9 +102,7 @@ def test_invoice_payment_is_a_postpaid_ledger_line(api, workers):
 
 def test_a_domain_name_is_held_by_one_product_at_a_time(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 10_000)
+    owner, org = builders.funded(api, 10_000)
     bought(api, owner, org, "unique.fr")
 
     again = buy(api, owner, org, "UNIQUE.fr")

@@ -20,9 +20,7 @@ def wait_tier(api, who, org, tier: str, timeout: float = 20.0) -> dict:
 
 def test_crossing_a_threshold_moves_the_tier_once_and_discounts_later_purchases(api, workers):
     workers()
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 1_000_000)
+    owner, org = builders.funded(api, 1_000_000)
 
     ops = [buy(api, owner, org, f"site{i}", kind="hosting", years=10).json()["id"] for i in range(5)]
     assert [wait_done(api, owner, op)["status"] for op in ops] == ["succeeded"] * 5
@@ -71,9 +69,7 @@ def test_the_daily_recalculation_lowers_the_tier_when_purchases_age_out(api, wor
 
     workers()
     clock.pin(clock.now())
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 1_000_000)
+    owner, org = builders.funded(api, 1_000_000)
     ops = [buy(api, owner, org, f"old{i}", kind="hosting", years=10).json()["id"] for i in range(5)]
     assert [wait_done(api, owner, op)["status"] for op in ops] == ["succeeded"] * 5
     assert wait_tier(api, owner, org, "B")["tier"] == "B"

@@ -24,9 +24,7 @@ T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, workers, broker, settings):
     workers()
     clock.pin(T0)
-    owner = builders.person(api)
-    org = builders.organization(api, owner)
-    builders.fund(api, owner, org, 1_000_000)
+    owner, org = builders.funded(api, 1_000_000)
     ops = [buy(api, owner, org, f"twin{i}.fr").json()["id"] for i in range(40)]
     products = [wait_done(api, owner, op)["result"]["product_id"] for op in ops]
     for product_id in products[20:]:

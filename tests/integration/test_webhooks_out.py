@@ -44,16 +44,9 @@ def settle(broker, sender, rounds: int = 1, step: timedelta | None = None) -> No
         broker.join("webhooks", interval=10, timeout=30_000)
 
 
-def funded_org(api, reseller: bool = False):
-    owner = builders.person(api)
-    org = builders.organization(api, owner, reseller=reseller)
-    builders.fund(api, owner, org, 100_000)
-    return owner, org
-
-
 def test_events_arrive_signed_once_per_endpoint_and_respect_filters(api, workers, broker, sender, receiver):
     workers()
-    owner, org = funded_org(api)
+    owner, org = builders.funded(api, 100_000)
     subscribe(api, owner, org, receiver, "/all")
     subscribe(api, owner, org, receiver, "/renewals", ["product.renewed"])
 
@@ -70,7 +63,7 @@ def test_events_arrive_signed_once_per_endpoint_and_respect_filters(api, workers
 
 def test_a_flaky_receiver_gets_every_event_exactly_once_when_it_recovers(api, workers, broker, sender, receiver):
     workers()
-    owner, org = funded_org(api)
+    owner, org = builders.funded(api, 100_000)
     path = "/flaky"
     subscribe(api, owner, org, receiver, path)
     receiver.behaviour = lambda p, wid, attempt: (503, {}) if attempt % 2 == 1 else (200, {})
@@ -90,7 +83,7 @@ def test_a_flaky_receiver_gets_every_event_exactly_once_when_it_recovers(api, wo
 
 def test_410_disables_the_endpoint_at_once_and_tells_the_other_endpoints(api, workers, broker, sender, receiver):
     workers()
-    owner, org = funded_org(api)
+    owner, org = builders.funded(api, 100_000)
     gone = subscribe(api, owner, org, receiver, "/gone", ["product.purchased"])
     subscribe(api, owner, org, receiver, "/ops", ["endpoint.disabled"])
     receiver.behaviour = lambda p, wid, attempt: (410, {}) if p == "/gone" else (200, {})
@@ -108,7 +101,7 @@ def test_410_disables_the_endpoint_at_once_and_tells_the_other_endpoints(api, wo
 def test_an_outage_follows_the_schedule_then_fails_and_five_days_disable_the_endpoint(
         api, workers, broker, sender, receiver):
     workers()
-    owner, org = funded_org(api)
+    owner, org = builders.funded(api, 100_000)
     hook = subscribe(api, owner, org, receiver, "/down", ["product.purchased"])
     receiver.behaviour = lambda p, wid, attempt: (500, {})
     clock.pin(clock.now())
@@ -132,7 +125,7 @@ def test_an_outage_follows_the_schedule_then_fails_and_five_days_disable_the_end
 
 def test_retry_after_is_honoured(api, workers, broker, sender, receiver):
     workers()
-    owner, org = funded_org(api)
+    owner, org = builders.funded(api, 100_000)
     hook = subscribe(api, owner, org, receiver, "/busy", ["product.purchased"])
     receiver.behaviour = lambda p, wid, attempt: (429, {"Retry-After": "600"})
     clock.pin(clock.now())
@@ -149,7 +142,7 @@ def test_retry_after_is_honoured(api, workers, broker, sender, receiver):
 
 def test_a_failed_delivery_can_be_retried_by_hand(api, workers, broker, sender, receiver):
     workers()
-    owner, org = funded_org(api)
+    owner, org = builders.funded(api, 100_000)
     hook = subscribe(api, owner, org, receiver, "/manual", ["product.purchased"])
     receiver.behaviour = lambda p, wid, attempt: (500, {}) if attempt <= 8 else (200, {})
     clock.pin(clock.now())
@@ -173,7 +166,7 @@ def test_a_failed_delivery_can_be_retried_by_hand(api, workers, broker, sender, 
 
 def test_a_resellers_endpoint_gets_its_clients_events(api, workers, broker, sender, receiver):
     workers()
-    owner, reseller = funded_org(api, reseller=True)
+    owner, reseller = builders.funded(api, 100_000, reseller=True)
     client_id = builders.client_of(api, owner, reseller)
     subscribe(api, owner, reseller, receiver, "/reseller", ["product.purchased"])
 
