@@ -174,3 +174,20 @@ def test_a_resellers_endpoint_gets_its_clients_events(api, workers, broker, send
     settle(broker, sender)
 
     assert [r.data["client_id"] for r in receiver.delivered("/reseller")] == [client_id]
+
+
+def test_redirects_are_not_followed(api, workers, broker, sender, receiver):
+    workers()
+    owner, org = builders.funded(api, 100_000)
+    hook = subscribe(api, owner, org, receiver, "/moved", ["product.purchased"])
+    receiver.secrets["/elsewhere"] = receiver.secrets["/moved"]
+    receiver.behaviour = lambda p, wid, n: (302, {"Location": receiver.base + "/elsewhere"}) if p == "/moved" else (200, {})
+
+    wait_done(api, owner, buy(api, owner, org, "moved.fr").json()["id"])
+    settle(broker, sender)
+
+    assert [r.path for r in receiver.received] == ["/moved"]
+    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries",
+                       headers=owner.auth).json()["items"][0]
+    assert delivery["status"] == "pending"
+    assert [a["status_code"] for a in delivery["attempt_log"]] == [302]
