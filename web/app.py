@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=strict_body,
+        logging_config=None,  # logging is configured once per process (worker.logs), JSON lines
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
         middleware=[PROMETHEUS.middleware],
         openapi_config=OpenAPIConfig(
