@@ -29,3 +29,9 @@ async def latest() -> list[dict]:
     for row in rows:
         seen.setdefault(row["job"], row)
     return sorted(seen.values(), key=lambda r: r["job"])
+
+
+async def forget_before(cutoff: datetime) -> int:
+    """Drops run records older than `cutoff` (a job records a run every minute)."""
+    deleted = await SweepRun.delete().where(SweepRun.started_at < cutoff).returning(SweepRun.id)
+    return len(deleted)

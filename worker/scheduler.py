@@ -38,6 +38,8 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
                           misfire_grace_time=SWEEP_INTERVAL_S)
     scheduler.add_job(sweeps.recalculate_tiers, "cron", hour=3, minute=17, id="tiers-daily",
                       args=[sender], max_instances=1, coalesce=True, misfire_grace_time=3600)
+    scheduler.add_job(sweeps.forget_old_runs, "cron", hour=4, minute=7, id="forget-old-runs",
+                      max_instances=1, coalesce=True, misfire_grace_time=3600)
     return scheduler
 
 

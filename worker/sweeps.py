@@ -67,6 +67,15 @@ async def recalculate_tiers(sender: Sender) -> int:
     return len(flagged)
 
 
+RUN_HISTORY = timedelta(days=14)
+
+
+async def forget_old_runs() -> int:
+    """Daily: the record of scheduler runs keeps two weeks (the ops page shows the last ones)."""
+    async with transaction():
+        return await sweeps.forget_before(clock.now() - RUN_HISTORY)
+
+
 async def _record(job: str, now, started: float, items: int) -> None:
     duration_ms = int((time.monotonic() - started) * 1000)
     async with transaction():

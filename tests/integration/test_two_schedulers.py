@@ -52,3 +52,19 @@ def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, 
     for run in db(SweepRun.select(SweepRun.job, SweepRun.items).run()):
         taken[run["job"]] += run["items"]
     assert (taken["reminders"], taken["autorenew"]) == (40, 20)  # split between the two, never both
+
+
+def test_scheduler_run_records_are_kept_two_weeks(api, sender):
+    from tables.sweeps import SweepRun
+    from worker import sweeps
+
+    clock.pin(T0)
+    db(sweeps.sweep("states", sender))
+    clock.pin(T0 + timedelta(days=10))
+    db(sweeps.sweep("states", sender))
+    clock.pin(T0 + timedelta(days=15))
+
+    forgotten = db(sweeps.forget_old_runs())
+
+    assert forgotten == 1
+    assert [r["started_at"] for r in db(SweepRun.select(SweepRun.started_at).run())] == [T0 + timedelta(days=10)]
