@@ -95,16 +95,24 @@ async def refresher(app) -> AsyncIterator[None]:
         REGISTRY.register(COLLECTOR)
         _registered = True
 
+    stop = asyncio.Event()
+
     async def loop() -> None:
-        while True:
+        while not stop.is_set():
             try:
                 COLLECTOR.snapshot = await take_snapshot(app.state.monitor)
             except Exception as exc:  # a broker or database outage must not stop the loop
                 log.warning("metrics_snapshot_failed", error=str(exc))
-            await asyncio.sleep(REFRESH_S)
+            try:
+                await asyncio.wait_for(stop.wait(), REFRESH_S)
+            except TimeoutError:
+                pass
 
     task = asyncio.create_task(loop())
     try:
         yield
     finally:
-        task.cancel()
+        # Let a snapshot in progress finish: cancelling it would leave a database thread
+        # answering a loop that is about to close.
+        stop.set()
+        await task
