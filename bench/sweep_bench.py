@@ -56,7 +56,7 @@ LOAD_CHUNK = 50_000
 SEED = 20261126
 REPO = Path(__file__).resolve().parent.parent
 # Databases and Redis DBs other sessions use: never reset by the benchmark.
-PROTECTED_DATABASES = re.compile(r"^(test|postgres|template\d|helper.*)$")
+PROTECTED_DATABASES = re.compile(r"^(test|postgres|template\d)$")
 PROTECTED_REDIS_DBS = {13, 14, 15}
 
 COLUMNS = ("id", "kind", "name", "organization", "client", "reseller", "expires_at", "autorenew",
