@@ -59,6 +59,7 @@ def _joined() -> SimpleNamespace:
         team_id=Membership.team.id, team_name=Membership.team.name,
         org_id=Membership.organization.id, org_name=Membership.organization.name,
         org_is_reseller=Membership.organization.is_reseller,
+        org_currency=Membership.organization.currency, org_created_at=Membership.organization.created_at,
         account_id=Membership.account.id, account_email=Membership.account.email,
         account_name=Membership.account.name,
     )
@@ -111,6 +112,32 @@ async def leave(org_id: str, account_id: str) -> None:
         (Membership.organization == org_id) & (Membership.account == account_id))
 
 
+def _granted(rows: list[dict], all_permissions: frozenset[str]) -> frozenset[str]:
+    granted: set[str] = set()
+    for row in rows:
+        if row["team.is_owner"]:
+            return all_permissions
+        granted |= _perm_set(row["team.permissions"])
+    return frozenset(granted)
+
+
+async def membership(account_id: str, org_id: str,
+                     all_permissions: frozenset[str]) -> tuple[dict, frozenset[str]] | None:
+    """The organization and the account's permissions in it, in one query; None if not a member."""
+    joined = _joined()
+    rows = await Membership.select(
+        joined.org_id, joined.org_name, joined.org_is_reseller, joined.org_currency,
+        joined.org_created_at, joined.team_permissions, joined.team_is_owner,
+    ).where((Membership.account == account_id) & (Membership.organization == org_id))
+    if not rows:
+        return None
+    first = rows[0]
+    org = {"id": first["organization.id"], "name": first["organization.name"],
+           "is_reseller": first["organization.is_reseller"], "currency": first["organization.currency"],
+           "created_at": first["organization.created_at"]}
+    return org, _granted(rows, all_permissions)
+
+
 async def permissions_of(account_id: str, org_id: str, all_permissions: frozenset[str]) -> frozenset[str] | None:
     """Union of the account's team permissions in the organization; None if not a member."""
     joined = _joined()
@@ -118,12 +145,7 @@ async def permissions_of(account_id: str, org_id: str, all_permissions: frozense
         (Membership.account == account_id) & (Membership.organization == org_id))
     if not rows:
         return None
-    granted: set[str] = set()
-    for row in rows:
-        if row["team.is_owner"]:
-            return all_permissions
-        granted |= _perm_set(row["team.permissions"])
-    return frozenset(granted)
+    return _granted(rows, all_permissions)
 
 
 async def owner_ids(org_id: str) -> frozenset[str]:

@@ -35,12 +35,10 @@ class Access:
 
 async def access(account: dict, org_id: str, needed: str | None = None) -> Access:
     """The caller's access to `org_id`; 404 if not a member (as if it did not exist), 403 if lacking `needed`."""
-    org = await organizations.get(org_id)
-    granted = None
-    if org is not None:
-        granted = await organizations.permissions_of(account["id"], org_id, permissions.ALL_PERMISSIONS)
-    if granted is None:
+    found = await organizations.membership(account["id"], org_id, permissions.ALL_PERMISSIONS)
+    if found is None:  # unknown, or not yours: the same answer
         raise NotFound("organization", org_id)
+    org, granted = found
     result = Access(org=org, granted=granted)
     if needed:
         result.require(needed)
