@@ -77,12 +77,6 @@ async def by_email(email: str) -> dict | None:
     ).first()
 
 
-async def by_id(account_id: str) -> dict | None:
-    return await Account.select(Account.id, Account.email, Account.name).where(
-        Account.id == account_id
-    ).first()
-
-
 async def issue_claim_token(account_id: str, expires_at: datetime) -> str:
     token = new_secret("clm_")
     await ClaimToken.insert(

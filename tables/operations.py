@@ -136,8 +136,10 @@ async def page_for_ops(status: str | None, kind: str | None, before: str | None,
     return await query.order_by(Operation.id, ascending=False).limit(limit).output(load_json=True)
 
 
-async def counts_by_kind_and_status() -> list[dict]:
+async def counts_in_flight() -> list[dict]:
+    """Pending and running operations by kind and status: read through the status index, so
+    the cost follows the work in flight, not the table (finished ones are counted by workers)."""
     from piccolo.query.functions.aggregate import Count
 
-    return await Operation.select(Operation.kind, Operation.status, Count(alias="n")).group_by(
-        Operation.kind, Operation.status)
+    return await Operation.select(Operation.kind, Operation.status, Count(alias="n")).where(
+        Operation.status.is_in(["pending", "running"])).group_by(Operation.kind, Operation.status)

@@ -245,11 +245,9 @@ async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> 
     return bool(reset)
 
 
-async def delivery_counts() -> dict[str, int]:
-    from piccolo.query.functions.aggregate import Count
-
-    rows = await Delivery.select(Delivery.status, Count(alias="n")).group_by(Delivery.status)
-    return {r["status"]: r["n"] for r in rows}
+async def pending_deliveries() -> int:
+    """Deliveries waiting for an attempt (through the status index; attempts are counted by workers)."""
+    return await Delivery.count().where(Delivery.status == "pending")
 
 
 async def unhealthy_endpoints(limit: int = 50) -> list[dict]:

@@ -1,7 +1,7 @@
 """Prometheus: HTTP metrics from Litestar's middleware, and tenure's state as gauges.
 
-The state (operations by kind and status, queue depths, deliveries, sweeps, tier
-changes) is read from the database and the broker every few seconds by a task in the
+The state (operations in flight, queue depths, pending deliveries, sweeps, tier
+changes) is read through indexes from the database and the broker every few seconds by a task in the
 app's lifespan, so a scrape never waits on either. Every web replica reports the
 same cluster-wide figures; per-process worker counters come from `tenure worker`.
 """
@@ -42,7 +42,8 @@ class StateCollector:
         snap = self.snapshot
         if not snap:
             return
-        ops = GaugeMetricFamily("tenure_operations", "Operations by kind and status.", labels=["kind", "status"])
+        ops = GaugeMetricFamily("tenure_operations_in_flight", "Pending and running operations.",
+                                labels=["kind", "status"])
         for row in snap["operations"]:
             ops.add_metric([row["kind"], row["status"]], row["n"])
         yield ops
@@ -53,11 +54,8 @@ class StateCollector:
                 if depth[state] is not None:
                     queue.add_metric([depth["queue"], state], depth[state])
         yield queue
-        deliveries = GaugeMetricFamily("tenure_webhook_deliveries", "Webhook deliveries by status.",
-                                       labels=["status"])
-        for status, n in snap["deliveries"].items():
-            deliveries.add_metric([status], n)
-        yield deliveries
+        yield GaugeMetricFamily("tenure_webhook_deliveries_pending",
+                                "Webhook deliveries waiting for an attempt.", value=snap["deliveries_pending"])
         last_run = GaugeMetricFamily("tenure_sweep_last_run_timestamp_seconds", "Start of each job's last run.",
                                      labels=["job"])
         items = GaugeMetricFamily("tenure_sweep_last_items", "Due items the last run took.", labels=["job"])
@@ -79,9 +77,9 @@ _registered = False
 
 async def take_snapshot(monitor) -> dict:
     return {
-        "operations": await operations.counts_by_kind_and_status(),
+        "operations": await operations.counts_in_flight(),
         "queues": [d.to_dict() for d in await anyio.to_thread.run_sync(monitor.depths)],
-        "deliveries": await webhooks.delivery_counts(),
+        "deliveries_pending": await webhooks.pending_deliveries(),
         "sweeps": await sweeps.latest(),
         "tier_changes": await events.count("tier.changed"),
     }

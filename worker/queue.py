@@ -18,7 +18,9 @@ TIERS_QUEUE = "tiers"
 WEBHOOKS_QUEUE = "webhooks"
 LIFECYCLE_QUEUE = "lifecycle"
 QUEUES = (OPERATIONS_QUEUE, TIERS_QUEUE, WEBHOOKS_QUEUE, LIFECYCLE_QUEUE)
-LIFECYCLE_ACTORS = ("lifecycle.advance", "reminders.send", "autorenew.attempt")
+STATE_ACTOR = "lifecycle.advance"
+REMINDER_ACTOR = "reminders.send"
+AUTORENEW_ACTOR = "autorenew.attempt"
 
 # operation kind -> actor name ("<noun>.<verb>")
 ACTOR_FOR_KIND = {

@@ -18,7 +18,8 @@ from tables import sweeps
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ledger import TierState
-from worker.queue import Sender, lifecycle_message, tier_message
+from worker.queue import (AUTORENEW_ACTOR, REMINDER_ACTOR, STATE_ACTOR, Sender, lifecycle_message,
+                          tier_message)
 
 log = structlog.get_logger("tenure.sweeps")
 LEASE = timedelta(minutes=15)
@@ -27,9 +28,9 @@ MAX_PER_RUN = 100_000
 
 # job id -> (product column, actor)
 PRODUCT_SWEEPS = {
-    "states": ("next_state_at", "lifecycle.advance"),
-    "reminders": ("next_reminder_at", "reminders.send"),
-    "autorenew": ("next_autorenew_at", "autorenew.attempt"),
+    "states": ("next_state_at", STATE_ACTOR),
+    "reminders": ("next_reminder_at", REMINDER_ACTOR),
+    "autorenew": ("next_autorenew_at", AUTORENEW_ACTOR),
 }
 
 

@@ -36,19 +36,20 @@ def settings(database_url, redis_url):
 @pytest.fixture
 def broker(settings):
     broker = make_broker(settings)
-    sender = Sender(broker)
-    declare(broker, sender, settings)
     yield broker
     broker.close()
 
 
 @pytest.fixture
-def sender(broker):
-    return Sender(broker)
+def sender(broker, settings):
+    """The sender the app and the actors share; declaring the actors needs it."""
+    sender = Sender(broker)
+    declare(broker, sender, settings)
+    return sender
 
 
 @pytest.fixture
-def workers(broker):
+def workers(broker, sender):
     """Four worker threads consuming the real broker, started on demand."""
     started: list[dramatiq.Worker] = []
 

@@ -99,17 +99,21 @@ def test_a_dead_letter_is_visible_and_can_be_requeued(api, broker, workers):
 
 
 def test_metrics_expose_http_operations_and_queues(api, workers):
-    workers()
     owner, org = builders.funded(api, 10_000)
-    wait_done(api, owner, buy(api, owner, org, "metrics.fr").json()["id"])
+    op_id = buy(api, owner, org, "metrics.fr").json()["id"]  # no worker yet: it waits
 
-    def scraped() -> str | None:
-        text = api.get("/metrics").text
-        return text if 'tenure_operations{kind="purchase"' in text else None
+    def scraped(wanted: str, unwanted: str | None = None):
+        def check() -> str | None:
+            text = api.get("/metrics").text
+            return text if wanted in text and (unwanted is None or unwanted not in text) else None
+        return check
 
-    text = wait_for(scraped)
+    waiting = wait_for(scraped('tenure_operations_in_flight{kind="purchase",status="pending"} 1.0'))
+    workers()
+    wait_done(api, owner, op_id)
+    text = wait_for(scraped('tenure_operations_finished_total{kind="purchase",status="succeeded"}',
+                            unwanted='tenure_operations_in_flight{kind="purchase"'))
 
-    assert 'tenure_operations{kind="purchase",status="succeeded"} 1.0' in text
-    assert 'tenure_queue_messages{queue="operations",state="waiting"}' in text
+    assert 'tenure_queue_messages{queue="operations",state="waiting"}' in waiting
     assert 'path="/v1/organizations/{org_id}/purchases",status_code="202"' in text
-    assert 'tenure_operations_finished_total{kind="purchase",status="succeeded"}' in text
+    assert "tenure_webhook_deliveries_pending 0.0" in text

@@ -15,8 +15,9 @@ from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
 from tables.settings import Settings
 from worker.execution import Handler, run_operation
-from worker.queue import (ACTOR_FOR_KIND, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE, TIER_ACTOR,
-                          TIERS_QUEUE, WEBHOOKS_QUEUE, Sender, tier_message)
+from worker.queue import (ACTOR_FOR_KIND, AUTORENEW_ACTOR, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE,
+                          REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender,
+                          tier_message)
 from worker.webhooks.delivery import deliver
 from worker.webhooks.fanout import fan_out
 
@@ -65,9 +66,9 @@ def declare(broker: dramatiq.Broker, sender: Sender,
         run.__name__ = run.__qualname__ = name.replace(".", "_")
         declared[name] = dramatiq.actor(run, actor_name=name, queue_name=LIFECYCLE_QUEUE, broker=broker)
 
-    product_batch_actor("lifecycle.advance", advance_state)
-    product_batch_actor("reminders.send", send_reminder)
-    product_batch_actor("autorenew.attempt", attempt_autorenew)
+    product_batch_actor(STATE_ACTOR, advance_state)
+    product_batch_actor(REMINDER_ACTOR, send_reminder)
+    product_batch_actor(AUTORENEW_ACTOR, attempt_autorenew)
 
     declared[TIER_ACTOR] = dramatiq.actor(tiers_recalculate, actor_name=TIER_ACTOR,
                                           queue_name=TIERS_QUEUE, broker=broker)
