@@ -150,3 +150,17 @@ class InvalidWebhookUrl(RuleViolation):
 
     code = "invalid_webhook_url"
     status = 422
+
+
+class ClientNotReleased(RuleViolation):
+    """A claim was asked for a client that has not been released."""
+
+    code = "client_not_released"
+    status = 409
+
+
+class AlreadyClaimed(RuleViolation):
+    """The released organization already has its owner; no new claim can be issued."""
+
+    code = "already_claimed"
+    status = 409

@@ -113,3 +113,13 @@ def check_transfer(org_is_reseller: bool, to_client_status: str | None) -> None:
             f"the target client is not active (status {to_client_status!r}); "
             f"transfer to an active client or to the reseller itself"
         )
+
+
+# Reading an operation needs what its kind is about; a release carries a claim token.
+_READ_OPERATION = {"purchase": PRODUCT_VIEW, "renewal": PRODUCT_VIEW, "transfer": PRODUCT_VIEW,
+                   "release": CLIENT_MANAGE, "client_upsert": CLIENT_MANAGE}
+
+
+def needed_to_read(operation_kind: str) -> str:
+    """The permission that lets a member read an operation of this kind (org:view at least)."""
+    return _READ_OPERATION.get(operation_kind, ORG_VIEW)

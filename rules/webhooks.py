@@ -15,6 +15,8 @@ EVENT_TYPES = frozenset({
     "tier.changed", "endpoint.disabled",
     # Beyond DESIGN's list: grace -> redemption -> pending_delete -> deleted (expiry itself is product.expired).
     "product.state_changed",
+    # A released client's organization was claimed by its owner (told to the reseller).
+    "organization.claimed",
 })
 
 # Delay before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then failed.

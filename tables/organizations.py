@@ -154,6 +154,11 @@ async def owner_ids(org_id: str) -> frozenset[str]:
     return frozenset(r["account"] for r in rows)
 
 
+async def owner_team_id(org_id: str) -> str | None:
+    row = await Team.select(Team.id).where((Team.organization == org_id) & (Team.is_owner == True)).first()  # noqa: E712
+    return row["id"] if row else None
+
+
 async def get_team(org_id: str, team_id: str) -> dict | None:
     return await Team.select().where((Team.id == team_id) & (Team.organization == org_id)).first()
 

@@ -1,6 +1,7 @@
 """Every tenure table, in dependency order (referenced tables first)."""
 
-from tables.accounts import Account, ClaimToken
+from tables.accounts import Account
+from tables.claims import Claim
 from tables.clients import Client
 from tables.events import Event
 from tables.ledger import Balance, LedgerEntry, TierState
@@ -11,7 +12,7 @@ from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
-    Account, ClaimToken, Organization, Team, Membership, Client, Product, ProductSchedule, Operation,
+    Account, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
     InboundSecret, InboundMessage, SweepRun,
 ]

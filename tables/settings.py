@@ -19,6 +19,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_stall_seconds: int = 60
     log_level: str = "INFO"
     worker_metrics_port: int = 9191
+    # Days a release's claim token stays usable (the reseller can reissue one afterwards).
+    claim_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -31,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env.get("TENURE_LOG_LEVEL") or "INFO",
             worker_metrics_port=int(env.get("TENURE_WORKER_METRICS_PORT") or 9191),
             relay_stall_seconds=int(env.get("TENURE_RELAY_STALL_SECONDS") or 60),
+            claim_days=int(env.get("TENURE_CLAIM_DAYS") or 30),
         )
 
     @property

@@ -24,6 +24,13 @@ async def provide_account(request: Request) -> dict:
     return account
 
 
+async def optional_account(request: Request) -> dict | None:
+    """The caller's account when an Authorization header is sent (401 if it is not valid), else None."""
+    if "authorization" not in request.headers:
+        return None
+    return await provide_account(request)
+
+
 @dataclass(frozen=True)
 class Access:
     org: dict

@@ -47,8 +47,9 @@ async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn
             "payment_method": data.payment_method}
 
 
-async def release_params(org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn) -> dict:
+async def release_params(org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn,
+                         claim_days: int) -> dict:
     permissions.require(granted, permissions.CLIENT_MANAGE)
     client = await client_in(org["id"], client_id)
     permissions.check_purchase_owner(org["is_reseller"], client_id, client["status"])
-    return {"client_id": client_id, "owner_email": data.owner_email}
+    return {"client_id": client_id, "owner_email": data.owner_email, "claim_days": claim_days}

@@ -42,11 +42,26 @@ class AccountCreated(Struct):
 
 class ClaimIn(Struct, forbid_unknown_fields=True):
     claim_token: Annotated[str, Meta(min_length=1, max_length=200)]
+    # Only without an API key, for the account to create: defaults to the release's owner_email.
+    email: Email | None = None
+    name: Name | None = None
 
 
-class ApiKeyOut(Struct):
+class ClaimedOut(Struct):
     account_id: str
-    api_key: str
+    organization_id: str
+    api_key: str | None  # only for an account created by this claim; shown once
+
+
+class ClaimIssued(Struct):
+    claim_token: str  # shown once
+    expires_at: datetime
+
+
+class ClaimStateOut(Struct):
+    status: Literal["pending", "expired", "claimed"]
+    expires_at: datetime
+    claimed_at: datetime | None
 
 
 class TeamRef(Struct):
@@ -142,6 +157,7 @@ class ClientOut(Struct):
     released_to: str | None
     product_count: int
     created_at: datetime
+    claim: ClaimStateOut | None = None  # a released client's organization: awaiting its claim, or claimed
 
 
 class Page(Struct):

@@ -268,6 +268,7 @@ class Day:
     purchases: dict[str, dict] = field(default_factory=dict)  # op id -> {name, kind, client}
     renewals: dict[str, str] = field(default_factory=dict)  # op id -> product id
     others: dict[str, str] = field(default_factory=dict)  # op id -> kind (release, client_upsert)
+    claimed: dict = field(default_factory=dict)  # the released organization's claim answer
     replays: int = 0  # requests answered with an operation an earlier request made
 
     def next(self) -> httpx.Client:
@@ -512,8 +513,13 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
     finished = {**bought, **renewed, **day.wait(list(day.others), SETTLE_S, topology)}
     assert {op["status"] for op in finished.values()} == {"succeeded"}, \
         [op for op in finished.values() if op["status"] != "succeeded"][:3]
+    # The released client's owner presents the claim token its first reader was shown.
+    claim = day.next().post("/v1/accounts/claim",
+                            json={"claim_token": finished[release_op]["result"]["claim_token"]})
+    assert claim.status_code == 201, claim.text
+    day.claimed = claim.json()
     expected_events = Counter({"operation.succeeded": len(every_op), "product.purchased": 30,
-                               "product.renewed": 13, "client.released": 1})
+                               "product.renewed": 13, "client.released": 1, "organization.claimed": 1})
     deliveries = wait_for_deliveries(day, topology, endpoint_id, sum(expected_events.values()))
     timings["settled"] = round(time.monotonic() - t0, 1)
     timings["replayed_requests"] = day.replays
@@ -627,10 +633,8 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
     assert status.pop(released) == ("released", new_org)
     assert set(status.values()) == {("active", None)} and len(status) == 3
     assert next(c["name"] for c in portfolio if c["id"] == upserted_client) == "Petit & Fils"
-    claim = day.next().post("/v1/accounts/claim",
-                            json={"claim_token": finished[release_op]["result"]["claim_token"]})
-    assert claim.status_code == 201, claim.text
-    new_owner = {"Authorization": f"Bearer {claim.json()['api_key']}"}
+    assert day.claimed["organization_id"] == new_org
+    new_owner = {"Authorization": f"Bearer {day.claimed['api_key']}"}
     listed = day.next().get(f"/v1/organizations/{new_org}/products", headers=new_owner)
     assert listed.status_code == 200, listed.text
     assert {p["id"] for p in listed.json()["items"]} == moved

@@ -43,8 +43,11 @@ def test_each_flow_emits_its_event_and_every_type_reaches_a_subscriber(api, work
         assert done(renew(api, owner, product))["status"] == "failed"               # operation.failed (stale guard)
         lapsing = done(buy(api, owner, reseller, "lapsing.fr"))["result"]["product_id"]
         api.patch(f"/v1/products/{lapsing}", json={"autorenew": False}, headers=owner.auth)
-        done(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",       # client.released
-                      json={"owner_email": "new@owner.test"}, headers=owner.auth))
+        released = done(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",  # client.released
+                                 json={"owner_email": "new@owner.test"}, headers=owner.auth))
+        claimed = api.post("/v1/accounts/claim",                                    # organization.claimed
+                           json={"claim_token": released["result"]["claim_token"]})
+        assert claimed.status_code == 201, claimed.text
         expires = datetime.fromisoformat(api.get(f"/v1/products/{lapsing}", headers=owner.auth).json()["expires_at"])
         for moment in (expires - timedelta(days=29), expires + timedelta(days=31)):  # expiring, expired, state
             clock.pin(moment)

@@ -109,9 +109,11 @@ def test_release_moves_every_product_and_the_client_leaves_the_portfolio(api, wo
         assert api.get(f"/v1/products/{product_id}", headers=owner.auth).status_code == 404
 
     claimed = api.post("/v1/accounts/claim", json={"claim_token": op["result"]["claim_token"]})
-    assert claimed.status_code == 201
+    assert claimed.status_code == 201, claimed.text
+    assert claimed.json()["organization_id"] == new_org
     pierre = builders.Person(id=claimed.json()["account_id"], email="pierre@martin.test",
                              key=claimed.json()["api_key"])
+    assert api.get("/v1/me", headers=pierre.auth).json()["email"] == "pierre@martin.test"
     theirs = api.get(f"/v1/organizations/{new_org}/products", headers=pierre.auth).json()["items"]
     assert sorted(p["id"] for p in theirs) == sorted(mine)
     assert all(p["client_id"] is None and p["reseller_id"] is None for p in theirs)
@@ -121,17 +123,3 @@ def test_release_moves_every_product_and_the_client_leaves_the_portfolio(api, wo
                      json={"owner_email": "pierre@martin.test"}, headers=owner.auth)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "client_not_active"
-
-
-def test_release_to_an_existing_account_reuses_it_without_a_claim_token(api, workers):
-    workers()
-    owner, reseller, client_id = reseller_with_client(api)
-    existing = builders.person(api, "Pierre")
-
-    op = done(api, owner, api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                                   json={"owner_email": existing.email}, headers=owner.auth))
-
-    assert op["result"]["account_id"] == existing.id
-    assert op["result"]["claim_token"] is None
-    me = api.get("/v1/me", headers=existing.auth).json()
-    assert op["result"]["organization_id"] in [o["id"] for o in me["organizations"]]

@@ -23,6 +23,8 @@ EXPECTED = {
     "TargetMissing": ("not_found", 404),
     "UnknownEventType": ("unknown_event_type", 422),
     "InvalidWebhookUrl": ("invalid_webhook_url", 422),
+    "ClientNotReleased": ("client_not_released", 409),
+    "AlreadyClaimed": ("already_claimed", 409),
 }
 
 

@@ -132,3 +132,11 @@ def test_reseller_transfers_to_itself_or_an_active_client(to_client_status):
 def test_reseller_cannot_transfer_to_a_released_client():
     with pytest.raises(ClientNotActive):
         perms.check_transfer(True, "released")
+
+
+@pytest.mark.parametrize(("kind", "needed"), [
+    ("purchase", "product:view"), ("renewal", "product:view"), ("transfer", "product:view"),
+    ("release", "client:manage"), ("client_upsert", "client:manage"), ("topup", "org:view"),
+])
+def test_reading_an_operation_needs_what_its_kind_is_about(kind, needed):
+    assert perms.needed_to_read(kind) == needed

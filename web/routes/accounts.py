@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 
-from tables import accounts, organizations
+from tables import accounts, claims, events, organizations
 from tables.clock import clock
 from tables.engine import transaction
+from web.access import optional_account
 from web.errors import Conflict, Invalid
-from web.schemas import AccountCreated, AccountIn, ApiKeyOut, ClaimIn, MeOut, MyOrganization, TeamRef
+from web.schemas import AccountCreated, AccountIn, ClaimedOut, ClaimIn, MeOut, MyOrganization, TeamRef
+
+
+def _invalid_token() -> Invalid:
+    return Invalid("invalid_claim_token", "this claim token is unknown, used, replaced or expired; "
+                   "ask your reseller to issue a new one")
 
 
 class AccountController(Controller):
@@ -23,19 +29,44 @@ class AccountController(Controller):
                 row, key = await accounts.create(data.email, data.name.strip(), clock.now())
         except accounts.EmailTaken:
             raise Conflict("email_taken", f"an account already uses {data.email!r}; "
-                           "use its API key, or its claim token if it was created by a release")
+                           "use its API key")
         return AccountCreated(id=row["id"], email=row["email"], name=row["name"], api_key=key)
 
-    @post("/accounts/claim", status_code=201, security=[{}])
-    async def claim(self, data: ClaimIn) -> ApiKeyOut:
-        """Trades a release's one-time claim token for the account's API key."""
+    @post("/accounts/claim", status_code=201, security=[{}, {"BearerAuth": []}])
+    async def claim(self, request: Request, data: ClaimIn) -> ClaimedOut:
+        """Presents a release's one-time claim token: the released organization gets its owner.
+
+        With an API key, the caller's account (whatever its e-mail) joins the organization's
+        Owner team. Without one, an account is created (`email` defaults to the release's
+        owner_email; 409 `email_taken` if an account has it: send that account's key instead)
+        and its API key is shown once."""
+        caller = await optional_account(request)
+        now = clock.now()
+        key = None
         async with transaction():
-            key = await accounts.redeem_claim_token(data.claim_token, clock.now())
-            account = await accounts.by_key(key) if key else None
-        if account is None:
-            raise Invalid("invalid_claim_token", "this claim token is unknown, used or expired; "
-                          "ask your reseller for a new release")
-        return ApiKeyOut(account_id=account["id"], api_key=key)
+            pending = await claims.peek(data.claim_token, now)
+            if pending is None:
+                raise _invalid_token()
+            org = await organizations.get(pending["organization"])
+            if caller is None:
+                email = data.email or pending["owner_email"]
+                try:
+                    caller, key = await accounts.create(email, (data.name or org["name"]).strip(), now)
+                except accounts.EmailTaken:
+                    raise Conflict("email_taken", f"an account already uses {email!r}: send its API key "
+                                   "(Authorization: Bearer ...) with the claim, or give another email")
+            elif data.email or data.name:
+                raise Invalid("unexpected_fields", "email and name are for a new account: omit them when "
+                              "claiming with an API key")
+            done = await claims.redeem(data.claim_token, caller["id"], now)
+            if done is None:  # a concurrent claim of the same token won
+                raise _invalid_token()
+            owners = await organizations.owner_team_id(done["organization"])
+            await organizations.add_member(done["organization"], owners, caller["id"], now)
+            await events.record("organization.claimed", done["reseller"], now, data={
+                "organization_id": done["organization"], "client_id": done["client"],
+                "claimed_at": now.isoformat()})
+        return ClaimedOut(account_id=caller["id"], organization_id=done["organization"], api_key=key)
 
     @get("/me")
     async def me(self, account: dict) -> MeOut:

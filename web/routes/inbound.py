@@ -19,6 +19,7 @@ from rules import permissions
 from rules.errors import ClientNotActive
 from tables import clients, inbound, operations, organizations, products
 from tables.clock import clock
+from tables.settings import Settings
 from tables.engine import transaction
 from web import idempotency, intake
 from web.accept import accept, operation_out
@@ -177,7 +178,7 @@ async def client_upsert_params(org: dict, granted: frozenset[str], data: ClientD
     return {"external_ref": data.external_ref, "name": data.name.strip(), "email": data.email}
 
 
-async def operation_for(org: dict, webhook: Struct) -> dict:
+async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
     """The operation's kind, params and product for a webhook, checked as the API checks them."""
     granted = permissions.ALL_PERMISSIONS  # a verified webhook is the reseller itself
     data = webhook.data
@@ -200,7 +201,7 @@ async def operation_for(org: dict, webhook: Struct) -> dict:
         if client_id is None:
             raise _invalid("name the client to release with client_id or client_ref")
         params = await intake.release_params(org, granted, client_id,
-                                             ReleaseIn(owner_email=data.owner_email))
+                                             ReleaseIn(owner_email=data.owner_email), settings.claim_days)
         return {"kind": "release", "params": params}
     assert isinstance(webhook, ClientUpserted)
     return {"kind": "client_upsert", "params": await client_upsert_params(org, granted, data)}
@@ -264,7 +265,7 @@ class InboundController(Controller):
                     await inbound.remember(org_id, webhook_id, op.id, clock.now())
             return Response(InboundAccepted(operation=op), status_code=200)
 
-        todo = await operation_for(org, webhook)
+        todo = await operation_for(org, webhook, request.app.state.settings)
         op = await accept(request, kind=todo["kind"], org_id=org_id, account_id=None, data=webhook,
                           params=todo["params"], product_id=todo.get("product_id"),
                           idem_key=inbound.idem_key(org_id, webhook_id))

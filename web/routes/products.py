@@ -8,8 +8,9 @@ from litestar import Controller, Request, get, patch, post
 from litestar.params import Parameter
 
 from rules import permissions, schedule
+from rules.errors import PermissionDenied
 from rules.catalog import DEFAULT_CATALOG, kind_of
-from tables import operations, products
+from tables import claims, operations, products
 from tables.clock import clock
 from tables.engine import transaction
 from web import intake
@@ -85,7 +86,8 @@ class ProductController(Controller):
         """Moves the client and all its products to a new organization owned by `owner_email`."""
         found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
         replay, params = await intake_or_replay(
-            request, org_id, data, lambda: intake.release_params(found.org, found.granted, client_id, data))
+            request, org_id, data, lambda: intake.release_params(found.org, found.granted, client_id, data,
+                                                          request.app.state.settings.claim_days))
         if replay:
             return replay
         return await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data,
@@ -93,13 +95,21 @@ class ProductController(Controller):
 
     @get("/v1/operations/{operation_id:str}")
     async def get_operation(self, account: dict, operation_id: str) -> OperationOut:
+        """An operation, to members holding the permission its kind needs (`product:view` for
+        purchases, renewals and transfers, `client:manage` for releases and client upserts).
+        A succeeded release shows its `claim_token` once, to the first such reader."""
         op = await operations.get(operation_id)
         if op is None:
             raise NotFound("operation", operation_id)
         try:
-            await access(account, op["organization_id"])
-        except NotFound:
+            await access(account, op["organization_id"], permissions.needed_to_read(op["kind"]))
+        except (NotFound, PermissionDenied):
             raise NotFound("operation", operation_id) from None
+        if op["kind"] == "release" and op["status"] == "succeeded":
+            async with transaction():
+                token = await claims.reveal_once(operation_id)
+            if token:
+                op = {**op, "result": {**op["result"], "claim_token": token}}
         return operation_out(op)
 
     @get("/v1/products/{product_id:str}")
