@@ -101,7 +101,8 @@ def is_public(address: str) -> bool:
 
     Refused: everything `ipaddress` does not call global (loopback, private, shared
     100.64.0.0/10, link-local, documentation, reserved...), multicast, IPv6 site-local,
-    6to4, Teredo and NAT64; an IPv4-mapped address is judged by the IPv4 address it maps.
+    6to4, Teredo, NAT64 and IPv4-compatible; an IPv4-mapped address is judged by the IPv4
+    address it maps.
     """
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):

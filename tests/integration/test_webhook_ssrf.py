@@ -290,3 +290,13 @@ async def test_the_default_client_verifies_certificates_against_the_public_autho
             await client.post(f"https://{HOST}:{tls_listener.port}/in", content=b"{}")
 
     assert tls_listener.requests == [] and tls_listener.server_names == [HOST]
+
+
+async def test_the_pinned_client_tries_the_next_checked_address_when_one_does_not_answer(listener):
+    hosts = Hosts()
+    hosts.table[HOST] = ["::1", "127.0.0.1"]  # nothing listens on [::1] at that port
+
+    async with pinned_client(hosts, allow_private=True) as client:
+        answer = await client.post(f"http://{HOST}:{listener.port}/in", content=b"{}")
+
+    assert answer.status_code == 200 and listener.requests == [(f"{HOST}:{listener.port}", "/in")]

@@ -38,21 +38,25 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: typing.Iterable | None = None) -> httpcore.AsyncNetworkStream:
+        deadline = None if timeout is None else anyio.current_time() + timeout
         try:
             with anyio.fail_after(timeout):
                 addresses = await checked_addresses(host, self.resolver, self.allow_private)
-                failure: httpcore.ConnectError | None = None
-                for address in addresses:
-                    try:
-                        return await self.network.connect_tcp(address, port, local_address=local_address,
-                                                              socket_options=socket_options)
-                    except httpcore.ConnectError as exc:
-                        failure = exc
-                raise failure or httpcore.ConnectError(f"no address to connect to for {host!r}")
         except TimeoutError:
-            raise httpcore.ConnectTimeout(f"connecting to {host!r} took over {timeout} s") from None
+            raise httpcore.ConnectTimeout(f"resolving {host!r} took over {timeout} s") from None
         except Unresolvable as exc:
             raise httpcore.ConnectError(str(exc)) from None
+        failure: Exception = httpcore.ConnectError(f"no address to connect to for {host!r}")
+        for left, address in zip(range(len(addresses), 0, -1), addresses):
+            # What remains of the timeout, shared by the addresses left: one that drops packets
+            # leaves time for the next.
+            share = None if deadline is None else max(0.0, deadline - anyio.current_time()) / left
+            try:
+                return await self.network.connect_tcp(address, port, timeout=share, local_address=local_address,
+                                                      socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: typing.Iterable | None = None) -> httpcore.AsyncNetworkStream:
