@@ -90,10 +90,27 @@ def check_url(url: str) -> str:
     return parts.hostname
 
 
-def is_private(address: str) -> bool:
-    """Loopback, private, link-local, reserved, multicast or unspecified: not the public internet."""
+# IPv6 ranges that carry an IPv4 address or reach one through a gateway (6to4, Teredo, NAT64):
+# a public-looking IPv6 address there can lead to a loopback or private IPv4 host.
+TUNNELLED_IPV6 = tuple(ipaddress.IPv6Network(n) for n in (
+    "2002::/16", "2001::/32", "64:ff9b::/96", "64:ff9b:1::/48",
+    "::/96",  # IPv4-compatible (deprecated), with :: and ::1
+))
+
+
+def is_public(address: str) -> bool:
+    """May a webhook connect to this (resolved) address? Only globally routable unicast ones.
+
+    Refused: everything `ipaddress` does not call global (loopback, private, shared
+    100.64.0.0/10, link-local, documentation, reserved...), multicast, IPv6 site-local,
+    6to4, Teredo, NAT64 and IPv4-compatible; an IPv4-mapped address is judged by the IPv4
+    address it maps.
+    """
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-            or ip.is_multicast or ip.is_unspecified)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public(str(ip.ipv4_mapped))
+        if ip.is_site_local or any(ip in network for network in TUNNELLED_IPV6):
+            return False
+    return ip.is_global and not (ip.is_multicast or ip.is_private or ip.is_reserved or ip.is_loopback
+                                 or ip.is_link_local or ip.is_unspecified)

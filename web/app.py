@@ -28,6 +28,7 @@ from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
 from worker.monitoring import monitor_for
 from worker.queue import Sender
+from worker.webhooks.addresses import resolve
 
 
 def create_app(settings: Settings, *, sender: Sender | None = None,
@@ -73,4 +74,5 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         ),
     )
     app.state.settings = settings
+    app.state.resolver = resolve  # webhook hosts' addresses (tests answer their own)
     return app

@@ -67,12 +67,22 @@ def test_check_url_gives_the_host():
     assert webhooks.check_url("https://hooks.example.com:8443/in") == "hooks.example.com"
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.1.1",
-                                     "::1", "fd00::1", "0.0.0.0", "::ffff:127.0.0.1"])
-def test_private_addresses_are_recognised(address):
-    assert webhooks.is_private(address)
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254", "0.0.0.0", "255.255.255.255",
+    "100.64.0.1", "100.100.100.200", "100.127.255.254",  # shared address space (a cloud metadata service)
+    "192.0.2.1", "198.18.0.1", "240.0.0.1", "224.0.0.1", "239.255.255.250",
+    "::1", "::", "fd00::1", "fe80::1", "fe80::1%eth0", "fec0::1", "ff02::1", "2001:db8::1",
+    "2002:7f00::1", "2002:a9fe:a9fe::1", "2002:5db8:d822::1",  # 6to4, whatever IPv4 it embeds
+    "2001::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "64:ff9b::7f00:1", "64:ff9b::5db8:d822", "64:ff9b:1::a00:1",  # NAT64, well-known and local-use
+    "::ffff:127.0.0.1", "::ffff:100.100.100.200", "::ffff:10.0.0.1",  # IPv4-mapped
+    "::7f00:1", "::a9fe:a9fe", "::5db8:d822",  # IPv4-compatible (deprecated)
+])
+def test_addresses_outside_the_public_internet_are_refused(address):
+    assert not webhooks.is_public(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111"])
-def test_public_addresses_are_allowed(address):
-    assert not webhooks.is_private(address)
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1",
+                                     "2606:4700::1111", "2a00:1450:4007:80e::200e", "::ffff:93.184.216.34"])
+def test_globally_routable_addresses_are_allowed(address):
+    assert webhooks.is_public(address)

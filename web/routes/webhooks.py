@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
-import socket
 from typing import Annotated
 
 import anyio
@@ -22,6 +20,7 @@ from web.access import access
 from web.errors import Conflict, NotFound
 from web.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, Page, cut
 from worker.queue import delivery_message
+from worker.webhooks.addresses import NotPublic, Resolver, Unresolvable, checked_addresses
 
 
 def new_secret() -> str:
@@ -34,17 +33,18 @@ def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
                        failing_since=row["failing_since"], created_at=row["created_at"], secret=secret)
 
 
-async def refuse_private(url: str, allow_private: bool) -> None:
+async def refuse_private(url: str, allow_private: bool, resolver: Resolver) -> None:
+    """Refuses a URL whose host does not resolve, or resolves to any address outside the public
+    internet (the same check each delivery makes again, on the address it connects to)."""
     host = hooks.check_url(url)
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise InvalidWebhookUrl(f"the host {host!r} does not resolve; check the URL") from None
-    if any(hooks.is_private(info[4][0]) for info in infos):
-        raise InvalidWebhookUrl(f"{host!r} resolves to a loopback or private address; "
-                                "webhook endpoints must be reachable on the public internet")
+        await checked_addresses(host, resolver, allow_private)
+    except Unresolvable as exc:
+        raise InvalidWebhookUrl(f"{exc}; check the URL") from None
+    except NotPublic as exc:
+        raise InvalidWebhookUrl(f"{exc}; webhook endpoints must be reachable on the public internet") from None
 
 
 class WebhookEndpointController(Controller):
@@ -56,7 +56,8 @@ class WebhookEndpointController(Controller):
         """Subscribes a URL to events (all when `event_types` is empty); the secret is shown once."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         types = hooks.validate_event_types(data.event_types)
-        await refuse_private(data.url, request.app.state.settings.allow_private_webhook_urls)
+        await refuse_private(data.url, request.app.state.settings.allow_private_webhook_urls,
+                             request.app.state.resolver)
         secret = new_secret()
         async with transaction():
             row = await webhooks.create_endpoint(org_id, data.url, types, secret, clock.now())

@@ -18,6 +18,8 @@ from worker.execution import Handler, run_operation
 from worker.queue import (ACTOR_FOR_KIND, AUTORENEW_ACTOR, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE,
                           REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender,
                           tier_message)
+from worker.webhooks.addresses import Resolver, resolve
+from worker.webhooks.client import WebhookClient
 from worker.webhooks.delivery import deliver
 from worker.webhooks.fanout import fan_out
 
@@ -29,10 +31,13 @@ HANDLERS: dict[str, Handler] = {
 TIER_COALESCE_MS = 500
 
 
-def declare(broker: dramatiq.Broker, sender: Sender,
-            settings: Settings | None = None) -> dict[str, dramatiq.Actor]:
+def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None = None,
+            resolver: Resolver = resolve) -> dict[str, dramatiq.Actor]:
+    """`resolver` answers the addresses of webhook hosts (the system's unless a test gives one)."""
     settings = settings or Settings()
     declared: dict[str, dramatiq.Actor] = {}
+    webhook_client = WebhookClient(settings.allow_private_webhook_urls, resolver)
+    broker.add_middleware(webhook_client)
 
     def operation_actor(kind: str, handler: Handler) -> None:
         async def execute(operation_id: str) -> None:
@@ -54,7 +59,7 @@ def declare(broker: dramatiq.Broker, sender: Sender,
             await fan_out(sender, organization_id=organization_id)
 
     async def webhooks_deliver(delivery_id: str) -> None:
-        _, disabled_for = await deliver(delivery_id, settings.allow_private_webhook_urls)
+        _, disabled_for = await deliver(delivery_id, webhook_client.client)
         if disabled_for:  # tell the organization's other endpoints
             await fan_out(sender, organization_id=disabled_for)
 

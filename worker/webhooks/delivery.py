@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,9 +19,9 @@ from tables import events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
+from worker.webhooks.addresses import NotPublic
 
 log = structlog.get_logger("tenure.webhooks")
-TIMEOUT_S = 15
 EXCERPT_BYTES = 2048
 USER_AGENT = "tenure-webhooks/1"
 
@@ -68,23 +66,13 @@ def retry_after(header: str | None, now: datetime) -> timedelta | None:
         return None
 
 
-async def private_target(url: str) -> bool:
-    """Does the URL's host resolve to a loopback or private address?"""
-    host = hooks.check_url(url)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        return False  # the POST fails on its own and is retried
-    return any(hooks.is_private(info[4][0]) for info in infos)
-
-
-async def post(url: str, headers: dict[str, str], body: bytes, allow_private: bool) -> Answer:
-    if not allow_private and await private_target(url):
-        return Answer(error="refused: the endpoint resolves to a private address")
+async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes) -> Answer:
+    """One POST through `client` (worker.webhooks.client: it connects to checked addresses only)."""
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-            response = await client.post(url, content=body, headers=headers)
+        response = await client.post(url, content=body, headers=headers)
+    except NotPublic as exc:  # refused before any connection: nothing was sent, nothing came back
+        return Answer(error=f"refused: {exc}"[:200])
     except httpx.HTTPError as exc:
         return Answer(duration_ms=int((time.monotonic() - started) * 1000),
                       error=f"{type(exc).__name__}: {exc}"[:200])
@@ -94,8 +82,11 @@ async def post(url: str, headers: dict[str, str], body: bytes, allow_private: bo
                   retry_after=retry_after(response.headers.get("retry-after"), datetime.now(UTC)))
 
 
-async def deliver(delivery_id: str, allow_private: bool) -> tuple[str, str | None]:
-    """Makes one attempt if this delivery is due and leased; returns (what happened, org disabled for)."""
+async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str | None]:
+    """Makes one attempt if this delivery is due and leased; returns (what happened, org disabled for).
+
+    `client` is this worker process's `pinned_client` (worker.webhooks.client).
+    """
     context = await webhooks.delivery_context(delivery_id)
     if context is None:
         return "gone", None
@@ -107,7 +98,7 @@ async def deliver(delivery_id: str, allow_private: bool) -> tuple[str, str | Non
             return "skipped", None
     attempt = delivery["attempts"] + 1
     body = payload(event)
-    answer = await post(hook["url"], signed_headers(hook["secret"], event["id"], body), body, allow_private)
+    answer = await post(client, hook["url"], signed_headers(hook["secret"], event["id"], body), body)
     now = clock.now()
     verdict = hooks.outcome(answer.status_code)
     disabled_reason = None
