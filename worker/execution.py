@@ -138,7 +138,7 @@ async def give_up(operation_id: str, now: datetime, *, failure: dict | None = No
         if op is None or op["status"] not in ("pending", "running"):
             return None
         if failure is None:
-            failure = {**(op["failure"] or {"type": None, "traceback": None,
+            failure = {**(op["failure"] or {"type": None, "traceback": None, "at": None,
                                             "message": "no exception recorded: its attempts ended "
                                                        "without one (worker killed or timed out?)"}),
                        "attempts": op["attempts"] if attempts is None else attempts}

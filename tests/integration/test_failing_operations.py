@@ -91,6 +91,11 @@ def test_an_operation_that_keeps_raising_ends_failed_after_its_attempts(api, wor
     assert event["operation_id"] == op_id
     assert event["data"]["error"] == op["error"]
     wait_for(lambda: failed_events(org)[0]["dispatched_at"])  # fanned out to webhook endpoints
+    page = api.get(f"/ops/operations?q={reference}", headers=OPS)
+    assert page.status_code == 200
+    assert op_id in page.text and "KeyError" in page.text and "Traceback" in page.text
+    dashboard = api.get("/ops", headers=OPS).text
+    assert reference in dashboard and f"/ops/operations?q={op_id}" in dashboard
     time.sleep(2.5)  # a Dramatiq retry would have come by now: there is none, and no dead letter
     assert ops_view(api, op_id)["attempts"] == MAX_ATTEMPTS
     assert api.get("/v1/ops/dead-letters", headers=OPS).json() == []
@@ -163,6 +168,8 @@ def test_a_dead_letter_shows_its_exception_traceback_and_retries(api, workers, b
     assert letter["retries"] == 2  # Dramatiq's count: the first run and its one retry both failed
     assert letter["error"].startswith("TypeError") and "operation_id" in letter["error"]
     assert letter["traceback"].startswith("Traceback") and letter["error"] in letter["traceback"]
+    page = api.get("/ops", headers=OPS).text
+    assert f'data-testid="dead-letter-{letter["message_id"]}-traceback">Traceback' in page
 
 
 def test_ops_look_operations_up_by_id_or_reference_and_404_otherwise(api):
@@ -170,3 +177,6 @@ def test_ops_look_operations_up_by_id_or_reference_and_404_otherwise(api):
     assert api.get("/v1/ops/operations/ref_nothing", headers=OPS).status_code == 404
     assert api.get("/v1/ops/operations/op_nothing", headers=OPS).status_code == 404
     assert api.get("/v1/ops/operations/op_nothing", headers=owner.auth).status_code == 401
+    assert api.get("/ops/operations?q=ref_nothing", headers=OPS).status_code == 404
+    assert "tenure ops" in api.get("/ops/operations?q=ref_nothing").text  # the sign-in form
+    assert api.get("/ops/operations?q=ref_nothing").status_code == 401
