@@ -30,6 +30,10 @@ class Operation(Table, tablename="operations"):
     error_code = Varchar(length=60, null=True, default=None)
     error_message = Text(null=True, default=None)
     attempts = Integer(default=0)
+    failure = JSON(null=True, default=None,
+                   help_text="Ops only: the last unexpected exception (type, message, traceback, attempts, at).")
+    reference = Varchar(length=40, null=True, default=None, index=True,
+                        help_text="ref_...: quoted in an internal_error message; ops look the operation up by it.")
     created_at = Timestamptz(index=True)
     enqueued_at = Timestamptz(null=True, default=None)
     started_at = Timestamptz(null=True, default=None)
@@ -66,14 +70,15 @@ async def get(op_id: str) -> dict | None:
     return await Operation.select().where(Operation.id == op_id).output(load_json=True).first()
 
 
-async def mark_running(op_id: str, now: datetime) -> bool:
-    """pending/running -> running (visible to GET) and count the attempt; False if finished."""
+async def mark_running(op_id: str, now: datetime) -> dict | None:
+    """pending/running -> running (visible to GET) and count the attempt; None if finished,
+    else its attempts (this one included), kind and accept time."""
     updated = await Operation.update({
         Operation.status: OperationStatus.running.value, Operation.started_at: now,
         Operation.enqueued_at: now, Operation.attempts: Operation.attempts + 1,
     }).where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"])
-             ).returning(Operation.id)
-    return bool(updated)
+             ).returning(Operation.id, Operation.attempts, Operation.kind, Operation.created_at)
+    return updated[0] if updated else None
 
 
 async def claim(op_id: str) -> dict | None:
@@ -88,31 +93,54 @@ async def claim(op_id: str) -> dict | None:
 
 async def finish(op_id: str, now: datetime, *, result: dict | None = None,
                  error_code: str | None = None, error_message: str | None = None,
-                 product_id: str | None = None) -> bool:
+                 product_id: str | None = None, reference: str | None = None,
+                 failure: dict | None = None) -> bool:
     """running/pending -> succeeded or failed, once; False if it was already finished."""
     values = {Operation.status: "failed" if error_code else "succeeded", Operation.finished_at: now,
               Operation.result: result, Operation.error_code: error_code,
               Operation.error_message: error_message}
     if product_id:
         values[Operation.product_id] = product_id
+    if reference:
+        values[Operation.reference] = reference
+    if failure is not None:
+        values[Operation.failure] = failure
     updated = await Operation.update(values).where(
         (Operation.id == op_id) & Operation.status.is_in(["pending", "running"])).returning(Operation.id)
     return bool(updated)
 
 
-async def take_for_relay(cutoff: datetime, now: datetime, limit: int) -> list[dict]:
-    """Unfinished operations never sent or sent before `cutoff`, stamped now (a lease: two relays never both take one)."""
-    due = await Operation.select(Operation.id).where(
-        Operation.status.is_in(["pending", "running"])
-        & (Operation.enqueued_at.is_null() | (Operation.enqueued_at < cutoff))
-    ).order_by(Operation.created_at).limit(limit)
-    if not due:
+async def record_failure(op_id: str, failure: dict) -> None:
+    """Keeps the last unexpected exception of an unfinished operation, for ops."""
+    await Operation.update({Operation.failure: failure}).where(
+        (Operation.id == op_id) & Operation.status.is_in(["pending", "running"]))
+
+
+async def take_for_relay(cutoff: datetime, now: datetime, limit: int, *,
+                         resend_before: datetime | None = None, max_attempts: int | None = None,
+                         created_before: datetime | None = None) -> list[dict]:
+    """Unfinished operations to send again, stamped now (a lease: two relays never both take one):
+    never sent, or sent before `resend_before` (default `cutoff`); and, to be failed instead,
+    the ones stalled since `cutoff` past their bounds (`max_attempts` attempts, or tried and
+    accepted before `created_before`)."""
+    due = (Operation.enqueued_at.is_null()
+           | (Operation.enqueued_at < (cutoff if resend_before is None else min(cutoff, resend_before))))
+    bounds = None
+    if max_attempts is not None:
+        bounds = Operation.attempts >= max_attempts
+    if created_before is not None:
+        aged = (Operation.attempts >= 1) & (Operation.created_at < created_before)
+        bounds = aged if bounds is None else (bounds | aged)
+    if bounds is not None:
+        due = due | ((Operation.enqueued_at < cutoff) & bounds)
+    unfinished = Operation.status.is_in(["pending", "running"])
+    found = await Operation.select(Operation.id).where(unfinished & due
+                                                       ).order_by(Operation.created_at).limit(limit)
+    if not found:
         return []
     return await Operation.update({Operation.enqueued_at: now}).where(
-        Operation.id.is_in([r["id"] for r in due])
-        & Operation.status.is_in(["pending", "running"])
-        & (Operation.enqueued_at.is_null() | (Operation.enqueued_at < cutoff))
-    ).returning(Operation.id, Operation.kind)
+        Operation.id.is_in([r["id"] for r in found]) & unfinished & due
+    ).returning(Operation.id, Operation.kind, Operation.attempts, Operation.created_at)
 
 
 async def unsent(op_id: str) -> None:
@@ -124,9 +152,15 @@ async def by_idem_key(idem_key: str) -> dict | None:
     return await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first()
 
 
+async def for_ops(id_or_reference: str) -> dict | None:
+    """An operation by its id or by the `ref_...` reference of its internal_error message."""
+    column = Operation.reference if id_or_reference.startswith("ref_") else Operation.id
+    return await Operation.select().where(column == id_or_reference).output(load_json=True).first()
+
+
 async def page_for_ops(status: str | None, kind: str | None, before: str | None, limit: int) -> list[dict]:
     """Operations newest first, optionally by status and kind (ids are time-ordered)."""
-    query = Operation.select(*PUBLIC_FIELDS, Operation.attempts)
+    query = Operation.select(*PUBLIC_FIELDS, Operation.attempts, Operation.reference)
     if status:
         query = query.where(Operation.status == status)
     if kind:

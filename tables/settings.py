@@ -17,6 +17,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allow_private_webhook_urls: bool = False
     # Seconds after which an unfinished operation last sent (or started) that long ago is sent again.
     relay_stall_seconds: int = 60
+    # An operation whose handler keeps raising ends `failed` (internal_error) after this many
+    # attempts, or once it has been tried and is this old, whichever comes first.
+    operation_max_attempts: int = 10
+    operation_max_age_seconds: int = 3600
     log_level: str = "INFO"
     worker_metrics_port: int = 9191
     # Days a release's claim token stays usable (the reseller can reissue one afterwards).
@@ -34,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker_metrics_port=int(env.get("TENURE_WORKER_METRICS_PORT") or 9191),
             relay_stall_seconds=int(env.get("TENURE_RELAY_STALL_SECONDS") or 60),
             claim_days=int(env.get("TENURE_CLAIM_DAYS") or 30),
+            operation_max_attempts=int(env.get("TENURE_OPERATION_MAX_ATTEMPTS") or 10),
+            operation_max_age_seconds=int(env.get("TENURE_OPERATION_MAX_AGE_SECONDS") or 3600),
         )
 
     @property

@@ -70,6 +70,7 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     from tables.clock import clock
     from worker import sweeps
     from worker.broker import make_broker
+    from worker.execution import Bounds
     from worker.queue import Sender
     from worker.relay import relay
     from worker.scheduler import webhooks_tick
@@ -86,7 +87,7 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
         try:
             sender = Sender(make_broker(settings))
             taken = await sweeps.run_all(sender)
-            taken["relay"] = await relay(sender, settings.relay_stall_seconds)
+            taken["relay"] = await relay(sender, settings.relay_stall_seconds, Bounds.of(settings))
             await webhooks_tick(sender)
             return taken
         finally:

@@ -1,7 +1,7 @@
 """Prometheus: HTTP metrics from Litestar's middleware, and tenure's state as gauges.
 
-The state (operations in flight, queue depths, pending deliveries, sweeps, tier
-changes) is read through indexes from the database and the broker every few seconds by a task in the
+The state (operations in flight, queue depths, whether the broker answers, pending
+deliveries, sweeps, tier changes) is read through indexes from the database and the broker every few seconds by a task in the
 app's lifespan, so a scrape never waits on either. Every web replica reports the
 same cluster-wide figures; per-process worker counters come from `tenure worker`.
 """
@@ -50,10 +50,12 @@ class StateCollector:
         queue = GaugeMetricFamily("tenure_queue_messages", "Broker messages per queue and state.",
                                   labels=["queue", "state"])
         for depth in snap["queues"]:
-            for state in ("waiting", "delayed", "in_flight", "dead_letters"):
+            for state in ("waiting", "delayed", "in_flight", "orphaned", "dead_letters"):
                 if depth[state] is not None:
                     queue.add_metric([depth["queue"], state], depth[state])
         yield queue
+        yield GaugeMetricFamily("tenure_broker_up", "1 if the broker answered the last snapshot, else 0.",
+                                value=snap["broker_up"])
         yield GaugeMetricFamily("tenure_webhook_deliveries_pending",
                                 "Webhook deliveries waiting for an attempt.", value=snap["deliveries_pending"])
         last_run = GaugeMetricFamily("tenure_sweep_last_run_timestamp_seconds", "Start of each job's last run.",
@@ -75,10 +77,21 @@ COLLECTOR = StateCollector()
 _registered = False
 
 
+async def broker_snapshot(monitor) -> dict:
+    """Queue depths, or broker_up 0 (and no depths) when the broker does not answer."""
+    try:
+        with anyio.fail_after(REFRESH_S):
+            depths = await anyio.to_thread.run_sync(monitor.depths)
+    except Exception as exc:
+        log.warning("metrics_broker_unreachable", error=f"{type(exc).__name__}: {exc}")
+        return {"queues": [], "broker_up": 0}
+    return {"queues": [d.to_dict() for d in depths], "broker_up": 1}
+
+
 async def take_snapshot(monitor) -> dict:
     return {
+        **await broker_snapshot(monitor),
         "operations": await operations.counts_in_flight(),
-        "queues": [d.to_dict() for d in await anyio.to_thread.run_sync(monitor.depths)],
         "deliveries_pending": await webhooks.pending_deliveries(),
         "sweeps": await sweeps.latest(),
         "tier_changes": await events.count("tier.changed"),
@@ -99,8 +112,11 @@ async def refresher(app) -> AsyncIterator[None]:
         while not stop.is_set():
             try:
                 COLLECTOR.snapshot = await take_snapshot(app.state.monitor)
-            except Exception as exc:  # a broker or database outage must not stop the loop
+            except Exception as exc:  # a database outage must not stop the loop
                 log.warning("metrics_snapshot_failed", error=str(exc))
+                if COLLECTOR.snapshot:  # the broker's state stays current (the rest is the last seen)
+                    COLLECTOR.snapshot = {**COLLECTOR.snapshot,
+                                          **await broker_snapshot(app.state.monitor)}
             try:
                 await asyncio.wait_for(stop.wait(), REFRESH_S)
             except TimeoutError:

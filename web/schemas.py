@@ -219,6 +219,34 @@ class OperationOut(Struct):
     finished_at: datetime | None
 
 
+class FailureOut(Struct):
+    """Ops only: the last unexpected exception of an operation."""
+
+    type: str | None
+    message: str
+    traceback: str | None
+    attempts: int
+    at: str | None = None
+
+
+class OpsOperationOut(Struct):
+    """Ops only: an operation with its attempts, reference and last unexpected exception."""
+
+    id: str
+    kind: str
+    status: str
+    error: ErrorOut | None
+    result: dict | None
+    organization_id: str
+    product_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    attempts: int
+    reference: str | None
+    failure: FailureOut | None
+    params: dict
+
+
 class ProductOut(Struct):
     id: str
     kind: str

@@ -71,7 +71,10 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     elif url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=redis_url_with_timeouts(url), middleware=middleware(settings))
+        from worker.monitoring import DeadLetterDetails
+
+        broker = RedisBroker(url=redis_url_with_timeouts(url),
+                             middleware=[*middleware(settings), DeadLetterDetails()])
     elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 

@@ -4,14 +4,17 @@ Exactly once: the handler's writes and the operation's `succeeded` commit togeth
 under a row lock (PostgreSQL) or an IMMEDIATE transaction (SQLite); a second
 delivery finds the operation finished and returns. A business failure
 (RuleViolation) rolls the writes back and ends the operation as failed with its
-code; anything else propagates so Dramatiq retries it.
+code; anything else propagates so Dramatiq retries it, its exception kept on the
+operation for ops, until the operation is out of bounds (`Bounds`: attempts or age),
+when it ends as failed with `internal_error` and a `ref_...` reference instead.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -20,6 +23,8 @@ from rules.errors import PermissionDenied, RuleViolation
 from tables import events, operations, organizations
 from tables.clock import clock
 from tables.engine import transaction
+from tables.ids import new_id
+from tables.settings import Settings
 from worker import metrics
 
 log = structlog.get_logger("tenure.worker")
@@ -33,6 +38,29 @@ class Done:
 
 
 Handler = Callable[[dict, datetime], Awaitable[Done]]
+INTERNAL_ERROR = "internal_error"
+TRACEBACK_LIMIT = 30  # frames kept, as Dramatiq keeps them
+TEXT_LIMIT = 20_000  # characters of a traceback or exception message kept
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long an operation whose handler keeps raising is tried: `max_attempts` attempts,
+    or, once tried, until it is `max_age_seconds` old (from its acceptance), whichever first.
+    An operation never tried (a broker outage, a long backlog) is not failed for its age."""
+
+    max_attempts: int = 10
+    max_age_seconds: int = 3600
+
+    @classmethod
+    def of(cls, settings: Settings) -> Bounds:
+        return cls(settings.operation_max_attempts, settings.operation_max_age_seconds)
+
+    def created_before(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self.max_age_seconds)
+
+    def exhausted(self, attempts: int, created_at: datetime, now: datetime) -> bool:
+        return attempts >= self.max_attempts or (attempts >= 1 and created_at < self.created_before(now))
 
 
 async def recheck(op: dict, needed: str, payment_method: str | None = None) -> None:
@@ -48,14 +76,20 @@ async def recheck(op: dict, needed: str, payment_method: str | None = None) -> N
         permissions.require_payment_method(granted, payment_method)
 
 
-async def run_operation(operation_id: str, handler: Handler) -> tuple[str, Done | None]:
+async def run_operation(operation_id: str, handler: Handler,
+                        bounds: Bounds = Bounds()) -> tuple[str, Done | None]:
     """Runs one operation at most once; answers what happened and, on success, the outcome."""
     bound = log.bind(operation_id=operation_id)
     async with transaction():
-        if not await operations.mark_running(operation_id, clock.now()):
-            bound.info("operation_already_finished")
-            return "already_finished", None
+        started = await operations.mark_running(operation_id, clock.now())
+    if started is None:
+        bound.info("operation_already_finished")
+        return "already_finished", None
     now = clock.now()
+    if bounds.exhausted(started["attempts"] - 1, started["created_at"], now):
+        # Its earlier attempts used up its bounds without ending it (workers killed, time limits).
+        await give_up(operation_id, now, attempts=started["attempts"] - 1)
+        return "failed", None
     try:
         async with transaction():
             op = await operations.claim(operation_id)
@@ -67,25 +101,70 @@ async def run_operation(operation_id: str, handler: Handler) -> tuple[str, Done 
                                 operation_id=operation_id, product_id=done.product_id,
                                 data={"kind": op["kind"], "result": done.result})
     except RuleViolation as failure:
-        kind, created_at = await _fail(operation_id, failure, now)
+        kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
         bound.info("operation_failed", code=failure.code, kind=kind)
         if kind:
             metrics.operation_finished(kind, "failed", (now - created_at).total_seconds())
+        return "failed", None
+    except Exception as exc:
+        failure = describe(exc, started["attempts"], now)
+        if not bounds.exhausted(started["attempts"], started["created_at"], now):
+            async with transaction():
+                await operations.record_failure(operation_id, failure)
+            raise  # Dramatiq retries it (and the relay sends it again if that message is lost)
+        await give_up(operation_id, now, failure=failure)
         return "failed", None
     bound.info("operation_succeeded", kind=op["kind"])
     metrics.operation_finished(op["kind"], "succeeded", (now - op["created_at"]).total_seconds())
     return "succeeded", done
 
 
-async def _fail(operation_id: str, failure: RuleViolation, now: datetime) -> tuple[str | None, datetime]:
-    """Ends the operation as failed (once); answers its kind and accept time (kind None if not ours)."""
+def describe(exc: BaseException, attempts: int, now: datetime) -> dict:
+    """What ops keep of an unexpected exception (never shown to the tenant)."""
+    trace = "".join(traceback.format_exception(exc, limit=TRACEBACK_LIMIT))
+    return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+            "message": str(exc)[:TEXT_LIMIT], "traceback": trace[-TEXT_LIMIT:], "attempts": attempts,
+            "at": now.isoformat()}
+
+
+async def give_up(operation_id: str, now: datetime, *, failure: dict | None = None,
+                  attempts: int | None = None) -> str | None:
+    """Ends an operation out of bounds as failed with `internal_error` and a fresh `ref_...`
+    reference (once); keeps `failure` (else the last one recorded) for ops. Answers the
+    reference, or None if it was already finished."""
+    reference = new_id("ref")
     async with transaction():
         op = await operations.get(operation_id)
-        finished = bool(op) and await operations.finish(operation_id, now, error_code=failure.code,
-                                          error_message=failure.message)
+        if op is None or op["status"] not in ("pending", "running"):
+            return None
+        if failure is None:
+            failure = {**(op["failure"] or {"type": None, "traceback": None, "at": None,
+                                            "message": "no exception recorded: its attempts ended "
+                                                       "without one (worker killed or timed out?)"}),
+                       "attempts": op["attempts"] if attempts is None else attempts}
+        tried = failure.get("attempts") or op["attempts"]
+        message = (f"tenure could not complete this operation: an unexpected error persisted after "
+                   f"{tried} attempt{'s' if tried != 1 else ''}; nothing was charged or changed. "
+                   f"Quote reference {reference} to support.")
+        kind, _ = await _fail(operation_id, INTERNAL_ERROR, message, now, reference=reference,
+                              failure=failure, op=op)
+    if kind is None:
+        return None
+    log.error("operation_gave_up", operation_id=operation_id, kind=kind, reference=reference,
+              attempts=tried, exception=failure.get("type"), error=failure.get("message"))
+    metrics.operation_finished(kind, "failed", (now - op["created_at"]).total_seconds())
+    return reference
+
+
+async def _fail(operation_id: str, code: str, message: str, now: datetime, *,
+                op: dict | None = None, **columns) -> tuple[str | None, datetime]:
+    """Ends the operation as failed (once); answers its kind and accept time (kind None if not ours)."""
+    async with transaction():
+        op = op or await operations.get(operation_id)
+        finished = bool(op) and await operations.finish(operation_id, now, error_code=code,
+                                                        error_message=message, **columns)
         if finished:
             await events.record("operation.failed", op["organization_id"], now,
                                 operation_id=operation_id, product_id=op["product_id"],
-                                data={"kind": op["kind"],
-                                      "error": {"code": failure.code, "message": failure.message}})
+                                data={"kind": op["kind"], "error": {"code": code, "message": message}})
     return (op["kind"], op["created_at"]) if finished else (None, now)

@@ -2,40 +2,77 @@
 
 Runs on a short interval from the scheduler. Taking rows is a conditional UPDATE
 (a lease), so several relays at once never send the same operation in one tick.
+
+What it sends again, and when:
+
+- an operation whose send failed (`enqueued_at` NULL): at once;
+- an operation sent (or started) more than `stall_seconds` ago and still unfinished: only
+  if its message cannot still be waiting in the broker. The operations queue is FIFO, so
+  every message sent after the oldest one still waiting is behind it: with a backlog, an
+  operation is sent again only when it was last sent `stall_seconds` before the oldest
+  waiting message was (its message was taken by a worker long ago and lost, or the
+  broker dropped it). A backlog thus costs no duplicates, however long it takes to
+  drain; with an empty queue (or a broker that cannot tell) the rule is the plain stall.
+- an operation past its bounds (see `worker.execution.Bounds`) is not sent again: it ends
+  as failed with `internal_error`, and its `operation.failed` event is fanned out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from tables import ledger, operations
 from tables.clock import clock
 from tables.engine import transaction
-from worker.queue import Sender, operation_message, tier_message
+from worker.execution import Bounds, give_up
+from worker.monitoring import monitor_for
+from worker.queue import OPERATIONS_QUEUE, Sender, operation_message, tier_message
+from worker.webhooks.fanout import fan_out
 
 log = structlog.get_logger("tenure.relay")
 BATCH = 500
 
 
-async def relay(sender: Sender, stall_seconds: int) -> int:
+def _oldest_waiting(sender: Sender) -> datetime | None:
+    """When the oldest message still waiting on the operations queue was sent; None if the
+    queue is empty, the broker cannot tell, or cannot be reached."""
+    try:
+        sent_at = monitor_for(sender.broker).oldest_waiting(OPERATIONS_QUEUE)
+    except Exception as exc:  # the broker is down: the sends below will say so
+        log.warning("relay_queue_unreadable", error=str(exc))
+        return None
+    return None if sent_at is None else datetime.fromtimestamp(sent_at, UTC)
+
+
+async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None) -> int:
     """Sends one batch; returns how many messages reached the broker."""
+    bounds = bounds or Bounds()
     now = clock.now()
-    cutoff = now - timedelta(seconds=stall_seconds)
+    stall = timedelta(seconds=stall_seconds)
+    cutoff = now - stall
+    oldest = await asyncio.to_thread(_oldest_waiting, sender)
     async with transaction():
-        taken = await operations.take_for_relay(cutoff, now, BATCH)
+        taken = await operations.take_for_relay(
+            cutoff, now, BATCH, resend_before=None if oldest is None else oldest - stall,
+            max_attempts=bounds.max_attempts, created_before=bounds.created_before(now))
+    given_up = [row for row in taken if bounds.exhausted(row["attempts"], row["created_at"], now)]
+    for row in given_up:
+        if await give_up(row["id"], now):
+            await fan_out(sender, operation_id=row["id"])
+    to_send = [row for row in taken if row not in given_up]
     sent = 0
-    for index, row in enumerate(taken):
+    for index, row in enumerate(to_send):
         if not await asyncio.to_thread(sender.send, operation_message(row["kind"], row["id"])):
             async with transaction():  # broker down: the next tick takes them again at once
-                for rest in taken[index:]:
+                for rest in to_send[index:]:
                     await operations.unsent(rest["id"])
             break
         sent += 1
     for org_id in await ledger.tiers_flagged_before(cutoff, BATCH):
         await asyncio.to_thread(sender.send, tier_message(org_id))
     if taken:
-        log.info("relay_sent", taken=len(taken), sent=sent)
+        log.info("relay_sent", taken=len(taken), sent=sent, failed=len(given_up))
     return sent

@@ -9,6 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tables.settings import Settings
 from worker.queue import Sender
 from worker import sweeps
+from worker.execution import Bounds
 from worker.relay import relay
 from worker.webhooks.fanout import fan_out, send_due
 
@@ -27,7 +28,7 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
     """Build inside the running loop (AsyncIOScheduler binds to it at start)."""
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(relay, "interval", seconds=RELAY_INTERVAL_S, id="relay",
-                      args=[sender, settings.relay_stall_seconds],
+                      args=[sender, settings.relay_stall_seconds, Bounds.of(settings)],
                       max_instances=1, coalesce=True, misfire_grace_time=RELAY_INTERVAL_S)
     scheduler.add_job(webhooks_tick, "interval", seconds=WEBHOOKS_INTERVAL_S, id="webhooks",
                       args=[sender], max_instances=1, coalesce=True,

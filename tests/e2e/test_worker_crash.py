@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import signal
 import time
 
+import asyncpg
 import pytest
 from litestar.testing import TestClient
 
@@ -14,6 +17,8 @@ from tests.e2e.conftest import tenure_env
 from tests.e2e.support import (accept_purchases, assert_each_purchase_done_once, statuses,
                                wait_until_finished)
 from web.app import create_app
+from worker.broker import make_broker
+from worker.queue import Sender
 
 PURCHASES = 150  # 150 domains at 15.00 stay below tier B: every charge is the full price
 PRICE = 1500
@@ -89,3 +94,61 @@ def unacked_messages(client) -> int:
         return sum(client.scard(key) for key in client.scan_iter("dramatiq:__acks__.*", _type="set"))
     finally:
         client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_what_a_killed_worker_held_is_counted_orphaned_not_in_flight(database_url, redis_server, processes):
+    redis = redis_server()
+    settings = Settings(database_url=database_url, broker_url=redis.url, ops_token="ops-secret")
+    broker = make_broker(settings)
+    broker.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS  # how long a silent worker counts as alive (60 s in production)
+    broker.maintenance_chance = 0  # nothing here puts the dead worker's messages back meanwhile
+    ops = {"Authorization": "Bearer ops-secret"}
+    loop = asyncio.new_event_loop()
+
+    with TestClient(create_app(settings, sender=Sender(broker))) as api:
+        owner = builders.person(api)
+        org = builders.organization(api, owner)
+        builders.fund(api, owner, org, 10 * PRICE)
+        accept_purchases(api, owner, org, [f"held-{i}.fr" for i in range(10)])
+        # Every operation row locked: the worker takes messages and blocks on them, holding them.
+        lock = loop.run_until_complete(asyncpg.connect(database_url))
+        loop.run_until_complete(lock.execute("BEGIN; SELECT id FROM operations FOR UPDATE"))
+        try:
+            worker = processes.tenure("worker", "worker", "--processes", "1", "--threads", "2",
+                                      env=tenure_env(database_url, redis.url))
+            held = wait_for_value(lambda: unacked_messages(redis.client()), worker)
+            time.sleep(0.5)  # its prefetch settles
+            held = unacked_messages(redis.client())
+            before = operations_queue(api, ops)
+            worker.kill(signal.SIGKILL)
+            worker.popen.wait(timeout=10)
+        finally:
+            loop.run_until_complete(lock.close())
+            loop.close()
+
+        assert before["in_flight"] == held and before["orphaned"] == 0, (before, held)
+        after = wait_for_value(lambda: (q := operations_queue(api, ops))["in_flight"] == 0 and q)
+        assert after["orphaned"] == held, (after, held)
+        assert after["waiting"] == 10 - held
+        page = api.get("/ops", headers=ops).text
+        assert re.search(rf'data-testid="queue-operations-in-flight"\s*>0<.*'
+                         rf'data-testid="queue-operations-orphaned"\s*>{held}<', page, re.S)
+    broker.close()
+
+
+HEARTBEAT_TIMEOUT_MS = 3000
+
+
+def operations_queue(api, headers) -> dict:
+    return next(q for q in api.get("/v1/ops/queues", headers=headers).json() if q["queue"] == "operations")
+
+
+def wait_for_value(check, proc=None, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert proc is None or proc.alive(), proc.tail()
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+    return value

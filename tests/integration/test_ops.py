@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
+import asyncpg
 from dramatiq import Message
 from litestar.testing import TestClient
 
@@ -37,15 +42,63 @@ def test_health_and_readiness(api):
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
-def test_readiness_fails_naming_the_broker_when_it_is_unreachable(database_url):
-    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
+def test_ready_stays_200_while_only_the_broker_is_down_and_reports_it(database_url):
+    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")  # nothing listens
     with TestClient(create_app(settings)) as client:
         answer = client.get("/ready")
+        broker_down = wait_for(lambda: "tenure_broker_up 0.0" in client.get("/metrics").text)
+
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ready"
+    assert answer.json()["checks"] == {"database": "ok", "broker": "down"}
+    assert answer.json()["errors"]["broker"].startswith("ConnectionError")
+    assert broker_down
+
+
+def test_ready_answers_503_when_the_database_is_unreachable(api, database_url):
+    assert api.get("/ready").status_code == 200
+    with database_outage(database_url):
+        answer = api.get("/ready")
 
     assert answer.status_code == 503
-    assert answer.json()["checks"]["database"] == "ok"
-    assert answer.json()["checks"]["broker"].startswith("unreachable")
-    assert answer.json()["error"] == {"code": "not_ready", "message": "cannot reach: broker"}
+    assert answer.json()["checks"] == {"database": "down", "broker": "ok"}
+    assert answer.json()["error"] == {"code": "not_ready", "message": "cannot reach: database"}
+    assert api.get("/ready").status_code == 200  # back
+
+
+@contextmanager
+def database_outage(database_url: str):
+    """The database stops answering: the SQLite file is replaced by a directory; PostgreSQL
+    refuses new connections to the database and drops the open ones."""
+    if database_url.startswith("sqlite"):
+        path = Path(urlparse(database_url).path)
+        saved = path.with_suffix(".saved")
+        path.rename(saved)
+        path.mkdir()
+        try:
+            yield
+        finally:
+            path.rmdir()
+            saved.rename(path)
+        return
+    name = urlparse(database_url).path.lstrip("/")
+    admin = urlunparse(urlparse(database_url)._replace(path="/postgres"))
+
+    async def allow(allowed: bool) -> None:
+        conn = await asyncpg.connect(admin, timeout=5)
+        try:
+            await conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
+            if not allowed:
+                await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+        finally:
+            await conn.close()
+
+    asyncio.run(allow(False))
+    try:
+        yield
+    finally:
+        asyncio.run(allow(True))
 
 
 def test_ops_routes_need_the_ops_token_not_an_account_key(api):
@@ -117,3 +170,4 @@ def test_metrics_expose_http_operations_and_queues(api, workers):
     assert 'tenure_queue_messages{queue="operations",state="waiting"}' in waiting
     assert 'path="/v1/organizations/{org_id}/purchases",status_code="202"' in text
     assert "tenure_webhook_deliveries_pending 0.0" in text
+    assert "tenure_broker_up 1.0" in text

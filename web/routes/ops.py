@@ -9,11 +9,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import Parameter
 
+import msgspec
+
 from tables import operations
 from web.accept import operation_out
 from web.errors import NotFound
 from web.ops_auth import require_ops
-from web.schemas import Page, cut
+from web.schemas import FailureOut, OpsOperationOut, Page, cut
 
 
 @get("/health", tags=["ops"], security=[{}])
@@ -22,21 +24,20 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
-async def readiness(request: Request) -> dict[str, str]:
+async def readiness(request: Request) -> tuple[dict[str, str], dict[str, str]]:
+    """Each dependency "ok" or "down", and why the ones down are (each check gives up after 3 s)."""
     checks: dict[str, str] = {}
-    try:
-        with anyio.fail_after(3):
-            await _select_one()
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means not ready; say which
-        checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"[:200]
-    try:
-        with anyio.fail_after(3):
-            await anyio.to_thread.run_sync(request.app.state.monitor.ping)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"unreachable: {type(exc).__name__}: {exc}"[:200]
-    return checks
+    errors: dict[str, str] = {}
+    for name, check in (("database", _select_one),
+                        ("broker", lambda: anyio.to_thread.run_sync(request.app.state.monitor.ping))):
+        try:
+            with anyio.fail_after(3):
+                await check()
+            checks[name] = "ok"
+        except Exception as exc:  # say which failed, and how
+            checks[name] = "down"
+            errors[name] = f"{type(exc).__name__}: {exc}"[:200]
+    return checks, errors
 
 
 async def _select_one() -> None:
@@ -47,14 +48,27 @@ async def _select_one() -> None:
 
 @get("/ready", tags=["ops"], security=[{}])
 async def ready(request: Request) -> Response:
-    """Database and broker reachable: 200; otherwise 503 naming what failed."""
-    checks = await readiness(request)
-    failing = sorted(name for name, state in checks.items() if state != "ok")
-    if not failing:
-        return Response({"status": "ready", "checks": checks})
-    return Response({"status": "unavailable", "checks": checks,
-                     "error": {"code": "not_ready", "message": f"cannot reach: {', '.join(failing)}"}},
+    """The database answers: 200; otherwise 503. The broker's state is reported, not required:
+    accepting stays safe while it is down (the operation is recorded, the relay sends it later)."""
+    checks, errors = await readiness(request)
+    body: dict = {"status": "ready", "checks": checks}
+    if errors:
+        body["errors"] = errors
+    if checks["database"] == "ok":
+        return Response(body)
+    return Response({**body, "status": "unavailable",
+                     "error": {"code": "not_ready", "message": "cannot reach: database"}},
                     status_code=503)
+
+
+def ops_operation_out(op: dict) -> OpsOperationOut:
+    public = operation_out(op)
+    failure = op.get("failure")
+    return OpsOperationOut(
+        **{f: getattr(public, f) for f in public.__struct_fields__}, attempts=op["attempts"],
+        reference=op.get("reference"), params=op.get("params") or {},
+        failure=msgspec.convert({"type": None, "traceback": None, "message": "", "attempts": 0, **failure},
+                                FailureOut) if failure else None)
 
 
 class OpsController(Controller):
@@ -78,6 +92,16 @@ class OpsController(Controller):
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
         rows, cursor = cut(await operations.page_for_ops(status, kind, before, limit + 1), limit)
         return Page(items=[operation_out(r) for r in rows], next_cursor=cursor)
+
+    @get("/operations/{operation_id:str}")
+    async def get_operation(self, ops: None, operation_id: str) -> OpsOperationOut:
+        """One operation by id, or by the `ref_...` reference quoted in an `internal_error`
+        message: with its attempts, parameters and last unexpected exception (type, message,
+        traceback), which tenants never see."""
+        op = await operations.for_ops(operation_id)
+        if op is None:
+            raise NotFound("operation", operation_id)
+        return ops_operation_out(op)
 
     @get("/dead-letters")
     async def dead_letters(self, request: Request, ops: None,

@@ -1,7 +1,9 @@
 """`/ops`: the page for the person on call, rendered on the server (Jinja2, no build step).
 
-Queues and dead letters (with a requeue button), the last failed operations, webhook
-endpoints failing or disabled, and the last run of each scheduler job. The page
+Queues and dead letters (with their tracebacks and a requeue button), the last failed
+operations (each one's page, `/ops/operations?q=<id or ref_...>`, shows its attempts and
+last exception), webhook endpoints failing or disabled, and the last run of each
+scheduler job. The page
 fetches `/ops/fragment` every few seconds and swaps it in, so it stays current
 without reloading by hand.
 
@@ -207,6 +209,19 @@ async def ops_fragment(request: Request) -> Response:
                  **await dashboard(request))
 
 
+@get("/operations", include_in_schema=False)
+async def ops_operation(request: Request) -> Response:
+    """One operation by `?q=` id or `ref_...` reference: its attempts and last exception."""
+    refresh = _refresh(request.query_params.get("refresh"))
+    if _closed(request):
+        return _html("ops_closed.html", status=401)
+    if not await _signed_in(request):
+        return _login(refresh, None)
+    key = (request.query_params.get("q") or "").strip()
+    op = await operations.for_ops(key) if key else None
+    return _html("ops_operation.html", status=200 if op else 404, key=key, op=op)
+
+
 @post("/login", include_in_schema=False, status_code=303)
 async def ops_login(request: Request) -> Response:
     refresh = _refresh(request.query_params.get("refresh"))
@@ -242,5 +257,6 @@ async def ops_requeue(request: Request, message_id: str) -> Response:
     return Redirect(_back(refresh, **notice), status_code=303, headers=NO_STORE)
 
 
-ops_router = Router(path="/ops", route_handlers=[ops_page, ops_fragment, ops_login, ops_logout, ops_requeue],
+ops_router = Router(path="/ops", route_handlers=[ops_page, ops_fragment, ops_operation, ops_login, ops_logout,
+                                                  ops_requeue],
                     include_in_schema=False, tags=["ops"])

@@ -14,7 +14,7 @@ from worker.actors.renewals import renewal
 from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
 from tables.settings import Settings
-from worker.execution import Handler, run_operation
+from worker.execution import Bounds, Handler, run_operation
 from worker.queue import (ACTOR_FOR_KIND, AUTORENEW_ACTOR, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE,
                           REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender,
                           tier_message)
@@ -38,10 +38,11 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
     declared: dict[str, dramatiq.Actor] = {}
     webhook_client = WebhookClient(settings.allow_private_webhook_urls, resolver)
     broker.add_middleware(webhook_client)
+    bounds = Bounds.of(settings)
 
     def operation_actor(kind: str, handler: Handler) -> None:
         async def execute(operation_id: str) -> None:
-            _, done = await run_operation(operation_id, handler)
+            _, done = await run_operation(operation_id, handler, bounds)
             for payer in done.charged if done else []:
                 await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
             await fan_out(sender, operation_id=operation_id)
