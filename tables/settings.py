@@ -19,6 +19,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_stall_seconds: int = 60
     log_level: str = "INFO"
     worker_metrics_port: int = 9191
+    # Rate limits, in the `limits` notation ("20/minute", "10 per hour"); "off" disables one.
+    # Storage: this URL (redis://... or memory://); unset: the broker's Redis, else memory.
+    rate_limit_url: str | None = None
+    rate_limit_per_key: str = "1000/minute"  # every request made with one API key
+    rate_limit_auth_failures: str = "20/minute"  # wrong API keys or ops tokens, per client address
+    rate_limit_signups: str = "20/hour"  # POST /v1/accounts, per client address
+    rate_limit_claims: str = "10/hour"  # POST /v1/accounts/claim, per client address
+    # Hours a sign-in to the /ops page lasts.
+    ops_session_hours: int = 12
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -31,6 +40,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env.get("TENURE_LOG_LEVEL") or "INFO",
             worker_metrics_port=int(env.get("TENURE_WORKER_METRICS_PORT") or 9191),
             relay_stall_seconds=int(env.get("TENURE_RELAY_STALL_SECONDS") or 60),
+            rate_limit_url=env.get("TENURE_RATE_LIMIT_URL") or None,
+            rate_limit_per_key=env.get("TENURE_RATE_LIMIT_PER_KEY") or "1000/minute",
+            rate_limit_auth_failures=env.get("TENURE_RATE_LIMIT_AUTH_FAILURES") or "20/minute",
+            rate_limit_signups=env.get("TENURE_RATE_LIMIT_SIGNUPS") or "20/hour",
+            rate_limit_claims=env.get("TENURE_RATE_LIMIT_CLAIMS") or "10/hour",
+            ops_session_hours=int(env.get("TENURE_OPS_SESSION_HOURS") or 12),
         )
 
     @property

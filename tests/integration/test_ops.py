@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 from tables.settings import Settings
 from tests.api import builders
 from tests.integration.flows import buy, wait_done
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 
 OPS = {"Authorization": "Bearer ops-secret"}
@@ -38,7 +39,7 @@ def test_health_and_readiness(api):
 
 
 def test_readiness_fails_naming_the_broker_when_it_is_unreachable(database_url):
-    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
+    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0", **UNLIMITED)
     with TestClient(create_app(settings)) as client:
         answer = client.get("/ready")
 
