@@ -20,7 +20,7 @@ from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
 from web.metrics import PROMETHEUS, MetricsController, refresher
-from web.ratelimit import Limiter, RouteLimits
+from web.ratelimit import Limiter, RouteLimits, check_settings
 from web.routes.ops import OpsController, health, ready
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
                extra_lifespans: list | None = None) -> Litestar:
     """The API. `sender` enqueues to a broker (built from settings if not given);
     `extra_lifespans` run embedded parts (workers, scheduler) with the app."""
+    check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -68,6 +68,17 @@ def limit_item(name: str, value: str) -> RateLimitItem | None:
                          f"write it as '20/minute' or '10 per hour', or 'off'") from None
 
 
+def limit_items(settings: Settings) -> dict[str, RateLimitItem | None]:
+    """Every limit from the settings; ValueError naming the variable for one that does not parse."""
+    return {name: limit_item(name, getattr(settings, f"rate_limit_{name}")) for name in NAMES}
+
+
+def check_settings(settings: Settings) -> None:
+    """Raises ValueError now (when the app is built) for a limit or storage URL that cannot work."""
+    limit_items(settings)
+    storage_url(settings)
+
+
 def storage_url(settings: Settings) -> str:
     """Where the windows live: TENURE_RATE_LIMIT_URL, else a Redis broker, else memory."""
     if settings.rate_limit_url:
@@ -99,7 +110,7 @@ class Limiter:
     """The app's limits (built in its lifespan: the storage's connections belong to its loop)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.items = {name: limit_item(name, getattr(settings, f"rate_limit_{name}")) for name in NAMES}
+        self.items = limit_items(settings)
         self.storage = make_storage(storage_url(settings))
         self.windows = MovingWindowRateLimiter(self.storage)
         self._down_until = 0.0
