@@ -56,12 +56,30 @@ async def valid_secrets(org_id: str, now: datetime) -> list[str]:
     return [r["secret"] for r in sorted(rows, key=lambda r: r["retired_at"] is not None)]
 
 
+async def revoke_retired(org_id: str) -> int:
+    """Ends the overlap of a rotation now: the retired secrets verify nothing any more.
+    Answers how many there were."""
+    gone = await InboundSecret.delete().where(
+        (InboundSecret.organization_id == org_id) & InboundSecret.retired_at.is_not_null()
+    ).returning(InboundSecret.id)
+    return len(gone)
+
+
 def message_key(org_id: str, webhook_id: str) -> str:
     return f"{org_id}:{webhook_id}"
 
 
 def idem_key(org_id: str, webhook_id: str) -> str:
-    """The operation's idempotency key for a webhook: its unique index dedupes concurrent posts."""
+    """The operation's idempotency key for a webhook: its unique index dedupes concurrent posts.
+
+    It starts with `inbound:`, where an API caller's key always starts with its organization's
+    id (web.idempotency.key_for): no Idempotency-Key can take a webhook's place.
+    """
+    return f"inbound:{org_id}:{webhook_id}"
+
+
+def _legacy_idem_key(org_id: str, webhook_id: str) -> str:
+    """The key webhooks' operations had before: inside the API's namespace (`{org}:...`)."""
     return f"{org_id}:inbound:{webhook_id}"
 
 
@@ -76,8 +94,12 @@ async def seen(org_id: str, webhook_id: str) -> tuple[str, bool] | None:
         InboundMessage.message_key == message_key(org_id, webhook_id)).first()
     if row is not None:
         return row["operation_id"], True
+    # Operations recorded under the older key are webhooks' only if no account asked for them
+    # (an API caller could have sent `Idempotency-Key: inbound:<id>`).
     op = await Operation.select(Operation.id).where(
-        Operation.idem_key == idem_key(org_id, webhook_id)).first()
+        (Operation.idem_key == idem_key(org_id, webhook_id))
+        | ((Operation.idem_key == _legacy_idem_key(org_id, webhook_id)) & Operation.account_id.is_null())
+    ).first()
     return (op["id"], False) if op is not None else None
 
 

@@ -25,6 +25,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_metrics_port: int = 9191
     # Days a release's claim token stays usable (the reseller can reissue one afterwards).
     claim_days: int = 30
+    # Rate limits, in the `limits` notation ("20/minute", "10 per hour"); "off" disables one.
+    # Storage: this URL (redis://... or memory://); unset: the broker's Redis, else memory.
+    rate_limit_url: str | None = None
+    rate_limit_per_key: str = "1000/minute"  # every request made with one API key
+    rate_limit_auth_failures: str = "20/minute"  # wrong API keys or ops tokens, per client address
+    rate_limit_signups: str = "20/hour"  # POST /v1/accounts, per client address
+    rate_limit_claims: str = "10/hour"  # POST /v1/accounts/claim, per client address
+    # Hours a sign-in to the /ops page lasts.
+    ops_session_hours: int = 12
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             claim_days=int(env.get("TENURE_CLAIM_DAYS") or 30),
             operation_max_attempts=int(env.get("TENURE_OPERATION_MAX_ATTEMPTS") or 10),
             operation_max_age_seconds=int(env.get("TENURE_OPERATION_MAX_AGE_SECONDS") or 3600),
+            rate_limit_url=env.get("TENURE_RATE_LIMIT_URL") or None,
+            rate_limit_per_key=env.get("TENURE_RATE_LIMIT_PER_KEY") or "1000/minute",
+            rate_limit_auth_failures=env.get("TENURE_RATE_LIMIT_AUTH_FAILURES") or "20/minute",
+            rate_limit_signups=env.get("TENURE_RATE_LIMIT_SIGNUPS") or "20/hour",
+            rate_limit_claims=env.get("TENURE_RATE_LIMIT_CLAIMS") or "10/hour",
+            ops_session_hours=int(env.get("TENURE_OPS_SESSION_HOURS") or 12),
         )
 
     @property

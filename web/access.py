@@ -9,17 +9,24 @@ from litestar import Request
 from rules import permissions
 from tables import accounts, organizations
 from web.errors import NotFound, Unauthorized
+from web.ratelimit import client_address
 
 
 async def provide_account(request: Request) -> dict:
-    """The account behind `Authorization: Bearer <api key>`, or 401."""
+    """The account behind `Authorization: Bearer <api key>`, or 401; 429 past a rate limit
+    (wrong keys from the caller's address, or requests with this key)."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send your API key as 'Authorization: Bearer <api key>'")
+    limiter = request.app.state.limiter
+    address = client_address(request.scope)
+    limiter.check_blocked(address)
     account = await accounts.by_key(key.strip())
     if account is None:
+        await limiter.failed_auth(address)
         raise Unauthorized("this API key is not valid; create an account or use a current key")
+    await limiter.hit("per_key", account["id"])  # one key per account: the account is the key
     request.state.account_id = account["id"]
     return account
 

@@ -20,6 +20,7 @@ from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
 from web.metrics import PROMETHEUS, MetricsController, refresher
+from web.ratelimit import Limiter, RouteLimits, check_settings
 from web.routes.ops import OpsController, health, ready
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
@@ -35,17 +36,20 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
                extra_lifespans: list | None = None) -> Litestar:
     """The API. `sender` enqueues to a broker (built from settings if not given);
     `extra_lifespans` run embedded parts (workers, scheduler) with the app."""
+    check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine.bind(engine.for_url(settings.database_url))
         app.state.sender = sender or Sender(make_broker(settings))
         app.state.monitor = monitor_for(app.state.sender.broker)
+        app.state.limiter = Limiter(settings)
         await engine.start_pool()
         try:
             yield
         finally:
             await engine.close_pool()
+            await app.state.limiter.close()
 
     app = Litestar(
         route_handlers=[
@@ -58,7 +62,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         before_request=strict_body,
         logging_config=None,  # logging is configured once per process (worker.logs), JSON lines
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
-        middleware=[PROMETHEUS.middleware],
+        middleware=[PROMETHEUS.middleware, RouteLimits()],
         openapi_config=OpenAPIConfig(
             title="tenure",
             version="1.0.0",

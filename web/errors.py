@@ -49,16 +49,28 @@ class Invalid(ApiError):
         self.code = code
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+class RateLimited(ApiError):
+    """Over a rate limit (web.ratelimit); `retry_after` seconds until the next request may pass."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         content={"error": {"code": code, "message": message}, "status": status},
         status_code=status,
         media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
 def _api_error(_: Request, exc: ApiError) -> Response:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
 
 
 def _rule_violation(_: Request, exc: RuleViolation) -> Response:

@@ -13,7 +13,10 @@ MAX_KEY_LENGTH = 200
 
 
 def key_for(request: Request, org_id: str) -> str | None:
-    """The stored key: organization + the client's Idempotency-Key (None when absent)."""
+    """The stored key: organization + the client's Idempotency-Key (None when absent).
+
+    It always starts with the organization's id: the keys tenure makes for inbound webhooks
+    start with `inbound:` (tables.inbound.idem_key), so no client key can stand for one."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import anyio
 import structlog
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tables import events, operations, sweeps, webhooks
@@ -25,6 +25,10 @@ REFRESH_S = 5
 
 PROMETHEUS = PrometheusConfig(app_name="tenure", prefix="tenure", group_path=True,
                               exclude=["/metrics"])
+
+
+# Requests refused by a rate limit (web.ratelimit), one label value per limit.
+RATE_LIMITED = Counter("tenure_rate_limited", "Requests refused by a rate limit (429).", ["limit"])
 
 
 class MetricsController(PrometheusController):

@@ -6,12 +6,13 @@ import pytest
 from litestar.testing import TestClient
 
 from tables.settings import Settings
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 
 
 @pytest.fixture
 def settings(database_url):
-    return Settings(database_url=database_url, ops_token="ops-secret")
+    return Settings(database_url=database_url, ops_token="ops-secret", **UNLIMITED)
 
 
 @pytest.fixture

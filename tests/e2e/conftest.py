@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.ratelimits import UNLIMITED_ENV
+
 TENURE = str(Path(sys.executable).with_name("tenure"))
 STOP_GRACE_S = 5.0
 
@@ -132,6 +134,7 @@ def tenure_env(database_url: str, broker_url: str | None = None, **extra: str) -
     if broker_url:
         env["TENURE_BROKER_URL"] = broker_url
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(UNLIMITED_ENV)
     env.update(extra)
     return env
 

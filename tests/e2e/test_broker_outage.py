@@ -17,6 +17,7 @@ from tests.e2e.conftest import tenure_env
 from tests.e2e.support import (accept_purchases, assert_each_purchase_done_once, relay_once,
                                wait_until_finished)
 from tests.integration.flows import db
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.broker import make_broker
 from worker.queue import Sender
@@ -31,7 +32,8 @@ STALL_S = 2
 def test_purchases_accepted_while_redis_is_down_all_complete_once_it_is_back(
         database_url, redis_server, processes):
     redis = redis_server(start=False)  # its port: nothing listens there yet
-    settings = Settings(database_url=database_url, broker_url=redis.url, relay_stall_seconds=STALL_S)
+    settings = Settings(database_url=database_url, broker_url=redis.url, relay_stall_seconds=STALL_S,
+                        **UNLIMITED)
     names = [f"outage-{i:03d}.fr" for i in range(PURCHASES)]
 
     with TestClient(create_app(settings)) as api:

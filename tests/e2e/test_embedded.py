@@ -13,13 +13,14 @@ from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import free_port, tenure_env, wait_for_port
 from tests.integration.flows import balance, buy, charges_for, ledger_sums, wait_done
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.embedded import Embedded
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_embedded_mode_runs_purchases_in_process(database_url):
-    settings = Settings(database_url=database_url)  # no broker URL: in-process
+    settings = Settings(database_url=database_url, **UNLIMITED)  # no broker URL: in-process
     embedded = Embedded(settings)
     assert isinstance(embedded.broker, StubBroker)
 

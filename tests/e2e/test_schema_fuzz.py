@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import free_port, wait_for_port
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 
 
@@ -25,7 +26,7 @@ def served(tmp_path_factory, sqlite_template):
 
     url = databases.sqlite_copy(sqlite_template, tmp_path_factory.mktemp("fuzz"))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(database_url=url, ops_token="fuzz")),
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(database_url=url, ops_token="fuzz", **UNLIMITED)),
                                            host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

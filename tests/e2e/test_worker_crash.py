@@ -16,6 +16,7 @@ from tests.api import builders
 from tests.e2e.conftest import tenure_env
 from tests.e2e.support import (accept_purchases, assert_each_purchase_done_once, statuses,
                                wait_until_finished)
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.broker import make_broker
 from worker.queue import Sender
@@ -32,7 +33,7 @@ KILL_AFTER = 10  # succeeded operations before the worker is killed
 def test_worker_killed_mid_batch_leaves_every_purchase_done_exactly_once(
         database_url, redis_server, processes):
     redis = redis_server()
-    settings = Settings(database_url=database_url, broker_url=redis.url)
+    settings = Settings(database_url=database_url, broker_url=redis.url, **UNLIMITED)
     env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S))
     names = [f"crash-{i:03d}.fr" for i in range(PURCHASES)]
 

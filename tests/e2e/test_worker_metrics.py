@@ -12,6 +12,7 @@ from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import free_port, tenure_env, wait_for_port
 from tests.integration.flows import buy, wait_done
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 
 
@@ -39,7 +40,7 @@ def test_worker_metrics_count_messages_and_operations_across_processes(
     worker = processes.tenure("worker", "worker", "--processes", "2", "--threads", "2", env=env)
     wait_for_port(port, proc=worker)
 
-    with TestClient(create_app(Settings(database_url=database_url, broker_url=redis.url))) as api:
+    with TestClient(create_app(Settings(database_url=database_url, broker_url=redis.url, **UNLIMITED))) as api:
         owner = builders.person(api)
         org = builders.organization(api, owner)
         builders.fund(api, owner, org, 10_000)  # six domains, not the hosting after them

@@ -18,6 +18,7 @@ from tables import events, operations
 from tables.clock import clock
 from tables.settings import Settings
 from tests.api import builders
+from tests.ratelimits import UNLIMITED
 from tests.integration.flows import db, wait_done
 from tests.integration.test_ops import OPS, wait_for
 from worker.execution import Bounds
@@ -33,7 +34,8 @@ STALL_S = 2
 def settings(database_url, redis_url):
     return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
                     relay_stall_seconds=STALL_S, allow_private_webhook_urls=True,
-                    operation_max_attempts=MAX_ATTEMPTS, operation_max_age_seconds=MAX_AGE_S)
+                    operation_max_attempts=MAX_ATTEMPTS, operation_max_age_seconds=MAX_AGE_S,
+                    **UNLIMITED)
 
 
 def broken_purchase(org: str, **fields) -> str:

@@ -199,6 +199,44 @@ def test_the_same_webhook_id_with_another_body_is_refused(api, workers):
     assert [c["external_ref"] for c in portfolio(api, owner, org)] == ["crm-1"]
 
 
+def test_an_api_idempotency_key_shaped_like_a_webhook_id_does_not_take_the_webhooks_place(api, workers):
+    """An API caller sending `Idempotency-Key: inbound:<id>` must not block the webhook <id>."""
+    workers()
+    owner, org = reseller(api)
+    secret = rotate(api, owner, org)["secret"]
+    by_api = buy(api, owner, org, "squatter.fr", key="inbound:msg_future")
+    assert by_api.status_code == 202, by_api.text
+
+    webhook = accepted(api, owner, post(api, org, secret, upsert("crm-1"), msg_id="msg_future"))
+
+    assert webhook["id"] != by_api.json()["id"]
+    assert webhook["kind"] == "client_upsert"
+    assert wait_done(api, owner, by_api.json()["id"])["kind"] == "purchase"
+    assert [c["external_ref"] for c in portfolio(api, owner, org)] == ["crm-1"]
+    # Each one replays as its own.
+    again = buy(api, owner, org, "squatter.fr", key="inbound:msg_future")
+    assert again.status_code == 202 and again.json()["id"] == by_api.json()["id"]
+    resent = post(api, org, secret, upsert("crm-1"), msg_id="msg_future")
+    assert resent.status_code == 200 and resent.json()["operation"]["id"] == webhook["id"]
+
+
+def test_a_webhook_recorded_under_the_older_key_is_still_found(api, workers):
+    """Operations made by webhooks before their keys left the API's namespace keep deduping."""
+    workers()
+    owner, org = reseller(api, funds=0)
+    secret = rotate(api, owner, org)["secret"]
+    body, headers = signed(secret, upsert("crm-1"), msg_id="msg_old")
+    first = accepted(api, owner, send(api, org, body, headers))
+    db(Operation.update({Operation.idem_key: f"{org}:inbound:msg_old"}).where(Operation.id == first["id"]).run())
+    db(InboundMessage.delete(force=True).run())  # only the operation's key is left to find it
+
+    again = send(api, org, body, headers)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["operation"]["id"] == first["id"]
+    assert db(Operation.count().where(Operation.kind == "client_upsert").run()) == 1
+
+
 # --- each type ------------------------------------------------------------------------------
 
 def test_a_purchase_for_a_client_named_by_its_external_ref(api, workers):
@@ -324,6 +362,55 @@ def test_a_rotated_secret_works_for_24_hours_then_is_refused(api, workers):
                                                                             "crm-5"]
 
 
+def revoke_previous(api, who, org):
+    return api.delete(f"/v1/resellers/{org}/inbound-secret/previous", headers=who.auth)
+
+
+def test_revoking_the_previous_secret_refuses_it_at_once_and_keeps_the_current_one(api, workers):
+    workers()
+    owner, org = reseller(api, funds=0)
+    old = rotate(api, owner, org)["secret"]
+    new = rotate(api, owner, org)["secret"]
+    accepted(api, owner, post(api, org, old, upsert("crm-1")))  # within its 24 h
+
+    answer = revoke_previous(api, owner, org)
+
+    assert answer.status_code == 204, answer.text
+    assert answer.content == b""
+    ops = operation_count()
+    builders.refused(post(api, org, old, upsert("crm-2")), 401, "invalid_signature")
+    assert operation_count() == ops
+    accepted(api, owner, post(api, org, new, upsert("crm-3")))
+    assert revoke_previous(api, owner, org).status_code == 204  # nothing left to end: still 204
+    accepted(api, owner, post(api, org, new, upsert("crm-4")))
+    assert sorted(c["external_ref"] for c in portfolio(api, owner, org)) == ["crm-1", "crm-3", "crm-4"]
+
+
+def test_only_members_with_webhook_manage_of_the_reseller_revoke_its_previous_secret(api, workers):
+    workers()
+    owner, org = reseller(api, funds=0)
+    old = rotate(api, owner, org)["secret"]
+    rotate(api, owner, org)
+    outsider = builders.person(api, "Eve")
+    outsiders_org = builders.organization(api, outsider, reseller=True)
+    rotate(api, outsider, outsiders_org)
+    viewer = builders.member(api, owner, org, ["org:view", "client:manage"])
+    plain_owner = builders.person(api, "Paul")
+    plain = builders.organization(api, plain_owner)
+    path = f"/v1/resellers/{org}/inbound-secret/previous"
+
+    builders.refused(api.delete(path), 401, "unauthorized")
+    builders.refused(revoke_previous(api, outsider, org), 404, "not_found")
+    builders.refused(revoke_previous(api, viewer, org), 403, "permission_denied")
+    builders.refused(revoke_previous(api, plain_owner, plain), 409, "not_a_reseller")
+    builders.refused(revoke_previous(api, outsider, "org_nope"), 404, "not_found")
+    accepted(api, owner, post(api, org, old, upsert("crm-1")))  # none of those ended it
+
+    manager = builders.member(api, owner, org, ["webhook:manage"])
+    assert revoke_previous(api, manager, org).status_code == 204
+    builders.refused(post(api, org, old, upsert("crm-2")), 401, "invalid_signature")
+
+
 # --- refused after the signature holds: the API's checks --------------------------------------
 
 def test_unknown_types_and_invalid_data_are_refused_with_a_code_and_write_nothing(api):
@@ -403,3 +490,6 @@ def test_the_schema_shows_the_inbound_route_needs_no_key_and_the_secret_route_do
     assert inbound.get("security") in ([], [{}])  # signed instead
     assert rotation.get("security", schema["security"]) == schema["security"]
     assert {"201"} <= set(rotation["responses"]) and {"202"} <= set(inbound["responses"])
+    revocation = schema["paths"]["/v1/resellers/{org_id}/inbound-secret/previous"]["delete"]
+    assert revocation.get("security", schema["security"]) == schema["security"]
+    assert "204" in revocation["responses"]

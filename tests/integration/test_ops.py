@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from tables.settings import Settings
 from tests.api import builders
 from tests.integration.flows import buy, wait_done
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 
 OPS = {"Authorization": "Bearer ops-secret"}
@@ -43,7 +44,7 @@ def test_health_and_readiness(api):
 
 
 def test_ready_stays_200_while_only_the_broker_is_down_and_reports_it(database_url):
-    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")  # nothing listens
+    settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0", **UNLIMITED)  # nothing listens
     with TestClient(create_app(settings)) as client:
         answer = client.get("/ready")
         broker_down = wait_for(lambda: "tenure_broker_up 0.0" in client.get("/metrics").text)

@@ -12,6 +12,7 @@ from dramatiq import Message
 from tables.settings import Settings
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, wait_done
+from tests.ratelimits import UNLIMITED
 from worker.actors import declare
 from worker.broker import make_broker
 from worker.monitoring import monitor_for
@@ -22,7 +23,7 @@ RABBITMQ_URL = os.environ.get("TENURE_TEST_RABBITMQ_URL", "amqp://guest:guest@12
 
 @pytest.fixture
 def rabbit(database_url):
-    settings = Settings(database_url=database_url, broker_url=RABBITMQ_URL)
+    settings = Settings(database_url=database_url, broker_url=RABBITMQ_URL, **UNLIMITED)
     broker = make_broker(settings)
     sender = Sender(broker)
     declare(broker, sender, settings)

@@ -23,6 +23,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from tables.settings import Settings
 from tests.api import builders
+from tests.ratelimits import UNLIMITED
 from tests.integration.flows import db
 from web.app import create_app
 from worker.actors import declare
@@ -106,7 +107,7 @@ def allow_private():
 @pytest.fixture
 def settings(database_url, redis_url, allow_private):
     return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
-                    relay_stall_seconds=2, allow_private_webhook_urls=allow_private)
+                    relay_stall_seconds=2, allow_private_webhook_urls=allow_private, **UNLIMITED)
 
 
 @pytest.fixture

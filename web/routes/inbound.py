@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, post
+import structlog
+from litestar import Controller, Request, Response, delete, post
 from msgspec import Meta, Struct
 from standardwebhooks import Webhook
 
@@ -27,6 +28,8 @@ from web.errors import ApiError, Invalid, NotFound
 from web.routes.clients import reseller_access
 from web.schemas import (Email, InboundAccepted, InboundSecretOut, Name, OperationOut, PurchaseIn,
                          ReleaseIn, RenewalIn)
+
+log = structlog.get_logger("tenure.inbound")
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 MAX_WEBHOOK_ID_LENGTH = 200
@@ -215,7 +218,8 @@ class InboundController(Controller):
         """Makes a new secret for signing webhooks to `/v1/inbound/{org}` (shown once).
 
         The previous secret keeps verifying until `previous_valid_until` (24 h), so
-        senders can switch over. Needs `webhook:manage` on a reseller organization.
+        senders can switch over; `DELETE .../inbound-secret/previous` ends that at once.
+        Needs `webhook:manage` on a reseller organization.
         """
         await reseller_access(account, org_id, permissions.WEBHOOK_MANAGE)
         now = clock.now()
@@ -223,6 +227,20 @@ class InboundController(Controller):
             await organizations.lock(org_id)
             secret, previous_valid_until = await inbound.rotate(org_id, now)
         return InboundSecretOut(secret=secret, previous_valid_until=previous_valid_until)
+
+    @delete("/v1/resellers/{org_id:str}/inbound-secret/previous", status_code=204)
+    async def revoke_previous_secret(self, account: dict, org_id: str) -> None:
+        """Ends the previous secret's 24 h now, e.g. when it leaked: webhooks signed with it
+        get 401 from then on; the current secret keeps working.
+
+        Needs `webhook:manage` on a reseller organization. 204 whether or not there was a
+        previous secret (there is nothing left to end).
+        """
+        await reseller_access(account, org_id, permissions.WEBHOOK_MANAGE)
+        async with transaction():
+            await organizations.lock(org_id)
+            revoked = await inbound.revoke_retired(org_id)
+        log.info("inbound_secret_previous_revoked", organization_id=org_id, revoked=revoked)
 
     @post("/v1/inbound/{org_id:str}", status_code=202, security=[{}],
           request_max_body_size=MAX_BODY_BYTES)

@@ -7,14 +7,18 @@ scheduler job. The page
 fetches `/ops/fragment` every few seconds and swaps it in, so it stays current
 without reloading by hand.
 
-The ops token (settings, never an account key) is typed once into a login form and
-kept in the `tenure_ops` cookie, which `require_ops` also accepts on the JSON ops API.
+The ops token (settings, never an account key) is typed once into a login form; the
+`tenure_ops` cookie then holds a signed session that expires (TENURE_OPS_SESSION_HOURS)
+and ends when the token is rotated, never the token itself (web.ops_auth).
+`require_ops` also accepts it on the JSON ops API. It is `Secure` when the page is served
+over HTTPS (behind a proxy: uvicorn's trusted X-Forwarded-Proto), and HttpOnly.
 
 CSRF: the only state-changing forms (login, logout, requeue) are plain POSTs
 authenticated by that cookie. It is `SameSite=Strict`, so a browser never sends it on
 a request started by another site; for this internal page that is the whole defence
-(no CSRF token). Logging someone in with a forged token is harmless: there is one
-token, and it is the ops token itself.
+(no CSRF token). Logging someone in with a forged token is impossible without the ops
+token itself. Signing out clears the cookie in that browser; rotating the token ends
+every session.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
 from tables import operations, sweeps, webhooks
-from web.errors import Unauthorized
-from web.ops_auth import COOKIE, require_ops, token_matches
+from tables.clock import clock
+from web.errors import RateLimited, Unauthorized
+from web.ops_auth import COOKIE, new_session, require_ops, token_matches
+from web.ratelimit import client_address
 
 log = structlog.get_logger("tenure.ops_page")
 
@@ -95,9 +101,11 @@ def short_json(value: Any, limit: int = 120) -> str:
 TEMPLATES.filters.update(utc=utc, ago=ago, short_json=short_json)
 
 
-def _html(template: str, status: int = 200, **context: Any) -> Response:
+def _html(template: str, status: int = 200, headers: dict[str, str] | None = None,
+          **context: Any) -> Response:
     body = TEMPLATES.get_template(template).render(**context)
-    return Response(body, status_code=status, media_type=MediaType.HTML, headers=NO_STORE)
+    return Response(body, status_code=status, media_type=MediaType.HTML,
+                    headers={**NO_STORE, **(headers or {})})
 
 
 def _refresh(value: str | None) -> int:
@@ -114,9 +122,10 @@ def _back(refresh: int, **notice: str) -> str:
     return "/ops" + ("?" + urlencode(query) if query else "")
 
 
-def _login(refresh: int, error: str | None) -> Response:
+def _login(refresh: int, error: str | None, *, status: int = 401,
+           headers: dict[str, str] | None = None) -> Response:
     action = "/ops/login" + _back(refresh).removeprefix("/ops")
-    return _html("ops_login.html", status=401, error=error, action=action)
+    return _html("ops_login.html", status=status, headers=headers, error=error, action=action)
 
 
 async def _signed_in(request: Request) -> bool:
@@ -229,11 +238,21 @@ async def ops_login(request: Request) -> Response:
         return _html("ops_closed.html", status=401)
     form = await request.form()
     token = str(form.get("token") or "").strip()
-    if not token_matches(request, token):
-        return _login(refresh, "That is not the ops token.")
+    limiter, address = request.app.state.limiter, client_address(request.scope)
+    try:
+        limiter.check_blocked(address)
+        if not token_matches(request, token):
+            await limiter.failed_auth(address)
+            return _login(refresh, "That is not the ops token.")
+    except RateLimited as refused:
+        return _login(refresh, f"Too many failed sign-ins from your address: try again in "
+                               f"{refused.retry_after} s.", status=429, headers=refused.headers)
+    settings = request.app.state.settings
+    # The cookie holds a signed, expiring session, never the token (web.ops_auth).
     # SameSite=Strict is the CSRF defence for the POST forms (see the module docstring).
-    cookie = Cookie(key=COOKIE, value=token, path="/", httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https")
+    cookie = Cookie(key=COOKIE, value=new_session(token, clock.now(), settings.ops_session_hours),
+                    path="/", max_age=settings.ops_session_hours * 3600, httponly=True,
+                    samesite="strict", secure=request.url.scheme == "https")
     return Redirect(_back(refresh), status_code=303, cookies=[cookie], headers=NO_STORE)
 
 
