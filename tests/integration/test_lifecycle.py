@@ -134,3 +134,22 @@ def test_a_scheduler_that_dies_after_leasing_leaves_nothing_the_next_tick_does_n
     db(sweeps.run_all(sender))
     broker.join("lifecycle", interval=5, timeout=30_000)
     assert event_counts(org)["product.expiring"] == 1
+
+
+def test_an_idempotency_key_cannot_take_an_autorenew_attempts_place(api, workers, broker, sender):
+    """A member who sends the key tenure gives an autorenew attempt does not block that attempt."""
+    workers()
+    clock.pin(T0)
+    owner, org = builders.funded(api, 100_000)
+    product_id = bought(api, owner, org, "squat.fr")
+    expires = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()["expires_at"]
+    stored = datetime.fromisoformat(expires.replace("Z", "+00:00")).isoformat()
+    for days in (31, 15, 1):  # every window's key, taken by purchases first
+        squat = buy(api, owner, org, f"squat{days}.fr", key=f"autorenew:{product_id}:{stored}:{days}")
+        assert squat.status_code == 202, squat.text
+
+    clock.pin(datetime.fromisoformat(stored) - timedelta(days=31, hours=1))
+    tick_days(broker, sender, 1)
+
+    after = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
+    assert after["expires_at"] > expires, "the autorenew attempt was blocked by a caller's key"

@@ -95,7 +95,8 @@ async def attempt_autorenew(product_id: str) -> str | None:
             return None
         row = operations.new_row(
             "renewal", product["organization"], now, account_id=None, product_id=product_id,
-            idem_key=f"{product['organization']}:autorenew:{product_id}:{expires_at.isoformat()}:{days}",
+            # Not in the API's `{org}:{key}` namespace: no Idempotency-Key can take its place.
+            idem_key=f"autorenew:{product['organization']}:{product_id}:{expires_at.isoformat()}:{days}",
             params={"years": 1, "current_expires_at": expires_at.isoformat(), "payment_method": "prepaid",
                     "autorenew_days_before": days, "payer": payer_of(product)},
             enqueued_at=now)
