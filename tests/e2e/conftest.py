@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.databases import secret_key
+
 TENURE = str(Path(sys.executable).with_name("tenure"))
 STOP_GRACE_S = 5.0
 
@@ -126,9 +128,11 @@ class Processes:
 
 
 def tenure_env(database_url: str, broker_url: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a `tenure` process: this one's, minus TENURE_* settings, plus these."""
+    """The environment of a `tenure` process: this one's, minus TENURE_* settings, plus these
+    (and the test session's TENURE_SECRET_KEY, unless `extra` sets it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_") or k.startswith("TENURE_TEST_")}
     env["TENURE_DATABASE_URL"] = database_url
+    env["TENURE_SECRET_KEY"] = secret_key()
     if broker_url:
         env["TENURE_BROKER_URL"] = broker_url
     env["PYTHONUNBUFFERED"] = "1"
