@@ -112,8 +112,8 @@ def _copy_key(source: Path, target: Path) -> None:
     os.replace(draft, target)
 
 
-def backup(database: Path, to: Path, *, overwrite: bool = False) -> Copied:
-    """Copies the live database (and its key file, if it has one) to `to` (and `to`.key)."""
+def backup(database: Path, to: Path, *, overwrite: bool = False, with_key: bool = True) -> Copied:
+    """Copies the live database (and, `with_key`, its key file if it has one) to `to` (and `to`.key)."""
     if not database.is_file():
         raise BackupProblem(f"there is no database at {database}: check TENURE_DATABASE_URL or --database")
     if to.exists() and not overwrite:
@@ -129,7 +129,7 @@ def backup(database: Path, to: Path, *, overwrite: bool = False) -> Copied:
         draft.unlink(missing_ok=True)
     key = key_file_of(database)
     copied_key = None
-    if key.exists():
+    if with_key and key.exists():
         copied_key = key_file_of(to)
         _copy_key(key, copied_key)
     return Copied(to, copied_key, to.stat().st_size, [])

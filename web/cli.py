@@ -142,7 +142,8 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     if database is None:
         return 2
     try:
-        copied = backups.backup(database, Path(args.path), overwrite=args.force)
+        copied = backups.backup(database, Path(args.path), overwrite=args.force,
+                                with_key=not settings.secret_key)
     except backups.BackupProblem as exc:
         print(f"tenure backup: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,6 @@ from tables.engine import sqlite_path
 from tables.settings import Settings
 from tables.webhooks import InboundSecret, WebhookEndpoint
 from tests import databases
-from tests.api import builders
 from tests.integration.flows import db, wait_done
 from tests.integration.test_inbound import post, reseller, rotate, upsert
 from tests.integration.test_webhooks_out import settle, subscribe
