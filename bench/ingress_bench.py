@@ -32,7 +32,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.sweep_bench import check_targets, ensure_database, fresh_schema
+from bench.sweep_bench import check_targets, ensure_database, fresh_schema, new_key
 
 REPO = Path(__file__).resolve().parent.parent
 console = Console()
@@ -114,7 +114,8 @@ def run(args) -> int:
     asyncio.run(fresh_schema(args.database_url))
     asyncio.run(prepare_raw_table(args.database_url))
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
-    env = {**os.environ, "RAW_DATABASE_URL": args.database_url, "TENURE_DATABASE_URL": args.database_url,
+    env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "RAW_DATABASE_URL": args.database_url,
+           "TENURE_DATABASE_URL": args.database_url,
            "TENURE_BROKER_URL": args.redis_url, "TENURE_LOG_LEVEL": "WARNING",
            # Counted in Redis as in production (one round trip per request), never reached.
            "TENURE_RATE_LIMIT_PER_KEY": "100000000/minute"}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -58,6 +59,14 @@ REPO = Path(__file__).resolve().parent.parent
 # Databases and Redis DBs other sessions use: never reset by the benchmark.
 PROTECTED_DATABASES = re.compile(r"^(test|postgres|template\d)$")
 PROTECTED_REDIS_DBS = {13, 14, 15}
+
+
+@functools.cache
+def new_key() -> str:
+    """One TENURE_SECRET_KEY for every tenure process of a run (they share the database)."""
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
 
 COLUMNS = ("id", "kind", "name", "organization", "client", "reseller", "expires_at", "autorenew",
            "state", "name_key", "created_at", "updated_at")
@@ -104,7 +113,7 @@ async def fresh_schema(database_url: str) -> None:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:
         await conn.close()
-    env = {**os.environ, "TENURE_DATABASE_URL": database_url}
+    env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "TENURE_DATABASE_URL": database_url}
     done = subprocess.run([sys.executable, "-m", "web.cli", "migrate"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=180)
     if done.returncode != 0:

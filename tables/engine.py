@@ -6,11 +6,17 @@ Two traps of the stack are handled here, once:
   keeps one pool per running loop.
 - SQLite has no row locks and upgrading a read lock to a write lock ignores the
   busy timeout, so every write transaction on SQLite is `BEGIN IMMEDIATE`.
+
+And one of PostgreSQL's: asyncpg waits 60 s for a connection and forever for a
+statement by default, so a database that stops answering would hold every request.
+Connections here give up after CONNECT_TIMEOUT_S and the pools' statements after
+COMMAND_TIMEOUT_S; `unreachable(exc)` tells such failures from a bad query.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
@@ -22,6 +28,10 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# A reachable PostgreSQL accepts a connection in milliseconds; a stopped one refuses it at once.
+CONNECT_TIMEOUT_S = 2.0
+# Per statement, on the pools of web, workers and scheduler (not `tenure migrate`'s connection).
+COMMAND_TIMEOUT_S = 15.0
 
 
 class LoopPoolPostgresEngine(PostgresEngine):
@@ -85,7 +95,7 @@ def make_engine(url: str) -> Engine:
             raw.execute("PRAGMA journal_mode=WAL")
         return TenureSQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_S)
     if url.startswith(("postgresql:", "postgres:")):
-        return LoopPoolPostgresEngine(config={"dsn": url})
+        return LoopPoolPostgresEngine(config={"dsn": url, "timeout": CONNECT_TIMEOUT_S})
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
 
 
@@ -128,9 +138,31 @@ async def transaction() -> AsyncIterator[None]:
 
 
 async def start_pool(max_size: int = 10) -> None:
+    """A pool for this event loop. A pool outlives database outages: asyncpg replaces a
+    connection found closed when it is next acquired."""
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is None:
-        await engine.start_connection_pool(min_size=1, max_size=max_size)
+        await engine.start_connection_pool(min_size=1, max_size=max_size,
+                                           command_timeout=COMMAND_TIMEOUT_S)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Did `exc` (or what raised it) come from the database being down or unreachable,
+    rather than from the query? (Connection refused, reset, timed out or closed; the server
+    shutting down or starting up.)"""
+    import asyncpg
+
+    lost = (ConnectionError, TimeoutError, socket.gaierror, asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+            asyncpg.TooManyConnectionsError)
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, lost):
+            return True
+        if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+            return True  # "connection is closed", "pool is closed"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 async def close_pool() -> None:

@@ -1,8 +1,9 @@
 """Queries for inbound webhooks: a reseller's signing secrets and the webhook ids already seen.
 
-Secrets are stored as they are, not hashed like API keys: checking a Standard
-Webhooks signature recomputes an HMAC-SHA256 keyed with the secret itself, so
-tenure must keep the key. They are shown to the reseller once, at rotation.
+Secrets are not hashed like API keys: checking a Standard Webhooks signature
+recomputes an HMAC-SHA256 keyed with the secret itself, so tenure must keep the
+key. They are stored encrypted (tables.secrets_at_rest) and shown to the reseller
+once, at rotation.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
+from tables import secrets_at_rest
 from tables.ids import new_id
 from tables.operations import Operation
 from tables.webhooks import InboundMessage, InboundSecret
@@ -42,18 +44,20 @@ async def rotate(org_id: str, now: datetime) -> tuple[str, datetime | None]:
     ).returning(InboundSecret.id)
     secret = new_secret()
     await InboundSecret.insert(InboundSecret(
-        id=new_id("whs"), organization_id=org_id, secret=secret, created_at=now, retired_at=None))
+        id=new_id("whs"), organization_id=org_id, secret="", sealed_secret=secrets_at_rest.seal(secret),
+        created_at=now, retired_at=None))
     return secret, (now + RETIRED_SECRET_GRACE) if retired else None
 
 
 async def valid_secrets(org_id: str, now: datetime) -> list[str]:
     """The secrets that verify the organization's webhooks now: the current one first,
     then those retired less than 24 h ago."""
-    rows = await InboundSecret.select(InboundSecret.secret, InboundSecret.retired_at).where(
+    rows = await InboundSecret.select(
+        InboundSecret.secret, InboundSecret.sealed_secret, InboundSecret.retired_at).where(
         (InboundSecret.organization_id == org_id)
         & (InboundSecret.retired_at.is_null() | (InboundSecret.retired_at > now - RETIRED_SECRET_GRACE))
     ).order_by(InboundSecret.created_at, ascending=False)
-    return [r["secret"] for r in sorted(rows, key=lambda r: r["retired_at"] is not None)]
+    return [secrets_at_rest.secret_of(r) for r in sorted(rows, key=lambda r: r["retired_at"] is not None)]
 
 
 async def revoke_retired(org_id: str) -> int:

@@ -9,7 +9,8 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     organization_id = Varchar(length=40, index=True)
     url = Varchar(length=2000)
     event_types = Text(default="", help_text="Space-separated; empty means all.")
-    secret = Varchar(length=100)
+    secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
+    sealed_secret = Text(null=True, default=None, help_text="The signing secret, encrypted (tables.secrets_at_rest).")
     enabled = Boolean(default=True)
     disabled_reason = Varchar(length=100, null=True, default=None)
     failing_since = Timestamptz(null=True, default=None)
@@ -45,7 +46,8 @@ class DeliveryAttempt(Table, tablename="delivery_attempts"):
 class InboundSecret(Table, tablename="inbound_secrets"):
     id = Varchar(length=40, primary_key=True)
     organization_id = Varchar(length=40, index=True)
-    secret = Varchar(length=100)
+    secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
+    sealed_secret = Text(null=True, default=None, help_text="The verifying secret, encrypted (tables.secrets_at_rest).")
     created_at = Timestamptz()
     retired_at = Timestamptz(null=True, default=None)
 
@@ -62,6 +64,7 @@ class InboundMessage(Table, tablename="inbound_messages"):
 
 from datetime import datetime, timedelta  # noqa: E402
 
+from tables import secrets_at_rest  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 LEASE = timedelta(minutes=2)  # longer than the 15 s HTTP timeout plus bookkeeping
@@ -69,10 +72,12 @@ LEASE = timedelta(minutes=2)  # longer than the 15 s HTTP timeout plus bookkeepi
 
 async def create_endpoint(org_id: str, url: str, event_types: frozenset[str], secret: str,
                           now: datetime) -> dict:
+    """Stores the endpoint with its secret encrypted; the row returned holds neither."""
     row = {"id": new_id("whe"), "organization_id": org_id, "url": url,
-           "event_types": " ".join(sorted(event_types)), "secret": secret, "enabled": True,
+           "event_types": " ".join(sorted(event_types)), "enabled": True,
            "disabled_reason": None, "failing_since": None, "created_at": now}
-    await WebhookEndpoint.insert(WebhookEndpoint(**row))
+    await WebhookEndpoint.insert(WebhookEndpoint(
+        **row, secret="", sealed_secret=secrets_at_rest.seal(secret)))
     return row
 
 
@@ -146,7 +151,7 @@ async def lease_due(now: datetime, limit: int) -> list[str]:
 
 
 async def delivery_context(delivery_id: str) -> tuple[dict, dict, dict] | None:
-    """The delivery with its endpoint and event, or None if any is gone."""
+    """The delivery with its endpoint (its `secret` decrypted) and event, or None if any is gone."""
     from tables.events import Event
 
     delivery = await Delivery.select().where(Delivery.id == delivery_id).first()
@@ -156,6 +161,8 @@ async def delivery_context(delivery_id: str) -> tuple[dict, dict, dict] | None:
     event = await Event.select().where(Event.id == delivery["event_id"]).output(load_json=True).first()
     if hook is None or event is None:
         return None
+    hook["secret"] = secrets_at_rest.secret_of(hook)
+    del hook["sealed_secret"]
     return delivery, hook, event
 
 

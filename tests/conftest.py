@@ -32,6 +32,7 @@ def database_url(request, tmp_path, sqlite_template):
 
         asyncio.run(databases.truncate_postgres(engine.for_url(url)))
     engine.bind(engine.for_url(url))
+    databases.configure_secrets(url)
     return url
 
 

@@ -7,6 +7,7 @@ database): when it is not, the tests fail; they never skip.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -14,14 +15,29 @@ import sys
 from pathlib import Path
 
 import asyncpg
+from cryptography.fernet import Fernet
+
+from tables import secrets_at_rest
+from tables.settings import Settings
 
 POSTGRES_URL = os.environ.get("TENURE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TENURE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+@functools.cache
+def secret_key() -> str:
+    """TENURE_SECRET_KEY of this test session: every tenure process and the tests share it."""
+    return Fernet.generate_key().decode()
+
+
+def configure_secrets(url: str) -> None:
+    """This process encrypts and reads stored secrets as the `tenure` processes do."""
+    secrets_at_rest.configure(Settings(database_url=url, secret_key=secret_key()))
+
+
 def run_migrate(url: str) -> None:
     """Runs `tenure migrate` as a separate process (the command operators run)."""
-    env = {**os.environ, "TENURE_DATABASE_URL": url}
+    env = {**os.environ, "TENURE_DATABASE_URL": url, "TENURE_SECRET_KEY": secret_key()}
     done = subprocess.run([sys.executable, "-m", "web.cli", "migrate"], env=env,
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0:

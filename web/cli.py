@@ -1,4 +1,4 @@
-"""The `tenure` command: demo, migrate, web, worker, scheduler."""
+"""The `tenure` command: demo, migrate, web, worker, scheduler, sweep, backup, restore."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
+
+import msgspec
 
 from tables.settings import Settings
+
+DEMO_DATABASE_URL = "sqlite:///var/demo.sqlite3"
+# Commands that read or write the database's secrets: they refuse to start without a key.
+NEEDS_SECRET_KEY = {"demo", "migrate", "web", "worker", "scheduler", "sweep"}
+# Long-running commands: on SQLite they mark the database in use (`tenure restore` waits for them).
+SERVES_DATABASE = {"demo", "web", "worker", "scheduler"}
 
 
 def _bind(settings: Settings) -> None:
@@ -105,9 +114,6 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from web.demo import print_welcome, seed
     from worker.embedded import Embedded
 
-    if "TENURE_DATABASE_URL" not in os.environ:
-        settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
-                               "database_url": "sqlite:///var/demo.sqlite3"})
     _bind(settings)
     asyncio.run(migrate())
     demo = asyncio.run(seed())
@@ -115,6 +121,59 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     embedded = Embedded(settings)
     app = create_app(settings, sender=embedded.sender, extra_lifespans=[embedded.lifespan])
     uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def _sqlite_file(settings: Settings, args: argparse.Namespace, command: str) -> Path | None:
+    from tables.engine import sqlite_path
+
+    url = args.database or settings.database_url
+    if not url.startswith("sqlite:"):
+        print(f"tenure {command} is for the embedded mode's SQLite database; for PostgreSQL use "
+              "pg_basebackup with WAL archiving, or pg_dump (deploy/README.md, Backups)", file=sys.stderr)
+        return None
+    return Path(sqlite_path(url))
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """A consistent copy of the SQLite database while tenure runs, with its key file."""
+    from tables import backups
+
+    database = _sqlite_file(settings, args, "backup")
+    if database is None:
+        return 2
+    try:
+        copied = backups.backup(database, Path(args.path), overwrite=args.force,
+                                with_key=not settings.secret_key)
+    except backups.BackupProblem as exc:
+        print(f"tenure backup: {exc}", file=sys.stderr)
+        return 2
+    print(f"backed up {database} to {copied.database} ({copied.bytes} bytes)")
+    if copied.key_file:
+        print(f"its secret key: {copied.key_file} (keep it with the backup, as private as the database)")
+    else:
+        print("its secret key is TENURE_SECRET_KEY: keep that setting with the backup")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Puts a backup in place of the SQLite database; refuses while tenure serves it (--force)."""
+    from tables import backups
+
+    database = _sqlite_file(settings, args, "restore")
+    if database is None:
+        return 2
+    try:
+        restored = backups.restore(Path(args.path), database, force=args.force)
+    except backups.BackupProblem as exc:
+        print(f"tenure restore: {exc}", file=sys.stderr)
+        return 2
+    print(f"restored {args.path} to {restored.database}")
+    for path in restored.kept:
+        print(f"kept what it replaced: {path}")
+    if restored.key_file:
+        print(f"with its secret key: {restored.key_file}")
+    print("start tenure again (`tenure migrate` first if the backup is from an older release)")
     return 0
 
 
@@ -134,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
+    backup = sub.add_parser("backup", help="copy the SQLite database (and its key file) while tenure runs")
+    backup.add_argument("path", help="the backup file to write (its key beside it, PATH.key)")
+    backup.add_argument("--database", help=f"sqlite:///... (default TENURE_DATABASE_URL; the demo's: "
+                                           f"{DEMO_DATABASE_URL})")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    restore = sub.add_parser("restore", help="put a backup in place of the SQLite database")
+    restore.add_argument("path", help="a file written by `tenure backup` (PATH.key beside it is restored too)")
+    restore.add_argument("--database", help="sqlite:///... (default TENURE_DATABASE_URL)")
+    restore.add_argument("--force", action="store_true",
+                         help="replace the database even while a tenure process serves it (restart it after)")
     return parser
 
 
@@ -143,8 +212,24 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     configure(level=settings.log_level)
+    if args.command == "demo" and "TENURE_DATABASE_URL" not in os.environ:
+        settings = msgspec.structs.replace(settings, database_url=DEMO_DATABASE_URL)
+    if args.command in NEEDS_SECRET_KEY:
+        from tables import secrets_at_rest
+
+        try:
+            secrets_at_rest.configure(settings)
+        except secrets_at_rest.SecretKeyProblem as exc:
+            print(f"tenure {args.command}: {exc}", file=sys.stderr)
+            return 2
+    if args.command in SERVES_DATABASE and settings.is_sqlite:
+        from tables import backups
+        from tables.engine import sqlite_path
+
+        backups.hold(Path(sqlite_path(settings.database_url)))
     handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web, "worker": cmd_worker,
-                "scheduler": cmd_scheduler, "sweep": cmd_sweep}
+                "scheduler": cmd_scheduler, "sweep": cmd_sweep, "backup": cmd_backup,
+                "restore": cmd_restore}
     return handlers[args.command](settings, args)
 
 

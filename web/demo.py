@@ -92,6 +92,11 @@ async def seed() -> Demo:
 def print_welcome(demo: Demo, base_url: str, settings: Settings) -> None:
     console = Console(soft_wrap=True)
     console.print(f"[bold]tenure demo[/bold] on {base_url}  (database {settings.database_url})")
+    if not settings.secret_key and settings.is_sqlite:
+        from tables.secrets_at_rest import key_file_for
+
+        console.print(f"webhook secrets are encrypted with the key in {key_file_for(settings.database_url)} "
+                      "(made once, mode 0600): keep it with the database; `tenure backup` copies both")
     console.print(f"organization {demo.organization_id}, owner {ORG_OWNER}")
     console.print(f"  API key: {demo.keys[ORG_OWNER]}")
     console.print(f"reseller {demo.reseller_id}, owner {RESELLER_OWNER}, clients {', '.join(demo.client_ids)}")

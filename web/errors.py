@@ -7,6 +7,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from rules.errors import RuleViolation
+from tables import engine
 
 log = structlog.get_logger("tenure.web")
 
@@ -94,7 +95,22 @@ def _http(_: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), exc.detail)
 
 
+DATABASE_RETRY_AFTER_S = 2
+
+
+def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}"[:200])
+    response = error_response(
+        503, "database_unavailable",
+        "the database cannot be reached right now; retry in a few seconds (with the same "
+        "Idempotency-Key, so that a request that was recorded after all counts once)")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
+    if engine.unreachable(exc):  # the driver's own errors: no class of ours to map
+        return _database_unavailable(request, exc)
     log.exception("unhandled_error", path=request.url.path)
     return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 

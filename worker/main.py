@@ -8,6 +8,7 @@ import os
 
 import dramatiq
 
+from tables import secrets_at_rest
 from tables.settings import Settings
 from worker.logs import configure
 from worker.actors import declare
@@ -19,6 +20,10 @@ configure(level=settings.log_level)
 if settings.broker_url is None:
     raise SystemExit("tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
                      "without one, `tenure demo` runs the workers in-process")
+try:
+    secrets_at_rest.configure(settings)  # webhook deliveries read the endpoints' secrets
+except secrets_at_rest.SecretKeyProblem as exc:
+    raise SystemExit(f"tenure worker: {exc}") from None
 # Its exposition port (TENURE_WORKER_METRICS_PORT) is put in the environment by `tenure worker`.
 from dramatiq.middleware.prometheus import Prometheus  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""Process-level fixtures: a private redis-server, `tenure` subprocesses, free ports.
+"""Process-level fixtures: a private redis-server, a private PostgreSQL, `tenure` subprocesses,
+free ports.
 
 Every process started here runs in its own session (process group) and is killed
 at teardown, whatever happened in the test. Nothing here touches the machine's
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import pytest
 import redis
 
 from tests.ratelimits import UNLIMITED_ENV
+from tests.databases import secret_key
 
 TENURE = str(Path(sys.executable).with_name("tenure"))
 STOP_GRACE_S = 5.0
@@ -128,9 +131,11 @@ class Processes:
 
 
 def tenure_env(database_url: str, broker_url: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a `tenure` process: this one's, minus TENURE_* settings, plus these."""
+    """The environment of a `tenure` process: this one's, minus TENURE_* settings, plus these
+    (and the test session's TENURE_SECRET_KEY, unless `extra` sets it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_") or k.startswith("TENURE_TEST_")}
     env["TENURE_DATABASE_URL"] = database_url
+    env["TENURE_SECRET_KEY"] = secret_key()
     if broker_url:
         env["TENURE_BROKER_URL"] = broker_url
     env["PYTHONUNBUFFERED"] = "1"
@@ -223,3 +228,99 @@ def redis_server(processes, tmp_path):
         return server.start() if start else server
 
     return make
+
+
+# --- a private PostgreSQL -------------------------------------------------------------------
+
+def postgres_bin(name: str) -> str:
+    """The newest installed PostgreSQL's `name` (initdb, pg_ctl); fails when there is none."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    binary = str(found[-1]) if found else shutil.which(name)
+    if binary is None:
+        pytest.fail(f"PostgreSQL's {name} is not installed: the database outage test needs it "
+                    "(apt-get install postgresql)")
+    return binary
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (trust auth, no fsync) on 127.0.0.1:`port`.
+
+    As root, PostgreSQL's programs run as the `postgres` user (initdb refuses root).
+    """
+
+    directory: Path
+    port: int
+    as_user: list[str]
+    pg_ctl: str
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        done = subprocess.run([*self.as_user, *argv], capture_output=True, text=True, timeout=timeout,
+                              cwd=self.directory)
+        if done.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n"
+                                 f"{self.log()}")
+        return done
+
+    def log(self) -> str:
+        path = self.directory / "postgres.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+        self.run(self.pg_ctl, "start", "-D", str(self.data), "-l", str(self.directory / "postgres.log"),
+                 "-w", "-t", "30", "-o", options)
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run(self.pg_ctl, "stop", "-D", str(self.data), "-m", mode, "-w", "-t", "30")
+
+    def running(self) -> bool:
+        return subprocess.run([*self.as_user, self.pg_ctl, "status", "-D", str(self.data)],
+                              capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.fixture
+def postgres_server():
+    """Factory: a fresh private PostgreSQL, started; stopped and deleted at teardown. Fails
+    (never skips) when PostgreSQL is not installed or cannot start."""
+    made: list[PostgresServer] = []
+
+    def make() -> PostgresServer:
+        initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+        directory = Path(tempfile.mkdtemp(prefix="tenure-pg-"))  # tmp_path is root's alone: not there
+        as_user: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("running as root, PostgreSQL needs a `postgres` user to run as")
+            os.chown(directory, account.pw_uid, account.pw_gid)
+            as_user = ["runuser", "-u", "postgres", "--"]
+        server = PostgresServer(directory, free_port(), as_user, pg_ctl)
+        made.append(server)
+        server.run(initdb, "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                   "--no-sync", "--no-instructions")
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            try:
+                if server.running():
+                    server.stop("immediate")
+            finally:
+                shutil.rmtree(server.directory, ignore_errors=True)
