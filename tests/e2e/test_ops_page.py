@@ -141,8 +141,9 @@ def test_the_ops_page_shows_failures_and_dead_letters_refreshes_itself_and_reque
                     expect(page.get_by_test_id("queue-operations-waiting")).to_have_text("1")
                     expect(page.get_by_test_id(f"dead-letter-{letter}")).to_have_count(0)
                     expect(page.get_by_test_id("no-dead-letters")).to_be_visible()
-                    assert queue(api, "operations") | {"in_flight": None} == {
-                        "queue": "operations", "waiting": 1, "delayed": 0, "in_flight": None, "dead_letters": 0}
+                    assert queue(api, "operations") | {"in_flight": None, "orphaned": None} == {
+                        "queue": "operations", "waiting": 1, "delayed": 0, "in_flight": None, "orphaned": None,
+                        "dead_letters": 0}
 
                     # The refresh keeps going after the requeue's redirect (and still shows both failures).
                     page.evaluate("window.__notReloaded = true")
