@@ -3,15 +3,17 @@
 from tables.accounts import Account, ClaimToken
 from tables.clients import Client
 from tables.events import Event
+from tables.leases import JobLease
 from tables.ledger import Balance, LedgerEntry, TierState
 from tables.operations import Operation
 from tables.organizations import Membership, Organization, Team
 from tables.products import Product, ProductSchedule
+from tables.retention import RetentionCount
 from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
     Account, ClaimToken, Organization, Team, Membership, Client, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
-    InboundSecret, InboundMessage, SweepRun,
+    InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount,
 ]

@@ -19,6 +19,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_stall_seconds: int = 60
     log_level: str = "INFO"
     worker_metrics_port: int = 9191
+    # Retention (the daily job of worker/retention.py). The first two are promises of the
+    # HTTP contract, so they cannot go below their defaults.
+    retention_idempotency_hours: int = 24  # an Idempotency-Key answers its first operation
+    retention_inbound_days: int = 7  # an inbound webhook-id answers its first operation
+    retention_operations_days: int = 90  # finished operations, counted from finished_at
+    retention_webhooks_days: int = 30  # events and deliveries, after their last attempt
+    retention_batch_size: int = 2000  # rows per delete, each batch its own transaction
+
+    def __post_init__(self) -> None:
+        if self.retention_idempotency_hours < 24:
+            raise ValueError("TENURE_RETENTION_IDEMPOTENCY_HOURS must be at least 24 "
+                             "(an Idempotency-Key is honoured for 24 hours)")
+        if self.retention_inbound_days < 7:
+            raise ValueError("TENURE_RETENTION_INBOUND_DAYS must be at least 7 "
+                             "(an inbound webhook-id is honoured for 7 days)")
+        if self.retention_operations_days * 24 < max(self.retention_idempotency_hours,
+                                                     self.retention_inbound_days * 24):
+            raise ValueError("TENURE_RETENTION_OPERATIONS_DAYS must cover the idempotency and "
+                             "inbound windows (a replay answers the operation, so it must still exist)")
+        if self.retention_webhooks_days < 1 or self.retention_batch_size < 1:
+            raise ValueError("TENURE_RETENTION_WEBHOOKS_DAYS and TENURE_RETENTION_BATCH_SIZE "
+                             "must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -31,6 +53,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env.get("TENURE_LOG_LEVEL") or "INFO",
             worker_metrics_port=int(env.get("TENURE_WORKER_METRICS_PORT") or 9191),
             relay_stall_seconds=int(env.get("TENURE_RELAY_STALL_SECONDS") or 60),
+            retention_idempotency_hours=int(env.get("TENURE_RETENTION_IDEMPOTENCY_HOURS") or 24),
+            retention_inbound_days=int(env.get("TENURE_RETENTION_INBOUND_DAYS") or 7),
+            retention_operations_days=int(env.get("TENURE_RETENTION_OPERATIONS_DAYS") or 90),
+            retention_webhooks_days=int(env.get("TENURE_RETENTION_WEBHOOKS_DAYS") or 30),
+            retention_batch_size=int(env.get("TENURE_RETENTION_BATCH_SIZE") or 2000),
         )
 
     @property

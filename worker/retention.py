@@ -1,0 +1,98 @@
+"""Daily retention job: forgets what is past its window, in small batches, one replica at a time.
+
+Windows (settings, see deploy/README.md): idempotency keys 24 h, inbound webhook ids
+7 days, finished operations 90 days, events and deliveries (with their attempts) 30 days
+after their last attempt. The ledger, balances, products and the audit record are never
+deleted.
+
+The run holds a lease (tables/leases.py) so a second scheduler replica starting the same
+job does nothing; each batch is its own short transaction that first extends the lease
+(a run that lost it stops without committing anything more). The cutoffs are fixed at the
+start, so a run ends even while new rows keep expiring. Order: attempts with their
+deliveries, then events (once their deliveries are gone), inbound ids, idempotency keys,
+and operations last (once no event names them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from tables import leases, retention, sweeps
+from tables.clock import clock
+from tables.engine import transaction
+from tables.ids import new_id
+from tables.settings import Settings
+
+log = structlog.get_logger("tenure.retention")
+JOB = "retention"
+LEASE = timedelta(minutes=10)  # extended at every batch; a dead holder's runs out
+PAUSE_S = 0.0  # between batches
+
+
+class LeaseLost(Exception):
+    """Another replica took the job's lease (this one stalled past LEASE)."""
+
+
+def steps(settings: Settings, now: datetime) -> list[tuple[str, Callable[[int], Awaitable[dict[str, int]]]]]:
+    """(name, one batch) in deletion order, each with its cutoff."""
+    webhooks_cutoff = now - timedelta(days=settings.retention_webhooks_days)
+    inbound_cutoff = now - timedelta(days=settings.retention_inbound_days)
+    keys_cutoff = now - timedelta(hours=settings.retention_idempotency_hours)
+    operations_cutoff = now - timedelta(days=settings.retention_operations_days)
+
+    async def deliveries(limit: int) -> dict[str, int]:
+        return await retention.forget_deliveries(webhooks_cutoff, limit)
+
+    async def events(limit: int) -> dict[str, int]:
+        return {"events": await retention.forget_events(webhooks_cutoff, limit)}
+
+    async def inbound(limit: int) -> dict[str, int]:
+        return {"inbound_messages": await retention.forget_inbound_messages(inbound_cutoff, limit)}
+
+    async def keys(limit: int) -> dict[str, int]:
+        return {"idempotency_keys": await retention.forget_idempotency_keys(keys_cutoff, limit)}
+
+    async def operations(limit: int) -> dict[str, int]:
+        return {"operations": await retention.forget_operations(operations_cutoff, limit)}
+
+    return [("deliveries", deliveries), ("events", events), ("inbound_messages", inbound),
+            ("idempotency_keys", keys), ("operations", operations)]
+
+
+async def run(settings: Settings) -> dict[str, int] | None:
+    """One run: rows deleted (keys cleared) per table, or None if another replica holds the job."""
+    now, started = clock.now(), time.monotonic()
+    holder = new_id("ret")
+    if not await leases.take(JOB, holder, now, now + LEASE):
+        log.info("retention_skipped", reason="another scheduler holds the job")
+        return None
+    deleted = dict.fromkeys(retention.NAMES, 0)
+    error = None
+    try:
+        for name, batch in steps(settings, now):
+            while True:
+                async with transaction():
+                    if not await leases.extend(JOB, holder, clock.now() + LEASE):
+                        raise LeaseLost(JOB)
+                    counts = await batch(settings.retention_batch_size)
+                    await retention.count_deleted(counts)
+                for table, n in counts.items():
+                    deleted[table] += n
+                if counts[name] < settings.retention_batch_size:
+                    break
+                await asyncio.sleep(PAUSE_S)  # let the other transactions in between batches
+    except LeaseLost:
+        error = "lease lost to another scheduler"
+        log.warning("retention_lease_lost", deleted=deleted)
+    finally:
+        await leases.release(JOB, holder, clock.now())
+    duration_ms = int((time.monotonic() - started) * 1000)
+    async with transaction():
+        await sweeps.record(JOB, now, duration_ms, sum(deleted.values()), error)
+    log.info("retention_run", duration_ms=duration_ms, **deleted)
+    return deleted
