@@ -13,17 +13,19 @@ On a dedicated PostgreSQL database and Redis DB:
    HTTP load generator (a separate process: an httpx async loop of `--connections`
    concurrent POSTs, loopback only, bounded in time and count) posts
    `POST /v1/organizations/{org}/purchases` (a new mailbox each, no worker: ingress only);
-3. the accept rate is measured for `--baseline` seconds, then during the purge
-   (`worker.retention.run` in this process, batches of `--batch-size`), then for
-   `--baseline` seconds again;
+3. after a warm-up, the purge (`worker.retention.run`, batches of `--batch-size`) runs in
+   its own process, which is stopped and continued (SIGSTOP/SIGCONT) every `--window`
+   seconds until it is done: windows with and without the purge alternate, so the drift
+   of a shared machine's load falls on both alike (the first half second of each window,
+   when a statement sent before a stop may still run, is not counted);
 4. checked: every expired row gone, every young row kept, the counts the run reported.
 
-It prints the purge's rows/s and the ingress rate during the purge as a ratio of the rate
-without it (the mean of the windows before and after; goal at least 0.8; exit status 1
-below it), with p99 latencies.
+It prints the purge's rows/s (over the time it was running) and the ingress rate during
+the purge as a ratio of the rate without it (goal at least 0.8; exit status 1 below it),
+with p99 latencies.
 
     .venv/bin/python -m bench.retention_bench [--database-url URL] [--redis-url URL]
-        [--rows 1000000] [--batch-size 2000] [--connections 16] [--baseline 10] [--json PATH]
+        [--rows 1000000] [--batch-size 2000] [--connections 16] [--window 5] [--json PATH]
 """
 
 from __future__ import annotations
@@ -241,8 +243,8 @@ class Window:
     p99_ms: float = 0.0
 
     @property
-    def rate(self) -> float:
-        return self.requests / (self.end - self.start)
+    def seconds(self) -> float:
+        return self.end - self.start
 
 
 @dataclass
@@ -256,13 +258,15 @@ class Result:
 
 
 def fill(window: Window, done: list[tuple[float, float]]) -> None:
+    window.start = min(window.start + GUARD_S, window.end)
     latencies = [lat for at, lat in done if window.start <= at < window.end]
     window.requests = len(latencies)
     if len(latencies) >= 2:
         window.p99_ms = statistics.quantiles(latencies, n=100)[98] * 1000
 
 
-async def purge(database_url: str, batch_size: int) -> tuple[dict[str, int], float]:
+async def purge(database_url: str, batch_size: int, out: str) -> None:
+    """The purge's own process: one retention run; writes what it deleted."""
     from tables import engine as tenure_engine
     from tables.settings import Settings
     from worker import retention
@@ -271,11 +275,32 @@ async def purge(database_url: str, batch_size: int) -> tuple[dict[str, int], flo
     tenure_engine.bind(tenure_engine.for_url(database_url))
     await tenure_engine.start_pool(2)
     try:
-        started = time.perf_counter()
         deleted = await retention.run(settings)
-        return deleted, time.perf_counter() - started
     finally:
         await tenure_engine.close_pool()
+    Path(out).write_text(json.dumps(deleted))
+
+
+GUARD_S = 0.5  # not counted at the start of a window
+
+
+def alternate(purger: subprocess.Popen, window_s: float) -> list[Window]:
+    """Purge on / off windows of `window_s` until the purge process ends (it starts running)."""
+    windows: list[Window] = []
+    running = True
+    while True:
+        began = time.time()
+        try:
+            purger.wait(timeout=window_s)
+            finished = True
+        except subprocess.TimeoutExpired:
+            finished = False
+        windows.append(Window("during purge" if running else "without purge", began, time.time()))
+        if finished:
+            break
+        purger.send_signal(signal.SIGSTOP if running else signal.SIGCONT)
+        running = not running
+    return windows
 
 
 def run(args) -> int:
@@ -288,7 +313,8 @@ def run(args) -> int:
     port = free_port()
     server = serve([sys.executable, "-m", "web.cli", "web", "--port", str(port)], env, port)
     load_out = f"/tmp/retention_bench_load_{os.getpid()}.json"
-    loader = None
+    purge_out = f"/tmp/retention_bench_purge_{os.getpid()}.json"
+    loader = purger = None
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             account = client.post("/v1/accounts", json={"email": "bench@bench.test", "name": "Bench"}).json()
@@ -310,21 +336,22 @@ def run(args) -> int:
         loader = subprocess.Popen(
             [sys.executable, "-m", "bench.retention_bench", "--load", url, account["api_key"],
              str(args.connections), str(args.max_requests), load_out], cwd=REPO, env=env)
-        time.sleep(2)  # warm-up: connections, caches
-        before = Window("without purge, before", time.time(), 0)
-        time.sleep(args.baseline)
-        before.end = time.time()
-        during = Window("during purge", time.time(), 0)
-        deleted, purge_s = asyncio.run(purge(args.database_url, args.batch_size))
-        during.end = time.time()
-        after = Window("without purge, after", time.time(), 0)
-        time.sleep(args.baseline)
-        after.end = time.time()
+        time.sleep(3)  # warm-up: connections, caches
+        first = Window("without purge", time.time(), time.time() + args.window)
+        time.sleep(args.window)  # so that both kinds of window exist even for a short purge
+        purger = subprocess.Popen([sys.executable, "-m", "bench.retention_bench", "--purge",
+                                   args.database_url, str(args.batch_size), purge_out], cwd=REPO, env=env)
+        windows = [first, *alternate(purger, args.window)]
+        if windows[-1].label == "during purge":  # end on a window without it too
+            time.sleep(args.window)
+            windows.append(Window("without purge", windows[-1].end, time.time()))
         loader.send_signal(signal.SIGTERM)
         loader.wait(timeout=60)
         loaded = json.loads(Path(load_out).read_text())
-        for window in (before, during, after):
+        for window in windows:
             fill(window, loaded["done"])
+        deleted = json.loads(Path(purge_out).read_text())
+        purge_s = sum(w.end - w.start for w in windows if w.label == "during purge")
 
         async def check() -> dict:
             conn = await asyncpg.connect(args.database_url)
@@ -333,13 +360,16 @@ def run(args) -> int:
             finally:
                 await conn.close()
 
-        result = Result(dataset, deleted, purge_s, [before, during, after], loaded["errors"], asyncio.run(check()))
+        result = Result(dataset, deleted, purge_s, windows, loaded["errors"], asyncio.run(check()))
     finally:
-        if loader is not None and loader.poll() is None:
-            loader.kill()
+        for process in (loader, purger):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
         stop(server)
-        if os.path.exists(load_out):
-            os.unlink(load_out)
+        for path in (load_out, purge_out):
+            if os.path.exists(path):
+                os.unlink(path)
         subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], capture_output=True)
     return report(result, args)
 
@@ -361,16 +391,24 @@ def report(result: Result, args) -> int:
     console.print(f"purge: {rows_deleted:,} rows deleted (+ {result.deleted['idempotency_keys']:,} keys "
                   f"cleared) in {result.purge_s:.1f} s = [bold]{rows_deleted / result.purge_s:,.0f} rows/s[/bold]")
 
-    load = Table(title=f"POST purchases, {args.connections} concurrent connections (httpx, one process)",
-                 title_justify="left")
-    for column in ("window", "seconds", "accepted", "requests/s", "p99 ms"):
+    load = Table(title=f"POST purchases, {args.connections} concurrent connections (httpx, one process), "
+                       f"windows of {args.window:g} s", title_justify="left")
+    for column in ("windows", "windows", "seconds counted", "accepted", "requests/s", "p99 ms"):
         load.add_column(column, justify="right")
-    for w in result.windows:
-        load.add_row(w.label, f"{w.end - w.start:.1f}", f"{w.requests:,}", f"{w.rate:,.0f}", f"{w.p99_ms:.0f}")
+    rates = {}
+    for label in ("without purge", "during purge"):
+        chosen = [w for w in result.windows if w.label == label]
+        seconds = sum(w.seconds for w in chosen)
+        requests = sum(w.requests for w in chosen)
+        latencies = sorted(w.p99_ms for w in chosen)
+        rates[label] = requests / seconds if seconds else 0.0
+        load.add_row(label, str(len(chosen)), f"{seconds:.1f}", f"{requests:,}", f"{rates[label]:,.1f}",
+                     f"{statistics.median(latencies):.0f} (median of windows)" if latencies else "-")
     console.print(load)
-    before, during, after = result.windows
-    reference = (before.rate + after.rate) / 2
-    ratio = during.rate / reference if reference else 0.0
+    console.print("per window, requests/s: " + "  ".join(
+        f"{'P' if w.label == 'during purge' else '-'}{w.requests / w.seconds if w.seconds else 0:.0f}"
+        for w in result.windows))
+    ratio = rates["during purge"] / rates["without purge"] if rates["without purge"] else 0.0
     ok = ratio >= GOAL
     verdict = "[green]ok[/green]" if ok else "[red]below the goal[/red]"
     console.print(f"[bold]ingress during purge / without: {ratio:.2f}[/bold] (goal ≥ {GOAL}) {verdict}; "
@@ -384,8 +422,8 @@ def report(result: Result, args) -> int:
         Path(args.json).write_text(json.dumps({
             "rows": args.rows, "batch_size": args.batch_size, "connections": args.connections,
             "deleted": result.deleted, "purge_s": result.purge_s, "rows_per_s": rows_deleted / result.purge_s,
-            "windows": [{"label": w.label, "seconds": w.end - w.start, "requests": w.requests,
-                         "rate": w.rate, "p99_ms": w.p99_ms} for w in result.windows],
+            "windows": [{"label": w.label, "seconds": w.seconds, "requests": w.requests,
+                         "p99_ms": w.p99_ms} for w in result.windows],
             "ratio": ratio, "errors": result.errors}, indent=2))
     return 0 if ok and complete and exact else 1
 
@@ -399,14 +437,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="expired rows to delete, spread over the tables (default 1,000,000)")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--baseline", type=float, default=10.0,
-                        help="seconds of load measured before and after the purge")
+    parser.add_argument("--window", type=float, default=5.0,
+                        help="seconds of each window with and without the purge (they alternate)")
     parser.add_argument("--max-requests", type=int, default=2_000_000,
                         help="the load generator stops after this many requests")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
     args = parser.parse_args(argv)
-    if args.rows < 10 or args.batch_size < 1 or args.connections < 1 or args.baseline <= 0:
-        parser.error("--rows must be at least 10; --batch-size, --connections and --baseline positive")
+    if args.rows < 10 or args.batch_size < 1 or args.connections < 1 or args.window <= 2 * GUARD_S:
+        parser.error("--rows must be at least 10; --batch-size and --connections positive; --window over 1 s")
     return args
 
 
@@ -415,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--load"]:  # the load generator's own process
         url, api_key, connections, max_requests, out = argv[1:6]
         asyncio.run(generate_load(url, api_key, int(connections), int(max_requests), out))
+        return 0
+    if argv[:1] == ["--purge"]:  # the purge's own process
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        database_url, batch_size, out = argv[1:4]
+        asyncio.run(purge(database_url, int(batch_size), out))
         return 0
     args = parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

@@ -92,13 +92,17 @@ async def forget_operations(cutoff: datetime, limit: int) -> int:
     return len(await Operation.delete().where(Operation.id.is_in(expired)).returning(Operation.id))
 
 
+async def start_counts() -> None:
+    """Makes the counters' rows (once), so that batches only add to them."""
+    await RetentionCount.insert(*[RetentionCount(name=name, deleted=0) for name in NAMES]).on_conflict(
+        target=RetentionCount.name, action="DO NOTHING")
+
+
 async def count_deleted(counts: dict[str, int]) -> None:
     """Adds a batch's figures to the totals, in the batch's transaction."""
     for name, n in counts.items():
         if not n:
             continue
-        await RetentionCount.insert(RetentionCount(name=name, deleted=0)).on_conflict(
-            target=RetentionCount.name, action="DO NOTHING")
         await RetentionCount.update({RetentionCount.deleted: RetentionCount.deleted + n}).where(
             RetentionCount.name == name)
 

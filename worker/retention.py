@@ -31,7 +31,9 @@ from tables.settings import Settings
 log = structlog.get_logger("tenure.retention")
 JOB = "retention"
 LEASE = timedelta(minutes=10)  # extended at every batch; a dead holder's runs out
-PAUSE_S = 0.0  # between batches
+# After each batch the job rests this many times as long as the batch took, so it never
+# takes more than half of the database's (and its own process's) time from ingress.
+REST_RATIO = 1.0
 
 
 class LeaseLost(Exception):
@@ -74,8 +76,11 @@ async def run(settings: Settings) -> dict[str, int] | None:
     deleted = dict.fromkeys(retention.NAMES, 0)
     error = None
     try:
+        async with transaction():
+            await retention.start_counts()
         for name, batch in steps(settings, now):
             while True:
+                began = time.monotonic()
                 async with transaction():
                     if not await leases.extend(JOB, holder, clock.now() + LEASE):
                         raise LeaseLost(JOB)
@@ -85,7 +90,7 @@ async def run(settings: Settings) -> dict[str, int] | None:
                     deleted[table] += n
                 if counts[name] < settings.retention_batch_size:
                     break
-                await asyncio.sleep(PAUSE_S)  # let the other transactions in between batches
+                await asyncio.sleep((time.monotonic() - began) * REST_RATIO)
     except LeaseLost:
         error = "lease lost to another scheduler"
         log.warning("retention_lease_lost", deleted=deleted)
