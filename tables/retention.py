@@ -1,10 +1,16 @@
 """Retention: the queries that forget expired rows, one small batch at a time.
 
-Each `forget_*` takes at most `limit` rows, found through an index on the column its
-window is counted from (oldest first), and runs in the caller's transaction: the job
-(worker/retention.py) commits every batch on its own, so no lock is held for long.
-What is never deleted here: unfinished operations, pending deliveries, events not yet
-fanned out or with deliveries left, and the ledger, balances, products and audit record.
+A batch reads at most `limit` candidates through the index on the column its window
+counts from, oldest first, starting after the previous batch's last row (a keyset cursor:
+rows kept on purpose, and the dead index entries of rows just deleted, are not read
+again), then deletes them by primary key. Each runs in the caller's transaction: the job
+(worker/retention.py) commits every batch on its own, so no lock is held for long. The
+checks for rows that must stay are lookups by index on the candidates (never an
+anti-join left to the planner, which could pick a scan of both tables).
+
+Never deleted here: unfinished operations, pending deliveries, events not yet fanned out
+or with deliveries left, operations an event still names; nor the ledger, balances,
+products and the audit record.
 
 The rows deleted are counted per table in `retention_counts` (in the batch's own
 transaction), so every web replica's /metrics shows the same cluster-wide counters.
@@ -12,10 +18,10 @@ transaction), so every web replica's /metrics shows the same cluster-wide counte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from piccolo.columns import BigInt, Varchar
-from piccolo.columns.combination import WhereRaw
+from piccolo.columns import BigInt, Column, Varchar
 from piccolo.table import Table
 
 from tables.engine import is_sqlite
@@ -27,8 +33,8 @@ FINISHED_OPERATIONS = ["succeeded", "failed"]
 # What /metrics reports, by name: the tables, and the idempotency keys (cleared, not deleted).
 NAMES = ("delivery_attempts", "deliveries", "events", "inbound_messages", "idempotency_keys",
          "operations")
-# Partial index (created by a migration): the keys still set, by age.
-IDEM_KEY_INDEX = "operations_created_at_idem_key_set"
+
+Cursor = tuple[datetime, str]  # (the window's column, primary key) of the last row read
 
 
 class RetentionCount(Table, tablename="retention_counts"):
@@ -36,60 +42,95 @@ class RetentionCount(Table, tablename="retention_counts"):
     deleted = BigInt(default=0, help_text="Rows deleted (keys cleared) by retention, ever.")
 
 
-async def forget_deliveries(cutoff: datetime, limit: int) -> dict[str, int]:
+@dataclass
+class Batch:
+    counts: dict[str, int]  # rows deleted (keys cleared) per name
+    after: Cursor | None  # where the next batch starts; None when nothing more is due
+
+
+async def _candidates(column: Column, cutoff: datetime, limit: int, after: Cursor | None,
+                      condition=None, lock: bool = False) -> tuple[list[str], Cursor | None]:
+    """Primary keys of up to `limit` rows with `column` before `cutoff` (and `condition`),
+    in (column, key) order after `after`; and the cursor for the next batch."""
+    table = column._meta.table
+    pk = table._meta.primary_key
+    where = column < cutoff
+    if condition is not None:
+        where &= condition
+    if after is not None:
+        at, key = after
+        where &= (column >= at) & ((column > at) | (pk > key))
+    query = table.select(pk, column).where(where).order_by(column, pk).limit(limit)
+    if lock and not is_sqlite():
+        query = query.lock_rows(skip_locked=True)  # a row being changed is left for the next run
+    rows = await query
+    pk_name, column_name = pk._meta.name, column._meta.name
+    last = (rows[-1][column_name], rows[-1][pk_name]) if len(rows) == limit else None
+    return [row[pk_name] for row in rows], last
+
+
+async def _named(column: Column, keys: list[str]) -> set[str]:
+    """Which of `keys` some row names in `column` (read through its index)."""
+    if not keys:
+        return set()
+    rows = await column._meta.table.select(column).where(column.is_in(keys)).distinct()
+    return {row[column._meta.name] for row in rows}
+
+
+async def _delete(table: type[Table], keys: list[str], condition=None) -> int:
+    if not keys:
+        return 0
+    pk = table._meta.primary_key
+    where = pk.is_in(keys) if condition is None else pk.is_in(keys) & condition
+    return len(await table.delete().where(where).returning(pk))
+
+
+async def forget_deliveries(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Finished deliveries (succeeded, failed, cancelled) last touched before `cutoff`, with
     their attempts (those first). A pending one stays, whatever its age."""
-    query = Delivery.select(Delivery.id).where(
-        (Delivery.updated_at < cutoff) & (Delivery.status != "pending")
-    ).order_by(Delivery.updated_at).limit(limit)
-    if not is_sqlite():  # a retry asked for meanwhile waits for this batch, or is skipped by it
-        query = query.lock_rows(skip_locked=True)
-    ids = [row["id"] for row in await query]
-    if not ids:
-        return {"delivery_attempts": 0, "deliveries": 0}
-    attempts = await DeliveryAttempt.delete().where(
-        DeliveryAttempt.delivery_id.is_in(ids)).returning(DeliveryAttempt.id)
-    deliveries = await Delivery.delete().where(
-        Delivery.id.is_in(ids) & (Delivery.status != "pending")).returning(Delivery.id)
-    return {"delivery_attempts": len(attempts), "deliveries": len(deliveries)}
+    ids, last = await _candidates(Delivery.updated_at, cutoff, limit, after,
+                                  Delivery.status != "pending", lock=True)
+    attempts = 0
+    if ids:
+        attempts = len(await DeliveryAttempt.delete().where(
+            DeliveryAttempt.delivery_id.is_in(ids)).returning(DeliveryAttempt.id))
+    deliveries = await _delete(Delivery, ids, Delivery.status != "pending")
+    return Batch({"delivery_attempts": attempts, "deliveries": deliveries}, last)
 
 
-async def forget_events(cutoff: datetime, limit: int) -> int:
+async def forget_events(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Events fanned out before `cutoff` whose deliveries are all gone."""
-    expired = Event.select(Event.id).where(
-        (Event.dispatched_at < cutoff)
-        & WhereRaw("NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_id = events.id)")
-    ).order_by(Event.dispatched_at).limit(limit)
-    return len(await Event.delete().where(Event.id.is_in(expired)).returning(Event.id))
+    ids, last = await _candidates(Event.dispatched_at, cutoff, limit, after)
+    kept = await _named(Delivery.event_id, ids)
+    return Batch({"events": await _delete(Event, [i for i in ids if i not in kept])}, last)
 
 
-async def forget_inbound_messages(cutoff: datetime, limit: int) -> int:
+async def forget_inbound_messages(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Inbound webhook ids received before `cutoff`: a resend after that is a new webhook."""
-    expired = InboundMessage.select(InboundMessage.message_key).where(
-        InboundMessage.received_at < cutoff).order_by(InboundMessage.received_at).limit(limit)
-    return len(await InboundMessage.delete().where(
-        InboundMessage.message_key.is_in(expired)).returning(InboundMessage.message_key))
+    keys, last = await _candidates(InboundMessage.received_at, cutoff, limit, after)
+    return Batch({"inbound_messages": await _delete(InboundMessage, keys)}, last)
 
 
-async def forget_idempotency_keys(cutoff: datetime, limit: int) -> int:
+async def forget_idempotency_keys(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Clears the key of finished operations created before `cutoff` (whatever the key's
-    format): a replay after that makes a new operation. The operation itself stays."""
-    expired = Operation.select(Operation.id).where(
-        Operation.idem_key.is_not_null() & (Operation.created_at < cutoff)
-        & Operation.status.is_in(FINISHED_OPERATIONS)
-    ).order_by(Operation.created_at).limit(limit)
-    return len(await Operation.update({Operation.idem_key: None}).where(
-        Operation.id.is_in(expired)).returning(Operation.id))
+    format; read through the partial index of the keys still set): a replay after that
+    makes a new operation. The operation itself stays."""
+    ids, last = await _candidates(Operation.created_at, cutoff, limit, after,
+                                  Operation.idem_key.is_not_null() & Operation.status.is_in(FINISHED_OPERATIONS))
+    cleared = 0
+    if ids:
+        cleared = len(await Operation.update({Operation.idem_key: None}).where(
+            Operation.id.is_in(ids) & Operation.idem_key.is_not_null()).returning(Operation.id))
+    return Batch({"idempotency_keys": cleared}, last)
 
 
-async def forget_operations(cutoff: datetime, limit: int) -> int:
+async def forget_operations(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Operations finished before `cutoff` that no remaining event names. Ledger entries
     keep their operation id (the ledger is never deleted)."""
-    expired = Operation.select(Operation.id).where(
-        (Operation.finished_at < cutoff) & Operation.status.is_in(FINISHED_OPERATIONS)
-        & WhereRaw("NOT EXISTS (SELECT 1 FROM events WHERE events.operation_id = operations.id)")
-    ).order_by(Operation.finished_at).limit(limit)
-    return len(await Operation.delete().where(Operation.id.is_in(expired)).returning(Operation.id))
+    ids, last = await _candidates(Operation.finished_at, cutoff, limit, after,
+                                  Operation.status.is_in(FINISHED_OPERATIONS))
+    kept = await _named(Event.operation_id, ids)
+    return Batch({"operations": await _delete(Operation, [i for i in ids if i not in kept])}, last)
 
 
 async def start_counts() -> None:

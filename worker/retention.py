@@ -36,34 +36,23 @@ LEASE = timedelta(minutes=10)  # extended at every batch; a dead holder's runs o
 REST_RATIO = 1.0
 
 
+# One batch of a table: (cutoff, limit, cursor) -> what it deleted and where the next starts.
+Step = Callable[[datetime, int, retention.Cursor | None], Awaitable[retention.Batch]]
+
+
 class LeaseLost(Exception):
     """Another replica took the job's lease (this one stalled past LEASE)."""
 
 
-def steps(settings: Settings, now: datetime) -> list[tuple[str, Callable[[int], Awaitable[dict[str, int]]]]]:
-    """(name, one batch) in deletion order, each with its cutoff."""
-    webhooks_cutoff = now - timedelta(days=settings.retention_webhooks_days)
-    inbound_cutoff = now - timedelta(days=settings.retention_inbound_days)
-    keys_cutoff = now - timedelta(hours=settings.retention_idempotency_hours)
-    operations_cutoff = now - timedelta(days=settings.retention_operations_days)
-
-    async def deliveries(limit: int) -> dict[str, int]:
-        return await retention.forget_deliveries(webhooks_cutoff, limit)
-
-    async def events(limit: int) -> dict[str, int]:
-        return {"events": await retention.forget_events(webhooks_cutoff, limit)}
-
-    async def inbound(limit: int) -> dict[str, int]:
-        return {"inbound_messages": await retention.forget_inbound_messages(inbound_cutoff, limit)}
-
-    async def keys(limit: int) -> dict[str, int]:
-        return {"idempotency_keys": await retention.forget_idempotency_keys(keys_cutoff, limit)}
-
-    async def operations(limit: int) -> dict[str, int]:
-        return {"operations": await retention.forget_operations(operations_cutoff, limit)}
-
-    return [("deliveries", deliveries), ("events", events), ("inbound_messages", inbound),
-            ("idempotency_keys", keys), ("operations", operations)]
+def steps(settings: Settings, now: datetime) -> list[tuple[Step, datetime]]:
+    """Each step with its cutoff, in deletion order."""
+    return [
+        (retention.forget_deliveries, now - timedelta(days=settings.retention_webhooks_days)),
+        (retention.forget_events, now - timedelta(days=settings.retention_webhooks_days)),
+        (retention.forget_inbound_messages, now - timedelta(days=settings.retention_inbound_days)),
+        (retention.forget_idempotency_keys, now - timedelta(hours=settings.retention_idempotency_hours)),
+        (retention.forget_operations, now - timedelta(days=settings.retention_operations_days)),
+    ]
 
 
 async def run(settings: Settings) -> dict[str, int] | None:
@@ -78,18 +67,20 @@ async def run(settings: Settings) -> dict[str, int] | None:
     try:
         async with transaction():
             await retention.start_counts()
-        for name, batch in steps(settings, now):
+        for step, cutoff in steps(settings, now):
+            after = None
             while True:
                 began = time.monotonic()
                 async with transaction():
                     if not await leases.extend(JOB, holder, clock.now() + LEASE):
                         raise LeaseLost(JOB)
-                    counts = await batch(settings.retention_batch_size)
-                    await retention.count_deleted(counts)
-                for table, n in counts.items():
+                    batch = await step(cutoff, settings.retention_batch_size, after)
+                    await retention.count_deleted(batch.counts)
+                for table, n in batch.counts.items():
                     deleted[table] += n
-                if counts[name] < settings.retention_batch_size:
+                if batch.after is None:
                     break
+                after = batch.after
                 await asyncio.sleep((time.monotonic() - began) * REST_RATIO)
     except LeaseLost:
         error = "lease lost to another scheduler"
