@@ -1,12 +1,13 @@
 """Retention: the queries that forget expired rows, one small batch at a time.
 
-A batch reads at most `limit` candidates through the index on the column its window
-counts from, oldest first, starting after the previous batch's last row (a keyset cursor:
-rows kept on purpose, and the dead index entries of rows just deleted, are not read
-again), then deletes them by primary key. Each runs in the caller's transaction: the job
-(worker/retention.py) commits every batch on its own, so no lock is held for long. The
-checks for rows that must stay are lookups by index on the candidates (never an
-anti-join left to the planner, which could pick a scan of both tables).
+A batch is a range of the index on the column its window counts from: the rows after the
+previous batch's last one (a keyset cursor), up to the `limit`-th of them, oldest first.
+Reading only that range, the rows kept on purpose and the dead index entries of rows
+just deleted are never read again, and every statement of the batch names the range
+(no list of thousands of keys for the planner to scan a table against). The rows that
+must stay are looked up by index among the batch's rows. Each batch runs in the caller's
+transaction: the job (worker/retention.py) commits every one on its own, so no lock is
+held for long.
 
 Never deleted here: unfinished operations, pending deliveries, events not yet fanned out
 or with deliveries left, operations an event still names; nor the ledger, balances,
@@ -34,7 +35,7 @@ FINISHED_OPERATIONS = ["succeeded", "failed"]
 NAMES = ("delivery_attempts", "deliveries", "events", "inbound_messages", "idempotency_keys",
          "operations")
 
-Cursor = tuple[datetime, str]  # (the window's column, primary key) of the last row read
+Cursor = tuple[datetime, str]  # (the window's column, primary key) of a batch's last row
 
 
 class RetentionCount(Table, tablename="retention_counts"):
@@ -48,10 +49,10 @@ class Batch:
     after: Cursor | None  # where the next batch starts; None when nothing more is due
 
 
-async def _candidates(column: Column, cutoff: datetime, limit: int, after: Cursor | None,
-                      condition=None, lock: bool = False) -> tuple[list[str], Cursor | None]:
-    """Primary keys of up to `limit` rows with `column` before `cutoff` (and `condition`),
-    in (column, key) order after `after`; and the cursor for the next batch."""
+async def _batch(column: Column, cutoff: datetime, limit: int, after: Cursor | None, condition=None):
+    """The condition selecting the next batch: rows with `column` before `cutoff` (and
+    `condition`), in (column, primary key) order, after `after`, at most `limit` of them;
+    and the batch's last row (None when this is the last batch)."""
     table = column._meta.table
     pk = table._meta.primary_key
     where = column < cutoff
@@ -60,77 +61,67 @@ async def _candidates(column: Column, cutoff: datetime, limit: int, after: Curso
     if after is not None:
         at, key = after
         where &= (column >= at) & ((column > at) | (pk > key))
-    query = table.select(pk, column).where(where).order_by(column, pk).limit(limit)
-    if lock and not is_sqlite():
-        query = query.lock_rows(skip_locked=True)  # a row being changed is left for the next run
-    rows = await query
-    pk_name, column_name = pk._meta.name, column._meta.name
-    last = (rows[-1][column_name], rows[-1][pk_name]) if len(rows) == limit else None
-    return [row[pk_name] for row in rows], last
+    row = await table.select(pk, column).where(where).order_by(column, pk).offset(limit - 1).first()
+    if row is None:
+        return where, None
+    at, key = row[column._meta.name], row[pk._meta.name]
+    return where & (column <= at) & ((column < at) | (pk <= key)), (at, key)
 
 
-async def _named(column: Column, keys: list[str]) -> set[str]:
-    """Which of `keys` some row names in `column` (read through its index)."""
-    if not keys:
-        return set()
-    rows = await column._meta.table.select(column).where(column.is_in(keys)).distinct()
-    return {row[column._meta.name] for row in rows}
-
-
-async def _delete(table: type[Table], keys: list[str], condition=None) -> int:
-    if not keys:
-        return 0
-    pk = table._meta.primary_key
-    where = pk.is_in(keys) if condition is None else pk.is_in(keys) & condition
-    return len(await table.delete().where(where).returning(pk))
+async def _named(column: Column, batch) -> list[str]:
+    """The keys of the batch's rows that some row names in `column` (looked up by its index)."""
+    rows = await column._meta.table.select(column).where(column.is_in(batch)).distinct()
+    return sorted(row[column._meta.name] for row in rows)
 
 
 async def forget_deliveries(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Finished deliveries (succeeded, failed, cancelled) last touched before `cutoff`, with
     their attempts (those first). A pending one stays, whatever its age."""
-    ids, last = await _candidates(Delivery.updated_at, cutoff, limit, after,
-                                  Delivery.status != "pending", lock=True)
-    attempts = 0
-    if ids:
-        attempts = len(await DeliveryAttempt.delete().where(
-            DeliveryAttempt.delivery_id.is_in(ids)).returning(DeliveryAttempt.id))
-    deliveries = await _delete(Delivery, ids, Delivery.status != "pending")
-    return Batch({"delivery_attempts": attempts, "deliveries": deliveries}, last)
+    where, last = await _batch(Delivery.updated_at, cutoff, limit, after, Delivery.status != "pending")
+    if not is_sqlite():  # held until commit: a retry asked for meanwhile waits for this batch
+        await Delivery.select(Delivery.id).where(where).lock_rows()
+    attempts = await DeliveryAttempt.delete().where(
+        DeliveryAttempt.delivery_id.is_in(Delivery.select(Delivery.id).where(where))
+    ).returning(DeliveryAttempt.id)
+    deliveries = await Delivery.delete().where(where).returning(Delivery.id)
+    return Batch({"delivery_attempts": len(attempts), "deliveries": len(deliveries)}, last)
 
 
 async def forget_events(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Events fanned out before `cutoff` whose deliveries are all gone."""
-    ids, last = await _candidates(Event.dispatched_at, cutoff, limit, after)
-    kept = await _named(Delivery.event_id, ids)
-    return Batch({"events": await _delete(Event, [i for i in ids if i not in kept])}, last)
+    where, last = await _batch(Event.dispatched_at, cutoff, limit, after)
+    kept = await _named(Delivery.event_id, Event.select(Event.id).where(where))
+    if kept:
+        where &= Event.id.not_in(kept)
+    return Batch({"events": len(await Event.delete().where(where).returning(Event.id))}, last)
 
 
 async def forget_inbound_messages(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Inbound webhook ids received before `cutoff`: a resend after that is a new webhook."""
-    keys, last = await _candidates(InboundMessage.received_at, cutoff, limit, after)
-    return Batch({"inbound_messages": await _delete(InboundMessage, keys)}, last)
+    where, last = await _batch(InboundMessage.received_at, cutoff, limit, after)
+    deleted = await InboundMessage.delete().where(where).returning(InboundMessage.message_key)
+    return Batch({"inbound_messages": len(deleted)}, last)
 
 
 async def forget_idempotency_keys(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Clears the key of finished operations created before `cutoff` (whatever the key's
     format; read through the partial index of the keys still set): a replay after that
     makes a new operation. The operation itself stays."""
-    ids, last = await _candidates(Operation.created_at, cutoff, limit, after,
-                                  Operation.idem_key.is_not_null() & Operation.status.is_in(FINISHED_OPERATIONS))
-    cleared = 0
-    if ids:
-        cleared = len(await Operation.update({Operation.idem_key: None}).where(
-            Operation.id.is_in(ids) & Operation.idem_key.is_not_null()).returning(Operation.id))
-    return Batch({"idempotency_keys": cleared}, last)
+    where, last = await _batch(Operation.created_at, cutoff, limit, after,
+                               Operation.idem_key.is_not_null() & Operation.status.is_in(FINISHED_OPERATIONS))
+    cleared = await Operation.update({Operation.idem_key: None}).where(where).returning(Operation.id)
+    return Batch({"idempotency_keys": len(cleared)}, last)
 
 
 async def forget_operations(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Operations finished before `cutoff` that no remaining event names. Ledger entries
     keep their operation id (the ledger is never deleted)."""
-    ids, last = await _candidates(Operation.finished_at, cutoff, limit, after,
-                                  Operation.status.is_in(FINISHED_OPERATIONS))
-    kept = await _named(Event.operation_id, ids)
-    return Batch({"operations": await _delete(Operation, [i for i in ids if i not in kept])}, last)
+    where, last = await _batch(Operation.finished_at, cutoff, limit, after,
+                               Operation.status.is_in(FINISHED_OPERATIONS))
+    kept = await _named(Event.operation_id, Operation.select(Operation.id).where(where))
+    if kept:
+        where &= Operation.id.not_in(kept)
+    return Batch({"operations": len(await Operation.delete().where(where).returning(Operation.id))}, last)
 
 
 async def start_counts() -> None:
