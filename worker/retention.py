@@ -31,9 +31,9 @@ from tables.settings import Settings
 log = structlog.get_logger("tenure.retention")
 JOB = "retention"
 LEASE = timedelta(minutes=10)  # extended at every batch; a dead holder's runs out
-# After each batch the job rests this many times as long as the batch took, so it never
-# takes more than half of the database's (and its own process's) time from ingress.
-REST_RATIO = 1.0
+# After each batch the job rests this many times as long as the batch took, so it takes no
+# more than a third of the time of the database connection (and of its own process) it uses.
+REST_RATIO = 2.0
 
 
 # One batch of a table: (cutoff, limit, cursor) -> what it deleted and where the next starts.
