@@ -9,7 +9,7 @@ class Event(Table, tablename="events"):
     type = Varchar(length=40, index=True)
     organization_id = Varchar(length=40, index=True, help_text="The organization told (never a client).")
     product_id = Varchar(length=40, null=True, default=None)
-    operation_id = Varchar(length=40, null=True, default=None)
+    operation_id = Varchar(length=40, null=True, default=None, index=True)
     data = JSON(default="{}")
     dedupe_key = Varchar(length=200, null=True, default=None, unique=True)
     created_at = Timestamptz(index=True)

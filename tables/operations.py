@@ -37,7 +37,7 @@ class Operation(Table, tablename="operations"):
     created_at = Timestamptz(index=True)
     enqueued_at = Timestamptz(null=True, default=None)
     started_at = Timestamptz(null=True, default=None)
-    finished_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None, index=True)
 
 
 # --- queries -----------------------------------------------------------------

@@ -4,15 +4,17 @@ from tables.accounts import Account
 from tables.claims import Claim
 from tables.clients import Client
 from tables.events import Event
+from tables.leases import JobLease
 from tables.ledger import Balance, LedgerEntry, TierState
 from tables.operations import Operation
 from tables.organizations import Membership, Organization, Team
 from tables.products import Product, ProductSchedule
+from tables.retention import RetentionCount
 from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
     Account, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
-    InboundSecret, InboundMessage, SweepRun,
+    InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount,
 ]

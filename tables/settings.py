@@ -37,6 +37,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_claims: str = "10/hour"  # POST /v1/accounts/claim, per client address
     # Hours a sign-in to the /ops page lasts.
     ops_session_hours: int = 12
+    # Retention (the daily job of worker/retention.py). The first two are promises of the
+    # HTTP contract, so they cannot go below their defaults.
+    retention_idempotency_hours: int = 24  # an Idempotency-Key answers its first operation
+    retention_inbound_days: int = 7  # an inbound webhook-id answers its first operation
+    retention_operations_days: int = 90  # finished operations, counted from finished_at
+    retention_webhooks_days: int = 30  # events and deliveries, after their last attempt
+    retention_batch_size: int = 2000  # rows per delete, each batch its own transaction
+
+    def __post_init__(self) -> None:
+        if self.retention_idempotency_hours < 24:
+            raise ValueError("TENURE_RETENTION_IDEMPOTENCY_HOURS must be at least 24 "
+                             "(an Idempotency-Key is honoured for 24 hours)")
+        if self.retention_inbound_days < 7:
+            raise ValueError("TENURE_RETENTION_INBOUND_DAYS must be at least 7 "
+                             "(an inbound webhook-id is honoured for 7 days)")
+        if self.retention_operations_days * 24 < max(self.retention_idempotency_hours,
+                                                     self.retention_inbound_days * 24):
+            raise ValueError("TENURE_RETENTION_OPERATIONS_DAYS must cover the idempotency and "
+                             "inbound windows (a replay answers the operation, so it must still exist)")
+        if self.retention_webhooks_days < 1 or self.retention_batch_size < 1:
+            raise ValueError("TENURE_RETENTION_WEBHOOKS_DAYS and TENURE_RETENTION_BATCH_SIZE "
+                             "must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +81,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_limit_signups=env.get("TENURE_RATE_LIMIT_SIGNUPS") or "20/hour",
             rate_limit_claims=env.get("TENURE_RATE_LIMIT_CLAIMS") or "10/hour",
             ops_session_hours=int(env.get("TENURE_OPS_SESSION_HOURS") or 12),
+            retention_idempotency_hours=int(env.get("TENURE_RETENTION_IDEMPOTENCY_HOURS") or 24),
+            retention_inbound_days=int(env.get("TENURE_RETENTION_INBOUND_DAYS") or 7),
+            retention_operations_days=int(env.get("TENURE_RETENTION_OPERATIONS_DAYS") or 90),
+            retention_webhooks_days=int(env.get("TENURE_RETENTION_WEBHOOKS_DAYS") or 30),
+            retention_batch_size=int(env.get("TENURE_RETENTION_BATCH_SIZE") or 2000),
         )
 
     @property

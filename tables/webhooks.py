@@ -20,7 +20,7 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
 class Delivery(Table, tablename="deliveries"):
     id = Varchar(length=40, primary_key=True)
     endpoint_id = Varchar(length=40, index=True)
-    event_id = Varchar(length=40)
+    event_id = Varchar(length=40, index=True)
     delivery_key = Varchar(length=100, unique=True, help_text="endpoint id + event id")
     status = Varchar(length=20, default="pending", index=True)
     attempts = Integer(default=0)
@@ -30,13 +30,13 @@ class Delivery(Table, tablename="deliveries"):
         help_text="Set when a deliver message is sent; an attempt may start only while it holds.",
     )
     created_at = Timestamptz()
-    updated_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz(null=True, default=None, index=True)
 
 
 class DeliveryAttempt(Table, tablename="delivery_attempts"):
     id = Varchar(length=40, primary_key=True)
     delivery_id = Varchar(length=40, index=True)
-    attempted_at = Timestamptz()
+    attempted_at = Timestamptz(index=True)
     status_code = Integer(null=True, default=None)
     duration_ms = Integer(default=0)
     response_excerpt = Text(default="")

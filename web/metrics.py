@@ -1,7 +1,7 @@
 """Prometheus: HTTP metrics from Litestar's middleware, and tenure's state as gauges.
 
 The state (operations in flight, queue depths, whether the broker answers, pending
-deliveries, sweeps, tier changes) is read through indexes from the database and the broker every few seconds by a task in the
+deliveries, sweeps, tier changes, retention) is read through indexes from the database and the broker every few seconds by a task in the
 app's lifespan, so a scrape never waits on either. Every web replica reports the
 same cluster-wide figures; per-process worker counters come from `tenure worker`.
 """
@@ -18,7 +18,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tables import events, operations, sweeps, webhooks
+from tables import events, operations, retention, sweeps, webhooks
+from tables.clock import clock
 
 log = structlog.get_logger("tenure.metrics")
 REFRESH_S = 5
@@ -75,6 +76,18 @@ class StateCollector:
         tiers = CounterMetricFamily("tenure_tier_changes", "Volume tier changes recorded.")
         tiers.add_metric([], snap["tier_changes"])
         yield tiers
+        deleted = CounterMetricFamily("tenure_retention_deleted_rows",
+                                      "Rows the retention job deleted, per table (idempotency_keys: "
+                                      "keys cleared on operations that stay).", labels=["table"])
+        oldest = GaugeMetricFamily("tenure_retention_oldest_age_seconds",
+                                   "Age of the oldest row kept, per table, by the time its retention "
+                                   "window counts from.", labels=["table"])
+        for name, n in snap["retention_deleted"].items():
+            deleted.add_metric([name], n)
+        for name, age in snap["retention_oldest_age"].items():
+            if age is not None:
+                oldest.add_metric([name], age)
+        yield from (deleted, oldest)
 
 
 COLLECTOR = StateCollector()
@@ -93,12 +106,17 @@ async def broker_snapshot(monitor) -> dict:
 
 
 async def take_snapshot(monitor) -> dict:
+    now = clock.now()
+    oldest = await retention.oldest_kept()
     return {
         **await broker_snapshot(monitor),
         "operations": await operations.counts_in_flight(),
         "deliveries_pending": await webhooks.pending_deliveries(),
         "sweeps": await sweeps.latest(),
         "tier_changes": await events.count("tier.changed"),
+        "retention_deleted": await retention.totals(),
+        "retention_oldest_age": {name: None if at is None else max(0.0, (now - at).total_seconds())
+                                 for name, at in oldest.items()},
     }
 
 

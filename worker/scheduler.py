@@ -8,7 +8,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tables.settings import Settings
 from worker.queue import Sender
-from worker import sweeps
+from worker import retention, sweeps
 from worker.execution import Bounds
 from worker.relay import relay
 from worker.webhooks.fanout import fan_out, send_due
@@ -41,6 +41,8 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
                       args=[sender], max_instances=1, coalesce=True, misfire_grace_time=3600)
     scheduler.add_job(sweeps.forget_old_runs, "cron", hour=4, minute=7, id="forget-old-runs",
                       max_instances=1, coalesce=True, misfire_grace_time=3600)
+    scheduler.add_job(retention.run, "cron", hour=4, minute=37, id="retention-daily",
+                      args=[settings], max_instances=1, coalesce=True, misfire_grace_time=3600)
     return scheduler
 
 
