@@ -150,3 +150,10 @@ class InvalidWebhookUrl(RuleViolation):
 
     code = "invalid_webhook_url"
     status = 422
+
+
+class InvalidUrl(RuleViolation):
+    """A URL is malformed: it does not parse, or its port or host cannot be."""
+
+    code = "invalid_url"
+    status = 422

@@ -23,6 +23,7 @@ EXPECTED = {
     "TargetMissing": ("not_found", 404),
     "UnknownEventType": ("unknown_event_type", 422),
     "InvalidWebhookUrl": ("invalid_webhook_url", 422),
+    "InvalidUrl": ("invalid_url", 422),
 }
 
 
