@@ -27,7 +27,7 @@ from web.errors import ApiError, Invalid, NotFound
 from web.routes.clients import reseller_access
 from web.schemas import (Email, Ident, InboundAccepted, InboundSecretOut, Name, OperationOut,
                          PurchaseIn, ReleaseIn, RenewalIn)
-from web.strict_body import require_json
+from web.strict_body import explain, require_json
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 MAX_WEBHOOK_ID_LENGTH = 200
@@ -126,7 +126,7 @@ def parse(body: bytes) -> Struct:
     try:
         return msgspec.json.decode(body, type=cls)
     except msgspec.ValidationError as exc:
-        raise _invalid(f"invalid {head.type} webhook: {exc}") from None
+        raise _invalid(f"invalid {head.type} webhook: {explain(exc)}") from None
 
 
 # --- verification -----------------------------------------------------------------------------
