@@ -164,3 +164,10 @@ class AlreadyClaimed(RuleViolation):
 
     code = "already_claimed"
     status = 409
+
+
+class InvalidUrl(RuleViolation):
+    """A URL is malformed: it does not parse, or its port or host cannot be."""
+
+    code = "invalid_url"
+    status = 422

@@ -14,7 +14,7 @@ from tables import engine, secrets_at_rest
 from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
-from web.strict_body import strict_body
+from web.edge import edge_checks
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=strict_body,
+        before_request=edge_checks,
         logging_config=None,  # logging is configured once per process (worker.logs), JSON lines
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
         middleware=[PROMETHEUS.middleware, RouteLimits()],

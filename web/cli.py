@@ -37,9 +37,10 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from web.app import create_app
+    from web.http_protocol import JsonErrorsProtocol
 
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                proxy_headers=True, access_log=False)
+                proxy_headers=True, access_log=False, http=JsonErrorsProtocol)
     return 0
 
 
@@ -112,6 +113,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from tables.migrate import migrate
     from web.app import create_app
     from web.demo import print_welcome, seed
+    from web.http_protocol import JsonErrorsProtocol
     from worker.embedded import Embedded
 
     _bind(settings)
@@ -120,7 +122,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     print_welcome(demo, f"http://{args.host}:{args.port}", settings)
     embedded = Embedded(settings)
     app = create_app(settings, sender=embedded.sender, extra_lifespans=[embedded.lifespan])
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, http=JsonErrorsProtocol)
     return 0
 
 

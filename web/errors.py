@@ -21,6 +21,16 @@ class ApiError(Exception):
         self.message = message
 
 
+class InvalidRequest(ApiError):
+    """The request itself is malformed (as Litestar's own validation answers)."""
+
+    status, code = 400, "invalid_request"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 

@@ -8,9 +8,30 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-# `\S`: at least one non-blank character (names are stored stripped).
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+from rules.urls import check_well_formed
+
+# Every string a request stores or looks up is checked here, once: no control characters
+# (C0, DEL, C1: NUL breaks PostgreSQL, line breaks break logs). msgspec checks the length
+# bounds first, so a pattern only ever runs on a short string.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+# A look-ahead over the whole string: `$` alone would let a trailing line break through.
+TEXT_PATTERN = f"^(?![\\s\\S]*[{CONTROL_CHARACTERS}])"
+# At least one non-blank character (names are stored stripped).
+NAME_PATTERN = TEXT_PATTERN + r"\s*\S"
+EMAIL_PATTERN = TEXT_PATTERN + r"[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+# How a failed pattern reads in a 400 answer ("Expected <this> - at `$.field`").
+PATTERN_MEANINGS = {
+    TEXT_PATTERN: "text without control characters (such as NUL or line breaks)",
+    NAME_PATTERN: "a name with at least one visible character and no control characters "
+                  "(such as NUL or line breaks)",
+    EMAIL_PATTERN: "an e-mail address like name@example.com, without spaces or control characters",
+}
+
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
+# Ids and references (an id of ours, a client's external_ref).
+Ident = Annotated[str, Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
 
 
@@ -106,7 +127,7 @@ class MemberOut(Struct):
 
 
 class TeamIn(Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"\S")]
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=NAME_PATTERN)]
     permissions: list[str] = msgspec.field(default_factory=list)
 
 
@@ -144,7 +165,7 @@ class BillingOut(Struct):
 class ClientIn(Struct, forbid_unknown_fields=True):
     name: Name
     email: Email
-    external_ref: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    external_ref: Ident | None = None
 
 
 class ClientOut(Struct):
@@ -178,10 +199,10 @@ PaymentMethod = Literal["prepaid", "invoice"]
 
 class PurchaseIn(Struct, forbid_unknown_fields=True):
     kind: Literal["domain", "mailbox", "hosting", "certificate"]
-    name: Annotated[str, Meta(min_length=1, max_length=1012)]
+    name: Annotated[str, Meta(min_length=1, max_length=1012, pattern=TEXT_PATTERN)]
     years: Years
     payment_method: PaymentMethod
-    client: str | None = None
+    client: Ident | None = None
 
 
 class RenewalIn(Struct, forbid_unknown_fields=True):
@@ -191,7 +212,7 @@ class RenewalIn(Struct, forbid_unknown_fields=True):
 
 
 class TransferIn(Struct, forbid_unknown_fields=True):
-    to_client: str | None = None
+    to_client: Ident | None = None
 
 
 class ReleaseIn(Struct, forbid_unknown_fields=True):
@@ -263,6 +284,9 @@ class ProductOut(Struct):
 class EndpointIn(Struct, forbid_unknown_fields=True):
     url: Annotated[str, Meta(min_length=8, max_length=2000)]
     event_types: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_well_formed(self.url)  # 422 invalid_url, raised through the decoder
 
 
 class EndpointOut(Struct):

@@ -2,7 +2,8 @@
 
 Litestar converts bodies leniently (whole floats and numeric strings become ints).
 Money is integer minor units, so before a handler runs, its JSON body is decoded once
-more with msgspec in strict mode against the handler's own `data` type.
+more with msgspec in strict mode against the handler's own `data` type. A body that is
+not JSON (by its Content-Type, or by its bytes) is refused here too, as JSON 4xx.
 """
 
 from __future__ import annotations
@@ -11,12 +12,36 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
+from web.errors import InvalidRequest, UnsupportedMediaType
+from web.schemas import PATTERN_MEANINGS
+
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def _data_type(request: Request):
     parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
     return parameter.annotation if parameter is not None else None
+
+
+def is_json(request: Request) -> bool:
+    """The body is declared as JSON: `application/json` or an `application/...+json` type."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+def require_json(request: Request) -> None:
+    if not is_json(request):
+        raise UnsupportedMediaType("send the body as JSON, with the header "
+                                   "Content-Type: application/json")
+
+
+def explain(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, with each of our string patterns said in words; it names the field."""
+    message = str(exc)
+    for pattern, meaning in PATTERN_MEANINGS.items():
+        message = message.replace(f"`str` matching regex {pattern!r}", meaning)
+    return message
 
 
 async def strict_body(request: Request) -> None:
@@ -27,10 +52,15 @@ async def strict_body(request: Request) -> None:
         return
     body = await request.body()
     if not body:
-        return  # Litestar reports the missing body itself
+        raise InvalidRequest("this request needs a JSON object body, with the header "
+                             "Content-Type: application/json")
+    require_json(request)
     try:
         msgspec.json.decode(body, type=wanted, strict=True)
     except msgspec.ValidationError as exc:
-        raise ValidationException(detail=str(exc), extra=[{"message": str(exc)}]) from None
-    except msgspec.DecodeError:
-        return  # not JSON: Litestar answers that itself
+        message = explain(exc)
+        raise ValidationException(detail=message, extra=[{"message": message}]) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid UTF-8: {exc.reason} at byte {exc.start}") from None

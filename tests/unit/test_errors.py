@@ -25,6 +25,7 @@ EXPECTED = {
     "InvalidWebhookUrl": ("invalid_webhook_url", 422),
     "ClientNotReleased": ("client_not_released", 409),
     "AlreadyClaimed": ("already_claimed", 409),
+    "InvalidUrl": ("invalid_url", 422),
 }
 
 

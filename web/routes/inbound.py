@@ -24,10 +24,12 @@ from tables.settings import Settings
 from tables.engine import transaction
 from web import idempotency, intake
 from web.accept import accept, operation_out
+from web.edge import refuse_control_characters
 from web.errors import ApiError, Invalid, NotFound
 from web.routes.clients import reseller_access
-from web.schemas import (Email, InboundAccepted, InboundSecretOut, Name, OperationOut, PurchaseIn,
-                         ReleaseIn, RenewalIn)
+from web.schemas import (Email, Ident, InboundAccepted, InboundSecretOut, Name, OperationOut,
+                         PurchaseIn, ReleaseIn, RenewalIn)
+from web.strict_body import explain, require_json
 
 log = structlog.get_logger("tenure.inbound")
 
@@ -55,8 +57,7 @@ def _invalid(message: str) -> Invalid:
 # --- the webhook bodies: {"type": ..., "data": {...}} -----------------------------------------
 # Numbers, kinds and payment methods are plain here: the intake rules judge them and
 # answer their own codes (invalid_term, unknown_product_kind, ...), as for the API.
-
-Ident = Annotated[str, Meta(min_length=1, max_length=200)]
+# Strings with control characters are refused first, as the API refuses them (400).
 
 
 class PurchaseData(Struct, forbid_unknown_fields=True):
@@ -118,8 +119,9 @@ def parse(body: bytes) -> Struct:
     """The webhook as its Struct, or 422 `invalid_webhook` naming what is wrong."""
     shape = 'the body must be a JSON object {"type": "...", "data": {...}}'
     try:
+        refuse_control_characters(msgspec.json.decode(body))
         head = msgspec.json.decode(body, type=_Head)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         raise _invalid(f"{shape}: {exc}") from None
     cls = WEBHOOK_TYPES.get(head.type)
     if cls is None:
@@ -128,7 +130,7 @@ def parse(body: bytes) -> Struct:
     try:
         return msgspec.json.decode(body, type=cls)
     except msgspec.ValidationError as exc:
-        raise _invalid(f"invalid {head.type} webhook: {exc}") from None
+        raise _invalid(f"invalid {head.type} webhook: {explain(exc)}") from None
 
 
 # --- verification -----------------------------------------------------------------------------
@@ -266,11 +268,14 @@ class InboundController(Controller):
 
         202 {operation} the first time; the same `webhook-id` again answers 200 with the
         same operation (kept at least 7 days), or 422 `idempotency_key_reused` if its
-        body differs. An unknown type or a malformed body is 422 `invalid_webhook`;
-        the checks of the matching API request answer their own codes.
+        body differs. A body sent without `Content-Type: application/json` is 415
+        `unsupported_media_type`; a string with a control character (such as NUL) is 400
+        `invalid_request` naming the field; another unknown type or malformed body is 422
+        `invalid_webhook`; the checks of the matching API request answer their own codes.
         """
         body = await request.body()
         org, webhook_id = await verified_webhook_id(org_id, body, request.headers)
+        require_json(request)
         webhook = parse(body)
         wanted = idempotency.request_hash(request, webhook)
 

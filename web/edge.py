@@ -1,0 +1,57 @@
+"""What every request is checked for once, before its handler runs.
+
+Strings in the JSON bodies are checked by their schema types (web/schemas.py); path and
+query parameters, which reach lookups and cursors, are checked here the same way: no
+control characters (NUL makes PostgreSQL fail, the rest have no place in an id, a
+cursor or a filter). Then the body is decoded strictly (web/strict_body.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from litestar import Request
+
+from web.errors import InvalidRequest
+from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
+from web.strict_body import strict_body
+
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+_PLAIN_TEXT = PATTERN_MEANINGS[TEXT_PATTERN]
+
+
+def control_character_at(value: object) -> str | None:
+    """Where (`$.data.name`) the first string holding a control character is in decoded JSON."""
+    todo: list[tuple[str, object]] = [("$", value)]
+    while todo:  # a loop, not recursion: nesting depth is the sender's choice
+        where, item = todo.pop()
+        if isinstance(item, str):
+            if _CONTROL.search(item):
+                return where
+        elif isinstance(item, dict):
+            todo.extend(reversed([(f"{where}.{key}", inner) for key, inner in item.items()]))
+        elif isinstance(item, list):
+            todo.extend(reversed([(f"{where}[{index}]", inner) for index, inner in enumerate(item)]))
+    return None
+
+
+def refuse_control_characters(decoded: object) -> None:
+    """400 `invalid_request` naming the field, if any string in decoded JSON has a control character."""
+    where = control_character_at(decoded)
+    if where:
+        raise InvalidRequest(f"Expected {_PLAIN_TEXT} - at `{where}`")
+
+
+def check_parameters(request: Request) -> None:
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise InvalidRequest(f"Expected {_PLAIN_TEXT} - in the path parameter `{name}`")
+    for name, value in request.query_params.multi_items():
+        if _CONTROL.search(value):
+            shown = repr(name[:40]) if _CONTROL.search(name) else name[:40]
+            raise InvalidRequest(f"Expected {_PLAIN_TEXT} - in the query parameter `{shown}`")
+
+
+async def edge_checks(request: Request) -> None:
+    check_parameters(request)
+    await strict_body(request)
