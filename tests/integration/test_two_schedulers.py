@@ -15,6 +15,7 @@ from tables.events import Event
 from tables.operations import Operation
 from tables.sweeps import SweepRun
 from tests.api import builders
+from tests.databases import secret_key
 from tests.integration.flows import buy, charges_for, db, wait_done
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
@@ -33,7 +34,8 @@ def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, 
 
     tick = T0 + timedelta(days=365 - 20)  # inside the 30-day reminder and 31-day autorenew windows
     clock.pin(tick)
-    env = {**os.environ, "TENURE_DATABASE_URL": settings.database_url, "TENURE_BROKER_URL": settings.broker_url}
+    env = {**os.environ, "TENURE_DATABASE_URL": settings.database_url, "TENURE_BROKER_URL": settings.broker_url,
+           "TENURE_SECRET_KEY": secret_key()}
     schedulers = [subprocess.Popen([sys.executable, "-m", "web.cli", "sweep", "--at", tick.isoformat()],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                   for _ in range(2)]
