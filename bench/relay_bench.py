@@ -39,7 +39,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from bench.sweep_bench import check_targets, ensure_database, fresh_schema
+from bench.sweep_bench import check_targets, ensure_database, fresh_schema, new_key
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -122,6 +122,7 @@ async def attempts_total() -> int:
 def start_workers(args, database_url: str, redis_url: str, logs: Path) -> list[subprocess.Popen]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
     env.update(TENURE_DATABASE_URL=database_url, TENURE_BROKER_URL=redis_url, TENURE_LOG_LEVEL="WARNING",
+               TENURE_SECRET_KEY=new_key(),
                PYTHONUNBUFFERED="1")
     procs = []
     for n in range(args.workers):

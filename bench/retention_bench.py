@@ -54,7 +54,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.ingress_bench import free_port, serve, stop
-from bench.sweep_bench import check_targets, ensure_database, fresh_schema
+from bench.sweep_bench import check_targets, ensure_database, fresh_schema, new_key
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -308,8 +308,8 @@ def run(args) -> int:
     asyncio.run(ensure_database(args.database_url, name))
     asyncio.run(fresh_schema(args.database_url))
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
-    env = {**os.environ, "TENURE_DATABASE_URL": args.database_url, "TENURE_BROKER_URL": args.redis_url,
-           "TENURE_LOG_LEVEL": "WARNING"}
+    env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "TENURE_DATABASE_URL": args.database_url,
+           "TENURE_BROKER_URL": args.redis_url, "TENURE_LOG_LEVEL": "WARNING"}
     port = free_port()
     server = serve([sys.executable, "-m", "web.cli", "web", "--port", str(port)], env, port)
     load_out = f"/tmp/retention_bench_load_{os.getpid()}.json"
