@@ -14,6 +14,7 @@ from tables import engine
 from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
+from web.listing import reject_unknown_parameters
 from web.strict_body import strict_body
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
@@ -21,6 +22,7 @@ from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
 from web.metrics import PROMETHEUS, MetricsController, refresher
 from web.routes.ops import OpsController, health, ready
+from web.routes.operations import list_operations
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
@@ -28,6 +30,12 @@ from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
 from worker.monitoring import monitor_for
 from worker.queue import Sender
+
+
+async def before_request(request) -> None:
+    """Every request: no query parameter its route does not take, and a strictly typed body."""
+    reject_unknown_parameters(request)
+    return await strict_body(request)
 
 
 def create_app(settings: Settings, *, sender: Sender | None = None,
@@ -50,11 +58,11 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, ops_router,
+            WebhookEndpointController, InboundController, ops_router, list_operations,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=strict_body,
+        before_request=before_request,
         logging_config=None,  # logging is configured once per process (worker.logs), JSON lines
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
         middleware=[PROMETHEUS.middleware],
