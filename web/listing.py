@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from litestar import Request
@@ -22,6 +22,8 @@ from tables.keyset import Keyset
 from web.errors import InvalidCursor, InvalidQuery, UnknownParameter
 
 CSV = "text/csv"
+# Query text never holds NUL: PostgreSQL cannot store or compare it (a 400, not a 500).
+NO_NUL = r"^[^\x00]*$"
 _DECLARED = "declared_query_parameters"
 
 
@@ -60,7 +62,10 @@ def aware(name: str, value: datetime | None) -> datetime | None:
     """RFC 3339 instants carry their offset; a bare local time would be read differently per backend."""
     if value is not None and value.utcoffset() is None:
         raise InvalidQuery(f"{name} needs a time zone offset (RFC 3339), e.g. 2027-01-31T00:00:00Z")
-    return value
+    try:
+        return value.astimezone(timezone.utc) if value is not None else None
+    except OverflowError:
+        raise InvalidQuery(f"{name} is out of range once in UTC; send a time between years 1 and 9999") from None
 
 
 # --- cursors -------------------------------------------------------------------------
@@ -85,19 +90,22 @@ def decode_cursor(text: str, sort: str, descending: bool, key: Column) -> tuple[
         made_for, made_descending, value, last_id = decoded["s"], decoded["d"], decoded["k"], decoded["i"]
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise problem from None
+    if not (isinstance(made_for, str) and len(made_for) <= 20 and isinstance(made_descending, bool)):
+        raise problem
     if (made_for, made_descending) != (sort, descending):
         raise InvalidCursor(
             f"this cursor continues sort={made_for}&order={'desc' if made_descending else 'asc'}; "
             "keep the same sort and order while paging, or leave `after` out to start again")
-    if not (isinstance(last_id, str) and isinstance(value, str)):
+    if not (isinstance(last_id, str) and isinstance(value, str)) or "\x00" in last_id + value:
         raise problem
     if isinstance(key, Timestamptz):
         try:
             value = datetime.fromisoformat(value)
-        except ValueError:
+            if value.utcoffset() is None:
+                raise ValueError("no offset")
+            value = value.astimezone(timezone.utc)
+        except (ValueError, OverflowError):
             raise problem from None
-        if value.utcoffset() is None:
-            raise problem
     return value, last_id
 
 

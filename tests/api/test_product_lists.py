@@ -140,6 +140,8 @@ def test_a_cursor_is_opaque_and_bound_to_its_sort(client, owner, reseller):
 @pytest.mark.parametrize("query, code, named", [
     ("?expires_before=tomorrow", "invalid_request", "expires_before"),
     ("?expires_after=2027-01-01T00:00:00", "invalid_request", "expires_after"),
+    ("?expires_before=0001-01-01T00:00:00%2B14:00", "invalid_request", "expires_before"),
+    ("?expires_after=9999-12-31T23:59:59-14:00", "invalid_request", "expires_after"),
     ("?state=asleep", "invalid_request", "state"),
     ("?kind=boat", "invalid_request", "kind"),
     ("?autorenew=maybe", "invalid_request", "autorenew"),
@@ -148,7 +150,10 @@ def test_a_cursor_is_opaque_and_bound_to_its_sort(client, owner, reseller):
     ("?count=lots", "invalid_request", "count"),
     ("?q=", "invalid_request", "q"),
     ("?q=" + "x" * 254, "invalid_request", "q"),
+    ("?q=a%00b", "invalid_request", "q"),
+    ("?client=%00", "invalid_request", "client"),
     ("?after=not-a-cursor", "invalid_cursor", "after"),
+    ("?after=eyJzIjoiaWQiLCJkIjpmYWxzZSwiayI6Ilx1MDAwMCIsImkiOiJcdTAwMDAifQ", "invalid_cursor", "after"),
     ("?after=eyJzIjoiaWQifQ", "invalid_cursor", "after"),
     ("?expires_befor=2027-01-01T00:00:00Z", "unknown_parameter", "expires_befor"),
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)

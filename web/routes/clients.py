@@ -66,12 +66,12 @@ class ClientController(Controller):
         self, request: Request, account: dict, org_id: str,
         status: Literal["active", "released", "all"] = "active",
         q: Annotated[str | None, Parameter(
-            min_length=1, max_length=320,
+            min_length=1, max_length=320, pattern=listing.NO_NUL,
             description="case-insensitive part of the name, e-mail or external_ref")] = None,
         sort: Literal["name", "created_at"] | None = None,
         order: Literal["asc", "desc"] = "asc",
         count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
-        after: str | None = None,
+        after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> ClientPage:
         """The portfolio: active clients by default, each with its number of live products; sorted

@@ -28,7 +28,7 @@ async def list_operations(
     status: Literal["pending", "running", "succeeded", "failed"] | None = None,
     since: Annotated[datetime | None, Parameter(description="RFC 3339; created at or after")] = None,
     count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
-    after: str | None = None,
+    after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
 ) -> OperationPage:
     """The organization's operations, newest first, for members with `org:view`; only the kinds

@@ -133,7 +133,8 @@ class ProductController(Controller):
 
     @get("/v1/organizations/{org_id:str}/products")
     async def list_products(
-        self, request: Request, account: dict, org_id: str, client: str | None = None,
+        self, request: Request, account: dict, org_id: str,
+        client: Annotated[str | None, Parameter(max_length=40, pattern=listing.NO_NUL)] = None,
         expires_before: Annotated[datetime | None, Parameter(
             description="RFC 3339; products expiring strictly before this instant")] = None,
         expires_after: Annotated[datetime | None, Parameter(
@@ -142,13 +143,13 @@ class ProductController(Controller):
         kind: ProductKind | None = None,
         autorenew: bool | None = None,
         q: Annotated[str | None, Parameter(
-            min_length=1, max_length=253,
+            min_length=1, max_length=253, pattern=listing.NO_NUL,
             description="case-insensitive part of the name; a Unicode domain name (or label) "
                         "also finds its xn-- form")] = None,
         sort: Literal["expires_at", "name", "created_at"] | None = None,
         order: Literal["asc", "desc"] = "asc",
         count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
-        after: str | None = None,
+        after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> ProductPage:
         """The organization's products; for a reseller, its own and its active clients', each with
