@@ -88,7 +88,7 @@ def decode_cursor(text: str, sort: str, descending: bool, key: Column) -> tuple[
     try:
         decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         made_for, made_descending, value, last_id = decoded["s"], decoded["d"], decoded["k"], decoded["i"]
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
         raise problem from None
     if not (isinstance(made_for, str) and len(made_for) <= 20 and isinstance(made_descending, bool)):
         raise problem
