@@ -105,3 +105,24 @@ def _normalize_other(name: str) -> str:
 
 def _is_control(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cs")
+
+
+def search_forms(query: str) -> tuple[str, ...]:
+    """The lower-case texts a name search for `query` looks for in stored names.
+
+    Domain names are stored in A-label form (see `normalize`), so a Unicode query is also
+    looked for encoded: each dot-separated part mapped and encoded as a label is, so `café`
+    and `Café.fr` find `xn--caf-dma.fr`. Punycode encodes a label as a whole, so an encoded
+    part finds whole labels (and ASCII queries find any part of a stored name).
+    """
+    text = query.strip().lower()[:_MAX_DOMAIN_INPUT]
+    forms = [text]
+    if not text.isascii():
+        try:
+            mapped = idna.uts46_remap(text)
+            forms.append(".".join(
+                part if part.isascii() else idna.alabel(part).decode("ascii")
+                for part in mapped.split(".")))
+        except (idna.IDNAError, UnicodeError, ValueError):
+            pass  # not encodable as a domain name: only the text itself can match
+    return tuple(dict.fromkeys(form for form in forms if form))

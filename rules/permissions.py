@@ -123,3 +123,8 @@ _READ_OPERATION = {"purchase": PRODUCT_VIEW, "renewal": PRODUCT_VIEW, "transfer"
 def needed_to_read(operation_kind: str) -> str:
     """The permission that lets a member read an operation of this kind (org:view at least)."""
     return _READ_OPERATION.get(operation_kind, ORG_VIEW)
+
+
+def operation_kinds_hidden(granted: frozenset[str]) -> frozenset[str]:
+    """The operation kinds a member holding `granted` may not read (see `needed_to_read`)."""
+    return frozenset(kind for kind, needed in _READ_OPERATION.items() if needed not in granted)

@@ -83,3 +83,78 @@ async def page(reseller_id: str, status: str | None, after: str | None, limit: i
     if after:
         query = query.where(Client.id > after)
     return await query.order_by(Client.id).limit(limit)
+
+
+# --- the portfolio: filters, keyset pages, exports; edits ----------------------
+
+import sqlite3  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import asyncpg  # noqa: E402
+
+from tables import keyset  # noqa: E402
+
+SORTS = {"id": Client.id, "name": Client.name, "created_at": Client.created_at}
+
+
+@dataclass(frozen=True)
+class Filter:
+    reseller_id: str
+    status: str | None = None  # None: every status
+    contains: tuple[str, ...] = ()  # lower-case texts looked for in name, e-mail and external_ref
+
+    def conditions(self) -> list:
+        from tables.products import like_any
+
+        found = [Client.reseller == self.reseller_id]
+        if self.status:
+            found.append(Client.status == self.status)
+        if self.contains:
+            found.append(like_any(("name", "email", "external_ref"), self.contains))
+        return found
+
+    def select(self):
+        return Client.select().where(*self.conditions())
+
+
+async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[dict]:
+    return await keyset.page(wanted.select, order, limit)
+
+
+async def filtered_count(wanted: Filter) -> int:
+    return await Client.count().where(*wanted.conditions())
+
+
+def filtered_batches(wanted: Filter, order: keyset.Keyset):
+    return keyset.batches(wanted.select, order)
+
+
+async def lock(reseller_id: str, client_id: str) -> dict | None:
+    """The client, row-locked on PostgreSQL (SQLite's IMMEDIATE transaction serialises)."""
+    from tables.engine import is_sqlite
+
+    query = Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id))
+    if not is_sqlite():
+        query = query.lock_rows()
+    return await query.first()
+
+
+async def update(client: dict, *, name: str, email: str, external_ref: str | None) -> dict:
+    """Changes the client's details; ExternalRefTaken if another client of its reseller has the ref."""
+    ref_key = f"{client['reseller']}:{external_ref}" if external_ref else None
+    if ref_key and ref_key != client["ref_key"] and await Client.exists().where(Client.ref_key == ref_key):
+        raise ExternalRefTaken(external_ref)
+    values = {"name": name, "email": email.lower(), "external_ref": external_ref, "ref_key": ref_key}
+    try:
+        await Client.update({getattr(Client, k): v for k, v in values.items()}).where(Client.id == client["id"])
+    except (sqlite3.IntegrityError, asyncpg.UniqueViolationError):
+        raise ExternalRefTaken(external_ref) from None  # a concurrent edit took it first
+    return {**client, **values}
+
+
+async def delete(client_id: str, now: datetime) -> None:
+    """Removes a client without live products; its deleted products stay, as the reseller's."""
+    from tables.products import Product
+
+    await Product.update({Product.client: None, Product.updated_at: now}).where(Product.client == client_id)
+    await Client.delete().where(Client.id == client_id)

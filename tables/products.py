@@ -159,3 +159,70 @@ async def lock_full(product_id: str) -> dict | None:
     if not is_sqlite():
         query = query.lock_rows()
     return await query.first()
+
+
+# --- portfolio queries: filters, keyset pages, exports --------------------------
+
+from dataclasses import dataclass  # noqa: E402
+
+from piccolo.columns.combination import WhereRaw  # noqa: E402
+
+from tables import keyset  # noqa: E402
+
+SORTS = {"id": Product.id, "expires_at": Product.expires_at, "name": Product.name,
+         "created_at": Product.created_at}
+
+
+def like_any(columns: tuple[str, ...], texts: tuple[str, ...]) -> WhereRaw:
+    """Case-insensitive "contains" over raw column names, for any of `texts` (already lower case);
+    LIKE's wildcards in the texts are matched literally on both backends."""
+    patterns = ["%" + t.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%" for t in texts]
+    sql = " OR ".join(f"lower({column}) LIKE {{}} ESCAPE '!'" for _ in patterns for column in columns)
+    return WhereRaw(f"({sql})", *[p for p in patterns for _ in columns])
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which of an organization's products a list or an export holds."""
+
+    organization_id: str
+    client_id: str | None = None
+    expires_before: datetime | None = None  # expires_at < this
+    expires_after: datetime | None = None  # expires_at >= this
+    state: str | None = None
+    kind: str | None = None
+    autorenew: bool | None = None
+    name_contains: tuple[str, ...] = ()  # lower-case forms, any of which (see rules.names.search_forms)
+
+    def conditions(self) -> list:
+        found = [Product.organization == self.organization_id]
+        if self.client_id:
+            found.append(Product.client == self.client_id)
+        if self.expires_before is not None:
+            found.append(Product.expires_at < self.expires_before)
+        if self.expires_after is not None:
+            found.append(Product.expires_at >= self.expires_after)
+        if self.state:
+            found.append(Product.state == self.state)
+        if self.kind:
+            found.append(Product.kind == self.kind)
+        if self.autorenew is not None:
+            found.append(Product.autorenew == self.autorenew)
+        if self.name_contains:
+            found.append(like_any(("name",), self.name_contains))
+        return found
+
+    def select(self):
+        return Product.select(*PUBLIC).where(*self.conditions())
+
+
+async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[dict]:
+    return await keyset.page(wanted.select, order, limit)
+
+
+async def filtered_count(wanted: Filter) -> int:
+    return await Product.count().where(*wanted.conditions())
+
+
+def filtered_batches(wanted: Filter, order: keyset.Keyset):
+    return keyset.batches(wanted.select, order)

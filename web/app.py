@@ -22,6 +22,7 @@ from web.routes.inbound import InboundController
 from web.metrics import PROMETHEUS, MetricsController, refresher
 from web.ratelimit import Limiter, RouteLimits, check_settings
 from web.routes.ops import OpsController, health, ready
+from web.routes.operations import list_operations
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
@@ -57,7 +58,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, ops_router,
+            WebhookEndpointController, InboundController, ops_router, list_operations,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -3,7 +3,8 @@
 Strings in the JSON bodies are checked by their schema types (web/schemas.py); path and
 query parameters, which reach lookups and cursors, are checked here the same way: no
 control characters (NUL makes PostgreSQL fail, the rest have no place in an id, a
-cursor or a filter). Then the body is decoded strictly (web/strict_body.py).
+cursor or a filter), and a query parameter the route does not declare is refused
+(web/listing.py). Then the body is decoded strictly (web/strict_body.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from litestar import Request
 
 from web.errors import InvalidRequest
 from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
+from web.listing import reject_unknown_parameters
 from web.strict_body import strict_body
 
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
@@ -54,4 +56,5 @@ def check_parameters(request: Request) -> None:
 
 async def edge_checks(request: Request) -> None:
     check_parameters(request)
+    reject_unknown_parameters(request)
     await strict_body(request)

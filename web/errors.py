@@ -71,6 +71,22 @@ class RateLimited(ApiError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class UnknownParameter(ApiError):
+    """A query parameter the route does not take (a typo would otherwise filter nothing)."""
+
+    status, code = 400, "unknown_parameter"
+
+
+class InvalidCursor(ApiError):
+    status, code = 400, "invalid_cursor"
+
+
+class InvalidQuery(ApiError):
+    """A query parameter of the right type that still cannot be used (say, a time without offset)."""
+
+    status, code = 400, "invalid_request"
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         content={"error": {"code": code, "message": message}, "status": status},

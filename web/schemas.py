@@ -325,3 +325,29 @@ class InboundSecretOut(Struct):
 
 class InboundAccepted(Struct):
     operation: OperationOut
+
+
+class ClientPatch(Struct, forbid_unknown_fields=True):
+    """Only the fields sent change; `external_ref: null` removes the reference."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    external_ref: Annotated[str, Meta(min_length=1, max_length=200)] | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class ProductPage(Struct, omit_defaults=True):
+    items: list[ProductOut]
+    next_cursor: str | None  # pass it back as `after` for the next page
+    total: int | None = None  # every match of the filters, with `count=true`
+
+
+class ClientPage(Struct, omit_defaults=True):
+    items: list[ClientOut]
+    next_cursor: str | None
+    total: int | None = None
+
+
+class OperationPage(Struct, omit_defaults=True):
+    items: list[OperationOut]
+    next_cursor: str | None
+    total: int | None = None

@@ -24,6 +24,10 @@ ROUTES = [
     ("get", "/v1/resellers/{org_id}/clients"),
     ("get", "/v1/resellers/{org_id}/clients/{client_id}"),
     ("post", "/v1/resellers/{org_id}/clients/{client_id}/claim"),
+    ("patch", "/v1/resellers/{org_id}/clients/{client_id}"),
+    ("delete", "/v1/resellers/{org_id}/clients/{client_id}"),
+    ("get", "/v1/organizations/{org_id}/products"),
+    ("get", "/v1/organizations/{org_id}/operations"),
 ]
 
 PUBLIC = [("post", "/v1/accounts"), ("post", "/v1/accounts/claim"), ("get", "/v1/catalog")]

@@ -53,6 +53,10 @@ ROUTES = {
                           {"name": "Sneaky", "email": "sneaky@example.test"}),
     "GET clients": Route("GET", "/v1/resellers/{org}/clients", "org:view"),
     "GET client": Route("GET", "/v1/resellers/{org}/clients/{client}", "org:view"),
+    "PATCH client": Route("PATCH", "/v1/resellers/{org}/clients/{client}", "client:manage", {"name": "Renamed"}),
+    "DELETE client": Route("DELETE", "/v1/resellers/{org}/clients/{client}", "client:manage"),
+    "GET products": Route("GET", "/v1/organizations/{org}/products", "product:view"),
+    "GET operations": Route("GET", "/v1/organizations/{org}/operations", "org:view"),
 }
 
 
@@ -164,6 +168,8 @@ FOREIGN_IDS_UNDER_OWN_ORG = {
     "add to a foreign team": ("POST", "/v1/organizations/{own}/teams/{team}/members", {"email": "{newcomer}"}),
     "remove from a foreign team": ("DELETE", "/v1/organizations/{own}/teams/{team}/members/{member}", None),
     "read a foreign client": ("GET", "/v1/resellers/{own}/clients/{client}", None),
+    "edit a foreign client": ("PATCH", "/v1/resellers/{own}/clients/{client}", {"name": "Mine now"}),
+    "delete a foreign client": ("DELETE", "/v1/resellers/{own}/clients/{client}", None),
 }
 
 

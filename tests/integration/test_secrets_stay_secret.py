@@ -75,7 +75,12 @@ def test_a_reseller_day_writes_no_secret_anywhere(api, workers, settings, capfd)
                  api.get(f"/v1/organizations/{reseller}/webhook-endpoints/{hook['id']}/deliveries",
                          headers=owner.auth).text,
                  api.get(f"/v1/resellers/{reseller}/clients/{leaving}", headers=owner.auth).text,
-                 api.get(f"/v1/operations/{release.json()['id']}", headers=owner.auth).text]
+                 api.get(f"/v1/operations/{release.json()['id']}", headers=owner.auth).text,
+                 api.get(f"/v1/organizations/{reseller}/operations", headers=owner.auth).text,
+                 api.get(f"/v1/organizations/{reseller}/operations",
+                         headers={**owner.auth, "Accept": "text/csv"}).text,
+                 api.get(f"/v1/resellers/{reseller}/clients?status=all",
+                         headers={**owner.auth, "Accept": "text/csv"}).text]
     finally:
         receiver.stop()
     logs = capfd.readouterr()

@@ -102,3 +102,35 @@ def test_other_name_must_be_1_to_200_characters(bad_name):
 def test_other_names_refuse_control_characters(bad_name):
     with pytest.raises(InvalidName, match="control characters"):
         normalize("certificate", bad_name)
+
+
+@pytest.mark.parametrize(("query", "forms"), [
+    ("Example", ("example",)),
+    ("café", ("café", "xn--caf-dma")),
+    ("CAFÉ.FR", ("café.fr", "xn--caf-dma.fr")),
+    ("bücher.", ("bücher.", "xn--bcher-kva.")),
+    ("  ", ()),
+    ("💩.la", ("💩.la",)),  # not a valid IDNA label: no stored domain name can hold it
+])
+def test_a_name_search_also_looks_for_the_stored_a_label_form(query, forms):
+    from rules.names import search_forms
+
+    assert search_forms(query) == forms
+
+
+@given(st.text(max_size=60))
+def test_a_name_search_never_fails_and_every_form_is_lower_case(query):
+    from rules.names import search_forms
+
+    forms = search_forms(query)
+
+    assert all(form == form.lower() and form for form in forms)
+
+
+@given(st.lists(labels, min_size=1, max_size=3), st.sampled_from(["é", "ü", "ß", "ж"]))
+def test_a_whole_unicode_label_finds_the_stored_name(parts, letter):
+    from rules.names import search_forms
+
+    name = ".".join([parts[0] + letter, *parts[1:], "fr"])
+
+    assert any(form in normalize("domain", name) for form in search_forms(parts[0] + letter))

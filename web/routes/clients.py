@@ -5,18 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from litestar import Controller, Request, get, post
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 
 from rules import claims as claim_rules
 from rules import permissions
-from rules.errors import NotAReseller
+from rules.errors import ClientNotActive, NotAReseller
 from tables import claims, clients
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import Access, access
 from web.errors import Conflict, NotFound
 from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, Page, cut
+from web import listing
+from web.csv_stream import csv_export
+from web.schemas import ClientPage, ClientPatch
 
 
 def claim_out(claim: dict | None, now: datetime) -> ClaimStateOut | None:
@@ -59,20 +63,73 @@ class ClientController(Controller):
 
     @get("/")
     async def list_clients(
-        self, account: dict, org_id: str,
+        self, request: Request, account: dict, org_id: str,
         status: Literal["active", "released", "all"] = "active",
-        after: str | None = None,
+        q: Annotated[str | None, Parameter(
+            min_length=1, max_length=320, pattern=listing.NO_NUL,
+            description="case-insensitive part of the name, e-mail or external_ref")] = None,
+        sort: Literal["name", "created_at"] | None = None,
+        order: Literal["asc", "desc"] = "asc",
+        count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
+        after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-    ) -> Page:
-        """The portfolio: active clients by default, each with its number of live products."""
+    ) -> ClientPage:
+        """The portfolio: active clients by default, each with its number of live products; sorted
+        by id unless `sort`. With `Accept: text/csv`, the whole filtered portfolio as CSV."""
         await reseller_access(account, org_id, permissions.ORG_VIEW)
-        rows, cursor = cut(await clients.page(org_id, None if status == "all" else status, after, limit + 1),
-                           limit)
+        text = q.strip().lower() if q else ""
+        wanted = clients.Filter(org_id, None if status == "all" else status, (text,) if text else ())
+        keyset, sort_name = listing.keyset_for(clients.SORTS, sort, order, after)
+        if listing.wants_csv(request):
+            return csv_export("clients.csv", CLIENT_CSV, _with_counts(clients.filtered_batches(wanted, keyset)),
+                              lambda rows: ([*(r[c] for c in CLIENT_CSV[:-1]), r["product_count"]]
+                                            for r in rows))
+        rows, cursor = listing.cut(await clients.filtered_page(wanted, keyset, limit + 1), limit,
+                                   keyset, sort_name)
         ids = [r["id"] for r in rows]
         counts = await clients.product_counts(ids)
         held = await claims.latest_of_clients(ids)
-        return Page(items=[client_out(r, counts.get(r["id"], 0), held.get(r["id"])) for r in rows],
-                    next_cursor=cursor)
+        total = await clients.filtered_count(wanted) if count else None
+        return ClientPage(items=[client_out(r, counts.get(r["id"], 0), held.get(r["id"])) for r in rows],
+                          next_cursor=cursor, total=total)
+
+    @patch("/{client_id:str}")
+    async def update_client(self, account: dict, org_id: str, client_id: str, data: ClientPatch) -> ClientOut:
+        """Changes an active client's name, e-mail or external_ref (only the fields sent;
+        `external_ref: null` removes it)."""
+        await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
+        try:
+            async with transaction():
+                row = await clients.lock(org_id, client_id)
+                if row is None:
+                    raise NotFound("client", client_id)
+                _check_active(row, "edited")
+                ref = row["external_ref"] if data.external_ref is msgspec.UNSET else data.external_ref
+                row = await clients.update(
+                    row, name=row["name"] if data.name is msgspec.UNSET else data.name.strip(),
+                    email=row["email"] if data.email is msgspec.UNSET else data.email, external_ref=ref)
+        except clients.ExternalRefTaken:
+            raise Conflict("external_ref_taken",
+                           f"a client of this reseller already has external_ref {data.external_ref!r}") from None
+        counts = await clients.product_counts([client_id])
+        return client_out(row, counts.get(client_id, 0))
+
+    @delete("/{client_id:str}", status_code=204)
+    async def delete_client(self, account: dict, org_id: str, client_id: str) -> None:
+        """Removes an active client that has no products (deleted ones aside: they stay in the
+        reseller's history, without a client)."""
+        await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
+        async with transaction():
+            row = await clients.lock(org_id, client_id)
+            if row is None:
+                raise NotFound("client", client_id)
+            _check_active(row, "deleted")
+            live = (await clients.product_counts([client_id])).get(client_id, 0)
+            if live:
+                raise Conflict("client_has_products",
+                               f"client {client_id} still has {live} product(s); transfer them "
+                               "(POST /v1/products/{id}/transfers) or let them be deleted first")
+            await clients.delete(client_id, clock.now())
 
     @get("/{client_id:str}")
     async def get_client(self, account: dict, org_id: str, client_id: str) -> ClientOut:
@@ -101,3 +158,18 @@ class ClientController(Controller):
             _, token = await claims.issue(row["released_to"], org_id, client_id, current["owner_email"],
                                           now, expires)
         return ClaimIssued(claim_token=token, expires_at=expires)
+
+
+CLIENT_CSV = ["id", "name", "email", "external_ref", "status", "released_to", "created_at", "product_count"]
+
+
+async def _with_counts(batches):
+    """Each batch of clients with its live products counted (one query per batch)."""
+    async for rows in batches:
+        counts = await clients.product_counts([r["id"] for r in rows])
+        yield [{**r, "product_count": counts.get(r["id"], 0)} for r in rows]
+
+
+def _check_active(row: dict, done: str) -> None:
+    if row["status"] != "active":
+        raise ClientNotActive(f"client {row['id']} was released; a released client cannot be {done}")

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
-from rules import permissions, schedule
+from rules import names, permissions, schedule
 from rules.errors import PermissionDenied
 from rules.catalog import DEFAULT_CATALOG, kind_of
 from tables import claims, operations, products
 from tables.clock import clock
 from tables.engine import transaction
-from web import intake
+from web import intake, listing
 from web.access import access
 from web.accept import accept, intake_or_replay, operation_out, replayed
+from web.csv_stream import csv_export
 from web.errors import NotFound
 from web.routes.clients import reseller_access
 from web.schemas import (OperationOut, Page, ProductOut, ProductPatch, PurchaseIn, RenewalIn,
                          ReleaseIn, TransferIn, cut)
+from web.schemas import ProductPage
 
 
 def product_out(row: dict) -> ProductOut:
@@ -130,10 +133,48 @@ class ProductController(Controller):
 
     @get("/v1/organizations/{org_id:str}/products")
     async def list_products(
-        self, account: dict, org_id: str, client: str | None = None, after: str | None = None,
+        self, request: Request, account: dict, org_id: str,
+        client: Annotated[str | None, Parameter(max_length=40, pattern=listing.NO_NUL)] = None,
+        expires_before: Annotated[datetime | None, Parameter(
+            description="RFC 3339; products expiring strictly before this instant")] = None,
+        expires_after: Annotated[datetime | None, Parameter(
+            description="RFC 3339; products expiring at or after this instant")] = None,
+        product_state: Annotated[ProductState | None, QueryParameter(name="state")] = None,
+        kind: ProductKind | None = None,
+        autorenew: bool | None = None,
+        q: Annotated[str | None, Parameter(
+            min_length=1, max_length=253, pattern=listing.NO_NUL,
+            description="case-insensitive part of the name; a Unicode domain name (or label) "
+                        "also finds its xn-- form")] = None,
+        sort: Literal["expires_at", "name", "created_at"] | None = None,
+        order: Literal["asc", "desc"] = "asc",
+        count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
+        after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-    ) -> Page:
-        """The organization's products; for a reseller, its own and its active clients', each with client_id."""
+    ) -> ProductPage:
+        """The organization's products; for a reseller, its own and its active clients', each with
+        client_id. Filters combine; sorted by id unless `sort` (ties by id); `after` takes the
+        previous page's `next_cursor`. With `Accept: text/csv`, the whole filtered result as CSV."""
         await access(account, org_id, permissions.PRODUCT_VIEW)
-        rows, cursor = cut(await products.page(org_id, client, after, limit + 1), limit)
-        return Page(items=[product_out(r) for r in rows], next_cursor=cursor)
+        wanted = products.Filter(
+            organization_id=org_id, client_id=client,
+            expires_before=listing.aware("expires_before", expires_before),
+            expires_after=listing.aware("expires_after", expires_after),
+            state=product_state, kind=kind, autorenew=autorenew,
+            name_contains=names.search_forms(q) if q else ())
+        keyset, sort_name = listing.keyset_for(products.SORTS, sort, order, after)
+        if listing.wants_csv(request):
+            return csv_export("products.csv", PRODUCT_CSV, products.filtered_batches(wanted, keyset),
+                              lambda rows: ([r[c] for c in PRODUCT_CSV_FIELDS] for r in rows))
+        rows, cursor = listing.cut(await products.filtered_page(wanted, keyset, limit + 1), limit,
+                                   keyset, sort_name)
+        total = await products.filtered_count(wanted) if count else None
+        return ProductPage(items=[product_out(r) for r in rows], next_cursor=cursor, total=total)
+
+
+ProductState = Literal["active", "grace", "redemption", "pending_delete", "deleted"]
+ProductKind = Literal["domain", "mailbox", "hosting", "certificate"]
+PRODUCT_CSV = ["id", "kind", "name", "organization_id", "client_id", "reseller_id", "expires_at",
+               "autorenew", "state", "created_at"]
+PRODUCT_CSV_FIELDS = ["id", "kind", "name", "organization", "client", "reseller", "expires_at",
+                      "autorenew", "state", "created_at"]
