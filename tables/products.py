@@ -63,6 +63,11 @@ def name_key(kind: str, name: str) -> str | None:
     return f"{kind}:{name}" if kind == "domain" else None
 
 
+def payer_of(product: dict) -> str:
+    """A reseller client's product is paid by the reseller; anything else by its organization."""
+    return product["reseller"] or product["organization"]
+
+
 async def name_held(kind: str, name: str) -> bool:
     key = name_key(kind, name)
     if key is None:
