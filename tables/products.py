@@ -95,6 +95,15 @@ async def get(product_id: str) -> dict | None:
     return await Product.select(*PUBLIC).where(Product.id == product_id).first()
 
 
+async def many(product_ids: list[str]) -> dict[str, dict]:
+    """The products among `product_ids` that exist, by id (read in chunks of 500 ids)."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(product_ids), 500):
+        rows = await Product.select(*PUBLIC).where(Product.id.is_in(product_ids[start:start + 500]))
+        found.update((row["id"], row) for row in rows)
+    return found
+
+
 async def lock(product_id: str) -> dict | None:
     """Reads the product for update (PostgreSQL row lock; SQLite's IMMEDIATE transaction serialises)."""
     from tables.engine import is_sqlite
