@@ -10,7 +10,7 @@ import anyio
 import structlog
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 
 from rules.errors import RuleViolation
 from rules.quotes import Priced
@@ -92,8 +92,8 @@ def accepted(op: OperationOut) -> Response[OperationOut]:
 
 # --- dry runs: every check of the real request, nothing written ---------------------------------
 
-DryRunHeader = Annotated[str | None, Parameter(
-    header="Dry-Run", required=False, schema_extra={"enum": ["1"]},
+DryRunHeader = Annotated[str | None, HeaderParameter(
+    name="Dry-Run", required=False, schema_extra={"enum": ["1"]},
     description="`1`: run every check the request would make and answer 200 with its quote and "
                 "the error it would end with (`would_fail`); nothing is written, no operation is made, "
                 "Idempotency-Key is not used. Any other value is refused (400 `invalid_dry_run`).")]
