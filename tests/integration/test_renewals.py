@@ -48,12 +48,12 @@ def test_two_renewals_accepted_with_the_same_guard_renew_once(api, workers):
     worker = workers()
     owner, org = builders.funded(api, 10_000)
     product = bought(api, owner, org)
-    worker.stop()
+    worker.pause()  # nothing runs until resume()
 
     # Both pass the intake guard while nothing runs...
     first, second = renew(api, owner, product), renew(api, owner, product)
     assert (first.status_code, second.status_code) == (202, 202)
-    workers()
+    worker.resume()
     ops = [wait_done(api, owner, answer.json()["id"]) for answer in (first, second)]
 
     # ...and the guard, checked again at execution, lets only one of them renew.
