@@ -176,3 +176,22 @@ def test_a_dry_run_transfer_keeps_the_product_where_it_is(api, workers):
     assert api.get(f"/v1/products/{product['id']}", headers=owner.auth).json()["client_id"] is None
     builders.refused(foreign, 404, "not_found")
     builders.refused(outsider, 404, "not_found")
+
+
+def test_a_dry_run_renewal_of_another_organizations_product_is_not_found(api, workers):
+    workers()
+    owner, org = builders.funded(api, 10_000)
+    outsider, _ = builders.funded(api, 10_000)
+    viewer = builders.member(api, owner, org, ["product:view", "pay:prepaid"])
+    op = wait_done(api, owner, buy(api, owner, org, "mine-only.fr").json()["id"])
+    product = api.get(f"/v1/products/{op['result']['product_id']}", headers=owner.auth).json()
+    body = {"years": 1, "current_expires_at": product["expires_at"], "payment_method": "prepaid"}
+    url = f"/v1/products/{product['id']}/renewals"
+
+    builders.refused(api.post(url, json=body, headers={**outsider.auth, **DRY}), 404, "not_found")
+    builders.refused(api.post("/v1/products/prd_unknown/renewals", json=body, headers={**owner.auth, **DRY}),
+                     404, "not_found")
+    builders.refused(api.post(url, json=body, headers=DRY), 401, "unauthorized")
+    denied = api.post(url, json=body, headers={**viewer.auth, **DRY})
+    assert denied.status_code == 200, denied.text
+    assert (denied.json()["would_fail"]["code"], denied.json()["quote"]) == ("permission_denied", None)
