@@ -75,8 +75,8 @@ async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) ->
         permissions.require_payment_method(granted, method)
     repeated = sorted(pid for pid, n in Counter(item.product_id for item in data.items).items() if n > 1)
     if repeated:
-        raise Invalid("duplicate_product", f"each product may appear once in a batch; send one item for "
-                      f"{', '.join(repr(pid) for pid in repeated[:5])}" + (" and others" if len(repeated) > 5 else ""))
+        named = ", ".join(repr(pid) for pid in repeated[:5]) + (" and others" if len(repeated) > 5 else "")
+        raise Invalid("duplicate_product", f"each product may appear once in a batch; send one item for {named}")
     return {"items": [{"product_id": item.product_id, "years": item.years,
                        "current_expires_at": item.current_expires_at.isoformat(),
                        "payment_method": item.payment_method} for item in data.items]}
