@@ -109,6 +109,18 @@ def purchase_quote(kind: ProductKind, years: int, tier: Tier, now: datetime) -> 
     )
 
 
+def check_guard(expires_at: datetime, guard_expires_at: datetime) -> None:
+    """ExpiryMismatch unless the renewal's guard is the product's current expiry."""
+    _require_aware(expires_at, "expires_at")
+    # The guard makes a replayed renewal fail instead of adding years twice (EPP curExpDate).
+    # It is user input: a naive guard never equals an aware expiry, so it fails here too.
+    if guard_expires_at != expires_at:
+        raise ExpiryMismatch(
+            f"current_expires_at does not match the product's expiry; "
+            f"send current_expires_at {rfc3339(expires_at)}"
+        )
+
+
 def renewal_quote(
     kind: ProductKind,
     years: int,
@@ -118,14 +130,7 @@ def renewal_quote(
     now: datetime,
 ) -> Quote:
     """Quote for renewing by `years`, guarded by the expiry the caller last saw."""
-    _require_aware(expires_at, "expires_at")
-    # The guard makes a replayed renewal fail instead of adding years twice (EPP curExpDate).
-    # It is user input: a naive guard never equals an aware expiry, so it fails here too.
-    if guard_expires_at != expires_at:
-        raise ExpiryMismatch(
-            f"current_expires_at does not match the product's expiry; "
-            f"send current_expires_at {rfc3339(expires_at)}"
-        )
+    check_guard(expires_at, guard_expires_at)
     state = state_at(kind, expires_at, now)
     if state in _NOT_RENEWABLE:
         raise NotRenewable(

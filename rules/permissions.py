@@ -117,6 +117,7 @@ def check_transfer(org_is_reseller: bool, to_client_status: str | None) -> None:
 
 # Reading an operation needs what its kind is about; a release carries a claim token.
 _READ_OPERATION = {"purchase": PRODUCT_VIEW, "renewal": PRODUCT_VIEW, "transfer": PRODUCT_VIEW,
+                   "renewal_batch": PRODUCT_VIEW,
                    "release": CLIENT_MANAGE, "client_upsert": CLIENT_MANAGE}
 
 

@@ -43,6 +43,8 @@ from datetime import datetime  # noqa: E402
 from piccolo.columns.combination import WhereRaw  # noqa: E402
 from piccolo.query.functions.aggregate import Sum  # noqa: E402
 
+from rules import pricing  # noqa: E402
+from rules.money import Money  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 
@@ -96,6 +98,14 @@ async def revenue_since(payer_id: str, since: datetime) -> int:
 
 async def tier_state(org_id: str) -> dict | None:
     return await TierState.select().where(TierState.organization_id == org_id).first()
+
+
+async def current_tier(payer_id: str) -> pricing.Tier:
+    """The tier in force for the payer's prices (kept by tiers.recalculate): the one source for
+    the actors that charge and the dry runs that quote."""
+    state = await tier_state(payer_id)
+    volume = Money(state["volume_12m"], state["currency"]) if state else Money.zero()
+    return pricing.tier_for(volume)
 
 
 async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:

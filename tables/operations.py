@@ -15,7 +15,7 @@ class OperationStatus(str, Enum):
 
 class Operation(Table, tablename="operations"):
     id = Varchar(length=40, primary_key=True)
-    kind = Varchar(length=20, help_text="purchase, renewal, transfer, release, topup, client_upsert")
+    kind = Varchar(length=20, help_text="purchase, renewal, renewal_batch, transfer, release, topup, client_upsert")
     status = Varchar(length=20, choices=OperationStatus, default=OperationStatus.pending, index=True)
     organization_id = Varchar(length=40, index=True, help_text="The organization acting.")
     account_id = Varchar(length=40, null=True, default=None, help_text="Who asked; null for the sweep.")
@@ -38,6 +38,8 @@ class Operation(Table, tablename="operations"):
     enqueued_at = Timestamptz(null=True, default=None)
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None, index=True)
+    parent_id = Varchar(length=40, null=True, default=None, index=True,
+                        help_text="The batch this operation is an item of (a bulk renewal).")
 
 
 # --- queries -----------------------------------------------------------------
@@ -222,3 +224,50 @@ async def org_count(wanted: OrgFilter) -> int:
 
 def org_batches(wanted: OrgFilter, order: keyset.Keyset):
     return keyset.batches(wanted.select, order)
+
+
+# --- batches (a bulk renewal and its child operations) --------------------------------
+
+BATCH_CHUNK = 200  # rows per INSERT: far below SQLite's limit on bound variables
+
+
+async def start_batch(op_id: str, now: datetime) -> dict | None:
+    """pending -> running, once (in the transaction that creates its children); None if it had started."""
+    started = await Operation.update({
+        Operation.status: OperationStatus.running.value, Operation.started_at: now,
+        Operation.enqueued_at: now, Operation.attempts: Operation.attempts + 1,
+    }).where((Operation.id == op_id) & (Operation.status == "pending")).returning(Operation.id)
+    return await get(op_id) if started else None
+
+
+async def insert_children(rows: list[dict]) -> list[str]:
+    """Inserts a batch's child operations; a key already taken (a re-run) inserts nothing. Answers the new ids."""
+    created: list[str] = []
+    for start in range(0, len(rows), BATCH_CHUNK):
+        chunk = rows[start:start + BATCH_CHUNK]
+        inserted = await Operation.insert(*(Operation(**row) for row in chunk)).on_conflict(
+            target=Operation.idem_key, action="DO NOTHING").returning(Operation.id)
+        created += [r["id"] for r in inserted]
+    return created
+
+
+async def children_of(parent_id: str) -> list[dict]:
+    return await Operation.select(Operation.id, Operation.product_id, Operation.status,
+                                  Operation.error_code, Operation.error_message).where(
+        Operation.parent_id == parent_id)
+
+
+async def unfinished_children(parent_id: str) -> int:
+    return await Operation.count().where(
+        (Operation.parent_id == parent_id) & Operation.status.is_in(["pending", "running"]))
+
+
+async def parent_of(op_id: str) -> str | None:
+    row = await Operation.select(Operation.parent_id).where(Operation.id == op_id).first()
+    return row["parent_id"] if row else None
+
+
+async def touch(op_id: str, now: datetime) -> None:
+    """A running batch was looked at: the relay sends it again only after a stall from now."""
+    await Operation.update({Operation.enqueued_at: now}).where(
+        (Operation.id == op_id) & (Operation.status == "running"))

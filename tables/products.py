@@ -63,6 +63,11 @@ def name_key(kind: str, name: str) -> str | None:
     return f"{kind}:{name}" if kind == "domain" else None
 
 
+def payer_of(product: dict) -> str:
+    """A reseller client's product is paid by the reseller; anything else by its organization."""
+    return product["reseller"] or product["organization"]
+
+
 async def name_held(kind: str, name: str) -> bool:
     key = name_key(kind, name)
     if key is None:
@@ -88,6 +93,15 @@ async def insert(*, kind: str, name: str, organization_id: str, client_id: str |
 
 async def get(product_id: str) -> dict | None:
     return await Product.select(*PUBLIC).where(Product.id == product_id).first()
+
+
+async def many(product_ids: list[str]) -> dict[str, dict]:
+    """The products among `product_ids` that exist, by id (read in chunks of 500 ids)."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(product_ids), 500):
+        rows = await Product.select(*PUBLIC).where(Product.id.is_in(product_ids[start:start + 500]))
+        found.update((row["id"], row) for row in rows)
+    return found
 
 
 async def lock(product_id: str) -> dict | None:

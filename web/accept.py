@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
 
 import anyio
 import structlog
-from litestar import Request
+from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter
 
 from rules.errors import RuleViolation
+from rules.quotes import Priced
 from tables import operations
 from tables.clock import clock
 from tables.engine import transaction
 from web import idempotency
-from web.schemas import ErrorOut, OperationOut
+from web.errors import BadHeader
+from web.schemas import BatchDryRunOut, DryRunOut, ErrorOut, MoneyIO, OperationOut, QuoteOut
 from worker.queue import operation_message
 
 log = structlog.get_logger("tenure.web")
@@ -78,3 +84,73 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id,
              product_id=product_id, sent=sent)
     return operation_out(row)
+
+
+def accepted(op: OperationOut) -> Response[OperationOut]:
+    return Response(op, status_code=202)
+
+
+# --- dry runs: every check of the real request, nothing written ---------------------------------
+
+DryRunHeader = Annotated[str | None, HeaderParameter(
+    name="Dry-Run", required=False, schema_extra={"enum": ["1"]},
+    description="`1`: run every check the request would make and answer 200 with its quote and "
+                "the error it would end with (`would_fail`); nothing is written, no operation is made, "
+                "Idempotency-Key is not used. Any other value is refused (400 `invalid_dry_run`).")]
+
+DRY_RUN_RESPONSES = {200: ResponseSpec(
+    data_container=DryRunOut, generate_examples=False,
+    description="Dry-Run: 1: the quote, and the error the real request would end with (null if none)")}
+
+BATCH_DRY_RUN_RESPONSES = {200: ResponseSpec(
+    data_container=BatchDryRunOut, generate_examples=False,
+    description="Dry-Run: 1: the total quote of the items that would renew, and each item's quote "
+                "or the error it would end with")}
+
+
+def dry_run_wanted(value: str | None) -> bool:
+    """True for `Dry-Run: 1`, False without the header; 400 for any other value."""
+    if value is None:
+        return False
+    if value.strip() == "1":
+        return True
+    raise BadHeader("invalid_dry_run",
+                    "the Dry-Run header must be 1 (check and quote only) or be left out; "
+                    f"got {value[:20]!r}")
+
+
+def quote_out(quote: Priced | None) -> QuoteOut | None:
+    if quote is None:
+        return None
+
+    def money(amount) -> MoneyIO:
+        return MoneyIO(amount=amount.amount, currency=amount.currency)
+
+    return QuoteOut(price=money(quote.price), list_price=money(quote.list_price),
+                    discount_percent=quote.discount_percent, tier=quote.tier,
+                    restore_fee=money(quote.restore_fee), new_expires_at=quote.new_expires_at,
+                    payer=quote.payer, payment_method=quote.payment_method)
+
+
+def error_out(failure: RuleViolation | None) -> ErrorOut | None:
+    return ErrorOut(code=failure.code, message=failure.message) if failure else None
+
+
+@dataclass
+class Trial:
+    """What a dry run learnt so far: the quote once it is known."""
+
+    quote: Priced | None = None
+
+
+async def dry_run(check: Callable[[Trial], Awaitable[None]]) -> Response[DryRunOut]:
+    """Runs `check` (the real request's checks, reading only): a business rule it breaks is
+    reported in `would_fail` with 200; any other error (401, 404, 400) is raised as usual."""
+    trial = Trial()
+    failure = None
+    try:
+        await check(trial)
+    except RuleViolation as broken:
+        failure = broken
+    return Response(DryRunOut(dry_run=True, quote=quote_out(trial.quote), would_fail=error_out(failure)),
+                    status_code=200)

@@ -87,6 +87,16 @@ class InvalidQuery(ApiError):
     status, code = 400, "invalid_request"
 
 
+class BadHeader(ApiError):
+    """A request header with a value tenure does not accept; the message names the header."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         content={"error": {"code": code, "message": message}, "status": status},

@@ -8,12 +8,17 @@ with the reseller's secret acts as the reseller itself (every permission).
 
 from __future__ import annotations
 
-from rules import lifecycle, names, permissions
+from collections import Counter
+from datetime import datetime
+
+from rules import lifecycle, names, permissions, quotes
 from rules.catalog import DEFAULT_CATALOG, kind_of
-from rules.errors import NameTaken
-from tables import clients, products
-from web.errors import NotFound
-from web.schemas import PurchaseIn, ReleaseIn, RenewalIn
+from rules.errors import NameTaken, RuleViolation, TargetMissing
+from rules.money import Money
+from rules.pricing import Tier
+from tables import clients, ledger, products
+from web.errors import Invalid, NotFound
+from web.schemas import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
 
 
 async def client_in(org_id: str, client_id: str) -> dict:
@@ -43,6 +48,8 @@ async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn
     permissions.require(granted, permissions.PRODUCT_RENEW)
     permissions.require_payment_method(granted, data.payment_method)
     lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
+    # Checked again at execution; a guard already stale is refused now (409 expiry_mismatch).
+    lifecycle.check_guard(product["expires_at"], data.current_expires_at)
     return {"years": data.years, "current_expires_at": data.current_expires_at.isoformat(),
             "payment_method": data.payment_method}
 
@@ -53,3 +60,79 @@ async def release_params(org: dict, granted: frozenset[str], client_id: str, dat
     client = await client_in(org["id"], client_id)
     permissions.check_purchase_owner(org["is_reseller"], client_id, client["status"])
     return {"client_id": client_id, "owner_email": data.owner_email, "claim_days": claim_days}
+
+
+def _not_in_organization(product_id: str) -> TargetMissing:
+    # One answer for an unknown product and another organization's: existence is not revealed.
+    return TargetMissing(f"no product {product_id!r} is in this organization")
+
+
+async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) -> dict:
+    """A bulk renewal: the caller's permissions for it, each product once. The items themselves
+    are checked by their own renewal operations (their guard, term, funds)."""
+    permissions.require(granted, permissions.PRODUCT_RENEW)
+    for method in sorted({item.payment_method for item in data.items}):
+        permissions.require_payment_method(granted, method)
+    repeated = sorted(pid for pid, n in Counter(item.product_id for item in data.items).items() if n > 1)
+    if repeated:
+        named = ", ".join(repr(pid) for pid in repeated[:5]) + (" and others" if len(repeated) > 5 else "")
+        raise Invalid("duplicate_product", f"each product may appear once in a batch; send one item for {named}")
+    return {"items": [{"product_id": item.product_id, "years": item.years,
+                       "current_expires_at": item.current_expires_at.isoformat(),
+                       "payment_method": item.payment_method} for item in data.items]}
+
+
+# --- quotes: the prices the actors will charge, for dry runs --------------------------------------
+
+async def purchase_quote(org_id: str, params: dict, now: datetime) -> quotes.Priced:
+    """The purchase priced as purchases.execute prices it (same rules, same payer tier)."""
+    kind = kind_of(DEFAULT_CATALOG, params["kind"])
+    tier = await ledger.current_tier(org_id)
+    quote = lifecycle.purchase_quote(kind, params["years"], tier, now.replace(microsecond=0))
+    return quotes.priced(kind, params["years"], tier, quote, org_id, params["payment_method"])
+
+
+async def renewal_quote(product: dict, params: dict, now: datetime, tier: Tier | None = None) -> quotes.Priced:
+    """The renewal priced as renewals.execute prices it: guard, lifecycle state, term, payer tier."""
+    payer = products.payer_of(product)
+    kind = kind_of(DEFAULT_CATALOG, product["kind"])
+    tier = tier or await ledger.current_tier(payer)
+    quote = lifecycle.renewal_quote(kind, params["years"], tier, product["expires_at"],
+                                    datetime.fromisoformat(params["current_expires_at"]), now)
+    return quotes.priced(kind, params["years"], tier, quote, payer, params["payment_method"])
+
+
+async def check_funds(quote: quotes.Priced) -> None:
+    """InsufficientFunds if the payer's prepaid balance cannot pay `quote` now."""
+    balance, currency = await ledger.prepaid_balance(quote.payer)
+    quotes.spend(Money(balance, currency), quote)
+
+
+async def free_quote(org: dict, expires_at: datetime | None = None) -> quotes.Priced:
+    """Transfers and releases cost nothing; the quote shows the organization's tier."""
+    return quotes.free(await ledger.current_tier(org["id"]), org["currency"], expires_at)
+
+
+async def renewal_batch_quotes(org: dict, params: dict, now: datetime
+                               ) -> list[tuple[str, quotes.Priced | None, RuleViolation | None]]:
+    """Each item of a bulk renewal as its renewal operation would end: its quote, or the rule it
+    breaks. Prepaid items are paid in the order sent from one running balance per payer."""
+    rows = await products.many([item["product_id"] for item in params["items"]])
+    tiers: dict[str, Tier] = {}
+    balances: dict[str, Money] = {}
+    outcomes: list[tuple[str, quotes.Priced | None, RuleViolation | None]] = []
+    for item in params["items"]:
+        product, quote = rows.get(item["product_id"]), None
+        try:
+            if product is None or product["organization"] != org["id"]:
+                raise _not_in_organization(item["product_id"])
+            payer = products.payer_of(product)
+            if payer not in tiers:
+                tiers[payer] = await ledger.current_tier(payer)
+                balances[payer] = Money(*await ledger.prepaid_balance(payer))
+            quote = await renewal_quote(product, item, now, tiers[payer])
+            balances[payer] = quotes.spend(balances[payer], quote)
+            outcomes.append((item["product_id"], quote, None))
+        except RuleViolation as failure:
+            outcomes.append((item["product_id"], quote, failure))
+    return outcomes

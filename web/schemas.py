@@ -332,7 +332,7 @@ class ClientPatch(Struct, forbid_unknown_fields=True):
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
     email: Email | msgspec.UnsetType = msgspec.UNSET
-    external_ref: Annotated[str, Meta(min_length=1, max_length=200)] | None | msgspec.UnsetType = msgspec.UNSET
+    external_ref: Ident | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProductPage(Struct, omit_defaults=True):
@@ -351,3 +351,54 @@ class OperationPage(Struct, omit_defaults=True):
     items: list[OperationOut]
     next_cursor: str | None
     total: int | None = None
+
+
+# --- dry runs and bulk renewals ---------------------------------------------------------------
+
+MAX_BATCH_ITEMS = 1000
+
+
+class QuoteOut(Struct):
+    """What the operation would cost: `price` = `list_price` less `discount_percent`, plus
+    `restore_fee`. Transfers and releases cost nothing (zero amounts, no payer)."""
+
+    price: MoneyIO
+    list_price: MoneyIO
+    discount_percent: int
+    tier: str
+    restore_fee: MoneyIO
+    new_expires_at: datetime | None
+    payer: str | None
+    payment_method: str | None
+
+
+class DryRunOut(Struct):
+    dry_run: bool
+    quote: QuoteOut | None  # null when a check fails before the price is known
+    would_fail: ErrorOut | None  # the error the real request would end with; null if none
+
+
+class BatchRenewalItem(Struct, forbid_unknown_fields=True):
+    product_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    years: Years
+    current_expires_at: datetime
+    payment_method: PaymentMethod = "prepaid"
+
+
+class BatchRenewalIn(Struct, forbid_unknown_fields=True):
+    items: Annotated[list[BatchRenewalItem], Meta(min_length=1, max_length=MAX_BATCH_ITEMS,
+                                                  description="1 to 1,000 products, each once")]
+
+
+class DryRunItemOut(Struct):
+    product_id: str
+    quote: QuoteOut | None
+    would_fail: ErrorOut | None
+
+
+class BatchDryRunOut(Struct):
+    dry_run: bool
+    quote: QuoteOut | None  # the total of the items that would renew
+    would_fail: ErrorOut | None  # set when the whole batch would be refused (permissions)
+    items: list[DryRunItemOut]  # every item, in the order sent
+    failing_items: int

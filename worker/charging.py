@@ -5,16 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules import ledger as booking
-from rules import pricing
 from rules.money import Money
 from tables import ledger
-
-
-async def current_tier(payer_id: str) -> pricing.Tier:
-    """The tier in force for the payer's prices (kept by tiers.recalculate)."""
-    state = await ledger.tier_state(payer_id)
-    volume = Money(state["volume_12m"], state["currency"]) if state else Money.zero()
-    return pricing.tier_for(volume)
 
 
 async def charge(payer_id: str, amount: Money, method: str, operation_id: str, now: datetime) -> bool:

@@ -29,6 +29,7 @@ ACTOR_FOR_KIND = {
     "transfer": "transfers.execute",
     "release": "releases.execute",
     "client_upsert": "clients.upsert",
+    "renewal_batch": "renewal_batches.execute",
 }
 TIER_ACTOR = "tiers.recalculate"
 DELIVER_ACTOR = "webhooks.deliver"

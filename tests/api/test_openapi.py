@@ -87,3 +87,39 @@ def test_the_documented_answers_use_the_contract_field_names(schema):
 def _resolve(schema: dict, ref: dict) -> dict:
     name = ref["$ref"].rsplit("/", 1)[-1]
     return schema["components"]["schemas"][name]
+
+
+DRY_RUN_ROUTES = [
+    ("post", "/v1/organizations/{org_id}/purchases"),
+    ("post", "/v1/products/{product_id}/renewals"),
+    ("post", "/v1/products/{product_id}/transfers"),
+    ("post", "/v1/resellers/{org_id}/clients/{client_id}/release"),
+    ("post", "/v1/organizations/{org_id}/renewals"),
+]
+
+
+@pytest.mark.parametrize("method, path", DRY_RUN_ROUTES)
+def test_the_dry_run_header_and_its_answer_are_declared(schema, method, path):
+    operation = schema["paths"][path][method]
+    header = [p for p in operation.get("parameters", []) if p["in"] == "header" and p["name"] == "Dry-Run"]
+
+    assert len(header) == 1 and header[0]["required"] is False, operation.get("parameters")
+    assert header[0]["schema"]["enum"] == ["1"]
+    assert "202" in operation["responses"]
+    answer = _resolve(schema, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert {"dry_run", "quote", "would_fail"} <= set(answer["properties"])
+
+
+def test_the_bulk_renewal_is_declared_with_its_items(schema):
+    operation = schema["paths"]["/v1/organizations/{org_id}/renewals"]["post"]
+    body = _resolve(schema, operation["requestBody"]["content"]["application/json"]["schema"])
+    items = body["properties"]["items"]
+    item = _resolve(schema, items["items"])
+
+    assert (items["minItems"], items["maxItems"]) == (1, 1000)
+    assert set(item["required"]) == {"product_id", "years", "current_expires_at"}
+    assert "payment_method" in item["properties"]
+    assert operation.get("security", schema["security"]) == schema["security"]
+    quote = schema["components"]["schemas"]["QuoteOut"]
+    assert set(quote["properties"]) == {"price", "list_price", "discount_percent", "tier", "restore_fee",
+                                        "new_expires_at", "payer", "payment_method"}

@@ -40,7 +40,8 @@ def test_each_flow_emits_its_event_and_every_type_reaches_a_subscriber(api, work
         for n in range(4):                                                          # tier.changed
             done(buy(api, owner, reseller, f"big{n}", kind="hosting", years=10))
         assert wait_tier(api, owner, reseller, "B")["tier"] == "B"  # recalculated shortly after
-        assert done(renew(api, owner, product))["status"] == "failed"               # operation.failed (stale guard)
+        product = api.get(f"/v1/products/{product['id']}", headers=owner.auth).json()
+        assert done(renew(api, owner, product, years=10))["status"] == "failed"     # operation.failed (too far ahead)
         lapsing = done(buy(api, owner, reseller, "lapsing.fr"))["result"]["product_id"]
         api.patch(f"/v1/products/{lapsing}", json={"autorenew": False}, headers=owner.auth)
         released = done(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",  # client.released

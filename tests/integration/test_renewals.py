@@ -29,17 +29,36 @@ def test_renewal_extends_the_expiry_and_charges(api, workers):
     assert charges_for(org) == [1500, 3000]
 
 
-def test_a_replayed_renewal_with_the_old_expiry_fails_with_expiry_mismatch(api, workers):
+def test_a_replayed_renewal_with_the_old_expiry_is_refused_at_once_with_expiry_mismatch(api, workers):
     workers()
     owner, org = builders.funded(api, 10_000)
     product = bought(api, owner, org)
 
     first = wait_done(api, owner, renew(api, owner, product).json()["id"])
-    second = wait_done(api, owner, renew(api, owner, product).json()["id"])  # same guard, new request
+    second = renew(api, owner, product)  # same guard, new request: the expiry has moved since
 
     assert first["status"] == "succeeded"
-    assert second["status"] == "failed"
-    assert second["error"]["code"] == "expiry_mismatch"
+    message = builders.refused(second, 409, "expiry_mismatch")
+    after = api.get(f"/v1/products/{product['id']}", headers=owner.auth).json()
+    assert after["expires_at"].replace("+00:00", "Z") in message
+    assert charges_for(org) == [1500, 1500]
+
+
+def test_two_renewals_accepted_with_the_same_guard_renew_once(api, workers):
+    worker = workers()
+    owner, org = builders.funded(api, 10_000)
+    product = bought(api, owner, org)
+    worker.pause()  # nothing runs until resume()
+
+    # Both pass the intake guard while nothing runs...
+    first, second = renew(api, owner, product), renew(api, owner, product)
+    assert (first.status_code, second.status_code) == (202, 202)
+    worker.resume()
+    ops = [wait_done(api, owner, answer.json()["id"]) for answer in (first, second)]
+
+    # ...and the guard, checked again at execution, lets only one of them renew.
+    assert sorted(op["status"] for op in ops) == ["failed", "succeeded"]
+    assert [op["error"]["code"] for op in ops if op["status"] == "failed"] == ["expiry_mismatch"]
     assert charges_for(org) == [1500, 1500]
 
 

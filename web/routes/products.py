@@ -5,24 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter, QueryParameter
 
-from rules import names, permissions, schedule
-from rules.errors import PermissionDenied
+from rules import names, permissions, quotes, schedule
+from rules.errors import PermissionDenied, RuleViolation
 from rules.catalog import DEFAULT_CATALOG, kind_of
-from tables import claims, operations, products
+from tables import claims, ledger, operations, products
 from tables.clock import clock
 from tables.engine import transaction
 from web import intake, listing
-from web.access import access
-from web.accept import accept, intake_or_replay, operation_out, replayed
+from web.access import Access, access
+from web.accept import (BATCH_DRY_RUN_RESPONSES, DRY_RUN_RESPONSES, DryRunHeader, Trial, accept, accepted,
+                        dry_run, dry_run_wanted, error_out, intake_or_replay, operation_out, quote_out,
+                        replayed)
 from web.csv_stream import csv_export
 from web.errors import NotFound
 from web.routes.clients import reseller_access
-from web.schemas import (OperationOut, Page, ProductOut, ProductPatch, PurchaseIn, RenewalIn,
-                         ReleaseIn, TransferIn, cut)
-from web.schemas import ProductPage
+from web.schemas import (BatchDryRunOut, BatchRenewalIn, DryRunItemOut, OperationOut, Page, ProductOut,
+                         ProductPage, ProductPatch, PurchaseIn, RenewalIn, ReleaseIn, TransferIn, cut)
 
 
 def product_out(row: dict) -> ProductOut:
@@ -32,7 +33,7 @@ def product_out(row: dict) -> ProductOut:
                       autorenew=row["autorenew"], state=row["state"], created_at=row["created_at"])
 
 
-async def visible_product(account: dict, product_id: str, needed: str) -> tuple[dict, object]:
+async def visible_product(account: dict, product_id: str, needed: str) -> tuple[dict, Access]:
     """The product and the caller's access to its organization; 404 if not visible to them."""
     product = await products.get(product_id)
     if product is None:
@@ -44,57 +45,140 @@ async def visible_product(account: dict, product_id: str, needed: str) -> tuple[
     return product, found
 
 
+async def renew_many_dry_run(found: Access, data: BatchRenewalIn) -> Response[BatchDryRunOut]:
+    """A bulk renewal's checks and quotes, item by item; nothing is written."""
+    now = clock.now()
+    try:
+        params = await intake.renewal_batch_params(found.granted, data)
+    except RuleViolation as refused:
+        return Response(BatchDryRunOut(dry_run=True, quote=None, would_fail=error_out(refused), items=[],
+                                       failing_items=len(data.items)), status_code=200)
+    outcomes = await intake.renewal_batch_quotes(found.org, params, now)
+    total = quotes.total((q for _, q, failure in outcomes if failure is None),
+                         await ledger.current_tier(found.org["id"]), found.org["currency"], found.org["id"])
+    items = [DryRunItemOut(product_id=pid, quote=quote_out(q), would_fail=error_out(failure))
+             for pid, q, failure in outcomes]
+    return Response(BatchDryRunOut(dry_run=True, quote=quote_out(total), would_fail=None, items=items,
+                                   failing_items=sum(1 for item in items if item.would_fail)),
+                    status_code=200)
+
+
 class ProductController(Controller):
     tags = ["products"]
 
-    @post("/v1/organizations/{org_id:str}/purchases", status_code=202)
-    async def purchase(self, request: Request, account: dict, org_id: str, data: PurchaseIn) -> OperationOut:
-        """Buys a product for the organization or, for a reseller, for one of its clients."""
+    @post("/v1/organizations/{org_id:str}/purchases", status_code=202, responses=DRY_RUN_RESPONSES)
+    async def purchase(self, request: Request, account: dict, org_id: str, data: PurchaseIn,
+                       dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+        """Buys a product for the organization or, for a reseller, for one of its clients.
+        With `Dry-Run: 1`: every check, the quote, nothing bought (200)."""
+        wanted_dry_run = dry_run_wanted(dry_run_header)
         found = await access(account, org_id)
+        if wanted_dry_run:
+            async def check(trial: Trial) -> None:
+                params = await intake.purchase_params(found.org, found.granted, data)
+                trial.quote = await intake.purchase_quote(org_id, params, clock.now())
+                await intake.check_funds(trial.quote)
+
+            return await dry_run(check)
         replay, params = await intake_or_replay(
             request, org_id, data, lambda: intake.purchase_params(found.org, found.granted, data))
         if replay:
-            return replay
-        return await accept(request, kind="purchase", org_id=org_id, account_id=account["id"],
-                            data=data, params=params)
+            return accepted(replay)
+        return accepted(await accept(request, kind="purchase", org_id=org_id, account_id=account["id"],
+                                     data=data, params=params))
 
-    @post("/v1/products/{product_id:str}/renewals", status_code=202)
-    async def renew(self, request: Request, account: dict, product_id: str, data: RenewalIn) -> OperationOut:
-        """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice."""
+    @post("/v1/products/{product_id:str}/renewals", status_code=202, responses=DRY_RUN_RESPONSES)
+    async def renew(self, request: Request, account: dict, product_id: str, data: RenewalIn,
+                    dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+        """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice,
+        and a guard that is already stale is refused at once (409 `expiry_mismatch`).
+        With `Dry-Run: 1`: every check, the quote, nothing renewed (200)."""
+        if dry_run_wanted(dry_run_header):
+            async def check(trial: Trial) -> None:
+                product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
+                params = await intake.renewal_params(product, found.granted, data)
+                trial.quote = await intake.renewal_quote(product, params, clock.now())
+                await intake.check_funds(trial.quote)
+
+            return await dry_run(check)
         product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
         replay, params = await intake_or_replay(
             request, product["organization"], data, lambda: intake.renewal_params(product, found.granted, data))
         if replay:
-            return replay
-        return await accept(request, kind="renewal", org_id=product["organization"],
-                            account_id=account["id"], data=data, params=params, product_id=product_id)
+            return accepted(replay)
+        return accepted(await accept(request, kind="renewal", org_id=product["organization"],
+                                     account_id=account["id"], data=data, params=params, product_id=product_id))
 
-    @post("/v1/products/{product_id:str}/transfers", status_code=202)
-    async def transfer(self, request: Request, account: dict, product_id: str, data: TransferIn) -> OperationOut:
-        """A reseller moves a product to one of its clients (`to_client`) or back to itself (null)."""
+    @post("/v1/organizations/{org_id:str}/renewals", status_code=202,
+          responses=BATCH_DRY_RUN_RESPONSES)
+    async def renew_many(self, request: Request, account: dict, org_id: str, data: BatchRenewalIn,
+                         dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+        """Renews up to 1,000 of the organization's products: `items` [{product_id, years,
+        current_expires_at, payment_method = "prepaid"}], each product once. Needs `product:renew`
+        and the items' payment methods. Answers 202 with a `renewal_batch` operation; each item
+        becomes its own renewal operation (its own guard, charge and events). The batch succeeds
+        once every item has finished: `result.items` [{product_id, operation_id, status, error}],
+        `failed_items` counting the failed ones (a product not in the organization fails
+        `not_found` and is not touched). With `Dry-Run: 1`: the total quote and each item's outcome (200)."""
+        wanted_dry_run = dry_run_wanted(dry_run_header)
+        found = await access(account, org_id)
+        if wanted_dry_run:
+            return await renew_many_dry_run(found, data)
+        replay, params = await intake_or_replay(
+            request, org_id, data, lambda: intake.renewal_batch_params(found.granted, data))
+        if replay:
+            return accepted(replay)
+        return accepted(await accept(request, kind="renewal_batch", org_id=org_id, account_id=account["id"],
+                                     data=data, params=params))
+
+    @post("/v1/products/{product_id:str}/transfers", status_code=202, responses=DRY_RUN_RESPONSES)
+    async def transfer(self, request: Request, account: dict, product_id: str, data: TransferIn,
+                       dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+        """A reseller moves a product to one of its clients (`to_client`) or back to itself (null).
+        With `Dry-Run: 1`: every check and a zero quote (transfers are free), nothing moved (200)."""
+        async def checked(product: dict, found: Access) -> None:
+            status = None
+            if data.to_client and found.org["is_reseller"]:
+                status = (await intake.client_in(product["organization"], data.to_client))["status"]
+            permissions.check_transfer(found.org["is_reseller"], status)
+
+        if dry_run_wanted(dry_run_header):
+            async def check(trial: Trial) -> None:
+                product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
+                await checked(product, found)
+                trial.quote = await intake.free_quote(found.org, product["expires_at"])
+
+            return await dry_run(check)
         product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
         if replay := await replayed(request, product["organization"], data):
-            return replay
-        status = None
-        if data.to_client and found.org["is_reseller"]:
-            status = (await intake.client_in(product["organization"], data.to_client))["status"]
-        permissions.check_transfer(found.org["is_reseller"], status)
-        return await accept(request, kind="transfer", org_id=product["organization"],
-                            account_id=account["id"], data=data,
-                            params={"to_client": data.to_client}, product_id=product_id)
+            return accepted(replay)
+        await checked(product, found)
+        return accepted(await accept(request, kind="transfer", org_id=product["organization"],
+                                     account_id=account["id"], data=data,
+                                     params={"to_client": data.to_client}, product_id=product_id))
 
-    @post("/v1/resellers/{org_id:str}/clients/{client_id:str}/release", status_code=202)
+    @post("/v1/resellers/{org_id:str}/clients/{client_id:str}/release", status_code=202,
+          responses=DRY_RUN_RESPONSES)
     async def release(self, request: Request, account: dict, org_id: str, client_id: str,
-                      data: ReleaseIn) -> OperationOut:
-        """Moves the client and all its products to a new organization owned by `owner_email`."""
+                      data: ReleaseIn, dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+        """Moves the client and all its products to a new organization owned by `owner_email`.
+        With `Dry-Run: 1`: every check and a zero quote (releases are free), nothing moved (200)."""
+        if dry_run_wanted(dry_run_header):
+            async def check(trial: Trial) -> None:
+                found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
+                await intake.release_params(found.org, found.granted, client_id, data,
+                                            request.app.state.settings.claim_days)
+                trial.quote = await intake.free_quote(found.org)
+
+            return await dry_run(check)
         found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
         replay, params = await intake_or_replay(
             request, org_id, data, lambda: intake.release_params(found.org, found.granted, client_id, data,
                                                           request.app.state.settings.claim_days))
         if replay:
-            return replay
-        return await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data,
-                            params=params)
+            return accepted(replay)
+        return accepted(await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data,
+                                     params=params))
 
     @get("/v1/operations/{operation_id:str}")
     async def get_operation(self, account: dict, operation_id: str) -> OperationOut:

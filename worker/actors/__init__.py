@@ -6,6 +6,7 @@ import asyncio
 
 import dramatiq
 
+from worker.actors.batches import execute_batch, tell_parent
 from worker.actors.clients import upsert_client
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
 from worker.actors.purchases import purchase
@@ -46,6 +47,8 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
             for payer in done.charged if done else []:
                 await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
             await fan_out(sender, operation_id=operation_id)
+            if kind == "renewal":  # an item of a bulk renewal tells its batch when it is the last
+                await tell_parent(operation_id, sender)
 
         name = ACTOR_FOR_KIND[kind]
         execute.__name__ = execute.__qualname__ = name.replace(".", "_")
@@ -54,6 +57,14 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
 
     for kind, handler in HANDLERS.items():
         operation_actor(kind, handler)
+
+    async def renewal_batches_execute(operation_id: str) -> None:
+        if await execute_batch(operation_id, sender):
+            await fan_out(sender, operation_id=operation_id)
+
+    batch_actor = ACTOR_FOR_KIND["renewal_batch"]
+    declared[batch_actor] = dramatiq.actor(renewal_batches_execute, actor_name=batch_actor,
+                                           queue_name=OPERATIONS_QUEUE, broker=broker)
 
     async def tiers_recalculate(organization_id: str) -> None:
         if await recalculate(organization_id):

@@ -9,7 +9,8 @@ from rules.catalog import DEFAULT_CATALOG, kind_of
 from rules.errors import NameTaken
 from rules.lifecycle import rfc3339
 from tables import clients, events, organizations, products
-from worker.charging import charge, current_tier
+from tables.ledger import current_tier
+from worker.charging import charge
 from worker.execution import Done, recheck
 
 

@@ -9,13 +9,10 @@ from rules.catalog import DEFAULT_CATALOG, kind_of
 from rules.errors import TargetMissing
 from rules.lifecycle import rfc3339
 from tables import events, products
-from worker.charging import charge, current_tier
+from tables.ledger import current_tier
+from tables.products import payer_of
+from worker.charging import charge
 from worker.execution import Done, recheck
-
-
-def payer_of(product: dict) -> str:
-    """A reseller client's product is paid by the reseller; anything else by its organization."""
-    return product["reseller"] or product["organization"]
 
 
 async def renewal(op: dict, now: datetime) -> Done:
