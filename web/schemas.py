@@ -379,7 +379,7 @@ class DryRunOut(Struct):
 
 
 class BatchRenewalItem(Struct, forbid_unknown_fields=True):
-    product_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    product_id: Ident
     years: Years
     current_expires_at: datetime
     payment_method: PaymentMethod = "prepaid"
