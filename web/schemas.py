@@ -325,3 +325,24 @@ class InboundSecretOut(Struct):
 
 class InboundAccepted(Struct):
     operation: OperationOut
+
+
+KeyName = Annotated[str, Meta(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+
+
+class ApiKeyIn(Struct, forbid_unknown_fields=True):
+    name: KeyName
+    # Omitted: every organization the account belongs to / whatever its teams grant.
+    organizations: Annotated[list[Ident], Meta(max_length=100)] | None = None
+    permissions: Annotated[list[Ident], Meta(max_length=50)] | None = None
+
+
+class ApiKeyOut(Struct):
+    id: str
+    name: str
+    prefix: str  # the key's first characters, to recognise it
+    organizations: list[str] | None  # null: not limited
+    permissions: list[str] | None  # null: not narrowed
+    created_at: datetime
+    last_used_at: datetime | None
+    api_key: str | None = None  # only in the answer that creates the key
