@@ -19,6 +19,9 @@ EVENT_TYPES = frozenset({
     "organization.claimed",
 })
 
+# Sent to one endpoint on request (POST .../test), whatever it subscribes to: not subscribable.
+PING = "ping"
+
 # Delay before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then failed.
 RETRY_DELAYS: tuple[timedelta, ...] = (
     timedelta(0), timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30),

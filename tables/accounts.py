@@ -1,4 +1,4 @@
-"""Personal accounts. API keys are stored as SHA-256 digests, never in clear."""
+"""Personal accounts. Their API keys live in `api_keys` (tables.api_keys), as SHA-256 digests."""
 
 from piccolo.columns import Timestamptz, Varchar
 from piccolo.table import Table
@@ -10,7 +10,7 @@ class Account(Table, tablename="accounts"):
     name = Varchar(length=200)
     key_hash = Varchar(
         length=64, null=True, default=None, unique=True,
-        help_text="SHA-256 hex digest of the API key; null until a key is issued (claim).",
+        help_text="Unused: keys live in api_keys; `tenure migrate` moves any left here and empties it.",
     )
     created_at = Timestamptz()
 
@@ -36,17 +36,16 @@ def new_secret(prefix: str = API_KEY_PREFIX) -> str:
 
 
 async def create(email: str, name: str, now: datetime) -> tuple[dict, str]:
-    """Inserts an account; returns (row, api key shown once) or raises EmailTaken."""
-    key = new_secret()
-    row = {
-        "id": new_id("acc"), "email": email.lower(), "name": name,
-        "key_hash": digest(key), "created_at": now,
-    }
+    """Inserts an account with its "default" API key; returns (row, key shown once) or raises EmailTaken."""
+    from tables import api_keys
+
+    row = {"id": new_id("acc"), "email": email.lower(), "name": name, "key_hash": None, "created_at": now}
     inserted = await Account.insert(Account(**row)).on_conflict(
         target=Account.email, action="DO NOTHING"
     ).returning(Account.id)
     if not inserted:
         raise EmailTaken(email)
+    _, key = await api_keys.create(row["id"], api_keys.DEFAULT_NAME, now)
     return row, key
 
 
@@ -56,19 +55,16 @@ class EmailTaken(Exception):
         self.email = email
 
 
-async def by_key(api_key: str) -> dict | None:
-    return await Account.select(Account.id, Account.email, Account.name).where(
-        Account.key_hash == digest(api_key)
-    ).first()
-
-
 async def by_email(email: str) -> dict | None:
     return await Account.select(Account.id, Account.email, Account.name).where(
         Account.email == email.lower()
     ).first()
 
 
-async def rotate_key(account_id: str) -> str:
-    key = new_secret()
-    await Account.update({Account.key_hash: digest(key)}).where(Account.id == account_id)
+async def rotate_key(account_id: str, now: datetime) -> str:
+    """Replaces every key of the account by a new "default" one (the demo's sign-in)."""
+    from tables import api_keys
+
+    await api_keys.ApiKey.delete().where(api_keys.ApiKey.account == account_id)
+    _, key = await api_keys.create(account_id, api_keys.DEFAULT_NAME, now)
     return key

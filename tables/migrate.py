@@ -14,16 +14,19 @@ class MigrationFailed(RuntimeError):
 
 
 async def migrate() -> int:
-    """Applies the migrations; then seals secrets stored in clear (rows from before
+    """Applies the migrations; moves API keys still in `accounts.key_hash` to `api_keys`; then seals secrets stored in clear (rows from before
     encryption at rest) or under an older TENURE_SECRET_KEY. Answers how many it sealed."""
     os.environ.setdefault("PICCOLO_CONF", "tables.piccolo_conf")
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    from tables import secrets_at_rest
+    from tables import api_keys, secrets_at_rest
+    from tables.clock import clock
 
     result = await run_forwards(app_name="tenure", migration_id="all")
     if not result.success:
         raise MigrationFailed(result.message)
+    async with engine.transaction():
+        await api_keys.carry_over_account_keys(clock.now())
     sealed = await secrets_at_rest.seal_clear_rows()
     if sealed and engine.is_sqlite():
         # The replaced values linger in free pages and in the WAL until they are rewritten.

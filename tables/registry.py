@@ -1,6 +1,7 @@
 """Every tenure table, in dependency order (referenced tables first)."""
 
 from tables.accounts import Account
+from tables.api_keys import ApiKey
 from tables.claims import Claim
 from tables.clients import Client
 from tables.events import Event
@@ -14,7 +15,7 @@ from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
-    Account, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
+    Account, ApiKey, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
     InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount,
 ]

@@ -174,4 +174,12 @@ async def seal_clear_rows() -> int:
                 continue
             await table.update(values).where(table.id == row["id"])
             changed += 1
+    # An endpoint's previous secret (signing beside the current one after a rotation).
+    rows = await WebhookEndpoint.select(WebhookEndpoint.id, WebhookEndpoint.previous_sealed_secret).where(
+        WebhookEndpoint.previous_sealed_secret.is_not_null())
+    for row in rows:
+        if token := box().resealed(row["previous_sealed_secret"]):
+            await WebhookEndpoint.update({WebhookEndpoint.previous_sealed_secret: token}).where(
+                WebhookEndpoint.id == row["id"])
+            changed += 1
     return changed

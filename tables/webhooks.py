@@ -15,6 +15,11 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     disabled_reason = Varchar(length=100, null=True, default=None)
     failing_since = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+    description = Varchar(length=500, default="")
+    previous_sealed_secret = Text(null=True, default=None,
+                                  help_text="The secret before the last rotation, encrypted; signs too until "
+                                            "previous_secret_until.")
+    previous_secret_until = Timestamptz(null=True, default=None)
 
 
 class Delivery(Table, tablename="deliveries"):
@@ -62,20 +67,23 @@ class InboundMessage(Table, tablename="inbound_messages"):
 
 # --- queries -----------------------------------------------------------------
 
-from datetime import datetime, timedelta  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from tables import secrets_at_rest  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 LEASE = timedelta(minutes=2)  # longer than the 15 s HTTP timeout plus bookkeeping
+# After a rotation the previous secret signs too, for this long, so receivers can roll.
+PREVIOUS_SECRET_OVERLAP = timedelta(hours=24)
+DISABLED_ON_REQUEST = "disabled_on_request"
 
 
 async def create_endpoint(org_id: str, url: str, event_types: frozenset[str], secret: str,
-                          now: datetime) -> dict:
+                          now: datetime, description: str = "") -> dict:
     """Stores the endpoint with its secret encrypted; the row returned holds neither."""
     row = {"id": new_id("whe"), "organization_id": org_id, "url": url,
            "event_types": " ".join(sorted(event_types)), "enabled": True,
-           "disabled_reason": None, "failing_since": None, "created_at": now}
+           "disabled_reason": None, "failing_since": None, "created_at": now, "description": description}
     await WebhookEndpoint.insert(WebhookEndpoint(
         **row, secret="", sealed_secret=secrets_at_rest.seal(secret)))
     return row
@@ -150,8 +158,9 @@ async def lease_due(now: datetime, limit: int) -> list[str]:
     return [r["id"] for r in leased]
 
 
-async def delivery_context(delivery_id: str) -> tuple[dict, dict, dict] | None:
-    """The delivery with its endpoint (its `secret` decrypted) and event, or None if any is gone."""
+async def delivery_context(delivery_id: str, now: datetime | None = None) -> tuple[dict, dict, dict] | None:
+    """The delivery with its endpoint (`secrets`: those that sign now, decrypted, the current
+    one first and also in `secret`) and event, or None if any is gone."""
     from tables.events import Event
 
     delivery = await Delivery.select().where(Delivery.id == delivery_id).first()
@@ -161,9 +170,71 @@ async def delivery_context(delivery_id: str) -> tuple[dict, dict, dict] | None:
     event = await Event.select().where(Event.id == delivery["event_id"]).output(load_json=True).first()
     if hook is None or event is None:
         return None
-    hook["secret"] = secrets_at_rest.secret_of(hook)
-    del hook["sealed_secret"]
+    hook["secrets"] = signing_secrets(hook, now or datetime.now(UTC))
+    hook["secret"] = hook["secrets"][0]
+    del hook["sealed_secret"], hook["previous_sealed_secret"]
     return delivery, hook, event
+
+
+def signing_secrets(hook: dict, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one
+    during the overlap after a rotation."""
+    current = [secrets_at_rest.secret_of(hook)]
+    if hook["previous_sealed_secret"] and hook["previous_secret_until"] and hook["previous_secret_until"] > now:
+        return current + [secrets_at_rest.box().open(hook["previous_sealed_secret"])]
+    return current
+
+
+async def update_endpoint(endpoint_id: str, changes: dict) -> None:
+    """Changes url, event_types (space-separated) or description."""
+    if changes:
+        await WebhookEndpoint.update({getattr(WebhookEndpoint, name): value for name, value in changes.items()}
+                                     ).where(WebhookEndpoint.id == endpoint_id)
+
+
+async def rotate_secret(endpoint_id: str, secret: str, now: datetime) -> datetime:
+    """Makes `secret` the endpoint's secret; the current one keeps signing (beside it) for
+    PREVIOUS_SECRET_OVERLAP, a previous one still in its overlap stops. Answers until when.
+    Call in a transaction (the row is read, then written)."""
+    row = await WebhookEndpoint.select(WebhookEndpoint.secret, WebhookEndpoint.sealed_secret).where(
+        WebhookEndpoint.id == endpoint_id).first()
+    previous = row["sealed_secret"] or secrets_at_rest.seal(row["secret"])
+    until = now + PREVIOUS_SECRET_OVERLAP
+    await WebhookEndpoint.update({
+        WebhookEndpoint.sealed_secret: secrets_at_rest.seal(secret), WebhookEndpoint.secret: "",
+        WebhookEndpoint.previous_sealed_secret: previous, WebhookEndpoint.previous_secret_until: until,
+    }).where(WebhookEndpoint.id == endpoint_id)
+    return until
+
+
+async def enable_endpoint(endpoint_id: str, now: datetime) -> list[str]:
+    """Enables a disabled endpoint and resumes the deliveries its disabling cancelled (due
+    now, leased for an immediate attempt); answers their ids (none if it was enabled)."""
+    changed = await WebhookEndpoint.update({WebhookEndpoint.enabled: True, WebhookEndpoint.disabled_reason: None,
+                                            WebhookEndpoint.failing_since: None}).where(
+        (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.enabled == False)  # noqa: E712
+    ).returning(WebhookEndpoint.id)
+    if not changed:
+        return []
+    resumed = await Delivery.update({Delivery.status: "pending", Delivery.next_attempt_at: now,
+                                     Delivery.leased_until: now + LEASE, Delivery.updated_at: now}).where(
+        (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "cancelled")
+    ).returning(Delivery.id)
+    return [r["id"] for r in resumed]
+
+
+async def add_ping(org_id: str, endpoint_id: str, now: datetime) -> tuple[str, str]:
+    """A `ping` event for this endpoint only (recorded as already dispatched, so no other
+    endpoint gets it, whatever it subscribes to) and its delivery; answers (event, delivery) ids."""
+    from rules.webhooks import PING
+    from tables.events import Event
+
+    event_id = new_id("evt")
+    await Event.insert(Event(id=event_id, type=PING, organization_id=org_id, product_id=None, operation_id=None,
+                             data={"endpoint_id": endpoint_id}, dedupe_key=None, created_at=now,
+                             dispatched_at=now))
+    [delivery_id] = await add_deliveries([(endpoint_id, event_id)], now)
+    return event_id, delivery_id
 
 
 async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> bool:

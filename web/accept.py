@@ -23,6 +23,7 @@ from web.schemas import BatchDryRunOut, DryRunOut, ErrorOut, MoneyIO, OperationO
 from worker.queue import operation_message
 
 log = structlog.get_logger("tenure.web")
+KEY_PERMISSIONS = "key_permissions"  # in an operation's params: the narrowing of the key that asked
 
 
 def operation_out(row: dict) -> OperationOut:
@@ -67,6 +68,9 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
     """Records the operation durably and sends it; a replayed Idempotency-Key returns the first one."""
     now = clock.now()
     wanted = idempotency.request_hash(request, data)
+    narrowed = getattr(request.state, "key_permissions", None) if account_id is not None else None
+    if narrowed is not None:  # asked with a narrowed API key: the worker's recheck narrows the same way
+        params = {**params, KEY_PERMISSIONS: sorted(narrowed)}
     row = operations.new_row(
         kind, org_id, now, account_id=account_id, params=params, product_id=product_id,
         idem_key=idem_key if idem_key is not None else idempotency.key_for(request, org_id),

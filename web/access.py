@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from litestar import Request
 
 from rules import permissions
-from tables import accounts, organizations
+from tables import api_keys, organizations
+from tables.clock import clock
 from web.errors import NotFound, Unauthorized
 from web.ratelimit import client_address
 
 
 async def provide_account(request: Request) -> dict:
     """The account behind `Authorization: Bearer <api key>`, or 401; 429 past a rate limit
-    (wrong keys from the caller's address, or requests with this key)."""
+    (wrong keys from the caller's address, or requests with this key). The dict carries the
+    key's id and scope too (`key_id`, `key_orgs`, `key_permissions`: tables.api_keys)."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -22,12 +24,13 @@ async def provide_account(request: Request) -> dict:
     limiter = request.app.state.limiter
     address = client_address(request.scope)
     limiter.check_blocked(address)
-    account = await accounts.by_key(key.strip())
+    account = await api_keys.authenticate(key.strip(), clock.now())
     if account is None:
         await limiter.failed_auth(address)
         raise Unauthorized("this API key is not valid; create an account or use a current key")
-    await limiter.hit("per_key", account["id"])  # one key per account: the account is the key
+    await limiter.hit("per_key", account["key_id"])
     request.state.account_id = account["id"]
+    request.state.key_permissions = account["key_permissions"]  # kept on operations (web.accept)
     return account
 
 
@@ -47,12 +50,28 @@ class Access:
         permissions.require(self.granted, needed)
 
 
+def key_allows_org(account: dict, org_id: str) -> bool:
+    """Whether the caller's API key may reach `org_id` at all (a key may be limited to some)."""
+    return account.get("key_orgs") is None or org_id in account["key_orgs"]
+
+
+def narrowed(account: dict, granted: frozenset[str]) -> frozenset[str]:
+    """What the teams grant, narrowed to the key's permissions: a key never widens."""
+    limit = account.get("key_permissions")
+    return granted if limit is None else granted & limit
+
+
 async def access(account: dict, org_id: str, needed: str | None = None) -> Access:
-    """The caller's access to `org_id`; 404 if not a member (as if it did not exist), 403 if lacking `needed`."""
-    found = await organizations.membership(account["id"], org_id, permissions.ALL_PERMISSIONS)
+    """The caller's access to `org_id`; 404 if not a member (as if it did not exist) or if the
+    caller's key is limited to other organizations, 403 if lacking `needed` (after the key's
+    narrowing)."""
+    found = None
+    if key_allows_org(account, org_id):
+        found = await organizations.membership(account["id"], org_id, permissions.ALL_PERMISSIONS)
     if found is None:  # unknown, or not yours: the same answer
         raise NotFound("organization", org_id)
     org, granted = found
+    granted = narrowed(account, granted)
     result = Access(org=org, granted=granted)
     if needed:
         result.require(needed)

@@ -19,6 +19,7 @@ from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
+from web.routes.keys import KeyController
 from web.metrics import PROMETHEUS, MetricsController, refresher
 from web.ratelimit import Limiter, RouteLimits, check_settings
 from web.routes.ops import OpsController, health, ready
@@ -56,7 +57,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
 
     app = Litestar(
         route_handlers=[
-            health, ready, catalog, OpsController, MetricsController, AccountController,
+            health, ready, catalog, OpsController, MetricsController, AccountController, KeyController,
             OrganizationController, BillingController, ClientController, ProductController,
             WebhookEndpointController, InboundController, ops_router, list_operations,
         ],

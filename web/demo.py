@@ -70,7 +70,7 @@ async def seed() -> Demo:
             await clients.create(reseller, "Atelier Dupont", "hello@atelier.test", "crm-1002", clock.now())
         for email in (ORG_OWNER, RESELLER_OWNER):
             account = await accounts.by_email(email)
-            demo.keys[email] = await accounts.rotate_key(account["id"])
+            demo.keys[email] = await accounts.rotate_key(account["id"], clock.now())
             org = (await organizations.memberships_of(account["id"]))[0]
             if email == ORG_OWNER:
                 demo.organization_id = org["organization.id"]

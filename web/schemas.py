@@ -284,6 +284,7 @@ class ProductOut(Struct):
 class EndpointIn(Struct, forbid_unknown_fields=True):
     url: Annotated[str, Meta(min_length=8, max_length=2000)]
     event_types: list[str] = msgspec.field(default_factory=list)
+    description: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] = ""
 
     def __post_init__(self) -> None:
         check_well_formed(self.url)  # 422 invalid_url, raised through the decoder
@@ -298,6 +299,7 @@ class EndpointOut(Struct):
     failing_since: datetime | None
     created_at: datetime
     secret: str | None = None  # only in the answer that creates the endpoint
+    description: str = ""
 
 
 class AttemptOut(Struct):
@@ -402,3 +404,50 @@ class BatchDryRunOut(Struct):
     would_fail: ErrorOut | None  # set when the whole batch would be refused (permissions)
     items: list[DryRunItemOut]  # every item, in the order sent
     failing_items: int
+
+KeyName = Annotated[str, Meta(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+
+
+class ApiKeyIn(Struct, forbid_unknown_fields=True):
+    name: KeyName
+    # Omitted: every organization the account belongs to / whatever its teams grant.
+    organizations: Annotated[list[Ident], Meta(max_length=100)] | None = None
+    permissions: Annotated[list[Ident], Meta(max_length=50)] | None = None
+
+
+class ApiKeyOut(Struct):
+    id: str
+    name: str
+    prefix: str  # the key's first characters, to recognise it
+    organizations: list[str] | None  # null: not limited
+    permissions: list[str] | None  # null: not narrowed
+    created_at: datetime
+    last_used_at: datetime | None
+    api_key: str | None = None  # only in the answer that creates the key
+
+
+Description = Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)]
+
+
+class EndpointPatch(Struct, forbid_unknown_fields=True):
+    """The fields to change; those omitted (or null) stay as they are."""
+
+    url: Annotated[str, Meta(min_length=8, max_length=2000)] | None = None
+    event_types: list[str] | None = None
+    description: Description | None = None
+    enabled: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            check_well_formed(self.url)  # 422 invalid_url, raised through the decoder
+
+
+class EndpointSecretOut(Struct):
+    secret: str  # shown once
+    previous_valid_until: datetime  # the previous secret signs deliveries too until then
+
+
+class PingOut(Struct):
+    event_id: str
+    delivery_id: str
+    status: str

@@ -64,13 +64,18 @@ class Bounds:
 
 
 async def recheck(op: dict, needed: str, payment_method: str | None = None) -> None:
-    """Permissions again at execution: a member removed since the request loses the right."""
+    """Permissions again at execution: a member removed since the request loses the right.
+    An operation asked with a narrowed API key keeps that narrowing in its params
+    (`key_permissions`): the teams' permissions are intersected with it again here."""
     if op["account_id"] is None:
         return  # asked by tenure itself (sweep) or a verified reseller webhook
     granted = await organizations.permissions_of(op["account_id"], op["organization_id"],
                                                  permissions.ALL_PERMISSIONS)
     if granted is None:
         raise PermissionDenied("the member who asked is no longer in the organization")
+    key_permissions = (op.get("params") or {}).get("key_permissions")
+    if key_permissions is not None:
+        granted = granted & frozenset(key_permissions)
     permissions.require(granted, needed)
     if payment_method is not None:
         permissions.require_payment_method(granted, payment_method)

@@ -70,3 +70,23 @@ def test_endpoints_are_private_to_members_with_webhook_manage(client):
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
     assert client.get(f"/v1/organizations/{org}/webhook-endpoints/whe_x/deliveries",
                       headers=owner.auth).status_code == 404
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9000/hook", "http://10.0.0.8/hook", "ftp://example.com/hook"])
+def test_a_new_url_goes_through_the_same_checks_as_at_creation(client, settings, database_url, url):
+    from litestar.testing import TestClient
+
+    from web.app import create_app
+
+    allowing = type(settings)(database_url=database_url, allow_private_webhook_urls=True)
+    with TestClient(create_app(allowing)) as permissive:
+        owner = builders.person(permissive)
+        org = builders.organization(permissive, owner)
+        hook = create(permissive, owner, org, "http://127.0.0.1:9/hook").json()["id"]
+
+    answer = client.patch(f"/v1/organizations/{org}/webhook-endpoints/{hook}", headers=owner.auth, json={"url": url})
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_webhook_url"
+    listed = client.get(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth).json()
+    assert [e["url"] for e in listed] == ["http://127.0.0.1:9/hook"]

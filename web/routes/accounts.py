@@ -7,7 +7,7 @@ from litestar import Controller, Request, get, post
 from tables import accounts, claims, events, organizations
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import optional_account
+from web.access import key_allows_org, optional_account
 from web.errors import Conflict, Invalid
 from web.schemas import AccountCreated, AccountIn, ClaimedOut, ClaimIn, MeOut, MyOrganization, TeamRef
 
@@ -72,6 +72,8 @@ class AccountController(Controller):
     async def me(self, account: dict) -> MeOut:
         orgs: dict[str, MyOrganization] = {}
         for row in await organizations.memberships_of(account["id"]):
+            if not key_allows_org(account, row["organization.id"]):
+                continue  # the caller's key is limited to other organizations
             org = orgs.setdefault(row["organization.id"], MyOrganization(
                 id=row["organization.id"], name=row["organization.name"],
                 reseller=row["organization.is_reseller"], teams=[]))

@@ -7,7 +7,7 @@ import secrets
 from typing import Annotated
 
 import anyio
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 
 from rules import permissions
@@ -18,7 +18,17 @@ from tables.clock import clock
 from tables.engine import transaction
 from web.access import access
 from web.errors import Conflict, NotFound
-from web.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, Page, cut
+from web.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EndpointSecretOut,
+    Page,
+    PingOut,
+    cut,
+)
 from worker.queue import delivery_message
 from worker.webhooks.addresses import NotPublic, Resolver, Unresolvable, checked_addresses
 
@@ -30,7 +40,8 @@ def new_secret() -> str:
 def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
     return EndpointOut(id=row["id"], url=row["url"], event_types=row["event_types"].split(),
                        enabled=row["enabled"], disabled_reason=row["disabled_reason"],
-                       failing_since=row["failing_since"], created_at=row["created_at"], secret=secret)
+                       failing_since=row["failing_since"], created_at=row["created_at"], secret=secret,
+                       description=row.get("description") or "")
 
 
 async def refuse_private(url: str, allow_private: bool, resolver: Resolver) -> None:
@@ -60,7 +71,8 @@ class WebhookEndpointController(Controller):
                              request.app.state.resolver)
         secret = new_secret()
         async with transaction():
-            row = await webhooks.create_endpoint(org_id, data.url, types, secret, clock.now())
+            row = await webhooks.create_endpoint(org_id, data.url, types, secret, clock.now(),
+                                                 description=data.description.strip())
         return endpoint_out(row, secret)
 
     @get("/")
@@ -75,6 +87,66 @@ class WebhookEndpointController(Controller):
             if await webhooks.endpoint(org_id, endpoint_id) is None:
                 raise NotFound("webhook endpoint", endpoint_id)
             await webhooks.delete_endpoint(endpoint_id, clock.now())
+
+    @patch("/{endpoint_id:str}")
+    async def update_endpoint(self, request: Request, account: dict, org_id: str, endpoint_id: str,
+                              data: EndpointPatch) -> EndpointOut:
+        """Changes the URL (checked as at creation), the subscribed event types, the description,
+        or `enabled`: disabling cancels pending deliveries, enabling resumes those cancelled."""
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        if await webhooks.endpoint(org_id, endpoint_id) is None:
+            raise NotFound("webhook endpoint", endpoint_id)
+        changes: dict = {}
+        if data.event_types is not None:
+            changes["event_types"] = " ".join(sorted(hooks.validate_event_types(data.event_types)))
+        if data.url is not None:
+            await refuse_private(data.url, request.app.state.settings.allow_private_webhook_urls,
+                                 request.app.state.resolver)
+            changes["url"] = data.url
+        if data.description is not None:
+            changes["description"] = data.description.strip()
+        resumed: list[str] = []
+        now = clock.now()
+        async with transaction():
+            if await webhooks.endpoint(org_id, endpoint_id) is None:  # deleted meanwhile
+                raise NotFound("webhook endpoint", endpoint_id)
+            await webhooks.update_endpoint(endpoint_id, changes)
+            if data.enabled is True:
+                resumed = await webhooks.enable_endpoint(endpoint_id, now)
+            elif data.enabled is False:
+                await webhooks.disable_endpoint(endpoint_id, webhooks.DISABLED_ON_REQUEST, now)
+        for delivery_id in resumed:
+            if not await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id)):
+                break  # broker down: the leases run out and the scheduler sends them
+        return endpoint_out(await webhooks.endpoint(org_id, endpoint_id))
+
+    @post("/{endpoint_id:str}/secret", status_code=201)
+    async def rotate_secret(self, account: dict, org_id: str, endpoint_id: str) -> EndpointSecretOut:
+        """Makes a new signing secret, shown once. For 24 hours deliveries carry two signatures
+        (new and previous secret, in the one `webhook-signature` header), so receivers can switch."""
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        secret = new_secret()
+        async with transaction():
+            if await webhooks.endpoint(org_id, endpoint_id) is None:
+                raise NotFound("webhook endpoint", endpoint_id)
+            until = await webhooks.rotate_secret(endpoint_id, secret, clock.now())
+        return EndpointSecretOut(secret=secret, previous_valid_until=until)
+
+    @post("/{endpoint_id:str}/test", status_code=202)
+    async def ping(self, request: Request, account: dict, org_id: str, endpoint_id: str) -> PingOut:
+        """Sends a signed `ping` event to this endpoint only (whatever it subscribes to); the
+        delivery shows in its delivery log."""
+        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        async with transaction():
+            hook = await webhooks.endpoint(org_id, endpoint_id)
+            if hook is None:
+                raise NotFound("webhook endpoint", endpoint_id)
+            if not hook["enabled"]:
+                raise Conflict("endpoint_disabled", f"this endpoint is disabled ({hook['disabled_reason']}); "
+                               "enable it (PATCH enabled=true) to test it")
+            event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
+        await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
+        return PingOut(event_id=event_id, delivery_id=delivery_id, status="pending")
 
     @get("/{endpoint_id:str}/deliveries")
     async def list_deliveries(self, account: dict, org_id: str, endpoint_id: str, after: str | None = None,
@@ -105,7 +177,7 @@ class WebhookEndpointController(Controller):
             raise NotFound("webhook endpoint", endpoint_id)
         if not hook["enabled"]:
             raise Conflict("endpoint_disabled", f"this endpoint was disabled ({hook['disabled_reason']}); "
-                           "create a new endpoint to receive events again")
+                           "enable it (PATCH enabled=true) to receive events again")
         async with transaction():
             if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
                 raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight

@@ -43,13 +43,17 @@ def payload(event: dict) -> bytes:
     })
 
 
-def signed_headers(secret: str, message_id: str, body: bytes) -> dict[str, str]:
+def signed_headers(secrets: str | list[str], message_id: str, body: bytes) -> dict[str, str]:
+    """Standard Webhooks headers; with several secrets (a rotation's overlap), one `v1,`
+    signature each, space-separated in the one header: a receiver accepts any that matches."""
     # The signature's timestamp is the real time: receivers check it against their own clocks.
     sent_at = datetime.now(UTC)
+    secrets = [secrets] if isinstance(secrets, str) else secrets
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, sent_at, body.decode()),
+        "webhook-signature": " ".join(Webhook(secret).sign(message_id, sent_at, body.decode())
+                                      for secret in secrets),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
@@ -87,7 +91,7 @@ async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str
 
     `client` is this worker process's `pinned_client` (worker.webhooks.client).
     """
-    context = await webhooks.delivery_context(delivery_id)
+    context = await webhooks.delivery_context(delivery_id, clock.now())
     if context is None:
         return "gone", None
     delivery, hook, event = context
@@ -98,7 +102,7 @@ async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str
             return "skipped", None
     attempt = delivery["attempts"] + 1
     body = payload(event)
-    answer = await post(client, hook["url"], signed_headers(hook["secret"], event["id"], body), body)
+    answer = await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
     now = clock.now()
     verdict = hooks.outcome(answer.status_code)
     disabled_reason = None

@@ -1,0 +1,118 @@
+"""API keys: several named keys per account, each stored as a SHA-256 digest, optionally
+limited to some organizations and narrowed to some permissions.
+
+A key's scope only narrows what its account's teams grant: `organizations` (None: every
+organization the account belongs to) and `permissions` (None: whatever the teams grant;
+else the intersection of the two). `last_used_at` is written at most once a minute per key.
+"""
+
+from piccolo.columns import ForeignKey, Text, Timestamptz, Varchar
+from piccolo.table import Table
+
+from tables.accounts import Account
+
+
+class ApiKey(Table, tablename="api_keys"):
+    id = Varchar(length=40, primary_key=True)
+    account = ForeignKey(references=Account, index=True)
+    name = Varchar(length=100)
+    key_hash = Varchar(length=64, unique=True, help_text="SHA-256 hex digest of the key.")
+    prefix = Varchar(length=20, help_text="The key's first characters, to recognise it in a list.")
+    organizations = Text(null=True, default=None, help_text="Space-separated organization ids; null: all.")
+    permissions = Text(null=True, default=None, help_text="Space-separated permission names; null: all.")
+    created_at = Timestamptz()
+    last_used_at = Timestamptz(null=True, default=None)
+
+
+# --- queries -----------------------------------------------------------------
+
+import functools  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from tables.accounts import digest, new_secret  # noqa: E402
+from tables.ids import new_id  # noqa: E402
+
+DEFAULT_NAME = "default"
+PREFIX_LENGTH = 12  # "tnr_" and 8 random characters: enough to tell keys apart, useless to guess
+CARRIED_PREFIX = "tnr_"  # keys carried over from accounts.key_hash: only their digest is known
+LAST_USED_EVERY = timedelta(seconds=60)
+
+
+@functools.cache
+def _joined() -> SimpleNamespace:
+    return SimpleNamespace(email=ApiKey.account.email, name=ApiKey.account.name)
+
+
+def _words(values: Iterable[str] | None) -> str | None:
+    return None if values is None else " ".join(sorted(set(values)))
+
+
+def _scope(text: str | None) -> frozenset[str] | None:
+    return None if text is None else frozenset(text.split())
+
+
+def public(row: dict) -> dict:
+    """What a key's owner may see of it: never its digest."""
+    return {"id": row["id"], "name": row["name"], "prefix": row["prefix"],
+            "organizations": sorted(_scope(row["organizations"])) if row["organizations"] is not None else None,
+            "permissions": sorted(_scope(row["permissions"])) if row["permissions"] is not None else None,
+            "created_at": row["created_at"], "last_used_at": row["last_used_at"]}
+
+
+async def create(account_id: str, name: str, now: datetime, *, organizations: Iterable[str] | None = None,
+                 permissions: Iterable[str] | None = None) -> tuple[dict, str]:
+    """Stores a new key; answers (its public row, the key shown once)."""
+    key = new_secret()
+    row = {"id": new_id("key"), "account": account_id, "name": name, "key_hash": digest(key),
+           "prefix": key[:PREFIX_LENGTH], "organizations": _words(organizations),
+           "permissions": _words(permissions), "created_at": now, "last_used_at": None}
+    await ApiKey.insert(ApiKey(**row))
+    return public(row), key
+
+
+async def of(account_id: str) -> list[dict]:
+    rows = await ApiKey.select().where(ApiKey.account == account_id).order_by(ApiKey.created_at)
+    return [public(r) for r in rows]
+
+
+async def revoke(account_id: str, key_id: str) -> bool:
+    """Deletes the key (it stops working at once); False if the account has no such key."""
+    gone = await ApiKey.delete().where((ApiKey.id == key_id) & (ApiKey.account == account_id)).returning(ApiKey.id)
+    return bool(gone)
+
+
+async def authenticate(api_key: str, now: datetime) -> dict | None:
+    """The account behind `api_key`, with the key's id and scope (`key_id`, `key_orgs`,
+    `key_permissions`: None where the key does not narrow); None for an unknown key.
+    Notes the use at most once a minute (a conditional UPDATE, so racing requests write once)."""
+    joined = _joined()
+    row = await ApiKey.select(ApiKey.id, ApiKey.account, joined.email, joined.name, ApiKey.organizations,
+                              ApiKey.permissions, ApiKey.last_used_at).where(
+        ApiKey.key_hash == digest(api_key)).first()
+    if row is None:
+        return None
+    stale = now - LAST_USED_EVERY
+    if row["last_used_at"] is None or row["last_used_at"] < stale:
+        await ApiKey.update({ApiKey.last_used_at: now}).where(
+            (ApiKey.id == row["id"]) & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stale)))
+    return {"id": row["account"], "email": row["account.email"], "name": row["account.name"],
+            "key_id": row["id"], "key_orgs": _scope(row["organizations"]),
+            "key_permissions": _scope(row["permissions"])}
+
+
+async def carry_over_account_keys(now: datetime) -> int:
+    """Moves each key still in `accounts.key_hash` (accounts made before `api_keys`) into
+    `api_keys` as that account's "default" key, and empties the column, so a revoked key is
+    never carried over again. Run by `tenure migrate`; answers how many keys moved."""
+    rows = await Account.select(Account.id, Account.key_hash, Account.created_at).where(
+        Account.key_hash.is_not_null())
+    for row in rows:
+        await ApiKey.insert(ApiKey(
+            id=new_id("key"), account=row["id"], name=DEFAULT_NAME, key_hash=row["key_hash"],
+            prefix=CARRIED_PREFIX, organizations=None, permissions=None,
+            created_at=row["created_at"] or now, last_used_at=None,
+        )).on_conflict(target=ApiKey.key_hash, action="DO NOTHING")
+        await Account.update({Account.key_hash: None}).where(Account.id == row["id"])
+    return len(rows)

@@ -1,0 +1,64 @@
+"""The caller's API keys: create (shown once), list, revoke."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+
+from rules import permissions
+from rules.errors import PermissionDenied
+from tables import api_keys, organizations
+from tables.clock import clock
+from tables.engine import transaction
+from web.errors import Invalid, NotFound
+from web.schemas import ApiKeyIn, ApiKeyOut
+
+
+def key_out(row: dict, key: str | None = None) -> ApiKeyOut:
+    return ApiKeyOut(id=row["id"], name=row["name"], prefix=row["prefix"], organizations=row["organizations"],
+                     permissions=row["permissions"], created_at=row["created_at"],
+                     last_used_at=row["last_used_at"], api_key=key)
+
+
+def require_unrestricted(account: dict) -> None:
+    """Keys are managed with a key that is neither limited nor narrowed: a narrowed key
+    could otherwise mint a wider one."""
+    if account.get("key_orgs") is not None or account.get("key_permissions") is not None:
+        raise PermissionDenied("managing API keys needs a key without organization or permission limits; "
+                               "use your default key")
+
+
+class KeyController(Controller):
+    path = "/v1/me/keys"
+    tags = ["accounts"]
+
+    @post("/", status_code=201)
+    async def create_key(self, account: dict, data: ApiKeyIn) -> ApiKeyOut:
+        """Creates a named key, optionally limited to some organizations and narrowed to some
+        permissions (it never grants more than the account's teams); the key is shown once."""
+        require_unrestricted(account)
+        wanted = None if data.permissions is None else permissions.validate_permissions(data.permissions)
+        orgs = None if data.organizations is None else sorted(set(data.organizations))
+        if orgs is not None:
+            mine = {row["organization.id"] for row in await organizations.memberships_of(account["id"])}
+            unknown = [org for org in orgs if org not in mine]
+            if unknown:
+                raise Invalid("unknown_organization", f"you are not a member of {', '.join(map(repr, unknown))}; "
+                              "limit the key to organizations you belong to")
+        async with transaction():
+            row, key = await api_keys.create(account["id"], data.name.strip(), clock.now(),
+                                             organizations=orgs, permissions=wanted)
+        return key_out(row, key)
+
+    @get("/")
+    async def list_keys(self, account: dict) -> list[ApiKeyOut]:
+        """Every key of the account: its name, first characters and scope, never the key."""
+        require_unrestricted(account)
+        return [key_out(row) for row in await api_keys.of(account["id"])]
+
+    @delete("/{key_id:str}", status_code=204)
+    async def revoke_key(self, account: dict, key_id: str) -> None:
+        """Revokes the key: requests made with it are refused (401) at once."""
+        require_unrestricted(account)
+        async with transaction():
+            if not await api_keys.revoke(account["id"], key_id):
+                raise NotFound("API key", key_id)
