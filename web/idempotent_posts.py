@@ -53,16 +53,16 @@ from web.strict_body import _data_type
 
 log = structlog.get_logger("tenure.web")
 
-# POST routes (by path template) whose Idempotency-Key is kept by the operation they make.
+# POST routes (by path template, as Litestar formats it) whose Idempotency-Key is kept by the operation they make.
 OPERATION_ROUTES = frozenset({
-    "/v1/organizations/{org_id:str}/purchases",
-    "/v1/products/{product_id:str}/renewals",
-    "/v1/products/{product_id:str}/transfers",
-    "/v1/resellers/{org_id:str}/clients/{client_id:str}/release",
-    "/v1/organizations/{org_id:str}/funds",
+    "/v1/organizations/{org_id}/purchases",
+    "/v1/products/{product_id}/renewals",
+    "/v1/products/{product_id}/transfers",
+    "/v1/resellers/{org_id}/clients/{client_id}/release",
+    "/v1/organizations/{org_id}/funds",
 })
 # POST routes that take no Idempotency-Key: a signed inbound webhook's key is its webhook-id.
-NO_KEY_ROUTES = frozenset({"/v1/inbound/{org_id:str}"})
+NO_KEY_ROUTES = frozenset({"/v1/inbound/{org_id}"})
 
 # Answers saying the request was not taken up: the same key may be sent again, fixed.
 NOT_KEPT = frozenset({400, 401, 405, 408, 413, 415, 429})
@@ -218,7 +218,7 @@ class IdempotentOperation(Operation):
 def document_idempotency_key(app: Litestar) -> None:
     """Every POST route that takes an Idempotency-Key declares it in the OpenAPI document."""
     for route in app.routes:
-        if not isinstance(route, HTTPRoute) or route.path in NO_KEY_ROUTES:
+        if not isinstance(route, HTTPRoute) or route.path_format in NO_KEY_ROUTES:
             continue
         for handler in route.route_handlers:
             if "POST" in handler.http_methods:
