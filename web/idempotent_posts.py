@@ -200,10 +200,11 @@ IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key", param_in="header", required=False,
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=idempotency.MAX_KEY_LENGTH),
     description="Any 1-200 printable characters, new for each new request. Sent again with the "
-                "same body (within 24 h), the request is not made twice: the first answer, status "
-                "and body, is returned. Another body with the same key is 422 "
-                "`idempotency_key_reused`; while the first request runs, 409 "
-                "`idempotency_key_in_use` (retry after Retry-After). Scoped to the caller.",
+                "same body within 24 h, the request is not made twice: the first answer is returned, "
+                "status and body (for a request that makes an operation: that operation). Another "
+                "body with the same key is 422 `idempotency_key_reused`; while the first request "
+                "runs, 409 `idempotency_key_in_use` (retry after Retry-After). Keys are the caller's "
+                "own: another caller's same key is another key.",
 )
 
 
