@@ -49,29 +49,29 @@ async def begin(row: dict) -> dict | None:
     return await IdempotentResponse.select().where(IdempotentResponse.id == row["id"]).first()
 
 
-async def take_over(row_id_: str, holder: str, stale_before: datetime, now: datetime) -> bool:
+async def take_over(answer_id: str, holder: str, stale_before: datetime, now: datetime) -> bool:
     """Takes a pending row whose request started before `stale_before` (its process died)."""
     taken = await IdempotentResponse.update({
         IdempotentResponse.holder: holder, IdempotentResponse.created_at: now,
-    }).where((IdempotentResponse.id == row_id_) & IdempotentResponse.status.is_null()
+    }).where((IdempotentResponse.id == answer_id) & IdempotentResponse.status.is_null()
              & (IdempotentResponse.created_at < stale_before)).returning(IdempotentResponse.id)
     return bool(taken)
 
 
-async def finish(row_id_: str, holder: str, status: int, media_type: str | None, body: bytes) -> bool:
+async def finish(answer_id: str, holder: str, status: int, media_type: str | None, body: bytes) -> bool:
     """Stores the answer (its body encrypted); False if another request took the row over."""
     stored = await IdempotentResponse.update({
         IdempotentResponse.status: status, IdempotentResponse.media_type: media_type,
         IdempotentResponse.sealed_body: secrets_at_rest.seal(body.decode("utf-8")),
-    }).where((IdempotentResponse.id == row_id_) & (IdempotentResponse.holder == holder)
+    }).where((IdempotentResponse.id == answer_id) & (IdempotentResponse.holder == holder)
              & IdempotentResponse.status.is_null()).returning(IdempotentResponse.id)
     return bool(stored)
 
 
-async def abandon(row_id_: str, holder: str) -> None:
+async def abandon(answer_id: str, holder: str) -> None:
     """Deletes the pending row: nothing to replay, the client may retry with the same key."""
     await IdempotentResponse.delete().where(
-        (IdempotentResponse.id == row_id_) & (IdempotentResponse.holder == holder)
+        (IdempotentResponse.id == answer_id) & (IdempotentResponse.holder == holder)
         & IdempotentResponse.status.is_null())
 
 
