@@ -5,6 +5,7 @@ from tables.api_keys import ApiKey
 from tables.claims import Claim
 from tables.clients import Client
 from tables.events import Event
+from tables.idempotency import IdempotentResponse
 from tables.leases import JobLease
 from tables.ledger import Balance, LedgerEntry, TierState
 from tables.operations import Operation
@@ -17,5 +18,5 @@ from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSe
 TABLES = [
     Account, ApiKey, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
-    InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount,
+    InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount, IdempotentResponse,
 ]

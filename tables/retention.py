@@ -27,13 +27,14 @@ from piccolo.table import Table
 
 from tables.engine import is_sqlite
 from tables.events import Event
+from tables.idempotency import IdempotentResponse
 from tables.operations import Operation
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
 
 FINISHED_OPERATIONS = ["succeeded", "failed"]
 # What /metrics reports, by name: the tables, and the idempotency keys (cleared, not deleted).
 NAMES = ("delivery_attempts", "deliveries", "events", "inbound_messages", "idempotency_keys",
-         "operations")
+         "idempotent_responses", "operations")
 
 Cursor = tuple[datetime, str]  # (the window's column, primary key) of a batch's last row
 
@@ -113,6 +114,14 @@ async def forget_idempotency_keys(cutoff: datetime, limit: int, after: Cursor | 
     return Batch({"idempotency_keys": len(cleared)}, last)
 
 
+async def forget_idempotent_responses(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
+    """Stored answers of POSTs (web/idempotent_posts.py) made before `cutoff`: a replay after
+    that is a new request. A pending row that old belongs to a process that died."""
+    where, last = await _batch(IdempotentResponse.created_at, cutoff, limit, after)
+    deleted = await IdempotentResponse.delete().where(where).returning(IdempotentResponse.id)
+    return Batch({"idempotent_responses": len(deleted)}, last)
+
+
 async def forget_operations(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Operations finished before `cutoff` that no remaining event names. Ledger entries
     keep their operation id (the ledger is never deleted)."""
@@ -160,5 +169,6 @@ async def oldest_kept() -> dict[str, datetime | None]:
         "events": await first(Event.dispatched_at),
         "inbound_messages": await first(InboundMessage.received_at),
         "idempotency_keys": await first(Operation.created_at, Operation.idem_key.is_not_null()),
+        "idempotent_responses": await first(IdempotentResponse.created_at),
         "operations": await first(Operation.finished_at),
     }

@@ -159,7 +159,8 @@ def secret_of(row: dict) -> str:
 
 async def seal_clear_rows() -> int:
     """Encrypts the secrets still stored in clear, and re-encrypts under the first key those
-    sealed under another; answers how many rows changed. Run by `tenure migrate`."""
+    sealed under another (the stored answers of POSTs too); answers how many rows changed.
+    Run by `tenure migrate`."""
     from tables.webhooks import InboundSecret, WebhookEndpoint
 
     changed = 0
@@ -181,5 +182,14 @@ async def seal_clear_rows() -> int:
         if token := box().resealed(row["previous_sealed_secret"]):
             await WebhookEndpoint.update({WebhookEndpoint.previous_sealed_secret: token}).where(
                 WebhookEndpoint.id == row["id"])
+            changed += 1
+    from tables.idempotency import IdempotentResponse  # stored answers of POSTs, kept 24 h
+
+    answers = await IdempotentResponse.select(IdempotentResponse.id, IdempotentResponse.sealed_body).where(
+        IdempotentResponse.sealed_body.is_not_null())
+    for row in answers:
+        if token := box().resealed(row["sealed_body"]):
+            await IdempotentResponse.update({IdempotentResponse.sealed_body: token}).where(
+                IdempotentResponse.id == row["id"])
             changed += 1
     return changed

@@ -15,6 +15,7 @@ from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
 from web.edge import edge_checks
+from web.idempotent_posts import IdempotentPosts, document_idempotency_key
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
@@ -66,7 +67,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         before_request=edge_checks,
         logging_config=None,  # logging is configured once per process (worker.logs), JSON lines
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
-        middleware=[PROMETHEUS.middleware, RouteLimits()],
+        middleware=[PROMETHEUS.middleware, RouteLimits(), IdempotentPosts()],
         openapi_config=OpenAPIConfig(
             title="tenure",
             version="1.0.0",
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
             }),
         ),
     )
+    document_idempotency_key(app)
     app.state.settings = settings
     app.state.resolver = resolve  # webhook hosts' addresses (tests answer their own)
     return app

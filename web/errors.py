@@ -60,6 +60,16 @@ class Invalid(ApiError):
         self.code = code
 
 
+class IdempotencyKeyInUse(Conflict):
+    """A request with this Idempotency-Key is still running (web/idempotent_posts.py)."""
+
+    def __init__(self) -> None:
+        super().__init__("idempotency_key_in_use",
+                         "a request with this Idempotency-Key is still being processed; retry "
+                         "after Retry-After seconds to get its answer")
+        self.headers = {"Retry-After": "1"}
+
+
 class RateLimited(ApiError):
     """Over a rate limit (web.ratelimit); `retry_after` seconds until the next request may pass."""
 

@@ -17,6 +17,13 @@ def key_for(request: Request, org_id: str) -> str | None:
 
     It always starts with the organization's id: the keys tenure makes for inbound webhooks
     start with `inbound:` (tables.inbound.idem_key), so no client key can stand for one."""
+    key = client_key(request)
+    return None if key is None else f"{org_id}:{key}"
+
+
+def client_key(request: Request) -> str | None:
+    """The request's Idempotency-Key, checked (None when absent); 422 if it is not 1-200
+    printable characters."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
@@ -24,7 +31,7 @@ def key_for(request: Request, org_id: str) -> str | None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise Invalid("invalid_idempotency_key",
                       f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")
-    return f"{org_id}:{key}"
+    return key
 
 
 def request_hash(request: Request, data: object) -> str:

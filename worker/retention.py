@@ -1,6 +1,7 @@
 """Daily retention job: forgets what is past its window, in small batches, one replica at a time.
 
-Windows (settings, see deploy/README.md): idempotency keys 24 h, inbound webhook ids
+Windows (settings, see deploy/README.md): idempotency keys (and the stored answers of POSTs
+sent with one) 24 h, inbound webhook ids
 7 days, finished operations 90 days, events and deliveries (with their attempts) 30 days
 after their last attempt. The ledger, balances, products and the audit record are never
 deleted.
@@ -10,7 +11,7 @@ job does nothing; each batch is its own short transaction that first extends the
 (a run that lost it stops without committing anything more). The cutoffs are fixed at the
 start, so a run ends even while new rows keep expiring. Order: attempts with their
 deliveries, then events (once their deliveries are gone), inbound ids, idempotency keys,
-and operations last (once no event names them).
+stored answers, and operations last (once no event names them).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def steps(settings: Settings, now: datetime) -> list[tuple[Step, datetime]]:
         (retention.forget_events, now - timedelta(days=settings.retention_webhooks_days)),
         (retention.forget_inbound_messages, now - timedelta(days=settings.retention_inbound_days)),
         (retention.forget_idempotency_keys, now - timedelta(hours=settings.retention_idempotency_hours)),
+        (retention.forget_idempotent_responses, now - timedelta(hours=settings.retention_idempotency_hours)),
         (retention.forget_operations, now - timedelta(days=settings.retention_operations_days)),
     ]
 

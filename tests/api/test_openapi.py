@@ -84,6 +84,20 @@ def test_the_documented_answers_use_the_contract_field_names(schema):
     assert {"id", "email", "api_key"} <= set(component["properties"])
 
 
+def test_every_post_declares_the_idempotency_key_header(schema):
+    posts = {path: item["post"] for path, item in schema["paths"].items() if "post" in item}
+    # A signed inbound webhook's key is its webhook-id (documented on the route).
+    keyed = {path: op for path, op in posts.items() if path != "/v1/inbound/{org_id}"}
+
+    missing = [path for path, op in keyed.items()
+               if not any(p["in"] == "header" and p["name"] == "Idempotency-Key" and not p.get("required")
+                          for p in op.get("parameters", []))]
+
+    assert len(keyed) >= 15 and missing == []
+    assert all("Idempotency-Key" not in repr(item.get("get", {}).get("parameters", []))
+               for item in schema["paths"].values())
+
+
 def _resolve(schema: dict, ref: dict) -> dict:
     name = ref["$ref"].rsplit("/", 1)[-1]
     return schema["components"]["schemas"][name]

@@ -268,7 +268,7 @@ def test_small_batches_delete_everything_due_and_metrics_count_it(api, settings)
     deleted = run_retention(small)
 
     assert deleted == {"delivery_attempts": 20, "deliveries": 10, "events": 10, "inbound_messages": 10,
-                       "idempotency_keys": 10, "operations": 10}
+                       "idempotency_keys": 10, "idempotent_responses": 0, "operations": 10}
     assert counts() == EVERY_TABLE_ONE | {"operations": 5, "events": 5, "deliveries": 5}
     runs = db(SweepRun.select(SweepRun.job, SweepRun.items).where(SweepRun.job == "retention").run())
     assert runs == [{"job": "retention", "items": 70}]
