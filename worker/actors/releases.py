@@ -12,6 +12,7 @@ from datetime import datetime
 from rules import claims as claim_rules
 from rules import permissions
 from rules.errors import ClientNotActive, TargetMissing
+from rules.lifecycle import rfc3339
 from tables import claims, clients, events, ledger, organizations, products
 from tables.clients import Client
 from worker.execution import Done, recheck
@@ -39,7 +40,7 @@ async def release(op: dict, now: datetime) -> Done:
                                   claim_rules.expires_at(now, days), operation_id=op["id"])
     result = {"organization_id": org["id"], "client_id": client_id, "product_ids": moved,
               "claim": {"status": claim_rules.ClaimStatus.PENDING.value,
-                        "expires_at": claim["expires_at"].isoformat()}}
+                        "expires_at": rfc3339(claim["expires_at"])}}
     await events.record("client.released", reseller_id, now, operation_id=op["id"], data=result)
     for product_id in moved:
         await events.record("product.transferred", org["id"], now, product_id=product_id,
