@@ -41,7 +41,7 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from tables import accounts
+from tables import api_keys
 from tables import idempotency as stored
 from tables.clock import clock
 from tables.engine import transaction
@@ -87,7 +87,7 @@ async def caller_of(request: Request) -> str:
         return f"address:{client_address(request.scope)}"
     scheme, _, key = header.partition(" ")
     if scheme.lower() == "bearer" and key.strip():
-        account = await accounts.by_key(key.strip())
+        account = await api_keys.authenticate(key.strip(), clock.now())
         if account is not None:
             return f"account:{account['id']}"
     # Not an account's key (the ops token, or a wrong key that the handler answers 401):
