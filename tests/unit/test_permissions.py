@@ -143,12 +143,13 @@ def test_reading_an_operation_needs_what_its_kind_is_about(kind, needed):
 
 
 @pytest.mark.parametrize(("granted", "hidden"), [
-    ({"org:view"}, {"purchase", "renewal", "transfer", "release", "client_upsert"}),
+    ({"org:view"}, {"purchase", "renewal", "renewal_batch", "transfer", "release", "client_upsert"}),
     ({"org:view", "product:view"}, {"release", "client_upsert"}),
-    ({"org:view", "client:manage"}, {"purchase", "renewal", "transfer"}),
+    ({"org:view", "client:manage"}, {"purchase", "renewal", "renewal_batch", "transfer"}),
     ({"org:view", "product:view", "client:manage"}, set()),
 ])
 def test_a_listed_kind_is_one_its_reader_could_read_alone(granted, hidden):
     assert perms.operation_kinds_hidden(frozenset(granted)) == hidden
-    for kind in ["purchase", "renewal", "transfer", "release", "client_upsert", "topup", "future_kind"]:
+    for kind in ["purchase", "renewal", "renewal_batch", "transfer", "release", "client_upsert", "topup",
+                 "future_kind"]:
         assert (kind in hidden) == (perms.needed_to_read(kind) not in granted)
