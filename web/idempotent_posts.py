@@ -47,7 +47,8 @@ from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
 from web import idempotency
-from web.errors import IdempotencyKeyInUse
+from web.edge import check_parameters
+from web.errors import IdempotencyKeyInUse, InvalidRequest
 from web.ratelimit import client_address
 from web.strict_body import _data_type
 
@@ -136,6 +137,11 @@ class IdempotentPosts(ASGIMiddleware):
             await next_app(scope, receive, send)
             return
         request: Request = Request(scope, receive)
+        try:
+            check_parameters(request)
+        except InvalidRequest:  # refused with its 400 by the edge checks, before any key is kept
+            await next_app(scope, receive, send)
+            return
         key = idempotency.client_key(request)
         if key is None:
             await next_app(scope, receive, send)

@@ -388,3 +388,15 @@ def test_the_routes_that_keep_their_own_keys_are_routes_of_the_app(client):
              if isinstance(route, HTTPRoute) and "POST" in route.methods}
 
     assert OPERATION_ROUTES | NO_KEY_ROUTES <= posts
+
+
+def test_a_control_character_in_the_path_is_refused_before_any_key_is_kept(client):
+    owner = builders.person(client)
+    org = builders.organization(client, owner)
+
+    answer = post(client, f"/v1/organizations/{org}/teams/team_%00x/members", owner,
+                  {"email": owner.email}, key="nul-in-path")
+
+    builders.refused(answer, 400, "invalid_request")
+    assert "team_id" in answer.json()["error"]["message"]
+    assert stored_rows() == []
