@@ -250,18 +250,9 @@ class FailureOut(Struct):
     at: str | None = None
 
 
-class OpsOperationOut(Struct):
+class OpsOperationOut(OperationOut):
     """Ops only: an operation with its attempts, reference and last unexpected exception."""
 
-    id: str
-    kind: str
-    status: str
-    error: ErrorOut | None
-    result: dict | None
-    organization_id: str
-    product_id: str | None
-    created_at: datetime
-    finished_at: datetime | None
     attempts: int
     reference: str | None
     failure: FailureOut | None
