@@ -41,6 +41,8 @@ Handler = Callable[[dict, datetime], Awaitable[Done]]
 INTERNAL_ERROR = "internal_error"
 TRACEBACK_LIMIT = 30  # frames kept, as Dramatiq keeps them
 TEXT_LIMIT = 20_000  # characters of a traceback or exception message kept
+# Kinds that stay running while their items (operations of their own) run: a bulk renewal.
+WAITS_ON_ITEMS = frozenset({"renewal_batch"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class Bounds:
     def created_before(self, now: datetime) -> datetime:
         return now - timedelta(seconds=self.max_age_seconds)
 
-    def exhausted(self, attempts: int, created_at: datetime, now: datetime) -> bool:
+    def exhausted(self, attempts: int, created_at: datetime, now: datetime, kind: str | None = None) -> bool:
+        if kind in WAITS_ON_ITEMS:  # its age is its items' wait, each item bounded itself
+            return attempts >= self.max_attempts
         return attempts >= self.max_attempts or (attempts >= 1 and created_at < self.created_before(now))
 
 
@@ -91,7 +95,7 @@ async def run_operation(operation_id: str, handler: Handler,
         bound.info("operation_already_finished")
         return "already_finished", None
     now = clock.now()
-    if bounds.exhausted(started["attempts"] - 1, started["created_at"], now):
+    if bounds.exhausted(started["attempts"] - 1, started["created_at"], now, started.get("kind")):
         # Its earlier attempts used up its bounds without ending it (workers killed, time limits).
         await give_up(operation_id, now, attempts=started["attempts"] - 1)
         return "failed", None
@@ -113,7 +117,7 @@ async def run_operation(operation_id: str, handler: Handler,
         return "failed", None
     except Exception as exc:
         failure = describe(exc, started["attempts"], now)
-        if not bounds.exhausted(started["attempts"], started["created_at"], now):
+        if not bounds.exhausted(started["attempts"], started["created_at"], now, started.get("kind")):
             async with transaction():
                 await operations.record_failure(operation_id, failure)
             raise  # Dramatiq retries it (and the relay sends it again if that message is lost)

@@ -58,7 +58,7 @@ async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None
         taken = await operations.take_for_relay(
             cutoff, now, BATCH, resend_before=None if oldest is None else oldest - stall,
             max_attempts=bounds.max_attempts, created_before=bounds.created_before(now))
-    given_up = [row for row in taken if bounds.exhausted(row["attempts"], row["created_at"], now)]
+    given_up = [row for row in taken if bounds.exhausted(row["attempts"], row["created_at"], now, row["kind"])]
     for row in given_up:
         if await give_up(row["id"], now):
             await fan_out(sender, operation_id=row["id"])

@@ -166,3 +166,28 @@ def test_only_members_who_may_see_products_read_a_batch(api, workers):
     builders.refused(renew_many(api, owner, org, [item(product, years=2)], **{"Idempotency-Key": "bulk-1"}),
                      422, "idempotency_key_reused")
     assert charges_for(org) == [1500, 1500]
+
+
+def test_a_batch_waiting_on_its_items_longer_than_the_age_bound_is_not_failed(api, workers, sender, broker):
+    """The age bound is for operations whose own work keeps raising; a batch only waits on its
+    items (each bounded itself), so a long backlog of them must not fail it."""
+    from datetime import timedelta
+
+    from tables.clock import clock
+    from worker.execution import Bounds
+
+    worker = workers()
+    owner, org = builders.funded(api, 100_000)
+    mine = bought_products(api, owner, org, ["slow1.fr", "slow2.fr"])
+    worker.pause()
+    batch_id = renew_many(api, owner, org, [item(p) for p in mine]).json()["id"]
+    db(execute_batch(batch_id, sender))
+    broker.flush_all()  # the items wait (their messages lost) while the batch is running
+
+    clock.advance(timedelta(hours=2))
+    db(relay(sender, stall_seconds=0, bounds=Bounds(max_attempts=10, max_age_seconds=3600)))
+    worker.resume()
+    batch = wait_done(api, owner, batch_id)
+
+    assert batch["status"] == "succeeded", batch
+    assert batch["result"]["renewed_items"] == 2
