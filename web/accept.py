@@ -66,6 +66,15 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
                  params: dict, product_id: str | None = None,
                  idem_key: str | None = None) -> OperationOut:
     """Records the operation durably and sends it; a replayed Idempotency-Key returns the first one."""
+    op, _ = await accept_once(request, kind=kind, org_id=org_id, account_id=account_id, data=data,
+                              params=params, product_id=product_id, idem_key=idem_key)
+    return op
+
+
+async def accept_once(request: Request, *, kind: str, org_id: str, account_id: str | None, data: object,
+                      params: dict, product_id: str | None = None,
+                      idem_key: str | None = None) -> tuple[OperationOut, bool]:
+    """As `accept`, also answering whether this call made the operation (False: its key's twin did)."""
     now = clock.now()
     wanted = idempotency.request_hash(request, data)
     narrowed = getattr(request.state, "key_permissions", None) if account_id is not None else None
@@ -79,7 +88,7 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
         op, created = await operations.insert_or_get(row)
     if not created:
         idempotency.check_same_request(op, wanted)
-        return operation_out(await operations.get(op["id"]))
+        return operation_out(await operations.get(op["id"])), False
     sender = request.app.state.sender
     sent = await anyio.to_thread.run_sync(sender.send, operation_message(kind, row["id"]))
     if not sent:
@@ -87,7 +96,7 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
             await operations.unsent(row["id"])  # the relay sends it at its next tick
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id,
              product_id=product_id, sent=sent)
-    return operation_out(row)
+    return operation_out(row), True
 
 
 def accepted(op: OperationOut) -> Response[OperationOut]:

@@ -23,7 +23,7 @@ from tables.clock import clock
 from tables.settings import Settings
 from tables.engine import transaction
 from web import idempotency, intake
-from web.accept import accept, operation_out
+from web.accept import accept_once, operation_out
 from web.edge import refuse_control_characters
 from web.errors import ApiError, Invalid, NotFound
 from web.routes.clients import reseller_access
@@ -297,13 +297,14 @@ class InboundController(Controller):
                 return Response(InboundAccepted(operation=await _same_operation(twin["id"], wanted)),
                                 status_code=200)
             raise
-        op = await accept(request, kind=todo["kind"], org_id=org_id, account_id=None, data=webhook,
-                          params=todo["params"], product_id=todo.get("product_id"),
-                          idem_key=inbound.idem_key(org_id, webhook_id))
+        op, made = await accept_once(request, kind=todo["kind"], org_id=org_id, account_id=None, data=webhook,
+                                     params=todo["params"], product_id=todo.get("product_id"),
+                                     idem_key=inbound.idem_key(org_id, webhook_id))
         async with transaction():
-            first = await inbound.remember(org_id, webhook_id, op.id, clock.now())
-        # Racing posts of one id all get the one operation; the one that records it first gets 202.
-        return Response(InboundAccepted(operation=op), status_code=202 if first else 200)
+            await inbound.remember(org_id, webhook_id, op.id, clock.now())
+        # Racing posts of one id all get the one operation; the one that made it gets 202 (a twin
+        # may record the id before it does, seeing the operation between its commit and its row).
+        return Response(InboundAccepted(operation=op), status_code=202 if made else 200)
 
 
 async def _same_operation(op_id: str, wanted_hash: str) -> OperationOut:
