@@ -127,7 +127,9 @@ def test_the_relay_fails_an_operation_past_its_age_instead_of_sending_it_again(a
     op_id = broken_purchase(org)
     broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(op_id,),
                            kwargs={}, options={"max_retries": 0}))  # Dramatiq gives up at once
-    [letter] = wait_for(lambda: api.get("/v1/ops/dead-letters", headers=OPS).json())
+    # The details are written into the letter just after Dramatiq dead-letters it: wait for them.
+    [letter] = wait_for(lambda: [one for one in api.get("/v1/ops/dead-letters", headers=OPS).json()
+                                 if one.get("traceback")])
     assert ops_view(api, op_id)["status"] == "running"  # what the relay used to send again forever
 
     real_clock.advance(timedelta(seconds=MAX_AGE_S + 1))
@@ -164,7 +166,9 @@ def test_a_dead_letter_shows_its_exception_traceback_and_retries(api, workers, b
     broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(),
                            kwargs={}, options={"max_retries": 1, "min_backoff": 10, "max_backoff": 20}))
 
-    [letter] = wait_for(lambda: api.get("/v1/ops/dead-letters", headers=OPS).json())
+    # The details are written into the letter just after Dramatiq dead-letters it: wait for them.
+    [letter] = wait_for(lambda: [one for one in api.get("/v1/ops/dead-letters", headers=OPS).json()
+                                 if one.get("traceback")])
 
     assert letter["actor"] == "purchases.execute" and letter["args"] == []
     assert letter["retries"] == 2  # Dramatiq's count: the first run and its one retry both failed
