@@ -16,6 +16,7 @@ COMMAND_TIMEOUT_S; `unreachable(exc)` tells such failures from a bad query.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sqlite3
 from contextlib import asynccontextmanager
@@ -149,19 +150,35 @@ async def start_pool(max_size: int = 10) -> None:
 def unreachable(exc: BaseException) -> bool:
     """Did `exc` (or what raised it) come from the database being down or unreachable,
     rather than from the query? (Connection refused, reset, timed out or closed; the server
-    shutting down or starting up.)"""
+    shutting down or starting up; a socket that could not be opened, e.g. no local port left.)
+
+    Any `OSError` or asyncpg `InterfaceError` raised inside the driver counts: under load a
+    reconnect can fail with EADDRNOTAVAIL or an SSL handshake cut short, neither of which is a
+    `ConnectionError`."""
     import asyncpg
 
     lost = (ConnectionError, TimeoutError, socket.gaierror, asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
             asyncpg.TooManyConnectionsError)
     seen = 0
-    while exc is not None and seen < 5:
+    while exc is not None and seen < 8:
         if isinstance(exc, lost):
             return True
         if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
             return True  # "connection is closed", "pool is closed"
+        if isinstance(exc, (OSError, EOFError, asyncpg.InterfaceError)) and _raised_in_driver(exc):
+            return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    trace = exc.__traceback__
+    while trace is not None:
+        name = trace.tb_frame.f_code.co_filename
+        if f"{os.sep}asyncpg{os.sep}" in name:
+            return True
+        trace = trace.tb_next
     return False
 
 

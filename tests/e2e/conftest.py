@@ -123,7 +123,11 @@ class Processes:
         return self.start(name, [TENURE, *args], env=env, cwd=cwd)
 
     def tails(self) -> str:
-        return "\n".join(proc.tail() for proc in self.started)
+        """Each process's last lines, after every `unhandled_error` record in full (the tail
+        alone often holds only the noise that followed it)."""
+        unexpected = [f"--- {proc.name}: {line}" for proc in self.started
+                      for line in proc.output().splitlines() if '"unhandled_error"' in line]
+        return "\n".join([*unexpected, *(proc.tail() for proc in self.started)])
 
     def stop_all(self) -> None:
         for proc in reversed(self.started):
