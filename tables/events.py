@@ -34,6 +34,12 @@ async def record(type: str, organization_id: str, now: datetime, *, data: dict |
     return bool(inserted)
 
 
+async def mark_dispatched(operation_ids: list[str], now: datetime) -> None:
+    """Nothing to deliver (no endpoint): the operations' events count as fanned out."""
+    await Event.update({Event.dispatched_at: now}).where(
+        Event.operation_id.is_in(operation_ids) & Event.dispatched_at.is_null())
+
+
 async def of(organization_id: str, type: str | None = None) -> list[dict]:
     query = Event.select().where(Event.organization_id == organization_id)
     if type:

@@ -79,7 +79,8 @@ async def mark_running(op_id: str, now: datetime) -> dict | None:
         Operation.status: OperationStatus.running.value, Operation.started_at: now,
         Operation.enqueued_at: now, Operation.attempts: Operation.attempts + 1,
     }).where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"])
-             ).returning(Operation.id, Operation.attempts, Operation.kind, Operation.created_at)
+             ).returning(Operation.id, Operation.attempts, Operation.kind, Operation.created_at,
+                         Operation.organization_id, Operation.parent_id)
     return updated[0] if updated else None
 
 

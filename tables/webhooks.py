@@ -107,13 +107,16 @@ async def delete_endpoint(endpoint_id: str, now: datetime) -> None:
 
 
 async def claim_events(now: datetime, limit: int, *, operation_id: str | None = None,
-                       organization_id: str | None = None) -> list[dict]:
+                       organization_id: str | None = None,
+                       operation_ids: list[str] | None = None) -> list[dict]:
     """Marks undispatched events as dispatched (each is taken by one caller) and returns them."""
     from tables.events import Event
 
     query = Event.select(Event.id).where(Event.dispatched_at.is_null())
     if operation_id:
         query = query.where(Event.operation_id == operation_id)
+    if operation_ids:
+        query = query.where(Event.operation_id.is_in(operation_ids))
     if organization_id:
         query = query.where(Event.organization_id == organization_id)
     ids = [r["id"] for r in await query.order_by(Event.id).limit(limit)]
@@ -128,6 +131,14 @@ async def enabled_endpoints(org_ids: list[str]) -> list[dict]:
     return await WebhookEndpoint.select(
         WebhookEndpoint.id, WebhookEndpoint.organization_id, WebhookEndpoint.event_types
     ).where(WebhookEndpoint.organization_id.is_in(org_ids) & (WebhookEndpoint.enabled == True))  # noqa: E712
+
+
+async def organizations_with_endpoints(org_ids: list[str]) -> set[str]:
+    """Which of these organizations have an enabled endpoint (one indexed read)."""
+    rows = await WebhookEndpoint.raw(
+        "SELECT DISTINCT organization_id FROM webhook_endpoints WHERE enabled = {} AND organization_id IN ("
+        + ", ".join("{}" for _ in org_ids) + ")", True, *org_ids).run()
+    return {row["organization_id"] for row in rows}
 
 
 async def add_deliveries(pairs: list[tuple[str, str]], now: datetime) -> list[str]:

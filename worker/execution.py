@@ -85,25 +85,52 @@ async def recheck(op: dict, needed: str, payment_method: str | None = None) -> N
         permissions.require_payment_method(granted, payment_method)
 
 
+@dataclass
+class Ran:
+    """What one run of an operation came to, for what follows it (`worker.followup`)."""
+
+    operation_id: str
+    kind: str | None
+    organization_id: str | None
+    outcome: str  # succeeded, failed, already_finished, retrying
+    done: Done | None = None
+    parent_id: str | None = None
+    error: BaseException | None = None  # the unexpected exception of a `retrying` run
+
+
 async def run_operation(operation_id: str, handler: Handler,
                         bounds: Bounds = Bounds()) -> tuple[str, Done | None]:
     """Runs one operation at most once; answers what happened and, on success, the outcome."""
-    bound = log.bind(operation_id=operation_id)
     async with transaction():
         started = await operations.mark_running(operation_id, clock.now())
     if started is None:
-        bound.info("operation_already_finished")
+        log.info("operation_already_finished", operation_id=operation_id)
         return "already_finished", None
+    ran = await run_started(started, handler, bounds)
+    if ran.error is not None:
+        raise ran.error  # Dramatiq retries it (and the relay sends it again if that message is lost)
+    return ran.outcome, ran.done
+
+
+async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()) -> Ran:
+    """Runs an operation already marked running (`started`: its id, attempts with this one,
+    kind, created_at and organization_id) in one transaction; never raises for the handler:
+    an unexpected exception is recorded on the operation and answered as `retrying`."""
+    operation_id = started["id"]
+    ran = Ran(operation_id, started.get("kind"), started.get("organization_id"), "failed",
+              parent_id=started.get("parent_id"))
+    bound = log.bind(operation_id=operation_id)
     now = clock.now()
     if bounds.exhausted(started["attempts"] - 1, started["created_at"], now, started.get("kind")):
         # Its earlier attempts used up its bounds without ending it (workers killed, time limits).
         await give_up(operation_id, now, attempts=started["attempts"] - 1)
-        return "failed", None
+        return ran
     try:
         async with transaction():
             op = await operations.claim(operation_id)
             if op is None:
-                return "already_finished", None
+                ran.outcome = "already_finished"
+                return ran
             done = await handler(op, now)
             await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
             await events.record("operation.succeeded", op["organization_id"], now,
@@ -114,18 +141,20 @@ async def run_operation(operation_id: str, handler: Handler,
         bound.info("operation_failed", code=failure.code, kind=kind)
         if kind:
             metrics.operation_finished(kind, "failed", (now - created_at).total_seconds())
-        return "failed", None
+        return ran
     except Exception as exc:
         failure = describe(exc, started["attempts"], now)
         if not bounds.exhausted(started["attempts"], started["created_at"], now, started.get("kind")):
             async with transaction():
                 await operations.record_failure(operation_id, failure)
-            raise  # Dramatiq retries it (and the relay sends it again if that message is lost)
+            ran.outcome, ran.error = "retrying", exc
+            return ran
         await give_up(operation_id, now, failure=failure)
-        return "failed", None
+        return ran
     bound.info("operation_succeeded", kind=op["kind"])
     metrics.operation_finished(op["kind"], "succeeded", (now - op["created_at"]).total_seconds())
-    return "succeeded", done
+    ran.kind, ran.organization_id, ran.outcome, ran.done = op["kind"], op["organization_id"], "succeeded", done
+    return ran
 
 
 def describe(exc: BaseException, attempts: int, now: datetime) -> dict:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import dramatiq
 
-from worker.actors.batches import execute_batch, tell_parent
+from worker.actors.batches import execute_batch
 from worker.actors.clients import upsert_client
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
 from worker.actors.purchases import purchase
@@ -15,10 +13,10 @@ from worker.actors.renewals import renewal
 from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
 from tables.settings import Settings
-from worker.execution import Bounds, Handler, run_operation
+from worker.batching import follow_up, run_batch
+from worker.execution import Bounds, Handler
 from worker.queue import (ACTOR_FOR_KIND, AUTORENEW_ACTOR, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE,
-                          REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender,
-                          tier_message)
+                          REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender)
 from worker.webhooks.addresses import Resolver, resolve
 from worker.webhooks.client import WebhookClient
 from worker.webhooks.delivery import deliver
@@ -28,9 +26,6 @@ HANDLERS: dict[str, Handler] = {
     "purchase": purchase, "renewal": renewal, "transfer": transfer, "release": release,
     "client_upsert": upsert_client,
 }
-# A burst of charges for one payer queues one recalculation, run shortly after.
-TIER_COALESCE_MS = 500
-
 
 def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None = None,
             resolver: Resolver = resolve) -> dict[str, dramatiq.Actor]:
@@ -43,12 +38,7 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
 
     def operation_actor(kind: str, handler: Handler) -> None:
         async def execute(operation_id: str) -> None:
-            _, done = await run_operation(operation_id, handler, bounds)
-            for payer in done.charged if done else []:
-                await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
-            await fan_out(sender, operation_id=operation_id)
-            if kind == "renewal":  # an item of a bulk renewal tells its batch when it is the last
-                await tell_parent(operation_id, sender)
+            await run_batch(kind, operation_id, handler, bounds, sender, settings.relay_stall_seconds)
 
         name = ACTOR_FOR_KIND[kind]
         execute.__name__ = execute.__qualname__ = name.replace(".", "_")
@@ -85,7 +75,12 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
 
     product_batch_actor(STATE_ACTOR, advance_state)
     product_batch_actor(REMINDER_ACTOR, send_reminder)
-    product_batch_actor(AUTORENEW_ACTOR, attempt_autorenew)
+    async def autorenew(product_id: str) -> None:  # followed up as every other operation is
+        ran = await attempt_autorenew(product_id, bounds)
+        if ran is not None:
+            await follow_up(sender, [ran])
+
+    product_batch_actor(AUTORENEW_ACTOR, autorenew)
 
     declared[TIER_ACTOR] = dramatiq.actor(tiers_recalculate, actor_name=TIER_ACTOR,
                                           queue_name=TIERS_QUEUE, broker=broker)

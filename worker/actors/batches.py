@@ -6,7 +6,7 @@ product id (a re-run never makes a second child), holding the batch's account (s
 re-checks its permissions). After commit the children are sent; any the broker did not
 take, the relay sends. Each child runs as any renewal does (its own guard, charge, events).
 
-A child that finishes looks at its batch: when none of its siblings is left unfinished it
+A child that finishes looks at its batch (`worker.batching.follow_up`): when none of its siblings is left unfinished it
 sends the batch again, and that run finishes the batch with each item's outcome. A batch
 that missed that message stays `running` and is re-sent by the relay once it has been quiet
 for the stall time; every run that finds children still at work stamps it, so the relay
@@ -110,11 +110,3 @@ async def execute_batch(batch_id: str, sender: Sender) -> bool:
         sent = await _send(sender, created)
         log.info("renewal_batch_started", operation_id=batch_id, children=len(created), sent=sent)
     return await _finish_if_done(batch_id)
-
-
-async def tell_parent(operation_id: str, sender: Sender) -> bool:
-    """After a renewal ran: if it is the last unfinished item of a batch, send the batch to finish."""
-    parent_id = await operations.parent_of(operation_id)
-    if parent_id is None or await operations.unfinished_children(parent_id):
-        return False
-    return await asyncio.to_thread(sender.send, operation_message(KIND, parent_id))

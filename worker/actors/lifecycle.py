@@ -20,7 +20,7 @@ from tables import events, operations, products
 from tables.clock import clock
 from tables.engine import transaction
 from worker.actors.renewals import payer_of, renewal
-from worker.execution import run_operation
+from worker.execution import Bounds, Ran, run_started
 
 log = structlog.get_logger("tenure.lifecycle")
 
@@ -79,8 +79,9 @@ async def send_reminder(product_id: str) -> int | None:
     return days
 
 
-async def attempt_autorenew(product_id: str) -> str | None:
-    """Creates this window's renewal operation (once, by key) and runs it; returns its outcome."""
+async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds()) -> Ran | None:
+    """Creates this window's renewal operation (once, by key) and runs it; returns how it ran
+    (its follow-up, tier message and fan-out, is the caller's: `worker.batching.follow_up`)."""
     now = clock.now()
     async with transaction():
         product, kind = await _locked(product_id)
@@ -101,7 +102,12 @@ async def attempt_autorenew(product_id: str) -> str | None:
                     "autorenew_days_before": days, "payer": payer_of(product)},
             enqueued_at=now)
         op, created = await operations.insert_or_get(row)
-    outcome, _ = await run_operation(op["id"], renewal)
+    async with transaction():
+        started = await operations.mark_running(op["id"], clock.now())
+    ran = (Ran(op["id"], "renewal", product["organization"], "already_finished") if started is None
+           else await run_started(started, renewal, bounds))
     log.info("autorenew_attempt", product_id=product_id, operation_id=op["id"], days_before=days,
-             outcome=outcome, first=created)
-    return outcome
+             outcome=ran.outcome, first=created)
+    if ran.error is not None:
+        raise ran.error  # the sweep's message is retried; the renewal's key keeps it once
+    return ran

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from rules import webhooks as hooks
-from tables import webhooks
+from tables import events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from worker.queue import Sender, delivery_message
@@ -13,15 +13,30 @@ from worker.queue import Sender, delivery_message
 BATCH = 500
 
 
+async def fan_out_operations(sender: Sender, finished: dict[str, str]) -> int:
+    """After operations finished (`finished`: operation id -> its organization's id): their
+    events are fanned out where the organization has an enabled endpoint; elsewhere they are
+    only marked dispatched, one statement for all, with no delivery transaction."""
+    if not finished:
+        return 0
+    hooked = await webhooks.organizations_with_endpoints(sorted(set(finished.values())))
+    bare = [op_id for op_id, org_id in finished.items() if org_id not in hooked]
+    if bare:
+        await events.mark_dispatched(bare, clock.now())
+    wanted = [op_id for op_id, org_id in finished.items() if org_id in hooked]
+    return await fan_out(sender, operation_ids=wanted) if wanted else 0
+
+
 async def fan_out(sender: Sender, *, operation_id: str | None = None,
-                  organization_id: str | None = None) -> int:
+                  organization_id: str | None = None, operation_ids: list[str] | None = None) -> int:
     """Claims undispatched events (all, or one operation's / organization's), creates their
     deliveries in the same transaction, and sends a deliver message for each after commit.
     A delivery whose message is lost is re-sent by the scheduler when its lease runs out."""
     now = clock.now()
     async with transaction():
         claimed = await webhooks.claim_events(now, BATCH, operation_id=operation_id,
-                                              organization_id=organization_id)
+                                              organization_id=organization_id,
+                                              operation_ids=operation_ids)
         if not claimed:
             return 0
         endpoints = await webhooks.enabled_endpoints(sorted({e["organization_id"] for e in claimed}))

@@ -1,0 +1,93 @@
+"""Claiming operations for a worker: the one a message names and, with it, pending ones of its kind.
+
+A claim is the mark `running` (attempt counted, `started_at` and `enqueued_at` stamped) of
+many operations in one statement; the work on each then runs in its own transaction, which
+locks the row and re-checks it (`tables.operations.claim`), so exactly once does not rest on
+the claim. The claim only spares the other workers the work:
+
+- the named operation is taken if pending, or if running and either out of its lease
+  (`started_at` before `lease_cutoff`: its worker died, the relay sent it again) or failed
+  last time (a retry); running within its lease with no failure, another worker holds it;
+- other operations of its kind are taken only if pending.
+
+On PostgreSQL the rows are taken with SKIP LOCKED, so two claims never wait on each other
+(nor deadlock). A named operation that was skipped because another transaction held its row
+is then waited for on its own (`claim_named`): a locked row may be one a worker is about to
+finish, or one held by anything else, and a message must not be dropped for that.
+SQLite has one writer at a time: one plain UPDATE does it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tables.engine import is_sqlite
+from tables.operations import Operation
+
+RETURNED = "id, kind, attempts, created_at, organization_id, parent_id"
+# Running and taken again only when its lease ran out or its last attempt failed.
+RECLAIMABLE = "(status = 'running' AND (started_at IS NULL OR started_at < {} OR failure IS NOT NULL))"
+
+_POSTGRES = f"""
+WITH named AS (
+    SELECT id FROM operations WHERE id = {{}} AND (status = 'pending' OR {RECLAIMABLE})
+    FOR UPDATE SKIP LOCKED
+), others AS (
+    SELECT id FROM operations WHERE status = 'pending' AND kind = {{}} AND id <> {{}}
+    LIMIT {{}} FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE operations SET status = 'running', started_at = {{}}, enqueued_at = {{}},
+                          attempts = attempts + 1
+    WHERE id IN (SELECT id FROM named UNION ALL SELECT id FROM others)
+    RETURNING {RETURNED}
+)
+SELECT {RETURNED}, TRUE AS claimed FROM claimed
+UNION ALL
+SELECT {RETURNED}, FALSE AS claimed FROM operations
+WHERE id = {{}} AND (status = 'pending' OR {RECLAIMABLE})
+"""
+
+_SQLITE = f"""
+UPDATE operations SET status = 'running', started_at = {{}}, enqueued_at = {{}}, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM operations WHERE id = {{}} AND (status = 'pending' OR {RECLAIMABLE})
+    UNION ALL
+    SELECT id FROM (SELECT id FROM operations WHERE status = 'pending' AND kind = {{}} AND id <> {{}}
+                    LIMIT {{}})
+)
+RETURNING {RETURNED}
+"""
+
+_NAMED = f"""
+UPDATE operations SET status = 'running', started_at = {{}}, enqueued_at = {{}}, attempts = attempts + 1
+WHERE id = {{}} AND (status = 'pending' OR {RECLAIMABLE})
+RETURNING {RETURNED}
+"""
+
+
+async def claim_with_others(operation_id: str, kind: str, now: datetime, lease_cutoff: datetime,
+                            limit: int) -> tuple[list[dict], bool]:
+    """Marks running, in one statement, `operation_id` (if it is to be taken) and up to
+    `limit - 1` other pending operations of `kind`. Answers the claimed rows, the named one
+    first if taken, and whether the named one is to be taken but was locked by another
+    transaction (then call `claim_named`, which waits for it)."""
+    if is_sqlite():
+        rows = await Operation.raw(_SQLITE, now, now, operation_id, lease_cutoff, kind, operation_id,
+                                   limit - 1).run()
+        return _named_first(rows, operation_id), False
+    rows = await Operation.raw(_POSTGRES, operation_id, lease_cutoff, kind, operation_id, limit - 1,
+                               now, now, operation_id, lease_cutoff).run()
+    claimed = [row for row in rows if row["claimed"]]
+    named_taken = any(row["id"] == operation_id for row in claimed)
+    named_eligible = any(row["id"] == operation_id and not row["claimed"] for row in rows)
+    return _named_first(claimed, operation_id), named_eligible and not named_taken
+
+
+async def claim_named(operation_id: str, now: datetime, lease_cutoff: datetime) -> dict | None:
+    """Marks `operation_id` running if it is still to be taken, waiting for its row lock."""
+    rows = await Operation.raw(_NAMED, now, now, operation_id, lease_cutoff).run()
+    return rows[0] if rows else None
+
+
+def _named_first(rows: list[dict], operation_id: str) -> list[dict]:
+    return sorted(rows, key=lambda row: row["id"] != operation_id)

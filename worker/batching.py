@@ -1,0 +1,91 @@
+"""Operations executed in batches, and the one path that follows every executed operation.
+
+A message names one operation. Its actor claims it together with other pending operations of
+its kind, in one statement (`tables.operation_claims`), then runs each in its own transaction
+(`run_started`): the lock and status check there keep each one exactly once, with its own
+failure and its own events. A message whose operation another worker's batch already holds
+costs that one statement. A worker killed mid-batch leaves the rest `running`; the relay sends
+them again once their lease (the relay's stall time) has run out, and their claim takes them.
+
+After the batch, `follow_up` does for every operation that ran what used to follow each one:
+one tier message per payer charged, the webhook fan-out (only where the organization has an
+endpoint), and a bulk renewal told when its last item is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+
+from tables import operation_claims, operations
+from tables.clock import clock
+from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
+from worker.execution import Bounds, Handler, Ran, run_started
+from worker.queue import Sender, operation_message, tier_message
+from worker.webhooks.fanout import fan_out_operations
+
+log = structlog.get_logger("tenure.worker")
+
+BATCH_SIZE = 20  # operations claimed per message: enough to amortize, small enough to share out
+# A burst of charges for one payer queues one recalculation, run shortly after.
+TIER_COALESCE_MS = 500
+
+
+async def run_batch(kind: str, operation_id: str, handler: Handler, bounds: Bounds, sender: Sender,
+                    lease_seconds: int, size: int = BATCH_SIZE) -> list[Ran]:
+    """Claims `operation_id` and up to `size - 1` pending operations of `kind`, runs each once,
+    follows them up. Raises the named operation's unexpected exception (Dramatiq retries its
+    message); another operation's gets a message of its own, delayed as Dramatiq would."""
+    now = clock.now()
+    lease_cutoff = now - timedelta(seconds=lease_seconds)
+    claimed, named_locked = await operation_claims.claim_with_others(operation_id, kind, now,
+                                                                     lease_cutoff, size)
+    if named_locked:  # held by another transaction: wait for it, as a lone message would
+        named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff)
+        claimed = ([named] if named else []) + claimed
+    ran = [await run_started(started, handler, bounds) for started in claimed]
+    await follow_up(sender, ran)
+    named_error = None
+    for each in ran:
+        if each.error is None:
+            continue
+        if each.operation_id == operation_id:
+            named_error = each.error
+        else:
+            attempts = next(row["attempts"] for row in claimed if row["id"] == each.operation_id)
+            await asyncio.to_thread(sender.send, operation_message(kind, each.operation_id),
+                                    retry_delay_ms(attempts))
+    if len(claimed) > 1:
+        log.info("operation_batch", kind=kind, operation_id=operation_id, size=len(claimed),
+                 outcomes=_counts(ran))
+    if named_error is not None:
+        raise named_error
+    return ran
+
+
+def retry_delay_ms(attempts: int) -> int:
+    """Dramatiq's backoff for an operation that failed `attempts` times (without its jitter)."""
+    return min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** max(attempts - 1, 0))
+
+
+async def follow_up(sender: Sender, ran: list[Ran]) -> None:
+    """Tier messages, webhook fan-out and bulk renewals told, after operations ran."""
+    payers = {payer for each in ran if each.done for payer in each.done.charged}
+    for payer in sorted(payers):
+        await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
+    finished = {each.operation_id: each.organization_id for each in ran
+                if each.outcome in ("succeeded", "failed") and each.organization_id}
+    await fan_out_operations(sender, finished)
+    parents = {each.parent_id for each in ran if each.parent_id and each.outcome in ("succeeded", "failed")}
+    for parent_id in sorted(parents):
+        if not await operations.unfinished_children(parent_id):
+            await asyncio.to_thread(sender.send, operation_message("renewal_batch", parent_id))
+
+
+def _counts(ran: list[Ran]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for each in ran:
+        counts[each.outcome] = counts.get(each.outcome, 0) + 1
+    return counts
