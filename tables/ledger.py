@@ -64,7 +64,7 @@ async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str 
     Call inside a transaction. A debit that would make a prepaid balance negative
     raises Overdraft (the conditional UPDATE matched nothing), so the caller rolls back.
     """
-    rows = []
+    rows, moves = [], []
     for entry in entries:
         rows.append(LedgerEntry(
             id=new_id("led"), txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
@@ -72,14 +72,15 @@ async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str 
             operation_id=operation_id, created_at=now,
         ))
         if entry.book == "prepaid":
-            delta = entry.amount.amount
-            moved = await Balance.update({Balance.prepaid: Balance.prepaid + delta}).where(
-                (Balance.organization_id == entry.organization_id)
-                & WhereRaw("prepaid + {} >= 0", delta)
-            ).returning(Balance.organization_id)
-            if not moved:
-                raise Overdraft(entry.organization_id)
+            moves.append((entry.organization_id, entry.amount.amount))
     await LedgerEntry.insert(*rows)
+    # The balance rows last: their locks are held from here to COMMIT.
+    for organization_id, delta in moves:
+        moved = await Balance.update({Balance.prepaid: Balance.prepaid + delta}).where(
+            (Balance.organization_id == organization_id) & WhereRaw("prepaid + {} >= 0", delta)
+        ).returning(Balance.organization_id)
+        if not moved:
+            raise Overdraft(organization_id)
 
 
 async def prepaid_balance(org_id: str) -> tuple[int, str]:

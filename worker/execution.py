@@ -25,7 +25,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
 from tables.settings import Settings
-from worker import metrics
+from worker import charging, metrics
 
 log = structlog.get_logger("tenure.worker")
 
@@ -126,16 +126,18 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
         await give_up(operation_id, now, attempts=started["attempts"] - 1)
         return ran
     try:
-        async with transaction():
-            op = await operations.claim(operation_id)
-            if op is None:
-                ran.outcome = "already_finished"
-                return ran
-            done = await handler(op, now)
-            await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
-            await events.record("operation.succeeded", op["organization_id"], now,
-                                operation_id=operation_id, product_id=done.product_id,
-                                data={"kind": op["kind"], "result": done.result})
+        with charging.booked_last() as charges:
+            async with transaction():
+                op = await operations.claim(operation_id)
+                if op is None:
+                    ran.outcome = "already_finished"
+                    return ran
+                done = await handler(op, now)
+                await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
+                await events.record("operation.succeeded", op["organization_id"], now,
+                                    operation_id=operation_id, product_id=done.product_id,
+                                    data={"kind": op["kind"], "result": done.result})
+                done.charged = sorted({*done.charged, *await charging.book_deferred(charges)})
     except RuleViolation as failure:
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
         bound.info("operation_failed", code=failure.code, kind=kind)
