@@ -138,13 +138,23 @@ async def transaction() -> AsyncIterator[None]:
         yield
 
 
-async def start_pool(max_size: int = 10) -> None:
+async def start_pool(max_size: int = 10, *, reset_sessions: bool = True) -> None:
     """A pool for this event loop. A pool outlives database outages: asyncpg replaces a
-    connection found closed when it is next acquired."""
+    connection found closed when it is next acquired.
+
+    `reset_sessions=False` skips asyncpg's reset query on every release (`pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL`, one round trip per checkout) for code that leaves no
+    session state behind (no advisory locks, LISTEN, cursors or session SETs: the workers);
+    a transaction left open is still rolled back."""
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is None:
+        options = {} if reset_sessions else {"reset": _keep_session}
         await engine.start_connection_pool(min_size=1, max_size=max_size,
-                                           command_timeout=COMMAND_TIMEOUT_S)
+                                           command_timeout=COMMAND_TIMEOUT_S, **options)
+
+
+async def _keep_session(connection) -> None:
+    """The pool's reset hook when sessions carry no state: nothing to send."""
 
 
 def unreachable(exc: BaseException) -> bool:
