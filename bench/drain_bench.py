@@ -75,6 +75,27 @@ def time_drain(client: redis.Redis, queue: str, count: int, proc: subprocess.Pop
         time.sleep(POLL_S)
 
 
+def cpu_seconds(group: int | None = None, database: str | None = None) -> float:
+    """CPU (user + system) used so far by the processes of session `group`, or by the
+    PostgreSQL backends connected to `database` (read from /proc: Linux only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if database is not None and f" {database} " not in (entry / "cmdline").read_text().replace("\0", " "):
+                continue
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if group is not None and int(fields[3]) != group:  # the session id
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def baseline_round(args, client: redis.Redis, logs: Path) -> float:
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
@@ -136,13 +157,17 @@ async def tenure_round(args, sender, client: redis.Redis, who: tuple[str, str], 
     procs = start_workers(argparse.Namespace(workers=1, threads=args.threads), args.database_url,
                           args.redis_url, logs)
     try:
+        database = args.database_url.rsplit("/", 1)[1]
+        database_cpu = cpu_seconds(database=database)
         seconds = await asyncio.to_thread(
             time_drain, client, "operations", args.count, procs[0],
             lambda: asyncio.run_coroutine_threadsafe(unfinished(ids), loop).result() == 0)
+        cpu = {"worker_ms": 1000 * cpu_seconds(group=procs[0].pid) / args.count,
+               "database_ms": 1000 * (cpu_seconds(database=database) - database_cpu) / args.count}
     finally:
         stop_workers(procs)
     rows = await Operation.select(Operation.status).where(Operation.id.is_in(ids))
-    return args.count / seconds, Counter(row["status"] for row in rows)
+    return args.count / seconds, Counter(row["status"] for row in rows), cpu
 
 
 # --- statements per purchase ---------------------------------------------------------------
@@ -240,19 +265,22 @@ async def run(args, who: tuple[str, str]) -> dict:
     engine.bind(engine.for_url(args.database_url))
     await engine.start_pool(4)
     sender = Sender(make_broker(settings))
-    baseline, tenure = [], []
+    baseline, tenure, cpus = [], [], []
     try:
         for round_no in range(args.repeat):
             baseline.append(await asyncio.to_thread(baseline_round, args, client, logs))
-            rate, statuses = await tenure_round(args, sender, client, who, round_no, logs)
+            rate, statuses, cpu = await tenure_round(args, sender, client, who, round_no, logs)
             tenure.append(rate)
+            cpus.append(cpu)
             console.print(f"round {round_no + 1}: no-op {baseline[-1]:,.0f} msg/s, tenure {rate:,.0f} "
-                          f"purchases/s ({dict(statuses)}), ratio {rate / baseline[-1]:.3f}")
+                          f"purchases/s ({dict(statuses)}), ratio {rate / baseline[-1]:.3f}; CPU per "
+                          f"purchase: worker {cpu['worker_ms']:.1f} ms, database {cpu['database_ms']:.1f} ms")
     finally:
         sender.broker.close()
         await engine.close_pool()
     result = {"count": args.count, "threads": args.threads, "baseline_per_s": statistics.median(baseline),
-              "tenure_per_s": statistics.median(tenure), "load": os.getloadavg()}
+              "tenure_per_s": statistics.median(tenure), "load": os.getloadavg(),
+              "cpu_per_purchase_ms": {key: statistics.median(c[key] for c in cpus) for key in cpus[0]}}
     result["ratio"] = result["tenure_per_s"] / result["baseline_per_s"]
     return result
 
