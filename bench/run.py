@@ -64,6 +64,7 @@ class Run:
 
     def sample(self, name: str, value: float) -> None:
         self.samples.setdefault(name, []).append(value)
+        console.print(f"  {name} = {value:,.3f}", highlight=False)
 
     def median(self, name: str) -> float | None:
         values = self.samples.get(name)

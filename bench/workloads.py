@@ -14,7 +14,7 @@ import httpx
 import redis
 
 from bench import load
-from bench.relay_bench import PRICE, make_organization
+from bench.relay_bench import PRICE
 
 
 @dataclass
@@ -26,6 +26,22 @@ class Context:
     threads: int = 8
     rss: dict[str, list[float]] = field(default_factory=dict)  # process -> MiB after its load
     _accepted: int = 0
+
+
+def make_organization(settings, funds: int) -> tuple[str, str]:
+    """A new owner and their funded organization, through the API: (account id, organization id)."""
+    from litestar.testing import TestClient
+
+    from web.app import create_app
+
+    with TestClient(create_app(settings)) as api:
+        owner = api.post("/v1/accounts", json={"email": f"drain-{time.time_ns()}@bench.test", "name": "Bench"}).json()
+        auth = {"Authorization": f"Bearer {owner['api_key']}"}
+        org = api.post("/v1/organizations", json={"name": "Drain", "reseller": False}, headers=auth).json()
+        topped = api.post(f"/v1/organizations/{org['id']}/funds", headers=auth,
+                          json={"amount": {"amount": funds, "currency": "EUR"}})
+        assert topped.status_code == 201, topped.text
+    return owner["id"], org["id"]
 
 
 async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> None:

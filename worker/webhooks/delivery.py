@@ -114,23 +114,30 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
     wanted = [d for d, (delivery, hook, _) in found.items()
               if delivery["status"] == "pending" and hook["enabled"]]
     outcomes.update({d: ("skipped", None) for d in found})
-    async with transaction():
-        attempts = await delivery_batches.claim_attempts(wanted, clock.now())
+    attempts: dict[str, int] = {}
+    if wanted:
+        async with transaction():
+            attempts = await delivery_batches.claim_attempts(wanted, clock.now())
     gate = asyncio.Semaphore(concurrency)
 
     async def attempt(delivery_id: str) -> Answer:
         _, hook, event = found[delivery_id]
         body = payload(event)
         async with gate:
-            return await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
+            try:
+                return await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
+            except Exception as exc:  # noqa: BLE001 - one delivery's surprise must not leave its batch unsettled
+                log.exception("webhook_post_failed", delivery_id=delivery_id)
+                return Answer(error=f"{type(exc).__name__}: {exc}"[:200])
 
     taken = list(attempts)
     answers = dict(zip(taken, await asyncio.gather(*(attempt(d) for d in taken)), strict=True))
     now = clock.now()
     delivered = [d for d in taken if hooks.outcome(answers[d].status_code) == "delivered"]
-    async with transaction():
-        await delivery_batches.settle_delivered(
-            [(d, found[d][1]["id"], attempt_fields(answers[d])) for d in delivered], now)
+    if delivered:
+        async with transaction():
+            await delivery_batches.settle_delivered(
+                [(d, found[d][1]["id"], attempt_fields(answers[d])) for d in delivered], now)
     for delivery_id in delivered:
         outcomes[delivery_id] = ("delivered", None)
         noted(found[delivery_id], attempts[delivery_id], answers[delivery_id], "delivered")
