@@ -100,7 +100,7 @@ class Load:
     p99_ms: float
     requests: int
     timeouts: int
-    errors: int  # connect/read/write errors and non-2xx answers
+    errors: int  # connect/read/write errors (an error answer stops the run)
 
 
 def wrk(url: str, headers: dict[str, str], duration: float, connections: int) -> Load:
@@ -123,9 +123,11 @@ def wrk(url: str, headers: dict[str, str], duration: float, connections: int) ->
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     connect, read, write, timeouts = (int(g) for g in sockets.groups()) if sockets else (0, 0, 0, 0)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        raise RuntimeError(f"{non_2xx.group(1)} error answers from {url}:\n{out}")
     return Load(rate=float(rate.group(1)), p99_ms=p99_ms,
                 requests=int(re.search(r"(\d+) requests in", out).group(1)), timeouts=timeouts,
-                errors=connect + read + write + (int(non_2xx.group(1)) if non_2xx else 0))
+                errors=connect + read + write)
 
 
 def purchase_target(base: str) -> tuple[str, dict[str, str]]:

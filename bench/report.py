@@ -7,6 +7,7 @@ import asyncio
 import os
 import json
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,20 +29,25 @@ def rows(run: Run) -> list[tuple[str, str, str, str, str, bool | None]]:
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
+    def paired(a: str, b: str) -> float | None:
+        """The median of each round's ratio (a round measures both, one after the other)."""
+        pairs = [x / y for x, y in zip(run.samples.get(a, []), run.samples.get(b, []), strict=False) if y]
+        return statistics.median(pairs) if pairs else None
+
     def fmt(value: float | None, spec: str = ",.0f") -> str:
         return "-" if value is None else format(value, spec)
 
     if m("P1.web.rate") is not None:
-        r = ratio(m("P1.web.rate"), m("P1.raw.rate"))
+        r = paired("P1.web.rate", "P1.raw.rate")
         out.append(("P1 accept (wrk)", f"{fmt(m('P1.web.rate'))}/s, p99 {fmt(m('P1.web.p99_ms'))} ms",
                     f"Litestar + asyncpg insert {fmt(m('P1.raw.rate'))}/s, p99 {fmt(m('P1.raw.p99_ms'))} ms",
                     fmt(r, ".2f"), ">= 0.6", r is not None and r >= 0.6))
-        r = ratio(m("P1.web2.rate"), m("P1.web.rate"))
+        r = paired("P1.web2.rate", "P1.web.rate")
         out.append(("P1 web --workers 2", f"{fmt(m('P1.web2.rate'))}/s, p99 {fmt(m('P1.web2.p99_ms'))} ms",
                     f"web, 1 process: {fmt(m('P1.web.rate'))}/s", fmt(r, ".2f"), "> 1 (scales)",
                     r is not None and r > 1))
     if m("P2.tenure") is not None:
-        r = ratio(m("P2.tenure"), m("P2.baseline"))
+        r = paired("P2.tenure", "P2.baseline")
         out.append((f"P2 drain {run.args.drain:,} purchases, 1 x {8}", f"{fmt(m('P2.tenure'))}/s",
                     f"Dramatiq no-op {fmt(m('P2.baseline'))}/s", fmt(r, ".2f"), ">= 0.4", r is not None and r >= 0.4))
     sizes = run.notes.get("sweep_sizes")
@@ -51,7 +57,7 @@ def rows(run: Run) -> list[tuple[str, str, str, str, str, bool | None]]:
         out.append((f"P3 sweep {run.args.sweep_due:,} due", f"{fmt(big)} ms among {max(sizes):,}",
                     f"{fmt(small)} ms among {min(sizes):,}", fmt(r, ".2f"), "<= 1.5", r is not None and r <= 1.5))
     if m("P4.tenure") is not None:
-        r = ratio(m("P4.tenure"), m("P4.baseline"))
+        r = paired("P4.tenure", "P4.baseline")
         out.append((f"P4 webhooks, {run.args.deliveries:,} deliveries", f"{fmt(m('P4.tenure'))}/s",
                     f"httpx, one client {fmt(m('P4.baseline'))}/s", fmt(r, ".2f"), ">= 0.5", r is not None and r >= 0.5))
     web_rss, worker_rss = run.notes.get("web_rss_mib"), run.notes.get("worker_rss_mib")
@@ -61,7 +67,7 @@ def rows(run: Run) -> list[tuple[str, str, str, str, str, bool | None]]:
                     + ", ".join(fmt(x) for x in worker_rss or []) + " MiB", "-", "-",
                     f"<= {MAX_RSS_MIB} MiB each", biggest <= MAX_RSS_MIB))
     if m("P1.demo.rate") is not None:
-        r = ratio(m("P1.demo.rate"), m("P1.web.rate"))
+        r = paired("P1.demo.rate", "P1.web.rate")
         timeouts, backlog = sum(run.samples["P1.demo.timeouts"]), m("P6.backlog_share")
         out.append(("P6 tenure demo (SQLite)", f"{fmt(m('P1.demo.rate'))}/s, p99 {fmt(m('P1.demo.p99_ms'))} ms, "
                     f"{timeouts:.0f} timeouts, backlog {fmt(backlog * 100, '.0f')} %",
@@ -113,13 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(ensure_database(args.database_url, name))
     asyncio.run(fresh_schema(args.database_url))
     redis.Redis.from_url(args.redis_url).flushdb()
-    if {"P1", "P5", "P6"} & args.only:
-        run.ingress()
-    if {"P2", "P4", "P5"} & args.only:
-        asyncio.run(run.workloads())
-    if "P3" in args.only:
-        run.sweep()  # last: it drops and re-loads the schema
-    table = Table(title=f"bench/run, medians of {args.repeat}{' (tiny: no goals)' if args.tiny else ''}",
+    try:
+        if {"P1", "P5", "P6"} & args.only:
+            run.ingress()
+        if {"P2", "P4", "P5"} & args.only:
+            asyncio.run(run.workloads())
+        if "P3" in args.only:
+            run.sweep()  # last: it drops and re-loads the schema
+    finally:
+        run.stop_all()
+    table = Table(title=f"bench/run, medians of {args.repeat} (ratios: the median of each round's){' (tiny: no goals)' if args.tiny else ''}",
                   title_justify="left")
     for column in ("path", "tenure", "raw baseline, same run", "ratio", "goal", "met"):
         table.add_column(column)

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import load
+from bench.ingress_bench import prepare_raw_table
 from bench.sweep_bench import check_targets, new_key
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -62,6 +63,10 @@ class Run:
         self.notes: dict[str, object] = {}
         self.servers: dict[str, subprocess.Popen] = {}
 
+    def stop_all(self) -> None:
+        for name in list(self.servers):
+            load.stop(self.servers.pop(name))
+
     def sample(self, name: str, value: float) -> None:
         self.samples.setdefault(name, []).append(value)
         console.print(f"  {name} = {value:,.3f}", highlight=False)
@@ -79,6 +84,7 @@ class Run:
 
     def ingress(self) -> None:
         a = self.args
+        asyncio.run(prepare_raw_table(a.database_url))
         raw = self.serve("raw", [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
                                  "bench.raw_app:with_insert"])
         web = self.serve("web", [*load.TENURE, "web"])

@@ -190,7 +190,9 @@ async def deliveries(ctx: Context, sender, hook: Hook, receiver_url: str, count:
 
     body = b'{"type":"tier.changed","data":{"from":"A","to":"B"}}'
     gate = asyncio.Semaphore(ctx.threads * CONCURRENCY)
-    async with httpx.AsyncClient(timeout=15) as client:
+    from worker.webhooks.client import LIMITS
+
+    async with httpx.AsyncClient(timeout=15, limits=LIMITS) as client:  # the same pool as tenure's
         async def post() -> int:
             async with gate:
                 return (await client.post(receiver_url, content=body,
