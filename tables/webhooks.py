@@ -154,17 +154,26 @@ async def add_deliveries(pairs: list[tuple[str, str]], now: datetime) -> list[st
     return [r["id"] for r in inserted]
 
 
-async def lease_due(now: datetime, limit: int) -> list[str]:
-    """Pending deliveries whose time has come and which nobody holds: lease them, return ids."""
+async def lease_due(now: datetime, limit: int, resend_before: datetime | None = None) -> list[str]:
+    """Pending deliveries whose time has come and which nobody holds: lease them, return ids.
+
+    A delivery's hold (`leased_until`) starts when its message is sent (at `leased_until -
+    LEASE`) and again when its attempt starts. With `resend_before` (when the oldest message
+    still waiting on the webhooks queue was sent, less a margin), one whose message was sent
+    after it is still waiting in that first-in-first-out queue, however long the backlog
+    takes to drain: it is not taken again.
+    """
+    free = Delivery.leased_until.is_null() | (Delivery.leased_until < now)
+    if resend_before is not None:
+        free = Delivery.leased_until.is_null() | ((Delivery.leased_until < now)
+                                                  & (Delivery.leased_until < resend_before + LEASE))
     due = await Delivery.select(Delivery.id).where(
-        (Delivery.status == "pending") & (Delivery.next_attempt_at <= now)
-        & (Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+        (Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & free
     ).order_by(Delivery.next_attempt_at).limit(limit)
     if not due:
         return []
     leased = await Delivery.update({Delivery.leased_until: now + LEASE}).where(
-        Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending")
-        & (Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+        Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending") & free
     ).returning(Delivery.id)
     return [r["id"] for r in leased]
 
@@ -250,18 +259,18 @@ async def add_ping(org_id: str, endpoint_id: str, now: datetime) -> tuple[str, s
 
 async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> bool:
     """Counts the attempt about to start; False if another worker started it, one is in flight,
-    or the lease is gone.
+    or it is not due (settled, or waiting for a retry).
 
-    The attempt holds the delivery until `settle` (or for LEASE, should its worker die): a
-    late duplicate message, or a scheduler tick after the first lease ran out while the
-    message waited in a backlog, cannot start a second attempt alongside it.
+    The attempt's lease starts now, however long its message waited in a backlog: it holds
+    the delivery until `settle` (or for LEASE, should its worker die), and pushes
+    `next_attempt_at` past now, so a late duplicate message or a scheduler tick cannot start
+    a second attempt alongside it.
     """
     claimed = await Delivery.update({Delivery.attempts: Delivery.attempts + 1, Delivery.updated_at: now,
                                      Delivery.next_attempt_at: now + LEASE,
                                      Delivery.leased_until: now + LEASE}).where(
         (Delivery.id == delivery_id) & (Delivery.status == "pending")
-        & (Delivery.attempts == attempts_seen) & (Delivery.leased_until > now)
-        & (Delivery.next_attempt_at <= now)
+        & (Delivery.attempts == attempts_seen) & (Delivery.next_attempt_at <= now)
     ).returning(Delivery.id)
     return bool(claimed)
 

@@ -34,14 +34,36 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    """One uvicorn process, or (--workers N) a supervisor and N processes sharing the socket:
+    a web process is bound by its one event loop (its CPU), so ingress scales with processes."""
     import uvicorn
 
-    from web.app import create_app
     from web.http_protocol import JsonErrorsProtocol
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                proxy_headers=True, access_log=False, http=JsonErrorsProtocol)
+    if args.workers < 1:
+        print("tenure web: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        from web.app import create_app
+
+        app = create_app(settings)
+    else:  # each process builds its own app from the environment (uvicorn starts them afresh)
+        app = "web.cli:app_from_environment"
+    uvicorn.run(app, factory=args.workers > 1, workers=args.workers, host=args.host, port=args.port,
+                log_config=None, proxy_headers=True, access_log=False, http=JsonErrorsProtocol)
     return 0
+
+
+def app_from_environment():
+    """The app of one `tenure web --workers N` process, configured as `main` configures the parent."""
+    from web.app import create_app
+    from worker.logs import configure
+    from tables import secrets_at_rest
+
+    settings = Settings.from_env()
+    configure(level=settings.log_level)
+    secrets_at_rest.configure(settings)
+    return create_app(settings)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -195,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+                     help="processes serving the port (default 1, or WEB_CONCURRENCY); about one per core")
     backup = sub.add_parser("backup", help="copy the SQLite database (and its key file) while tenure runs")
     backup.add_argument("path", help="the backup file to write (its key beside it, PATH.key)")
     backup.add_argument("--database", help=f"sqlite:///... (default TENURE_DATABASE_URL; the demo's: "

@@ -50,9 +50,20 @@ def lifecycle_message(actor_name: str, product_ids: list[str]) -> Message:
                    args=(product_ids,), kwargs={}, options={})
 
 
-def delivery_message(delivery_id: str) -> Message:
+# Deliveries one deliver message carries (worker.webhooks.delivery.deliver_many sends them concurrently).
+DELIVERY_BATCH = 50
+
+
+def delivery_message(delivery_ids: str | list[str]) -> Message:
+    """One message for a delivery, or for a batch of up to DELIVERY_BATCH of them."""
+    ids = [delivery_ids] if isinstance(delivery_ids, str) else list(delivery_ids)
     return Message(queue_name=WEBHOOKS_QUEUE, actor_name=DELIVER_ACTOR,
-                   args=(delivery_id,), kwargs={}, options={})
+                   args=(ids,), kwargs={}, options={})
+
+
+def delivery_messages(delivery_ids: list[str]) -> list[Message]:
+    return [delivery_message(delivery_ids[i:i + DELIVERY_BATCH])
+            for i in range(0, len(delivery_ids), DELIVERY_BATCH)]
 
 
 @dataclass

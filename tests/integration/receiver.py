@@ -21,6 +21,12 @@ class Received:
     answered: int
 
 
+class Server(ThreadingHTTPServer):
+    # Deliveries arrive many at once (worker.webhooks.delivery.CONCURRENCY): a listen backlog
+    # of 5 (http.server's default) would reset connections that any real server accepts.
+    request_queue_size = 128
+
+
 @dataclass
 class Receiver:
     """Answers each POST with `behaviour(path, webhook_id, attempt_number) -> (status, headers)`."""
@@ -61,7 +67,7 @@ class Receiver:
                 pass
 
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -19,7 +19,7 @@ from worker.queue import (ACTOR_FOR_KIND, AUTORENEW_ACTOR, DELIVER_ACTOR, LIFECY
                           REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender)
 from worker.webhooks.addresses import Resolver, resolve
 from worker.webhooks.client import WebhookClient
-from worker.webhooks.delivery import deliver
+from worker.webhooks.delivery import deliver_many
 from worker.webhooks.fanout import fan_out
 
 HANDLERS: dict[str, Handler] = {
@@ -60,10 +60,11 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
         if await recalculate(organization_id):
             await fan_out(sender, organization_id=organization_id)
 
-    async def webhooks_deliver(delivery_id: str) -> None:
-        _, disabled_for = await deliver(delivery_id, webhook_client.client)
-        if disabled_for:  # tell the organization's other endpoints
-            await fan_out(sender, organization_id=disabled_for)
+    async def webhooks_deliver(delivery_ids: list[str] | str) -> None:
+        ids = [delivery_ids] if isinstance(delivery_ids, str) else delivery_ids  # one id: older messages
+        outcomes = await deliver_many(ids, webhook_client.client)
+        for disabled_for in sorted({org for _, org in outcomes.values() if org}):
+            await fan_out(sender, organization_id=disabled_for)  # tell the organization's other endpoints
 
     def product_batch_actor(name: str, handle) -> None:
         async def run(product_ids: list[str]) -> None:

@@ -24,7 +24,10 @@ import httpx
 from worker.webhooks.addresses import Resolver, Unresolvable, checked_addresses, resolve
 
 TIMEOUT_S = 15
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+# A worker process sends up to threads x CONCURRENCY POSTs at once (8 x 25, see
+# worker.webhooks.delivery): room for all of them, and as many kept alive as one batch's
+# receivers will use again at once, so a batch does not reconnect for every POST.
+LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=5.0)
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):

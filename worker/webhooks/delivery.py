@@ -1,7 +1,9 @@
-"""webhooks.deliver: one signed attempt, stored, then success, a scheduled retry, or giving up."""
+"""webhooks.deliver: signed attempts of a batch of deliveries, sent concurrently on the worker's
+one client, each stored, then success, a scheduled retry, or giving up."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
 from rules.lifecycle import rfc3339
-from tables import events, webhooks
+from tables import delivery_batches, events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -24,6 +26,10 @@ from worker.webhooks.addresses import NotPublic
 log = structlog.get_logger("tenure.webhooks")
 EXCERPT_BYTES = 2048
 USER_AGENT = "tenure-webhooks/1"
+# POSTs of one batch in flight at once. A batch (worker.queue.DELIVERY_BATCH) starts all its
+# attempts' leases together: ceil(DELIVERY_BATCH / CONCURRENCY) x the 15 s timeout must stay
+# well inside webhooks.LEASE (2 x 15 s against 2 minutes).
+CONCURRENCY = 25
 
 
 @dataclass
@@ -87,33 +93,86 @@ async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], bod
 
 
 async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str | None]:
-    """Makes one attempt if this delivery is due and leased; returns (what happened, org disabled for).
+    """One delivery's attempt (see `deliver_many`): (what happened, organization disabled for)."""
+    return (await deliver_many([delivery_id], client))[delivery_id]
 
-    `client` is this worker process's `pinned_client` (worker.webhooks.client).
+
+async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
+                       concurrency: int = CONCURRENCY) -> dict[str, tuple[str, str | None]]:
+    """Makes one attempt of each delivery that is due, at most `concurrency` POSTs at once;
+    answers delivery id -> (what happened, organization whose endpoint it disabled, or None).
+
+    Taking them costs four statements for the whole batch (the deliveries, their endpoints,
+    their events, one conditional UPDATE that starts every attempt and its lease), and the
+    successes are settled together in one transaction; a failure is settled on its own
+    (retry schedule, endpoint health, disabling). `client` is this worker process's
+    `pinned_client` (worker.webhooks.client): one for all its deliveries.
     """
-    context = await webhooks.delivery_context(delivery_id, clock.now())
-    if context is None:
-        return "gone", None
-    delivery, hook, event = context
-    if delivery["status"] != "pending" or not hook["enabled"]:
-        return "skipped", None
-    async with transaction():
-        if not await webhooks.claim_attempt(delivery_id, delivery["attempts"], clock.now()):
-            return "skipped", None
-    attempt = delivery["attempts"] + 1
-    body = payload(event)
-    answer = await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
+    delivery_ids = list(dict.fromkeys(delivery_ids))
+    outcomes: dict[str, tuple[str, str | None]] = {d: ("gone", None) for d in delivery_ids}
+    found = await delivery_batches.contexts(delivery_ids, clock.now())
+    wanted = [d for d, (delivery, hook, _) in found.items()
+              if delivery["status"] == "pending" and hook["enabled"]]
+    outcomes.update({d: ("skipped", None) for d in found})
+    attempts: dict[str, int] = {}
+    if wanted:
+        async with transaction():
+            attempts = await delivery_batches.claim_attempts(wanted, clock.now())
+    gate = asyncio.Semaphore(concurrency)
+
+    async def attempt(delivery_id: str) -> Answer:
+        _, hook, event = found[delivery_id]
+        body = payload(event)
+        async with gate:
+            try:
+                return await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
+            except Exception as exc:  # noqa: BLE001 - one delivery's surprise must not leave its batch unsettled
+                log.exception("webhook_post_failed", delivery_id=delivery_id)
+                return Answer(error=f"{type(exc).__name__}: {exc}"[:200])
+
+    taken = list(attempts)
+    answers = dict(zip(taken, await asyncio.gather(*(attempt(d) for d in taken)), strict=True))
     now = clock.now()
+    delivered = [d for d in taken if hooks.outcome(answers[d].status_code) == "delivered"]
+    if delivered:
+        async with transaction():
+            await delivery_batches.settle_delivered(
+                [(d, found[d][1]["id"], attempt_fields(answers[d])) for d in delivered], now)
+    for delivery_id in delivered:
+        outcomes[delivery_id] = ("delivered", None)
+        noted(found[delivery_id], attempts[delivery_id], answers[delivery_id], "delivered")
+    for delivery_id in taken:
+        if delivery_id not in delivered:
+            outcomes[delivery_id] = await settle_failure(found[delivery_id], attempts[delivery_id],
+                                                         answers[delivery_id], now)
+    return outcomes
+
+
+def attempt_fields(answer: Answer) -> dict:
+    return {"status_code": answer.status_code, "duration_ms": answer.duration_ms,
+            "response_excerpt": answer.excerpt, "error": answer.error}
+
+
+def noted(context: tuple[dict, dict, dict], attempt: int, answer: Answer, verdict: str) -> None:
+    delivery, hook, event = context
+    metrics.delivery_attempted(verdict if verdict != "retry" or answer.status_code else "error")
+    log.info("webhook_attempt", delivery_id=delivery["id"], endpoint_id=hook["id"], event_id=event["id"],
+             operation_id=event["operation_id"], attempt=attempt, status_code=answer.status_code,
+             verdict=verdict, error=answer.error)
+
+
+async def settle_failure(context: tuple[dict, dict, dict], attempt: int, answer: Answer,
+                         now: datetime) -> tuple[str, str | None]:
+    """An attempt that was not delivered: gone, a scheduled retry, or given up (disabling the endpoint)."""
+    delivery, hook, _ = context
+    delivery_id = delivery["id"]
     verdict = hooks.outcome(answer.status_code)
     disabled_reason = None
     async with transaction():
         await webhooks.record_attempt(delivery_id, now, status_code=answer.status_code,
                                       duration_ms=answer.duration_ms, excerpt=answer.excerpt,
                                       error=answer.error)
-        if verdict == "delivered":
-            await webhooks.settle(delivery_id, now, "succeeded", None)
-            await webhooks.endpoint_succeeded(hook["id"])
-        elif verdict == "gone":
+        if verdict == "gone":
             await webhooks.settle(delivery_id, now, "failed", None)
             disabled_reason = "gone"
         else:
@@ -130,8 +189,5 @@ async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str
                                       "reason": disabled_reason})
         else:
             disabled_reason = None
-    metrics.delivery_attempted(verdict if verdict != "retry" or answer.status_code else "error")
-    log.info("webhook_attempt", delivery_id=delivery_id, endpoint_id=hook["id"], event_id=event["id"],
-             operation_id=event["operation_id"], attempt=attempt, status_code=answer.status_code,
-             verdict=verdict, error=answer.error)
+    noted(context, attempt, answer, verdict)
     return verdict, hook["organization_id"] if disabled_reason else None

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+
+import structlog
 
 from rules import webhooks as hooks
 from tables import events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
-from worker.queue import Sender, delivery_message
+from worker.monitoring import monitor_for
+from worker.queue import WEBHOOKS_QUEUE, Sender, delivery_messages
 
+log = structlog.get_logger("tenure.webhooks")
 BATCH = 500
+# A delivery whose message was sent this long before the oldest one still waiting on the
+# webhooks queue was taken by a worker (prefetched, or lost with it): it may be sent again.
+RESEND_MARGIN = timedelta(seconds=60)
 
 
 async def fan_out_operations(sender: Sender, finished: dict[str, str]) -> int:
@@ -44,17 +52,34 @@ async def fan_out(sender: Sender, *, operation_id: str | None = None,
                  if hook["organization_id"] == event["organization_id"]
                  and hooks.matches(frozenset(hook["event_types"].split()), event["type"])]
         created = await webhooks.add_deliveries(pairs, now)
-    for delivery_id in created:
-        if not await asyncio.to_thread(sender.send, delivery_message(delivery_id)):
-            break  # broker down: the leases run out and the scheduler sends them
+    await send(sender, created)  # broker down: the leases run out and the scheduler sends them
     return len(created)
 
 
-async def send_due(sender: Sender) -> int:
-    """Scheduler tick: deliveries due for an attempt (retries, lost messages) get a message."""
-    async with transaction():
-        due = await webhooks.lease_due(clock.now(), BATCH)
-    for delivery_id in due:
-        if not await asyncio.to_thread(sender.send, delivery_message(delivery_id)):
+async def send(sender: Sender, delivery_ids: list[str]) -> None:
+    """Deliver messages for `delivery_ids`, DELIVERY_BATCH a message; stops at the first failure."""
+    for message in delivery_messages(delivery_ids):
+        if not await asyncio.to_thread(sender.send, message):
             break
+
+
+def _oldest_waiting(sender: Sender) -> datetime | None:
+    try:
+        sent_at = monitor_for(sender.broker).oldest_waiting(WEBHOOKS_QUEUE)
+    except Exception as exc:  # the broker is down: the sends will say so
+        log.warning("webhooks_queue_unreadable", error=str(exc))
+        return None
+    return None if sent_at is None else datetime.fromtimestamp(sent_at, UTC)
+
+
+async def send_due(sender: Sender) -> int:
+    """Scheduler tick: deliveries due for an attempt (retries, lost messages) get a message.
+
+    One whose message still waits in the queue (sent after the oldest waiting one, less
+    RESEND_MARGIN) is not sent again, however long the backlog: see `webhooks.lease_due`."""
+    oldest = await asyncio.to_thread(_oldest_waiting, sender)
+    async with transaction():
+        due = await webhooks.lease_due(clock.now(), BATCH,
+                                       resend_before=None if oldest is None else oldest - RESEND_MARGIN)
+    await send(sender, due)
     return len(due)
