@@ -7,6 +7,12 @@ Two traps of the stack are handled here, once:
 - SQLite has no row locks and upgrading a read lock to a write lock ignores the
   busy timeout, so every write transaction on SQLite is `BEGIN IMMEDIATE`.
 
+asyncpg resets a connection's session each time it goes back to its pool (advisory
+locks, cursors, LISTEN, settings: four statements in one round trip), and Piccolo takes
+a connection from the pool for every query. tenure sets no session state, takes no
+advisory lock and listens to nothing, so the pools skip that reset (`_keep_session`);
+asyncpg still rolls back a transaction left open before the connection is reused.
+
 And one of PostgreSQL's: asyncpg waits 60 s for a connection and forever for a
 statement by default, so a database that stops answering would hold every request.
 Connections here give up after CONNECT_TIMEOUT_S and the pools' statements after
@@ -138,13 +144,17 @@ async def transaction() -> AsyncIterator[None]:
         yield
 
 
+async def _keep_session(connection) -> None:
+    """The pools' reset: nothing beyond asyncpg's own rollback of an unfinished transaction."""
+
+
 async def start_pool(max_size: int = 10) -> None:
     """A pool for this event loop. A pool outlives database outages: asyncpg replaces a
     connection found closed when it is next acquired."""
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is None:
         await engine.start_connection_pool(min_size=1, max_size=max_size,
-                                           command_timeout=COMMAND_TIMEOUT_S)
+                                           command_timeout=COMMAND_TIMEOUT_S, reset=_keep_session)
 
 
 def unreachable(exc: BaseException) -> bool:

@@ -84,11 +84,10 @@ async def accept_once(request: Request, *, kind: str, org_id: str, account_id: s
         kind, org_id, now, account_id=account_id, params=params, product_id=product_id,
         idem_key=idem_key if idem_key is not None else idempotency.key_for(request, org_id),
         request_hash=wanted, enqueued_at=now)
-    async with transaction():
-        op, created = await operations.insert_or_get(row)
-    if not created:
+    if not await operations.insert_new(row):  # its Idempotency-Key is taken: answer the twin
+        op = await operations.by_idem_key(row["idem_key"])
         idempotency.check_same_request(op, wanted)
-        return operation_out(await operations.get(op["id"])), False
+        return operation_out(op), False
     sender = request.app.state.sender
     sent = await anyio.to_thread.run_sync(sender.send, operation_message(kind, row["id"]))
     if not sent:

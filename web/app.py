@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from tables import engine, secrets_at_rest
+from tables import access_cache, engine, secrets_at_rest
 from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine.bind(engine.for_url(settings.database_url))
+        access_cache.configure(settings.auth_cache_seconds)
         if settings.secret_key or not secrets_at_rest.configured():
             secrets_at_rest.configure(settings)  # `tenure web` did, unless the app is made elsewhere
         app.state.sender = sender or Sender(make_broker(settings))
