@@ -175,6 +175,11 @@ async def unsent(op_id: str) -> None:
     await Operation.update({Operation.enqueued_at: None}).where(Operation.id == op_id)
 
 
+async def unsent_many(op_ids: list[str]) -> None:
+    """Their sends failed: let the relay pick them up at its next tick."""
+    await Operation.update({Operation.enqueued_at: None}).where(Operation.id.is_in(op_ids))
+
+
 async def by_idem_key(idem_key: str) -> dict | None:
     return await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first()
 

@@ -15,6 +15,7 @@ from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
 from web.edge import edge_checks
+from web.outbox import Outbox
 from web.idempotent_posts import IdempotentPosts, document_idempotency_key
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
@@ -51,9 +52,12 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         app.state.monitor = monitor_for(app.state.sender.broker)
         app.state.limiter = Limiter(settings)
         await engine.start_pool()
+        app.state.outbox = Outbox(app.state.sender)
+        app.state.outbox.start()
         try:
             yield
         finally:
+            await app.state.outbox.close()
             await engine.close_pool()
             await app.state.limiter.close()
 
