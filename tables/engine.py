@@ -34,8 +34,6 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
-from tables.sqlite_pool import PooledConnection, SQLitePool, WriteLock, is_write
-
 SQLITE_BUSY_TIMEOUT_S = 30
 # A reachable PostgreSQL accepts a connection in milliseconds; a stopped one refuses it at once.
 CONNECT_TIMEOUT_S = 2.0
@@ -71,86 +69,21 @@ class LoopPoolPostgresEngine(PostgresEngine):
 
 
 class _ClosingSQLiteTransaction(SQLiteTransaction):
-    """Closes its connection when BEGIN fails (Piccolo leaks it and its thread); a write
-    transaction holds the process's write lock (tables/sqlite_pool.py) from BEGIN to its end."""
-
-    _holds_write_lock = False
+    """Closes its connection when BEGIN fails (Piccolo leaks it and its thread)."""
 
     async def begin(self) -> None:
-        writes = self.transaction_type != TransactionType.deferred
         try:
-            if writes:
-                await self.engine.write_lock.acquire(self.connection)
-                self._holds_write_lock = True
             await super().begin()
         except BaseException:
-            self._release_write_lock()
             await self.connection.close()
             raise
 
-    def _release_write_lock(self) -> None:
-        if self._holds_write_lock:
-            self._holds_write_lock = False
-            self.engine.write_lock.release()
-
-    async def __aexit__(self, exception_type, exception, traceback) -> bool:
-        try:
-            return await super().__aexit__(exception_type, exception, traceback)
-        finally:
-            if self._parent is None:
-                self._release_write_lock()
-
 
 class TenureSQLiteEngine(SQLiteEngine):
-    """Write transactions are IMMEDIATE; connections are reused while serving (tables/sqlite_pool.py)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.connections = SQLitePool(self.connection_kwargs)
-        self.write_lock = WriteLock(SQLITE_BUSY_TIMEOUT_S)
-
     def transaction(self, transaction_type=TransactionType.immediate, allow_nested=True):
         return _ClosingSQLiteTransaction(
             engine=self, transaction_type=transaction_type, allow_nested=allow_nested
         )
-
-    async def get_connection(self):
-        if not self.connections.serving:
-            return await super().get_connection()
-        return PooledConnection(await self.connections.acquire(), self.connections)
-
-    async def _run_in_new_connection(self, query, args=None, query_type="generic", table=None):
-        if not self.connections.serving or (query_type == "insert" and self.get_version_sync() < 3.35):
-            return await super()._run_in_new_connection(query, args, query_type, table)
-        connection = await self.connections.acquire()
-        writes = is_write(query)
-        try:
-            if writes:
-                await self.write_lock.acquire(connection)
-            try:
-                async with connection.execute(query, args or []) as cursor:
-                    await connection.commit()
-                    rows = await cursor.fetchall()
-            finally:
-                if writes:
-                    self.write_lock.release()
-        except Exception:
-            await self.connections.release(connection)
-            raise
-        except BaseException:  # cancelled mid-statement: the connection may still be busy
-            await self.connections.release(connection, broken=True)
-            raise
-        await self.connections.release(connection)
-        return rows
-
-    async def _run_in_existing_connection(self, connection, query, args=None, query_type="generic",
-                                          table=None):
-        if query_type == "insert" and self.get_version_sync() < 3.35:
-            return await super()._run_in_existing_connection(connection, query, args, query_type, table)
-        # Piccolo sends PRAGMA foreign_keys first each time: inside a transaction it does
-        # nothing (SQLite ignores it there), and every connection has it on from the start.
-        async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()
 
 
 def sqlite_path(url: str) -> str:
@@ -219,8 +152,6 @@ async def start_pool(max_size: int = 10) -> None:
     """A pool for this event loop. A pool outlives database outages: asyncpg replaces a
     connection found closed when it is next acquired."""
     engine = current()
-    if isinstance(engine, TenureSQLiteEngine):
-        engine.connections.open()
     if isinstance(engine, PostgresEngine) and engine.pool is None:
         await engine.start_connection_pool(min_size=1, max_size=max_size,
                                            command_timeout=COMMAND_TIMEOUT_S, reset=_keep_session)
@@ -263,7 +194,5 @@ def _raised_in_driver(exc: BaseException) -> bool:
 
 async def close_pool() -> None:
     engine = current()
-    if isinstance(engine, TenureSQLiteEngine):
-        await engine.connections.close()
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
         await engine.close_connection_pool()
