@@ -37,7 +37,7 @@ def new_secret(prefix: str = API_KEY_PREFIX) -> str:
 
 async def create(email: str, name: str, now: datetime) -> tuple[dict, str]:
     """Inserts an account with its "default" API key; returns (row, key shown once) or raises EmailTaken."""
-    from tables import api_keys
+    from tables import access_cache, api_keys
 
     row = {"id": new_id("acc"), "email": email.lower(), "name": name, "key_hash": None, "created_at": now}
     inserted = await Account.insert(Account(**row)).on_conflict(
@@ -63,8 +63,9 @@ async def by_email(email: str) -> dict | None:
 
 async def rotate_key(account_id: str, now: datetime) -> str:
     """Replaces every key of the account by a new "default" one (the demo's sign-in)."""
-    from tables import api_keys
+    from tables import access_cache, api_keys
 
     await api_keys.ApiKey.delete().where(api_keys.ApiKey.account == account_id)
+    access_cache.changed()
     _, key = await api_keys.create(account_id, api_keys.DEFAULT_NAME, now)
     return key

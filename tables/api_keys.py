@@ -31,6 +31,7 @@ from collections.abc import Iterable  # noqa: E402
 from datetime import datetime, timedelta  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
+from tables import access_cache  # noqa: E402
 from tables.accounts import digest, new_secret  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
@@ -80,6 +81,7 @@ async def of(account_id: str) -> list[dict]:
 async def revoke(account_id: str, key_id: str) -> bool:
     """Deletes the key (it stops working at once); False if the account has no such key."""
     gone = await ApiKey.delete().where((ApiKey.id == key_id) & (ApiKey.account == account_id)).returning(ApiKey.id)
+    access_cache.changed()  # here at once; in other processes within the cache's ttl
     return bool(gone)
 
 
@@ -87,19 +89,37 @@ async def authenticate(api_key: str, now: datetime) -> dict | None:
     """The account behind `api_key`, with the key's id and scope (`key_id`, `key_orgs`,
     `key_permissions`: None where the key does not narrow); None for an unknown key.
     Notes the use at most once a minute (a conditional UPDATE, so racing requests write once)."""
+    found = await lookup(api_key)
+    if found is None:
+        return None
+    account, last_used_at = found
+    await note_use(account["key_id"], last_used_at, now)
+    return account
+
+
+async def lookup(api_key: str) -> tuple[dict, datetime | None] | None:
+    """As `authenticate`, without noting the use: the account and the key's `last_used_at`."""
     joined = _joined()
     row = await ApiKey.select(ApiKey.id, ApiKey.account, joined.email, joined.name, ApiKey.organizations,
                               ApiKey.permissions, ApiKey.last_used_at).where(
         ApiKey.key_hash == digest(api_key)).first()
     if row is None:
         return None
-    stale = now - LAST_USED_EVERY
-    if row["last_used_at"] is None or row["last_used_at"] < stale:
+    return ({"id": row["account"], "email": row["account.email"], "name": row["account.name"],
+             "key_id": row["id"], "key_orgs": _scope(row["organizations"]),
+             "key_permissions": _scope(row["permissions"])}, row["last_used_at"])
+
+
+def use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or last_used_at < now - LAST_USED_EVERY
+
+
+async def note_use(key_id: str, last_used_at: datetime | None, now: datetime) -> None:
+    """Sets `last_used_at` to now if it was last set over a minute ago (once, however many race)."""
+    if use_is_stale(last_used_at, now):
+        stale = now - LAST_USED_EVERY
         await ApiKey.update({ApiKey.last_used_at: now}).where(
-            (ApiKey.id == row["id"]) & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stale)))
-    return {"id": row["account"], "email": row["account.email"], "name": row["account.name"],
-            "key_id": row["id"], "key_orgs": _scope(row["organizations"]),
-            "key_permissions": _scope(row["permissions"])}
+            (ApiKey.id == key_id) & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stale)))
 
 
 async def carry_over_account_keys(now: datetime) -> int:

@@ -7,6 +7,12 @@ Two traps of the stack are handled here, once:
 - SQLite has no row locks and upgrading a read lock to a write lock ignores the
   busy timeout, so every write transaction on SQLite is `BEGIN IMMEDIATE`.
 
+asyncpg resets a connection's session each time it goes back to its pool (advisory
+locks, cursors, LISTEN, settings: four statements in one round trip), and Piccolo takes
+a connection from the pool for every query. tenure sets no session state, takes no
+advisory lock and listens to nothing, so the pools skip that reset (`_keep_session`);
+asyncpg still rolls back a transaction left open before the connection is reused.
+
 And one of PostgreSQL's: asyncpg waits 60 s for a connection and forever for a
 statement by default, so a database that stops answering would hold every request.
 Connections here give up after CONNECT_TIMEOUT_S and the pools' statements after
@@ -138,14 +144,14 @@ async def transaction() -> AsyncIterator[None]:
         yield
 
 
-async def start_pool(max_size: int = 10, *, reset_sessions: bool = True) -> None:
+async def start_pool(max_size: int = 10, *, reset_sessions: bool = False) -> None:
     """A pool for this event loop. A pool outlives database outages: asyncpg replaces a
     connection found closed when it is next acquired.
 
-    `reset_sessions=False` skips asyncpg's reset query on every release (`pg_advisory_unlock_all();
-    CLOSE ALL; UNLISTEN *; RESET ALL`, one round trip per checkout) for code that leaves no
-    session state behind (no advisory locks, LISTEN, cursors or session SETs: the workers);
-    a transaction left open is still rolled back."""
+    By default (`reset_sessions=False`) the pool skips asyncpg's reset query on every
+    release (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`, one round trip
+    per checkout): tenure leaves no session state behind (no advisory locks, LISTEN, cursors
+    or session SETs); a transaction left open is still rolled back."""
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is None:
         options = {} if reset_sessions else {"reset": _keep_session}
@@ -154,7 +160,7 @@ async def start_pool(max_size: int = 10, *, reset_sessions: bool = True) -> None
 
 
 async def _keep_session(connection) -> None:
-    """The pool's reset hook when sessions carry no state: nothing to send."""
+    """The pools' reset: nothing beyond asyncpg's own rollback of an unfinished transaction."""
 
 
 def unreachable(exc: BaseException) -> bool:

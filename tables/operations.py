@@ -46,7 +46,10 @@ class Operation(Table, tablename="operations"):
 
 from datetime import datetime  # noqa: E402
 
+import msgspec  # noqa: E402
+
 from tables.ids import new_id  # noqa: E402
+from tables.statements import Statement, fetch  # noqa: E402
 
 PUBLIC_FIELDS = (Operation.id, Operation.kind, Operation.status, Operation.organization_id,
                  Operation.product_id, Operation.result, Operation.error_code,
@@ -56,6 +59,28 @@ PUBLIC_FIELDS = (Operation.id, Operation.kind, Operation.status, Operation.organ
 def new_row(kind: str, org_id: str, now: datetime, **fields) -> dict:
     return {"id": new_id("op"), "kind": kind, "status": OperationStatus.pending.value,
             "organization_id": org_id, "params": {}, "created_at": now, "attempts": 0, **fields}
+
+
+_COLUMNS = ("id", "kind", "status", "organization_id", "account_id", "idem_key", "request_hash", "params",
+            "product_id", "result", "error_code", "error_message", "attempts", "failure", "reference",
+            "created_at", "enqueued_at", "started_at", "finished_at", "parent_id")
+_JSON_COLUMNS = frozenset({"params", "result", "failure"})
+_INSERT = Statement(
+    f"INSERT INTO operations ({', '.join(_COLUMNS)}) VALUES ({', '.join('{}' for _ in _COLUMNS)}) "
+    "ON CONFLICT (idem_key) DO NOTHING RETURNING id")
+
+
+def _value(row: dict, column: str):
+    value = row.get(column, 0 if column == "attempts" else None)
+    if column in _JSON_COLUMNS and value is not None:
+        return msgspec.json.encode(value).decode()
+    return value
+
+
+async def insert_new(row: dict) -> bool:
+    """Inserts the operation in one statement (no transaction around it); False, inserting
+    nothing, if its idempotency key is already taken."""
+    return bool(await fetch(_INSERT, *(_value(row, column) for column in _COLUMNS)))
 
 
 async def insert_or_get(row: dict) -> tuple[dict, bool]:
@@ -149,6 +174,11 @@ async def take_for_relay(cutoff: datetime, now: datetime, limit: int, *,
 async def unsent(op_id: str) -> None:
     """The send failed: let the relay pick it up at its next tick."""
     await Operation.update({Operation.enqueued_at: None}).where(Operation.id == op_id)
+
+
+async def unsent_many(op_ids: list[str]) -> None:
+    """Their sends failed: let the relay pick them up at its next tick."""
+    await Operation.update({Operation.enqueued_at: None}).where(Operation.id.is_in(op_ids))
 
 
 async def by_idem_key(idem_key: str) -> dict | None:

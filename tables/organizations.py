@@ -39,6 +39,7 @@ import functools  # noqa: E402
 from datetime import datetime  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
+from tables import access_cache  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 
@@ -87,6 +88,7 @@ async def create_team(org_id: str, name: str, permissions: frozenset[str], now: 
            "is_owner": is_owner, "created_at": now}
     inserted = await Team.insert(Team(**row)).on_conflict(
         target=Team.name_key, action="DO NOTHING").returning(Team.id)
+    access_cache.changed()
     if not inserted:
         raise TeamNameTaken(name)
     return row
@@ -97,6 +99,7 @@ async def add_member(org_id: str, team_id: str, account_id: str, now: datetime) 
         id=new_id("mem"), team=team_id, account=account_id, organization=org_id,
         member_key=f"{team_id}:{account_id}", created_at=now,
     )).on_conflict(target=Membership.member_key, action="DO NOTHING").returning(Membership.id)
+    access_cache.changed()  # another team may widen what the member holds
     if not inserted:
         raise AlreadyMember(account_id)
 
@@ -104,12 +107,14 @@ async def add_member(org_id: str, team_id: str, account_id: str, now: datetime) 
 async def remove_member(team_id: str, account_id: str) -> bool:
     removed = await Membership.delete().where(
         Membership.member_key == f"{team_id}:{account_id}").returning(Membership.id)
+    access_cache.changed()
     return bool(removed)
 
 
 async def leave(org_id: str, account_id: str) -> None:
     await Membership.delete().where(
         (Membership.organization == org_id) & (Membership.account == account_id))
+    access_cache.changed()
 
 
 def _granted(rows: list[dict], all_permissions: frozenset[str]) -> frozenset[str]:

@@ -52,6 +52,9 @@ class ProductSchedule(Table, tablename="product_schedules"):
 from datetime import datetime  # noqa: E402
 
 from tables.ids import new_id  # noqa: E402
+from tables.statements import Statement, fetch  # noqa: E402
+
+_NAME_HELD = Statement("SELECT 1 AS held FROM products WHERE name_key = {} LIMIT 1")
 
 PUBLIC = (Product.id, Product.kind, Product.name, Product.organization, Product.client,
           Product.reseller, Product.expires_at, Product.autorenew, Product.state,
@@ -72,7 +75,7 @@ async def name_held(kind: str, name: str) -> bool:
     key = name_key(kind, name)
     if key is None:
         return False
-    return await Product.exists().where(Product.name_key == key)
+    return bool(await fetch(_NAME_HELD, key))
 
 
 async def insert(*, kind: str, name: str, organization_id: str, client_id: str | None,

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-import anyio
 import structlog
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
@@ -16,7 +15,6 @@ from rules.errors import RuleViolation
 from rules.quotes import Priced
 from tables import operations
 from tables.clock import clock
-from tables.engine import transaction
 from web import idempotency
 from web.errors import BadHeader
 from web.schemas import BatchDryRunOut, DryRunOut, ErrorOut, MoneyIO, OperationOut, QuoteOut
@@ -84,18 +82,13 @@ async def accept_once(request: Request, *, kind: str, org_id: str, account_id: s
         kind, org_id, now, account_id=account_id, params=params, product_id=product_id,
         idem_key=idem_key if idem_key is not None else idempotency.key_for(request, org_id),
         request_hash=wanted, enqueued_at=now)
-    async with transaction():
-        op, created = await operations.insert_or_get(row)
-    if not created:
+    if not await operations.insert_new(row):  # its Idempotency-Key is taken: answer the twin
+        op = await operations.by_idem_key(row["idem_key"])
         idempotency.check_same_request(op, wanted)
-        return operation_out(await operations.get(op["id"])), False
-    sender = request.app.state.sender
-    sent = await anyio.to_thread.run_sync(sender.send, operation_message(kind, row["id"]))
-    if not sent:
-        async with transaction():
-            await operations.unsent(row["id"])  # the relay sends it at its next tick
+        return operation_out(op), False
+    request.app.state.outbox.submit(operation_message(kind, row["id"]))  # sent off the request path
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id,
-             product_id=product_id, sent=sent)
+             product_id=product_id)
     return operation_out(row), True
 
 

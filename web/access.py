@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from litestar import Request
 
 from rules import permissions
-from tables import api_keys, organizations
+from tables import access_cache, api_keys, organizations
+from tables.accounts import digest
 from tables.clock import clock
 from web.errors import NotFound, Unauthorized
 from web.ratelimit import client_address
@@ -24,7 +25,7 @@ async def provide_account(request: Request) -> dict:
     limiter = request.app.state.limiter
     address = client_address(request.scope)
     limiter.check_blocked(address)
-    account = await api_keys.authenticate(key.strip(), clock.now())
+    account = await authenticated(key.strip())
     if account is None:
         await limiter.failed_auth(address)
         raise Unauthorized("this API key is not valid; create an account or use a current key")
@@ -32,6 +33,39 @@ async def provide_account(request: Request) -> dict:
     request.state.account_id = account["id"]
     request.state.key_permissions = account["key_permissions"]  # kept on operations (web.accept)
     return account
+
+
+async def authenticated(key: str) -> dict | None:
+    """The account behind `key`, from the access cache (tables/access_cache.py) or the database;
+    its use is noted at most once a minute either way."""
+    cache = access_cache.cache
+    cache_key = ("key", digest(key))
+    now = clock.now()
+    entry = cache.get(cache_key)  # [account, last_used_at]
+    if entry is None:
+        generation = cache.generation()
+        found = await api_keys.lookup(key)
+        if found is None:
+            return None
+        entry = list(found)
+        cache.put(cache_key, entry, generation)
+    account, last_used_at = entry
+    if api_keys.use_is_stale(last_used_at, now):
+        await api_keys.note_use(account["key_id"], last_used_at, now)
+        entry[1] = now
+    return account
+
+
+async def membership(account_id: str, org_id: str) -> tuple[dict, frozenset[str]] | None:
+    """The organization and what the account's teams grant there, cached as keys are."""
+    cache = access_cache.cache
+    cache_key = ("member", account_id, org_id)
+    found = cache.get(cache_key)
+    if found is None:
+        generation = cache.generation()
+        found = await organizations.membership(account_id, org_id, permissions.ALL_PERMISSIONS)
+        cache.put(cache_key, found, generation)
+    return found
 
 
 async def optional_account(request: Request) -> dict | None:
@@ -67,7 +101,7 @@ async def access(account: dict, org_id: str, needed: str | None = None) -> Acces
     narrowing)."""
     found = None
     if key_allows_org(account, org_id):
-        found = await organizations.membership(account["id"], org_id, permissions.ALL_PERMISSIONS)
+        found = await membership(account["id"], org_id)
     if found is None:  # unknown, or not yours: the same answer
         raise NotFound("organization", org_id)
     org, granted = found

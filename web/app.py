@@ -10,11 +10,12 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from tables import engine, secrets_at_rest
+from tables import access_cache, engine, secrets_at_rest
 from tables.settings import Settings
 from web.access import provide_account
 from web.errors import EXCEPTION_HANDLERS
 from web.edge import edge_checks
+from web.outbox import Outbox
 from web.idempotent_posts import IdempotentPosts, document_idempotency_key
 from web.routes.accounts import AccountController
 from web.routes.billing import BillingController, catalog
@@ -44,15 +45,19 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine.bind(engine.for_url(settings.database_url))
+        access_cache.configure(settings.auth_cache_seconds)
         if settings.secret_key or not secrets_at_rest.configured():
             secrets_at_rest.configure(settings)  # `tenure web` did, unless the app is made elsewhere
         app.state.sender = sender or Sender(make_broker(settings))
         app.state.monitor = monitor_for(app.state.sender.broker)
         app.state.limiter = Limiter(settings)
         await engine.start_pool()
+        app.state.outbox = Outbox(app.state.sender)
+        app.state.outbox.start()
         try:
             yield
         finally:
+            await app.state.outbox.close()
             await engine.close_pool()
             await app.state.limiter.close()
 

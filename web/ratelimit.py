@@ -9,7 +9,12 @@ Per client address (the one uvicorn reports, after trusted proxies' X-Forwarded-
 Per API key: `per_key`, every request made with it (counted once the key is known).
 
 The windows live in Redis when there is one (TENURE_RATE_LIMIT_URL, else a redis://
-broker), so every web process shares them: one Lua call, one round trip, per hit. Without
+broker), so every web process shares them: one Lua call, one round trip, per hit; except
+`per_key`, which a process takes from the window in blocks of `block_of(limit)` (a
+fiftieth of the limit, at most MAX_BLOCK; 1 for limits under 100) and spends locally until
+the block runs out or its window passes. A key can thus be refused while up to a block per
+other web process is taken but not yet spent (2 % of its limit each), never let through
+past it. Without
 Redis (a RabbitMQ broker, the embedded mode) each process counts in its own memory. A
 storage failure lets requests through (a limit protects, it decides nothing) and the
 limiter stops asking the storage for PAUSE_S, as the broker's sender does.
@@ -40,6 +45,8 @@ OFF = "off"
 PAUSE_S = 2.0
 REDIS_TIMEOUT_S = 1.0  # a hung Redis costs a request at most this, then PAUSE_S of no limits
 KEY_PREFIX = "tenure:ratelimit"
+MAX_BLOCK = 50  # per_key hits taken from the shared window at once (see the module)
+BLOCKED_NAMES = frozenset({"per_key"})
 MAX_BLOCKED = 10_000  # addresses remembered as over the auth-failure limit, per process
 
 # (method, route) -> the limit counted against the client's address for every attempt.
@@ -101,6 +108,11 @@ def make_storage(url: str) -> Storage:
                         socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S)
 
 
+def block_of(item: RateLimitItem) -> int:
+    """How many hits a process takes from a shared window at once."""
+    return max(1, min(MAX_BLOCK, item.amount // 50))
+
+
 def client_address(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else "unknown"
@@ -115,6 +127,7 @@ class Limiter:
         self.windows = MovingWindowRateLimiter(self.storage)
         self._down_until = 0.0
         self._blocked: dict[str, float] = {}  # address -> monotonic time its auth block ends
+        self._taken: dict[tuple[str, str], tuple[int, float]] = {}  # hits left, until (monotonic)
         for name in NAMES:
             RATE_LIMITED.labels(name)  # every limit shows in /metrics, at 0 until it refuses
 
@@ -127,8 +140,10 @@ class Limiter:
         item = self.items[name]
         if item is None or time.monotonic() < self._down_until:
             return
+        if name in BLOCKED_NAMES and self._spend_taken(name, who):
+            return
         try:
-            if await self.windows.hit(item, name, who):
+            if await self._take(item, name, who):
                 return
             reset = (await self.windows.get_window_stats(item, name, who)).reset_time
         except Exception as exc:  # redis errors, timeouts, refused connections: let it through
@@ -136,6 +151,26 @@ class Limiter:
             log.warning("rate_limit_storage_failed", limit=name, error=f"{type(exc).__name__}: {exc}")
             return
         raise self._refused(name, max(1, math.ceil(reset - time.time())))
+
+    def _spend_taken(self, name: str, who: str) -> bool:
+        left, until = self._taken.get((name, who), (0, 0.0))
+        if left <= 0 or time.monotonic() >= until:
+            self._taken.pop((name, who), None)
+            return False
+        self._taken[(name, who)] = (left - 1, until)
+        return True
+
+    async def _take(self, item: RateLimitItem, name: str, who: str) -> bool:
+        """One hit (and, for BLOCKED_NAMES, a block to spend locally) from the window."""
+        block = block_of(item) if name in BLOCKED_NAMES else 1
+        if block > 1 and await self.windows.hit(item, name, who, cost=block):
+            if len(self._taken) >= MAX_BLOCKED:
+                self._taken.clear()
+            left, until = self._taken.get((name, who), (0, math.inf))
+            ends = time.monotonic() + item.get_expiry()
+            self._taken[(name, who)] = (left + block - 1, min(until, ends))
+            return True
+        return await self.windows.hit(item, name, who)  # the window's last slots, one by one
 
     def check_blocked(self, address: str) -> None:
         """Before authenticating: RateLimited if this address is over the auth-failure limit

@@ -41,7 +41,7 @@ class Database(dramatiq.Middleware):
         try:
             engine.bind(engine.for_url(self.database_url))
             # Actors leave no session state (advisory locks, LISTEN, SET): no reset per checkout.
-            get_event_loop_thread().run_coroutine(engine.start_pool(self.pool_size, reset_sessions=False))
+            get_event_loop_thread().run_coroutine(engine.start_pool(self.pool_size))
         except Exception as exc:
             # A plain exception here is only logged and the worker boots without a database.
             get_event_loop_thread().stop()

@@ -193,3 +193,18 @@ def test_requests_go_through_when_the_limits_redis_is_unreachable(database_url):
         b.person(client, "Bob")
         for _ in range(5):
             assert client.get("/v1/me", headers=ada.auth).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_blocks_of_the_per_key_limit_taken_by_two_processes_never_let_a_key_past_it(database_url, empty_redis):
+    shared = {"rate_limit_url": empty_redis, "rate_limit_per_key": "100/minute"}  # blocks of 2
+    with limited(database_url, **shared) as first, limited(database_url, **shared) as second:
+        ada = b.person(first, "Ada")
+        answered = {first: [], second: []}
+        while not all(429 in codes for codes in answered.values()):
+            for client in (first, second):
+                if 429 not in answered[client]:
+                    answered[client].append(client.get("/v1/me", headers=ada.auth).status_code)
+
+    assert sum(codes.count(200) for codes in answered.values()) == 100
+    assert all(codes.count(200) >= 40 for codes in answered.values()), answered  # both took blocks

@@ -21,6 +21,13 @@ def waiting(broker) -> int:
     return broker.client.llen(f"{broker.namespace}:operations")
 
 
+def sent_by(broker, count: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while waiting(broker) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} messages in the queue after {timeout_s} s"
+        time.sleep(0.01)
+
+
 def test_operations_whose_messages_still_wait_in_the_queue_are_not_sent_again(api, broker, sender, workers):
     owner, org = builders.funded(api, 100_000)
     op_ids = [buy(api, owner, org, f"backlog-{n}.fr").json()["id"] for n in range(3)]  # no worker yet
@@ -38,9 +45,11 @@ def test_operations_whose_messages_still_wait_in_the_queue_are_not_sent_again(ap
 def test_a_lost_message_is_sent_again_even_with_a_backlog_behind_it(api, broker, sender):
     owner, org = builders.funded(api, 100_000)
     lost = buy(api, owner, org, "lost.fr").json()["id"]
+    sent_by(broker, 1)  # sent off the request path, just after the answer
     broker.client.delete(f"{broker.namespace}:operations")  # its message is gone from the broker
     time.sleep(STALL_S + 0.5)
     behind = buy(api, owner, org, "behind.fr").json()["id"]  # sent after: waits at the head
+    sent_by(broker, 1)
 
     assert relay_once(sender) == 1
 

@@ -57,7 +57,8 @@ class KeyController(Controller):
 
     @delete("/{key_id:str}", status_code=204)
     async def revoke_key(self, account: dict, key_id: str) -> None:
-        """Revokes the key: requests made with it are refused (401) at once."""
+        """Revokes the key: requests made with it are refused (401) at once by the web process that
+        revoked it, and by every other one within TENURE_AUTH_CACHE_SECONDS (2 s by default)."""
         require_unrestricted(account)
         async with transaction():
             if not await api_keys.revoke(account["id"], key_id):

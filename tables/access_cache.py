@@ -1,0 +1,69 @@
+"""A short-lived, per-process cache of who an API key is and what an account may do where.
+
+Authenticating a request reads the key (its account and scope) and the account's teams in
+the organization; both change rarely, and every request needs them. Entries live
+`ttl` seconds (TENURE_AUTH_CACHE_SECONDS, default 2; 0 turns the cache off) and only found
+keys and memberships are kept (an unknown key or a non-member always asks the database,
+so a new key or member works at once).
+
+Revocation bound: every write that can narrow access (a key deleted or rotated, a member
+removed or leaving, a member added to another team, a team made) goes through `tables/`,
+which calls `changed()`: the process that made the change drops every entry at once. Other
+processes (more web processes, the embedded workers of another host) see it when their
+entries expire, at most `ttl` seconds after the change was committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+DEFAULT_TTL_S = 2.0
+MAX_ENTRIES = 50_000  # past this, the cache starts again empty (no entry outlives its ttl anyway)
+
+
+class AccessCache:
+    def __init__(self, ttl: float = DEFAULT_TTL_S, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._entries: dict[Hashable, tuple[float, int, Any]] = {}
+        self._generation = 0
+
+    def generation(self) -> int:
+        """Read before a lookup and given back to `put`: an entry read before a change is not kept."""
+        return self._generation
+
+    def get(self, key: Hashable) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, generation, value = entry
+        if generation != self._generation or self._monotonic() >= expires:
+            self._entries.pop(key, None)
+            return None
+        return value
+
+    def put(self, key: Hashable, value: Any, generation: int) -> None:
+        if self.ttl <= 0 or value is None or generation != self._generation:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (self._monotonic() + self.ttl, generation, value)
+
+    def changed(self) -> None:
+        """Something that grants access changed here: forget everything."""
+        self._generation += 1
+        self._entries.clear()
+
+
+cache = AccessCache()
+
+
+def configure(ttl: float) -> None:
+    cache.ttl = ttl
+    cache.changed()
+
+
+def changed() -> None:
+    cache.changed()

@@ -1,0 +1,81 @@
+"""Sends accepted operations' messages off the request path, in batches.
+
+Accepting an operation commits its row (the outbox) with `enqueued_at` set, then hands its
+message to this process's `Outbox` and answers 202 without waiting for the broker. One
+background task takes whatever messages are waiting (up to MAX_BATCH), sends them in one
+hop to a thread (the broker clients are blocking), and clears `enqueued_at` of those the
+broker refused, so the relay sends them at its next tick. A message lost with its process
+(a crash before the send) is sent by the relay once `enqueued_at` is older than
+TENURE_RELAY_STALL_SECONDS: either way an accepted operation is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import structlog
+from dramatiq import Message
+
+from tables import operations
+from worker.queue import Sender
+
+log = structlog.get_logger("tenure.web")
+MAX_BATCH = 500
+
+
+class Outbox:
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self._waiting: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tenure-outbox")
+
+    def submit(self, message: Message) -> None:
+        """Sends `message` soon (its operation is committed: the relay backs this up)."""
+        self._waiting.put_nowait(message)
+
+    async def close(self) -> None:
+        """Sends what is waiting, then stops."""
+        if self._task is None:
+            return
+        self._waiting.put_nowait(None)
+        await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[Message] = []
+            item = await self._waiting.get()
+            while True:
+                if item is None:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if stopping or len(batch) >= MAX_BATCH or self._waiting.empty():
+                    break
+                item = self._waiting.get_nowait()
+            if batch:
+                await self._send(batch)
+
+    async def _send(self, batch: list[Message]) -> None:
+        try:
+            refused = await anyio.to_thread.run_sync(self._send_all, batch)
+        except Exception as exc:  # never: Sender.send does not raise; the relay covers it anyway
+            log.error("outbox_send_failed", error=f"{type(exc).__name__}: {exc}", messages=len(batch))
+            return
+        if not refused:
+            return
+        ids = [message.args[0] for message in refused]
+        try:
+            await operations.unsent_many(ids)  # the relay sends them at its next tick
+        except Exception as exc:  # the database is down too: the relay sends them after the stall
+            log.warning("operation_unsent_not_recorded", operation_ids=ids,
+                        error=f"{type(exc).__name__}: {exc}")
+        log.info("operations_unsent", operation_ids=ids)
+
+    def _send_all(self, batch: list[Message]) -> list[Message]:
+        return [message for message in batch if not self.sender.send(message)]
