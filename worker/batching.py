@@ -34,18 +34,37 @@ TIER_COALESCE_MS = 500
 
 
 async def run_batch(kind: str, operation_id: str, handler: Handler, bounds: Bounds, sender: Sender,
-                    lease_seconds: int, size: int = BATCH_SIZE) -> list[Ran]:
+                    lease_seconds: int, size: int = BATCH_SIZE, *, retake: int = 0) -> list[Ran]:
     """Claims `operation_id` and up to `size - 1` pending operations of `kind`, runs each once,
     follows them up. Raises the named operation's unexpected exception (Dramatiq retries its
-    message); another operation's gets a message of its own, delayed as Dramatiq would."""
+    message); another operation's gets a message of its own, delayed as Dramatiq would.
+
+    A batch that breaks off (the database gone mid-batch: nothing could record a failure)
+    sends a `retake` message for the named operation and for each claimed one that did not run,
+    so that they are taken again at once rather than after their lease (`retake`: how many
+    such messages in a row led here, for the backoff)."""
     now = clock.now()
     lease_cutoff = now - timedelta(seconds=lease_seconds)
-    claimed, named_locked = await operation_claims.claim_with_others(operation_id, kind, now,
-                                                                     lease_cutoff, size)
-    if named_locked:  # held by another transaction: wait for it, as a lone message would
-        named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff)
-        claimed = ([named] if named else []) + claimed
-    ran = [await run_started(started, handler, bounds) for started in claimed]
+    claimed: list[dict] = []
+    ran: list[Ran] = []
+    try:
+        claimed, named_locked = await operation_claims.claim_with_others(
+            operation_id, kind, now, lease_cutoff, size, retake=retake > 0)
+        if named_locked:  # held by another transaction: wait for it, as a lone message would
+            named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff,
+                                                       retake=retake > 0)
+            claimed = ([named] if named else []) + claimed
+        for started in claimed:
+            ran.append(await run_started(started, handler, bounds))
+    except Exception:
+        unrun = {operation_id} | {row["id"] for row in claimed[len(ran):]}
+        log.warning("operation_batch_broken_off", kind=kind, operation_id=operation_id,
+                    retaken=len(unrun), retake=retake + 1)
+        delay = retry_delay_ms(retake + 1)
+        for each in sorted(unrun):
+            await asyncio.to_thread(sender.send, operation_message(kind, each, retake + 1), delay)
+        await follow_up(sender, ran)
+        raise
     await follow_up(sender, ran)
     named_error = None
     for each in ran:

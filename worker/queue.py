@@ -35,9 +35,11 @@ TIER_ACTOR = "tiers.recalculate"
 DELIVER_ACTOR = "webhooks.deliver"
 
 
-def operation_message(kind: str, operation_id: str) -> Message:
+def operation_message(kind: str, operation_id: str, retake: int = 0) -> Message:
+    """The message that runs an operation. `retake` (n > 0): the n-th message in a row sent by
+    a worker whose batch held the operation and broke off; it takes the operation while running."""
     return Message(queue_name=OPERATIONS_QUEUE, actor_name=ACTOR_FOR_KIND[kind],
-                   args=(operation_id,), kwargs={}, options={})
+                   args=(operation_id,), kwargs={"retake": retake} if retake else {}, options={})
 
 
 def tier_message(organization_id: str) -> Message:

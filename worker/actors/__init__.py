@@ -37,8 +37,9 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
     bounds = Bounds.of(settings)
 
     def operation_actor(kind: str, handler: Handler) -> None:
-        async def execute(operation_id: str) -> None:
-            await run_batch(kind, operation_id, handler, bounds, sender, settings.relay_stall_seconds)
+        async def execute(operation_id: str, retake: int = 0) -> None:
+            await run_batch(kind, operation_id, handler, bounds, sender, settings.relay_stall_seconds,
+                            retake=retake)
 
         name = ACTOR_FOR_KIND[kind]
         execute.__name__ = execute.__qualname__ = name.replace(".", "_")
