@@ -16,6 +16,7 @@ delivered to the receiver once, correctly signed.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import signal
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from math import floor
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -136,8 +138,11 @@ def unsent_deliveries(client) -> set[str]:
         (Delivery.status == "pending") & (Delivery.attempts == 0)).run())}
     if not waiting:
         return set()
-    sent = {json.loads(raw)["args"][0] for key in ("dramatiq:webhooks.msgs", "dramatiq:webhooks.DQ.msgs")
-            for raw in client.hvals(key)}
+    sent: set[str] = set()
+    for key in ("dramatiq:webhooks.msgs", "dramatiq:webhooks.DQ.msgs"):
+        for raw in client.hvals(key):
+            ids = json.loads(raw)["args"][0]  # a batch of delivery ids (one id in older messages)
+            sent.update([ids] if isinstance(ids, str) else ids)
     return waiting - sent
 
 
@@ -229,6 +234,32 @@ class Killer(threading.Thread):
                 time.sleep(0.002)
         finally:
             client.close()
+
+
+class BalanceHold(threading.Thread):
+    """Holds the payer's balance row (SELECT ... FOR UPDATE in an open transaction) until
+    released: a worker charging that payer waits, holding its operations, so that the Killer
+    finds its moment however fast the workers run on the machine of the day."""
+
+    def __init__(self, database_url: str, organization_id: str) -> None:
+        super().__init__(daemon=True)
+        self.database_url, self.organization_id = database_url, organization_id
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._hold())
+
+    async def _hold(self) -> None:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM balances WHERE organization_id = $1 FOR UPDATE",
+                                   self.organization_id)
+                self.holding.set()
+                while not self.release.is_set():
+                    await asyncio.sleep(0.01)
+        finally:
+            await conn.close()
 
 
 def kill_scheduler(redis, topology: Topology) -> int:
@@ -389,7 +420,7 @@ def test_a_resellers_day_on_the_production_topology_survives_kills_with_every_ef
         topology = start_topology(processes, redis, database_url, tmp_path)
         api += [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) for port in topology.ports]
         timings = {"started": round(time.monotonic() - started, 1)}
-        run_the_day(Day(api), topology, redis, receiver, hooks_base, timings)
+        run_the_day(Day(api), topology, redis, receiver, hooks_base, timings, database_url)
         timings["total"] = round(time.monotonic() - started, 1)
         print(f"\ntopology day: {timings}")
     except (AssertionError, httpx.HTTPError) as failure:
@@ -401,7 +432,7 @@ def test_a_resellers_day_on_the_production_topology_survives_kills_with_every_ef
 
 
 def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_base: str,
-                timings: dict) -> None:
+                timings: dict, database_url: str) -> None:
     t0 = time.monotonic()
     a, b = day.api
 
@@ -438,19 +469,26 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
     day.others[renamed] = "client_upsert"
 
     # Purchases in three waves of concurrent requests; a worker dies once the first is accepted
-    # (in the second wave, unless no moment there suits: see Killer), then a scheduler.
+    # (in the second wave, unless no moment there suits: see Killer), then a scheduler. While
+    # the second wave runs, the reseller's balance row is held: the workers charging it wait
+    # there, holding their operations, until the Killer has struck (or given up).
     owners = [None, *clients, *clients]  # who owns each product in turn: mostly clients
     waves = [range(0, 9), range(9, 21), range(21, 27)]
     killer = Killer(redis, topology, day)
     killer.start()
+    hold = BalanceHold(database_url, day.org)
     try:
         for number, wave in enumerate(waves):
+            if number == 1:
+                hold.start()
+                assert hold.holding.wait(10), "the balance row could not be held"
             with ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda i: day.purchase(i, owners[i % len(owners)]), wave))
             if number == 0:
                 killer.go.set()
             if number == 1:
-                killer.join(timeout=0.5)  # the wave's operations are still running
+                killer.join(timeout=15)  # the wave's operations wait on the held balance row
+                hold.release.set()
             if number == 2 and not killer.report:
                 killer.hurry()  # the last accepted operations are the last chance
                 killer.join(timeout=15)
@@ -461,6 +499,7 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
         assert killer.report["operations_held"] > 0, killer.report
         timings["kill"] = killer.report
     finally:
+        hold.release.set()
         killer.cancel()
     # The white-label site sells three products to the client it created.
     for index in range(27, 30):
