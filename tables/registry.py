@@ -1,6 +1,7 @@
 """Every tenure table, in dependency order (referenced tables first)."""
 
 from tables.accounts import Account
+from tables.activity import Activity
 from tables.api_keys import ApiKey
 from tables.claims import Claim
 from tables.clients import Client
@@ -19,4 +20,5 @@ TABLES = [
     Account, ApiKey, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
     InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount, IdempotentResponse,
+    Activity,
 ]

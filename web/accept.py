@@ -13,7 +13,8 @@ from litestar.params import HeaderParameter
 
 from rules.errors import RuleViolation
 from rules.quotes import Priced
-from tables import operations
+from tables import activity, operations
+from tables.activity import Actor
 from tables.clock import clock
 from web import idempotency
 from web.errors import BadHeader
@@ -70,9 +71,10 @@ async def accept(request: Request, *, kind: str, org_id: str, account_id: str | 
 
 
 async def accept_once(request: Request, *, kind: str, org_id: str, account_id: str | None, data: object,
-                      params: dict, product_id: str | None = None,
-                      idem_key: str | None = None) -> tuple[OperationOut, bool]:
-    """As `accept`, also answering whether this call made the operation (False: its key's twin did)."""
+                      params: dict, product_id: str | None = None, idem_key: str | None = None,
+                      actor: Actor | None = None) -> tuple[OperationOut, bool]:
+    """As `accept`, also answering whether this call made the operation (False: its key's twin did).
+    `actor` (for the activity record) defaults to the calling account and its key."""
     now = clock.now()
     wanted = idempotency.request_hash(request, data)
     narrowed = getattr(request.state, "key_permissions", None) if account_id is not None else None
@@ -82,7 +84,10 @@ async def accept_once(request: Request, *, kind: str, org_id: str, account_id: s
         kind, org_id, now, account_id=account_id, params=params, product_id=product_id,
         idem_key=idem_key if idem_key is not None else idempotency.key_for(request, org_id),
         request_hash=wanted, enqueued_at=now)
-    if not await operations.insert_new(row):  # its Idempotency-Key is taken: answer the twin
+    if actor is None:
+        actor = (Actor("account", account_id, getattr(request.state, "key_id", None))
+                 if account_id is not None else activity.TENURE)
+    if not await activity.insert_accepted(row, actor):  # its Idempotency-Key is taken: answer the twin
         op = await operations.by_idem_key(row["idem_key"])
         idempotency.check_same_request(op, wanted)
         return operation_out(op), False

@@ -31,6 +31,7 @@ async def provide_account(request: Request) -> dict:
         raise Unauthorized("this API key is not valid; create an account or use a current key")
     await limiter.hit("per_key", account["key_id"])
     request.state.account_id = account["id"]
+    request.state.key_id = account["key_id"]  # the activity record names the key (tables.activity)
     request.state.key_permissions = account["key_permissions"]  # kept on operations (web.accept)
     return account
 

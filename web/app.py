@@ -18,6 +18,7 @@ from web.edge import edge_checks
 from web.outbox import Outbox
 from web.idempotent_posts import IdempotentPosts, document_idempotency_key
 from web.routes.accounts import AccountController
+from web.routes.activity import ActivityController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
@@ -65,7 +66,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController, KeyController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, ops_router, list_operations,
+            WebhookEndpointController, InboundController, ops_router, list_operations, ActivityController,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -107,6 +107,16 @@ class BadHeader(ApiError):
         self.code = code
 
 
+class BadFilter(ApiError):
+    """A list filter (query parameter) with a value that cannot select anything; the code names it."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         content={"error": {"code": code, "message": message}, "status": status},

@@ -20,7 +20,7 @@ import structlog
 
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
-from tables import events, operations, organizations
+from tables import activity, operations, organizations
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
@@ -134,9 +134,8 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
                     return ran
                 done = await handler(op, now)
                 await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
-                await events.record("operation.succeeded", op["organization_id"], now,
-                                    operation_id=operation_id, product_id=done.product_id,
-                                    data={"kind": op["kind"], "result": done.result})
+                await activity.operation_finished("operation.succeeded", op, now, product_id=done.product_id,
+                                                  event_data={"kind": op["kind"], "result": done.result})
                 done.charged = sorted({*done.charged, *await charging.book_deferred(charges)})
     except RuleViolation as failure:
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
@@ -204,7 +203,7 @@ async def _fail(operation_id: str, code: str, message: str, now: datetime, *,
         finished = bool(op) and await operations.finish(operation_id, now, error_code=code,
                                                         error_message=message, **columns)
         if finished:
-            await events.record("operation.failed", op["organization_id"], now,
-                                operation_id=operation_id, product_id=op["product_id"],
-                                data={"kind": op["kind"], "error": {"code": code, "message": message}})
+            await activity.operation_finished(
+                "operation.failed", op, now, product_id=op["product_id"],
+                event_data={"kind": op["kind"], "error": {"code": code, "message": message}})
     return (op["kind"], op["created_at"]) if finished else (None, now)

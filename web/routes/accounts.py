@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Request, get, post
 
 from tables import accounts, claims, events, organizations
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import key_allows_org, optional_account
@@ -66,6 +67,9 @@ class AccountController(Controller):
             await events.record("organization.claimed", done["reseller"], now, data={
                 "organization_id": done["organization"], "client_id": done["client"],
                 "claimed_at": now.isoformat()})
+            for org_id in (done["organization"], done["reseller"]):
+                await record(org_id, "claim.accepted", Actor.account(caller), now, client_id=done["client"],
+                             organization=done["organization"])
         return ClaimedOut(account_id=caller["id"], organization_id=done["organization"], api_key=key)
 
     @get("/me")

@@ -9,6 +9,7 @@ from rules import permissions, pricing
 from rules.catalog import DEFAULT_CATALOG
 from rules.money import Money
 from tables import ledger, operations
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web import idempotency
@@ -47,6 +48,8 @@ class BillingController(Controller):
                 result = {"balance": {"amount": balance, "currency": currency}}
                 await operations.Operation.update({operations.Operation.result: result}).where(
                     operations.Operation.id == op["id"])
+                await record(org_id, "funds.added", Actor.account(account), now, operation_id=op["id"],
+                             amount=amount.to_dict())
         if not created:
             idempotency.check_same_request(op, wanted)
             op = await operations.get(op["id"])

@@ -13,6 +13,7 @@ from rules import claims as claim_rules
 from rules import permissions
 from rules.errors import ClientNotActive, NotAReseller
 from tables import claims, clients
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import Access, access
@@ -54,8 +55,9 @@ class ClientController(Controller):
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
         try:
             async with transaction():
-                row = await clients.create(org_id, data.name.strip(), data.email, data.external_ref,
-                                           clock.now())
+                now = clock.now()
+                row = await clients.create(org_id, data.name.strip(), data.email, data.external_ref, now)
+                await record(org_id, "client.created", Actor.account(account), now, client_id=row["id"])
         except clients.ExternalRefTaken:
             raise Conflict("external_ref_taken",
                            f"a client of this reseller already has external_ref {data.external_ref!r}")
@@ -108,6 +110,9 @@ class ClientController(Controller):
                 row = await clients.update(
                     row, name=row["name"] if data.name is msgspec.UNSET else data.name.strip(),
                     email=row["email"] if data.email is msgspec.UNSET else data.email, external_ref=ref)
+                await record(org_id, "client.updated", Actor.account(account), clock.now(), client_id=client_id,
+                             fields=sorted(f for f in ("name", "email", "external_ref")
+                                           if getattr(data, f) is not msgspec.UNSET))
         except clients.ExternalRefTaken:
             raise Conflict("external_ref_taken",
                            f"a client of this reseller already has external_ref {data.external_ref!r}") from None
@@ -130,6 +135,7 @@ class ClientController(Controller):
                                f"client {client_id} still has {live} product(s); transfer them "
                                "(POST /v1/products/{id}/transfers) or let them be deleted first")
             await clients.delete(client_id, clock.now())
+            await record(org_id, "client.deleted", Actor.account(account), clock.now(), client_id=client_id)
 
     @get("/{client_id:str}")
     async def get_client(self, account: dict, org_id: str, client_id: str) -> ClientOut:
@@ -157,6 +163,8 @@ class ClientController(Controller):
             expires = claim_rules.expires_at(now, request.app.state.settings.claim_days)
             _, token = await claims.issue(row["released_to"], org_id, client_id, current["owner_email"],
                                           now, expires)
+            await record(org_id, "claim.reissued", Actor.account(account), now, client_id=client_id,
+                         released_to=row["released_to"])
         return ClaimIssued(claim_token=token, expires_at=expires)
 
 

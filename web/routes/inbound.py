@@ -18,7 +18,8 @@ from standardwebhooks import Webhook
 
 from rules import permissions
 from rules.errors import ClientNotActive, RuleViolation
-from tables import clients, inbound, operations, organizations, products
+from tables import activity, clients, inbound, operations, organizations, products
+from tables.activity import Actor
 from tables.clock import clock
 from tables.settings import Settings
 from tables.engine import transaction
@@ -228,6 +229,7 @@ class InboundController(Controller):
         async with transaction():
             await organizations.lock(org_id)
             secret, previous_valid_until = await inbound.rotate(org_id, now)
+            await activity.record(org_id, "inbound_secret.rotated", Actor.account(account), now)
         return InboundSecretOut(secret=secret, previous_valid_until=previous_valid_until)
 
     @delete("/v1/resellers/{org_id:str}/inbound-secret/previous", status_code=204)
@@ -242,6 +244,7 @@ class InboundController(Controller):
         async with transaction():
             await organizations.lock(org_id)
             revoked = await inbound.revoke_retired(org_id)
+            await activity.record(org_id, "inbound_secret.previous_revoked", Actor.account(account), clock.now())
         log.info("inbound_secret_previous_revoked", organization_id=org_id, revoked=revoked)
 
     @post("/v1/inbound/{org_id:str}", status_code=202, security=[{}],
@@ -299,7 +302,8 @@ class InboundController(Controller):
             raise
         op, made = await accept_once(request, kind=todo["kind"], org_id=org_id, account_id=None, data=webhook,
                                      params=todo["params"], product_id=todo.get("product_id"),
-                                     idem_key=inbound.idem_key(org_id, webhook_id))
+                                     idem_key=inbound.idem_key(org_id, webhook_id),
+                                     actor=Actor.webhook(webhook_id))
         async with transaction():
             await inbound.remember(org_id, webhook_id, op.id, clock.now())
         # Racing posts of one id all get the one operation; the one that made it gets 202 (a twin

@@ -6,7 +6,8 @@ from litestar import Controller, delete, get, post
 
 from rules import permissions
 from rules.errors import PermissionDenied
-from tables import api_keys, organizations
+from tables import activity, api_keys, organizations
+from tables.activity import Actor
 from tables.clock import clock
 from tables.engine import transaction
 from web.errors import Invalid, NotFound
@@ -25,6 +26,15 @@ def require_unrestricted(account: dict) -> None:
     if account.get("key_orgs") is not None or account.get("key_permissions") is not None:
         raise PermissionDenied("managing API keys needs a key without organization or permission limits; "
                                "use your default key")
+
+
+async def record_key_change(account: dict, kind: str, key: dict) -> None:
+    """A key is seen by every organization it reaches: those it is limited to, else all of the account's."""
+    mine = sorted({row["organization.id"] for row in await organizations.memberships_of(account["id"])})
+    reached = mine if key["organizations"] is None else [org for org in mine if org in key["organizations"]]
+    now = clock.now()
+    await activity.record_rows([activity.row(org, kind, Actor.account(account), now, api_key_id=key["id"],
+                                             name=key["name"]) for org in reached])
 
 
 class KeyController(Controller):
@@ -47,6 +57,7 @@ class KeyController(Controller):
         async with transaction():
             row, key = await api_keys.create(account["id"], data.name.strip(), clock.now(),
                                              organizations=orgs, permissions=wanted)
+            await record_key_change(account, "api_key.created", row)
         return key_out(row, key)
 
     @get("/")
@@ -61,5 +72,7 @@ class KeyController(Controller):
         revoked it, and by every other one within TENURE_AUTH_CACHE_SECONDS (2 s by default)."""
         require_unrestricted(account)
         async with transaction():
-            if not await api_keys.revoke(account["id"], key_id):
+            revoked = next((row for row in await api_keys.of(account["id"]) if row["id"] == key_id), None)
+            if revoked is None or not await api_keys.revoke(account["id"], key_id):
                 raise NotFound("API key", key_id)
+            await record_key_change(account, "api_key.revoked", revoked)

@@ -6,6 +6,7 @@ from litestar import Controller, delete, get, post
 
 from rules import membership, permissions
 from tables import accounts, ledger, organizations
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import access
@@ -45,6 +46,7 @@ class OrganizationController(Controller):
                 org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
             await organizations.add_member(org["id"], owners["id"], account["id"], now)
             await ledger.open_account(org["id"], data.currency, now)
+            await record(org["id"], "organization.created", Actor.account(account), now)
         return _org_out(org)
 
     @get("/{org_id:str}")
@@ -64,7 +66,10 @@ class OrganizationController(Controller):
         membership.check_grant(found.granted, granted)
         try:
             async with transaction():
-                team = await organizations.create_team(org_id, data.name.strip(), granted, clock.now())
+                now = clock.now()
+                team = await organizations.create_team(org_id, data.name.strip(), granted, now)
+                await record(org_id, "team.created", Actor.account(account), now, team_id=team["id"],
+                             permissions=sorted(granted))
         except organizations.TeamNameTaken:
             raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}")
         return _team_out({**team, "permissions": sorted(granted)})
@@ -83,6 +88,8 @@ class OrganizationController(Controller):
         try:
             async with transaction():
                 await organizations.add_member(org_id, team_id, member["id"], clock.now())
+                await record(org_id, "member.added", Actor.account(account), clock.now(), team_id=team_id,
+                             account_id=member["id"])
         except organizations.AlreadyMember:
             raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}")
         return MemberOut(id=member["id"], email=member["email"], name=member["name"])
@@ -100,6 +107,8 @@ class OrganizationController(Controller):
             membership.check_removal(owners, member_id, team["is_owner"])
             if not await organizations.remove_member(team_id, member_id):
                 raise NotFound("member", member_id)
+            await record(org_id, "member.removed", Actor.account(account), clock.now(), team_id=team_id,
+                         account_id=member_id)
 
     @post("/{org_id:str}/leave", status_code=204)
     async def leave(self, account: dict, org_id: str) -> None:
@@ -109,3 +118,4 @@ class OrganizationController(Controller):
             await organizations.lock(org_id)
             membership.check_leave(await organizations.owner_ids(org_id), account["id"])
             await organizations.leave(org_id, account["id"])
+            await record(org_id, "member.left", Actor.account(account), clock.now(), account_id=account["id"])

@@ -12,6 +12,7 @@ from rules import names, permissions, quotes, schedule
 from rules.errors import PermissionDenied, RuleViolation
 from rules.catalog import DEFAULT_CATALOG, kind_of
 from tables import claims, ledger, operations, products
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web import intake, listing
@@ -213,6 +214,8 @@ class ProductController(Controller):
         async with transaction():
             await products.update(product_id, now, autorenew=data.autorenew,
                                   next_autorenew_at=plan.next_autorenew_at)
+            await record(product["organization"], "autorenew.changed", Actor.account(account), now,
+                         product_id=product_id, client_id=product.get("client"), autorenew=data.autorenew)
         return product_out({**product, "autorenew": data.autorenew})
 
     @get("/v1/organizations/{org_id:str}/products")

@@ -14,6 +14,7 @@ from rules import permissions
 from rules import webhooks as hooks
 from rules.errors import InvalidWebhookUrl
 from tables import webhooks
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import access
@@ -73,6 +74,8 @@ class WebhookEndpointController(Controller):
         async with transaction():
             row = await webhooks.create_endpoint(org_id, data.url, types, secret, clock.now(),
                                                  description=data.description.strip())
+            await record(org_id, "webhook_endpoint.created", Actor.account(account), clock.now(),
+                         endpoint_id=row["id"], url=data.url)
         return endpoint_out(row, secret)
 
     @get("/")
@@ -87,6 +90,8 @@ class WebhookEndpointController(Controller):
             if await webhooks.endpoint(org_id, endpoint_id) is None:
                 raise NotFound("webhook endpoint", endpoint_id)
             await webhooks.delete_endpoint(endpoint_id, clock.now())
+            await record(org_id, "webhook_endpoint.deleted", Actor.account(account), clock.now(),
+                         endpoint_id=endpoint_id)
 
     @patch("/{endpoint_id:str}")
     async def update_endpoint(self, request: Request, account: dict, org_id: str, endpoint_id: str,
@@ -115,6 +120,9 @@ class WebhookEndpointController(Controller):
                 resumed = await webhooks.enable_endpoint(endpoint_id, now)
             elif data.enabled is False:
                 await webhooks.disable_endpoint(endpoint_id, webhooks.DISABLED_ON_REQUEST, now)
+            await record(org_id, "webhook_endpoint.updated", Actor.account(account), now, endpoint_id=endpoint_id,
+                         fields=sorted([*changes, *(["enabled"] if data.enabled is not None else [])]),
+                         enabled=data.enabled)
         for delivery_id in resumed:
             if not await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id)):
                 break  # broker down: the leases run out and the scheduler sends them
@@ -130,6 +138,8 @@ class WebhookEndpointController(Controller):
             if await webhooks.endpoint(org_id, endpoint_id) is None:
                 raise NotFound("webhook endpoint", endpoint_id)
             until = await webhooks.rotate_secret(endpoint_id, secret, clock.now())
+            await record(org_id, "webhook_endpoint.secret_rotated", Actor.account(account), clock.now(),
+                         endpoint_id=endpoint_id)
         return EndpointSecretOut(secret=secret, previous_valid_until=until)
 
     @post("/{endpoint_id:str}/test", status_code=202)

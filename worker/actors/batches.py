@@ -21,7 +21,7 @@ from datetime import datetime
 import structlog
 
 from rules.errors import TargetMissing
-from tables import events, operations, products
+from tables import activity, events, operations, products
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -53,7 +53,11 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
                     "payment_method": item["payment_method"]})
             for item in items
             if item["product_id"] in owned and owned[item["product_id"]]["organization"] == batch["organization_id"]]
-        return await operations.insert_children(rows)
+        made = set(await operations.insert_children(rows))
+        await activity.operations_accepted(
+            [row for row in rows if row["id"] in made], await activity.actor_of(batch_id),
+            {pid: owned[pid]["client"] for pid in owned})
+        return [row["id"] for row in rows if row["id"] in made]
 
 
 async def _send(sender: Sender, child_ids: list[str]) -> int:

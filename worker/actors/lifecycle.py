@@ -16,7 +16,7 @@ from rules import lifecycle
 from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
 from rules.schedule import next_state_change, next_window_after, states_passed
-from tables import events, operations, products
+from tables import activity, events, operations, products
 from tables.clock import clock
 from tables.engine import transaction
 from worker.actors.renewals import payer_of, renewal
@@ -102,6 +102,8 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds()) -> Ran |
                     "autorenew_days_before": days, "payer": payer_of(product)},
             enqueued_at=now)
         op, created = await operations.insert_or_get(row)
+        if created:
+            await activity.operations_accepted([row], activity.TENURE, {product_id: product.get("client")})
     async with transaction():
         started = await operations.mark_running(op["id"], clock.now())
     ran = (Ran(op["id"], "renewal", product["organization"], "already_finished") if started is None

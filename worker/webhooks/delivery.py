@@ -41,12 +41,18 @@ class Answer:
     retry_after: timedelta | None = None
 
 
-def payload(event: dict) -> bytes:
-    return msgspec.json.encode({
+def body_of(event: dict) -> dict:
+    """What a webhook carries for `event` (its id travels as the `webhook-id` header); the
+    events feed (GET /v1/organizations/{org}/events) lists the same."""
+    return {
         "type": event["type"], "timestamp": rfc3339(event["created_at"]),
         "data": {**event["data"], "organization_id": event["organization_id"],
                  "product_id": event["product_id"], "operation_id": event["operation_id"]},
-    })
+    }
+
+
+def payload(event: dict) -> bytes:
+    return msgspec.json.encode(body_of(event))
 
 
 def signed_headers(secrets: str | list[str], message_id: str, body: bytes) -> dict[str, str]:
