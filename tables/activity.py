@@ -62,11 +62,13 @@ TENURE = Actor(SYSTEM, SYSTEM)
 
 
 def row(organization_id: str, kind: str, actor: Actor, now: datetime, *, product_id: str | None = None,
-        client_id: str | None = None, operation_id: str | None = None, **details) -> dict:
+        client_id: str | None = None, operation_id: str | None = None, details: dict | None = None,
+        **more) -> dict:
+    """An activity row; `details` and `more` (other ids and values, None left out) go to `details`."""
+    kept = {k: v for k, v in {**(details or {}), **more}.items() if v is not None}
     return {"id": new_id("act"), "organization_id": organization_id, "actor_type": actor.type,
             "actor_id": actor.id, "key_id": actor.key_id, "kind": kind, "product_id": product_id,
-            "client_id": client_id, "operation_id": operation_id,
-            "details": {k: v for k, v in details.items() if v is not None}, "created_at": now}
+            "client_id": client_id, "operation_id": operation_id, "details": kept, "created_at": now}
 
 
 async def record(organization_id: str, kind: str, actor: Actor, now: datetime, **ids) -> None:
@@ -231,7 +233,7 @@ async def operations_accepted(rows: list[dict], actor: Actor, clients: dict[str,
     items), in one statement; `clients`: product id -> its client (if any)."""
     await record_rows([row(op["organization_id"], "operation.accepted", actor, op["created_at"],
                            product_id=op.get("product_id"), client_id=clients.get(op.get("product_id") or ""),
-                           operation_id=op["id"], kind=op["kind"], parent_id=op.get("parent_id"))
+                           operation_id=op["id"], details={"kind": op["kind"], "parent_id": op.get("parent_id")})
                        for op in rows])
 
 
