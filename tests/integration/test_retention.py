@@ -138,6 +138,7 @@ def test_finished_operations_go_after_90_days_unfinished_ones_stay_whatever_thei
     recent = top_up(api, owner, org, 100)
     product_before = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
     ledger_before = ledger()
+    activity_before = api.get(f"/v1/organizations/{org}/activity", headers=owner.auth).json()["items"]
 
     clock.pin(T0 + 91 * DAY)
     deleted = run_retention(settings)
@@ -153,6 +154,11 @@ def test_finished_operations_go_after_90_days_unfinished_ones_stay_whatever_thei
     assert ledger() == ledger_before
     assert api.get(f"/v1/organizations/{org}/billing", headers=owner.auth).json()["balance"]["amount"] == \
         10_000 - 1500 + 100
+    # The audit record outlives the operations it names: retention never deletes it.
+    assert api.get(f"/v1/organizations/{org}/activity", headers=owner.auth).json()["items"] == activity_before
+    assert {r["operation_id"] for r in activity_before} >= {topup["operation_id"], purchase}
+    assert [r["kind"] for r in activity_before if r["operation_id"] == purchase] == [
+        "operation.succeeded", "operation.accepted"]
 
 
 def test_deliveries_and_events_go_30_days_after_their_last_attempt_pending_ones_stay(
