@@ -163,23 +163,30 @@ class Filter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def select(self):
-        query = Activity.select().where(Activity.organization_id == self.organization_id)
+    def conditions(self) -> list:
+        found = [Activity.organization_id == self.organization_id]
         if self.actor == "webhook":
-            query = query.where(Activity.actor_type == "webhook")
+            found.append(Activity.actor_type == "webhook")
         elif self.actor is not None:
-            query = query.where(Activity.actor_id == self.actor)
+            found.append(Activity.actor_id == self.actor)
         if self.kind is not None:
-            query = query.where(Activity.kind == self.kind)
+            found.append(Activity.kind == self.kind)
         if self.product_id is not None:
-            query = query.where(Activity.product_id == self.product_id)
+            found.append(Activity.product_id == self.product_id)
         if self.client_id is not None:
-            query = query.where(Activity.client_id == self.client_id)
+            found.append(Activity.client_id == self.client_id)
         if self.since is not None:
-            query = query.where(Activity.created_at >= self.since)
+            found.append(Activity.created_at >= self.since)
         if self.until is not None:
-            query = query.where(Activity.created_at < self.until)
-        return query.output(load_json=True)
+            found.append(Activity.created_at < self.until)
+        return found
+
+    def select(self):
+        return Activity.select().where(*self.conditions()).output(load_json=True)
+
+
+async def count(wanted: Filter) -> int:
+    return await Activity.count().where(*wanted.conditions())
 
 
 async def of(organization_id: str) -> list[dict]:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rules import ledger as booking
 from rules import permissions
 from rules.money import Money
-from tables import accounts, clients, ledger, operations, organizations
+from tables import accounts, activity, clients, ledger, operations, organizations
 from tables.clock import clock
 from tables.engine import transaction
 from tables.settings import Settings
@@ -53,8 +53,8 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
 
     row = operations.new_row("purchase", org_id, clock.now(), account_id=account_id, params={
         "kind": kind, "name": name, "years": 1, "payment_method": "prepaid", "client_id": client_id})
-    async with transaction():
-        await operations.insert_or_get({**row, "idem_key": f"demo:{org_id}:{kind}:{name}"})
+    await activity.insert_accepted({**row, "idem_key": f"demo:{org_id}:{kind}:{name}"},
+                                   activity.Actor("account", account_id))
     await run_operation(row["id"], purchase)
 
 

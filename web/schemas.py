@@ -364,9 +364,10 @@ class ActivityOut(Struct):
     created_at: datetime
 
 
-class ActivityPage(Struct):
+class ActivityPage(Struct, omit_defaults=True):
     items: list[ActivityOut]
     next_cursor: str | None  # pass it back as `after` for the next (older) page
+    total: int | None = None  # every match of the filters, with `count=true`
 
 
 class EventOut(Struct):

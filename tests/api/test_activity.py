@@ -117,6 +117,9 @@ def test_filters_by_actor_kind_and_period(client):
     assert [r["actor"]["id"] for r in teams] == [admin.id, owner.id]
     assert [r["kind"] for r in day_two] == ["team.created"]
     assert [r["kind"] for r in day_one] == ["member.added", "team.created"]
+    counted = client.get(f"/v1/organizations/{org}/activity", params={"kind": "team.created", "count": "true"},
+                         headers=owner.auth).json()
+    assert counted["total"] == 2
     assert activity(client, owner, org, actor="system") == []
 
 

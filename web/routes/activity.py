@@ -73,6 +73,7 @@ class ActivityController(Controller):
         client: Annotated[str | None, Parameter(max_length=50, description="a reseller client's id")] = None,
         since: Annotated[datetime | None, Parameter(description="RFC 3339; at or after")] = None,
         until: Annotated[datetime | None, Parameter(description="RFC 3339; before")] = None,
+        count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
         after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> ActivityPage:
@@ -97,7 +98,8 @@ class ActivityController(Controller):
         if listing.wants_csv(request):
             return csv_export("activity.csv", ACTIVITY_CSV, keyset.batches(wanted.select, order), _csv_cells)
         rows, cursor = listing.cut(await keyset.page(wanted.select, order, limit + 1), limit, order, sort_name)
-        return ActivityPage(items=[activity_out(r) for r in rows], next_cursor=cursor)
+        total = await activity.count(wanted) if count else None
+        return ActivityPage(items=[activity_out(r) for r in rows], next_cursor=cursor, total=total)
 
     @get("/events")
     async def event_feed(
