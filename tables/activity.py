@@ -18,7 +18,8 @@ from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
-from tables.engine import current
+from tables import events, operations
+from tables.engine import current, transaction
 from tables.ids import new_id
 from tables.statements import Statement, fetch
 
@@ -135,8 +136,6 @@ async def operation_finished(kind: str, operation: dict, now: datetime, *, produ
                              event_data: dict) -> None:
     """In the operation's finishing transaction: its event (`kind`: operation.succeeded or
     operation.failed, as webhooks carry it) and its activity row."""
-    from tables import events
-
     details = _json({"kind": operation["kind"]})
     activity_args = [new_id("act"), operation["organization_id"], kind, product_id, product_id,
                      operation["id"], details, now, operation["id"]]
@@ -148,6 +147,52 @@ async def operation_finished(kind: str, operation: dict, now: datetime, *, produ
     await events.record(kind, operation["organization_id"], now, operation_id=operation["id"],
                         product_id=product_id, data=event_data)
     await fetch(FINISHED, *activity_args)
+
+
+# --- accepting an operation: its row and its `operation.accepted` row together ---------------
+
+
+# PostgreSQL: the operation and its accepted row in one statement (the accept path's one round trip).
+ACCEPT_WITH_OPERATION = Statement(
+    f"WITH op AS ({operations.INSERT_SQL}, product_id), act AS ({_INSERT_COLUMNS}"
+    "SELECT {}, {}, {}, {}, {}, {}, op.product_id, "
+    "COALESCE({}, (SELECT client FROM products WHERE products.id = op.product_id)), "
+    "op.id, {}::json, {}::timestamptz FROM op) SELECT id FROM op")
+
+
+def client_of(params: dict) -> str | None:
+    """The reseller client an operation's params name, if any."""
+    return params.get("client_id") or params.get("to_client")
+
+
+async def insert_accepted(operation: dict, actor: Actor) -> bool:
+    """Inserts the operation (False, inserting nothing, if its idempotency key is taken) and its
+    `operation.accepted` row: one statement on PostgreSQL, one short transaction on SQLite."""
+    values = accepted_values(operation, actor, client_of(operation.get("params") or {}))
+    if postgres():
+        return bool(await fetch(ACCEPT_WITH_OPERATION, *operations.insert_values(operation),
+                                *values[:6], values[7], *values[9:]))
+    async with transaction():
+        if not await operations.insert_new(operation):
+            return False
+        await fetch(ACCEPTED, *accepted_args(values))
+    return True
+
+
+async def operations_accepted(rows: list[dict], actor: Actor, clients: dict[str, str | None]) -> None:
+    """`operation.accepted` rows for operations tenure made itself (autorenewals, a bulk renewal's
+    items), in one statement; `clients`: product id -> its client (if any)."""
+    await record_rows([row(op["organization_id"], "operation.accepted", actor, op["created_at"],
+                           product_id=op.get("product_id"), client_id=clients.get(op.get("product_id") or ""),
+                           operation_id=op["id"], details={"kind": op["kind"], "parent_id": op.get("parent_id")})
+                       for op in rows])
+
+
+async def actor_of(operation_id: str) -> Actor:
+    """Who asked for an operation (its accepted row), tenure itself if nobody did."""
+    found = await Activity.select(Activity.actor_type, Activity.actor_id, Activity.key_id).where(
+        (Activity.operation_id == operation_id) & (Activity.kind == "operation.accepted")).first()
+    return Actor(found["actor_type"], found["actor_id"], found["key_id"]) if found else TENURE
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -187,65 +232,3 @@ class Filter:
 
 async def count(wanted: Filter) -> int:
     return await Activity.count().where(*wanted.conditions())
-
-
-async def of(organization_id: str) -> list[dict]:
-    return await Activity.select().where(Activity.organization_id == organization_id).order_by(
-        Activity.id).output(load_json=True)
-
-
-# --- accepting an operation: its row and its `operation.accepted` row together ---------------
-
-
-def _accept_postgres() -> Statement:
-    from tables.operations import _INSERT
-
-    return Statement(
-        f"WITH op AS ({_INSERT.sql}, product_id), act AS ({_INSERT_COLUMNS}"
-        "SELECT {}, {}, {}, {}, {}, {}, op.product_id, "
-        "COALESCE({}, (SELECT client FROM products WHERE products.id = op.product_id)), "
-        "op.id, {}::json, {}::timestamptz FROM op) SELECT id FROM op")
-
-
-_ACCEPT_POSTGRES: Statement | None = None
-
-
-def client_of(params: dict) -> str | None:
-    """The reseller client an operation's params name, if any."""
-    return params.get("client_id") or params.get("to_client")
-
-
-async def insert_accepted(operation: dict, actor: Actor) -> bool:
-    """Inserts the operation (False, inserting nothing, if its idempotency key is taken) and its
-    `operation.accepted` row: one statement on PostgreSQL, one short transaction on SQLite."""
-    from tables import operations
-    from tables.engine import transaction
-
-    global _ACCEPT_POSTGRES
-    values = accepted_values(operation, actor, client_of(operation.get("params") or {}))
-    if postgres():
-        if _ACCEPT_POSTGRES is None:
-            _ACCEPT_POSTGRES = _accept_postgres()
-        args = [operations._value(operation, column) for column in operations._COLUMNS]
-        return bool(await fetch(_ACCEPT_POSTGRES, *args, *values[:6], values[7], *values[9:]))
-    async with transaction():
-        if not await operations.insert_new(operation):
-            return False
-        await fetch(ACCEPTED, *accepted_args(values))
-    return True
-
-
-async def operations_accepted(rows: list[dict], actor: Actor, clients: dict[str, str | None]) -> None:
-    """`operation.accepted` rows for operations tenure made itself (autorenewals, a bulk renewal's
-    items), in one statement; `clients`: product id -> its client (if any)."""
-    await record_rows([row(op["organization_id"], "operation.accepted", actor, op["created_at"],
-                           product_id=op.get("product_id"), client_id=clients.get(op.get("product_id") or ""),
-                           operation_id=op["id"], details={"kind": op["kind"], "parent_id": op.get("parent_id")})
-                       for op in rows])
-
-
-async def actor_of(operation_id: str) -> Actor:
-    """Who asked for an operation (its accepted row), tenure itself if nobody did."""
-    found = await Activity.select(Activity.actor_type, Activity.actor_id, Activity.key_id).where(
-        (Activity.operation_id == operation_id) & (Activity.kind == "operation.accepted")).first()
-    return Actor(found["actor_type"], found["actor_id"], found["key_id"]) if found else TENURE

@@ -77,6 +77,14 @@ def _value(row: dict, column: str):
     return value
 
 
+def insert_values(row: dict) -> list:
+    """The values `INSERT_SQL` takes for `row`, in order."""
+    return [_value(row, column) for column in _COLUMNS]
+
+
+INSERT_SQL = _INSERT.sql  # for statements that insert an operation and more (tables.activity)
+
+
 async def insert_new(row: dict) -> bool:
     """Inserts the operation in one statement (no transaction around it); False, inserting
     nothing, if its idempotency key is already taken."""
