@@ -136,3 +136,27 @@ def test_a_back_office_whose_endpoint_was_down_catches_up_from_the_last_event_it
     assert after == feed[-1]["id"]
     again = api.get(f"/v1/organizations/{org}/events", params={"after": after}, headers=owner.auth).json()
     assert again == {"items": [], "next_after": after, "has_more": False}
+
+
+def test_a_release_its_reissued_claim_and_the_claim_are_recorded_without_their_tokens(api, workers):
+    from tests.integration.test_releases import claim, released, reseller_with_client
+
+    workers()
+    owner, reseller_id, client_id, client_email = reseller_with_client(api)
+    first = released(api, owner, reseller_id, client_id, client_email)
+    reissued = api.post(f"/v1/resellers/{reseller_id}/clients/{client_id}/claim", headers=owner.auth).json()
+    made = claim(api, reissued["claim_token"])
+    assert made.status_code == 201, made.text
+    new_owner = builders.Person(made.json()["account_id"], client_email, made.json()["api_key"])
+    new_org = made.json()["organization_id"]
+
+    for_client = activity(api, owner, reseller_id, client=client_id)
+    in_new_org = activity(api, new_owner, new_org)
+
+    assert [r["kind"] for r in for_client] == [
+        "claim.accepted", "claim.reissued", "operation.succeeded", "operation.accepted", "client.created"]
+    assert for_client[0]["actor"]["id"] == new_owner.id
+    assert for_client[1]["details"] == {"released_to": new_org}
+    assert [(r["kind"], r["actor"]["id"]) for r in in_new_org] == [("claim.accepted", new_owner.id)]
+    for token in (first["result"]["claim_token"], reissued["claim_token"]):
+        assert token not in str(for_client) and token not in str(in_new_org)
