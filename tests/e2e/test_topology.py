@@ -642,7 +642,7 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
         now = by_id[product_id]["expires_at"].astimezone(UTC)
         assert (now.year, now.month, now.day) == (was.year + 1, was.month, was.day), (product_id, was, now)
     unrenewed = set(by_id) - set(renewed)
-    for op_id, plan in day.purchases.items():
+    for op_id in day.purchases:
         if product_of[op_id] in unrenewed:
             assert by_id[product_of[op_id]]["expires_at"] == datetime.fromisoformat(
                 finished[op_id]["result"]["expires_at"])

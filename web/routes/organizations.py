@@ -66,7 +66,7 @@ class OrganizationController(Controller):
             async with transaction():
                 team = await organizations.create_team(org_id, data.name.strip(), granted, clock.now())
         except organizations.TeamNameTaken:
-            raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}")
+            raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}") from None
         return _team_out({**team, "permissions": sorted(granted)})
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
@@ -84,7 +84,7 @@ class OrganizationController(Controller):
             async with transaction():
                 await organizations.add_member(org_id, team_id, member["id"], clock.now())
         except organizations.AlreadyMember:
-            raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}")
+            raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}") from None
         return MemberOut(id=member["id"], email=member["email"], name=member["name"])
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
