@@ -22,11 +22,12 @@ services_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Waits up to $1 seconds for `$2...` to succeed.
+# Waits up to $2 seconds for `$3...` to succeed while process $1 (the server) runs.
 services_wait() {
-  local deadline=$((SECONDS + $1))
-  shift
+  local pid=$1 deadline=$((SECONDS + $2))
+  shift 2
   until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || return 1
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done
@@ -86,7 +87,7 @@ services_start_redis() {
   setsid redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
     --dir "$dir" >"$dir/redis.log" 2>&1 &
   services_pids+=($!)
-  services_wait 30 redis-cli -p "$port" ping \
+  services_wait "$!" 30 redis-cli -p "$port" ping \
     || { tail -n 20 "$dir/redis.log" >&2; services_fail "Redis did not start"; }
   export TENURE_TEST_REDIS_URL="redis://127.0.0.1:$port/15"
 }
@@ -116,13 +117,14 @@ services_start_rabbitmq() {
     RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_NODE_PORT="$services_rabbit_port"
     RABBITMQ_DIST_PORT="$services_rabbit_dist_port" ERL_CRASH_DUMP="$dir/erl_crash.dump")
   env "${services_rabbit_env[@]}" setsid "$(services_rabbit_bin rabbitmq-server)" >"$dir/server.log" 2>&1 &
+  services_rabbit_pid=$!
   services_pids+=($!)
 }
 
 services_wait_rabbitmq() {
   local dir="$services_dir/rabbitmq"
   # The node registers a few seconds after it starts: until then await_startup fails at once.
-  services_wait 180 env "${services_rabbit_env[@]}" "$(services_rabbit_bin rabbitmqctl)" --timeout 20 await_startup \
+  services_wait "$services_rabbit_pid" 180 env "${services_rabbit_env[@]}" "$(services_rabbit_bin rabbitmqctl)" --timeout 20 await_startup \
     || { tail -n 30 "$dir/server.log" "$dir"/log/*.log >&2; services_fail "RabbitMQ did not start"; }
   export TENURE_TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$services_rabbit_port/%2F"
 }
