@@ -1,7 +1,8 @@
 """Raw baselines for the ingress benchmark: the same stack without tenure.
 
 `raw_app:decode_only` decodes a msgspec Struct and answers 202; `raw_app:with_insert`
-also inserts one row through an asyncpg pool (RAW_DATABASE_URL), as STACK-NOTES' baselines do.
+also inserts one row through an asyncpg pool (RAW_DATABASE_URL), like the insert baseline of
+bench/baselines.md.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()},
             "load_average": {"start": load_start, "end": os.getloadavg()}, "cpus": os.cpu_count(),
             "samples": run.samples, "notes": run.notes,
-            "rows": [dict(zip(("path", "tenure", "baseline", "ratio", "goal", "met"), r)) for r in measured],
+            "rows": [dict(zip(("path", "tenure", "baseline", "ratio", "goal", "met"), r, strict=True)) for r in measured],
         }, indent=2))
     return 0 if args.tiny or all(met for *_, met in measured) else 1
 

@@ -10,24 +10,19 @@ goals. See bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import re
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import redis
 from rich.console import Console
-from rich.table import Table
 
 from bench import load
 from bench.ingress_bench import prepare_raw_table
@@ -133,7 +128,6 @@ class Run:
         engine.bind(engine.for_url(a.database_url))
         await engine.start_pool(12)
         sender = Sender(make_broker(settings))
-        receiver = None
         try:
             hook = None
             if "P4" in a.only:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from rules.errors import CurrencyMismatch, InvalidMoney
 
@@ -16,7 +17,7 @@ _MINOR_DIGITS = {
 }
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     # bool is an int subclass, but True euros is always a bug.
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -37,7 +37,7 @@ def new_secret(prefix: str = API_KEY_PREFIX) -> str:
 
 async def create(email: str, name: str, now: datetime) -> tuple[dict, str]:
     """Inserts an account with its "default" API key; returns (row, key shown once) or raises EmailTaken."""
-    from tables import access_cache, api_keys
+    from tables import api_keys
 
     row = {"id": new_id("acc"), "email": email.lower(), "name": name, "key_hash": None, "created_at": now}
     inserted = await Account.insert(Account(**row)).on_conflict(

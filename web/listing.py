@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from litestar import Request
@@ -63,7 +63,7 @@ def aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.utcoffset() is None:
         raise InvalidQuery(f"{name} needs a time zone offset (RFC 3339), e.g. 2027-01-31T00:00:00Z")
     try:
-        return value.astimezone(timezone.utc) if value is not None else None
+        return value.astimezone(UTC) if value is not None else None
     except OverflowError:
         raise InvalidQuery(f"{name} is out of range once in UTC; send a time between years 1 and 9999") from None
 
@@ -103,7 +103,7 @@ def decode_cursor(text: str, sort: str, descending: bool, key: Column) -> tuple[
             value = datetime.fromisoformat(value)
             if value.utcoffset() is None:
                 raise ValueError("no offset")
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
         except (ValueError, OverflowError):
             raise problem from None
     return value, last_id

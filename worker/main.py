@@ -4,7 +4,6 @@ Dramatiq imports this module in every worker process; building the broker here,
 from the environment, is what its command line expects.
 """
 
-import os
 
 import dramatiq
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from rules.names import normalize
 from tables import products
 from tables.products import Product
 
-T0 = datetime(2027, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def product(org: str, name: str, *, kind: str = "domain", expires_at: datetime = T0, state: str = "active",

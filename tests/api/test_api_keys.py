@@ -10,7 +10,7 @@ import pytest
 
 from rules import permissions
 from rules.errors import PermissionDenied
-from tables import accounts, api_keys, engine, operations
+from tables import accounts, operations
 from tables.accounts import Account
 from tables.clock import clock
 from tables.migrate import migrate

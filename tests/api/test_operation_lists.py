@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from urllib.parse import quote
 
 import pytest
@@ -11,7 +11,7 @@ from tests.api import builders as b
 from tests.api.builders import refused
 from tests.api.portfolio import csv_rows, every_page
 
-T0 = datetime(2027, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2027, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture

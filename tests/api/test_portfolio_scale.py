@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import anyio
 import pytest
@@ -82,8 +82,8 @@ def _full_scans(plan: str) -> list[str]:
     return [line for line in lines if "Seq Scan on products" in line]
 
 
-WINDOW = products.Filter("", expires_after=datetime(2027, 3, 1, tzinfo=timezone.utc),
-                         expires_before=datetime(2027, 4, 1, tzinfo=timezone.utc))
+WINDOW = products.Filter("", expires_after=datetime(2027, 3, 1, tzinfo=UTC),
+                         expires_before=datetime(2027, 4, 1, tzinfo=UTC))
 
 QUERIES = {
     "expiry window": (WINDOW, "id", False),

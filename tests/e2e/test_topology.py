@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from math import floor
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -54,7 +56,8 @@ PRICE = {kind: entry.yearly_price.amount for kind, entry in DEFAULT_CATALOG.item
 SETTLE_S = 60  # after the day's last request, for every operation and delivery to finish
 HOOK_PATH = "/hooks/reseller"
 KILL_WAIT_S = 3  # how long a kill may wait for a moment that strands no delivery
-LANDING_S = 0.05  # after SIGSTOP, for the frozen process's last packets to reach Redis and PostgreSQL
+LANDING_S = 5.0  # at most, after SIGSTOP, for the frozen process's last packets to reach Redis and PostgreSQL
+SENDING_S = 0.05  # a running process sends a delivery it made within this (stranded: unsent for longer)
 
 
 # --- the topology -----------------------------------------------------------------------------
@@ -151,11 +154,52 @@ def stranded_deliveries(client) -> set[str]:
 
     (A running process sends its own within milliseconds of making them.)
     """
-    first = unsent_deliveries(client)
-    if not first:
-        return set()
-    time.sleep(LANDING_S)
-    return first & unsent_deliveries(client)
+    stranded = unsent_deliveries(client)
+    deadline = time.monotonic() + SENDING_S
+    while stranded and time.monotonic() < deadline:
+        time.sleep(0.005)
+        stranded &= unsent_deliveries(client)
+    return stranded
+
+
+def socket_inodes(pgid: int) -> set[str]:
+    """The inodes of the sockets open in process group `pgid` (every process of it)."""
+    inodes: set[str] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rpartition(")")[2].split()[2]) != pgid:
+                continue
+            for fd in (stat.parent / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError, IndexError):
+            continue  # a process that exited meanwhile
+    return inodes
+
+
+def unsent_bytes(inodes: set[str]) -> int:
+    """Bytes written to these TCP sockets that the peer has not acknowledged yet."""
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                total += int(fields[4].split(":")[0], 16)
+    return total
+
+
+def wait_landed(proc: Proc, timeout: float = LANDING_S) -> None:
+    """Once `proc`'s group is frozen: polls until what it wrote to its TCP connections (Redis,
+    PostgreSQL) has reached the other end, or `timeout` passes."""
+    inodes = socket_inodes(proc.pid)
+    deadline = time.monotonic() + timeout
+    while unsent_bytes(inodes) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def freeze_then_kill(proc: Proc, fit: Callable[[], bool], anyway_after: float) -> bool:
@@ -163,7 +207,7 @@ def freeze_then_kill(proc: Proc, fit: Callable[[], bool], anyway_after: float) -
     `fit()` (or `anyway_after` has passed); otherwise lets it run on (SIGCONT)."""
     proc.kill(signal.SIGSTOP)
     try:
-        time.sleep(LANDING_S)
+        wait_landed(proc)
         kill = fit() or time.monotonic() > anyway_after
     except BaseException:
         proc.kill(signal.SIGCONT)
@@ -642,7 +686,7 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
         now = by_id[product_id]["expires_at"].astimezone(UTC)
         assert (now.year, now.month, now.day) == (was.year + 1, was.month, was.day), (product_id, was, now)
     unrenewed = set(by_id) - set(renewed)
-    for op_id, plan in day.purchases.items():
+    for op_id in day.purchases:
         if product_of[op_id] in unrenewed:
             assert by_id[product_of[op_id]]["expires_at"] == datetime.fromisoformat(
                 finished[op_id]["result"]["expires_at"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,16 +17,24 @@ from worker.webhooks.client import pinned_client
 from worker.webhooks.delivery import deliver
 from worker.webhooks.fanout import fan_out
 
-SLOW_S = 1.0  # the receiver's first answer takes this long (well under the 15 s timeout)
+WAIT_S = 10  # for the first POST to arrive; then the receiver holds it (well under the 15 s timeout)
 
 
 @pytest.fixture
 def slow_receiver():
-    """A receiver whose first answer waits until the test lets it go."""
-    receiver, answer_first = Receiver(), threading.Event()
-    receiver.behaviour = lambda path, wid, n: (answer_first.wait(10), (200, {}))[1] if n == 1 else (200, {})
+    """A receiver whose first answer waits until the test lets it go; `arrived` is set as
+    soon as that first POST is in."""
+    receiver, arrived, answer_first = Receiver(), threading.Event(), threading.Event()
+
+    def behaviour(path: str, webhook_id: str, attempt: int) -> tuple[int, dict]:
+        if attempt == 1:
+            arrived.set()
+            answer_first.wait(WAIT_S)
+        return 200, {}
+
+    receiver.behaviour = behaviour
     receiver.base = receiver.start()
-    yield receiver, answer_first
+    yield receiver, arrived, answer_first
     answer_first.set()
     receiver.stop()
 
@@ -56,7 +63,7 @@ async def deliver_once(delivery_id: str) -> tuple[str, str | None]:
 
 @pytest.mark.parametrize("lease_ran_out", [False, True], ids=["duplicate-message", "lease-ran-out"])
 def test_an_attempt_in_flight_is_never_joined_by_a_second_one(api, sender, slow_receiver, lease_ran_out):
-    receiver, answer_first = slow_receiver
+    receiver, arrived, answer_first = slow_receiver
     t0 = clock.now()
     clock.pin(t0)
     delivery_id = one_delivery(api, sender, receiver, t0)
@@ -64,7 +71,7 @@ def test_an_attempt_in_flight_is_never_joined_by_a_second_one(api, sender, slow_
     clock.pin(t0 + webhooks.LEASE - timedelta(seconds=1))
     first = threading.Thread(target=lambda: db(deliver_once(delivery_id)))
     first.start()
-    time.sleep(SLOW_S)  # its POST is in flight
+    assert arrived.wait(WAIT_S), "the first attempt's POST never reached the receiver"  # now in flight
 
     if lease_ran_out:  # the first lease ends mid-attempt: the scheduler's tick must not lease it again
         clock.pin(t0 + webhooks.LEASE + timedelta(seconds=1))
@@ -73,7 +80,7 @@ def test_an_attempt_in_flight_is_never_joined_by_a_second_one(api, sender, slow_
     assert db(deliver_once(delivery_id)) == ("skipped", None)
 
     answer_first.set()
-    first.join(10)
+    first.join(WAIT_S)
     assert [r.webhook_id for r in receiver.received] == [r.webhook_id for r in receiver.delivered("/in")]
     assert len(receiver.received) == 1, "two attempts of one delivery at once"
     row = db(webhooks.Delivery.select().where(webhooks.Delivery.id == delivery_id).first().run())

@@ -76,18 +76,18 @@ def test_a_dry_run_renewal_quotes_what_the_renewal_charges(api, workers, tier, s
     reach_tier(api, owner, org, tier)
 
     dry = []
-    for product, years in zip(products, YEARS):
+    for product, years in zip(products, YEARS, strict=True):
         answer = api.post(f"/v1/products/{product['id']}/renewals", headers={**owner.auth, **DRY}, json={
             "years": years, "current_expires_at": product["expires_at"], "payment_method": "prepaid"})
         assert answer.status_code == 200, answer.text
         dry.append(answer.json())
     ops = wait_all(api, owner, [renew(api, owner, product, years=years).json()["id"]
-                                for product, years in zip(products, YEARS)])
+                                for product, years in zip(products, YEARS, strict=True)])
 
     for quote in (d["quote"] for d in dry if d["quote"]):
         assert (quote["tier"], quote["payer"], quote["payment_method"]) == (tier, org, "prepaid")
         assert quote["restore_fee"]["amount"] == (8000 if state == "redemption" else 0)
-    for answer, op in zip(dry, ops):
+    for answer, op in zip(dry, ops, strict=True):
         assert_charged_as_quoted(answer, op)
     expected_failures = ["invalid_term"] if state == "active" else []  # 10 more years is too far ahead
     assert [d["would_fail"]["code"] for d in dry if d["would_fail"]] == expected_failures
@@ -107,7 +107,7 @@ def test_a_dry_run_purchase_quotes_what_the_purchase_charges(api, workers, tier)
     ops = wait_all(api, owner, [api.post(f"/v1/organizations/{org}/purchases", json=body,
                                          headers=owner.auth).json()["id"] for body in bodies])
 
-    for answer, op, years in zip(dry, ops, YEARS):
+    for answer, op, years in zip(dry, ops, YEARS, strict=True):
         assert answer["quote"]["list_price"]["amount"] == 2400 * years
         assert answer["quote"]["tier"] == tier
         assert_charged_as_quoted(answer, op)

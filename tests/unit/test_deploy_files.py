@@ -44,25 +44,12 @@ TIME_LIMIT_S = TIME_LIMIT_MS / 1000
 
 # --- the real command-line parser ---------------------------------------------------
 
-class _Parser(Exception):
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        self.parser = parser
-
-
 @pytest.fixture(scope="module")
 def cli() -> argparse.ArgumentParser:
-    """The parser `web.cli.main` builds, caught when it parses (web/cli.py has no
-    build_parser(); main() builds it and calls parse_args before doing anything else)."""
-    import web.cli
+    """The parser `tenure` runs with: web.cli.main() parses its arguments with build_parser()."""
+    from web.cli import build_parser
 
-    def capture(self, args=None, namespace=None):
-        raise _Parser(self)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(argparse.ArgumentParser, "parse_args", capture)
-        with pytest.raises(_Parser) as caught:
-            web.cli.main(["--help"])
-    return caught.value.parser
+    return build_parser()
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

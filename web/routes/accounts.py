@@ -30,7 +30,7 @@ class AccountController(Controller):
                 row, key = await accounts.create(data.email, data.name.strip(), clock.now())
         except accounts.EmailTaken:
             raise Conflict("email_taken", f"an account already uses {data.email!r}; "
-                           "use its API key")
+                           "use its API key") from None
         return AccountCreated(id=row["id"], email=row["email"], name=row["name"], api_key=key)
 
     @post("/accounts/claim", status_code=201, security=[{}, {"BearerAuth": []}])
@@ -55,7 +55,7 @@ class AccountController(Controller):
                     caller, key = await accounts.create(email, (data.name or org["name"]).strip(), now)
                 except accounts.EmailTaken:
                     raise Conflict("email_taken", f"an account already uses {email!r}: send its API key "
-                                   "(Authorization: Bearer ...) with the claim, or give another email")
+                                   "(Authorization: Bearer ...) with the claim, or give another email") from None
             elif data.email or data.name:
                 raise Invalid("unexpected_fields", "email and name are for a new account: omit them when "
                               "claiming with an API key")

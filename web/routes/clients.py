@@ -18,7 +18,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from web.access import Access, access
 from web.errors import Conflict, NotFound
-from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, Page, cut
+from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut
 from web import listing
 from web.csv_stream import csv_export
 from web.schemas import ClientPage, ClientPatch
@@ -60,7 +60,7 @@ class ClientController(Controller):
                 await record(org_id, "client.created", Actor.account(account), now, client_id=row["id"])
         except clients.ExternalRefTaken:
             raise Conflict("external_ref_taken",
-                           f"a client of this reseller already has external_ref {data.external_ref!r}")
+                           f"a client of this reseller already has external_ref {data.external_ref!r}") from None
         return client_out(row, 0)
 
     @get("/")

@@ -71,7 +71,7 @@ class OrganizationController(Controller):
                 await record(org_id, "team.created", Actor.account(account), now, team_id=team["id"],
                              permissions=sorted(granted))
         except organizations.TeamNameTaken:
-            raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}")
+            raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}") from None
         return _team_out({**team, "permissions": sorted(granted)})
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
@@ -91,7 +91,7 @@ class OrganizationController(Controller):
                 await record(org_id, "member.added", Actor.account(account), clock.now(), team_id=team_id,
                              account_id=member["id"])
         except organizations.AlreadyMember:
-            raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}")
+            raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}") from None
         return MemberOut(id=member["id"], email=member["email"], name=member["name"])
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)

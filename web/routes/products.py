@@ -23,8 +23,8 @@ from web.accept import (BATCH_DRY_RUN_RESPONSES, DRY_RUN_RESPONSES, DryRunHeader
 from web.csv_stream import csv_export
 from web.errors import NotFound
 from web.routes.clients import reseller_access
-from web.schemas import (BatchDryRunOut, BatchRenewalIn, DryRunItemOut, OperationOut, Page, ProductOut,
-                         ProductPage, ProductPatch, PurchaseIn, RenewalIn, ReleaseIn, TransferIn, cut)
+from web.schemas import (BatchDryRunOut, BatchRenewalIn, DryRunItemOut, OperationOut, ProductOut,
+                         ProductPage, ProductPatch, PurchaseIn, RenewalIn, ReleaseIn, TransferIn)
 
 
 def product_out(row: dict) -> ProductOut:

@@ -8,7 +8,6 @@ after a crash, changes nothing more.
 
 from __future__ import annotations
 
-from datetime import datetime
 
 import structlog
 

@@ -50,7 +50,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         except Unresolvable as exc:
             raise httpcore.ConnectError(str(exc)) from None
         failure: Exception = httpcore.ConnectError(f"no address to connect to for {host!r}")
-        for left, address in zip(range(len(addresses), 0, -1), addresses):
+        for left, address in zip(range(len(addresses), 0, -1), addresses, strict=True):
             # What remains of the timeout, shared by the addresses left: one that drops packets
             # leaves time for the next.
             share = None if deadline is None else max(0.0, deadline - anyio.current_time()) / left
