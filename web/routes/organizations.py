@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 
 from rules import membership, permissions
+from rules.errors import UnknownCurrency
 from tables import accounts, ledger, organizations
 from tables.clock import clock
 from tables.engine import transaction
@@ -36,8 +37,13 @@ class OrganizationController(Controller):
     tags = ["organizations"]
 
     @post("/", status_code=201)
-    async def create_organization(self, account: dict, data: OrganizationIn) -> OrganizationOut:
-        """Creates an organization; its creator is the first member of its Owner team."""
+    async def create_organization(self, request: Request, account: dict, data: OrganizationIn) -> OrganizationOut:
+        """Creates an organization billed in `currency` (one of TENURE_CURRENCIES: it cannot change
+        later); its creator is the first member of its Owner team."""
+        accepted = request.app.state.settings.accepted_currencies
+        if data.currency not in accepted:
+            raise UnknownCurrency(f"tenure does not bill in {data.currency!r}; "
+                                  f"accepted currencies are: {', '.join(accepted)}")
         now = clock.now()
         async with transaction():
             org = await organizations.create(data.name.strip(), data.reseller, data.currency, now)
