@@ -85,6 +85,7 @@ async def book_deferred(pending: list) -> list[str]:
     """Books the waiting charges (in the caller's transaction); answers the payers newly flagged."""
     flagged = []
     while pending:
-        if await _book(*pending.pop(0)):
-            flagged.append(payer_id)
+        charge = pending.pop(0)
+        if await _book(*charge):
+            flagged.append(charge[0])
     return flagged
