@@ -82,9 +82,11 @@ async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str 
     """
     rows, moves, debts = [], [], []
     about = product or {}
-    for entry in entries:
+    # One id per transaction, numbered: its lines list in the order they were booked.
+    base = new_id("led")
+    for number, entry in enumerate(entries):
         rows.append(LedgerEntry(
-            id=new_id("led"), txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
+            id=f"{base}{number:03d}", txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
             amount=entry.amount.amount, currency=entry.amount.currency,
             operation_id=operation_id, created_at=now, kind=entry.kind or "charge",
             product_id=about.get("product_id"), product_kind=about.get("product_kind"),
