@@ -110,7 +110,8 @@ class OrganizationIn(Struct, forbid_unknown_fields=True):
     name: Name
     reseller: bool = False
     # One of TENURE_CURRENCIES (default EUR, USD, GBP): what it is billed in, for good.
-    currency: Currency = "EUR"
+    # Left out: the first of TENURE_CURRENCIES.
+    currency: Currency | None = None
 
 
 class OrganizationOut(Struct):

@@ -375,3 +375,28 @@ def test_an_unknown_currency_is_refused_with_the_accepted_ones(client):
 
     assert "EUR, USD, GBP" in message
     assert client.get("/v1/me", headers=ada.auth).json()["organizations"] == []
+
+
+def test_tenure_currencies_limits_the_choice(database_url):
+    from litestar.testing import TestClient
+
+    from tables.settings import Settings
+    from tests.ratelimits import UNLIMITED
+    from web.app import create_app
+
+    with TestClient(create_app(Settings(database_url=database_url, currencies="GBP", **UNLIMITED))) as client:
+        ada = b.person(client)
+        message = refused(client.post("/v1/organizations", json={"name": "Shop", "currency": "EUR"},
+                                      headers=ada.auth), 400, "unknown_currency")
+        assert "accepted currencies are: GBP" in message
+        made = client.post("/v1/organizations", json={"name": "Shop"}, headers=ada.auth)
+        assert made.status_code == 201, made.text
+        assert made.json()["currency"] == "GBP"  # the first accepted one, when none is chosen
+
+
+def test_a_currency_without_a_price_list_cannot_be_offered():
+    from tables.settings import Settings
+    from web.app import create_app
+
+    with pytest.raises(ValueError, match="CHF"):
+        create_app(Settings(currencies="EUR,CHF"))

@@ -307,3 +307,19 @@ def test_a_released_client_keeps_the_resellers_currency(api, workers):
 
     assert api.get(f"/v1/organizations/{released}", headers=new_owner.auth).json()["currency"] == "GBP"
     assert billing(api, new_owner, released)["balance"] == {"amount": 0, "currency": "GBP"}
+
+
+def test_low_balance_is_told_when_the_balance_cannot_pay_the_autorenewals_due(api, workers):
+    workers()
+    owner, org = builders.funded(api, 5000)
+    soon = bought(api, owner, org, "soon.fr")  # 3500 left
+    clock.pin(datetime.fromisoformat(soon["expires_at"]) - timedelta(days=20))  # its autorenewal is due
+    assert billing(api, owner, org)["autorenew_forecast"]["amount"] == 1500
+    assert low_balance_events(org) == []
+
+    bought(api, owner, org, "box", kind="mailbox")  # 1100 left: less than the 1500 due
+
+    told = low_balance_events(org)
+    assert len(told) == 1
+    assert told[0]["data"]["autorenew_forecast"] == {"amount": 1500, "currency": "EUR", "products": 1}
+    assert told[0]["data"]["balance"] == {"amount": 1100, "currency": "EUR"}

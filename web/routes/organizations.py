@@ -41,16 +41,17 @@ class OrganizationController(Controller):
         """Creates an organization billed in `currency` (one of TENURE_CURRENCIES: it cannot change
         later); its creator is the first member of its Owner team."""
         accepted = request.app.state.settings.accepted_currencies
-        if data.currency not in accepted:
-            raise UnknownCurrency(f"tenure does not bill in {data.currency!r}; "
+        currency = data.currency or accepted[0]
+        if currency not in accepted:
+            raise UnknownCurrency(f"tenure does not bill in {currency!r}; "
                                   f"accepted currencies are: {', '.join(accepted)}")
         now = clock.now()
         async with transaction():
-            org = await organizations.create(data.name.strip(), data.reseller, data.currency, now)
+            org = await organizations.create(data.name.strip(), data.reseller, currency, now)
             owners = await organizations.create_team(
                 org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
             await organizations.add_member(org["id"], owners["id"], account["id"], now)
-            await ledger.open_account(org["id"], data.currency, now)
+            await ledger.open_account(org["id"], currency, now)
         return _org_out(org)
 
     @get("/{org_id:str}")
