@@ -323,3 +323,14 @@ def test_low_balance_is_told_when_the_balance_cannot_pay_the_autorenewals_due(ap
     assert len(told) == 1
     assert told[0]["data"]["autorenew_forecast"] == {"amount": 1500, "currency": "EUR", "products": 1}
     assert told[0]["data"]["balance"] == {"amount": 1100, "currency": "EUR"}
+
+
+def test_the_openapi_schema_lists_billing_low_balance_and_the_billing_routes(api):
+    schema = api.get("/schema/openapi.json").json()
+
+    assert "billing.low_balance" in str(schema["components"]["schemas"])
+    for path in ("/v1/organizations/{org_id}/billing/transactions",
+                 "/v1/organizations/{org_id}/billing/statements/{month}",
+                 "/v1/organizations/{org_id}/billing/settlements",
+                 "/v1/ops/organizations/{org_id}/credit-limit"):
+        assert path in schema["paths"]
