@@ -33,7 +33,7 @@ def _in_currency(amount: Money, currency: str, what: str) -> None:
 
 
 async def _booked(request: Request, account: dict, org_id: str, data, kind: str, entries,
-                  now: datetime) -> tuple[dict, bool]:
+                  now: datetime, params: dict) -> tuple[dict, bool]:
     """Records a synchronous money operation and books `entries` with it, once per
     Idempotency-Key; answers the operation (its result: balance and owed after) and whether
     this request made it. The same key with another body: 422 `idempotency_key_reused`."""
@@ -41,7 +41,7 @@ async def _booked(request: Request, account: dict, org_id: str, data, kind: str,
     wanted = idempotency.request_hash(request, data)
     row = operations.new_row(kind, org_id, now, account_id=account["id"], status="succeeded",
                              idem_key=key, request_hash=wanted,
-                             params={"amount": {"amount": data.amount.amount, "currency": data.amount.currency}},
+                             params=params,
                              finished_at=now)
     async with transaction():
         op, created = await operations.insert_or_get(row)
@@ -72,7 +72,8 @@ class BillingController(Controller):
         amount = Money(data.amount.amount, data.amount.currency)
         entries = booking.topup(org_id, amount)
         _in_currency(amount, found.org["currency"], "top up")
-        op, _ = await _booked(request, account, org_id, data, "topup", entries, clock.now())
+        op, _ = await _booked(request, account, org_id, data, "topup", entries, clock.now(),
+                              {"amount": amount.to_dict()})
         return FundsOut(operation_id=op["id"], amount=money_io(**amount.to_dict()),
                         balance=money_io(**op["result"]["balance"]))
 
@@ -94,7 +95,8 @@ class BillingController(Controller):
             account_row = await ledger.account(org_id)
             booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
         try:
-            op, _ = await _booked(request, account, org_id, data, "settlement", entries, now)
+            op, _ = await _booked(request, account, org_id, data, "settlement", entries, now,
+                                  {"amount": amount.to_dict(), "reference": data.reference})
         except ledger.OverCredit:  # settled concurrently since the check
             account_row = await ledger.account(org_id)
             booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
