@@ -18,9 +18,8 @@ from tables.engine import transaction
 from web import idempotency
 from web.access import access
 from web.errors import Conflict, Invalid
-from web.schemas import (
-    BillingOut, BillingPatch, ForecastOut, FundsIn, FundsOut, MoneyIO, SettlementIn, SettlementOut,
-)
+from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
+from web.schemas import FundsIn, FundsOut, MoneyIO
 
 
 def money_io(amount: int, currency: str) -> MoneyIO:

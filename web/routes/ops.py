@@ -16,7 +16,8 @@ from tables.engine import transaction
 from web.accept import operation_out
 from web.errors import Conflict, Invalid, NotFound
 from web.ops_auth import require_ops
-from web.schemas import CreditLimitIn, FailureOut, MoneyIO, OpsOperationOut, Page, cut
+from web.billing_schemas import CreditLimitIn
+from web.schemas import FailureOut, MoneyIO, OpsOperationOut, Page, cut
 
 
 @get("/health", tags=["ops"], security=[{}])

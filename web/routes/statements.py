@@ -19,7 +19,8 @@ from tables import transactions
 from web import listing
 from web.access import access
 from web.csv_stream import cell, csv_export
-from web.schemas import MoneyIO, TransactionOut, TransactionPage
+from web.billing_schemas import TransactionOut, TransactionPage
+from web.schemas import MoneyIO
 
 TRANSACTION_CSV = ["id", "created_at", "kind", "book", "amount", "currency", "balance", "owed",
                    "operation_id", "product_id", "product_kind", "client_id"]
