@@ -334,3 +334,23 @@ def test_the_openapi_schema_lists_billing_low_balance_and_the_billing_routes(api
                  "/v1/organizations/{org_id}/billing/settlements",
                  "/v1/ops/organizations/{org_id}/credit-limit"):
         assert path in schema["paths"]
+
+
+def test_the_daily_recalculation_warns_when_autorenewals_come_due_without_a_charge(api, workers, broker, sender):
+    from worker import sweeps
+
+    workers()
+    owner, org = builders.funded(api, 2000)
+    soon = bought(api, owner, org, "soon.fr")  # 500 left; nothing due for a year
+    broker.join("tiers", interval=10, timeout=20_000)
+    assert low_balance_events(org) == []
+
+    clock.pin(datetime.fromisoformat(soon["expires_at"]) - timedelta(days=20))
+    db(sweeps.recalculate_tiers(sender))
+    broker.join("tiers", interval=10, timeout=20_000)
+
+    told = low_balance_events(org)
+    assert [e["data"]["autorenew_forecast"]["amount"] for e in told] == [1500]
+    db(sweeps.recalculate_tiers(sender))  # the next day: still below, not told again
+    broker.join("tiers", interval=10, timeout=20_000)
+    assert len(low_balance_events(org)) == 1
