@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rules.errors import InvalidMonth
+from rules.ledger import INVOICE, PREPAID
 from rules.money import Money
 
-PREPAID = "prepaid"
-INVOICE = "invoice"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 

@@ -39,9 +39,7 @@ async def _booked(request: Request, account: dict, org_id: str, data, kind: str,
     key = idempotency.key_for(request, org_id)
     wanted = idempotency.request_hash(request, data)
     row = operations.new_row(kind, org_id, now, account_id=account["id"], status="succeeded",
-                             idem_key=key, request_hash=wanted,
-                             params=params,
-                             finished_at=now)
+                             idem_key=key, request_hash=wanted, params=params, finished_at=now)
     async with transaction():
         op, created = await operations.insert_or_get(row)
         if created:
