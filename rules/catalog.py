@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules.errors import UnknownProductKind
+from rules.errors import UnknownCurrency, UnknownProductKind
 from rules.money import Money
+from rules.price_list import PRICE_LIST
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,30 @@ class ProductKind:
         }
 
 
-DEFAULT_CATALOG: dict[str, ProductKind] = {
-    "domain": ProductKind("domain", Money.eur(1500), Money.eur(8000)),
-    "mailbox": ProductKind("mailbox", Money.eur(2400), Money.eur(2400)),
-    "hosting": ProductKind("hosting", Money.eur(6000), Money.eur(6000)),
-    "certificate": ProductKind("certificate", Money.eur(5000), Money.eur(5000)),
-}
+def catalogs_from(price_list: Mapping[str, Any]) -> dict[str, dict[str, ProductKind]]:
+    """Currency -> kind -> entry, from a parsed price list (rules.price_list)."""
+    return {
+        currency: {
+            kind: ProductKind(kind, Money(prices["yearly_price"], currency),
+                              Money(prices["restore_fee"], currency))
+            for kind, prices in entry["kinds"].items()
+        }
+        for currency, entry in price_list.items()
+    }
+
+
+CATALOGS: dict[str, dict[str, ProductKind]] = catalogs_from(PRICE_LIST)
+DEFAULT_CATALOG: dict[str, ProductKind] = CATALOGS["EUR"]
+
+
+def catalog_for(currency: str) -> dict[str, ProductKind]:
+    """The kinds priced in `currency`; UnknownCurrency naming the currencies sold."""
+    try:
+        return CATALOGS[currency]
+    except (KeyError, TypeError):
+        raise UnknownCurrency(
+            f"no price list in {currency!r}; accepted currencies are: {', '.join(sorted(CATALOGS))}"
+        ) from None
 
 
 def kind_of(catalog: Mapping[str, ProductKind], kind: str) -> ProductKind:

@@ -171,3 +171,31 @@ class InvalidUrl(RuleViolation):
 
     code = "invalid_url"
     status = 422
+
+
+class UnknownCurrency(RuleViolation):
+    """The currency is not one tenure sells in (the message lists those it does)."""
+
+    code = "unknown_currency"
+    status = 400
+
+
+class CreditLimitExceeded(RuleViolation):
+    """An invoice charge would take what is owed above the organization's credit limit."""
+
+    code = "credit_limit_exceeded"
+    status = 409
+
+
+class SettlementExceedsOwed(RuleViolation):
+    """A settlement is larger than what the organization owes."""
+
+    code = "settlement_exceeds_owed"
+    status = 409
+
+
+class InvalidMonth(RuleViolation):
+    """A statement month is not YYYY-MM."""
+
+    code = "invalid_month"
+    status = 400

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from rules.errors import InsufficientFunds, InvalidMoney, UnknownPaymentMethod
+from rules.errors import (
+    CreditLimitExceeded, InsufficientFunds, InvalidMoney, SettlementExceedsOwed, UnknownPaymentMethod,
+)
 from rules.money import Money
 from rules.permissions import PAYMENT_METHODS
 
 PREPAID = "prepaid"  # an organization's prepaid balance; positive = money it has
-INVOICE = "invoice"  # an organization's postpaid debt; negative = owed
+INVOICE = "invoice"  # an organization's postpaid debt (a receivable); negative = owed
 REVENUE = "revenue"  # what tenure earned, keyed by payer for volume tiers
 CASH = "cash"  # money that came in from outside
 BOOKS = frozenset({PREPAID, INVOICE, REVENUE, CASH})
@@ -23,6 +25,9 @@ class Entry:
     book: str
     organization_id: str | None
     amount: Money
+    # What the line is, as listed in an organization's transactions: topup, purchase,
+    # renewal, restore_fee, settlement (or charge when the caller does not say).
+    kind: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.book not in BOOKS:
@@ -34,10 +39,17 @@ def topup(org_id: str, amount: Money) -> list[Entry]:
     if amount.amount <= 0:
         raise InvalidMoney(f"a top-up must be a positive amount, got {amount}")
     # Cash keeps the org id too, so every euro that came in can be traced to its payer.
-    return [Entry(PREPAID, org_id, amount), Entry(CASH, org_id, -amount)]
+    return [Entry(PREPAID, org_id, amount, "topup"), Entry(CASH, org_id, -amount, "topup")]
 
 
-def charge(payer_id: str, amount: Money, method: str) -> list[Entry]:
+def settle(org_id: str, amount: Money) -> list[Entry]:
+    """Entries for a payment of `amount` received against what `org_id` owes on invoice."""
+    if amount.amount <= 0:
+        raise InvalidMoney(f"a settlement must be a positive amount, got {amount}")
+    return [Entry(INVOICE, org_id, amount, "settlement"), Entry(CASH, org_id, -amount, "settlement")]
+
+
+def charge(payer_id: str, amount: Money, method: str, kind: str = "charge") -> list[Entry]:
     """Entries charging `payer_id` `amount` by `method` ("prepaid" or "invoice")."""
     if method not in PAYMENT_METHODS:
         raise UnknownPaymentMethod(
@@ -47,7 +59,34 @@ def charge(payer_id: str, amount: Money, method: str) -> list[Entry]:
     if amount.is_negative():
         raise InvalidMoney(f"a charge cannot be negative, got {amount}")
     book = PREPAID if method == "prepaid" else INVOICE
-    return [Entry(book, payer_id, -amount), Entry(REVENUE, payer_id, amount)]
+    return [Entry(book, payer_id, -amount, kind), Entry(REVENUE, payer_id, amount, kind)]
+
+
+def charge_parts(payer_id: str, parts: Iterable[tuple[str, Money]], method: str) -> list[Entry]:
+    """Entries charging each (kind, amount) part (a renewal and its restore fee); empty parts
+    are left out, but a charge of nothing at all still books one zero line."""
+    parts = list(parts)
+    kept = [(kind, amount) for kind, amount in parts if amount.amount] or parts[:1]
+    return [entry for kind, amount in kept for entry in charge(payer_id, amount, method, kind)]
+
+
+def check_credit(owed: Money, limit: Money, amount: Money) -> None:
+    """CreditLimitExceeded if invoicing `amount` would take `owed` above `limit`."""
+    if owed + amount > limit:
+        room = limit - owed
+        raise CreditLimitExceeded(
+            f"this costs {amount} on invoice but {owed} is owed already and the credit limit is "
+            f"{limit} (room left: {room if not room.is_negative() else Money.zero(limit.currency)}); "
+            f"settle what is owed, pay from the prepaid balance, or ask for a higher limit"
+        )
+
+
+def check_settlement(owed: Money, amount: Money) -> None:
+    """SettlementExceedsOwed if `amount` is more than is owed."""
+    if amount > owed:
+        raise SettlementExceedsOwed(
+            f"{amount} is more than the {owed} owed; settle at most {owed}"
+        )
 
 
 def check_funds(balance: Money, amount: Money) -> None:

@@ -17,6 +17,9 @@ EVENT_TYPES = frozenset({
     "product.state_changed",
     # A released client's organization was claimed by its owner (told to the reseller).
     "organization.claimed",
+    # The prepaid balance went below the organization's low_balance_threshold or its autorenew
+    # forecast (once per dip: not again until it has been topped up above).
+    "billing.low_balance",
 })
 
 # Sent to one endpoint on request (POST .../test), whatever it subscribes to: not subscribable.

@@ -27,7 +27,7 @@ from tables.statements import Statement, fetch
 class Activity(Table, tablename="activity"):
     id = Varchar(length=40, primary_key=True)
     organization_id = Varchar(length=40, index=True, help_text="The organization that sees it.")
-    actor_type = Varchar(length=20, help_text="account, webhook or system")
+    actor_type = Varchar(length=20, help_text="account, webhook, ops or system")
     actor_id = Varchar(length=200, index=True,
                        help_text="The account's id, the reseller webhook's webhook-id, or `system`.")
     key_id = Varchar(length=40, null=True, default=None, help_text="The API key an account used.")
@@ -57,6 +57,11 @@ class Actor:
     @classmethod
     def webhook(cls, webhook_id: str) -> Actor:
         return cls("webhook", webhook_id)
+
+    @classmethod
+    def ops(cls) -> Actor:
+        """The operators, through the ops API (ops holds one shared token: no account)."""
+        return cls("ops", "ops")
 
 
 TENURE = Actor(SYSTEM, SYSTEM)

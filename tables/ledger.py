@@ -1,6 +1,6 @@
 """Double-entry ledger, prepaid balances (for atomic checks) and tier state."""
 
-from piccolo.columns import BigInt, Timestamptz, Varchar
+from piccolo.columns import BigInt, Boolean, Timestamptz, Varchar
 from piccolo.table import Table
 
 
@@ -13,14 +13,25 @@ class LedgerEntry(Table, tablename="ledger_entries"):
     currency = Varchar(length=3)
     operation_id = Varchar(length=40, null=True, default=None)
     created_at = Timestamptz(index=True)
+    kind = Varchar(length=20, default="", help_text="topup, purchase, renewal, restore_fee, settlement")
+    product_id = Varchar(length=40, null=True, default=None)
+    product_kind = Varchar(length=20, null=True, default=None, help_text="domain, mailbox, ...")
+    client_id = Varchar(length=40, null=True, default=None,
+                        help_text="The reseller's client whose product it was (statements per client).")
 
 
 class Balance(Table, tablename="balances"):
-    """Prepaid balance per organization, kept equal to the sum of its prepaid entries."""
+    """An organization's billing account: prepaid balance and what it owes, kept equal to the
+    sums of its prepaid and invoice entries, with its billing settings. Charges already lock
+    this row, so the credit check and the low-balance crossing are decided under that lock."""
 
     organization_id = Varchar(length=40, primary_key=True)
     prepaid = BigInt(default=0)
     currency = Varchar(length=3, default="EUR")
+    owed = BigInt(default=0, help_text="Invoice charges not yet settled (minus the invoice entries).")
+    credit_limit = BigInt(default=0, help_text="Owed may not go above this (set by ops).")
+    low_balance_threshold = BigInt(default=0)
+    below_low_balance = Boolean(default=False, help_text="billing.low_balance was sent for this dip.")
 
 
 class TierState(Table, tablename="tier_states"):
@@ -52,28 +63,48 @@ class Overdraft(Exception):
     """The prepaid balance changed under us and no longer covers the charge."""
 
 
+class OverCredit(Exception):
+    """What is owed would pass the credit limit (or go below zero): nothing was written."""
+
+
 async def open_account(org_id: str, currency: str, now: datetime) -> None:
     await Balance.insert(Balance(organization_id=org_id, prepaid=0, currency=currency))
     await TierState.insert(TierState(organization_id=org_id, tier="A", volume_12m=0,
                                      currency=currency, computed_at=now))
 
 
-async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None) -> None:
+async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None,
+               *, product: dict | None = None) -> None:
     """Writes one balanced transaction; prepaid entries move the balance row atomically.
 
     Call inside a transaction. A debit that would make a prepaid balance negative
     raises Overdraft (the conditional UPDATE matched nothing), so the caller rolls back.
     """
-    rows, moves = [], []
-    for entry in entries:
+    rows, moves, debts = [], [], []
+    about = product or {}
+    # One id per transaction, numbered: its lines list in the order they were booked.
+    base = new_id("led")
+    for number, entry in enumerate(entries):
         rows.append(LedgerEntry(
-            id=new_id("led"), txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
+            id=f"{base}{number:03d}", txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
             amount=entry.amount.amount, currency=entry.amount.currency,
-            operation_id=operation_id, created_at=now,
+            operation_id=operation_id, created_at=now, kind=entry.kind or "charge",
+            product_id=about.get("product_id"), product_kind=about.get("product_kind"),
+            client_id=about.get("client_id"),
         ))
         if entry.book == "prepaid":
             moves.append((entry.organization_id, entry.amount.amount))
+        elif entry.book == "invoice":
+            debts.append((entry.organization_id, -entry.amount.amount))
     await LedgerEntry.insert(*rows)
+    for organization_id, more_owed in debts:
+        # Owed stays within [0, credit_limit]: a settlement never goes below, a charge never above.
+        condition = ("owed + {} <= credit_limit" if more_owed > 0 else "owed + {} >= 0")
+        moved = await Balance.update({Balance.owed: Balance.owed + more_owed}).where(
+            (Balance.organization_id == organization_id) & WhereRaw(condition, more_owed)
+        ).returning(Balance.organization_id)
+        if not moved:
+            raise OverCredit(organization_id)
     # The balance rows last: their locks are held from here to COMMIT.
     for organization_id, delta in moves:
         moved = await Balance.update({Balance.prepaid: Balance.prepaid + delta}).where(
@@ -87,6 +118,29 @@ async def prepaid_balance(org_id: str) -> tuple[int, str]:
     row = await Balance.select(Balance.prepaid, Balance.currency).where(
         Balance.organization_id == org_id).first()
     return (row["prepaid"], row["currency"]) if row else (0, "EUR")
+
+
+async def account(org_id: str) -> dict | None:
+    """The organization's billing row: prepaid, owed, currency, credit limit, threshold, state."""
+    return await Balance.select().where(Balance.organization_id == org_id).first()
+
+
+async def set_credit_limit(org_id: str, limit: int) -> bool:
+    updated = await Balance.update({Balance.credit_limit: limit}).where(
+        Balance.organization_id == org_id).returning(Balance.organization_id)
+    return bool(updated)
+
+
+async def set_low_balance_threshold(org_id: str, threshold: int) -> None:
+    await Balance.update({Balance.low_balance_threshold: threshold}).where(Balance.organization_id == org_id)
+
+
+async def mark_below(org_id: str, below: bool) -> bool:
+    """Records the low-balance state; True only for the call that changed it (one event per dip)."""
+    changed = await Balance.update({Balance.below_low_balance: below}).where(
+        (Balance.organization_id == org_id) & (Balance.below_low_balance == (not below))
+    ).returning(Balance.organization_id)
+    return bool(changed)
 
 
 async def revenue_since(payer_id: str, since: datetime) -> int:
@@ -107,6 +161,11 @@ async def current_tier(payer_id: str) -> pricing.Tier:
     state = await tier_state(payer_id)
     volume = Money(state["volume_12m"], state["currency"]) if state else Money.zero()
     return pricing.tier_for(volume)
+
+
+async def currency_of(org_id: str) -> str:
+    row = await Balance.select(Balance.currency).where(Balance.organization_id == org_id).first()
+    return row["currency"] if row else "EUR"
 
 
 async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:

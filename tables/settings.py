@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_operations_days: int = 90  # finished operations, counted from finished_at
     retention_webhooks_days: int = 30  # events and deliveries, after their last attempt
     retention_batch_size: int = 2000  # rows per delete, each batch its own transaction
+    # Currencies an organization may choose at creation (each needs a price list in
+    # rules/price_list.toml); no conversion happens anywhere.
+    currencies: str = "EUR,USD,GBP"
 
     def __post_init__(self) -> None:
         if self.retention_idempotency_hours < 24:
@@ -59,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                                                      self.retention_inbound_days * 24):
             raise ValueError("TENURE_RETENTION_OPERATIONS_DAYS must cover the idempotency and "
                              "inbound windows (a replay answers the operation, so it must still exist)")
+        if not self.accepted_currencies:
+            raise ValueError("TENURE_CURRENCIES must list at least one currency, such as EUR")
         if self.retention_webhooks_days < 1 or self.retention_batch_size < 1:
             raise ValueError("TENURE_RETENTION_WEBHOOKS_DAYS and TENURE_RETENTION_BATCH_SIZE "
                              "must be at least 1")
@@ -90,7 +95,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             retention_operations_days=int(env.get("TENURE_RETENTION_OPERATIONS_DAYS") or 90),
             retention_webhooks_days=int(env.get("TENURE_RETENTION_WEBHOOKS_DAYS") or 30),
             retention_batch_size=int(env.get("TENURE_RETENTION_BATCH_SIZE") or 2000),
+            currencies=env.get("TENURE_CURRENCIES") or "EUR,USD,GBP",
         )
+
+    @property
+    def accepted_currencies(self) -> tuple[str, ...]:
+        """TENURE_CURRENCIES as codes, in the order given."""
+        return tuple(code.strip().upper() for code in self.currencies.split(",") if code.strip())
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from rules.price_list import CURRENCIES
 from tables import access_cache, engine, secrets_at_rest
 from tables.settings import Settings
 from web.access import provide_account
@@ -27,6 +28,7 @@ from web.metrics import PROMETHEUS, MetricsController, refresher
 from web.ratelimit import Limiter, RouteLimits, check_settings
 from web.routes.ops import OpsController, health, ready
 from web.routes.operations import list_operations
+from web.routes.statements import list_transactions, statement
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
@@ -42,6 +44,10 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
     """The API. `sender` enqueues to a broker (built from settings if not given);
     `extra_lifespans` run embedded parts (workers, scheduler) with the app."""
     check_settings(settings)
+    unpriced = sorted(set(settings.accepted_currencies) - CURRENCIES)
+    if unpriced:
+        raise ValueError(f"TENURE_CURRENCIES lists {', '.join(unpriced)} but rules/price_list.toml "
+                         f"prices only {', '.join(sorted(CURRENCIES))}")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -66,7 +72,8 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController, KeyController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, ops_router, list_operations, ActivityController,
+            WebhookEndpointController, InboundController, ops_router, list_operations, list_transactions, ActivityController,
+            statement,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,

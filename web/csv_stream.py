@@ -21,6 +21,8 @@ def cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, int):  # a number, negative amounts included, is no formula
+        return str(value)
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 

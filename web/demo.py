@@ -26,6 +26,9 @@ class Demo:
     client_ids: list[str] = field(default_factory=list)
 
 
+DEMO_CREDIT_LIMIT = 500_00
+
+
 async def _owned_org(email: str, person: str, org_name: str, reseller: bool, funds: int) -> tuple[str, str]:
     now = clock.now()
     account, _ = await accounts.create(email, person, now)
@@ -35,6 +38,7 @@ async def _owned_org(email: str, person: str, org_name: str, reseller: bool, fun
     await organizations.add_member(org["id"], team["id"], account["id"], now)
     await ledger.open_account(org["id"], "EUR", now)
     await ledger.post(f"demo-topup-{org['id']}", booking.topup(org["id"], Money.eur(funds)), now)
+    await ledger.set_credit_limit(org["id"], DEMO_CREDIT_LIMIT)  # so invoice purchases can be tried
     return account["id"], org["id"]
 
 

@@ -61,6 +61,7 @@ OPERATION_ROUTES = frozenset({
     "/v1/products/{product_id}/transfers",
     "/v1/resellers/{org_id}/clients/{client_id}/release",
     "/v1/organizations/{org_id}/funds",
+    "/v1/organizations/{org_id}/billing/settlements",
     "/v1/organizations/{org_id}/renewals",  # a bulk renewal: its batch operation holds the key
 })
 # POST routes that take no Idempotency-Key: a signed inbound webhook's key is its webhook-id.

@@ -12,7 +12,8 @@ from collections import Counter
 from datetime import datetime
 
 from rules import lifecycle, names, permissions, quotes
-from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules import ledger as booking
+from rules.catalog import DEFAULT_CATALOG, catalog_for, kind_of
 from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
 from rules.pricing import Tier
@@ -86,7 +87,7 @@ async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) ->
 
 async def purchase_quote(org_id: str, params: dict, now: datetime) -> quotes.Priced:
     """The purchase priced as purchases.execute prices it (same rules, same payer tier)."""
-    kind = kind_of(DEFAULT_CATALOG, params["kind"])
+    kind = kind_of(catalog_for(await ledger.currency_of(org_id)), params["kind"])
     tier = await ledger.current_tier(org_id)
     quote = lifecycle.purchase_quote(kind, params["years"], tier, now.replace(microsecond=0))
     return quotes.priced(kind, params["years"], tier, quote, org_id, params["payment_method"])
@@ -95,7 +96,7 @@ async def purchase_quote(org_id: str, params: dict, now: datetime) -> quotes.Pri
 async def renewal_quote(product: dict, params: dict, now: datetime, tier: Tier | None = None) -> quotes.Priced:
     """The renewal priced as renewals.execute prices it: guard, lifecycle state, term, payer tier."""
     payer = products.payer_of(product)
-    kind = kind_of(DEFAULT_CATALOG, product["kind"])
+    kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
     tier = tier or await ledger.current_tier(payer)
     quote = lifecycle.renewal_quote(kind, params["years"], tier, product["expires_at"],
                                     datetime.fromisoformat(params["current_expires_at"]), now)
@@ -103,9 +104,14 @@ async def renewal_quote(product: dict, params: dict, now: datetime, tier: Tier |
 
 
 async def check_funds(quote: quotes.Priced) -> None:
-    """InsufficientFunds if the payer's prepaid balance cannot pay `quote` now."""
-    balance, currency = await ledger.prepaid_balance(quote.payer)
-    quotes.spend(Money(balance, currency), quote)
+    """InsufficientFunds if the payer's prepaid balance cannot pay `quote` now;
+    CreditLimitExceeded if paying it on invoice would pass the payer's credit limit."""
+    account = await ledger.account(quote.payer)
+    currency = account["currency"] if account else quote.price.currency
+    if quote.payment_method == booking.INVOICE and account is not None:
+        booking.check_credit(Money(account["owed"], currency), Money(account["credit_limit"], currency),
+                             quote.price)
+    quotes.spend(Money(account["prepaid"] if account else 0, currency), quote)
 
 
 async def free_quote(org: dict, expires_at: datetime | None = None) -> quotes.Priced:

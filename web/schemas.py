@@ -9,6 +9,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from rules.urls import check_well_formed
+from rules.webhooks import EVENT_TYPES
 
 # Every string a request stores or looks up is checked here, once: no control characters
 # (C0, DEL, C1: NUL breaks PostgreSQL, line breaks break logs). msgspec checks the length
@@ -109,7 +110,9 @@ class MeOut(Struct):
 class OrganizationIn(Struct, forbid_unknown_fields=True):
     name: Name
     reseller: bool = False
-    currency: Literal["EUR"] = "EUR"  # the catalog prices in EUR
+    # One of TENURE_CURRENCIES (default EUR, USD, GBP): what it is billed in, for good.
+    # Left out: the first of TENURE_CURRENCIES.
+    currency: Currency | None = None
 
 
 class OrganizationOut(Struct):
@@ -151,15 +154,6 @@ class FundsOut(Struct):
     operation_id: str
     amount: MoneyIO
     balance: MoneyIO
-
-
-class BillingOut(Struct):
-    balance: MoneyIO
-    volume_12m: MoneyIO
-    tier: str
-    discount_percent: int
-    next_tier_at: MoneyIO | None
-    tier_computed_at: datetime
 
 
 class ClientIn(Struct, forbid_unknown_fields=True):
@@ -272,9 +266,14 @@ class ProductOut(Struct):
     created_at: datetime
 
 
+# The event catalog, as the OpenAPI schema shows it on every field that subscribes to events.
+EventTypes = Annotated[list[str], Meta(
+    description="Event types to receive; empty: all of them. The catalog: " + ", ".join(sorted(EVENT_TYPES)))]
+
+
 class EndpointIn(Struct, forbid_unknown_fields=True):
     url: Annotated[str, Meta(min_length=8, max_length=2000)]
-    event_types: list[str] = msgspec.field(default_factory=list)
+    event_types: EventTypes = msgspec.field(default_factory=list)
     description: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] = ""
 
     def __post_init__(self) -> None:
@@ -461,7 +460,7 @@ class EndpointPatch(Struct, forbid_unknown_fields=True):
     """The fields to change; those omitted (or null) stay as they are."""
 
     url: Annotated[str, Meta(min_length=8, max_length=2000)] | None = None
-    event_types: list[str] | None = None
+    event_types: EventTypes | None = None
     description: Description | None = None
     enabled: bool | None = None
 

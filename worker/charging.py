@@ -15,38 +15,58 @@ from contextvars import ContextVar
 from datetime import datetime
 
 from rules import ledger as booking
+from rules.errors import CurrencyMismatch
 from rules.money import Money
-from tables import ledger
+from tables import billing as billing_position, ledger
 
 _deferred: ContextVar[list | None] = ContextVar("tenure_deferred_charges", default=None)
 
 
-async def charge(payer_id: str, amount: Money, method: str, operation_id: str, now: datetime) -> bool:
-    """Books the charge; InsufficientFunds if prepaid cannot cover it.
+async def charge(payer_id: str, amount: Money, method: str, operation_id: str, now: datetime, *,
+                 kind: str = "charge", restore_fee: Money | None = None,
+                 product: dict | None = None) -> bool:
+    """Books the charge (`restore_fee`, part of `amount`, as a line of its own); InsufficientFunds
+    if prepaid cannot cover it, CreditLimitExceeded if invoicing it would pass the credit limit,
+    CurrencyMismatch if it is not in the payer's currency. `product`: product_id, product_kind
+    and client_id, kept on the ledger lines for transactions and statements.
 
     Returns True when the payer's tier was newly flagged for recalculation
     (the caller sends one message after commit; later charges ride along); inside
     `booked_last` it answers False and `book_deferred` answers the payers flagged.
     """
-    entries = booking.charge(payer_id, amount, method)
-    if method == booking.PREPAID:
-        balance, currency = await ledger.prepaid_balance(payer_id)
-        booking.check_funds(Money(balance, currency), amount)
+    fee = restore_fee or Money.zero(amount.currency)
+    entries = booking.charge_parts(payer_id, [(kind, amount - fee), ("restore_fee", fee)], method)
+    await _check(payer_id, amount, method)
     pending = _deferred.get()
     if pending is not None:
-        pending.append((payer_id, amount, entries, operation_id, now))
+        pending.append((payer_id, amount, method, entries, operation_id, now, product))
         return False
-    return await _book(payer_id, amount, entries, operation_id, now)
+    return await _book(payer_id, amount, method, entries, operation_id, now, product)
 
 
-async def _book(payer_id: str, amount: Money, entries, operation_id: str, now: datetime) -> bool:
+async def _check(payer_id: str, amount: Money, method: str) -> None:
+    account = await ledger.account(payer_id)
+    currency = account["currency"] if account else "EUR"
+    if amount.currency != currency:
+        raise CurrencyMismatch(f"this organization is billed in {currency}, not {amount.currency}; "
+                               f"no conversion happens")
+    if method == booking.PREPAID:
+        booking.check_funds(Money(account["prepaid"] if account else 0, currency), amount)
+    else:
+        owed = Money(account["owed"] if account else 0, currency)
+        booking.check_credit(owed, Money(account["credit_limit"] if account else 0, currency), amount)
+
+
+async def _book(payer_id: str, amount: Money, method: str, entries, operation_id: str, now: datetime,
+                product: dict | None) -> bool:
     newly_flagged = await ledger.flag_tier_recalc(payer_id, now)
     try:
-        await ledger.post(f"op:{operation_id}", entries, now, operation_id=operation_id)
-    except ledger.Overdraft:  # spent by a concurrent charge since we read it
-        balance, currency = await ledger.prepaid_balance(payer_id)
-        booking.check_funds(Money(balance, currency), amount)
+        await ledger.post(f"op:{operation_id}", entries, now, operation_id=operation_id, product=product)
+    except (ledger.Overdraft, ledger.OverCredit):  # spent by a concurrent charge since we read it
+        await _check(payer_id, amount, method)
         raise
+    if method == booking.PREPAID:
+        await billing_position.check_low_balance(payer_id, now, operation_id)
     return newly_flagged
 
 
@@ -65,7 +85,7 @@ async def book_deferred(pending: list) -> list[str]:
     """Books the waiting charges (in the caller's transaction); answers the payers newly flagged."""
     flagged = []
     while pending:
-        payer_id, amount, entries, operation_id, now = pending.pop(0)
-        if await _book(payer_id, amount, entries, operation_id, now):
-            flagged.append(payer_id)
+        charge = pending.pop(0)
+        if await _book(*charge):
+            flagged.append(charge[0])
     return flagged

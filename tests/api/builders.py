@@ -70,6 +70,14 @@ def fund(client, owner: Person, org: str, amount: int) -> None:
     assert answer.status_code == 201, answer.text
 
 
+def credit_limit(client, org: str, amount: int, currency: str = "EUR", ops_token: str = "ops-secret") -> None:
+    """Lets `org` owe up to `amount` on invoice (ops set it; the default is 0)."""
+    answer = client.put(f"/v1/ops/organizations/{org}/credit-limit",
+                        json={"credit_limit": {"amount": amount, "currency": currency}},
+                        headers={"Authorization": f"Bearer {ops_token}"})
+    assert answer.status_code == 200, answer.text
+
+
 def client_of(client, owner: Person, reseller: str, name: str = "Client", external_ref: str | None = None) -> str:
     body = {"name": name, "email": f"{name.lower()}{next(_seq)}@client.test"}
     if external_ref:

@@ -58,14 +58,26 @@ def test_a_dry_run_reports_missing_funds_with_the_quote(client):
     assert operation_count() == 0
 
 
-def test_paying_by_invoice_needs_no_funds(client):
+def test_paying_by_invoice_needs_no_funds_within_the_credit_limit(client):
     owner = b.person(client)
     org = b.organization(client, owner)
+    b.credit_limit(client, org, 3000)
 
     body = dry_purchase(client, owner, org, {**DOMAIN, "payment_method": "invoice"}).json()
 
     assert body["would_fail"] is None
     assert body["quote"]["payment_method"] == "invoice"
+
+
+def test_paying_by_invoice_past_the_credit_limit_would_fail(client):
+    owner = b.person(client)
+    org = b.organization(client, owner)
+    b.credit_limit(client, org, 2999)
+
+    body = dry_purchase(client, owner, org, {**DOMAIN, "payment_method": "invoice"}).json()
+
+    assert body["would_fail"]["code"] == "credit_limit_exceeded"
+    assert operation_count() == 0
 
 
 @pytest.mark.parametrize("body, code", [

@@ -49,9 +49,9 @@ def test_the_reseller_flag_round_trips(client, reseller):
     ({}, "name"),
     ({"name": "   "}, "name"),
     ({"name": "Acme", "reseller": "yes"}, "reseller"),
-    ({"name": "Acme", "currency": "USD"}, "currency"),
+    ({"name": "Acme", "currency": "usd"}, "currency"),
     ({"name": "Acme", "owner": "someone"}, "owner"),
-], ids=["missing-name", "blank-name", "reseller-not-bool", "other-currency", "extra-field"])
+], ids=["missing-name", "blank-name", "reseller-not-bool", "lower-case-currency", "extra-field"])
 def test_a_malformed_organization_is_refused(client, body, named):
     ada = b.person(client)
 
@@ -351,3 +351,52 @@ def test_leaving_one_organization_keeps_the_others(client):
     assert sorted(orgs_in_me(client, bob)) == sorted([second, own])
     assert client.get(f"/v1/organizations/{second}", headers=bob.auth).status_code == 200
     assert client.get(f"/v1/organizations/{own}", headers=bob.auth).status_code == 200
+
+
+@pytest.mark.parametrize("currency", ["EUR", "USD", "GBP"])
+def test_an_organization_is_billed_in_the_currency_it_chose(client, currency):
+    ada = b.person(client)
+
+    created = client.post("/v1/organizations", json={"name": "Shop", "currency": currency}, headers=ada.auth)
+
+    assert created.status_code == 201, created.text
+    org = created.json()["id"]
+    assert created.json()["currency"] == currency
+    billing = client.get(f"/v1/organizations/{org}/billing", headers=ada.auth).json()
+    assert billing["balance"] == {"amount": 0, "currency": currency}
+    assert billing["owed"]["currency"] == billing["next_tier_at"]["currency"] == currency
+
+
+def test_an_unknown_currency_is_refused_with_the_accepted_ones(client):
+    ada = b.person(client)
+
+    message = refused(client.post("/v1/organizations", json={"name": "Shop", "currency": "CHF"},
+                                  headers=ada.auth), 400, "unknown_currency")
+
+    assert "EUR, USD, GBP" in message
+    assert client.get("/v1/me", headers=ada.auth).json()["organizations"] == []
+
+
+def test_tenure_currencies_limits_the_choice(database_url):
+    from litestar.testing import TestClient
+
+    from tables.settings import Settings
+    from tests.ratelimits import UNLIMITED
+    from web.app import create_app
+
+    with TestClient(create_app(Settings(database_url=database_url, currencies="GBP", **UNLIMITED))) as client:
+        ada = b.person(client)
+        message = refused(client.post("/v1/organizations", json={"name": "Shop", "currency": "EUR"},
+                                      headers=ada.auth), 400, "unknown_currency")
+        assert "accepted currencies are: GBP" in message
+        made = client.post("/v1/organizations", json={"name": "Shop"}, headers=ada.auth)
+        assert made.status_code == 201, made.text
+        assert made.json()["currency"] == "GBP"  # the first accepted one, when none is chosen
+
+
+def test_a_currency_without_a_price_list_cannot_be_offered():
+    from tables.settings import Settings
+    from web.app import create_app
+
+    with pytest.raises(ValueError, match="CHF"):
+        create_app(Settings(currencies="EUR,CHF"))

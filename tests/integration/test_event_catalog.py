@@ -54,6 +54,9 @@ def test_each_flow_emits_its_event_and_every_type_reaches_a_subscriber(api, work
             clock.pin(moment)
             db(sweeps.run_all(sender))
             broker.join("lifecycle", interval=10, timeout=30_000)
+        lowered = api.patch(f"/v1/organizations/{reseller}/billing", headers=owner.auth,    # billing.low_balance
+                            json={"low_balance_threshold": {"amount": 2_000_000, "currency": "EUR"}})
+        assert lowered.status_code == 200, lowered.text
         settle(broker, sender, rounds=3)                                            # endpoint.disabled
 
         seen = {r.type for r in receiver.delivered("/all")}

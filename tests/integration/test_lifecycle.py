@@ -65,6 +65,7 @@ def test_a_year_of_daily_sweeps_over_a_mixed_portfolio(api, workers, broker, sen
     renewing = bought(api, alice, funded, "renews.fr")
     lapsing = bought(api, alice, funded, "lapses@funded.test", kind="mailbox")
     set_autorenew(api, alice, lapsing, False)
+    builders.credit_limit(api, unfunded, 1500)
     broke = bought(api, bob, unfunded, "broke.fr", payment_method="invoice")
     client_renewing = bought(api, remy, reseller, "client-renews.fr", client_id=client_id)
     client_lapsing = bought(api, remy, reseller, "client-lapses.fr", client_id=client_id)

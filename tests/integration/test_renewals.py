@@ -111,12 +111,15 @@ def test_invoice_payment_is_a_postpaid_ledger_line(api, workers):
     workers()
     owner = builders.person(api)
     org = builders.organization(api, owner)
+    builders.credit_limit(api, org, 1500)
 
     op = wait_done(api, owner, buy(api, owner, org, "facture.fr", payment_method="invoice").json()["id"])
 
     assert op["status"] == "succeeded"
     assert balance(api, owner, org) == 0
     assert charges_for(org) == [1500]
+    assert api.get(f"/v1/organizations/{org}/billing", headers=owner.auth).json()["owed"] == {
+        "amount": 1500, "currency": "EUR"}
 
 
 def test_a_domain_name_is_held_by_one_product_at_a_time(api, workers):

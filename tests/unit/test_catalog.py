@@ -86,3 +86,24 @@ def test_inconsistent_catalog_entry_is_refused(changes):
 
     with pytest.raises(ValueError):
         ProductKind(**(fields | changes))
+
+
+def test_each_currency_has_its_own_price_list_for_the_same_kinds():
+    from rules.catalog import CATALOGS, catalog_for
+
+    assert set(CATALOGS) == {"EUR", "USD", "GBP"}
+    for currency, kinds in CATALOGS.items():
+        assert set(kinds) == set(DEFAULT_CATALOG)
+        assert {k.yearly_price.currency for k in kinds.values()} == {currency}
+    assert catalog_for("USD")["domain"].yearly_price == Money(1700, "USD")
+
+
+def test_a_currency_without_a_price_list_is_refused_with_the_accepted_ones():
+    from rules.catalog import catalog_for
+    from rules.errors import UnknownCurrency
+
+    with pytest.raises(UnknownCurrency) as refused:
+        catalog_for("JPY")
+
+    assert refused.value.code == "unknown_currency"
+    assert "EUR, GBP, USD" in refused.value.message

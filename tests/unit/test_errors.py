@@ -26,6 +26,10 @@ EXPECTED = {
     "ClientNotReleased": ("client_not_released", 409),
     "AlreadyClaimed": ("already_claimed", 409),
     "InvalidUrl": ("invalid_url", 422),
+    "UnknownCurrency": ("unknown_currency", 400),
+    "CreditLimitExceeded": ("credit_limit_exceeded", 409),
+    "SettlementExceedsOwed": ("settlement_exceeds_owed", 409),
+    "InvalidMonth": ("invalid_month", 400),
 }
 
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.errors import CurrencyMismatch
+from rules.errors import CurrencyMismatch, UnknownCurrency
 from rules.money import Money
 from rules.pricing import DEFAULT_TIERS, Tier, next_tier, price, tier_for
 
@@ -46,9 +46,23 @@ def test_volume_below_zero_after_refunds_stays_in_the_base_tier():
     assert tier_for(Money.eur(-500)).name == "A"
 
 
-def test_volume_in_another_currency_is_refused():
+def test_volume_against_a_grid_in_another_currency_is_refused():
     with pytest.raises(CurrencyMismatch):
-        tier_for(Money(300_000, "USD"))
+        tier_for(Money(300_000, "USD"), DEFAULT_TIERS)
+
+
+def test_each_currency_has_its_own_thresholds():
+    assert tier_for(Money(260_000, "EUR")).name == "B"
+    assert tier_for(Money(260_000, "USD")).name == "A"  # USD's B starts at 2,750.00
+    assert tier_for(Money(220_000, "GBP")).name == "B"  # GBP's at 2,150.00
+    assert next_tier(Money(0, "USD")).threshold == Money(275_000, "USD")
+
+
+def test_a_volume_in_a_currency_without_a_grid_is_refused():
+    with pytest.raises(UnknownCurrency) as refused:
+        tier_for(Money(1, "CHF"))
+
+    assert "EUR, GBP, USD" in refused.value.message
 
 
 def test_next_tier_is_the_one_above():

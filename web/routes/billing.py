@@ -1,25 +1,67 @@
-"""Prepaid top-ups, the billing summary and the public catalog."""
+"""Prepaid top-ups, settlements, the billing summary and its settings, and the public catalog."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get, post
+from datetime import datetime
+
+from litestar import Controller, Request, get, patch, post
 
 from rules import ledger as booking
 from rules import permissions, pricing
-from rules.catalog import DEFAULT_CATALOG
+from rules.catalog import catalog_for
+from rules.errors import UnknownCurrency
 from rules.money import Money
-from tables import ledger, operations
+from rules.price_list import CURRENCIES
+from tables import billing as position, ledger, operations
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web import idempotency
 from web.access import access
-from web.errors import Conflict
-from web.schemas import BillingOut, FundsIn, FundsOut, MoneyIO
+from web.errors import Conflict, Invalid
+from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
+from web.schemas import FundsIn, FundsOut, MoneyIO
 
 
 def money_io(amount: int, currency: str) -> MoneyIO:
     return MoneyIO(amount=amount, currency=currency)
+
+
+def _in_currency(amount: Money, currency: str, what: str) -> None:
+    if amount.currency != currency:
+        raise Conflict("currency_mismatch", f"this organization is billed in {currency}; {what} in that currency")
+
+
+_ACTIVITY = {"topup": "funds.added", "settlement": "settlement.recorded"}
+
+
+async def _booked(request: Request, account: dict, org_id: str, data, kind: str, entries,
+                  now: datetime, params: dict) -> tuple[dict, bool]:
+    """Records a synchronous money operation and books `entries` with it, once per
+    Idempotency-Key; answers the operation (its result: balance and owed after) and whether
+    this request made it. The same key with another body: 422 `idempotency_key_reused`."""
+    key = idempotency.key_for(request, org_id)
+    wanted = idempotency.request_hash(request, data)
+    row = operations.new_row(kind, org_id, now, account_id=account["id"], status="succeeded",
+                             idem_key=key, request_hash=wanted, params=params, finished_at=now)
+    async with transaction():
+        op, created = await operations.insert_or_get(row)
+        if created:
+            await ledger.post(op["id"], entries, now, operation_id=op["id"])
+            await position.check_low_balance(org_id, now)
+            await record(org_id, _ACTIVITY[kind], Actor.account(account), now, operation_id=op["id"],
+                         amount=params["amount"])
+            account_row = await ledger.account(org_id)
+            currency = account_row["currency"]
+            result = {"balance": {"amount": account_row["prepaid"], "currency": currency},
+                      "owed": {"amount": account_row["owed"], "currency": currency}}
+            await operations.Operation.update({operations.Operation.result: result}).where(
+                operations.Operation.id == op["id"])
+            op = {**op, "result": result}
+    if not created:
+        idempotency.check_same_request(op, wanted)
+        op = await operations.get(op["id"])
+    return op, created
 
 
 class BillingController(Controller):
@@ -32,55 +74,98 @@ class BillingController(Controller):
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)
         entries = booking.topup(org_id, amount)
-        if amount.currency != found.org["currency"]:
-            raise Conflict("currency_mismatch",
-                           f"this organization is billed in {found.org['currency']}; top up in that currency")
-        now = clock.now()
-        wanted = idempotency.request_hash(request, data)
-        row = operations.new_row("topup", org_id, now, account_id=account["id"], status="succeeded",
-                                 idem_key=idempotency.key_for(request, org_id), request_hash=wanted,
-                                 params={"amount": amount.to_dict()}, finished_at=now)
-        async with transaction():
-            op, created = await operations.insert_or_get(row)
-            if created:
-                await ledger.post(op["id"], entries, now, operation_id=op["id"])
-                balance, currency = await ledger.prepaid_balance(org_id)
-                result = {"balance": {"amount": balance, "currency": currency}}
-                await operations.Operation.update({operations.Operation.result: result}).where(
-                    operations.Operation.id == op["id"])
-                await record(org_id, "funds.added", Actor.account(account), now, operation_id=op["id"],
-                             amount=amount.to_dict())
-        if not created:
-            idempotency.check_same_request(op, wanted)
-            op = await operations.get(op["id"])
-            result = op["result"]
+        _in_currency(amount, found.org["currency"], "top up")
+        op, _ = await _booked(request, account, org_id, data, "topup", entries, clock.now(),
+                              {"amount": amount.to_dict()})
         return FundsOut(operation_id=op["id"], amount=money_io(**amount.to_dict()),
-                        balance=money_io(**result["balance"]))
+                        balance=money_io(**op["result"]["balance"]))
+
+    @post("/billing/settlements", status_code=201)
+    async def settle(self, request: Request, account: dict, org_id: str, data: SettlementIn) -> SettlementOut:
+        """Records a payment received against what is owed on invoice (needs `billing:manage` and an
+        Idempotency-Key). More than is owed: 409 `settlement_exceeds_owed`."""
+        found = await access(account, org_id, permissions.BILLING_MANAGE)
+        amount = Money(data.amount.amount, data.amount.currency)
+        entries = booking.settle(org_id, amount)
+        _in_currency(amount, found.org["currency"], "settle")
+        now = clock.now()
+        key = idempotency.key_for(request, org_id)
+        if key is None:
+            raise Invalid("idempotency_key_required",
+                          "a settlement needs an Idempotency-Key header (any unique text up to 200 "
+                          "characters) so that a retry cannot book it twice")
+        if not await operations.by_idem_key(key):  # a replay answers what it booked then
+            account_row = await ledger.account(org_id)
+            booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
+        try:
+            op, _ = await _booked(request, account, org_id, data, "settlement", entries, now,
+                                  {"amount": amount.to_dict(), "reference": data.reference})
+        except ledger.OverCredit:  # settled concurrently since the check
+            account_row = await ledger.account(org_id)
+            booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
+            raise
+        return SettlementOut(operation_id=op["id"], amount=money_io(**amount.to_dict()),
+                             owed=money_io(**op["result"]["owed"]))
 
     @get("/billing")
     async def billing(self, account: dict, org_id: str) -> BillingOut:
-        """Prepaid balance and the volume tier in force for this organization's prices."""
+        """Prepaid balance, what is owed on invoice and the credit limit, the volume tier in force,
+        the low-balance threshold, and what the autorenewals due in the next 31 days will cost."""
         await access(account, org_id, permissions.BILLING_VIEW)
-        balance, currency = await ledger.prepaid_balance(org_id)
-        state = await ledger.tier_state(org_id)
-        volume = Money(state["volume_12m"], state["currency"])
-        tier = pricing.tier_for(volume)
-        upcoming = pricing.next_tier(volume)
-        return BillingOut(
-            balance=money_io(balance, currency),
-            volume_12m=money_io(**volume.to_dict()),
-            tier=tier.name,
-            discount_percent=tier.discount_percent,
-            next_tier_at=money_io(**upcoming.threshold.to_dict()) if upcoming else None,
-            tier_computed_at=state["computed_at"],
-        )
+        return await _summary(org_id)
+
+    @patch("/billing")
+    async def update_billing(self, account: dict, org_id: str, data: BillingPatch) -> BillingOut:
+        """Sets the low-balance threshold (needs `billing:manage`): `billing.low_balance` is sent
+        once each time the prepaid balance goes below it (or below the autorenew forecast)."""
+        found = await access(account, org_id, permissions.BILLING_MANAGE)
+        threshold = Money(data.low_balance_threshold.amount, data.low_balance_threshold.currency)
+        _in_currency(threshold, found.org["currency"], "give the threshold")
+        if threshold.is_negative():
+            raise Invalid("invalid_money", "low_balance_threshold cannot be negative; send 0 to rely on "
+                          "the autorenew forecast alone")
+        now = clock.now()
+        async with transaction():
+            await ledger.set_low_balance_threshold(org_id, threshold.amount)
+            await position.check_low_balance(org_id, now)
+            await record(org_id, "billing.threshold_changed", Actor.account(account), now,
+                         low_balance_threshold=threshold.to_dict())
+        return await _summary(org_id)
+
+
+async def _summary(org_id: str) -> BillingOut:
+    row = await ledger.account(org_id)
+    currency = row["currency"]
+    state = await ledger.tier_state(org_id)
+    volume = Money(state["volume_12m"], state["currency"])
+    tier = pricing.tier_for(volume)
+    upcoming = pricing.next_tier(volume)
+    forecast = await position.autorenew_forecast(org_id, currency, clock.now())
+    return BillingOut(
+        balance=money_io(row["prepaid"], currency),
+        volume_12m=money_io(**volume.to_dict()),
+        tier=tier.name,
+        discount_percent=tier.discount_percent,
+        next_tier_at=money_io(**upcoming.threshold.to_dict()) if upcoming else None,
+        tier_computed_at=state["computed_at"],
+        owed=money_io(row["owed"], currency),
+        credit_limit=money_io(row["credit_limit"], currency),
+        low_balance_threshold=money_io(row["low_balance_threshold"], currency),
+        autorenew_forecast=ForecastOut(amount=forecast.amount.amount, currency=currency,
+                                       products=forecast.products),
+        below_low_balance=row["below_low_balance"],
+    )
 
 
 @get("/v1/catalog", tags=["catalog"], security=[{}])
-async def catalog() -> dict:
-    """Product kinds with yearly prices and lifecycle periods, and the volume tiers."""
+async def catalog(currency: str = "EUR") -> dict:
+    """Product kinds with yearly prices and lifecycle periods, and the volume tiers, in one
+    currency (`?currency=`, default EUR; each currency has its own price list)."""
+    if currency not in CURRENCIES:
+        raise UnknownCurrency(f"no price list in {currency!r}; price lists: {', '.join(sorted(CURRENCIES))}")
     return {
-        "kinds": [kind.to_dict() for kind in DEFAULT_CATALOG.values()],
+        "currency": currency,
+        "kinds": [kind.to_dict() for kind in catalog_for(currency).values()],
         "tiers": [{"name": t.name, "from": t.threshold.to_dict(), "discount_percent": t.discount_percent}
-                  for t in pricing.DEFAULT_TIERS],
+                  for t in pricing.grid_for(currency)],
     }

@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import anyio
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.params import Parameter
 
 import msgspec
 
-from tables import operations
+from tables import ledger, operations, organizations
+from tables.activity import Actor, record
+from tables.clock import clock
+from tables.engine import transaction
 from web.accept import operation_out
-from web.errors import NotFound
+from web.errors import Conflict, Invalid, NotFound
 from web.ops_auth import require_ops
-from web.schemas import FailureOut, OpsOperationOut, Page, cut
+from web.billing_schemas import CreditLimitIn
+from web.schemas import FailureOut, MoneyIO, OpsOperationOut, Page, cut
 
 
 @get("/health", tags=["ops"], security=[{}])
@@ -115,3 +119,26 @@ class OpsController(Controller):
         if not await anyio.to_thread.run_sync(request.app.state.monitor.requeue, message_id):
             raise NotFound("dead letter", message_id)
         return {"message_id": message_id, "requeued": True}
+
+    @put("/organizations/{org_id:str}/credit-limit")
+    async def set_credit_limit(self, ops: None, org_id: str, data: CreditLimitIn) -> dict:
+        """Sets how much an organization may owe on invoice (0: invoice purchases are refused,
+        `credit_limit_exceeded`). Ops only: an organization never raises its own limit. A limit
+        below what is owed now refuses new invoice charges until it is settled below it."""
+        org = await organizations.get(org_id)
+        if org is None:
+            raise NotFound("organization", org_id)
+        limit = data.credit_limit
+        if limit.currency != org["currency"]:
+            raise Conflict("currency_mismatch",
+                           f"this organization is billed in {org['currency']}; give the limit in that currency")
+        if limit.amount < 0:
+            raise Invalid("invalid_money", "a credit limit cannot be negative; 0 refuses invoice purchases")
+        async with transaction():
+            await ledger.set_credit_limit(org_id, limit.amount)
+            await record(org_id, "billing.credit_limit_changed", Actor.ops(), clock.now(),
+                         credit_limit=limit.to_dict())
+        row = await ledger.account(org_id)
+        return {"organization_id": org_id,
+                "credit_limit": MoneyIO(amount=row["credit_limit"], currency=row["currency"]),
+                "owed": MoneyIO(amount=row["owed"], currency=row["currency"])}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 
 from rules import membership, permissions
+from rules.errors import UnknownCurrency
 from tables import accounts, ledger, organizations
 from tables.activity import Actor, record
 from tables.clock import clock
@@ -37,15 +38,21 @@ class OrganizationController(Controller):
     tags = ["organizations"]
 
     @post("/", status_code=201)
-    async def create_organization(self, account: dict, data: OrganizationIn) -> OrganizationOut:
-        """Creates an organization; its creator is the first member of its Owner team."""
+    async def create_organization(self, request: Request, account: dict, data: OrganizationIn) -> OrganizationOut:
+        """Creates an organization billed in `currency` (one of TENURE_CURRENCIES: it cannot change
+        later); its creator is the first member of its Owner team."""
+        accepted = request.app.state.settings.accepted_currencies
+        currency = data.currency or accepted[0]
+        if currency not in accepted:
+            raise UnknownCurrency(f"tenure does not bill in {currency!r}; "
+                                  f"accepted currencies are: {', '.join(accepted)}")
         now = clock.now()
         async with transaction():
-            org = await organizations.create(data.name.strip(), data.reseller, data.currency, now)
+            org = await organizations.create(data.name.strip(), data.reseller, currency, now)
             owners = await organizations.create_team(
                 org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
             await organizations.add_member(org["id"], owners["id"], account["id"], now)
-            await ledger.open_account(org["id"], data.currency, now)
+            await ledger.open_account(org["id"], currency, now)
             await record(org["id"], "organization.created", Actor.account(account), now)
         return _org_out(org)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules import lifecycle, permissions, schedule
-from rules.catalog import DEFAULT_CATALOG, kind_of
+from rules.catalog import catalog_for, kind_of
 from rules.errors import NameTaken
 from rules.lifecycle import rfc3339
 from tables import clients, events, organizations, products
@@ -23,7 +23,7 @@ async def purchase(op: dict, now: datetime) -> Done:
     if client_id:
         client = await clients.get(org_id, client_id)
         permissions.check_purchase_owner(org["is_reseller"], client_id, client and client["status"])
-    kind = kind_of(DEFAULT_CATALOG, params["kind"])
+    kind = kind_of(catalog_for(org["currency"]), params["kind"])
     quote = lifecycle.purchase_quote(kind, params["years"], await current_tier(org_id),
                                      now.replace(microsecond=0))
     product_id = await products.insert(
@@ -32,7 +32,9 @@ async def purchase(op: dict, now: datetime) -> Done:
         schedule=schedule.for_product(kind, quote.expires_at, True, now).as_columns())
     if product_id is None:
         raise NameTaken(f"{params['name']} is already held by another product; choose another name")
-    newly_flagged = await charge(org_id, quote.total, params["payment_method"], op["id"], now)
+    newly_flagged = await charge(org_id, quote.total, params["payment_method"], op["id"], now, kind="purchase",
+                                 product={"product_id": product_id, "product_kind": kind.kind,
+                                          "client_id": client_id})
     result = {"product_id": product_id, "price": quote.total.to_dict(),
               "expires_at": rfc3339(quote.expires_at)}
     await events.record("product.purchased", org_id, now, product_id=product_id, operation_id=op["id"],

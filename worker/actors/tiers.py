@@ -5,13 +5,15 @@ from __future__ import annotations
 from rules import pricing
 from rules.lifecycle import add_years
 from rules.money import Money
-from tables import events, ledger
+from tables import billing, events, ledger
 from tables.clock import clock
 from tables.engine import transaction
 
 
-async def recalculate(organization_id: str) -> str | None:
-    """Recomputes the tier; records tier.changed and returns the new tier when it moved."""
+async def recalculate(organization_id: str) -> bool:
+    """Recomputes the tier (recording tier.changed when it moved) and, as prices and the
+    autorenewals due move with it and with time, the low-balance state (billing.low_balance
+    when the balance went below): True if an event was recorded (the caller fans it out)."""
     now = clock.now()
     async with transaction():
         state = await ledger.lock_tier(organization_id)  # first: charges committing meanwhile re-flag
@@ -20,9 +22,9 @@ async def recalculate(organization_id: str) -> str | None:
         volume = Money(await ledger.revenue_since(organization_id, add_years(now, -1)), state["currency"])
         tier = pricing.tier_for(volume)
         previous = await ledger.save_tier(organization_id, tier.name, volume.amount, now)
-        if previous is None:
-            return None
-        await events.record("tier.changed", organization_id, now, data={
-            "from": previous, "to": tier.name, "discount_percent": tier.discount_percent,
-            "volume_12m": volume.to_dict()})
-        return tier.name
+        if previous is not None:
+            await events.record("tier.changed", organization_id, now, data={
+                "from": previous, "to": tier.name, "discount_percent": tier.discount_percent,
+                "volume_12m": volume.to_dict()})
+        warned = await billing.check_low_balance(organization_id, now)
+        return previous is not None or warned
