@@ -29,6 +29,7 @@ from web.routes.operations import list_operations
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
+from web.routes.test_clocks import TestClockController
 from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
 from worker.monitoring import monitor_for
@@ -65,7 +66,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController, KeyController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, ops_router, list_operations,
+            WebhookEndpointController, InboundController, TestClockController, ops_router, list_operations,
         ],
         dependencies={"account": Provide(provide_account)},
         exception_handlers=EXCEPTION_HANDLERS,

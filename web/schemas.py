@@ -110,6 +110,7 @@ class OrganizationIn(Struct, forbid_unknown_fields=True):
     name: Name
     reseller: bool = False
     currency: Literal["EUR"] = "EUR"  # the catalog prices in EUR
+    sandbox: bool = False  # play products on a test clock (POST .../test-clock)
 
 
 class OrganizationOut(Struct):
@@ -118,6 +119,7 @@ class OrganizationOut(Struct):
     reseller: bool
     currency: str
     created_at: datetime
+    sandbox: bool = False
 
 
 class MemberOut(Struct):

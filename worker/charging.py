@@ -17,6 +17,7 @@ from datetime import datetime
 from rules import ledger as booking
 from rules.money import Money
 from tables import ledger
+from tables.clock import clock
 
 _deferred: ContextVar[list | None] = ContextVar("tenure_deferred_charges", default=None)
 
@@ -40,7 +41,8 @@ async def charge(payer_id: str, amount: Money, method: str, operation_id: str, n
 
 
 async def _book(payer_id: str, amount: Money, entries, operation_id: str, now: datetime) -> bool:
-    newly_flagged = await ledger.flag_tier_recalc(payer_id, now)
+    # The flag's time is the wall clock's even at a test clock's `now`: the relay ages flags by it.
+    newly_flagged = await ledger.flag_tier_recalc(payer_id, clock.now())
     try:
         await ledger.post(f"op:{operation_id}", entries, now, operation_id=operation_id)
     except ledger.Overdraft:  # spent by a concurrent charge since we read it

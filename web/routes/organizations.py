@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 
 from rules import membership, permissions
-from tables import accounts, ledger, organizations
+from tables import accounts, ledger, organizations, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import access
@@ -15,7 +15,8 @@ from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, Te
 
 def _org_out(row: dict) -> OrganizationOut:
     return OrganizationOut(id=row["id"], name=row["name"], reseller=row["is_reseller"],
-                           currency=row["currency"], created_at=row["created_at"])
+                           currency=row["currency"], created_at=row["created_at"],
+                           sandbox=row.get("sandbox", False))
 
 
 def _team_out(row: dict) -> TeamOut:
@@ -37,10 +38,15 @@ class OrganizationController(Controller):
 
     @post("/", status_code=201)
     async def create_organization(self, account: dict, data: OrganizationIn) -> OrganizationOut:
-        """Creates an organization; its creator is the first member of its Owner team."""
+        """Creates an organization; its creator is the first member of its Owner team. A sandbox
+        (`sandbox: true`) holds play products on a test clock of its own, starting now, which
+        moves only when asked (POST .../test-clock); its names never clash with production ones."""
         now = clock.now()
         async with transaction():
-            org = await organizations.create(data.name.strip(), data.reseller, data.currency, now)
+            org = await organizations.create(data.name.strip(), data.reseller, data.currency, now,
+                                             sandbox=data.sandbox)
+            if data.sandbox:
+                await test_clocks.create(org["id"], now)
             owners = await organizations.create_team(
                 org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
             await organizations.add_member(org["id"], owners["id"], account["id"], now)

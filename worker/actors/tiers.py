@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rules import pricing
 from rules.lifecycle import add_years
 from rules.money import Money
-from tables import events, ledger
-from tables.clock import clock
+from tables import events, ledger, test_clocks
 from tables.engine import transaction
 
 
-async def recalculate(organization_id: str) -> str | None:
-    """Recomputes the tier; records tier.changed and returns the new tier when it moved."""
-    now = clock.now()
+async def recalculate(organization_id: str, now: datetime | None = None) -> str | None:
+    """Recomputes the tier as of `now` (default: the organization's time, a sandbox's test
+    clock or the wall clock); records tier.changed and returns the new tier when it moved."""
+    now = now or await test_clocks.now_for(organization_id)
     async with transaction():
         state = await ledger.lock_tier(organization_id)  # first: charges committing meanwhile re-flag
         if state is None:

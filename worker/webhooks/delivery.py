@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
 from rules.lifecycle import rfc3339
-from tables import delivery_batches, events, webhooks
+from tables import delivery_batches, events, test_clocks, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -41,12 +41,17 @@ class Answer:
     retry_after: timedelta | None = None
 
 
-def payload(event: dict) -> bytes:
-    return msgspec.json.encode({
+def payload(event: dict, sandbox: bool = False) -> bytes:
+    """The body sent; `timestamp` is when it happened (a sandbox's: its test clock's time), and
+    a sandbox's events say `"sandbox": true`."""
+    body = {
         "type": event["type"], "timestamp": rfc3339(event["created_at"]),
         "data": {**event["data"], "organization_id": event["organization_id"],
                  "product_id": event["product_id"], "operation_id": event["operation_id"]},
-    })
+    }
+    if sandbox:
+        body["sandbox"] = True
+    return msgspec.json.encode(body)
 
 
 def signed_headers(secrets: str | list[str], message_id: str, body: bytes) -> dict[str, str]:
@@ -119,10 +124,11 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
         async with transaction():
             attempts = await delivery_batches.claim_attempts(wanted, clock.now())
     gate = asyncio.Semaphore(concurrency)
+    sandboxes = await test_clocks.sandboxes([hook["organization_id"] for _, hook, _ in found.values()])
 
     async def attempt(delivery_id: str) -> Answer:
         _, hook, event = found[delivery_id]
-        body = payload(event)
+        body = payload(event, hook["organization_id"] in sandboxes)
         async with gate:
             try:
                 return await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
@@ -130,7 +136,8 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
                 log.exception("webhook_post_failed", delivery_id=delivery_id)
                 return Answer(error=f"{type(exc).__name__}: {exc}"[:200])
 
-    taken = list(attempts)
+    # Oldest event first: with `concurrency` 1 (a test clock's advance) they arrive in that order.
+    taken = sorted(attempts, key=lambda d: (found[d][2]["created_at"], found[d][2]["id"]))
     answers = dict(zip(taken, await asyncio.gather(*(attempt(d) for d in taken)), strict=True))
     now = clock.now()
     delivered = [d for d in taken if hooks.outcome(answers[d].status_code) == "delivered"]

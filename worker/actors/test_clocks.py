@@ -1,0 +1,141 @@
+"""test_clocks.advance: a sandbox organization's clock moves forward, and its products live
+through everything that was due in between, in order.
+
+The walk repeats one step until the target: the next instant at which something is due
+(the earliest next_*_at of the organization's products, which the sweeps' own rules set,
+or the daily tier recalculation while the payer has volume), the clock jumped there, and
+the sweeps' actors run on the due products with that instant as their `now`: state
+changes first, then reminders, then autorenew attempts (as `worker.sweeps.run_all`
+orders them), then the tier. Each step's events are then delivered one at a time, oldest
+first, so an endpoint receives them in the order of simulated time.
+
+A run holds a lease on the organization's clock (a message sent twice runs once) and
+keeps the operation stamped (the relay leaves it alone). The clock is saved after each
+step and every effect is keyed (event dedupe keys, autorenew idempotency keys), so a run
+that crashed is taken up where it stopped by the relay's next message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import httpx
+import structlog
+
+from rules import webhooks as hooks
+from rules.lifecycle import rfc3339
+from tables import events, leases, operations, products, test_clocks, webhooks
+from tables.clock import clock
+from tables.engine import transaction
+from tables.ids import new_id
+from tables.ledger import TierState
+from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
+from worker.actors.tiers import recalculate
+from worker.execution import Bounds
+from worker.webhooks.delivery import deliver_many
+
+log = structlog.get_logger("tenure.test_clocks")
+
+KIND = "test_clock"
+LEASE = timedelta(minutes=2)
+# The production scheduler's daily tier job runs at 03:17 UTC (worker.scheduler): so does a test clock's.
+TIER_TIME = time(3, 17)
+EVENT_BATCH = 500
+
+
+async def advance(operation_id: str, client: httpx.AsyncClient, bounds: Bounds = Bounds()) -> bool:
+    """Runs the advance of `operation_id`; False if it was finished or another run holds it."""
+    async with transaction():
+        started = await operations.mark_running(operation_id, clock.now())
+    if started is None:
+        return False
+    op = await operations.get(operation_id)
+    org_id = op["organization_id"]
+    target = datetime.fromisoformat(op["params"]["advance_to"])
+    job, holder = f"tc:{org_id}", new_id("run")
+    if not await leases.take(job, holder, clock.now(), clock.now() + LEASE):
+        log.info("test_clock_held", operation_id=operation_id, organization_id=org_id)
+        return False
+    try:
+        steps = await walk(org_id, target, operation_id, client, bounds, job, holder)
+        result = {"organization_id": org_id, "now": rfc3339(target), "steps": steps}
+        async with transaction():
+            if await operations.finish(operation_id, target, result=result):
+                await events.record("operation.succeeded", org_id, target, operation_id=operation_id,
+                                    data={"kind": KIND, "result": result})
+            await test_clocks.finish_advance(org_id, target, clock.now())
+        await deliver_in_order(org_id, client)
+        log.info("test_clock_advanced", operation_id=operation_id, organization_id=org_id, steps=steps)
+        return True
+    finally:
+        await leases.release(job, holder, clock.now())
+
+
+async def walk(org_id: str, target: datetime, operation_id: str, client: httpx.AsyncClient,
+               bounds: Bounds, job: str, holder: str) -> int:
+    """Every due instant up to `target`, in order; answers how many."""
+    steps, last = 0, None
+    while True:
+        row = await test_clocks.get(org_id)
+        instant = await next_instant(org_id, row["now_at"])
+        if instant is None or instant > target:
+            return steps
+        if last is not None and instant <= last:  # a product whose instants do not move: a bug, not a loop
+            raise RuntimeError(f"test clock of {org_id} is stuck at {rfc3339(instant)}")
+        await run_instant(org_id, instant, bounds)
+        async with transaction():
+            await test_clocks.move(org_id, instant, clock.now())
+            await operations.touch(operation_id, clock.now())
+        await deliver_in_order(org_id, client)
+        if not await leases.extend(job, holder, clock.now() + LEASE):
+            raise RuntimeError(f"test clock of {org_id}: another run took the lease")
+        steps, last = steps + 1, instant
+
+
+async def next_instant(org_id: str, now_at: datetime) -> datetime | None:
+    """When the organization next needs anything: a product's sweep or the daily tier job.
+    Something due at or before the clock (bought at its time, say) is due at the clock."""
+    due = [d for d in (await products.next_due_of(org_id), await _next_tier_run(org_id, now_at)) if d]
+    return max(min(due), now_at) if due else None
+
+
+async def _next_tier_run(org_id: str, now_at: datetime) -> datetime | None:
+    state = await TierState.select(TierState.volume_12m, TierState.tier).where(
+        TierState.organization_id == org_id).first()
+    if state is None or (state["volume_12m"] <= 0 and state["tier"] == "A"):
+        return None  # nothing to age out
+    today = datetime.combine(now_at.date(), TIER_TIME, tzinfo=now_at.tzinfo)
+    return today if today > now_at else today + timedelta(days=1)
+
+
+async def run_instant(org_id: str, instant: datetime, bounds: Bounds) -> None:
+    """What the production sweeps would do at `instant`, for this organization only."""
+    for product_id in await products.due_of(org_id, "next_state_at", instant):
+        await advance_state(product_id, now=instant)
+    for product_id in await products.due_of(org_id, "next_reminder_at", instant):
+        await send_reminder(product_id, now=instant)
+    charged: set[str] = set()
+    for product_id in await products.due_of(org_id, "next_autorenew_at", instant):
+        ran = await attempt_autorenew(product_id, bounds, now=instant)
+        if ran is not None and ran.done is not None:
+            charged.update(ran.done.charged)
+    if charged or instant.time() == TIER_TIME:
+        await recalculate(org_id, now=instant)
+
+
+async def deliver_in_order(org_id: str, client: httpx.AsyncClient) -> int:
+    """Fans out the organization's undispatched events and sends them one at a time, oldest first."""
+    sent = 0
+    while True:
+        now = clock.now()
+        async with transaction():
+            claimed = await webhooks.claim_events(now, EVENT_BATCH, organization_id=org_id)
+            if not claimed:
+                return sent
+            endpoints = await webhooks.enabled_endpoints([org_id])
+            claimed.sort(key=lambda event: event["id"])
+            pairs = [(hook["id"], event["id"]) for event in claimed for hook in endpoints
+                     if hooks.matches(frozenset(hook["event_types"].split()), event["type"])]
+            created = await webhooks.add_deliveries(pairs, now)
+        await deliver_many(created, client, concurrency=1)
+        sent += len(created)
