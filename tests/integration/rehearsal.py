@@ -176,7 +176,8 @@ def check(api, receiver: Receiver, rehearsal: Rehearsal) -> None:
         assert by_product[product_id] == types, (product_id, by_product[product_id], types)
     assert sum(1 for e in recorded if e["type"] == "product.expiring") > 0
     billing = api.get(f"/v1/organizations/{rehearsal.sandbox}/billing", headers=rehearsal.owner.auth).json()
-    assert billing["tier"] == expected_tier(rehearsal.sandbox, rehearsal.advanced_to)
+    tier = expected_tier(rehearsal.sandbox, rehearsal.advanced_to)
+    assert billing["tier"] == tier, (billing, tier)
 
     for product_id in rehearsal.production_products:
         product = api.get(f"/v1/products/{product_id}", headers=rehearsal.owner.auth).json()

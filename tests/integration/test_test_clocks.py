@@ -107,3 +107,25 @@ def test_a_sandbox_purchase_happens_at_its_clock(api, workers):
     product = api.get(f"/v1/products/{op['result']['product_id']}", headers=owner.auth).json()
     assert product["expires_at"] == "2028-02-24T12:00:00Z"
     assert clock.now() == T0
+
+
+def test_a_sandbox_tier_ages_out_at_the_daily_run_a_year_after_its_charges(api, workers, broker):
+    workers()
+    clock.pin(T0)
+    owner = builders.person(api)
+    play = api.post("/v1/organizations", json={"name": "Play", "sandbox": True}, headers=owner.auth).json()["id"]
+    builders.fund(api, owner, play, 10_000_000)
+    ops = [buy(api, owner, play, f"host{i}.example", kind="hosting", years=10).json()["id"] for i in range(5)]
+    assert {wait_done(api, owner, op)["status"] for op in ops} == {"succeeded"}
+    broker.join("tiers", interval=10, timeout=30_000)
+    assert api.get(f"/v1/organizations/{play}/billing", headers=owner.auth).json()["tier"] == "B"
+
+    assert rehearsal.advance(api, owner, play, rehearsal.add_months(T0, 13))["status"] == "succeeded"
+
+    billing = api.get(f"/v1/organizations/{play}/billing", headers=owner.auth).json()
+    assert (billing["tier"], billing["volume_12m"]["amount"]) == ("A", 0)
+    changes = db(Event.select(Event.data, Event.created_at).where(
+        (Event.organization_id == play) & (Event.type == "tier.changed")).order_by(Event.created_at).output(
+        load_json=True).run())
+    assert [(c["data"]["from"], c["data"]["to"]) for c in changes] == [("A", "B"), ("B", "A")]
+    assert [c["created_at"] for c in changes] == [T0, datetime(2028, 1, 11, 3, 17, tzinfo=UTC)]

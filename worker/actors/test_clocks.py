@@ -3,7 +3,7 @@ through everything that was due in between, in order.
 
 The walk repeats one step until the target: the next instant at which something is due
 (the earliest next_*_at of the organization's products, which the sweeps' own rules set,
-or the daily tier recalculation while the payer has volume), the clock jumped there, and
+or the daily tier run at which a charge leaves the 12-month volume), the clock jumped there, and
 the sweeps' actors run on the due products with that instant as their `now`: state
 changes first, then reminders, then autorenew attempts (as `worker.sweeps.run_all`
 orders them), then the tier. Each step's events are then delivered one at a time, oldest
@@ -17,18 +17,18 @@ that crashed is taken up where it stopped by the relay's next message.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
+from rules import schedule
 from rules import webhooks as hooks
-from rules.lifecycle import rfc3339
-from tables import events, leases, operations, products, test_clocks, webhooks
+from rules.lifecycle import add_years, rfc3339
+from tables import events, leases, ledger, operations, products, test_clocks, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
-from tables.ledger import TierState
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
 from worker.actors.tiers import recalculate
 from worker.execution import Bounds
@@ -38,8 +38,6 @@ log = structlog.get_logger("tenure.test_clocks")
 
 KIND = "test_clock"
 LEASE = timedelta(minutes=2)
-# The production scheduler's daily tier job runs at 03:17 UTC (worker.scheduler): so does a test clock's.
-TIER_TIME = time(3, 17)
 EVENT_BATCH = 500
 
 
@@ -76,8 +74,9 @@ async def walk(org_id: str, target: datetime, operation_id: str, client: httpx.A
     """Every due instant up to `target`, in order; answers how many."""
     steps, last = 0, None
     while True:
-        row = await test_clocks.get(org_id)
-        instant = await next_instant(org_id, row["now_at"])
+        async with transaction():  # one connection for the step's reads (SQLite opens one per query else)
+            row = await test_clocks.get(org_id)
+            instant = await next_instant(org_id, row["now_at"])
         if instant is None or instant > target:
             return steps
         if last is not None and instant <= last:  # a product whose instants do not move: a bug, not a loop
@@ -100,26 +99,32 @@ async def next_instant(org_id: str, now_at: datetime) -> datetime | None:
 
 
 async def _next_tier_run(org_id: str, now_at: datetime) -> datetime | None:
-    state = await TierState.select(TierState.volume_12m, TierState.tier).where(
-        TierState.organization_id == org_id).first()
-    if state is None or (state["volume_12m"] <= 0 and state["tier"] == "A"):
-        return None  # nothing to age out
-    today = datetime.combine(now_at.date(), TIER_TIME, tzinfo=now_at.tzinfo)
-    return today if today > now_at else today + timedelta(days=1)
+    """The daily tier run at which the oldest charge counted by the last tier computation ages
+    out: between charges the daily runs change nothing else, so the walk skips them."""
+    state = await ledger.tier_state(org_id)
+    if state is None:
+        return None
+    computed_at = state["computed_at"] or now_at
+    oldest = await ledger.oldest_revenue_since(org_id, add_years(computed_at, -1))
+    return None if oldest is None else schedule.tier_ageing_run(oldest, now_at)
 
 
 async def run_instant(org_id: str, instant: datetime, bounds: Bounds) -> None:
-    """What the production sweeps would do at `instant`, for this organization only."""
-    for product_id in await products.due_of(org_id, "next_state_at", instant):
+    """What the production sweeps would do at `instant`, for this organization only (each
+    sweep's due products are read first, as the scheduler leases them before the actors run)."""
+    async with transaction():
+        due = {column: await products.due_of(org_id, column, instant) for column in
+               ("next_state_at", "next_reminder_at", "next_autorenew_at")}
+    for product_id in due["next_state_at"]:
         await advance_state(product_id, now=instant)
-    for product_id in await products.due_of(org_id, "next_reminder_at", instant):
+    for product_id in due["next_reminder_at"]:
         await send_reminder(product_id, now=instant)
     charged: set[str] = set()
-    for product_id in await products.due_of(org_id, "next_autorenew_at", instant):
+    for product_id in due["next_autorenew_at"]:
         ran = await attempt_autorenew(product_id, bounds, now=instant)
         if ran is not None and ran.done is not None:
             charged.update(ran.done.charged)
-    if charged or instant.time() == TIER_TIME:
+    if charged or instant.time() == schedule.TIER_RUN_TIME:
         await recalculate(org_id, now=instant)
 
 
