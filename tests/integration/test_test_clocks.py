@@ -30,7 +30,7 @@ def receiver():
 def test_a_reseller_sandbox_lives_thirteen_months_in_one_advance(api, workers, broker, receiver):
     workers()
     clock.pin(T0)
-    scene = rehearsal.build(api, broker, receiver, products=24, clients=5)
+    scene = rehearsal.build(api, broker, receiver, products=60, clients=10)
 
     rehearsal.rehearse(api, broker, scene, months=13)
 
@@ -129,3 +129,23 @@ def test_a_sandbox_tier_ages_out_at_the_daily_run_a_year_after_its_charges(api, 
         load_json=True).run())
     assert [(c["data"]["from"], c["data"]["to"]) for c in changes] == [("A", "B"), ("B", "A")]
     assert [c["created_at"] for c in changes] == [T0, datetime(2028, 1, 11, 3, 17, tzinfo=UTC)]
+
+
+def test_an_unfunded_sandbox_fails_its_three_autorenew_attempts_at_their_simulated_times(api, workers):
+    workers()
+    clock.pin(T0)
+    owner = builders.person(api)
+    play = api.post("/v1/organizations", json={"name": "Broke", "sandbox": True}, headers=owner.auth).json()["id"]
+    op = wait_done(api, owner, buy(api, owner, play, "broke.fr", payment_method="invoice").json()["id"])
+    assert op["status"] == "succeeded", op
+    expires = T0.replace(year=2028)
+
+    assert rehearsal.advance(api, owner, play, expires + timedelta(days=40))["status"] == "succeeded"
+
+    failed = db(Event.select(Event.data, Event.created_at).where(
+        (Event.organization_id == play) & (Event.type == "operation.failed")).order_by(Event.created_at).output(
+        load_json=True).run())
+    assert [(e["created_at"], e["data"]["error"]["code"]) for e in failed] == [
+        (expires - timedelta(days=days), "insufficient_funds") for days in (31, 15, 1)]
+    product = api.get(f"/v1/products/{op['result']['product_id']}", headers=owner.auth).json()
+    assert product["state"] == "redemption"
