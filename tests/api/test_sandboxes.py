@@ -106,3 +106,22 @@ def test_only_managers_move_the_clock_and_strangers_see_nothing(client):
     assert advance(client, viewer, org, clock.now() + timedelta(days=2)).status_code == 403
     assert client.get(f"/v1/organizations/{org}/test-clock", headers=stranger.auth).status_code == 404
     assert advance(client, stranger, org, clock.now() + timedelta(days=2)).status_code == 404
+
+
+def test_a_dry_run_advance_checks_and_moves_nothing(client):
+    clock.pin(T0)
+    owner = builders.person(client)
+    org = sandbox(client, owner)
+    dry = {**owner.auth, "Dry-Run": "1"}
+
+    fine = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2028-01-01T00:00:00Z"},
+                       headers=dry)
+    back = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2027-01-01T00:00:00Z"},
+                       headers=dry)
+
+    assert (fine.status_code, fine.json()["would_fail"]) == (200, None), fine.text
+    assert (back.status_code, back.json()["would_fail"]["code"]) == (200, "advance_not_ahead")
+    shown = client.get(f"/v1/organizations/{org}/test-clock", headers=owner.auth).json()
+    assert (shown["now"], shown["advancing"]) == ("2027-05-04T08:30:00Z", False)
+    listed = client.get(f"/v1/organizations/{org}/operations", headers=owner.auth)
+    assert listed.status_code == 200 and listed.json()["items"] == [], listed.text

@@ -14,9 +14,10 @@ from tables import operations, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import access
-from web.accept import accept, accepted, intake_or_replay
+from web.accept import (DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted,
+                        intake_or_replay)
 from web.errors import Conflict, Invalid
-from web.schemas import OperationOut
+from web.schemas import DryRunOut, ErrorOut, OperationOut
 
 # One advance at most this far: a year of a portfolio is the rehearsal it is for; more is
 # several calls (each walks every due instant, so a century in one call would hold a worker).
@@ -66,10 +67,8 @@ async def _free_if_abandoned(row: dict) -> dict:
     return {**row, "advancing_to": None, "operation_id": None}
 
 
-async def _start(org_id: str, data: TestClockIn) -> dict:
-    """Takes the clock for this advance, or says why not (409)."""
-    row = await _free_if_abandoned(await test_clocks.get(org_id))
-    target = data.advance_to
+def _check(row: dict, target: datetime) -> None:
+    """Why this clock cannot advance to `target` now, if it cannot."""
     if row["advancing_to"] is not None:
         raise Conflict("test_clock_advancing", f"the clock is already advancing to "
                        f"{rfc3339(row['advancing_to'])}; wait for operation {row['operation_id']} to finish")
@@ -79,11 +78,16 @@ async def _start(org_id: str, data: TestClockIn) -> dict:
     if target > add_years(row["now_at"], MAX_ADVANCE_YEARS):
         raise Invalid("advance_too_far", f"advance at most {MAX_ADVANCE_YEARS} years in one call "
                       f"(until {rfc3339(add_years(row['now_at'], MAX_ADVANCE_YEARS))}); send several")
+
+
+async def _start(org_id: str, data: TestClockIn) -> dict:
+    """Takes the clock for this advance, or says why not (409, 422)."""
+    _check(await _free_if_abandoned(await test_clocks.get(org_id)), data.advance_to)
     async with transaction():
-        if not await test_clocks.start_advance(org_id, target, clock.now()):
+        if not await test_clocks.start_advance(org_id, data.advance_to, clock.now()):
             raise Conflict("test_clock_advancing", "another advance of this clock started just now; "
                            "GET the clock and try again once it is done")
-    return {"advance_to": target.isoformat()}
+    return {"advance_to": data.advance_to.isoformat()}
 
 
 class TestClockController(Controller):
@@ -97,16 +101,25 @@ class TestClockController(Controller):
         found = await access(account, org_id, permissions.ORG_VIEW)
         return _clock_out(await _free_if_abandoned(await _sandbox_clock(found.org)))
 
-    @post("/", status_code=202)
-    async def advance(self, request: Request, account: dict, org_id: str,
-                      data: TestClockIn) -> Response[OperationOut]:
+    @post("/", status_code=202, responses=DRY_RUN_RESPONSES)
+    async def advance(self, request: Request, account: dict, org_id: str, data: TestClockIn,
+                      dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Moves a sandbox's clock forward to `advance_to` (at most 5 years): everything due to its
         products in between happens in order, at its simulated time (reminders, autorenew, expiry,
         grace, redemption, deletion, tier ageing), events delivered oldest first. Needs `org:manage`.
         Answers 202 with a `test_clock` operation; 409 `not_a_sandbox`, `advance_not_ahead`,
-        `test_clock_advancing`."""
+        `test_clock_advancing`. With `Dry-Run: 1`: the same checks, `would_fail` if one fails (200)."""
+        wanted_dry_run = dry_run_wanted(dry_run_header)
         found = await access(account, org_id, permissions.ORG_MANAGE)
-        await _sandbox_clock(found.org)
+        row = await _sandbox_clock(found.org)
+        if wanted_dry_run:
+            try:
+                _check(row, data.advance_to)
+            except (Conflict, Invalid) as refused:
+                return Response(DryRunOut(dry_run=True, quote=None,
+                                          would_fail=ErrorOut(code=refused.code, message=refused.message)),
+                                status_code=200)
+            return Response(DryRunOut(dry_run=True, quote=None, would_fail=None), status_code=200)
         replay, params = await intake_or_replay(request, org_id, data, lambda: _start(org_id, data))
         if replay:
             return accepted(replay)
