@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as TimeOfDay  # `time(...)` would read as a clock call
 
 from rules.catalog import ProductKind
-from rules.lifecycle import State, due_attempt, due_reminder, state_at
+from rules.lifecycle import State, add_years, due_attempt, due_reminder, state_at
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,20 @@ def states_passed(kind: ProductKind, stored: State, expires_at: datetime, now: d
     if order.index(current) <= order.index(stored):
         return []
     return order[order.index(stored) + 1: order.index(current) + 1]
+
+
+# The daily tier recalculation (worker.scheduler) runs at this time of day, UTC.
+TIER_RUN_TIME = TimeOfDay(3, 17)
+
+
+def daily_run_at_or_after(moment: datetime, run_time: TimeOfDay = TIER_RUN_TIME) -> datetime:
+    """The first daily run (at `run_time`, in `moment`'s time zone) at or after `moment`."""
+    run = datetime.combine(moment.date(), run_time, tzinfo=moment.tzinfo)
+    return run if run >= moment else run + timedelta(days=1)
+
+
+def tier_ageing_run(oldest_charge_at: datetime, after: datetime, run_time: TimeOfDay = TIER_RUN_TIME) -> datetime:
+    """The daily run at which the oldest charge still counted in the 12-month volume has left it
+    (the only moment, between charges, at which a payer's tier can move), strictly after `after`."""
+    run = daily_run_at_or_after(add_years(oldest_charge_at, 1), run_time)
+    return run if run > after else daily_run_at_or_after(after + timedelta(microseconds=1), run_time)

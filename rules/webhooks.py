@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from rules.errors import InvalidWebhookUrl, UnknownEventType
+from rules.lifecycle import rfc3339
 
 EVENT_TYPES = frozenset({
     "operation.succeeded", "operation.failed", "product.purchased", "product.renewed",
@@ -120,3 +121,17 @@ def is_public(address: str) -> bool:
             return False
     return ip.is_global and not (ip.is_multicast or ip.is_private or ip.is_reserved or ip.is_loopback
                                  or ip.is_link_local or ip.is_unspecified)
+
+
+def body_of(event: dict, sandbox: bool = False) -> dict:
+    """What a webhook carries for `event` (its id travels as the `webhook-id` header); the
+    events feed (GET /v1/organizations/{org}/events) lists the same. `timestamp` is when it
+    happened (a sandbox's: its test clock's time), and a sandbox's events say `"sandbox": true`."""
+    body: dict = {
+        "type": event["type"], "timestamp": rfc3339(event["created_at"]),
+        "data": {**event["data"], "organization_id": event["organization_id"],
+                 "product_id": event["product_id"], "operation_id": event["operation_id"]},
+    }
+    if sandbox:
+        body["sandbox"] = True
+    return body

@@ -151,6 +151,15 @@ async def revenue_since(payer_id: str, since: datetime) -> int:
     return int(row["total"] or 0) if row else 0
 
 
+async def oldest_revenue_since(payer_id: str, since: datetime) -> datetime | None:
+    """When the oldest charge that `revenue_since(payer_id, since)` counts was made."""
+    row = await LedgerEntry.select(LedgerEntry.created_at).where(
+        (LedgerEntry.organization_id == payer_id) & (LedgerEntry.book == "revenue")
+        & (LedgerEntry.created_at > since)
+    ).order_by(LedgerEntry.created_at).first()
+    return row["created_at"] if row else None
+
+
 async def tier_state(org_id: str) -> dict | None:
     return await TierState.select().where(TierState.organization_id == org_id).first()
 

@@ -12,6 +12,8 @@ class Organization(Table, tablename="organizations"):
     is_reseller = Boolean(default=False)
     currency = Varchar(length=3, default="EUR")
     created_at = Timestamptz()
+    sandbox = Boolean(default=False, help_text="Play products on a test clock (tables.test_clocks); "
+                                               "never swept by the production scheduler.")
 
 
 class Team(Table, tablename="teams"):
@@ -61,6 +63,7 @@ def _joined() -> SimpleNamespace:
         org_id=Membership.organization.id, org_name=Membership.organization.name,
         org_is_reseller=Membership.organization.is_reseller,
         org_currency=Membership.organization.currency, org_created_at=Membership.organization.created_at,
+        org_sandbox=Membership.organization.sandbox,
         account_id=Membership.account.id, account_email=Membership.account.email,
         account_name=Membership.account.name,
     )
@@ -70,9 +73,10 @@ def _perm_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-async def create(name: str, is_reseller: bool, currency: str, now: datetime) -> dict:
+async def create(name: str, is_reseller: bool, currency: str, now: datetime, *,
+                 sandbox: bool = False) -> dict:
     row = {"id": new_id("org"), "name": name, "is_reseller": is_reseller,
-           "currency": currency, "created_at": now}
+           "currency": currency, "created_at": now, "sandbox": sandbox}
     await Organization.insert(Organization(**row))
     return row
 
@@ -132,14 +136,14 @@ async def membership(account_id: str, org_id: str,
     joined = _joined()
     rows = await Membership.select(
         joined.org_id, joined.org_name, joined.org_is_reseller, joined.org_currency,
-        joined.org_created_at, joined.team_permissions, joined.team_is_owner,
+        joined.org_created_at, joined.org_sandbox, joined.team_permissions, joined.team_is_owner,
     ).where((Membership.account == account_id) & (Membership.organization == org_id))
     if not rows:
         return None
     first = rows[0]
     org = {"id": first["organization.id"], "name": first["organization.name"],
            "is_reseller": first["organization.is_reseller"], "currency": first["organization.currency"],
-           "created_at": first["organization.created_at"]}
+           "created_at": first["organization.created_at"], "sandbox": first["organization.sandbox"]}
     return org, _granted(rows, all_permissions)
 
 

@@ -45,6 +45,8 @@ class ProductSchedule(Table, tablename="product_schedules"):
                                    help_text="When the next product.expiring reminder is due.")
     next_state_at = Timestamptz(null=True, default=None, index=True,
                                 help_text="When its lifecycle state next changes.")
+    sandbox = Boolean(default=False, help_text="A sandbox's product: its test clock runs these "
+                                               "instants, the production sweeps skip it.")
 
 
 # --- queries -----------------------------------------------------------------
@@ -61,9 +63,12 @@ PUBLIC = (Product.id, Product.kind, Product.name, Product.organization, Product.
           Product.created_at, Product.updated_at)
 
 
-def name_key(kind: str, name: str) -> str | None:
-    """Only domain names are exclusive: one live product holds a name at a time."""
-    return f"{kind}:{name}" if kind == "domain" else None
+def name_key(kind: str, name: str, sandbox: bool = False) -> str | None:
+    """Only domain names are exclusive: one live product holds a name at a time. Sandboxes
+    hold names among themselves only: theirs never block a production purchase, nor the reverse."""
+    if kind != "domain":
+        return None
+    return f"sandbox:{kind}:{name}" if sandbox else f"{kind}:{name}"
 
 
 def payer_of(product: dict) -> str:
@@ -71,8 +76,8 @@ def payer_of(product: dict) -> str:
     return product["reseller"] or product["organization"]
 
 
-async def name_held(kind: str, name: str) -> bool:
-    key = name_key(kind, name)
+async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
+    key = name_key(kind, name, sandbox)
     if key is None:
         return False
     return bool(await fetch(_NAME_HELD, key))
@@ -80,17 +85,17 @@ async def name_held(kind: str, name: str) -> bool:
 
 async def insert(*, kind: str, name: str, organization_id: str, client_id: str | None,
                  reseller_id: str | None, expires_at: datetime, now: datetime,
-                 schedule: dict, autorenew: bool = True) -> str | None:
+                 schedule: dict, autorenew: bool = True, sandbox: bool = False) -> str | None:
     """Creates the product; None if its (domain) name is already held."""
     product_id = new_id("prd")
     inserted = await Product.insert(Product(
         id=product_id, kind=kind, name=name, organization=organization_id, client=client_id,
         reseller=reseller_id, expires_at=expires_at, autorenew=autorenew, state="active",
-        name_key=name_key(kind, name), created_at=now, updated_at=now,
+        name_key=name_key(kind, name, sandbox), created_at=now, updated_at=now,
     )).on_conflict(target=Product.name_key, action="DO NOTHING").returning(Product.id)
     if not inserted:
         return None
-    await ProductSchedule.insert(ProductSchedule(product=product_id, **schedule))
+    await ProductSchedule.insert(ProductSchedule(product=product_id, sandbox=sandbox, **schedule))
     return product_id
 
 
@@ -151,11 +156,13 @@ async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> 
     """Products whose `column` (a next_*_at) has come, pushed to `until` so no other sweep takes them.
 
     Reads through the column's index: the cost follows the number due, not the table.
+    Sandboxes' products are left to their test clocks.
     """
     due_at = getattr(ProductSchedule, column)
     taken: list[str] = []
     while len(taken) < limit:
-        batch = await ProductSchedule.select(ProductSchedule.product).where(due_at <= now).order_by(
+        batch = await ProductSchedule.select(ProductSchedule.product).where(
+            (due_at <= now) & (ProductSchedule.sandbox == False)).order_by(  # noqa: E712
             due_at).limit(min(LEASE_BATCH, limit - len(taken)))
         if not batch:
             break
@@ -166,6 +173,28 @@ async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> 
         if len(batch) < LEASE_BATCH:
             break
     return taken
+
+
+async def next_due_of(organization_id: str) -> datetime | None:
+    """The earliest instant at which one of the organization's products needs a sweep."""
+    found = []
+    for column in SCHEDULE_COLUMNS:
+        due_at = getattr(ProductSchedule, column)
+        row = await ProductSchedule.select(due_at).where(
+            (ProductSchedule.product.organization == organization_id) & due_at.is_not_null()
+        ).order_by(due_at).first()
+        if row is not None:
+            found.append(row[column])
+    return min(found, default=None)
+
+
+async def due_of(organization_id: str, column: str, at: datetime) -> list[str]:
+    """The organization's products whose `column` (a next_*_at) has come at `at`, earliest first."""
+    due_at = getattr(ProductSchedule, column)
+    rows = await ProductSchedule.select(ProductSchedule.product).where(
+        (ProductSchedule.product.organization == organization_id) & (due_at <= at)
+    ).order_by(due_at).order_by(ProductSchedule.product)
+    return [r["product"] for r in rows]
 
 
 async def lock_full(product_id: str) -> dict | None:

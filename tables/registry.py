@@ -14,11 +14,12 @@ from tables.organizations import Membership, Organization, Team
 from tables.products import Product, ProductSchedule
 from tables.retention import RetentionCount
 from tables.sweeps import SweepRun
+from tables.test_clocks import TestClock
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
 
 TABLES = [
     Account, ApiKey, Organization, Team, Membership, Client, Claim, Product, ProductSchedule, Operation,
     LedgerEntry, Balance, TierState, Event, WebhookEndpoint, Delivery, DeliveryAttempt,
     InboundSecret, InboundMessage, SweepRun, JobLease, RetentionCount, IdempotentResponse,
-    Activity,
+    Activity, TestClock,
 ]

@@ -108,11 +108,15 @@ async def delete_endpoint(endpoint_id: str, now: datetime) -> None:
 
 async def claim_events(now: datetime, limit: int, *, operation_id: str | None = None,
                        organization_id: str | None = None,
-                       operation_ids: list[str] | None = None) -> list[dict]:
-    """Marks undispatched events as dispatched (each is taken by one caller) and returns them."""
+                       operation_ids: list[str] | None = None,
+                       not_of: list[str] | None = None) -> list[dict]:
+    """Marks undispatched events as dispatched (each is taken by one caller) and returns them;
+    none of the organizations in `not_of`."""
     from tables.events import Event
 
     query = Event.select(Event.id).where(Event.dispatched_at.is_null())
+    if not_of:
+        query = query.where(Event.organization_id.not_in(not_of))
     if operation_id:
         query = query.where(Event.operation_id == operation_id)
     if operation_ids:

@@ -32,6 +32,7 @@ from web.routes.statements import list_transactions, statement
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
+from web.routes.test_clocks import TestClockController
 from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
 from worker.monitoring import monitor_for
@@ -72,7 +73,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
         route_handlers=[
             health, ready, catalog, OpsController, MetricsController, AccountController, KeyController,
             OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, ops_router, list_operations, list_transactions, ActivityController,
+            WebhookEndpointController, InboundController, TestClockController, ops_router, list_operations, list_transactions, ActivityController,
             statement,
         ],
         dependencies={"account": Provide(provide_account)},

@@ -93,13 +93,13 @@ def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
-    """One pass of the scheduler's jobs now (or as of --at), then exit: for ops and tests."""
+def cmd_sweep(settings: Settings, _: argparse.Namespace) -> int:
+    """One pass of the scheduler's jobs now, then exit (after an outage). Time travel is a
+    sandbox organization's test clock (POST /v1/organizations/{org}/test-clock), which works in
+    every mode; the production sweeps always run at the wall clock."""
     import json
-    from datetime import datetime
 
     from tables import engine
-    from tables.clock import clock
     from worker import sweeps
     from worker.broker import make_broker
     from worker.execution import Bounds
@@ -110,8 +110,6 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     if settings.broker_url is None:
         print("tenure sweep needs TENURE_BROKER_URL", file=sys.stderr)
         return 2
-    if args.at:
-        clock.pin(datetime.fromisoformat(args.at))
     _bind(settings)
 
     async def once() -> dict:
@@ -212,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
     sub.add_parser("scheduler", help="run the scheduler (relay and sweeps)")
-    sweep = sub.add_parser("sweep", help="run the scheduler's jobs once and exit")
-    sweep.add_argument("--at", help="as of this RFC 3339 time instead of now")
+    sub.add_parser("sweep", help="run the scheduler's jobs once, now, and exit (after an outage; "
+                                 "to rehearse time, advance a sandbox's test clock)")
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)

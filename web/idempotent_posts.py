@@ -63,6 +63,7 @@ OPERATION_ROUTES = frozenset({
     "/v1/organizations/{org_id}/funds",
     "/v1/organizations/{org_id}/billing/settlements",
     "/v1/organizations/{org_id}/renewals",  # a bulk renewal: its batch operation holds the key
+    "/v1/organizations/{org_id}/test-clock",  # a sandbox's clock advance
 })
 # POST routes that take no Idempotency-Key: a signed inbound webhook's key is its webhook-id.
 NO_KEY_ROUTES = frozenset({"/v1/inbound/{org_id}"})

@@ -39,7 +39,7 @@ async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) 
     if data.client and org["is_reseller"]:
         status = (await client_in(org["id"], data.client))["status"]
     permissions.check_purchase_owner(org["is_reseller"], data.client, status)
-    if await products.name_held(data.kind, name):
+    if await products.name_held(data.kind, name, org.get("sandbox", False)):
         raise NameTaken(f"{name} is already held by another product; choose another name")
     return {"kind": data.kind, "name": name, "years": data.years,
             "payment_method": data.payment_method, "client_id": data.client}

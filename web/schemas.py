@@ -113,6 +113,7 @@ class OrganizationIn(Struct, forbid_unknown_fields=True):
     # One of TENURE_CURRENCIES (default EUR, USD, GBP): what it is billed in, for good.
     # Left out: the first of TENURE_CURRENCIES.
     currency: Currency | None = None
+    sandbox: bool = False  # play products on a test clock (POST .../test-clock)
 
 
 class OrganizationOut(Struct):
@@ -121,6 +122,7 @@ class OrganizationOut(Struct):
     reseller: bool
     currency: str
     created_at: datetime
+    sandbox: bool = False
 
 
 class MemberOut(Struct):
@@ -374,6 +376,7 @@ class EventOut(Struct):
     type: str
     timestamp: str
     data: dict
+    sandbox: bool = False  # a sandbox organization's event (its timestamp is the test clock's)
 
 
 class EventFeed(Struct):

@@ -18,6 +18,7 @@ from rules import ledger as booking
 from rules.errors import CurrencyMismatch
 from rules.money import Money
 from tables import billing as billing_position, ledger
+from tables.clock import clock
 
 _deferred: ContextVar[list | None] = ContextVar("tenure_deferred_charges", default=None)
 
@@ -59,7 +60,8 @@ async def _check(payer_id: str, amount: Money, method: str) -> None:
 
 async def _book(payer_id: str, amount: Money, method: str, entries, operation_id: str, now: datetime,
                 product: dict | None) -> bool:
-    newly_flagged = await ledger.flag_tier_recalc(payer_id, now)
+    # The flag's time is the wall clock's even at a test clock's `now`: the relay ages flags by it.
+    newly_flagged = await ledger.flag_tier_recalc(payer_id, clock.now())
     try:
         await ledger.post(f"op:{operation_id}", entries, now, operation_id=operation_id, product=product)
     except (ledger.Overdraft, ledger.OverCredit):  # spent by a concurrent charge since we read it

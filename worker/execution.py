@@ -20,7 +20,7 @@ import structlog
 
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
-from tables import activity, operations, organizations
+from tables import activity, operations, organizations, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
@@ -112,18 +112,23 @@ async def run_operation(operation_id: str, handler: Handler,
     return ran.outcome, ran.done
 
 
-async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()) -> Ran:
+async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds(),
+                      at: datetime | None = None) -> Ran:
     """Runs an operation already marked running (`started`: its id, attempts with this one,
     kind, created_at and organization_id) in one transaction; never raises for the handler:
-    an unexpected exception is recorded on the operation and answered as `retrying`."""
+    an unexpected exception is recorded on the operation and answered as `retrying`.
+
+    The handler, the operation's end and its events happen at `at`, by default the time of
+    the organization (a sandbox's test clock, else now); its bounds count in wall-clock time."""
     operation_id = started["id"]
     ran = Ran(operation_id, started.get("kind"), started.get("organization_id"), "failed",
               parent_id=started.get("parent_id"))
     bound = log.bind(operation_id=operation_id)
-    now = clock.now()
-    if bounds.exhausted(started["attempts"] - 1, started["created_at"], now, started.get("kind")):
+    wall = clock.now()
+    now = at if at is not None else await test_clocks.now_for(started.get("organization_id"))
+    if bounds.exhausted(started["attempts"] - 1, started["created_at"], wall, started.get("kind")):
         # Its earlier attempts used up its bounds without ending it (workers killed, time limits).
-        await give_up(operation_id, now, attempts=started["attempts"] - 1)
+        await give_up(operation_id, wall, attempts=started["attempts"] - 1)
         return ran
     try:
         with charging.booked_last() as charges:
@@ -141,19 +146,19 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
         bound.info("operation_failed", code=failure.code, kind=kind)
         if kind:
-            metrics.operation_finished(kind, "failed", (now - created_at).total_seconds())
+            metrics.operation_finished(kind, "failed", (wall - created_at).total_seconds())
         return ran
     except Exception as exc:
-        failure = describe(exc, started["attempts"], now)
-        if not bounds.exhausted(started["attempts"], started["created_at"], now, started.get("kind")):
+        failure = describe(exc, started["attempts"], wall)
+        if not bounds.exhausted(started["attempts"], started["created_at"], wall, started.get("kind")):
             async with transaction():
                 await operations.record_failure(operation_id, failure)
             ran.outcome, ran.error = "retrying", exc
             return ran
-        await give_up(operation_id, now, failure=failure)
+        await give_up(operation_id, wall, failure=failure)
         return ran
     bound.info("operation_succeeded", kind=op["kind"])
-    metrics.operation_finished(op["kind"], "succeeded", (now - op["created_at"]).total_seconds())
+    metrics.operation_finished(op["kind"], "succeeded", (wall - op["created_at"]).total_seconds())
     ran.kind, ran.organization_id, ran.outcome, ran.done = op["kind"], op["organization_id"], "succeeded", done
     return ran
 

@@ -30,6 +30,7 @@ ACTOR_FOR_KIND = {
     "release": "releases.execute",
     "client_upsert": "clients.upsert",
     "renewal_batch": "renewal_batches.execute",
+    "test_clock": "test_clocks.advance",
 }
 TIER_ACTOR = "tiers.recalculate"
 DELIVER_ACTOR = "webhooks.deliver"

@@ -6,6 +6,7 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from rules.schedule import TIER_RUN_TIME
 from tables.settings import Settings
 from worker.queue import Sender
 from worker import retention, sweeps
@@ -37,7 +38,8 @@ def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
         scheduler.add_job(sweeps.sweep, "interval", seconds=SWEEP_INTERVAL_S, id=f"sweep-{job}",
                           args=[job, sender], max_instances=1, coalesce=True,
                           misfire_grace_time=SWEEP_INTERVAL_S)
-    scheduler.add_job(sweeps.recalculate_tiers, "cron", hour=3, minute=17, id="tiers-daily",
+    scheduler.add_job(sweeps.recalculate_tiers, "cron", hour=TIER_RUN_TIME.hour, minute=TIER_RUN_TIME.minute,
+                      id="tiers-daily",
                       args=[sender], max_instances=1, coalesce=True, misfire_grace_time=3600)
     scheduler.add_job(sweeps.forget_old_runs, "cron", hour=4, minute=7, id="forget-old-runs",
                       max_instances=1, coalesce=True, misfire_grace_time=3600)

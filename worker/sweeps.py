@@ -1,6 +1,7 @@
 """Scheduler jobs that find due products and send their ids to the lifecycle actors.
 
-Each run leases what it takes with a conditional UPDATE (the product's next_*_at is
+Sandbox organizations are never swept here: their test clocks run the same actors
+(worker.actors.test_clocks). Each run leases what it takes with a conditional UPDATE (the product's next_*_at is
 pushed `LEASE` ahead), so two scheduler replicas never send the same product in one
 tick; if a message is lost or a worker dies, the lease runs out and a later tick
 sends it again. The actors set the real next time when they are done.
@@ -14,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from tables import sweeps
+from tables import sweeps, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ledger import TierState
@@ -59,7 +60,8 @@ async def recalculate_tiers(sender: Sender) -> int:
     started, now = time.monotonic(), clock.now()
     async with transaction():
         flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
-            ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null()
+            ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null(),
+            test_clocks.not_a_sandbox("organization_id"),  # their tiers age with their test clocks
         ).returning(TierState.organization_id)
     for row in flagged:
         if not await asyncio.to_thread(sender.send, tier_message(row["organization_id"])):

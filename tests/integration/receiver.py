@@ -19,6 +19,8 @@ class Received:
     type: str
     data: dict
     answered: int
+    timestamp: str = ""  # the payload's: when it happened (a sandbox's: its test clock's time)
+    sandbox: bool = False
 
 
 class Server(ThreadingHTTPServer):
@@ -56,7 +58,8 @@ class Receiver:
                                       if r.webhook_id == webhook_id and r.path == self.path)
                     status, headers = receiver.behaviour(self.path, webhook_id, attempt)
                     receiver.received.append(Received(self.path, webhook_id, message["type"],
-                                                      message["data"], status))
+                                                      message["data"], status, message["timestamp"],
+                                                      message.get("sandbox", False)))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -1,28 +1,28 @@
-"""Two scheduler processes running the same tick against PostgreSQL do what one would."""
+"""Two schedulers running the same tick against PostgreSQL do what one would."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import asyncio
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tables import engine
 from tables.clock import clock
 from tables.events import Event
 from tables.operations import Operation
 from tables.sweeps import SweepRun
 from tests.api import builders
-from tests.databases import secret_key
 from tests.integration.flows import buy, charges_for, db, wait_done
+from worker import sweeps
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, workers, broker, settings):
+def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, workers, broker, sender):
     workers()
     clock.pin(T0)
     owner, org = builders.funded(api, 1_000_000)
@@ -34,13 +34,19 @@ def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, 
 
     tick = T0 + timedelta(days=365 - 20)  # inside the 30-day reminder and 31-day autorenew windows
     clock.pin(tick)
-    env = {**os.environ, "TENURE_DATABASE_URL": settings.database_url, "TENURE_BROKER_URL": settings.broker_url,
-           "TENURE_SECRET_KEY": secret_key()}
-    schedulers = [subprocess.Popen([sys.executable, "-m", "web.cli", "sweep", "--at", tick.isoformat()],
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                  for _ in range(2)]
-    outputs = [process.communicate(timeout=60) for process in schedulers]
-    assert [p.returncode for p in schedulers] == [0, 0], outputs
+
+    def one_scheduler(_: int) -> dict:  # its own event loop and pool, as a `tenure scheduler` process has
+        async def once() -> dict:
+            await engine.start_pool(4)
+            try:
+                return await sweeps.run_all(sender)
+            finally:
+                await engine.close_pool()
+
+        return asyncio.run(once())
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one_scheduler, range(2)))
     for queue in ("lifecycle", "operations"):
         broker.join(queue, interval=10, timeout=60_000)
 

@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 
 from rules.catalog import DEFAULT_CATALOG
 from rules.lifecycle import State
-from rules.schedule import for_product, next_state_change, next_window_after, states_passed
+from rules.schedule import (daily_run_at_or_after, for_product, next_state_change, next_window_after,
+                            states_passed, tier_ageing_run)
 
 DOMAIN = DEFAULT_CATALOG["domain"]
 EXPIRY = datetime(2027, 6, 1, tzinfo=UTC)
@@ -59,3 +60,24 @@ def test_the_next_state_change_is_never_in_the_past_of_the_current_state(days):
 
     assert schedule.next_state_at is None or schedule.next_state_at > now
     assert schedule.next_autorenew_at is None or schedule.next_autorenew_at >= now
+
+
+def test_a_charge_ages_out_at_the_first_daily_tier_run_a_year_after_it():
+    charged = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
+
+    assert tier_ageing_run(charged, after=charged) == datetime(2028, 1, 11, 3, 17, tzinfo=UTC)
+    assert tier_ageing_run(charged.replace(hour=1), after=charged) == datetime(2028, 1, 10, 3, 17, tzinfo=UTC)
+
+
+def test_an_ageing_run_already_past_is_due_at_the_next_daily_run():
+    charged = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
+    later = datetime(2028, 3, 2, 8, 0, tzinfo=UTC)
+
+    assert tier_ageing_run(charged, after=later) == datetime(2028, 3, 3, 3, 17, tzinfo=UTC)
+
+
+def test_the_daily_run_of_a_moment_at_run_time_is_that_moment():
+    run = datetime(2027, 5, 5, 3, 17, tzinfo=UTC)
+
+    assert daily_run_at_or_after(run) == run
+    assert daily_run_at_or_after(run + timedelta(seconds=1)) == run + DAY

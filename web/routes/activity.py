@@ -11,14 +11,13 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from rules import permissions
-from rules.webhooks import PING
+from rules.webhooks import PING, body_of
 from tables import activity, events, keyset
 from web import listing
 from web.access import access
 from web.csv_stream import csv_export
 from web.errors import BadFilter
 from web.schemas import ActivityOut, ActivityPage, ActorOut, EventFeed, EventOut
-from worker.webhooks.delivery import body_of
 
 ACTIVITY_CSV = ["id", "created_at", "kind", "actor_type", "actor_id", "key_id", "product_id", "client_id",
                 "operation_id", "details"]
@@ -112,12 +111,12 @@ class ActivityController(Controller):
         (`webhook-id`) and bodies their deliveries carry: a back office that missed deliveries
         catches up from the last id it processed (`after`), then keeps asking with `next_after`.
         Events are kept as long as retention keeps them. Needs `webhook:manage`."""
-        await access(account, org_id, permissions.WEBHOOK_MANAGE)
+        found = await access(account, org_id, permissions.WEBHOOK_MANAGE)
         if after is not None and not (after.startswith("evt_") and _ID.match(after)):
             raise BadFilter("invalid_after", "after must be an event id (evt_...), the webhook-id of the "
                             "last event you processed; leave it out to start from the oldest")
         rows = await events.feed(org_id, after, limit + 1, hidden=(PING,))
         more = len(rows) > limit
         rows = rows[:limit]
-        return EventFeed(items=[EventOut(id=row["id"], **body_of(row)) for row in rows],
+        return EventFeed(items=[EventOut(id=row["id"], **body_of(row, found.org["sandbox"])) for row in rows],
                          next_after=rows[-1]["id"] if rows else after, has_more=more)

@@ -6,7 +6,7 @@ from litestar import Controller, Request, delete, get, post
 
 from rules import membership, permissions
 from rules.errors import UnknownCurrency
-from tables import accounts, ledger, organizations
+from tables import accounts, ledger, organizations, test_clocks
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
@@ -17,7 +17,8 @@ from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, Te
 
 def _org_out(row: dict) -> OrganizationOut:
     return OrganizationOut(id=row["id"], name=row["name"], reseller=row["is_reseller"],
-                           currency=row["currency"], created_at=row["created_at"])
+                           currency=row["currency"], created_at=row["created_at"],
+                           sandbox=row.get("sandbox", False))
 
 
 def _team_out(row: dict) -> TeamOut:
@@ -40,7 +41,9 @@ class OrganizationController(Controller):
     @post("/", status_code=201)
     async def create_organization(self, request: Request, account: dict, data: OrganizationIn) -> OrganizationOut:
         """Creates an organization billed in `currency` (one of TENURE_CURRENCIES: it cannot change
-        later); its creator is the first member of its Owner team."""
+        later); its creator is the first member of its Owner team. A sandbox (`sandbox: true`) holds
+        play products on a test clock of its own, starting now, which moves only when asked
+        (POST .../test-clock); its names never clash with production ones."""
         accepted = request.app.state.settings.accepted_currencies
         currency = data.currency or accepted[0]
         if currency not in accepted:
@@ -48,7 +51,10 @@ class OrganizationController(Controller):
                                   f"accepted currencies are: {', '.join(accepted)}")
         now = clock.now()
         async with transaction():
-            org = await organizations.create(data.name.strip(), data.reseller, currency, now)
+            org = await organizations.create(data.name.strip(), data.reseller, currency, now,
+                                             sandbox=data.sandbox)
+            if data.sandbox:
+                await test_clocks.create(org["id"], now)
             owners = await organizations.create_team(
                 org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
             await organizations.add_member(org["id"], owners["id"], account["id"], now)

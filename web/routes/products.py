@@ -11,7 +11,7 @@ from litestar.params import Parameter, QueryParameter
 from rules import names, permissions, quotes, schedule
 from rules.errors import PermissionDenied, RuleViolation
 from rules.catalog import DEFAULT_CATALOG, kind_of
-from tables import claims, ledger, operations, products
+from tables import claims, ledger, operations, products, test_clocks
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
@@ -77,7 +77,7 @@ class ProductController(Controller):
         if wanted_dry_run:
             async def check(trial: Trial) -> None:
                 params = await intake.purchase_params(found.org, found.granted, data)
-                trial.quote = await intake.purchase_quote(org_id, params, clock.now())
+                trial.quote = await intake.purchase_quote(org_id, params, await test_clocks.now_for(org_id))
                 await intake.check_funds(trial.quote)
 
             return await dry_run(check)
@@ -98,7 +98,8 @@ class ProductController(Controller):
             async def check(trial: Trial) -> None:
                 product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
                 params = await intake.renewal_params(product, found.granted, data)
-                trial.quote = await intake.renewal_quote(product, params, clock.now())
+                trial.quote = await intake.renewal_quote(
+                    product, params, await test_clocks.now_for(product["organization"]))
                 await intake.check_funds(trial.quote)
 
             return await dry_run(check)

@@ -10,6 +10,7 @@ from worker.actors.lifecycle import advance_state, attempt_autorenew, send_remin
 from worker.actors.purchases import purchase
 from worker.actors.releases import release
 from worker.actors.renewals import renewal
+from worker.actors.test_clocks import advance as advance_test_clock
 from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
 from tables.settings import Settings
@@ -56,6 +57,14 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
     batch_actor = ACTOR_FOR_KIND["renewal_batch"]
     declared[batch_actor] = dramatiq.actor(renewal_batches_execute, actor_name=batch_actor,
                                            queue_name=OPERATIONS_QUEUE, broker=broker)
+
+    async def test_clocks_advance(operation_id: str, retake: int = 0) -> None:  # `retake`: relay messages
+        await advance_test_clock(operation_id, webhook_client.client, bounds)
+
+    clock_actor = ACTOR_FOR_KIND["test_clock"]
+    declared[clock_actor] = dramatiq.actor(test_clocks_advance, actor_name=clock_actor,
+                                           queue_name=OPERATIONS_QUEUE, broker=broker,
+                                           time_limit=3_600_000)
 
     async def tiers_recalculate(organization_id: str) -> None:
         if await recalculate(organization_id):

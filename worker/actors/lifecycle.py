@@ -31,9 +31,10 @@ async def _locked(product_id: str) -> tuple[dict, ProductKind] | tuple[None, Non
     return product, kind_of(DEFAULT_CATALOG, product["kind"])
 
 
-async def advance_state(product_id: str) -> list[str]:
-    """Moves the product through every state it has reached; returns their names."""
-    now = clock.now()
+async def advance_state(product_id: str, now: datetime | None = None) -> list[str]:
+    """Moves the product through every state it has reached by `now` (default: the clock's;
+    a test clock passes its own); returns their names."""
+    now = now or clock.now()
     async with transaction():
         product, kind = await _locked(product_id)
         if product is None:
@@ -58,9 +59,9 @@ async def advance_state(product_id: str) -> list[str]:
     return [s.value for s in passed]
 
 
-async def send_reminder(product_id: str) -> int | None:
+async def send_reminder(product_id: str, now: datetime | None = None) -> int | None:
     """Records product.expiring for the window open now (once per product, expiry and window)."""
-    now = clock.now()
+    now = now or clock.now()
     async with transaction():
         product, kind = await _locked(product_id)
         if product is None:
@@ -78,10 +79,11 @@ async def send_reminder(product_id: str) -> int | None:
     return days
 
 
-async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds()) -> Ran | None:
-    """Creates this window's renewal operation (once, by key) and runs it; returns how it ran
-    (its follow-up, tier message and fan-out, is the caller's: `worker.batching.follow_up`)."""
-    now = clock.now()
+async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(),
+                            now: datetime | None = None) -> Ran | None:
+    """Creates this window's renewal operation (once, by key) and runs it at `now`; returns how
+    it ran (its follow-up, tier message and fan-out, is the caller's: `worker.batching.follow_up`)."""
+    at, now = now, now or clock.now()
     async with transaction():
         product, kind = await _locked(product_id)
         if product is None:
@@ -106,7 +108,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds()) -> Ran |
     async with transaction():
         started = await operations.mark_running(op["id"], clock.now())
     ran = (Ran(op["id"], "renewal", product["organization"], "already_finished") if started is None
-           else await run_started(started, renewal, bounds))
+           else await run_started(started, renewal, bounds, at=at))
     log.info("autorenew_attempt", product_id=product_id, operation_id=op["id"], days_before=days,
              outcome=ran.outcome, first=created)
     if ran.error is not None:

@@ -29,7 +29,8 @@ async def purchase(op: dict, now: datetime) -> Done:
     product_id = await products.insert(
         kind=kind.kind, name=params["name"], organization_id=org_id, client_id=client_id,
         reseller_id=org_id if client_id else None, expires_at=quote.expires_at, now=now,
-        schedule=schedule.for_product(kind, quote.expires_at, True, now).as_columns())
+        schedule=schedule.for_product(kind, quote.expires_at, True, now).as_columns(),
+        sandbox=org["sandbox"])
     if product_id is None:
         raise NameTaken(f"{params['name']} is already held by another product; choose another name")
     newly_flagged = await charge(org_id, quote.total, params["payment_method"], op["id"], now, kind="purchase",

@@ -13,7 +13,7 @@ from rules import claims as claim_rules
 from rules import permissions
 from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
-from tables import claims, clients, events, ledger, organizations, products
+from tables import claims, clients, events, ledger, organizations, products, test_clocks
 from tables.clients import Client
 from worker.execution import Done, recheck
 
@@ -28,7 +28,11 @@ async def release(op: dict, now: datetime) -> Done:
     if client["status"] != "active":
         raise ClientNotActive(f"client {client_id} was already released")
     reseller = await organizations.get(reseller_id)
-    org = await organizations.create(client["name"], False, reseller["currency"], now)
+    # A sandbox's client leaves for a sandbox of its own, its clock where the reseller's stands.
+    org = await organizations.create(client["name"], False, reseller["currency"], now,
+                                     sandbox=reseller["sandbox"])
+    if reseller["sandbox"]:
+        await test_clocks.create(org["id"], now)
     await organizations.create_team(org["id"], permissions.OWNER_TEAM_NAME,
                                     permissions.ALL_PERMISSIONS, now, is_owner=True)
     await ledger.open_account(org["id"], reseller["currency"], now)

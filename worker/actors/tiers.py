@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rules import pricing
 from rules.lifecycle import add_years
 from rules.money import Money
-from tables import billing, events, ledger
-from tables.clock import clock
+from tables import billing, events, ledger, test_clocks
 from tables.engine import transaction
 
 
-async def recalculate(organization_id: str) -> bool:
-    """Recomputes the tier (recording tier.changed when it moved) and, as prices and the
-    autorenewals due move with it and with time, the low-balance state (billing.low_balance
-    when the balance went below): True if an event was recorded (the caller fans it out)."""
-    now = clock.now()
+async def recalculate(organization_id: str, now: datetime | None = None) -> bool:
+    """Recomputes the tier as of `now` (default: the organization's time, a sandbox's test clock
+    or the wall clock), recording tier.changed when it moved, and, as prices and the autorenewals
+    due move with it and with time, the low-balance state (billing.low_balance when the balance
+    went below): True if an event was recorded (the caller fans it out)."""
+    now = now or await test_clocks.now_for(organization_id)
     async with transaction():
         state = await ledger.lock_tier(organization_id)  # first: charges committing meanwhile re-flag
         if state is None:
-            return None
+            return False
         volume = Money(await ledger.revenue_since(organization_id, add_years(now, -1)), state["currency"])
         tier = pricing.tier_for(volume)
         previous = await ledger.save_tier(organization_id, tier.name, volume.amount, now)

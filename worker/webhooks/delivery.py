@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
 from rules.lifecycle import rfc3339
-from tables import delivery_batches, events, webhooks
+from tables import delivery_batches, events, test_clocks, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -41,18 +41,8 @@ class Answer:
     retry_after: timedelta | None = None
 
 
-def body_of(event: dict) -> dict:
-    """What a webhook carries for `event` (its id travels as the `webhook-id` header); the
-    events feed (GET /v1/organizations/{org}/events) lists the same."""
-    return {
-        "type": event["type"], "timestamp": rfc3339(event["created_at"]),
-        "data": {**event["data"], "organization_id": event["organization_id"],
-                 "product_id": event["product_id"], "operation_id": event["operation_id"]},
-    }
-
-
-def payload(event: dict) -> bytes:
-    return msgspec.json.encode(body_of(event))
+def payload(event: dict, sandbox: bool = False) -> bytes:
+    return msgspec.json.encode(hooks.body_of(event, sandbox))
 
 
 def signed_headers(secrets: str | list[str], message_id: str, body: bytes) -> dict[str, str]:
@@ -125,10 +115,11 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
         async with transaction():
             attempts = await delivery_batches.claim_attempts(wanted, clock.now())
     gate = asyncio.Semaphore(concurrency)
+    sandboxes = await test_clocks.sandboxes([hook["organization_id"] for _, hook, _ in found.values()])
 
     async def attempt(delivery_id: str) -> Answer:
         _, hook, event = found[delivery_id]
-        body = payload(event)
+        body = payload(event, hook["organization_id"] in sandboxes)
         async with gate:
             try:
                 return await post(client, hook["url"], signed_headers(hook["secrets"], event["id"], body), body)
@@ -136,7 +127,8 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
                 log.exception("webhook_post_failed", delivery_id=delivery_id)
                 return Answer(error=f"{type(exc).__name__}: {exc}"[:200])
 
-    taken = list(attempts)
+    # Oldest event first: with `concurrency` 1 (a test clock's advance) they arrive in that order.
+    taken = sorted(attempts, key=lambda d: (found[d][2]["created_at"], found[d][2]["id"]))
     answers = dict(zip(taken, await asyncio.gather(*(attempt(d) for d in taken)), strict=True))
     now = clock.now()
     delivered = [d for d in taken if hooks.outcome(answers[d].status_code) == "delivered"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from rules import webhooks as hooks
-from tables import events, webhooks
+from tables import events, test_clocks, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from worker.monitoring import monitor_for
@@ -41,10 +41,13 @@ async def fan_out(sender: Sender, *, operation_id: str | None = None,
     deliveries in the same transaction, and sends a deliver message for each after commit.
     A delivery whose message is lost is re-sent by the scheduler when its lease runs out."""
     now = clock.now()
+    # A sandbox whose test clock is moving has its events delivered by the advance, in order.
+    unfiltered = not (operation_id or organization_id or operation_ids)
+    advancing = await test_clocks.advancing() if unfiltered else None
     async with transaction():
         claimed = await webhooks.claim_events(now, BATCH, operation_id=operation_id,
                                               organization_id=organization_id,
-                                              operation_ids=operation_ids)
+                                              operation_ids=operation_ids, not_of=advancing)
         if not claimed:
             return 0
         endpoints = await webhooks.enabled_endpoints(sorted({e["organization_id"] for e in claimed}))
