@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from rules.errors import InvalidMonth
 from rules.ledger import INVOICE, PREPAID
@@ -43,7 +44,7 @@ class Position:
         return self
 
 
-def running(start: Position, lines: Iterable[Mapping]) -> list[tuple[Mapping, Position]]:
+def running(start: Position, lines: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Position]]:
     """Each line with the position after it, starting from `start`."""
     position, out = start, []
     for line in lines:
@@ -62,9 +63,12 @@ class Statement:
     opening: Position = Position()
     closing: Position = Position()
 
-    def to_dict(self, client_names: Mapping[str, str] | None = None) -> dict:
+    def to_dict(self, client_names: Mapping[str, str] | None = None) -> dict[str, Any]:
         names = client_names or {}
-        money = lambda amount: {"amount": amount, "currency": self.currency}  # noqa: E731
+
+        def money(amount: int) -> dict[str, Any]:
+            return {"amount": amount, "currency": self.currency}
+
         return {
             "currency": self.currency,
             "opening": {"balance": money(self.opening.balance), "owed": money(self.opening.owed)},
@@ -79,7 +83,7 @@ class Statement:
         }
 
 
-def statement(currency: str, opening: Position, lines: Iterable[Mapping]) -> Statement:
+def statement(currency: str, opening: Position, lines: Iterable[Mapping[str, Any]]) -> Statement:
     """Totals of a month's lines of the organization's own books (prepaid and invoice).
 
     Per kind: top-ups and settlements as money received (positive), charges (purchases,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from rules.errors import InvalidWebhookUrl, UnknownEventType
@@ -123,11 +124,11 @@ def is_public(address: str) -> bool:
                                  or ip.is_link_local or ip.is_unspecified)
 
 
-def body_of(event: dict, sandbox: bool = False) -> dict:
+def body_of(event: dict[str, Any], sandbox: bool = False) -> dict[str, Any]:
     """What a webhook carries for `event` (its id travels as the `webhook-id` header); the
     events feed (GET /v1/organizations/{org}/events) lists the same. `timestamp` is when it
     happened (a sandbox's: its test clock's time), and a sandbox's events say `"sandbox": true`."""
-    body: dict = {
+    body: dict[str, Any] = {
         "type": event["type"], "timestamp": rfc3339(event["created_at"]),
         "data": {**event["data"], "organization_id": event["organization_id"],
                  "product_id": event["product_id"], "operation_id": event["operation_id"]},

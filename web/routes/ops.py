@@ -137,7 +137,7 @@ class OpsController(Controller):
         async with transaction():
             await ledger.set_credit_limit(org_id, limit.amount)
             await record(org_id, "billing.credit_limit_changed", Actor.ops(), clock.now(),
-                         credit_limit=limit.to_dict())
+                         credit_limit={"amount": limit.amount, "currency": limit.currency})
         row = await ledger.account(org_id)
         return {"organization_id": org_id,
                 "credit_limit": MoneyIO(amount=row["credit_limit"], currency=row["currency"]),

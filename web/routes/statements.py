@@ -50,8 +50,9 @@ async def _with_positions(org_id: str, batches: AsyncIterator[list[dict]]) -> As
         if position is None:
             position = await transactions.position_before_line(org_id, rows[0])
         annotated = []
-        for line, position in billing.running(position, rows):
-            annotated.append({**line, "balance": position.balance, "owed": position.owed})
+        for line, after in billing.running(position, rows):
+            annotated.append({**line, "balance": after.balance, "owed": after.owed})
+            position = after
         yield annotated
 
 

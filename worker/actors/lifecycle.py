@@ -8,6 +8,8 @@ after a crash, changes nothing more.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 import structlog
 

@@ -16,7 +16,6 @@ import structlog
 from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
-from rules.lifecycle import rfc3339
 from tables import delivery_batches, events, test_clocks, webhooks
 from tables.clock import clock
 from tables.engine import transaction
