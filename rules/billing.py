@@ -13,6 +13,10 @@ from rules.errors import InvalidMonth
 from rules.ledger import INVOICE, PREPAID
 from rules.money import Money
 
+# A sandbox's invoices are play too: it opens with this credit limit (minor units; ops may change it),
+# where a production organization opens with 0 (invoices refused until ops set a limit).
+SANDBOX_CREDIT_LIMIT = 100_000_000
+
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 

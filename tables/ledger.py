@@ -67,8 +67,9 @@ class OverCredit(Exception):
     """What is owed would pass the credit limit (or go below zero): nothing was written."""
 
 
-async def open_account(org_id: str, currency: str, now: datetime) -> None:
-    await Balance.insert(Balance(organization_id=org_id, prepaid=0, currency=currency))
+async def open_account(org_id: str, currency: str, now: datetime, *, credit_limit: int = 0) -> None:
+    await Balance.insert(Balance(organization_id=org_id, prepaid=0, currency=currency,
+                                 credit_limit=credit_limit))
     await TierState.insert(TierState(organization_id=org_id, tier="A", volume_12m=0,
                                      currency=currency, computed_at=now))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Request, delete, get, post
 
 from rules import membership, permissions
+from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import UnknownCurrency
 from tables import accounts, ledger, organizations, test_clocks
 from tables.activity import Actor, record
@@ -58,7 +59,8 @@ class OrganizationController(Controller):
             owners = await organizations.create_team(
                 org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
             await organizations.add_member(org["id"], owners["id"], account["id"], now)
-            await ledger.open_account(org["id"], currency, now)
+            await ledger.open_account(org["id"], currency, now,
+                                      credit_limit=SANDBOX_CREDIT_LIMIT if data.sandbox else 0)
             await record(org["id"], "organization.created", Actor.account(account), now)
         return _org_out(org)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules import claims as claim_rules
 from rules import permissions
 from rules.errors import ClientNotActive, TargetMissing
@@ -35,7 +36,8 @@ async def release(op: dict, now: datetime) -> Done:
         await test_clocks.create(org["id"], now)
     await organizations.create_team(org["id"], permissions.OWNER_TEAM_NAME,
                                     permissions.ALL_PERMISSIONS, now, is_owner=True)
-    await ledger.open_account(org["id"], reseller["currency"], now)
+    await ledger.open_account(org["id"], reseller["currency"], now,
+                              credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0)
     moved = await products.move_client_products(client_id, org["id"], now)
     await Client.update({Client.status: "released", Client.released_to: org["id"],
                          Client.released_at: now}).where(Client.id == client_id)
