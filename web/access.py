@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from rules import permissions
 from tables import access_cache, api_keys, organizations
@@ -12,6 +13,10 @@ from tables.accounts import digest
 from tables.clock import clock
 from web.errors import NotFound, Unauthorized
 from web.ratelimit import client_address
+
+
+# A handler's `account` parameter: the caller, injected by name (app dependency `account`).
+Account = NamedDependency[dict]
 
 
 async def provide_account(request: Request) -> dict:

@@ -13,10 +13,14 @@ import hmac
 from datetime import datetime, timedelta
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from tables.clock import clock
 from web.errors import Unauthorized
 from web.ratelimit import client_address
+
+# A handler's `ops` parameter: the ops token checked (dependency `ops`, web.routes.ops).
+OpsAccess = NamedDependency[None]
 
 COOKIE = "tenure_ops"
 _SESSION_PURPOSE = b"tenure /ops session v1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, JSONBody
 
 from rules import ledger as booking
 from rules import permissions, pricing
@@ -12,7 +13,7 @@ from tables import ledger, operations
 from tables.clock import clock
 from tables.engine import transaction
 from web import idempotency
-from web.access import access
+from web.access import Account, access
 from web.errors import Conflict
 from web.schemas import BillingOut, FundsIn, FundsOut, MoneyIO
 
@@ -26,7 +27,7 @@ class BillingController(Controller):
     tags = ["billing"]
 
     @post("/funds", status_code=201)
-    async def add_funds(self, request: Request, account: dict, org_id: str, data: FundsIn) -> FundsOut:
+    async def add_funds(self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[FundsIn]) -> FundsOut:
         """Tops up the prepaid balance. Takes an Idempotency-Key: a replay returns the first answer."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)
@@ -55,7 +56,7 @@ class BillingController(Controller):
                         balance=money_io(**result["balance"]))
 
     @get("/billing")
-    async def billing(self, account: dict, org_id: str) -> BillingOut:
+    async def billing(self, account: Account, org_id: FromPath[str]) -> BillingOut:
         """Prepaid balance and the volume tier in force for this organization's prices."""
         await access(account, org_id, permissions.BILLING_VIEW)
         balance, currency = await ledger.prepaid_balance(org_id)

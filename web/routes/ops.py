@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 import anyio
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, Parameter
 
 import msgspec
 
 from tables import operations
 from web.accept import operation_out
 from web.errors import NotFound
-from web.ops_auth import require_ops
+from web.ops_auth import OpsAccess, require_ops
 from web.schemas import FailureOut, OpsOperationOut, Page, cut
 
 
@@ -78,15 +78,15 @@ class OpsController(Controller):
     security = [{"OpsToken": []}]
 
     @get("/queues")
-    async def queues(self, request: Request, ops: None) -> list[dict]:
+    async def queues(self, request: Request, ops: OpsAccess) -> list[dict]:
         """Per queue: waiting, delayed, in flight and dead-lettered messages."""
         depths = await anyio.to_thread.run_sync(request.app.state.monitor.depths)
         return [d.to_dict() for d in depths]
 
     @get("/operations")
     async def list_operations(
-        self, ops: None, status: Literal["pending", "running", "succeeded", "failed"] | None = None,
-        kind: str | None = None, before: str | None = None,
+        self, ops: OpsAccess, status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
+        kind: FromQuery[str | None] = None, before: FromQuery[str | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> Page:
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
@@ -94,7 +94,7 @@ class OpsController(Controller):
         return Page(items=[operation_out(r) for r in rows], next_cursor=cursor)
 
     @get("/operations/{operation_id:str}")
-    async def get_operation(self, ops: None, operation_id: str) -> OpsOperationOut:
+    async def get_operation(self, ops: OpsAccess, operation_id: FromPath[str]) -> OpsOperationOut:
         """One operation by id, or by the `ref_...` reference quoted in an `internal_error`
         message: with its attempts, parameters and last unexpected exception (type, message,
         traceback), which tenants never see."""
@@ -104,13 +104,13 @@ class OpsController(Controller):
         return ops_operation_out(op)
 
     @get("/dead-letters")
-    async def dead_letters(self, request: Request, ops: None,
+    async def dead_letters(self, request: Request, ops: OpsAccess,
                            limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> list[dict]:
         letters = await anyio.to_thread.run_sync(request.app.state.monitor.dead_letters, limit)
         return [d.to_dict() for d in letters]
 
     @post("/dead-letters/{message_id:str}/requeue", status_code=202)
-    async def requeue(self, request: Request, ops: None, message_id: str) -> dict:
+    async def requeue(self, request: Request, ops: OpsAccess, message_id: FromPath[str]) -> dict:
         """Puts a dead letter back on its queue with its retries reset."""
         if not await anyio.to_thread.run_sync(request.app.state.monitor.requeue, message_id):
             raise NotFound("dead letter", message_id)
