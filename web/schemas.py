@@ -272,8 +272,13 @@ class ProductOut(Struct):
     created_at: datetime
 
 
+# What rules.urls refuses before parsing (spaces, control characters), said in the schema too.
+Url = Annotated[str, Meta(min_length=8, max_length=2000, pattern=r"^[^\x00-\x20\x7f-\x9f]*$",
+                          description="an http(s) URL reachable on the public internet")]
+
+
 class EndpointIn(Struct, forbid_unknown_fields=True):
-    url: Annotated[str, Meta(min_length=8, max_length=2000)]
+    url: Url
     event_types: list[str] = msgspec.field(default_factory=list)
     description: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] = ""
 
@@ -309,6 +314,11 @@ class DeliveryOut(Struct):
     next_attempt_at: datetime | None
     created_at: datetime
     attempt_log: list[AttemptOut]
+
+
+class DeliveryPage(Struct):
+    items: list[DeliveryOut]
+    next_cursor: str | None  # pass it back as `after` for the next page
 
 
 class InboundSecretOut(Struct):
@@ -423,7 +433,7 @@ Description = Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)]
 class EndpointPatch(Struct, forbid_unknown_fields=True):
     """The fields to change; those omitted (or null) stay as they are."""
 
-    url: Annotated[str, Meta(min_length=8, max_length=2000)] | None = None
+    url: Url | None = None
     event_types: list[str] | None = None
     description: Description | None = None
     enabled: bool | None = None

@@ -21,6 +21,7 @@ import structlog
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
 from tables import events, operations, organizations
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
@@ -136,7 +137,7 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
                 await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
                 await events.record("operation.succeeded", op["organization_id"], now,
                                     operation_id=operation_id, product_id=done.product_id,
-                                    data={"kind": op["kind"], "result": done.result})
+                                    data=payloads.OperationSucceeded(kind=op["kind"], result=done.result))
                 done.charged = sorted({*done.charged, *await charging.book_deferred(charges)})
     except RuleViolation as failure:
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
@@ -206,5 +207,6 @@ async def _fail(operation_id: str, code: str, message: str, now: datetime, *,
         if finished:
             await events.record("operation.failed", op["organization_id"], now,
                                 operation_id=operation_id, product_id=op["product_id"],
-                                data={"kind": op["kind"], "error": {"code": code, "message": message}})
+                                data=payloads.OperationFailed(
+                                    kind=op["kind"], error=payloads.ErrorData(code=code, message=message)))
     return (op["kind"], op["created_at"]) if finished else (None, now)

@@ -6,6 +6,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from tables import accounts, claims, events, organizations
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import Account, key_allows_org, optional_account
@@ -64,9 +65,8 @@ class AccountController(Controller):
                 raise _invalid_token()
             owners = await organizations.owner_team_id(done["organization"])
             await organizations.add_member(done["organization"], owners, caller["id"], now)
-            await events.record("organization.claimed", done["reseller"], now, data={
-                "organization_id": done["organization"], "client_id": done["client"],
-                "claimed_at": now.isoformat()})
+            await events.record("organization.claimed", done["reseller"], now, data=payloads.OrganizationClaimed(
+                organization_id=done["organization"], client_id=done["client"], claimed_at=now.isoformat()))
         return ClaimedOut(account_id=caller["id"], organization_id=done["organization"], api_key=key)
 
     @get("/me")

@@ -15,7 +15,7 @@ from tables import operations
 from web.accept import operation_out
 from web.errors import NotFound
 from web.ops_auth import OpsAccess, require_ops
-from web.schemas import FailureOut, OpsOperationOut, Page, cut
+from web.schemas import FailureOut, OperationPage, OpsOperationOut, cut
 
 
 @get("/health", tags=["ops"], security=[{}])
@@ -88,10 +88,10 @@ class OpsController(Controller):
         self, ops: OpsAccess, status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
         kind: FromQuery[str | None] = None, before: FromQuery[str | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    ) -> Page:
+    ) -> OperationPage:
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
         rows, cursor = cut(await operations.page_for_ops(status, kind, before, limit + 1), limit)
-        return Page(items=[operation_out(r) for r in rows], next_cursor=cursor)
+        return OperationPage(items=[operation_out(r) for r in rows], next_cursor=cursor)
 
     @get("/operations/{operation_id:str}")
     async def get_operation(self, ops: OpsAccess, operation_id: FromPath[str]) -> OpsOperationOut:

@@ -21,11 +21,11 @@ from web.errors import Conflict, NotFound
 from web.schemas import (
     AttemptOut,
     DeliveryOut,
+    DeliveryPage,
     EndpointIn,
     EndpointOut,
     EndpointPatch,
     EndpointSecretOut,
-    Page,
     PingOut,
     cut,
 )
@@ -150,7 +150,7 @@ class WebhookEndpointController(Controller):
 
     @get("/{endpoint_id:str}/deliveries")
     async def list_deliveries(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str], after: FromQuery[str | None] = None,
-                              limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> Page:
+                              limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> DeliveryPage:
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         if await webhooks.endpoint(org_id, endpoint_id) is None:
@@ -165,7 +165,7 @@ class WebhookEndpointController(Controller):
                                                      response_excerpt=a["response_excerpt"], error=a["error"])
                                           for a in attempts[r["id"]]])
                  for r in rows]
-        return Page(items=items, next_cursor=cursor)
+        return DeliveryPage(items=items, next_cursor=cursor)
 
     @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/retry", status_code=202)
     async def retry_delivery(self, request: Request, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str],

@@ -6,6 +6,7 @@ from rules import pricing
 from rules.lifecycle import add_years
 from rules.money import Money
 from tables import events, ledger
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 
@@ -22,7 +23,7 @@ async def recalculate(organization_id: str) -> str | None:
         previous = await ledger.save_tier(organization_id, tier.name, volume.amount, now)
         if previous is None:
             return None
-        await events.record("tier.changed", organization_id, now, data={
-            "from": previous, "to": tier.name, "discount_percent": tier.discount_percent,
-            "volume_12m": volume.to_dict()})
+        await events.record("tier.changed", organization_id, now, data=payloads.TierChanged(
+            from_tier=previous, to_tier=tier.name, discount_percent=tier.discount_percent,
+            volume_12m=payloads.money(volume.to_dict())))
         return tier.name

@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 from rules import webhooks as hooks
 from rules.lifecycle import rfc3339
 from tables import delivery_batches, events, webhooks
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -42,11 +43,12 @@ class Answer:
 
 
 def payload(event: dict) -> bytes:
-    return msgspec.json.encode({
-        "type": event["type"], "timestamp": rfc3339(event["created_at"]),
-        "data": {**event["data"], "organization_id": event["organization_id"],
-                 "product_id": event["product_id"], "operation_id": event["operation_id"]},
-    })
+    return msgspec.json.encode(payloads.Delivered(
+        type=event["type"], timestamp=rfc3339(event["created_at"]),
+        data={**event["data"], **payloads.stored(payloads.EventIds(
+            organization_id=event["organization_id"], product_id=event["product_id"],
+            operation_id=event["operation_id"]))},
+    ))
 
 
 def signed_headers(secrets: str | list[str], message_id: str, body: bytes) -> dict[str, str]:
@@ -185,8 +187,8 @@ async def settle_failure(context: tuple[dict, dict, dict], attempt: int, answer:
                 await webhooks.settle(delivery_id, now, "pending" if next_at else "failed", next_at)
         if disabled_reason and await webhooks.disable_endpoint(hook["id"], disabled_reason, now):
             await events.record("endpoint.disabled", hook["organization_id"], now,
-                                data={"endpoint_id": hook["id"], "url": hook["url"],
-                                      "reason": disabled_reason})
+                                data=payloads.EndpointDisabled(endpoint_id=hook["id"], url=hook["url"],
+                                                               reason=disabled_reason))
         else:
             disabled_reason = None
     noted(context, attempt, answer, verdict)
