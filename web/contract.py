@@ -137,7 +137,24 @@ def _struct_schemas(names: set[str]) -> dict[str, dict]:
             ours.setdefault(cls.__name__, []).append(cls)
     unique = [found[0] for found in ours.values() if len(set(found)) == 1]
     _, components = msgspec.json.schema_components(unique, ref_template=REF)
+    for cls in unique:
+        _datetime_formats(cls, components[cls.__name__])
     return components
+
+
+def _datetime_formats(cls: type, schema: dict) -> None:
+    """msgspec writes a datetime as a bare string: it is an RFC 3339 `date-time`."""
+    info = msgspec.inspect.type_info(cls)
+    for field_info in info.fields:
+        kind = field_info.type
+        while isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        kinds = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+        if any(isinstance(k, msgspec.inspect.DateTimeType) for k in kinds):
+            prop = schema["properties"][field_info.encode_name]
+            for branch in prop.get("anyOf", [prop]):
+                if branch.get("type") == "string":
+                    branch["format"] = "date-time"
 
 
 # RFC 3339 as msgspec reads it, days up to 28 so that every match is a real date: a
@@ -206,7 +223,7 @@ def complete(app: Litestar, generated: dict) -> dict:
         if item is None:
             continue
         for handler in route.route_handlers:
-            if not handler.include_in_schema:
+            if not handler.resolve_include_in_schema():
                 continue
             for method in handler.http_methods:
                 operation = item.get(method.lower())

@@ -161,18 +161,21 @@ class CodeIndex:
         for name, tree in parsed:
             defs = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
             self.modules[name] = _Module(name, _imports(name, tree), defs)
+        functions: list[tuple[str, str | None, ast.AST, str]] = []  # module, class, node, name
         for name, tree in parsed:
             for node in tree.body:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    self._read(name, None, node, f"{name}.{node.name}")
+                    functions.append((name, None, node, f"{name}.{node.name}"))
                 elif isinstance(node, ast.ClassDef):
                     self.classes.add(f"{name}.{node.name}")
                     for item in node.body:
                         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                             qualified = f"{name}.{node.name}.{item.name}"
-                            self._read(name, node.name, item, qualified)
+                            functions.append((name, node.name, item, qualified))
                             if name.startswith(METHOD_PACKAGES) and not item.name.startswith("__"):
                                 self.methods.setdefault(item.name, set()).add(qualified)
+        for module, cls, node, qualified in functions:  # once every method is known
+            self._read(module, cls, node, qualified)
 
     def _read(self, module: str, cls: str | None, node: ast.AST, qualified: str) -> None:
         seen = _Function()
