@@ -157,9 +157,9 @@ def _datetime_formats(cls: type, schema: dict) -> None:
                     branch["format"] = "date-time"
 
 
-# RFC 3339 as msgspec reads it, days up to 28 so that every match is a real date: a
+# RFC 3339 as msgspec reads it, years from 1 and days up to 28 so that every match is a real date: a
 # generator given only `format: date-time` may send "" or February 30th.
-INSTANT_PATTERN = (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+INSTANT_PATTERN = (r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
                    r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$")
 
 

@@ -19,6 +19,7 @@ class Received:
     type: str
     data: dict
     answered: int
+    body: dict | None = None  # the whole JSON body: type, timestamp, data
 
 
 class Server(ThreadingHTTPServer):
@@ -56,7 +57,7 @@ class Receiver:
                                       if r.webhook_id == webhook_id and r.path == self.path)
                     status, headers = receiver.behaviour(self.path, webhook_id, attempt)
                     receiver.received.append(Received(self.path, webhook_id, message["type"],
-                                                      message["data"], status))
+                                                      message["data"], status, message))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
