@@ -195,12 +195,27 @@ def _request_components(document: dict) -> set[str]:
     return found
 
 
+def _without_null(schema: dict) -> dict:
+    """A parameter is a string in a URL: `null` (an omitted optional one, in Litestar's schema)
+    cannot be sent, so it is not offered."""
+    for key in ("oneOf", "anyOf"):
+        branches = [b for b in schema.get(key, []) if b.get("type") != "null"]
+        if key in schema and len(branches) == 1:
+            schema = {**branches[0], **{k: v for k, v in schema.items() if k != key}}
+    if isinstance(schema.get("type"), list) and "null" in schema["type"]:
+        kinds = [t for t in schema["type"] if t != "null"]
+        schema = {**schema, "type": kinds[0] if len(kinds) == 1 else kinds}
+        if "enum" in schema:
+            schema["enum"] = [value for value in schema["enum"] if value is not None]
+    return schema
+
+
 def _plain_text_parameters(operation: dict) -> None:
     """Path and query strings carry no control characters (web/edge.py refuses them: 400)."""
     for parameter in operation.get("parameters", []):
         if parameter["in"] not in ("path", "query"):
             continue
-        schema = parameter["schema"]
+        schema = parameter["schema"] = _without_null(parameter["schema"])
         if schema.get("pattern") == NO_NUL:
             schema["pattern"] = TEXT_PATTERN
         for branch in schema.get("oneOf", schema.get("anyOf", [schema])):
