@@ -32,10 +32,10 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 from litestar.routes import HTTPRoute
 
 from web import error_codes, examples
-from web.listing import NO_NUL
-from web.schemas import TEXT_PATTERN
 from web.idempotent_posts import NO_KEY_ROUTES, OPERATION_ROUTES
+from web.listing import NO_NUL
 from web.ratelimit import ROUTE_LIMITS
+from web.schemas import TEXT_PATTERN
 
 _COMPLETED = "completed_openapi_schema"
 REF = "#/components/schemas/{name}"
@@ -46,6 +46,8 @@ Every error answers `{"error": {"code": "...", "message": "..."}, "status": <htt
 each operation lists, per status, the codes it can answer. A method a path does not take
 answers 405 `method_not_allowed` with an `Allow` header naming the methods it takes.
 State-changing POSTs take an `Idempotency-Key` header; operation requests take `Dry-Run: 1`.
+Bodies are decoded strictly: an integer field (an amount in minor units, a term in years)
+refuses `2.0` and `"2"`, and an object refuses fields it does not list.
 The events tenure posts to webhook endpoints are described under `webhooks`.
 """
 
@@ -70,8 +72,10 @@ def route_codes(route: HTTPRoute, handler: Any, method: str) -> dict[int, list[s
     if (method, route.path_format) in ROUTE_LIMITS:
         roots.append("web.ratelimit.Limiter.hit")
     found = index.codes(roots)
-    if _has_query_or_body(handler, method):
+    if _has_query_or_body(route, handler, method):
         found.add((400, "invalid_request"))  # Litestar's own validation of parameters and bodies
+    if method in BODY_METHODS:
+        found.add((413, "body_too_large"))  # Litestar's request_max_body_size (web/errors.py)
     if route.path_format.startswith("/v1/"):
         found.add((503, "database_unavailable"))
     by_status: dict[int, list[str]] = {}
@@ -80,9 +84,9 @@ def route_codes(route: HTTPRoute, handler: Any, method: str) -> dict[int, list[s
     return by_status
 
 
-def _has_query_or_body(handler: Any, method: str) -> bool:
-    return method in BODY_METHODS or any(
-        kwarg.field_alias for kwarg in handler.create_kwargs_model(path_parameters={}).expected_query_params)
+def _has_query_or_body(route: HTTPRoute, handler: Any, method: str) -> bool:
+    model = handler.create_kwargs_model(path_parameters=dict.fromkeys(route.path_parameters))
+    return method in BODY_METHODS or bool(model.expected_query_params)
 
 
 def error_schema(codes: list[str]) -> dict:
@@ -159,7 +163,8 @@ def _datetime_formats(cls: type, schema: dict) -> None:
 
 # RFC 3339 as msgspec reads it, years from 1 and days up to 28 so that every match is a real date: a
 # generator given only `format: date-time` may send "" or February 30th.
-INSTANT_PATTERN = (r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+INSTANT_PATTERN = (r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+                   r"[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
                    r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$")
 
 

@@ -89,7 +89,8 @@ def _imports(name: str, tree: ast.Module) -> dict[str, str]:
                 found[alias.asname or alias.name] = f"{base}.{alias.name}"
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                found[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                top = alias.name.split(".")[0]  # `import a.b` binds `a`; `import a.b as c` binds `c`
+                found[alias.asname or top] = alias.name if alias.asname else top
     return found
 
 

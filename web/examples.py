@@ -58,7 +58,8 @@ EXAMPLES: list[msgspec.Struct] = [
                                                current_expires_at=datetime(2028, 1, 31, tzinfo=timezone.utc))]),
     s.ApiKeyIn(name="billing robot", organizations=[ORG], permissions=["billing:view"]),
     s.ClaimIn(claim_token="clm_..."),
-    s.BillingOut(balance=s.MoneyIO(amount=250_000, currency="EUR"), volume_12m=s.MoneyIO(amount=310_000, currency="EUR"),
+    s.BillingOut(balance=s.MoneyIO(amount=250_000, currency="EUR"),
+                 volume_12m=s.MoneyIO(amount=310_000, currency="EUR"),
                  tier="B", discount_percent=10, next_tier_at=s.MoneyIO(amount=1_000_000, currency="EUR"),
                  tier_computed_at=AT),
 ]

@@ -27,7 +27,8 @@ class BillingController(Controller):
     tags = ["billing"]
 
     @post("/funds", status_code=201)
-    async def add_funds(self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[FundsIn]) -> FundsOut:
+    async def add_funds(self, request: Request, account: Account, org_id: FromPath[str],
+                        data: JSONBody[FundsIn]) -> FundsOut:
         """Tops up the prepaid balance. Takes an Idempotency-Key: a replay returns the first answer."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)

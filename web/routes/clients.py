@@ -94,7 +94,8 @@ class ClientController(Controller):
                           next_cursor=cursor, total=total)
 
     @patch("/{client_id:str}")
-    async def update_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str], data: JSONBody[ClientPatch]) -> ClientOut:
+    async def update_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str],
+                            data: JSONBody[ClientPatch]) -> ClientOut:
         """Changes an active client's name, e-mail or external_ref (only the fields sent;
         `external_ref: null` removes it)."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
@@ -142,7 +143,8 @@ class ClientController(Controller):
         return client_out(row, counts.get(client_id, 0), held.get(client_id))
 
     @post("/{client_id:str}/claim", status_code=201)
-    async def reissue_claim(self, request: Request, account: Account, org_id: FromPath[str], client_id: FromPath[str]) -> ClaimIssued:
+    async def reissue_claim(self, request: Request, account: Account, org_id: FromPath[str],
+                            client_id: FromPath[str]) -> ClaimIssued:
         """Issues a new claim token for a released client's organization that nobody has claimed
         yet; the previous token stops working. The token is shown once."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)

@@ -71,7 +71,8 @@ class OrganizationController(Controller):
         return _team_out({**team, "permissions": sorted(granted)})
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
-    async def add_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str], data: JSONBody[MemberIn]) -> MemberOut:
+    async def add_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str],
+                         data: JSONBody[MemberIn]) -> MemberOut:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         team = await organizations.get_team(org_id, team_id)
         if team is None:
@@ -89,7 +90,8 @@ class OrganizationController(Controller):
         return MemberOut(id=member["id"], email=member["email"], name=member["name"])
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
-    async def remove_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str], member_id: FromPath[str]) -> None:
+    async def remove_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str],
+                            member_id: FromPath[str]) -> None:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         async with transaction():
             await organizations.lock(org_id)

@@ -111,7 +111,8 @@ class ProductController(Controller):
 
     @post("/v1/organizations/{org_id:str}/renewals", status_code=202,
           responses=BATCH_DRY_RUN_RESPONSES)
-    async def renew_many(self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[BatchRenewalIn],
+    async def renew_many(self, request: Request, account: Account, org_id: FromPath[str],
+                         data: JSONBody[BatchRenewalIn],
                          dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Renews up to 1,000 of the organization's products: `items` [{product_id, years,
         current_expires_at, payment_method = "prepaid"}], each product once. Needs `product:renew`
@@ -205,7 +206,8 @@ class ProductController(Controller):
         return product_out(product)
 
     @patch("/v1/products/{product_id:str}")
-    async def update_product(self, account: Account, product_id: FromPath[str], data: JSONBody[ProductPatch]) -> ProductOut:
+    async def update_product(self, account: Account, product_id: FromPath[str],
+                             data: JSONBody[ProductPatch]) -> ProductOut:
         product, _ = await visible_product(account, product_id, permissions.PRODUCT_MANAGE)
         now = clock.now()
         kind = kind_of(DEFAULT_CATALOG, product["kind"])

@@ -63,7 +63,8 @@ class WebhookEndpointController(Controller):
     tags = ["webhooks"]
 
     @post("/", status_code=201)
-    async def create_endpoint(self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[EndpointIn]) -> EndpointOut:
+    async def create_endpoint(self, request: Request, account: Account, org_id: FromPath[str],
+                              data: JSONBody[EndpointIn]) -> EndpointOut:
         """Subscribes a URL to events (all when `event_types` is empty); the secret is shown once."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         types = hooks.validate_event_types(data.event_types)
@@ -89,7 +90,8 @@ class WebhookEndpointController(Controller):
             await webhooks.delete_endpoint(endpoint_id, clock.now())
 
     @patch("/{endpoint_id:str}")
-    async def update_endpoint(self, request: Request, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str],
+    async def update_endpoint(self, request: Request, account: Account, org_id: FromPath[str],
+                              endpoint_id: FromPath[str],
                               data: JSONBody[EndpointPatch]) -> EndpointOut:
         """Changes the URL (checked as at creation), the subscribed event types, the description,
         or `enabled`: disabling cancels pending deliveries, enabling resumes those cancelled."""
@@ -121,7 +123,8 @@ class WebhookEndpointController(Controller):
         return endpoint_out(await webhooks.endpoint(org_id, endpoint_id))
 
     @post("/{endpoint_id:str}/secret", status_code=201)
-    async def rotate_secret(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]) -> EndpointSecretOut:
+    async def rotate_secret(self, account: Account, org_id: FromPath[str],
+                            endpoint_id: FromPath[str]) -> EndpointSecretOut:
         """Makes a new signing secret, shown once. For 24 hours deliveries carry two signatures
         (new and previous secret, in the one `webhook-signature` header), so receivers can switch."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -133,7 +136,8 @@ class WebhookEndpointController(Controller):
         return EndpointSecretOut(secret=secret, previous_valid_until=until)
 
     @post("/{endpoint_id:str}/test", status_code=202)
-    async def ping(self, request: Request, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]) -> PingOut:
+    async def ping(self, request: Request, account: Account, org_id: FromPath[str],
+                   endpoint_id: FromPath[str]) -> PingOut:
         """Sends a signed `ping` event to this endpoint only (whatever it subscribes to); the
         delivery shows in its delivery log."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -149,7 +153,8 @@ class WebhookEndpointController(Controller):
         return PingOut(event_id=event_id, delivery_id=delivery_id, status="pending")
 
     @get("/{endpoint_id:str}/deliveries")
-    async def list_deliveries(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str], after: FromQuery[str | None] = None,
+    async def list_deliveries(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str],
+                              after: FromQuery[str | None] = None,
                               limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> DeliveryPage:
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -168,7 +173,8 @@ class WebhookEndpointController(Controller):
         return DeliveryPage(items=items, next_cursor=cursor)
 
     @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/retry", status_code=202)
-    async def retry_delivery(self, request: Request, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str],
+    async def retry_delivery(self, request: Request, account: Account, org_id: FromPath[str],
+                             endpoint_id: FromPath[str],
                              delivery_id: FromPath[str]) -> dict:
         """Sends the delivery again now (one attempt; on failure it follows the retry schedule)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)

@@ -36,7 +36,7 @@ async def renewal(op: dict, now: datetime) -> Done:
               "expires_at": rfc3339(quote.expires_at)}
     await events.record("product.renewed", payer, now, product_id=product["id"], operation_id=op["id"],
                         data=payloads.ProductRenewed(
-                            client_id=product["client"], product_id=product["id"], price=payloads.money(result["price"]),
-                            restore_fee=payloads.money(result["restore_fee"]),
+                            client_id=product["client"], product_id=product["id"],
+                            price=payloads.money(result["price"]), restore_fee=payloads.money(result["restore_fee"]),
                             previous_expires_at=result["previous_expires_at"], expires_at=result["expires_at"]))
     return Done(result=result, product_id=product["id"], charged=[payer] if newly_flagged else [])
