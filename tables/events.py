@@ -26,11 +26,12 @@ from tables.event_payloads import stored  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 
-async def record(type: str, organization_id: str, now: datetime, *, data: Struct | None = None,
+async def record(type: str, organization_id: str, now: datetime, *, data: Struct | dict | None = None,
                  product_id: str | None = None, operation_id: str | None = None,
                  dedupe_key: str | None = None) -> bool:
     """Writes one event in the caller's transaction; False if `dedupe_key` was already used.
-    `data` is the type's Struct (tables/event_payloads.py), as webhooks post it."""
+    `data` is the type's Struct (tables/event_payloads.py), as webhooks post it; a dict only
+    for the synthetic events of tests and benchmarks."""
     inserted = await Event.insert(Event(
         id=new_id("evt"), type=type, organization_id=organization_id, product_id=product_id,
         operation_id=operation_id, data=stored(data) if data is not None else {}, dedupe_key=dedupe_key, created_at=now,

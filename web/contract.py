@@ -200,6 +200,11 @@ def _request_components(document: dict) -> set[str]:
     return found
 
 
+# web/edge.py's rule for path and query strings, without a look-ahead (generators read this
+# form better; in a JSON Schema pattern `$` is the end of the string, line break or not).
+PARAMETER_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
 def _without_null(schema: dict) -> dict:
     """A parameter is a string in a URL: `null` (an omitted optional one, in Litestar's schema)
     cannot be sent, so it is not offered."""
@@ -221,13 +226,14 @@ def _plain_text_parameters(operation: dict) -> None:
         if parameter["in"] not in ("path", "query"):
             continue
         schema = parameter["schema"] = _without_null(parameter["schema"])
-        if schema.get("pattern") == NO_NUL:
-            schema["pattern"] = TEXT_PATTERN
+        if schema.get("pattern") in (NO_NUL, TEXT_PATTERN):
+            schema["pattern"] = PARAMETER_TEXT
         for branch in schema.get("oneOf", schema.get("anyOf", [schema])):
             if branch.get("format") == "date-time":
                 branch["pattern"] = INSTANT_PATTERN
-            elif branch.get("type") == "string" and branch.get("pattern") in (None, NO_NUL) and "enum" not in branch:
-                branch["pattern"] = TEXT_PATTERN
+            elif branch.get("type") == "string" and branch.get("pattern") in (None, NO_NUL, TEXT_PATTERN) \
+                    and "enum" not in branch:
+                branch["pattern"] = PARAMETER_TEXT
 
 
 def complete(app: Litestar, generated: dict) -> dict:
