@@ -130,8 +130,10 @@ def body_of(event: dict[str, Any], sandbox: bool = False) -> dict[str, Any]:
     happened (a sandbox's: its test clock's time), and a sandbox's events say `"sandbox": true`."""
     body: dict[str, Any] = {
         "type": event["type"], "timestamp": rfc3339(event["created_at"]),
-        "data": {**event["data"], "organization_id": event["organization_id"],
-                 "product_id": event["product_id"], "operation_id": event["operation_id"]},
+        # The event's own organization_id (client.released, organization.claimed: the new
+        # organization) wins over the organization told.
+        "data": {"organization_id": event["organization_id"], "product_id": event["product_id"],
+                 "operation_id": event["operation_id"], **event["data"]},
     }
     if sandbox:
         body["sandbox"] = True

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
+from msgspec import Struct
 from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
+from tables import event_payloads
 from tables import events, operations
 from tables.engine import current, transaction
 from tables.ids import new_id
@@ -138,7 +140,7 @@ FINISHED_WITH_EVENT = Statement(
 
 
 async def operation_finished(kind: str, operation: dict, now: datetime, *, product_id: str | None,
-                             event_data: dict) -> None:
+                             event_data: Struct) -> None:
     """In the operation's finishing transaction: its event (`kind`: operation.succeeded or
     operation.failed, as webhooks carry it) and its activity row."""
     details = _json({"kind": operation["kind"]})
@@ -146,7 +148,7 @@ async def operation_finished(kind: str, operation: dict, now: datetime, *, produ
                      operation["id"], details, now, operation["id"]]
     if postgres():
         event_args = [new_id("evt"), kind, operation["organization_id"], product_id, operation["id"],
-                      _json(event_data), now]
+                      _json(event_payloads.stored(event_data)), now]
         await fetch(FINISHED_WITH_EVENT, *event_args, *activity_args)
         return
     await events.record(kind, operation["organization_id"], now, operation_id=operation["id"],

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from rules import billing, pricing
 from rules.catalog import catalog_for
 from rules.money import Money
+from tables import event_payloads as payloads
 from tables import events, ledger
 from tables.products import Product
 
@@ -56,8 +57,11 @@ async def check_low_balance(org_id: str, now: datetime, operation_id: str | None
     if below is None or not await ledger.mark_below(org_id, below) or not below:
         return False
     # With the operation that spent the money, so it is fanned out with that operation's events.
-    await events.record("billing.low_balance", org_id, now, operation_id=operation_id, data={
-        "balance": balance.to_dict(), "low_balance_threshold": threshold.to_dict(),
-        "autorenew_forecast": {**upcoming.amount.to_dict(), "products": upcoming.products},
-    })
+    await events.record("billing.low_balance", org_id, now, operation_id=operation_id,
+                        data=payloads.BillingLowBalance(
+                            balance=payloads.money(balance.to_dict()),
+                            low_balance_threshold=payloads.money(threshold.to_dict()),
+                            autorenew_forecast=payloads.ForecastData(
+                                amount=upcoming.amount.amount, currency=upcoming.amount.currency,
+                                products=upcoming.products)))
     return True

@@ -20,16 +20,21 @@ class Event(Table, tablename="events"):
 
 from datetime import datetime  # noqa: E402
 
+from msgspec import Struct  # noqa: E402
+
+from tables.event_payloads import stored  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 
-async def record(type: str, organization_id: str, now: datetime, *, data: dict | None = None,
+async def record(type: str, organization_id: str, now: datetime, *, data: Struct | dict | None = None,
                  product_id: str | None = None, operation_id: str | None = None,
                  dedupe_key: str | None = None) -> bool:
-    """Writes one event in the caller's transaction; False if `dedupe_key` was already used."""
+    """Writes one event in the caller's transaction; False if `dedupe_key` was already used.
+    `data` is the type's Struct (tables/event_payloads.py), as webhooks post it; a dict only
+    for the synthetic events of tests and benchmarks."""
     inserted = await Event.insert(Event(
         id=new_id("evt"), type=type, organization_id=organization_id, product_id=product_id,
-        operation_id=operation_id, data=data or {}, dedupe_key=dedupe_key, created_at=now,
+        operation_id=operation_id, data=stored(data) if data is not None else {}, dedupe_key=dedupe_key, created_at=now,
     )).on_conflict(target=Event.dedupe_key, action="DO NOTHING").returning(Event.id)
     return bool(inserted)
 

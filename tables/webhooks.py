@@ -251,11 +251,12 @@ async def add_ping(org_id: str, endpoint_id: str, now: datetime) -> tuple[str, s
     """A `ping` event for this endpoint only (recorded as already dispatched, so no other
     endpoint gets it, whatever it subscribes to) and its delivery; answers (event, delivery) ids."""
     from rules.webhooks import PING
+    from tables.event_payloads import Ping, stored
     from tables.events import Event
 
     event_id = new_id("evt")
     await Event.insert(Event(id=event_id, type=PING, organization_id=org_id, product_id=None, operation_id=None,
-                             data={"endpoint_id": endpoint_id}, dedupe_key=None, created_at=now,
+                             data=stored(Ping(endpoint_id=endpoint_id)), dedupe_key=None, created_at=now,
                              dispatched_at=now))
     [delivery_id] = await add_deliveries([(endpoint_id, event_id)], now)
     return event_id, delivery_id

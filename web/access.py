@@ -5,13 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from rules import permissions
 from tables import access_cache, api_keys, organizations
 from tables.accounts import digest
 from tables.clock import clock
 from web.errors import NotFound, Unauthorized
+from web.ops_auth import NO_OPS_TOKEN, session_cookie_valid
 from web.ratelimit import client_address
+
+
+# A handler's `account` parameter: the caller, injected by name (app dependency `account`).
+Account = NamedDependency[dict]
+
+
+NO_KEY = "send your API key as 'Authorization: Bearer <api key>'"
+
+
+def require_credentials(request: Request) -> None:
+    """401 first, before any other check, when a route that needs a key gets no Authorization
+    header at all: the request cannot succeed, whatever else is wrong with it."""
+    if "authorization" in request.headers:
+        return
+    wanted = request.route_handler.parsed_fn_signature.parameters
+    if "account" in wanted:
+        raise Unauthorized(NO_KEY)
+    if "ops" in wanted and not session_cookie_valid(request):
+        raise Unauthorized(NO_OPS_TOKEN)
 
 
 async def provide_account(request: Request) -> dict:
@@ -21,7 +42,7 @@ async def provide_account(request: Request) -> dict:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("send your API key as 'Authorization: Bearer <api key>'")
+        raise Unauthorized(NO_KEY)
     limiter = request.app.state.limiter
     address = client_address(request.scope)
     limiter.check_blocked(address)

@@ -14,6 +14,7 @@ from rules.price_list import CURRENCIES
 from tables import access_cache, engine, secrets_at_rest
 from tables.settings import Settings
 from web.access import provide_account
+from web.contract import render_plugins
 from web.errors import EXCEPTION_HANDLERS
 from web.edge import edge_checks
 from web.outbox import Outbox
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
             title="tenure",
             version="1.0.0",
             path="/schema",
+            render_plugins=render_plugins(),  # the generated document, completed by web.contract
             use_handler_docstrings=True,
             security=[{"BearerAuth": []}],
             components=Components(security_schemes={

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
-from litestar import Request
+from litestar import Request, Response
 
+from web.access import require_credentials
 from web.errors import InvalidRequest
 from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
 from web.listing import reject_unknown_parameters
@@ -54,7 +55,24 @@ def check_parameters(request: Request) -> None:
             raise InvalidRequest(f"Expected {_PLAIN_TEXT} - in the query parameter `{shown}`")
 
 
-async def edge_checks(request: Request) -> None:
+def allowed_methods(request: Request) -> str:
+    """The methods of the request's path, as `Allow` lists them (computed once per path)."""
+    cache: dict[str, str] = request.app.state.setdefault("allowed_methods", {})
+    template = request.scope.get("path_template") or request.url.path
+    if template not in cache:
+        methods = {method for route in request.app.routes if route.path_format == template
+                   for method in getattr(route, "methods", ())}
+        cache[template] = ", ".join(sorted(methods | {"OPTIONS"}))
+    return cache[template]
+
+
+async def edge_checks(request: Request) -> Response | None:
+    if request.method == "OPTIONS":
+        # Litestar's own answer lists only the methods of the first handler registered on the
+        # path (a GET and a POST on one path: `Allow: OPTIONS, POST`); every method, here.
+        return Response(None, status_code=204, headers={"Allow": allowed_methods(request)})
+    require_credentials(request)
     check_parameters(request)
     reject_unknown_parameters(request)
     await strict_body(request)
+    return None

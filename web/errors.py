@@ -148,7 +148,9 @@ _CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 
 def _http(_: Request, exc: HTTPException) -> Response:
-    return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), exc.detail)
+    # Litestar's own headers stay: `Allow` on a 405 names the methods the path takes.
+    return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), exc.detail,
+                          dict(exc.headers) if exc.headers else None)
 
 
 DATABASE_RETRY_AFTER_S = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import msgspec
 from litestar import Request
@@ -10,6 +11,9 @@ from litestar import Request
 from web.errors import Invalid
 
 MAX_KEY_LENGTH = 200
+# Visible ASCII, spaces inside only: what any HTTP client can send as a header value.
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 def key_for(request: Request, org_id: str) -> str | None:
@@ -23,14 +27,15 @@ def key_for(request: Request, org_id: str) -> str | None:
 
 def client_key(request: Request) -> str | None:
     """The request's Idempotency-Key, checked (None when absent); 422 if it is not 1-200
-    printable characters."""
+    visible ASCII characters (spaces inside allowed)."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
         raise Invalid("invalid_idempotency_key",
-                      f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")
+                      f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} visible ASCII characters (spaces inside "
+                      "allowed), such as a UUID")
     return key
 
 

@@ -207,8 +207,9 @@ class IdempotentPosts(ASGIMiddleware):
 
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key", param_in="header", required=False,
-    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=idempotency.MAX_KEY_LENGTH),
-    description="Any 1-200 printable characters, new for each new request. Sent again with the "
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=idempotency.MAX_KEY_LENGTH,
+                  pattern=idempotency.KEY_PATTERN),
+    description="1-200 visible ASCII characters (a UUID will do), new for each new request. Sent again with the "
                 "same body within 24 h, the request is not made twice: the first answer is returned, "
                 "status and body (for a request that makes an operation: that operation). Another "
                 "body with the same key is 422 `idempotency_key_reused`; while the first request "

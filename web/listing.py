@@ -2,7 +2,8 @@
 
 - Query parameters a route does not declare are refused (400 `unknown_parameter`) for every
   GET under /v1, once, by `reject_unknown_parameters` (a before-request hook): a misspelt
-  filter must not silently return everything.
+  filter must not silently return everything. So are a parameter given twice and `null` for
+  one that is not text (Litestar would read it as "not given": the filter would vanish).
 - A cursor is the (sort key, id) of the last row of a page, with the sort it was made for,
   as base64url JSON; clients pass `next_cursor` back as `after` and never build one.
 """
@@ -13,6 +14,7 @@ import base64
 import binascii
 import json
 from datetime import datetime, UTC
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
@@ -27,16 +29,30 @@ NO_NUL = r"^[^\x00]*$"
 _DECLARED = "declared_query_parameters"
 
 
-def _declared(request: Request) -> frozenset[str]:
+@dataclass(frozen=True)
+class _Declared:
+    sequence: bool  # may be given more than once
+    text: bool  # a string: `null` is a value like any other
+
+
+def _declared(request: Request) -> dict[str, _Declared]:
     """The query parameters the route's handler (and its dependencies) declare, computed once."""
-    cache: dict[int, frozenset[str]] = request.app.state.setdefault(_DECLARED, {})
+    cache: dict[int, dict[str, _Declared]] = request.app.state.setdefault(_DECLARED, {})
     handler = request.route_handler
     names = cache.get(id(handler))
     if names is None:
         model = handler.create_kwargs_model(path_parameters=dict.fromkeys(request.path_params))
-        names = frozenset(p.field_alias for p in model.expected_query_params)
+        fields = handler.parsed_fn_signature.parameters
+        names = {p.field_alias: _Declared(sequence=p.is_sequence,
+                                          text=p.field_name not in fields or _takes_text(fields[p.field_name]))
+                 for p in model.expected_query_params}
         cache[id(handler)] = names
     return names
+
+
+def _takes_text(field: Any) -> bool:
+    kinds = [t for t in (field.inner_types if field.is_union else (field,)) if not t.is_none_type]
+    return any(kind.annotation is str for kind in kinds)
 
 
 def reject_unknown_parameters(request: Request) -> None:
@@ -46,11 +62,17 @@ def reject_unknown_parameters(request: Request) -> None:
     if not given:
         return
     declared = _declared(request)
-    unknown = sorted(given - declared)
+    unknown = sorted(given - set(declared))
     if unknown:
         accepted = ", ".join(sorted(declared)) or "none"
         raise UnknownParameter(
             f"unknown query parameter(s): {', '.join(unknown)}; this route accepts: {accepted}")
+    for name in sorted(given):
+        values = request.query_params.getall(name)
+        if len(values) > 1 and not declared[name].sequence:
+            raise InvalidQuery(f"give the query parameter {name} once")
+        if "null" in values and not declared[name].text:  # Litestar would read it as "not given"
+            raise InvalidQuery(f"the query parameter {name} cannot be null; leave it out instead")
 
 
 def wants_csv(request: Request) -> bool:

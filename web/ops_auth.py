@@ -13,11 +13,16 @@ import hmac
 from datetime import datetime, timedelta
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from tables.clock import clock
 from web.errors import Unauthorized
 from web.ratelimit import client_address
 
+# A handler's `ops` parameter: the ops token checked (dependency `ops`, web.routes.ops).
+OpsAccess = NamedDependency[None]
+
+NO_OPS_TOKEN = "send the ops token as 'Authorization: Bearer <TENURE_OPS_TOKEN>'"
 COOKIE = "tenure_ops"
 _SESSION_PURPOSE = b"tenure /ops session v1"
 
@@ -74,4 +79,4 @@ async def require_ops(request: Request) -> None:
         await limiter.failed_auth(address)
     if session_cookie_valid(request):
         return
-    raise Unauthorized("send the ops token as 'Authorization: Bearer <TENURE_OPS_TOKEN>'")
+    raise Unauthorized(NO_OPS_TOKEN)

@@ -273,8 +273,14 @@ EventTypes = Annotated[list[str], Meta(
     description="Event types to receive; empty: all of them. The catalog: " + ", ".join(sorted(EVENT_TYPES)))]
 
 
+# Checked by rules.urls (422 `invalid_url`, saying what is wrong), not by a pattern here.
+Url = Annotated[str, Meta(min_length=8, max_length=2000,
+                          description="an http(s) URL reachable on the public internet, without spaces "
+                                      "or control characters")]
+
+
 class EndpointIn(Struct, forbid_unknown_fields=True):
-    url: Annotated[str, Meta(min_length=8, max_length=2000)]
+    url: Url
     event_types: EventTypes = msgspec.field(default_factory=list)
     description: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] = ""
 
@@ -310,6 +316,11 @@ class DeliveryOut(Struct):
     next_attempt_at: datetime | None
     created_at: datetime
     attempt_log: list[AttemptOut]
+
+
+class DeliveryPage(Struct):
+    items: list[DeliveryOut]
+    next_cursor: str | None  # pass it back as `after` for the next page
 
 
 class InboundSecretOut(Struct):
@@ -462,7 +473,7 @@ Description = Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)]
 class EndpointPatch(Struct, forbid_unknown_fields=True):
     """The fields to change; those omitted (or null) stay as they are."""
 
-    url: Annotated[str, Meta(min_length=8, max_length=2000)] | None = None
+    url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
     enabled: bool | None = None

@@ -36,6 +36,15 @@ def require_json(request: Request) -> None:
                                    "Content-Type: application/json")
 
 
+def what_it_holds(wanted: type[msgspec.Struct]) -> str:
+    """`an object with name (required), reseller` for a body Struct: what to send."""
+    fields = msgspec.structs.fields(wanted)
+    if not fields:
+        return "an object, {} will do"
+    return "an object with " + ", ".join(f"{f.encode_name} (required)" if f.required else f.encode_name
+                                         for f in fields)
+
+
 def explain(exc: msgspec.ValidationError) -> str:
     """msgspec's message, with each of our string patterns said in words; it names the field."""
     message = str(exc)
@@ -51,9 +60,9 @@ async def strict_body(request: Request) -> None:
     if wanted is None or not (isinstance(wanted, type) and issubclass(wanted, msgspec.Struct)):
         return
     body = await request.body()
-    if not body:
-        raise InvalidRequest("this request needs a JSON object body, with the header "
-                             "Content-Type: application/json")
+    if not body.strip():
+        raise InvalidRequest(f"this request needs a JSON body (Content-Type: application/json): "
+                             f"{what_it_holds(wanted)}")
     require_json(request)
     try:
         msgspec.json.decode(body, type=wanted, strict=True)

@@ -21,6 +21,7 @@ import structlog
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
 from tables import activity, operations, organizations, test_clocks
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
@@ -139,8 +140,9 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
                     return ran
                 done = await handler(op, now)
                 await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
-                await activity.operation_finished("operation.succeeded", op, now, product_id=done.product_id,
-                                                  event_data={"kind": op["kind"], "result": done.result})
+                await activity.operation_finished(
+                    "operation.succeeded", op, now, product_id=done.product_id,
+                    event_data=payloads.OperationSucceeded(kind=op["kind"], result=done.result))
                 done.charged = sorted({*done.charged, *await charging.book_deferred(charges)})
     except RuleViolation as failure:
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
@@ -210,5 +212,6 @@ async def _fail(operation_id: str, code: str, message: str, now: datetime, *,
         if finished:
             await activity.operation_finished(
                 "operation.failed", op, now, product_id=op["product_id"],
-                event_data={"kind": op["kind"], "error": {"code": code, "message": message}})
+                event_data=payloads.OperationFailed(
+                    kind=op["kind"], error=payloads.ErrorData(code=code, message=message)))
     return (op["kind"], op["created_at"]) if finished else (None, now)

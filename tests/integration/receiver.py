@@ -21,6 +21,7 @@ class Received:
     answered: int
     timestamp: str = ""  # the payload's: when it happened (a sandbox's: its test clock's time)
     sandbox: bool = False
+    body: dict | None = None  # the whole JSON body: type, timestamp, data
 
 
 class Server(ThreadingHTTPServer):
@@ -59,7 +60,7 @@ class Receiver:
                     status, headers = receiver.behaviour(self.path, webhook_id, attempt)
                     receiver.received.append(Received(self.path, webhook_id, message["type"],
                                                       message["data"], status, message["timestamp"],
-                                                      message.get("sandbox", False)))
+                                                      message.get("sandbox", False), message))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import jsonschema_rs
+
 from rules.webhooks import EVENT_TYPES
 from tables.clock import clock
 from tests.api import builders
@@ -59,9 +61,34 @@ def test_each_flow_emits_its_event_and_every_type_reaches_a_subscriber(api, work
         assert lowered.status_code == 200, lowered.text
         settle(broker, sender, rounds=3)                                            # endpoint.disabled
 
-        seen = {r.type for r in receiver.delivered("/all")}
+        delivered = receiver.delivered("/all")
+        catalog = api.get("/schema/openapi.json").json()
     finally:
         receiver.stop()
 
-    assert seen == EVENT_TYPES
+    assert {r.type for r in delivered} == EVENT_TYPES
     assert receiver.rejected == []
+    # Every body sent matches its entry in the schema's event catalog (OpenAPI `webhooks`).
+    mismatches = [f"{r.type}: {problem}" for r in delivered for problem in payload_problems(catalog, r.body)]
+    assert mismatches == []
+    assert len(delivered) > len(EVENT_TYPES)
+
+
+def payload_problems(document: dict, body: dict) -> list[str]:
+    """Why `body` does not match the catalog's schema for its type (none: it matches)."""
+    entry = document["webhooks"].get(body["type"])
+    if entry is None:
+        return ["not in the catalog"]
+    schema = entry["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema_rs.validator_for({**schema, "components": document["components"]})
+    return [error.message for error in validator.iter_errors(body)]
+
+
+def test_the_catalog_refuses_a_payload_that_drifted(api):
+    document = api.get("/schema/openapi.json").json()
+    example = document["webhooks"]["product.renewed"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    drifted = {**example, "data": {k: v for k, v in example["data"].items() if k != "expires_at"}}
+
+    assert payload_problems(document, example) == []
+    assert payload_problems(document, drifted) != []
+    assert set(document["webhooks"]) == EVENT_TYPES | {"ping"}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
+from litestar.params import JSONBody
 
 from tables import accounts, claims, events, organizations
 from tables.activity import Actor, record
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import key_allows_org, optional_account
+from web.access import Account, key_allows_org, optional_account
 from web.errors import Conflict, Invalid
 from web.schemas import AccountCreated, AccountIn, ClaimedOut, ClaimIn, MeOut, MyOrganization, TeamRef
 
@@ -23,7 +25,7 @@ class AccountController(Controller):
     tags = ["accounts"]
 
     @post("/accounts", status_code=201, security=[{}])
-    async def create_account(self, data: AccountIn) -> AccountCreated:
+    async def create_account(self, data: JSONBody[AccountIn]) -> AccountCreated:
         """Creates a personal account; the API key is shown once."""
         try:
             async with transaction():
@@ -34,7 +36,7 @@ class AccountController(Controller):
         return AccountCreated(id=row["id"], email=row["email"], name=row["name"], api_key=key)
 
     @post("/accounts/claim", status_code=201, security=[{}, {"BearerAuth": []}])
-    async def claim(self, request: Request, data: ClaimIn) -> ClaimedOut:
+    async def claim(self, request: Request, data: JSONBody[ClaimIn]) -> ClaimedOut:
         """Presents a release's one-time claim token: the released organization gets its owner.
 
         With an API key, the caller's account (whatever its e-mail) joins the organization's
@@ -64,16 +66,15 @@ class AccountController(Controller):
                 raise _invalid_token()
             owners = await organizations.owner_team_id(done["organization"])
             await organizations.add_member(done["organization"], owners, caller["id"], now)
-            await events.record("organization.claimed", done["reseller"], now, data={
-                "organization_id": done["organization"], "client_id": done["client"],
-                "claimed_at": now.isoformat()})
+            await events.record("organization.claimed", done["reseller"], now, data=payloads.OrganizationClaimed(
+                organization_id=done["organization"], client_id=done["client"], claimed_at=now.isoformat()))
             for org_id in (done["organization"], done["reseller"]):
                 await record(org_id, "claim.accepted", Actor.account(caller), now, client_id=done["client"],
                              organization=done["organization"])
         return ClaimedOut(account_id=caller["id"], organization_id=done["organization"], api_key=key)
 
     @get("/me")
-    async def me(self, account: dict) -> MeOut:
+    async def me(self, account: Account) -> MeOut:
         orgs: dict[str, MyOrganization] = {}
         for row in await organizations.memberships_of(account["id"]):
             if not key_allows_org(account, row["organization.id"]):

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from rules import permissions
 from rules.webhooks import PING, body_of
 from tables import activity, events, keyset
 from web import listing
-from web.access import access
+from web.access import Account, access
 from web.csv_stream import csv_export
 from web.errors import BadFilter
 from web.schemas import ActivityOut, ActivityPage, ActorOut, EventFeed, EventOut
@@ -63,7 +63,7 @@ class ActivityController(Controller):
 
     @get("/activity")
     async def list_activity(
-        self, request: Request, account: dict, org_id: str,
+        self, request: Request, account: Account, org_id: FromPath[str],
         actor: Annotated[str | None, Parameter(
             max_length=210, description="an account id, `system`, `webhook` or `webhook:<webhook-id>`")] = None,
         kind: Annotated[str | None, Parameter(
@@ -102,7 +102,7 @@ class ActivityController(Controller):
 
     @get("/events")
     async def event_feed(
-        self, account: dict, org_id: str,
+        self, account: Account, org_id: FromPath[str],
         after: Annotated[str | None, Parameter(
             max_length=60, description="the id of the last event you processed (a webhook-id)")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,

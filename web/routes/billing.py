@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath, JSONBody
 
 from rules import ledger as booking
 from rules import permissions, pricing
@@ -17,7 +18,7 @@ from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web import idempotency
-from web.access import access
+from web.access import Account, access
 from web.errors import Conflict, Invalid
 from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
 from web.schemas import FundsIn, FundsOut, MoneyIO
@@ -69,7 +70,8 @@ class BillingController(Controller):
     tags = ["billing"]
 
     @post("/funds", status_code=201)
-    async def add_funds(self, request: Request, account: dict, org_id: str, data: FundsIn) -> FundsOut:
+    async def add_funds(self, request: Request, account: Account, org_id: FromPath[str],
+                        data: JSONBody[FundsIn]) -> FundsOut:
         """Tops up the prepaid balance. Takes an Idempotency-Key: a replay returns the first answer."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)
@@ -81,7 +83,8 @@ class BillingController(Controller):
                         balance=money_io(**op["result"]["balance"]))
 
     @post("/billing/settlements", status_code=201)
-    async def settle(self, request: Request, account: dict, org_id: str, data: SettlementIn) -> SettlementOut:
+    async def settle(self, request: Request, account: Account, org_id: FromPath[str],
+                     data: JSONBody[SettlementIn]) -> SettlementOut:
         """Records a payment received against what is owed on invoice (needs `billing:manage` and an
         Idempotency-Key). More than is owed: 409 `settlement_exceeds_owed`."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
@@ -108,14 +111,15 @@ class BillingController(Controller):
                              owed=money_io(**op["result"]["owed"]))
 
     @get("/billing")
-    async def billing(self, account: dict, org_id: str) -> BillingOut:
+    async def billing(self, account: Account, org_id: FromPath[str]) -> BillingOut:
         """Prepaid balance, what is owed on invoice and the credit limit, the volume tier in force,
         the low-balance threshold, and what the autorenewals due in the next 31 days will cost."""
         await access(account, org_id, permissions.BILLING_VIEW)
         return await _summary(org_id)
 
     @patch("/billing")
-    async def update_billing(self, account: dict, org_id: str, data: BillingPatch) -> BillingOut:
+    async def update_billing(self, account: Account, org_id: FromPath[str],
+                             data: JSONBody[BillingPatch]) -> BillingOut:
         """Sets the low-balance threshold (needs `billing:manage`): `billing.low_balance` is sent
         once each time the prepaid balance goes below it (or below the autorenew forecast)."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from rules import claims as claim_rules
 from rules import permissions
@@ -16,7 +16,7 @@ from tables import claims, clients
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import Access, access
+from web.access import Access, Account, access
 from web.errors import Conflict, NotFound
 from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut
 from web import listing
@@ -50,7 +50,7 @@ class ClientController(Controller):
     tags = ["resellers"]
 
     @post("/", status_code=201)
-    async def create_client(self, account: dict, org_id: str, data: ClientIn) -> ClientOut:
+    async def create_client(self, account: Account, org_id: FromPath[str], data: JSONBody[ClientIn]) -> ClientOut:
         """Adds a client (no account, no access) to the reseller's portfolio."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
         try:
@@ -65,13 +65,13 @@ class ClientController(Controller):
 
     @get("/")
     async def list_clients(
-        self, request: Request, account: dict, org_id: str,
-        status: Literal["active", "released", "all"] = "active",
+        self, request: Request, account: Account, org_id: FromPath[str],
+        status: FromQuery[Literal["active", "released", "all"]] = "active",
         q: Annotated[str | None, Parameter(
             min_length=1, max_length=320, pattern=listing.NO_NUL,
             description="case-insensitive part of the name, e-mail or external_ref")] = None,
-        sort: Literal["name", "created_at"] | None = None,
-        order: Literal["asc", "desc"] = "asc",
+        sort: FromQuery[Literal["name", "created_at"] | None] = None,
+        order: FromQuery[Literal["asc", "desc"]] = "asc",
         count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
         after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
@@ -96,7 +96,8 @@ class ClientController(Controller):
                           next_cursor=cursor, total=total)
 
     @patch("/{client_id:str}")
-    async def update_client(self, account: dict, org_id: str, client_id: str, data: ClientPatch) -> ClientOut:
+    async def update_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str],
+                            data: JSONBody[ClientPatch]) -> ClientOut:
         """Changes an active client's name, e-mail or external_ref (only the fields sent;
         `external_ref: null` removes it)."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
@@ -120,7 +121,7 @@ class ClientController(Controller):
         return client_out(row, counts.get(client_id, 0))
 
     @delete("/{client_id:str}", status_code=204)
-    async def delete_client(self, account: dict, org_id: str, client_id: str) -> None:
+    async def delete_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str]) -> None:
         """Removes an active client that has no products (deleted ones aside: they stay in the
         reseller's history, without a client)."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
@@ -138,7 +139,7 @@ class ClientController(Controller):
             await record(org_id, "client.deleted", Actor.account(account), clock.now(), client_id=client_id)
 
     @get("/{client_id:str}")
-    async def get_client(self, account: dict, org_id: str, client_id: str) -> ClientOut:
+    async def get_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str]) -> ClientOut:
         await reseller_access(account, org_id, permissions.ORG_VIEW)
         row = await clients.get(org_id, client_id)
         if row is None:
@@ -148,7 +149,8 @@ class ClientController(Controller):
         return client_out(row, counts.get(client_id, 0), held.get(client_id))
 
     @post("/{client_id:str}/claim", status_code=201)
-    async def reissue_claim(self, request: Request, account: dict, org_id: str, client_id: str) -> ClaimIssued:
+    async def reissue_claim(self, request: Request, account: Account, org_id: FromPath[str],
+                            client_id: FromPath[str]) -> ClaimIssued:
         """Issues a new claim token for a released client's organization that nobody has claimed
         yet; the previous token stops working. The token is shown once."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)

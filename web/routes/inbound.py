@@ -13,6 +13,7 @@ from typing import Annotated
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, delete, post
+from litestar.params import FromPath
 from msgspec import Meta, Struct
 from standardwebhooks import Webhook
 
@@ -23,6 +24,7 @@ from tables.activity import Actor
 from tables.clock import clock
 from tables.settings import Settings
 from tables.engine import transaction
+from web.access import Account
 from web import idempotency, intake
 from web.accept import accept_once, operation_out
 from web.edge import refuse_control_characters
@@ -217,7 +219,7 @@ class InboundController(Controller):
     tags = ["webhooks in"]
 
     @post("/v1/resellers/{org_id:str}/inbound-secret", status_code=201)
-    async def rotate_secret(self, account: dict, org_id: str) -> InboundSecretOut:
+    async def rotate_secret(self, account: Account, org_id: FromPath[str]) -> InboundSecretOut:
         """Makes a new secret for signing webhooks to `/v1/inbound/{org}` (shown once).
 
         The previous secret keeps verifying until `previous_valid_until` (24 h), so
@@ -233,7 +235,7 @@ class InboundController(Controller):
         return InboundSecretOut(secret=secret, previous_valid_until=previous_valid_until)
 
     @delete("/v1/resellers/{org_id:str}/inbound-secret/previous", status_code=204)
-    async def revoke_previous_secret(self, account: dict, org_id: str) -> None:
+    async def revoke_previous_secret(self, account: Account, org_id: FromPath[str]) -> None:
         """Ends the previous secret's 24 h now, e.g. when it leaked: webhooks signed with it
         get 401 from then on; the current secret keeps working.
 
@@ -249,7 +251,7 @@ class InboundController(Controller):
 
     @post("/v1/inbound/{org_id:str}", status_code=202, security=[{}],
           request_max_body_size=MAX_BODY_BYTES)
-    async def receive(self, request: Request, org_id: str) -> Response[InboundAccepted]:
+    async def receive(self, request: Request, org_id: FromPath[str]) -> Response[InboundAccepted]:
         """A signed webhook from the reseller's back office; it becomes an operation.
 
         Signed per Standard Webhooks with the secret from `POST

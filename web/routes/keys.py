@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
+from litestar.params import FromPath, JSONBody
 
 from rules import permissions
 from rules.errors import PermissionDenied
@@ -10,6 +11,7 @@ from tables import activity, api_keys, organizations
 from tables.activity import Actor
 from tables.clock import clock
 from tables.engine import transaction
+from web.access import Account
 from web.errors import Invalid, NotFound
 from web.schemas import ApiKeyIn, ApiKeyOut
 
@@ -42,7 +44,7 @@ class KeyController(Controller):
     tags = ["accounts"]
 
     @post("/", status_code=201)
-    async def create_key(self, account: dict, data: ApiKeyIn) -> ApiKeyOut:
+    async def create_key(self, account: Account, data: JSONBody[ApiKeyIn]) -> ApiKeyOut:
         """Creates a named key, optionally limited to some organizations and narrowed to some
         permissions (it never grants more than the account's teams); the key is shown once."""
         require_unrestricted(account)
@@ -61,13 +63,13 @@ class KeyController(Controller):
         return key_out(row, key)
 
     @get("/")
-    async def list_keys(self, account: dict) -> list[ApiKeyOut]:
+    async def list_keys(self, account: Account) -> list[ApiKeyOut]:
         """Every key of the account: its name, first characters and scope, never the key."""
         require_unrestricted(account)
         return [key_out(row) for row in await api_keys.of(account["id"])]
 
     @delete("/{key_id:str}", status_code=204)
-    async def revoke_key(self, account: dict, key_id: str) -> None:
+    async def revoke_key(self, account: Account, key_id: FromPath[str]) -> None:
         """Revokes the key: requests made with it are refused (401) at once by the web process that
         revoked it, and by every other one within TENURE_AUTH_CACHE_SECONDS (2 s by default)."""
         require_unrestricted(account)

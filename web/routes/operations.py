@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, Parameter
 
 from rules import permissions
 from tables import operations
 from web import listing
 from web.accept import operation_out
-from web.access import access
+from web.access import Account, access
 from web.csv_stream import csv_export
 from web.schemas import OperationPage
 
@@ -21,11 +21,11 @@ OPERATION_CSV = ["id", "kind", "status", "error_code", "product_id", "created_at
 
 @get("/v1/organizations/{org_id:str}/operations", tags=["operations"])
 async def list_operations(
-    request: Request, account: dict, org_id: str,
+    request: Request, account: Account, org_id: FromPath[str],
     kind: Annotated[str | None, Parameter(
         min_length=1, max_length=20, pattern=r"^[a-z_]+$",
         description="purchase, renewal, transfer, release, topup, client_upsert, ...")] = None,
-    status: Literal["pending", "running", "succeeded", "failed"] | None = None,
+    status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
     since: Annotated[datetime | None, Parameter(description="RFC 3339; created at or after")] = None,
     count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
     after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,

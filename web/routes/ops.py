@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import anyio
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 import msgspec
 
@@ -19,7 +19,9 @@ from web.accept import operation_out
 from web.errors import Conflict, Invalid, NotFound
 from web.ops_auth import require_ops
 from web.billing_schemas import CreditLimitIn
-from web.schemas import FailureOut, MoneyIO, OpsOperationOut, Page, cut
+from web.schemas import FailureOut, MoneyIO, OpsOperationOut, cut
+from web.ops_auth import OpsAccess
+from web.schemas import OperationPage
 
 
 @get("/health", tags=["ops"], security=[{}])
@@ -82,23 +84,23 @@ class OpsController(Controller):
     security = [{"OpsToken": []}]
 
     @get("/queues")
-    async def queues(self, request: Request, ops: None) -> list[dict]:
+    async def queues(self, request: Request, ops: OpsAccess) -> list[dict]:
         """Per queue: waiting, delayed, in flight and dead-lettered messages."""
         depths = await anyio.to_thread.run_sync(request.app.state.monitor.depths)
         return [d.to_dict() for d in depths]
 
     @get("/operations")
     async def list_operations(
-        self, ops: None, status: Literal["pending", "running", "succeeded", "failed"] | None = None,
-        kind: str | None = None, before: str | None = None,
+        self, ops: OpsAccess, status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
+        kind: FromQuery[str | None] = None, before: FromQuery[str | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    ) -> Page:
+    ) -> OperationPage:
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
         rows, cursor = cut(await operations.page_for_ops(status, kind, before, limit + 1), limit)
-        return Page(items=[operation_out(r) for r in rows], next_cursor=cursor)
+        return OperationPage(items=[operation_out(r) for r in rows], next_cursor=cursor)
 
     @get("/operations/{operation_id:str}")
-    async def get_operation(self, ops: None, operation_id: str) -> OpsOperationOut:
+    async def get_operation(self, ops: OpsAccess, operation_id: FromPath[str]) -> OpsOperationOut:
         """One operation by id, or by the `ref_...` reference quoted in an `internal_error`
         message: with its attempts, parameters and last unexpected exception (type, message,
         traceback), which tenants never see."""
@@ -108,20 +110,21 @@ class OpsController(Controller):
         return ops_operation_out(op)
 
     @get("/dead-letters")
-    async def dead_letters(self, request: Request, ops: None,
+    async def dead_letters(self, request: Request, ops: OpsAccess,
                            limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> list[dict]:
         letters = await anyio.to_thread.run_sync(request.app.state.monitor.dead_letters, limit)
         return [d.to_dict() for d in letters]
 
     @post("/dead-letters/{message_id:str}/requeue", status_code=202)
-    async def requeue(self, request: Request, ops: None, message_id: str) -> dict:
+    async def requeue(self, request: Request, ops: OpsAccess, message_id: FromPath[str]) -> dict:
         """Puts a dead letter back on its queue with its retries reset."""
         if not await anyio.to_thread.run_sync(request.app.state.monitor.requeue, message_id):
             raise NotFound("dead letter", message_id)
         return {"message_id": message_id, "requeued": True}
 
     @put("/organizations/{org_id:str}/credit-limit")
-    async def set_credit_limit(self, ops: None, org_id: str, data: CreditLimitIn) -> dict:
+    async def set_credit_limit(self, ops: OpsAccess, org_id: FromPath[str],
+                               data: JSONBody[CreditLimitIn]) -> dict:
         """Sets how much an organization may owe on invoice (0: invoice purchases are refused,
         `credit_limit_exceeded`). Ops only: an organization never raises its own limit. A limit
         below what is owed now refuses new invoice charges until it is settled below it."""

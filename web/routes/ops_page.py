@@ -33,6 +33,7 @@ import anyio
 import jinja2
 import structlog
 from litestar import MediaType, Request, Response, Router, get, post
+from litestar.params import FromPath
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
@@ -264,7 +265,7 @@ async def ops_logout(request: Request) -> Response:
 
 
 @post("/dead-letters/{message_id:str}/requeue", include_in_schema=False, status_code=303)
-async def ops_requeue(request: Request, message_id: str) -> Response:
+async def ops_requeue(request: Request, message_id: FromPath[str]) -> Response:
     refresh = _refresh(request.query_params.get("refresh"))
     if _closed(request):
         return _html("ops_closed.html", status=401)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, delete, get, post
+from litestar.params import FromPath, JSONBody
 
 from rules import membership, permissions
 from rules.billing import SANDBOX_CREDIT_LIMIT
@@ -11,7 +12,7 @@ from tables import accounts, ledger, organizations, test_clocks
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import access
+from web.access import Account, access
 from web.errors import Conflict, Invalid, NotFound
 from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, TeamIn, TeamOut
 
@@ -40,7 +41,8 @@ class OrganizationController(Controller):
     tags = ["organizations"]
 
     @post("/", status_code=201)
-    async def create_organization(self, request: Request, account: dict, data: OrganizationIn) -> OrganizationOut:
+    async def create_organization(self, request: Request, account: Account,
+                                  data: JSONBody[OrganizationIn]) -> OrganizationOut:
         """Creates an organization billed in `currency` (one of TENURE_CURRENCIES: it cannot change
         later); its creator is the first member of its Owner team. A sandbox (`sandbox: true`) holds
         play products on a test clock of its own, starting now, which moves only when asked
@@ -65,17 +67,17 @@ class OrganizationController(Controller):
         return _org_out(org)
 
     @get("/{org_id:str}")
-    async def get_organization(self, account: dict, org_id: str) -> OrganizationOut:
+    async def get_organization(self, account: Account, org_id: FromPath[str]) -> OrganizationOut:
         found = await access(account, org_id, permissions.ORG_VIEW)
         return _org_out(found.org)
 
     @get("/{org_id:str}/teams")
-    async def list_teams(self, account: dict, org_id: str) -> list[TeamOut]:
+    async def list_teams(self, account: Account, org_id: FromPath[str]) -> list[TeamOut]:
         await access(account, org_id, permissions.ORG_VIEW)
         return [_team_out(t) for t in await organizations.teams_with_members(org_id)]
 
     @post("/{org_id:str}/teams", status_code=201)
-    async def create_team(self, account: dict, org_id: str, data: TeamIn) -> TeamOut:
+    async def create_team(self, account: Account, org_id: FromPath[str], data: JSONBody[TeamIn]) -> TeamOut:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         granted = permissions.validate_permissions(data.permissions)
         membership.check_grant(found.granted, granted)
@@ -90,7 +92,8 @@ class OrganizationController(Controller):
         return _team_out({**team, "permissions": sorted(granted)})
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
-    async def add_member(self, account: dict, org_id: str, team_id: str, data: MemberIn) -> MemberOut:
+    async def add_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str],
+                         data: JSONBody[MemberIn]) -> MemberOut:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         team = await organizations.get_team(org_id, team_id)
         if team is None:
@@ -110,7 +113,8 @@ class OrganizationController(Controller):
         return MemberOut(id=member["id"], email=member["email"], name=member["name"])
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
-    async def remove_member(self, account: dict, org_id: str, team_id: str, member_id: str) -> None:
+    async def remove_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str],
+                            member_id: FromPath[str]) -> None:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         async with transaction():
             await organizations.lock(org_id)
@@ -126,7 +130,7 @@ class OrganizationController(Controller):
                          account_id=member_id)
 
     @post("/{org_id:str}/leave", status_code=204)
-    async def leave(self, account: dict, org_id: str) -> None:
+    async def leave(self, account: Account, org_id: FromPath[str]) -> None:
         """Leaves every team of the organization; refused to its last owner."""
         await access(account, org_id)
         async with transaction():

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
 from rules import names, permissions, quotes, schedule
 from rules.errors import PermissionDenied, RuleViolation
@@ -16,7 +16,7 @@ from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web import intake, listing
-from web.access import Access, access
+from web.access import Access, Account, access
 from web.accept import (BATCH_DRY_RUN_RESPONSES, DRY_RUN_RESPONSES, DryRunHeader, Trial, accept, accepted,
                         dry_run, dry_run_wanted, error_out, intake_or_replay, operation_out, quote_out,
                         replayed)
@@ -68,7 +68,7 @@ class ProductController(Controller):
     tags = ["products"]
 
     @post("/v1/organizations/{org_id:str}/purchases", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def purchase(self, request: Request, account: dict, org_id: str, data: PurchaseIn,
+    async def purchase(self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[PurchaseIn],
                        dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Buys a product for the organization or, for a reseller, for one of its clients.
         With `Dry-Run: 1`: every check, the quote, nothing bought (200)."""
@@ -89,7 +89,7 @@ class ProductController(Controller):
                                      data=data, params=params))
 
     @post("/v1/products/{product_id:str}/renewals", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def renew(self, request: Request, account: dict, product_id: str, data: RenewalIn,
+    async def renew(self, request: Request, account: Account, product_id: FromPath[str], data: JSONBody[RenewalIn],
                     dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice,
         and a guard that is already stale is refused at once (409 `expiry_mismatch`).
@@ -113,7 +113,8 @@ class ProductController(Controller):
 
     @post("/v1/organizations/{org_id:str}/renewals", status_code=202,
           responses=BATCH_DRY_RUN_RESPONSES)
-    async def renew_many(self, request: Request, account: dict, org_id: str, data: BatchRenewalIn,
+    async def renew_many(self, request: Request, account: Account, org_id: FromPath[str],
+                         data: JSONBody[BatchRenewalIn],
                          dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Renews up to 1,000 of the organization's products: `items` [{product_id, years,
         current_expires_at, payment_method = "prepaid"}], each product once. Needs `product:renew`
@@ -134,7 +135,7 @@ class ProductController(Controller):
                                      data=data, params=params))
 
     @post("/v1/products/{product_id:str}/transfers", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def transfer(self, request: Request, account: dict, product_id: str, data: TransferIn,
+    async def transfer(self, request: Request, account: Account, product_id: FromPath[str], data: JSONBody[TransferIn],
                        dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """A reseller moves a product to one of its clients (`to_client`) or back to itself (null).
         With `Dry-Run: 1`: every check and a zero quote (transfers are free), nothing moved (200)."""
@@ -161,8 +162,8 @@ class ProductController(Controller):
 
     @post("/v1/resellers/{org_id:str}/clients/{client_id:str}/release", status_code=202,
           responses=DRY_RUN_RESPONSES)
-    async def release(self, request: Request, account: dict, org_id: str, client_id: str,
-                      data: ReleaseIn, dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+    async def release(self, request: Request, account: Account, org_id: FromPath[str], client_id: FromPath[str],
+                      data: JSONBody[ReleaseIn], dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Moves the client and all its products to a new organization owned by `owner_email`.
         With `Dry-Run: 1`: every check and a zero quote (releases are free), nothing moved (200)."""
         if dry_run_wanted(dry_run_header):
@@ -183,7 +184,7 @@ class ProductController(Controller):
                                      params=params))
 
     @get("/v1/operations/{operation_id:str}")
-    async def get_operation(self, account: dict, operation_id: str) -> OperationOut:
+    async def get_operation(self, account: Account, operation_id: FromPath[str]) -> OperationOut:
         """An operation, to members holding the permission its kind needs (`product:view` for
         purchases, renewals and transfers, `client:manage` for releases and client upserts).
         A succeeded release shows its `claim_token` once, to the first such reader."""
@@ -202,12 +203,13 @@ class ProductController(Controller):
         return operation_out(op)
 
     @get("/v1/products/{product_id:str}")
-    async def get_product(self, account: dict, product_id: str) -> ProductOut:
+    async def get_product(self, account: Account, product_id: FromPath[str]) -> ProductOut:
         product, _ = await visible_product(account, product_id, permissions.PRODUCT_VIEW)
         return product_out(product)
 
     @patch("/v1/products/{product_id:str}")
-    async def update_product(self, account: dict, product_id: str, data: ProductPatch) -> ProductOut:
+    async def update_product(self, account: Account, product_id: FromPath[str],
+                             data: JSONBody[ProductPatch]) -> ProductOut:
         product, _ = await visible_product(account, product_id, permissions.PRODUCT_MANAGE)
         now = clock.now()
         kind = kind_of(DEFAULT_CATALOG, product["kind"])
@@ -221,21 +223,21 @@ class ProductController(Controller):
 
     @get("/v1/organizations/{org_id:str}/products")
     async def list_products(
-        self, request: Request, account: dict, org_id: str,
+        self, request: Request, account: Account, org_id: FromPath[str],
         client: Annotated[str | None, Parameter(max_length=40, pattern=listing.NO_NUL)] = None,
         expires_before: Annotated[datetime | None, Parameter(
             description="RFC 3339; products expiring strictly before this instant")] = None,
         expires_after: Annotated[datetime | None, Parameter(
             description="RFC 3339; products expiring at or after this instant")] = None,
         product_state: Annotated[ProductState | None, QueryParameter(name="state")] = None,
-        kind: ProductKind | None = None,
-        autorenew: bool | None = None,
+        kind: FromQuery[ProductKind | None] = None,
+        autorenew: FromQuery[bool | None] = None,
         q: Annotated[str | None, Parameter(
             min_length=1, max_length=253, pattern=listing.NO_NUL,
             description="case-insensitive part of the name; a Unicode domain name (or label) "
                         "also finds its xn-- form")] = None,
-        sort: Literal["expires_at", "name", "created_at"] | None = None,
-        order: Literal["asc", "desc"] = "asc",
+        sort: FromQuery[Literal["expires_at", "name", "created_at"] | None] = None,
+        order: FromQuery[Literal["asc", "desc"]] = "asc",
         count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
         after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,

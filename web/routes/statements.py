@@ -11,13 +11,13 @@ from typing import Annotated
 
 import jinja2
 from litestar import Request, Response, get
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from rules import billing, permissions
 from rules.money import Money
 from tables import transactions
 from web import listing
-from web.access import access
+from web.access import Account, access
 from web.csv_stream import cell, csv_export
 from web.billing_schemas import TransactionOut, TransactionPage
 from web.schemas import MoneyIO
@@ -58,7 +58,7 @@ async def _with_positions(org_id: str, batches: AsyncIterator[list[dict]]) -> As
 
 @get("/v1/organizations/{org_id:str}/billing/transactions", tags=["billing"])
 async def list_transactions(
-    request: Request, account: dict, org_id: str,
+    request: Request, account: Account, org_id: FromPath[str],
     since: Annotated[datetime | None, Parameter(description="RFC 3339; booked at or after")] = None,
     until: Annotated[datetime | None, Parameter(description="RFC 3339; booked before")] = None,
     after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
@@ -98,7 +98,7 @@ def _statement_csv(month: str, body: dict) -> Response:
 
 
 @get("/v1/organizations/{org_id:str}/billing/statements/{month:str}", tags=["billing"])
-async def statement(request: Request, account: dict, org_id: str, month: str) -> Response:
+async def statement(request: Request, account: Account, org_id: FromPath[str], month: FromPath[str]) -> Response:
     """A month's statement (YYYY-MM, UTC): opening and closing balance and owed, totals per kind
     of line, and charges per client and product kind (what a reseller re-invoices to each
     client). JSON; `Accept: text/csv` for CSV; `Accept: text/html` for a printable page."""

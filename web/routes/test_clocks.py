@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+from litestar.params import FromPath, JSONBody
 from litestar import Controller, Request, Response, get, post
 from msgspec import Meta, Struct
 
@@ -13,7 +14,7 @@ from rules.lifecycle import add_years, rfc3339
 from tables import operations, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import access
+from web.access import Account, access
 from web.accept import (DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted,
                         intake_or_replay)
 from web.errors import Conflict, Invalid
@@ -96,13 +97,14 @@ class TestClockController(Controller):
     tags = ["sandboxes"]
 
     @get("/")
-    async def show(self, account: dict, org_id: str) -> TestClockOut:
+    async def show(self, account: Account, org_id: FromPath[str]) -> TestClockOut:
         """The sandbox's time (`now`) and whether an advance is under way."""
         found = await access(account, org_id, permissions.ORG_VIEW)
         return _clock_out(await _free_if_abandoned(await _sandbox_clock(found.org)))
 
     @post("/", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def advance(self, request: Request, account: dict, org_id: str, data: TestClockIn,
+    async def advance(self, request: Request, account: Account, org_id: FromPath[str],
+                      data: JSONBody[TestClockIn],
                       dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
         """Moves a sandbox's clock forward to `advance_to` (at most 5 years): everything due to its
         products in between happens in order, at its simulated time (reminders, autorenew, expiry,

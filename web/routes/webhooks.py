@@ -8,7 +8,7 @@ from typing import Annotated
 
 import anyio
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from rules import permissions
 from rules import webhooks as hooks
@@ -17,16 +17,16 @@ from tables import webhooks
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import access
+from web.access import Account, access
 from web.errors import Conflict, NotFound
 from web.schemas import (
     AttemptOut,
     DeliveryOut,
+    DeliveryPage,
     EndpointIn,
     EndpointOut,
     EndpointPatch,
     EndpointSecretOut,
-    Page,
     PingOut,
     cut,
 )
@@ -64,7 +64,8 @@ class WebhookEndpointController(Controller):
     tags = ["webhooks"]
 
     @post("/", status_code=201)
-    async def create_endpoint(self, request: Request, account: dict, org_id: str, data: EndpointIn) -> EndpointOut:
+    async def create_endpoint(self, request: Request, account: Account, org_id: FromPath[str],
+                              data: JSONBody[EndpointIn]) -> EndpointOut:
         """Subscribes a URL to events (all when `event_types` is empty); the secret is shown once."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         types = hooks.validate_event_types(data.event_types)
@@ -79,12 +80,12 @@ class WebhookEndpointController(Controller):
         return endpoint_out(row, secret)
 
     @get("/")
-    async def list_endpoints(self, account: dict, org_id: str) -> list[EndpointOut]:
+    async def list_endpoints(self, account: Account, org_id: FromPath[str]) -> list[EndpointOut]:
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         return [endpoint_out(row) for row in await webhooks.endpoints_of(org_id)]
 
     @delete("/{endpoint_id:str}", status_code=204)
-    async def delete_endpoint(self, account: dict, org_id: str, endpoint_id: str) -> None:
+    async def delete_endpoint(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]) -> None:
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         async with transaction():
             if await webhooks.endpoint(org_id, endpoint_id) is None:
@@ -94,8 +95,9 @@ class WebhookEndpointController(Controller):
                          endpoint_id=endpoint_id)
 
     @patch("/{endpoint_id:str}")
-    async def update_endpoint(self, request: Request, account: dict, org_id: str, endpoint_id: str,
-                              data: EndpointPatch) -> EndpointOut:
+    async def update_endpoint(self, request: Request, account: Account, org_id: FromPath[str],
+                              endpoint_id: FromPath[str],
+                              data: JSONBody[EndpointPatch]) -> EndpointOut:
         """Changes the URL (checked as at creation), the subscribed event types, the description,
         or `enabled`: disabling cancels pending deliveries, enabling resumes those cancelled."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -129,7 +131,8 @@ class WebhookEndpointController(Controller):
         return endpoint_out(await webhooks.endpoint(org_id, endpoint_id))
 
     @post("/{endpoint_id:str}/secret", status_code=201)
-    async def rotate_secret(self, account: dict, org_id: str, endpoint_id: str) -> EndpointSecretOut:
+    async def rotate_secret(self, account: Account, org_id: FromPath[str],
+                            endpoint_id: FromPath[str]) -> EndpointSecretOut:
         """Makes a new signing secret, shown once. For 24 hours deliveries carry two signatures
         (new and previous secret, in the one `webhook-signature` header), so receivers can switch."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -143,7 +146,8 @@ class WebhookEndpointController(Controller):
         return EndpointSecretOut(secret=secret, previous_valid_until=until)
 
     @post("/{endpoint_id:str}/test", status_code=202)
-    async def ping(self, request: Request, account: dict, org_id: str, endpoint_id: str) -> PingOut:
+    async def ping(self, request: Request, account: Account, org_id: FromPath[str],
+                   endpoint_id: FromPath[str]) -> PingOut:
         """Sends a signed `ping` event to this endpoint only (whatever it subscribes to); the
         delivery shows in its delivery log."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -159,8 +163,9 @@ class WebhookEndpointController(Controller):
         return PingOut(event_id=event_id, delivery_id=delivery_id, status="pending")
 
     @get("/{endpoint_id:str}/deliveries")
-    async def list_deliveries(self, account: dict, org_id: str, endpoint_id: str, after: str | None = None,
-                              limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> Page:
+    async def list_deliveries(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str],
+                              after: FromQuery[str | None] = None,
+                              limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> DeliveryPage:
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         if await webhooks.endpoint(org_id, endpoint_id) is None:
@@ -175,11 +180,12 @@ class WebhookEndpointController(Controller):
                                                      response_excerpt=a["response_excerpt"], error=a["error"])
                                           for a in attempts[r["id"]]])
                  for r in rows]
-        return Page(items=items, next_cursor=cursor)
+        return DeliveryPage(items=items, next_cursor=cursor)
 
     @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/retry", status_code=202)
-    async def retry_delivery(self, request: Request, account: dict, org_id: str, endpoint_id: str,
-                             delivery_id: str) -> dict:
+    async def retry_delivery(self, request: Request, account: Account, org_id: FromPath[str],
+                             endpoint_id: FromPath[str],
+                             delivery_id: FromPath[str]) -> dict:
         """Sends the delivery again now (one attempt; on failure it follows the retry schedule)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         hook = await webhooks.endpoint(org_id, endpoint_id)

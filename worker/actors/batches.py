@@ -22,6 +22,7 @@ import structlog
 
 from rules.errors import TargetMissing
 from tables import activity, events, operations, products
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -101,7 +102,7 @@ async def _finish_if_done(batch_id: str) -> bool:
         await operations.finish(batch_id, now, result={**counts, "items": outcomes})
         # The event carries the counts; the items are read on the operation (up to 1,000 of them).
         await events.record("operation.succeeded", batch["organization_id"], now, operation_id=batch_id,
-                            data={"kind": KIND, "result": counts})
+                            data=payloads.OperationSucceeded(kind=KIND, result=counts))
     log.info("operation_succeeded", operation_id=batch_id, kind=KIND, **counts)
     metrics.operation_finished(KIND, "succeeded", (now - batch["created_at"]).total_seconds())
     return True

@@ -18,6 +18,7 @@ from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
 from rules.schedule import next_state_change, next_window_after, states_passed
 from tables import activity, events, operations, products
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from worker.actors.renewals import payer_of, renewal
@@ -52,8 +53,9 @@ async def advance_state(product_id: str, now: datetime | None = None) -> list[st
         await products.update(product_id, now, **values)
         previous = stored
         for state in passed:
-            data = {"name": product["name"], "kind": product["kind"], "client_id": product["client"],
-                    "expires_at": rfc3339(product["expires_at"]), "from": previous.value, "to": state.value}
+            data = payloads.ProductStateChanged(
+                name=product["name"], kind=product["kind"], client_id=product["client"],
+                expires_at=rfc3339(product["expires_at"]), from_state=previous.value, to_state=state.value)
             event_type = "product.expired" if state is State.GRACE else "product.state_changed"
             await events.record(event_type, product["organization"], now, product_id=product_id, data=data,
                                 dedupe_key=f"state:{product_id}:{product['expires_at'].isoformat()}:{state.value}")
@@ -72,9 +74,10 @@ async def send_reminder(product_id: str, now: datetime | None = None) -> int | N
         days = lifecycle.due_reminder(kind, expires_at, now) if product["state"] == "active" else None
         if days is not None:
             await events.record("product.expiring", product["organization"], now, product_id=product_id,
-                                data={"name": product["name"], "kind": product["kind"],
-                                      "client_id": product["client"], "days_before": days,
-                                      "expires_at": rfc3339(expires_at), "autorenew": product["autorenew"]},
+                                data=payloads.ProductExpiring(
+                                    name=product["name"], kind=product["kind"], client_id=product["client"],
+                                    days_before=days, expires_at=rfc3339(expires_at),
+                                    autorenew=product["autorenew"]),
                                 dedupe_key=f"expiring:{product_id}:{expires_at.isoformat()}:{days}")
         await products.update(product_id, now, next_reminder_at=next_window_after(
             kind.reminder_days_before, expires_at, now) if product["state"] == "active" else None)

@@ -9,6 +9,7 @@ from rules.catalog import catalog_for, kind_of
 from rules.errors import NameTaken
 from rules.lifecycle import rfc3339
 from tables import clients, events, organizations, products
+from tables import event_payloads as payloads
 from tables.ledger import current_tier
 from worker.charging import charge
 from worker.execution import Done, recheck
@@ -39,6 +40,7 @@ async def purchase(op: dict, now: datetime) -> Done:
     result = {"product_id": product_id, "price": quote.total.to_dict(),
               "expires_at": rfc3339(quote.expires_at)}
     await events.record("product.purchased", org_id, now, product_id=product_id, operation_id=op["id"],
-                        data={"kind": kind.kind, "name": params["name"], "client_id": client_id,
-                              **result})
+                        data=payloads.ProductPurchased(
+                            kind=kind.kind, name=params["name"], client_id=client_id, product_id=product_id,
+                            price=payloads.money(result["price"]), expires_at=result["expires_at"]))
     return Done(result=result, product_id=product_id, charged=[org_id] if newly_flagged else [])

@@ -15,6 +15,7 @@ from rules import permissions
 from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
 from tables import claims, clients, events, ledger, organizations, products, test_clocks
+from tables import event_payloads as payloads
 from tables.clients import Client
 from worker.execution import Done, recheck
 
@@ -47,10 +48,12 @@ async def release(op: dict, now: datetime) -> Done:
     result = {"organization_id": org["id"], "client_id": client_id, "product_ids": moved,
               "claim": {"status": claim_rules.ClaimStatus.PENDING.value,
                         "expires_at": rfc3339(claim["expires_at"])}}
-    await events.record("client.released", reseller_id, now, operation_id=op["id"], data=result)
+    await events.record("client.released", reseller_id, now, operation_id=op["id"], data=payloads.ClientReleased(
+        organization_id=org["id"], client_id=client_id, product_ids=moved,
+        claim=payloads.ClaimData(status=result["claim"]["status"], expires_at=result["claim"]["expires_at"])))
     for product_id in moved:
         await events.record("product.transferred", org["id"], now, product_id=product_id,
                             operation_id=op["id"],
-                            data={"product_id": product_id, "from_reseller": reseller_id,
-                                  "to_organization": org["id"]})
+                            data=payloads.ProductTransferred(product_id=product_id, from_reseller=reseller_id,
+                                                             to_organization=org["id"]))
     return Done(result=result)

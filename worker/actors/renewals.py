@@ -9,6 +9,7 @@ from rules.catalog import catalog_for, kind_of
 from rules.errors import TargetMissing
 from rules.lifecycle import rfc3339
 from tables import events, ledger, products
+from tables import event_payloads as payloads
 from tables.ledger import current_tier
 from tables.products import payer_of
 from worker.charging import charge
@@ -37,5 +38,8 @@ async def renewal(op: dict, now: datetime) -> Done:
               "previous_expires_at": rfc3339(product["expires_at"]),
               "expires_at": rfc3339(quote.expires_at)}
     await events.record("product.renewed", payer, now, product_id=product["id"], operation_id=op["id"],
-                        data={"client_id": product["client"], **result})
+                        data=payloads.ProductRenewed(
+                            client_id=product["client"], product_id=product["id"],
+                            price=payloads.money(result["price"]), restore_fee=payloads.money(result["restore_fee"]),
+                            previous_expires_at=result["previous_expires_at"], expires_at=result["expires_at"]))
     return Done(result=result, product_id=product["id"], charged=[payer] if newly_flagged else [])

@@ -8,6 +8,7 @@ from rules import pricing
 from rules.lifecycle import add_years
 from rules.money import Money
 from tables import billing, events, ledger, test_clocks
+from tables import event_payloads as payloads
 from tables.engine import transaction
 
 
@@ -25,8 +26,8 @@ async def recalculate(organization_id: str, now: datetime | None = None) -> bool
         tier = pricing.tier_for(volume)
         previous = await ledger.save_tier(organization_id, tier.name, volume.amount, now)
         if previous is not None:
-            await events.record("tier.changed", organization_id, now, data={
-                "from": previous, "to": tier.name, "discount_percent": tier.discount_percent,
-                "volume_12m": volume.to_dict()})
+            await events.record("tier.changed", organization_id, now, data=payloads.TierChanged(
+                from_tier=previous, to_tier=tier.name, discount_percent=tier.discount_percent,
+                volume_12m=payloads.money(volume.to_dict())))
         warned = await billing.check_low_balance(organization_id, now)
         return previous is not None or warned

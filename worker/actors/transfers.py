@@ -7,6 +7,7 @@ from datetime import datetime
 from rules import permissions
 from rules.errors import TargetMissing
 from tables import clients, events, organizations, products
+from tables import event_payloads as payloads
 from worker.execution import Done, recheck
 
 
@@ -28,5 +29,6 @@ async def transfer(op: dict, now: datetime) -> Done:
     await products.update(product["id"], now, client=to_client, reseller=org_id if to_client else None)
     result = {"product_id": product["id"], "from_client": product["client"], "to_client": to_client}
     await events.record("product.transferred", org_id, now, product_id=product["id"],
-                        operation_id=op["id"], data=result)
+                        operation_id=op["id"], data=payloads.ProductTransferred(
+                            product_id=product["id"], from_client=product["client"], to_client=to_client))
     return Done(result=result, product_id=product["id"])

@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
 from tables import delivery_batches, events, test_clocks, webhooks
+from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
@@ -182,8 +183,8 @@ async def settle_failure(context: tuple[dict, dict, dict], attempt: int, answer:
                 await webhooks.settle(delivery_id, now, "pending" if next_at else "failed", next_at)
         if disabled_reason and await webhooks.disable_endpoint(hook["id"], disabled_reason, now):
             await events.record("endpoint.disabled", hook["organization_id"], now,
-                                data={"endpoint_id": hook["id"], "url": hook["url"],
-                                      "reason": disabled_reason})
+                                data=payloads.EndpointDisabled(endpoint_id=hook["id"], url=hook["url"],
+                                                               reason=disabled_reason))
         else:
             disabled_reason = None
     noted(context, attempt, answer, verdict)
