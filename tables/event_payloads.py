@@ -166,7 +166,7 @@ PAYLOADS: dict[str, type[Struct]] = {
 assert set(PAYLOADS) == EVENT_TYPES | {PING}, "every event type has its payload Struct"
 
 
-class Delivered(Struct):
+class Delivered(Struct, omit_defaults=True):
     """The body of a webhook POST."""
 
     type: str

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from rules import permissions
 from rules.webhooks import PING, body_of
@@ -64,17 +64,17 @@ class ActivityController(Controller):
     @get("/activity")
     async def list_activity(
         self, request: Request, account: Account, org_id: FromPath[str],
-        actor: Annotated[str | None, Parameter(
+        actor: Annotated[str | None, QueryParameter(
             max_length=210, description="an account id, `system`, `webhook` or `webhook:<webhook-id>`")] = None,
-        kind: Annotated[str | None, Parameter(
+        kind: Annotated[str | None, QueryParameter(
             max_length=61, description="what happened, e.g. team.created, operation.succeeded")] = None,
-        product: Annotated[str | None, Parameter(max_length=50, description="a product id")] = None,
-        client: Annotated[str | None, Parameter(max_length=50, description="a reseller client's id")] = None,
-        since: Annotated[datetime | None, Parameter(description="RFC 3339; at or after")] = None,
-        until: Annotated[datetime | None, Parameter(description="RFC 3339; before")] = None,
-        count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
-        after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        product: Annotated[str | None, QueryParameter(max_length=50, description="a product id")] = None,
+        client: Annotated[str | None, QueryParameter(max_length=50, description="a reseller client's id")] = None,
+        since: Annotated[datetime | None, QueryParameter(description="RFC 3339; at or after")] = None,
+        until: Annotated[datetime | None, QueryParameter(description="RFC 3339; before")] = None,
+        count: Annotated[bool, QueryParameter(description="also report `total`, every match")] = False,
+        after: Annotated[str | None, QueryParameter(max_length=2000, description="the previous page's next_cursor")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> ActivityPage:
         """Every change the organization saw, newest first: who made it (an account and its API key,
         a verified reseller webhook, or tenure itself), what, when, and the ids involved. A reseller
@@ -103,9 +103,9 @@ class ActivityController(Controller):
     @get("/events")
     async def event_feed(
         self, account: Account, org_id: FromPath[str],
-        after: Annotated[str | None, Parameter(
+        after: Annotated[str | None, QueryParameter(
             max_length=60, description="the id of the last event you processed (a webhook-id)")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> EventFeed:
         """The events the organization's webhook endpoints receive, oldest first, with the ids
         (`webhook-id`) and bodies their deliveries carry: a back office that missed deliveries

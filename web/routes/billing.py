@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from rules import ledger as booking
 from rules import permissions, pricing
@@ -162,7 +162,7 @@ async def _summary(org_id: str) -> BillingOut:
 
 
 @get("/v1/catalog", tags=["catalog"], security=[{}])
-async def catalog(currency: str = "EUR") -> dict:
+async def catalog(currency: FromQuery[str] = "EUR") -> dict:
     """Product kinds with yearly prices and lifecycle periods, and the volume tiers, in one
     currency (`?currency=`, default EUR; each currency has its own price list)."""
     if currency not in CURRENCIES:

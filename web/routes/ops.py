@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import anyio
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 import msgspec
 
@@ -93,7 +93,7 @@ class OpsController(Controller):
     async def list_operations(
         self, ops: OpsAccess, status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
         kind: FromQuery[str | None] = None, before: FromQuery[str | None] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> OperationPage:
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
         rows, cursor = cut(await operations.page_for_ops(status, kind, before, limit + 1), limit)
@@ -111,7 +111,7 @@ class OpsController(Controller):
 
     @get("/dead-letters")
     async def dead_letters(self, request: Request, ops: OpsAccess,
-                           limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> list[dict]:
+                           limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> list[dict]:
         letters = await anyio.to_thread.run_sync(request.app.state.monitor.dead_letters, limit)
         return [d.to_dict() for d in letters]
 

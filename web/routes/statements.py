@@ -11,7 +11,7 @@ from typing import Annotated
 
 import jinja2
 from litestar import Request, Response, get
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from rules import billing, permissions
 from rules.money import Money
@@ -59,10 +59,10 @@ async def _with_positions(org_id: str, batches: AsyncIterator[list[dict]]) -> As
 @get("/v1/organizations/{org_id:str}/billing/transactions", tags=["billing"])
 async def list_transactions(
     request: Request, account: Account, org_id: FromPath[str],
-    since: Annotated[datetime | None, Parameter(description="RFC 3339; booked at or after")] = None,
-    until: Annotated[datetime | None, Parameter(description="RFC 3339; booked before")] = None,
-    after: Annotated[str | None, Parameter(max_length=2000, description="the previous page's next_cursor")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    since: Annotated[datetime | None, QueryParameter(description="RFC 3339; booked at or after")] = None,
+    until: Annotated[datetime | None, QueryParameter(description="RFC 3339; booked before")] = None,
+    after: Annotated[str | None, QueryParameter(max_length=2000, description="the previous page's next_cursor")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
 ) -> TransactionPage:
     """The organization's ledger lines, oldest first: top-ups, charges per product and operation
     (purchases, renewals, restore fees apart), settlements; each with the prepaid balance and
