@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import enum
+
 import msgspec
 from msgspec import Meta, Struct
 
+from rules.price_list import CURRENCIES
 from rules.urls import check_well_formed
 from rules.webhooks import EVENT_TYPES
 
@@ -34,6 +37,8 @@ Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
 # Ids and references (an id of ours, a client's external_ref).
 Ident = Annotated[str, Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+# The currencies with a price list (rules/price_list.toml): what an organization may be billed in.
+PriceListCurrency = enum.StrEnum("PriceListCurrency", {code: code for code in sorted(CURRENCIES)})  # type: ignore[misc]
 
 
 class MoneyIO(Struct):
@@ -112,7 +117,9 @@ class OrganizationIn(Struct, forbid_unknown_fields=True):
     reseller: bool = False
     # One of TENURE_CURRENCIES (default EUR, USD, GBP): what it is billed in, for good.
     # Left out: the first of TENURE_CURRENCIES.
-    currency: Currency | None = None
+    # (A subset of the price lists, which the schema lists; others: 400 `unknown_currency`.)
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$",
+                                  extra_json_schema={"enum": sorted(CURRENCIES)})] | None = None
     sandbox: bool = False  # play products on a test clock (POST .../test-clock)
 
 

@@ -10,9 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from rules import ledger as booking
 from rules import permissions, pricing
 from rules.catalog import catalog_for
-from rules.errors import UnknownCurrency
 from rules.money import Money
-from rules.price_list import CURRENCIES
 from tables import billing as position, ledger, operations
 from tables.activity import Actor, record
 from tables.clock import clock
@@ -21,7 +19,7 @@ from web import idempotency
 from web.access import Account, access
 from web.errors import Conflict, Invalid
 from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
-from web.schemas import FundsIn, FundsOut, MoneyIO
+from web.schemas import FundsIn, FundsOut, MoneyIO, PriceListCurrency
 
 
 def money_io(amount: int, currency: str) -> MoneyIO:
@@ -161,12 +159,14 @@ async def _summary(org_id: str) -> BillingOut:
     )
 
 
+EUR = PriceListCurrency("EUR")
+
+
 @get("/v1/catalog", tags=["catalog"], security=[{}])
-async def catalog(currency: FromQuery[str] = "EUR") -> dict:
+async def catalog(currency: FromQuery[PriceListCurrency] = EUR) -> dict:
     """Product kinds with yearly prices and lifecycle periods, and the volume tiers, in one
     currency (`?currency=`, default EUR; each currency has its own price list)."""
-    if currency not in CURRENCIES:
-        raise UnknownCurrency(f"no price list in {currency!r}; price lists: {', '.join(sorted(CURRENCIES))}")
+    currency = str(currency)
     return {
         "currency": currency,
         "kinds": [kind.to_dict() for kind in catalog_for(currency).values()],
