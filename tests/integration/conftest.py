@@ -14,6 +14,7 @@ from web.app import create_app
 from worker.actors import declare
 from worker.broker import make_broker
 from worker.queue import Sender
+from tests.integration.receiver import Receiver
 
 
 @pytest.fixture
@@ -69,3 +70,12 @@ def workers(broker, sender):
 def api(settings, sender):
     with TestClient(create_app(settings, sender=sender)) as client:
         yield client
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver (tests/integration/receiver.py), its address in `.base`."""
+    receiver = Receiver()
+    receiver.base = receiver.start()
+    yield receiver
+    receiver.stop()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
 
 from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, wait_all, wait_done
-from tests.integration.receiver import Receiver
 from tests.integration.test_inbound import post, reseller, rotate, upsert
 from tests.integration.test_lifecycle import T0, bought, tick_days
 from tests.integration.test_webhooks_out import settle, subscribe
@@ -23,14 +21,6 @@ def activity(api, who, org, **params) -> list[dict]:
 
 def of_operation(rows: list[dict], op_id: str) -> list[tuple[str, str, str | None]]:
     return [(r["kind"], r["actor"]["id"], r["actor"]["key_id"]) for r in rows if r["operation_id"] == op_id]
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 def test_an_operation_is_recorded_when_accepted_and_when_it_ends_with_who_asked_and_which_key(api, workers):

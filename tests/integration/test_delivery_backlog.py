@@ -6,27 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 
 from tables import events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from tests.api import builders
 from tests.integration.flows import db
-from tests.integration.receiver import Receiver
 from worker.queue import DELIVERY_BATCH, WEBHOOKS_QUEUE
 from worker.webhooks.fanout import RESEND_MARGIN, fan_out, send_due
 
 BACKLOG = 2 * DELIVERY_BATCH + 20  # three messages, the last one partly filled
 LONG_AFTER = webhooks.LEASE + RESEND_MARGIN + timedelta(minutes=1)
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 def queue_backlog(api, sender, receiver) -> None:

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tables import leases, operations
@@ -21,7 +20,6 @@ from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, db, wait_done
-from tests.integration.receiver import Receiver
 from tests.integration.test_inbound import post, reseller, rotate, upsert
 from tests.integration.test_ops import wait_for
 from tests.integration.test_webhooks_out import settle, subscribe
@@ -30,14 +28,6 @@ from worker.webhooks.fanout import fan_out
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 def run_retention(settings) -> dict[str, int] | None:

@@ -28,15 +28,6 @@ from tests import databases
 from tests.integration.flows import db, wait_done
 from tests.integration.test_inbound import post, reseller, rotate, upsert
 from tests.integration.test_webhooks_out import settle, subscribe
-from tests.integration.receiver import Receiver
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

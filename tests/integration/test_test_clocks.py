@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
 from tables import engine
 from tables.clock import clock
@@ -13,18 +12,9 @@ from tables.products import Product
 from tests.api import builders
 from tests.integration import rehearsal
 from tests.integration.flows import buy, db, wait_done
-from tests.integration.receiver import Receiver
 from worker import sweeps
 
 T0 = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 def test_a_reseller_sandbox_lives_thirteen_months_in_one_advance(api, workers, broker, receiver):

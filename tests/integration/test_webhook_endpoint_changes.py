@@ -5,22 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 
 from tables.clock import clock
 from tests.api import builders
 from tests.api.builders import refused
 from tests.integration.flows import buy, wait_done
-from tests.integration.receiver import Receiver
 from tests.integration.test_webhooks_out import settle, subscribe
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 def endpoints_url(org: str, hook: str = "") -> str:

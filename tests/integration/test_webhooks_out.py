@@ -6,21 +6,11 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 
 from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_done
-from tests.integration.receiver import Receiver
 from worker.webhooks.fanout import fan_out, send_due
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.base = receiver.start()
-    yield receiver
-    receiver.stop()
 
 
 def subscribe(api, who, org, receiver, path: str, event_types: list[str] | None = None) -> str:
