@@ -41,7 +41,8 @@ import functools  # noqa: E402
 from datetime import datetime  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
-from tables import access_cache  # noqa: E402
+from rules import permissions as permission_rules  # noqa: E402
+from tables import access_cache, ledger, test_clocks  # noqa: E402
 from tables.ids import new_id  # noqa: E402
 
 
@@ -79,6 +80,23 @@ async def create(name: str, is_reseller: bool, currency: str, now: datetime, *,
            "currency": currency, "created_at": now, "sandbox": sandbox}
     await Organization.insert(Organization(**row))
     return row
+
+
+async def open_with_owners(name: str, is_reseller: bool, currency: str, now: datetime, *,
+                           sandbox: bool = False, owner_account_id: str | None = None,
+                           credit_limit: int = 0) -> dict:
+    """A new organization with everything it starts with: its Owner team (`owner_account_id` its
+    first member, when given), its ledger account and, for a sandbox, its test clock. Call inside
+    a transaction."""
+    org = await create(name, is_reseller, currency, now, sandbox=sandbox)
+    if sandbox:
+        await test_clocks.create(org["id"], now)
+    owners = await create_team(org["id"], permission_rules.OWNER_TEAM_NAME, permission_rules.ALL_PERMISSIONS,
+                               now, is_owner=True)
+    if owner_account_id is not None:
+        await add_member(org["id"], owners["id"], owner_account_id, now)
+    await ledger.open_account(org["id"], currency, now, credit_limit=credit_limit)
+    return org
 
 
 async def get(org_id: str) -> dict | None:

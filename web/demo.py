@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 from rules import ledger as booking
-from rules import permissions
 from rules.money import Money
 from tables import accounts, activity, clients, ledger, operations, organizations
 from tables.clock import clock
@@ -32,13 +31,9 @@ DEMO_CREDIT_LIMIT = 500_00
 async def _owned_org(email: str, person: str, org_name: str, reseller: bool, funds: int) -> tuple[str, str]:
     now = clock.now()
     account, _ = await accounts.create(email, person, now)
-    org = await organizations.create(org_name, reseller, "EUR", now)
-    team = await organizations.create_team(org["id"], permissions.OWNER_TEAM_NAME,
-                                           permissions.ALL_PERMISSIONS, now, is_owner=True)
-    await organizations.add_member(org["id"], team["id"], account["id"], now)
-    await ledger.open_account(org["id"], "EUR", now)
+    org = await organizations.open_with_owners(org_name, reseller, "EUR", now, owner_account_id=account["id"],
+                                               credit_limit=DEMO_CREDIT_LIMIT)  # invoices can be tried
     await ledger.post(f"demo-topup-{org['id']}", booking.topup(org["id"], Money.eur(funds)), now)
-    await ledger.set_credit_limit(org["id"], DEMO_CREDIT_LIMIT)  # so invoice purchases can be tried
     return account["id"], org["id"]
 
 

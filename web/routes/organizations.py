@@ -8,7 +8,7 @@ from litestar.params import FromPath, JSONBody
 from rules import membership, permissions
 from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import UnknownCurrency
-from tables import accounts, ledger, organizations, test_clocks
+from tables import accounts, organizations
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
@@ -54,15 +54,9 @@ class OrganizationController(Controller):
                                   f"accepted currencies are: {', '.join(accepted)}")
         now = clock.now()
         async with transaction():
-            org = await organizations.create(data.name.strip(), data.reseller, currency, now,
-                                             sandbox=data.sandbox)
-            if data.sandbox:
-                await test_clocks.create(org["id"], now)
-            owners = await organizations.create_team(
-                org["id"], permissions.OWNER_TEAM_NAME, permissions.ALL_PERMISSIONS, now, is_owner=True)
-            await organizations.add_member(org["id"], owners["id"], account["id"], now)
-            await ledger.open_account(org["id"], currency, now,
-                                      credit_limit=SANDBOX_CREDIT_LIMIT if data.sandbox else 0)
+            org = await organizations.open_with_owners(
+                data.name.strip(), data.reseller, currency, now, sandbox=data.sandbox,
+                owner_account_id=account["id"], credit_limit=SANDBOX_CREDIT_LIMIT if data.sandbox else 0)
             await record(org["id"], "organization.created", Actor.account(account), now)
         return _org_out(org)
 

@@ -14,7 +14,7 @@ from rules import claims as claim_rules
 from rules import permissions
 from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
-from tables import claims, clients, events, ledger, organizations, products, test_clocks
+from tables import claims, clients, events, organizations, products
 from tables import event_payloads as payloads
 from tables.clients import Client
 from worker.execution import Done, recheck
@@ -31,14 +31,9 @@ async def release(op: dict, now: datetime) -> Done:
         raise ClientNotActive(f"client {client_id} was already released")
     reseller = await organizations.get(reseller_id)
     # A sandbox's client leaves for a sandbox of its own, its clock where the reseller's stands.
-    org = await organizations.create(client["name"], False, reseller["currency"], now,
-                                     sandbox=reseller["sandbox"])
-    if reseller["sandbox"]:
-        await test_clocks.create(org["id"], now)
-    await organizations.create_team(org["id"], permissions.OWNER_TEAM_NAME,
-                                    permissions.ALL_PERMISSIONS, now, is_owner=True)
-    await ledger.open_account(org["id"], reseller["currency"], now,
-                              credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0)
+    org = await organizations.open_with_owners(
+        client["name"], False, reseller["currency"], now, sandbox=reseller["sandbox"],
+        credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0)
     moved = await products.move_client_products(client_id, org["id"], now)
     await Client.update({Client.status: "released", Client.released_to: org["id"],
                          Client.released_at: now}).where(Client.id == client_id)
