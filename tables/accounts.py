@@ -69,3 +69,8 @@ async def rotate_key(account_id: str, now: datetime) -> str:
     access_cache.changed()
     _, key = await api_keys.create(account_id, api_keys.DEFAULT_NAME, now)
     return key
+
+
+async def reachable() -> None:
+    """One trivial read: raises when the database cannot be reached (GET /ready)."""
+    await Account.select(Account.id).limit(1)

@@ -129,6 +129,16 @@ def filtered_batches(wanted: Filter, order: keyset.Keyset):
     return keyset.batches(wanted.select, order)
 
 
+async def rename(client_id: str, name: str, email: str) -> None:
+    """A `client.upserted` for a known external_ref: its name and email as the back office has them."""
+    await Client.update({Client.name: name, Client.email: email.lower()}).where(Client.id == client_id)
+
+
+async def mark_released(client_id: str, organization_id: str, now: datetime) -> None:
+    await Client.update({Client.status: "released", Client.released_to: organization_id,
+                         Client.released_at: now}).where(Client.id == client_id)
+
+
 async def lock(reseller_id: str, client_id: str) -> dict | None:
     """The client, row-locked on PostgreSQL (SQLite's IMMEDIATE transaction serialises)."""
     from tables.engine import is_sqlite

@@ -206,6 +206,19 @@ async def lock_tier(org_id: str) -> dict | None:
     return await query.first()
 
 
+async def flag_daily_tier_runs(now: datetime) -> list[str]:
+    """Flags every production payer with volume (or above tier A) for recalculation, with the
+    conditional UPDATE that coalesces charges (a second scheduler finds them flagged); answers
+    the organizations flagged. Sandboxes' tiers age with their test clocks."""
+    from tables import test_clocks
+
+    flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
+        ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null(),
+        test_clocks.not_a_sandbox("organization_id"),
+    ).returning(TierState.organization_id)
+    return [row["organization_id"] for row in flagged]
+
+
 async def tiers_flagged_before(cutoff: datetime, limit: int) -> list[str]:
     rows = await TierState.select(TierState.organization_id).where(
         TierState.recalc_requested_at < cutoff).limit(limit)

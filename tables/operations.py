@@ -146,6 +146,11 @@ async def finish(op_id: str, now: datetime, *, result: dict | None = None,
     return bool(updated)
 
 
+async def set_result(op_id: str, result: dict) -> None:
+    """The answer of an operation done in the request itself (a top-up, a settlement)."""
+    await Operation.update({Operation.result: result}).where(Operation.id == op_id)
+
+
 async def record_failure(op_id: str, failure: dict) -> None:
     """Keeps the last unexpected exception of an unfinished operation, for ops."""
     await Operation.update({Operation.failure: failure}).where(

@@ -15,10 +15,9 @@ from datetime import timedelta
 
 import structlog
 
-from tables import sweeps, test_clocks
+from tables import ledger, sweeps
 from tables.clock import clock
 from tables.engine import transaction
-from tables.ledger import TierState
 from worker.queue import (AUTORENEW_ACTOR, REMINDER_ACTOR, STATE_ACTOR, Sender, lifecycle_message,
                           tier_message)
 
@@ -59,12 +58,9 @@ async def recalculate_tiers(sender: Sender) -> int:
     """
     started, now = time.monotonic(), clock.now()
     async with transaction():
-        flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
-            ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null(),
-            test_clocks.not_a_sandbox("organization_id"),  # their tiers age with their test clocks
-        ).returning(TierState.organization_id)
-    for row in flagged:
-        if not await asyncio.to_thread(sender.send, tier_message(row["organization_id"])):
+        flagged = await ledger.flag_daily_tier_runs(now)
+    for org_id in flagged:
+        if not await asyncio.to_thread(sender.send, tier_message(org_id)):
             break  # the relay re-sends flags older than its stall time
     await _record("tiers", now, started, len(flagged))
     return len(flagged)

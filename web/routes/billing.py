@@ -54,8 +54,7 @@ async def _booked(request: Request, account: dict, org_id: str, data, kind: str,
             currency = account_row["currency"]
             result = {"balance": {"amount": account_row["prepaid"], "currency": currency},
                       "owed": {"amount": account_row["owed"], "currency": currency}}
-            await operations.Operation.update({operations.Operation.result: result}).where(
-                operations.Operation.id == op["id"])
+            await operations.set_result(op["id"], result)
             op = {**op, "result": result}
     if not created:
         idempotency.check_same_request(op, wanted)

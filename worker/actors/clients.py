@@ -7,7 +7,6 @@ from datetime import datetime
 from rules import permissions
 from rules.errors import ClientNotActive
 from tables import clients
-from tables.clients import Client
 from worker.execution import Done, recheck
 
 
@@ -22,8 +21,7 @@ async def upsert_client(op: dict, now: datetime) -> Done:
     else:
         if existing["status"] != "active":
             raise ClientNotActive(f"client {existing['id']} ({params['external_ref']}) was released")
-        await Client.update({Client.name: params["name"], Client.email: params["email"].lower()}).where(
-            Client.id == existing["id"])
+        await clients.rename(existing["id"], params["name"], params["email"])
         client_id, created = existing["id"], False
     result = {"client_id": client_id, "external_ref": params["external_ref"], "created": created}
     return Done(result=result)

@@ -16,7 +16,6 @@ from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
 from tables import claims, clients, events, organizations, products
 from tables import event_payloads as payloads
-from tables.clients import Client
 from worker.execution import Done, recheck
 
 
@@ -35,8 +34,7 @@ async def release(op: dict, now: datetime) -> Done:
         client["name"], False, reseller["currency"], now, sandbox=reseller["sandbox"],
         credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0)
     moved = await products.move_client_products(client_id, org["id"], now)
-    await Client.update({Client.status: "released", Client.released_to: org["id"],
-                         Client.released_at: now}).where(Client.id == client_id)
+    await clients.mark_released(client_id, org["id"], now)
     days = op["params"].get("claim_days", claim_rules.DEFAULT_CLAIM_DAYS)
     claim, _ = await claims.issue(org["id"], reseller_id, client_id, op["params"]["owner_email"], now,
                                   claim_rules.expires_at(now, days), operation_id=op["id"])
