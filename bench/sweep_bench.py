@@ -226,6 +226,10 @@ def plan_summary(plan_json: str | list) -> tuple[str, bool]:
 
 
 def _literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, datetime):
         return f"'{value.isoformat()}'::timestamptz"
     if isinstance(value, str):
