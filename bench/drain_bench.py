@@ -57,8 +57,9 @@ def waiting(client: redis.Redis, queue: str) -> tuple[int, int]:
     return client.llen(f"dramatiq:{queue}"), acked
 
 
-def time_drain(client: redis.Redis, queue: str, count: int, proc: subprocess.Popen,
-               finished=lambda: True, timeout: float = 600) -> float:
+def time_drain(
+    client: redis.Redis, queue: str, count: int, proc: subprocess.Popen, finished=lambda: True, timeout: float = 600
+) -> float:
     """Seconds from the first fetch to an empty queue, no message held and `finished()`."""
     deadline = time.monotonic() + timeout
     while waiting(client, queue)[0] >= count:
@@ -103,14 +104,18 @@ def baseline_round(args, client: redis.Redis, logs: Path) -> float:
     broker = RedisBroker(url=args.redis_url)
     broker.declare_queue(NOOP_QUEUE)
     for n in range(args.count):
-        broker.enqueue(Message(queue_name=NOOP_QUEUE, actor_name="noop", args=(str(n),), kwargs={},
-                               options={}))
+        broker.enqueue(Message(queue_name=NOOP_QUEUE, actor_name="noop", args=(str(n),), kwargs={}, options={}))
     broker.close()
     env = {**os.environ, "TENURE_BENCH_REDIS_URL": args.redis_url}
     with open(logs / "noop.log", "wb") as log:
-        proc = subprocess.Popen([DRAMATIQ, "bench.noop_actor", "--processes", "1", "--threads",
-                                 str(args.threads)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [DRAMATIQ, "bench.noop_actor", "--processes", "1", "--threads", str(args.threads)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         seconds = time_drain(client, NOOP_QUEUE, args.count, proc)
     finally:
@@ -129,10 +134,23 @@ async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) 
     ids: list[str] = []
     for first in range(0, count, INSERT_BATCH):
         now = clock.now()
-        rows = [operations.new_row("purchase", org_id, now, account_id=account_id, enqueued_at=now,
-                                   params={"kind": "domain", "name": f"{prefix}-{n:06d}.fr", "years": 1,
-                                           "payment_method": "prepaid", "client_id": None})
-                for n in range(first, min(first + INSERT_BATCH, count))]
+        rows = [
+            operations.new_row(
+                "purchase",
+                org_id,
+                now,
+                account_id=account_id,
+                enqueued_at=now,
+                params={
+                    "kind": "domain",
+                    "name": f"{prefix}-{n:06d}.fr",
+                    "years": 1,
+                    "payment_method": "prepaid",
+                    "client_id": None,
+                },
+            )
+            for n in range(first, min(first + INSERT_BATCH, count))
+        ]
         async with transaction():
             await Operation.insert(*[Operation(**row) for row in rows])
         ids += [row["id"] for row in rows]
@@ -148,22 +166,29 @@ async def unfinished(ids: list[str]) -> int:
     return await Operation.count().where(Operation.id.is_in(ids) & Operation.status.is_in(["pending", "running"]))
 
 
-async def tenure_round(args, sender, client: redis.Redis, who: tuple[str, str], round_no: int,
-                       logs: Path) -> tuple[float, Counter]:
+async def tenure_round(
+    args, sender, client: redis.Redis, who: tuple[str, str], round_no: int, logs: Path
+) -> tuple[float, Counter]:
     from tables.operations import Operation
 
     ids = await accept(sender, *who, args.count, f"drain{round_no}")
     loop = asyncio.get_running_loop()
-    procs = start_workers(argparse.Namespace(workers=1, threads=args.threads), args.database_url,
-                          args.redis_url, logs)
+    procs = start_workers(argparse.Namespace(workers=1, threads=args.threads), args.database_url, args.redis_url, logs)
     try:
         database = args.database_url.rsplit("/", 1)[1]
         database_cpu = cpu_seconds(database=database)
         seconds = await asyncio.to_thread(
-            time_drain, client, "operations", args.count, procs[0],
-            lambda: asyncio.run_coroutine_threadsafe(unfinished(ids), loop).result() == 0)
-        cpu = {"worker_ms": 1000 * cpu_seconds(group=procs[0].pid) / args.count,
-               "database_ms": 1000 * (cpu_seconds(database=database) - database_cpu) / args.count}
+            time_drain,
+            client,
+            "operations",
+            args.count,
+            procs[0],
+            lambda: asyncio.run_coroutine_threadsafe(unfinished(ids), loop).result() == 0,
+        )
+        cpu = {
+            "worker_ms": 1000 * cpu_seconds(group=procs[0].pid) / args.count,
+            "database_ms": 1000 * (cpu_seconds(database=database) - database_cpu) / args.count,
+        }
     finally:
         stop_workers(procs)
     rows = await Operation.select(Operation.status).where(Operation.id.is_in(ids))
@@ -183,11 +208,16 @@ def count_round_trips() -> Counter:
     def counting(method):
         async def wrapper(self, query, *args, **kwargs):
             head = query.lstrip().split(None, 1)[0].upper().rstrip(";") if query.strip() else ""
-            kind = ("reset" if "pg_advisory_unlock_all" in query
-                    else "begin/commit/rollback" if head in ("BEGIN", "COMMIT", "ROLLBACK", "START")
-                    else "query")
+            kind = (
+                "reset"
+                if "pg_advisory_unlock_all" in query
+                else "begin/commit/rollback"
+                if head in ("BEGIN", "COMMIT", "ROLLBACK", "START")
+                else "query"
+            )
             counts[kind] += 1
             return await method(self, query, *args, **kwargs)
+
         return wrapper
 
     for name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
@@ -205,8 +235,9 @@ def statements_per_purchase(args, who: tuple[str, str]) -> dict[str, float]:
     from worker.broker import make_broker
     from worker.queue import Sender
 
-    settings = Settings(database_url=args.database_url, broker_url=args.redis_url,
-                        secret_key=os.environ["TENURE_SECRET_KEY"])
+    settings = Settings(
+        database_url=args.database_url, broker_url=args.redis_url, secret_key=os.environ["TENURE_SECRET_KEY"]
+    )
     broker = make_broker(settings)
     sender = Sender(broker)
     declare(broker, sender, settings)
@@ -245,10 +276,12 @@ async def setup(args) -> tuple[str, str]:
     await ensure_database(args.database_url, name)
     await fresh_schema(args.database_url)
     redis.Redis.from_url(args.redis_url).flushdb()
-    settings = Settings(database_url=args.database_url, broker_url=args.redis_url,
-                        secret_key=os.environ["TENURE_SECRET_KEY"])
-    return await asyncio.to_thread(make_organization, settings,
-                                   2 * PRICE * (args.repeat * args.count + args.statements))
+    settings = Settings(
+        database_url=args.database_url, broker_url=args.redis_url, secret_key=os.environ["TENURE_SECRET_KEY"]
+    )
+    return await asyncio.to_thread(
+        make_organization, settings, 2 * PRICE * (args.repeat * args.count + args.statements)
+    )
 
 
 async def run(args, who: tuple[str, str]) -> dict:
@@ -258,8 +291,9 @@ async def run(args, who: tuple[str, str]) -> dict:
     from worker.queue import Sender
 
     client = redis.Redis.from_url(args.redis_url)
-    settings = Settings(database_url=args.database_url, broker_url=args.redis_url,
-                        secret_key=os.environ["TENURE_SECRET_KEY"])
+    settings = Settings(
+        database_url=args.database_url, broker_url=args.redis_url, secret_key=os.environ["TENURE_SECRET_KEY"]
+    )
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     engine.bind(engine.for_url(args.database_url))
@@ -272,29 +306,36 @@ async def run(args, who: tuple[str, str]) -> dict:
             rate, statuses, cpu = await tenure_round(args, sender, client, who, round_no, logs)
             tenure.append(rate)
             cpus.append(cpu)
-            console.print(f"round {round_no + 1}: no-op {baseline[-1]:,.0f} msg/s, tenure {rate:,.0f} "
-                          f"purchases/s ({dict(statuses)}), ratio {rate / baseline[-1]:.3f}; CPU per "
-                          f"purchase: worker {cpu['worker_ms']:.1f} ms, database {cpu['database_ms']:.1f} ms")
+            console.print(
+                f"round {round_no + 1}: no-op {baseline[-1]:,.0f} msg/s, tenure {rate:,.0f} "
+                f"purchases/s ({dict(statuses)}), ratio {rate / baseline[-1]:.3f}; CPU per "
+                f"purchase: worker {cpu['worker_ms']:.1f} ms, database {cpu['database_ms']:.1f} ms"
+            )
     finally:
         sender.broker.close()
         await engine.close_pool()
-    result = {"count": args.count, "threads": args.threads, "baseline_per_s": statistics.median(baseline),
-              "tenure_per_s": statistics.median(tenure), "load": os.getloadavg(),
-              "cpu_per_purchase_ms": {key: statistics.median(c[key] for c in cpus) for key in cpus[0]}}
+    result = {
+        "count": args.count,
+        "threads": args.threads,
+        "baseline_per_s": statistics.median(baseline),
+        "tenure_per_s": statistics.median(tenure),
+        "load": os.getloadavg(),
+        "cpu_per_purchase_ms": {key: statistics.median(c[key] for c in cpus) for key in cpus[0]},
+    }
     result["ratio"] = result["tenure_per_s"] / result["baseline_per_s"]
     return result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.drain_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL",
-                                                                 DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("TENURE_BENCH_REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument("--count", type=int, default=2_000, help="purchases (and no-op messages) a round")
     parser.add_argument("--threads", type=int, default=8, help="worker threads (one process)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the figures are medians")
-    parser.add_argument("--statements", type=int, default=0,
-                        help="also count the round trips of this many purchases (0: skip)")
+    parser.add_argument(
+        "--statements", type=int, default=0, help="also count the round trips of this many purchases (0: skip)"
+    )
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--logs", default="var/drain_bench", help="where the workers' logs go")
     return parser.parse_args(argv)

@@ -114,11 +114,16 @@ def run(args) -> int:
     asyncio.run(fresh_schema(args.database_url))
     asyncio.run(prepare_raw_table(args.database_url))
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
-    env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "RAW_DATABASE_URL": args.database_url,
-           "TENURE_DATABASE_URL": args.database_url,
-           "TENURE_BROKER_URL": args.redis_url, "TENURE_LOG_LEVEL": "WARNING",
-           # Counted in Redis as in production (one round trip per request), never reached.
-           "TENURE_RATE_LIMIT_PER_KEY": "100000000/minute"}
+    env = {
+        "TENURE_SECRET_KEY": new_key(),
+        **os.environ,
+        "RAW_DATABASE_URL": args.database_url,
+        "TENURE_DATABASE_URL": args.database_url,
+        "TENURE_BROKER_URL": args.redis_url,
+        "TENURE_LOG_LEVEL": "WARNING",
+        # Counted in Redis as in production (one round trip per request), never reached.
+        "TENURE_RATE_LIMIT_PER_KEY": "100000000/minute",
+    }
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
     rows = []
     for label, module in (("raw decode", "bench.raw_app:decode_only"), ("raw insert", "bench.raw_app:with_insert")):
@@ -126,8 +131,17 @@ def run(args) -> int:
         server = serve([*uvicorn, "--port", str(port), module], env, port)
         try:
             wrk(f"http://127.0.0.1:{port}/purchases", {"Content-Type": "application/json"}, 2, args.connections)
-            rows.append((label, *wrk(f"http://127.0.0.1:{port}/purchases", {"Content-Type": "application/json"},
-                                     args.duration, args.connections)))
+            rows.append(
+                (
+                    label,
+                    *wrk(
+                        f"http://127.0.0.1:{port}/purchases",
+                        {"Content-Type": "application/json"},
+                        args.duration,
+                        args.connections,
+                    ),
+                )
+            )
         finally:
             stop(server)
     port = free_port()
@@ -143,25 +157,31 @@ def run(args) -> int:
     finally:
         stop(server)
 
-    table = Table(title=f"POST, wrk -t2 -c{args.connections} -d{args.duration}s, one uvicorn process each",
-                  title_justify="left")
+    table = Table(
+        title=f"POST, wrk -t2 -c{args.connections} -d{args.duration}s, one uvicorn process each", title_justify="left"
+    )
     for column in ("server", "requests/s", "p99 ms"):
         table.add_column(column, justify="right")
     for label, rate, p99 in rows:
         table.add_row(label, f"{rate:,.0f}", f"{p99:.1f}")
     console.print(table)
     rates = {label: rate for label, rate, _ in rows}
-    console.print(f"tenure / raw insert: {rates['tenure accept'] / rates['raw insert']:.2f}   "
-                  f"tenure / raw decode: {rates['tenure accept'] / rates['raw decode']:.2f}   "
-                  f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    console.print(
+        f"tenure / raw insert: {rates['tenure accept'] / rates['raw insert']:.2f}   "
+        f"tenure / raw decode: {rates['tenure accept'] / rates['raw decode']:.2f}   "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.ingress_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "TENURE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench"))
+    parser = argparse.ArgumentParser(
+        prog="bench.ingress_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TENURE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench"),
+    )
     parser.add_argument("--redis-url", default=os.environ.get("TENURE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)

@@ -41,8 +41,15 @@ def wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None
 
 def start(argv: list[str], env: dict[str, str], log: Path, port: int | None = None) -> subprocess.Popen:
     """A process in its own session (stopped with its children), its output in `log`."""
-    process = subprocess.Popen(argv, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     if port is not None:
         wait_port(port, process)
     return process
@@ -125,9 +132,13 @@ def wrk(url: str, headers: dict[str, str], duration: float, connections: int) ->
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non_2xx:
         raise RuntimeError(f"{non_2xx.group(1)} error answers from {url}:\n{out}")
-    return Load(rate=float(rate.group(1)), p99_ms=p99_ms,
-                requests=int(re.search(r"(\d+) requests in", out).group(1)), timeouts=timeouts,
-                errors=connect + read + write)
+    return Load(
+        rate=float(rate.group(1)),
+        p99_ms=p99_ms,
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),
+        timeouts=timeouts,
+        errors=connect + read + write,
+    )
 
 
 def purchase_target(base: str) -> tuple[str, dict[str, str]]:

@@ -1,6 +1,6 @@
 """P2's baseline: a Dramatiq actor that does nothing but count, on the benchmark's Redis.
 
-    BENCH_REDIS_URL=redis://... python -m dramatiq bench.noop --processes 1 --threads 8
+BENCH_REDIS_URL=redis://... python -m dramatiq bench.noop --processes 1 --threads 8
 """
 
 from __future__ import annotations

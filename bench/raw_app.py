@@ -41,8 +41,9 @@ async def _close() -> None:
 
 @post("/purchases", status_code=202)
 async def insert(data: PurchaseIn) -> dict:
-    await _pool["pool"].execute("INSERT INTO raw_ops (name, body) VALUES ($1, $2)", data.name,
-                                msgspec.json.encode(data).decode())
+    await _pool["pool"].execute(
+        "INSERT INTO raw_ops (name, body) VALUES ($1, $2)", data.name, msgspec.json.encode(data).decode()
+    )
     return {"status": "pending", "name": data.name}
 
 

@@ -69,8 +69,9 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
         owner = api.post("/v1/accounts", json={"email": "bench@example.test", "name": "Bench"}).json()
         auth = {"Authorization": f"Bearer {owner['api_key']}"}
         org = api.post("/v1/organizations", json={"name": "Bench", "reseller": False}, headers=auth).json()
-        funds = api.post(f"/v1/organizations/{org['id']}/funds", headers=auth,
-                         json={"amount": {"amount": funds, "currency": "EUR"}})
+        funds = api.post(
+            f"/v1/organizations/{org['id']}/funds", headers=auth, json={"amount": {"amount": funds, "currency": "EUR"}}
+        )
         assert funds.status_code == 201, funds.text
     return owner["id"], org["id"]
 
@@ -87,10 +88,23 @@ async def accept_backlog(sender, account_id: str, org_id: str, count: int) -> fl
     ids: list[str] = []
     for first in range(0, count, INSERT_BATCH):
         now = clock.now()
-        rows = [operations.new_row("purchase", org_id, now, account_id=account_id, enqueued_at=now,
-                                   params={"kind": "domain", "name": f"backlog-{n:06d}.fr", "years": 1,
-                                           "payment_method": "prepaid", "client_id": None})
-                for n in range(first, min(first + INSERT_BATCH, count))]
+        rows = [
+            operations.new_row(
+                "purchase",
+                org_id,
+                now,
+                account_id=account_id,
+                enqueued_at=now,
+                params={
+                    "kind": "domain",
+                    "name": f"backlog-{n:06d}.fr",
+                    "years": 1,
+                    "payment_method": "prepaid",
+                    "client_id": None,
+                },
+            )
+            for n in range(first, min(first + INSERT_BATCH, count))
+        ]
         async with transaction():
             await Operation.insert(*[Operation(**row) for row in rows])
         ids += [row["id"] for row in rows]
@@ -105,8 +119,11 @@ async def statuses() -> dict[str, int]:
 
     from tables.operations import Operation
 
-    rows = await Operation.select(Operation.status, Count(alias="n")).where(
-        Operation.kind == "purchase").group_by(Operation.status)
+    rows = (
+        await Operation.select(Operation.status, Count(alias="n"))
+        .where(Operation.kind == "purchase")
+        .group_by(Operation.status)
+    )
     return {row["status"]: row["n"] for row in rows}
 
 
@@ -115,22 +132,34 @@ async def attempts_total() -> int:
 
     from tables.operations import Operation
 
-    return (await Operation.select(Sum(Operation.attempts, alias="n")).where(
-        Operation.kind == "purchase").first())["n"] or 0
+    return (await Operation.select(Sum(Operation.attempts, alias="n")).where(Operation.kind == "purchase").first())[
+        "n"
+    ] or 0
 
 
 def start_workers(args, database_url: str, redis_url: str, logs: Path) -> list[subprocess.Popen]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
-    env.update(TENURE_DATABASE_URL=database_url, TENURE_BROKER_URL=redis_url, TENURE_LOG_LEVEL="WARNING",
-               TENURE_SECRET_KEY=new_key(),
-               PYTHONUNBUFFERED="1")
+    env.update(
+        TENURE_DATABASE_URL=database_url,
+        TENURE_BROKER_URL=redis_url,
+        TENURE_LOG_LEVEL="WARNING",
+        TENURE_SECRET_KEY=new_key(),
+        PYTHONUNBUFFERED="1",
+    )
     procs = []
     for n in range(args.workers):
         log = open(logs / f"worker-{n}.log", "wb")
-        procs.append(subprocess.Popen(
-            [TENURE, "worker", "--processes", "1", "--threads", str(args.threads)], cwd=REPO,
-            env={**env, "TENURE_WORKER_METRICS_PORT": str(free_port())}, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [TENURE, "worker", "--processes", "1", "--threads", str(args.threads)],
+                cwd=REPO,
+                env={**env, "TENURE_WORKER_METRICS_PORT": str(free_port())},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -198,9 +227,11 @@ async def run(args) -> int:
     procs: list[subprocess.Popen] = []
     try:
         accept_s = await accept_backlog(sender, account_id, org_id, args.count)
-        console.print(f"accepted {args.count:,} purchases in {accept_s:.1f} s; "
-                      f"{args.workers} workers × {args.threads} threads drain them"
-                      f"{' (relay: plain stall rule)' if args.plain_stall else ''}")
+        console.print(
+            f"accepted {args.count:,} purchases in {accept_s:.1f} s; "
+            f"{args.workers} workers × {args.threads} threads drain them"
+            f"{' (relay: plain stall rule)' if args.plain_stall else ''}"
+        )
         logs = Path(args.logs)
         logs.mkdir(parents=True, exist_ok=True)
         procs = start_workers(args, args.database_url, args.redis_url, logs)
@@ -215,30 +246,49 @@ async def run(args) -> int:
     sent = args.count + resent
     share = resent / args.count
     table = Table(title="relay_bench: backlog drained")
-    for column in ("operations", "messages sent", "sent again", "duplicates", "deliveries started",
-                   "drain", "drain rate", "relay ticks", "statuses"):
+    for column in (
+        "operations",
+        "messages sent",
+        "sent again",
+        "duplicates",
+        "deliveries started",
+        "drain",
+        "drain rate",
+        "relay ticks",
+        "statuses",
+    ):
         table.add_column(column, justify="right")
-    table.add_row(f"{args.count:,}", f"{sent:,}", f"{resent:,}", f"{share:.2%}", f"{attempts:,}",
-                  f"{drain_s:.1f} s", f"{args.count / drain_s:.0f} ops/s", str(ticks),
-                  ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    table.add_row(
+        f"{args.count:,}",
+        f"{sent:,}",
+        f"{resent:,}",
+        f"{share:.2%}",
+        f"{attempts:,}",
+        f"{drain_s:.1f} s",
+        f"{args.count / drain_s:.0f} ops/s",
+        str(ticks),
+        ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+    )
     console.print(table)
     ok = share < MAX_DUPLICATE_SHARE and counts == {"succeeded": args.count}
-    console.print(f"duplicates {share:.2%} {'<' if share < MAX_DUPLICATE_SHARE else '>='} "
-                  f"{MAX_DUPLICATE_SHARE:.0%}; every operation succeeded: {counts == {'succeeded': args.count}}")
+    console.print(
+        f"duplicates {share:.2%} {'<' if share < MAX_DUPLICATE_SHARE else '>='} "
+        f"{MAX_DUPLICATE_SHARE:.0%}; every operation succeeded: {counts == {'succeeded': args.count}}"
+    )
     return 0 if ok else 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.relay_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL",
-                                                                 DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("TENURE_BENCH_REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument("--count", type=int, default=50_000, help="purchases in the backlog")
     parser.add_argument("--workers", type=int, default=2, help="`tenure worker` processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker")
     parser.add_argument("--stall", type=int, default=60, help="the relay's stall seconds")
-    parser.add_argument("--plain-stall", action="store_true",
-                        help="relay without the queue rule (the rule before it), for comparison")
+    parser.add_argument(
+        "--plain-stall", action="store_true", help="relay without the queue rule (the rule before it), for comparison"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
     parser.add_argument("--logs", default="var/relay_bench", help="where the workers' logs go")
     return parser.parse_args(argv)

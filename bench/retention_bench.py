@@ -62,8 +62,7 @@ GOAL = 0.8
 ORG = "org_retention_bench"
 REPO = Path(__file__).resolve().parent.parent
 # Share of --rows per table (the expired rows to delete).
-SPREAD = {"operations": 0.25, "events": 0.25, "deliveries": 0.20, "delivery_attempts": 0.20,
-          "inbound_messages": 0.10}
+SPREAD = {"operations": 0.25, "events": 0.25, "deliveries": 0.20, "delivery_attempts": 0.20, "inbound_messages": 0.10}
 MAX_LOAD_S = 3600  # the load generator stops by itself after this long, whatever happens
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -82,42 +81,57 @@ def plan(rows: int) -> dict[str, int]:
 
 LOAD_SQL = [
     # finished operations, 100 days old (their keys cleared long ago), and young ones
-    ("operations", """
+    (
+        "operations",
+        """
         INSERT INTO operations (id, kind, status, organization_id, params, attempts, created_at, finished_at)
         SELECT {prefix}::text || lpad(g::text, 10, '0'), 'purchase', 'succeeded', {org}::text, '{}', 1,
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms',
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms' + interval '1 s'
-        FROM generate_series(1, {n}::int) AS g"""),
+        FROM generate_series(1, {n}::int) AS g""",
+    ),
     # their events, fanned out 40 days ago, and young ones
-    ("events", """
+    (
+        "events",
+        """
         INSERT INTO events (id, type, organization_id, operation_id, data, created_at, dispatched_at)
         SELECT {prefix}::text || lpad(g::text, 10, '0'), 'operation.succeeded', {org}::text,
                CASE WHEN {prefix}::text = 'evt_old_' THEN 'op_old_' ELSE 'op_new_' END || lpad(g::text, 10, '0'),
                '{}', {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms',
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms'
-        FROM generate_series(1, {n}::int) AS g"""),
+        FROM generate_series(1, {n}::int) AS g""",
+    ),
     # one finished delivery per event (the first ones), last attempted with the event
-    ("deliveries", """
+    (
+        "deliveries",
+        """
         INSERT INTO deliveries (id, endpoint_id, event_id, delivery_key, status, attempts, created_at, updated_at)
         SELECT {prefix}::text || lpad(g::text, 10, '0'), 'whe_bench',
                CASE WHEN {prefix}::text = 'dlv_old_' THEN 'evt_old_' ELSE 'evt_new_' END || lpad(g::text, 10, '0'),
                'whe_bench:' || {prefix}::text || g, 'succeeded', 1,
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms',
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms'
-        FROM generate_series(1, {n}::int) AS g"""),
+        FROM generate_series(1, {n}::int) AS g""",
+    ),
     # attempts spread over the deliveries
-    ("delivery_attempts", """
+    (
+        "delivery_attempts",
+        """
         INSERT INTO delivery_attempts (id, delivery_id, attempted_at, status_code, duration_ms, response_excerpt)
         SELECT {prefix}::text || lpad(g::text, 10, '0'),
                CASE WHEN {prefix}::text = 'att_old_' THEN 'dlv_old_' ELSE 'dlv_new_' END
                    || lpad((1 + (g - 1) % {parents}::int)::text, 10, '0'),
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms', 200, 12, '{"ok":true}'
-        FROM generate_series(1, {n}::int) AS g"""),
-    ("inbound_messages", """
+        FROM generate_series(1, {n}::int) AS g""",
+    ),
+    (
+        "inbound_messages",
+        """
         INSERT INTO inbound_messages (message_key, operation_id, received_at)
         SELECT {org}::text || ':' || {prefix}::text || g, 'op_new_' || lpad(g::text, 10, '0'),
                {now}::timestamptz - make_interval(days => {days}::int) + g * interval '1 ms'
-        FROM generate_series(1, {n}::int) AS g"""),
+        FROM generate_series(1, {n}::int) AS g""",
+    ),
 ]
 KEYS_SQL = """
     INSERT INTO operations (id, kind, status, organization_id, idem_key, params, attempts, created_at, finished_at)
@@ -141,8 +155,13 @@ async def execute(conn: asyncpg.Connection, sql: str, **values) -> None:
 
 
 OLD_DAYS = {"operations": 100, "events": 40, "deliveries": 40, "delivery_attempts": 40, "inbound_messages": 10}
-PREFIX = {"operations": "op", "events": "evt", "deliveries": "dlv", "delivery_attempts": "att",
-          "inbound_messages": "wh"}
+PREFIX = {
+    "operations": "op",
+    "events": "evt",
+    "deliveries": "dlv",
+    "delivery_attempts": "att",
+    "inbound_messages": "wh",
+}
 
 
 @dataclass
@@ -161,11 +180,26 @@ async def load(conn: asyncpg.Connection, rows: int, now: datetime) -> Dataset:
     young = max(1, rows // 10)
     for table, sql in LOAD_SQL:
         # the expired rows, then the young ones (an hour old, kept); attempts go round the deliveries
-        await execute(conn, sql, org=ORG, now=now, prefix=f"{PREFIX[table]}_old_", days=OLD_DAYS[table],
-                      n=expired[table], parents=expired["deliveries"])
-        await execute(conn, sql.replace("make_interval(days => {days}::int)",
-                                      "make_interval(days => {days}::int, hours => 1)"),
-                      org=ORG, now=now, prefix=f"{PREFIX[table]}_new_", days=0, n=young, parents=young)
+        await execute(
+            conn,
+            sql,
+            org=ORG,
+            now=now,
+            prefix=f"{PREFIX[table]}_old_",
+            days=OLD_DAYS[table],
+            n=expired[table],
+            parents=expired["deliveries"],
+        )
+        await execute(
+            conn,
+            sql.replace("make_interval(days => {days}::int)", "make_interval(days => {days}::int, hours => 1)"),
+            org=ORG,
+            now=now,
+            prefix=f"{PREFIX[table]}_new_",
+            days=0,
+            n=young,
+            parents=young,
+        )
     keys = max(1, rows // 10)
     await execute(conn, KEYS_SQL, org=ORG, now=now, n=keys)
     for table in (*SPREAD, "organizations"):
@@ -183,11 +217,14 @@ async def remaining(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:
         old = f"{PREFIX[table]}_old_"
         found[table] = (
             await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {key} LIKE '%' || $1 || '%'", old),
-            await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {key} LIKE '%' || $1 || '%'",
-                                f"{PREFIX[table]}_new_"))
+            await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE {key} LIKE '%' || $1 || '%'", f"{PREFIX[table]}_new_"
+            ),
+        )
     found["idempotency_keys"] = (
         await conn.fetchval("SELECT count(*) FROM operations WHERE id LIKE 'op_key_%' AND idem_key IS NOT NULL"),
-        await conn.fetchval("SELECT count(*) FROM operations WHERE id LIKE 'op_key_%'"))
+        await conn.fetchval("SELECT count(*) FROM operations WHERE id LIKE 'op_key_%'"),
+    )
     return found
 
 
@@ -212,8 +249,12 @@ async def generate_load(url: str, api_key: str, connections: int, max_requests: 
         nonlocal errors, sent
         while not stopping.is_set() and sent < max_requests and time.monotonic() < stop_at:
             sent += 1
-            body = {"kind": "mailbox", "name": f"m{sent}-{rng.randrange(10**9)}@bench.test", "years": 1,
-                    "payment_method": "invoice"}
+            body = {
+                "kind": "mailbox",
+                "name": f"m{sent}-{rng.randrange(10**9)}@bench.test",
+                "years": 1,
+                "payment_method": "invoice",
+            }
             began = time.perf_counter()
             try:
                 answer = await client.post(url, json=body, headers=headers)
@@ -308,8 +349,13 @@ def run(args) -> int:
     asyncio.run(ensure_database(args.database_url, name))
     asyncio.run(fresh_schema(args.database_url))
     subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, capture_output=True)
-    env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "TENURE_DATABASE_URL": args.database_url,
-           "TENURE_BROKER_URL": args.redis_url, "TENURE_LOG_LEVEL": "WARNING"}
+    env = {
+        "TENURE_SECRET_KEY": new_key(),
+        **os.environ,
+        "TENURE_DATABASE_URL": args.database_url,
+        "TENURE_BROKER_URL": args.redis_url,
+        "TENURE_LOG_LEVEL": "WARNING",
+    }
     port = free_port()
     server = serve([sys.executable, "-m", "web.cli", "web", "--port", str(port)], env, port)
     load_out = f"/tmp/retention_bench_load_{os.getpid()}.json"
@@ -330,17 +376,42 @@ def run(args) -> int:
                 await conn.close()
 
         dataset = asyncio.run(prepare())
-        console.print(f"loaded {args.rows:,} expired rows (+ {dataset.young:,} young per table, "
-                      f"{dataset.keys:,} keys to clear) in {dataset.load_s:.1f} s, {dataset.mb:,.0f} MB")
+        console.print(
+            f"loaded {args.rows:,} expired rows (+ {dataset.young:,} young per table, "
+            f"{dataset.keys:,} keys to clear) in {dataset.load_s:.1f} s, {dataset.mb:,.0f} MB"
+        )
         url = f"http://127.0.0.1:{port}/v1/organizations/{org['id']}/purchases"
         loader = subprocess.Popen(
-            [sys.executable, "-m", "bench.retention_bench", "--load", url, account["api_key"],
-             str(args.connections), str(args.max_requests), load_out], cwd=REPO, env=env)
+            [
+                sys.executable,
+                "-m",
+                "bench.retention_bench",
+                "--load",
+                url,
+                account["api_key"],
+                str(args.connections),
+                str(args.max_requests),
+                load_out,
+            ],
+            cwd=REPO,
+            env=env,
+        )
         time.sleep(3)  # warm-up: connections, caches
         first = Window("without purge", time.time(), time.time() + args.window)
         time.sleep(args.window)  # so that both kinds of window exist even for a short purge
-        purger = subprocess.Popen([sys.executable, "-m", "bench.retention_bench", "--purge",
-                                   args.database_url, str(args.batch_size), purge_out], cwd=REPO, env=env)
+        purger = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.retention_bench",
+                "--purge",
+                args.database_url,
+                str(args.batch_size),
+                purge_out,
+            ],
+            cwd=REPO,
+            env=env,
+        )
         windows = [first, *alternate(purger, args.window)]
         if windows[-1].label == "during purge":  # end on a window without it too
             time.sleep(args.window)
@@ -376,23 +447,30 @@ def run(args) -> int:
 
 def report(result: Result, args) -> int:
     ds = result.dataset
-    table = Table(title=f"retention purge of {args.rows:,} expired rows, batches of {args.batch_size:,}",
-                  title_justify="left")
+    table = Table(
+        title=f"retention purge of {args.rows:,} expired rows, batches of {args.batch_size:,}", title_justify="left"
+    )
     for column in ("table", "expired loaded", "deleted", "expired left", "young kept"):
         table.add_column(column, justify="right")
     for name in SPREAD:
         left, young = result.left[name]
         table.add_row(name, f"{ds.expired[name]:,}", f"{result.deleted[name]:,}", f"{left:,}", f"{young:,}")
     left, total = result.left["idempotency_keys"]
-    table.add_row("idempotency keys (cleared)", f"{ds.keys:,}", f"{result.deleted['idempotency_keys']:,}",
-                  f"{left:,}", "-")
+    table.add_row(
+        "idempotency keys (cleared)", f"{ds.keys:,}", f"{result.deleted['idempotency_keys']:,}", f"{left:,}", "-"
+    )
     console.print(table)
     rows_deleted = sum(result.deleted[name] for name in SPREAD)
-    console.print(f"purge: {rows_deleted:,} rows deleted (+ {result.deleted['idempotency_keys']:,} keys "
-                  f"cleared) in {result.purge_s:.1f} s = [bold]{rows_deleted / result.purge_s:,.0f} rows/s[/bold]")
+    console.print(
+        f"purge: {rows_deleted:,} rows deleted (+ {result.deleted['idempotency_keys']:,} keys "
+        f"cleared) in {result.purge_s:.1f} s = [bold]{rows_deleted / result.purge_s:,.0f} rows/s[/bold]"
+    )
 
-    load = Table(title=f"POST purchases, {args.connections} concurrent connections (httpx, one process), "
-                       f"windows of {args.window:g} s", title_justify="left")
+    load = Table(
+        title=f"POST purchases, {args.connections} concurrent connections (httpx, one process), "
+        f"windows of {args.window:g} s",
+        title_justify="left",
+    )
     for column in ("windows", "windows", "seconds counted", "accepted", "requests/s", "p99 ms"):
         load.add_column(column, justify="right")
     rates = {}
@@ -402,45 +480,77 @@ def report(result: Result, args) -> int:
         requests = sum(w.requests for w in chosen)
         latencies = sorted(w.p99_ms for w in chosen)
         rates[label] = requests / seconds if seconds else 0.0
-        load.add_row(label, str(len(chosen)), f"{seconds:.1f}", f"{requests:,}", f"{rates[label]:,.1f}",
-                     f"{statistics.median(latencies):.0f} (median of windows)" if latencies else "-")
+        load.add_row(
+            label,
+            str(len(chosen)),
+            f"{seconds:.1f}",
+            f"{requests:,}",
+            f"{rates[label]:,.1f}",
+            f"{statistics.median(latencies):.0f} (median of windows)" if latencies else "-",
+        )
     console.print(load)
-    console.print("per window, requests/s: " + "  ".join(
-        f"{'P' if w.label == 'during purge' else '-'}{w.requests / w.seconds if w.seconds else 0:.0f}"
-        for w in result.windows))
+    console.print(
+        "per window, requests/s: "
+        + "  ".join(
+            f"{'P' if w.label == 'during purge' else '-'}{w.requests / w.seconds if w.seconds else 0:.0f}"
+            for w in result.windows
+        )
+    )
     ratio = rates["during purge"] / rates["without purge"] if rates["without purge"] else 0.0
     ok = ratio >= GOAL
     verdict = "[green]ok[/green]" if ok else "[red]below the goal[/red]"
-    console.print(f"[bold]ingress during purge / without: {ratio:.2f}[/bold] (goal ≥ {GOAL}) {verdict}; "
-                  f"errors: {result.errors}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    complete = all(left == 0 and young == ds.young for name, (left, young) in result.left.items()
-                   if name in SPREAD) and result.left["idempotency_keys"][0] == 0
+    console.print(
+        f"[bold]ingress during purge / without: {ratio:.2f}[/bold] (goal ≥ {GOAL}) {verdict}; "
+        f"errors: {result.errors}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    complete = (
+        all(left == 0 and young == ds.young for name, (left, young) in result.left.items() if name in SPREAD)
+        and result.left["idempotency_keys"][0] == 0
+    )
     exact = all(result.deleted[name] == ds.expired[name] for name in SPREAD)
     if not (complete and exact):
         console.print("[red]the purge did not delete exactly the expired rows (see the table)[/red]")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "rows": args.rows, "batch_size": args.batch_size, "connections": args.connections,
-            "deleted": result.deleted, "purge_s": result.purge_s, "rows_per_s": rows_deleted / result.purge_s,
-            "windows": [{"label": w.label, "seconds": w.seconds, "requests": w.requests,
-                         "p99_ms": w.p99_ms} for w in result.windows],
-            "ratio": ratio, "errors": result.errors}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "rows": args.rows,
+                    "batch_size": args.batch_size,
+                    "connections": args.connections,
+                    "deleted": result.deleted,
+                    "purge_s": result.purge_s,
+                    "rows_per_s": rows_deleted / result.purge_s,
+                    "windows": [
+                        {"label": w.label, "seconds": w.seconds, "requests": w.requests, "p99_ms": w.p99_ms}
+                        for w in result.windows
+                    ],
+                    "ratio": ratio,
+                    "errors": result.errors,
+                },
+                indent=2,
+            )
+        )
     return 0 if ok and complete and exact else 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.retention_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL",
-                                                                 DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("TENURE_BENCH_REDIS_URL", DEFAULT_REDIS_URL))
-    parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=1_000_000,
-                        help="expired rows to delete, spread over the tables (default 1,000,000)")
+    parser.add_argument(
+        "--rows",
+        type=lambda s: int(s.replace("_", "")),
+        default=1_000_000,
+        help="expired rows to delete, spread over the tables (default 1,000,000)",
+    )
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--window", type=float, default=5.0,
-                        help="seconds of each window with and without the purge (they alternate)")
-    parser.add_argument("--max-requests", type=int, default=2_000_000,
-                        help="the load generator stops after this many requests")
+    parser.add_argument(
+        "--window", type=float, default=5.0, help="seconds of each window with and without the purge (they alternate)"
+    )
+    parser.add_argument(
+        "--max-requests", type=int, default=2_000_000, help="the load generator stops after this many requests"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
     args = parser.parse_args(argv)
     if args.rows < 10 or args.batch_size < 1 or args.connections < 1 or args.window <= 2 * GUARD_S:

@@ -48,12 +48,18 @@ class Run:
     def __init__(self, args) -> None:
         self.args = args
         self.logs = Path(tempfile.mkdtemp(prefix="bench-run-"))
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("TENURE_")},
-                    "TENURE_SECRET_KEY": new_key(), "TENURE_DATABASE_URL": args.database_url,
-                    "TENURE_BROKER_URL": args.redis_url, "TENURE_LOG_LEVEL": "WARNING",
-                    "TENURE_RATE_LIMIT_PER_KEY": "100000000/minute", "TENURE_ALLOW_PRIVATE_WEBHOOK_URLS": "1",
-                    "RAW_DATABASE_URL": args.database_url, "BENCH_REDIS_URL": args.redis_url,
-                    "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TENURE_")},
+            "TENURE_SECRET_KEY": new_key(),
+            "TENURE_DATABASE_URL": args.database_url,
+            "TENURE_BROKER_URL": args.redis_url,
+            "TENURE_LOG_LEVEL": "WARNING",
+            "TENURE_RATE_LIMIT_PER_KEY": "100000000/minute",
+            "TENURE_ALLOW_PRIVATE_WEBHOOK_URLS": "1",
+            "RAW_DATABASE_URL": args.database_url,
+            "BENCH_REDIS_URL": args.redis_url,
+            "PYTHONUNBUFFERED": "1",
+        }
         self.samples: dict[str, list[float]] = {}
         self.notes: dict[str, object] = {}
         self.servers: dict[str, subprocess.Popen] = {}
@@ -80,17 +86,23 @@ class Run:
     def ingress(self) -> None:
         a = self.args
         asyncio.run(prepare_raw_table(a.database_url))
-        raw = self.serve("raw", [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
-                                 "bench.raw_app:with_insert"])
+        raw = self.serve(
+            "raw",
+            [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning", "bench.raw_app:with_insert"],
+        )
         web = self.serve("web", [*load.TENURE, "web"])
         web2 = self.serve("web2", [*load.TENURE, "web", "--workers", "2"])
-        targets = {"raw": (f"{raw}/purchases", {"Content-Type": "application/json"}),
-                   "web": load.purchase_target(web), "web2": load.purchase_target(web2)}
+        targets = {
+            "raw": (f"{raw}/purchases", {"Content-Type": "application/json"}),
+            "web": load.purchase_target(web),
+            "web2": load.purchase_target(web2),
+        }
         demo_file = None
         if "P6" in a.only:
             demo_file = self.logs / "demo.sqlite3"
-            demo = self.serve("demo", [*load.TENURE, "demo"],
-                              {**self.env, "TENURE_DATABASE_URL": f"sqlite:///{demo_file}"})
+            demo = self.serve(
+                "demo", [*load.TENURE, "demo"], {**self.env, "TENURE_DATABASE_URL": f"sqlite:///{demo_file}"}
+            )
             targets["demo"] = load.purchase_target(demo)
         for url, headers in targets.values():  # warm-up
             load.wrk(url, headers, 1, a.connections)
@@ -122,8 +134,12 @@ class Run:
         from worker.queue import Sender
 
         a = self.args
-        settings = Settings(database_url=a.database_url, broker_url=a.redis_url, allow_private_webhook_urls=True,
-                            secret_key=self.env["TENURE_SECRET_KEY"])
+        settings = Settings(
+            database_url=a.database_url,
+            broker_url=a.redis_url,
+            allow_private_webhook_urls=True,
+            secret_key=self.env["TENURE_SECRET_KEY"],
+        )
         ctx = workloads.Context(a.database_url, a.redis_url, self.env, self.logs)
         engine.bind(engine.for_url(a.database_url))
         await engine.start_pool(12)
@@ -131,8 +147,21 @@ class Run:
         try:
             hook = None
             if "P4" in a.only:
-                receiver_url = self.serve("receiver", [sys.executable, "-m", "uvicorn", "--no-access-log",
-                                                       "--log-level", "warning", "bench.receiver_app:app"]) + "/hook"
+                receiver_url = (
+                    self.serve(
+                        "receiver",
+                        [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            "--no-access-log",
+                            "--log-level",
+                            "warning",
+                            "bench.receiver_app:app",
+                        ],
+                    )
+                    + "/hook"
+                )
                 hook = await asyncio.to_thread(workloads.make_hook, settings, receiver_url)
             for _ in range(a.repeat):
                 if "P2" in a.only:
@@ -156,11 +185,30 @@ class Run:
     def sweep(self) -> None:
         a = self.args
         out = self.logs / "sweep.json"
-        done = subprocess.run([sys.executable, "-m", "bench.sweep_bench", "--database-url", a.database_url,
-                               "--redis-url", a.redis_url, "--sizes", a.sweep_sizes, "--due", str(a.sweep_due),
-                               "--repeat", str(a.repeat), "--json", str(out)],
-                              cwd=load.REPO, env={**os.environ, "TENURE_SECRET_KEY": new_key()},
-                              capture_output=True, text=True, timeout=3600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.sweep_bench",
+                "--database-url",
+                a.database_url,
+                "--redis-url",
+                a.redis_url,
+                "--sizes",
+                a.sweep_sizes,
+                "--due",
+                str(a.sweep_due),
+                "--repeat",
+                str(a.repeat),
+                "--json",
+                str(out),
+            ],
+            cwd=load.REPO,
+            env={**os.environ, "TENURE_SECRET_KEY": new_key()},
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if not out.exists():
             raise RuntimeError(f"bench.sweep_bench failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         sizes = json.loads(out.read_text())["sizes"]
@@ -171,6 +219,7 @@ class Run:
 
 def demo_counts(path: Path | None) -> dict[str, int]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
-        rows = dict(conn.execute("SELECT status, count(*) FROM operations WHERE kind = 'purchase' "
-                                 "GROUP BY status").fetchall())
+        rows = dict(
+            conn.execute("SELECT status, count(*) FROM operations WHERE kind = 'purchase' GROUP BY status").fetchall()
+        )
     return {"all": sum(rows.values()), "unfinished": rows.get("pending", 0) + rows.get("running", 0)}

@@ -68,8 +68,21 @@ def new_key() -> str:
 
     return Fernet.generate_key().decode()
 
-COLUMNS = ("id", "kind", "name", "organization", "client", "reseller", "expires_at", "autorenew",
-           "state", "name_key", "created_at", "updated_at")
+
+COLUMNS = (
+    "id",
+    "kind",
+    "name",
+    "organization",
+    "client",
+    "reseller",
+    "expires_at",
+    "autorenew",
+    "state",
+    "name_key",
+    "created_at",
+    "updated_at",
+)
 SCHEDULE_COLUMNS = ("product", "next_autorenew_at", "next_reminder_at", "next_state_at")
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -87,12 +100,12 @@ def check_targets(database_url: str, redis_url: str) -> tuple[str, int]:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise SystemExit(f"--database-url needs a plain database name, got {name!r}")
     if PROTECTED_DATABASES.match(name):
-        raise SystemExit(f"refusing database {name!r}: the benchmark drops its public schema; "
-                         "use a dedicated one (default 'bench')")
+        raise SystemExit(
+            f"refusing database {name!r}: the benchmark drops its public schema; use a dedicated one (default 'bench')"
+        )
     redis_db = int(urlparse(redis_url).path.lstrip("/") or 0)
     if redis_db in PROTECTED_REDIS_DBS:
-        raise SystemExit(f"refusing Redis DB {redis_db}: the benchmark flushes it; "
-                         "use a dedicated one (default 12)")
+        raise SystemExit(f"refusing Redis DB {redis_db}: the benchmark flushes it; use a dedicated one (default 12)")
     return name, redis_db
 
 
@@ -114,8 +127,9 @@ async def fresh_schema(database_url: str) -> None:
     finally:
         await conn.close()
     env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "TENURE_DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "web.cli", "migrate"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "web.cli", "migrate"], env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+    )
     if done.returncode != 0:
         raise RuntimeError(f"tenure migrate failed:\n{done.stdout}\n{done.stderr}")
 
@@ -133,8 +147,9 @@ class Dataset:
     total_mb: float  # products with its indexes
 
 
-def _product_rows(size: int, due_positions: set[int], now: datetime, org_id: str,
-                  rng: random.Random, due: dict[str, datetime]):
+def _product_rows(
+    size: int, due_positions: set[int], now: datetime, org_id: str, rng: random.Random, due: dict[str, datetime]
+):
     from tables.ids import _b32
 
     span = timedelta(days=3 * 365)
@@ -152,18 +167,35 @@ def _product_rows(size: int, due_positions: set[int], now: datetime, org_id: str
         reminder = next_state - timedelta(days=30)
         autorenew = next_state - timedelta(days=7)
         name = f"bench-{i}.example"
-        yield ((product_id, "domain", name, org_id, None, None, next_state, True, "active",
-                f"domain:{name}", created, created),
-               (product_id, autorenew if autorenew > now else None,
-                reminder if reminder > now else None, next_state))
+        yield (
+            (
+                product_id,
+                "domain",
+                name,
+                org_id,
+                None,
+                None,
+                next_state,
+                True,
+                "active",
+                f"domain:{name}",
+                created,
+                created,
+            ),
+            (product_id, autorenew if autorenew > now else None, reminder if reminder > now else None, next_state),
+        )
 
 
 async def load(conn: asyncpg.Connection, size: int, due_count: int, now: datetime) -> Dataset:
     """One organization and `size` products, `due_count` of them due, scattered over the heap."""
     rng = random.Random(SEED + size)
     org_id = "org_bench"
-    await conn.execute("INSERT INTO organizations (id, name, is_reseller, currency, created_at) "
-                       "VALUES ($1, 'Bench', false, 'EUR', $2)", org_id, now)
+    await conn.execute(
+        "INSERT INTO organizations (id, name, is_reseller, currency, created_at) "
+        "VALUES ($1, 'Bench', false, 'EUR', $2)",
+        org_id,
+        now,
+    )
     due: dict[str, datetime] = {}
     due_positions = set(rng.sample(range(size), due_count))
     started = time.perf_counter()
@@ -186,8 +218,10 @@ async def load(conn: asyncpg.Connection, size: int, due_count: int, now: datetim
     await conn.execute("VACUUM ANALYZE products")
     await conn.execute("VACUUM ANALYZE product_schedules")
     load_s = time.perf_counter() - started
-    total_mb = (await conn.fetchval("SELECT pg_total_relation_size('products')")
-                + await conn.fetchval("SELECT pg_total_relation_size('product_schedules')")) / 2**20
+    total_mb = (
+        await conn.fetchval("SELECT pg_total_relation_size('products')")
+        + await conn.fetchval("SELECT pg_total_relation_size('product_schedules')")
+    ) / 2**20
     await conn.execute("CHECKPOINT")  # so no checkpoint of the load lands in a timed run
     ordered = sorted(due.items(), key=lambda item: item[1])
     return Dataset(size, now, [i for i, _ in ordered], [t for _, t in ordered], load_s, total_mb)
@@ -203,9 +237,14 @@ def _plan_nodes(node: dict) -> list[dict]:
     return nodes
 
 
-ABBREVIATIONS = {"Index Scan": "index", "Index Only Scan": "index-only",
-                 "Bitmap Index Scan": "bitmap", "Seq Scan": "SEQ SCAN", "Sort": "sort",
-                 "Incremental Sort": "incremental sort"}
+ABBREVIATIONS = {
+    "Index Scan": "index",
+    "Index Only Scan": "index-only",
+    "Bitmap Index Scan": "bitmap",
+    "Seq Scan": "SEQ SCAN",
+    "Sort": "sort",
+    "Incremental Sort": "incremental sort",
+}
 
 
 def plan_summary(plan_json: str | list) -> tuple[str, bool]:
@@ -240,8 +279,11 @@ def _literal(value) -> str:
 def _shorten(line: str) -> str:
     """Plan lines with the 1,000 ids of a batch spelled out, shortened."""
     line = re.sub(r"'\{[^}]{200,}\}'", lambda m: f"'{{… {m.group(0).count(',') + 1} ids}}'", line)
-    return re.sub(r"[(\[](\$\d+, ){20,}\$\d+[)\]]",
-                  lambda m: f"{m.group(0)[0]}… {m.group(0).count('$')} parameters{m.group(0)[-1]}", line)
+    return re.sub(
+        r"[(\[](\$\d+, ){20,}\$\d+[)\]]",
+        lambda m: f"{m.group(0)[0]}… {m.group(0).count('$')} parameters{m.group(0)[-1]}",
+        line,
+    )
 
 
 @dataclass
@@ -257,13 +299,17 @@ class Plans:
 
     @property
     def uses_index(self) -> bool:
-        return ("product_schedules_next_state_at" in self.select_custom
-                and "product_schedules_next_state_at" in self.select_generic and not self.seq_scan)
+        return (
+            "product_schedules_next_state_at" in self.select_custom
+            and "product_schedules_next_state_at" in self.select_generic
+            and not self.seq_scan
+        )
 
 
 async def capture_lease_queries(ds: Dataset) -> list[tuple[str, list]]:
     """The SQL and arguments lease_due sends, recorded from the engine (then leased for real)."""
-    from tables import engine as tenure_engine, products
+    from tables import engine as tenure_engine
+    from tables import products
     from worker.sweeps import LEASE, MAX_PER_RUN
 
     engine = tenure_engine.current()
@@ -300,8 +346,10 @@ async def explain(conn: asyncpg.Connection, queries: list[tuple[str, list]]) -> 
             lines = [r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)]
             timing = next(line for line in lines if line.startswith("Execution Time:"))
             setattr(plans, f"{kind}_ms", float(timing.split()[2]))
-            plans.text.append(f"-- lease {kind}, first batch, custom plan (EXPLAIN ANALYZE)\n"
-                              + "\n".join(_shorten(line) for line in lines))
+            plans.text.append(
+                f"-- lease {kind}, first batch, custom plan (EXPLAIN ANALYZE)\n"
+                + "\n".join(_shorten(line) for line in lines)
+            )
         # EXPLAIN with bound parameters plans for their values; the generic plan needs a
         # prepared statement (PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN)).
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
@@ -313,8 +361,7 @@ async def explain(conn: asyncpg.Connection, queries: list[tuple[str, list]]) -> 
                 setattr(plans, f"{kind}_generic", summary)
                 plans.seq_scan |= seq
                 lines = [r[0] for r in await conn.fetch(f"EXPLAIN {execute}")]
-                plans.text.append(f"-- lease {kind}, generic plan\n"
-                                  + "\n".join(_shorten(line) for line in lines))
+                plans.text.append(f"-- lease {kind}, generic plan\n" + "\n".join(_shorten(line) for line in lines))
             finally:
                 await conn.execute(f"DEALLOCATE bench_{kind}")
     finally:
@@ -351,11 +398,13 @@ class Harness:
         no dead row versions (the server runs with autovacuum off)."""
         await self.conn.execute(
             "UPDATE product_schedules SET next_state_at = d.at FROM unnest($1::varchar[], $2::timestamptz[])"
-            " AS d(id, at) WHERE product_schedules.product = d.id", self.ds.due_ids, self.ds.due_at)
+            " AS d(id, at) WHERE product_schedules.product = d.id",
+            self.ds.due_ids,
+            self.ds.due_at,
+        )
         self.redis.flushdb()
         await self.conn.execute("VACUUM product_schedules")
-        due = await self.conn.fetchval("SELECT count(*) FROM product_schedules WHERE next_state_at <= $1",
-                                       self.ds.now)
+        due = await self.conn.fetchval("SELECT count(*) FROM product_schedules WHERE next_state_at <= $1", self.ds.now)
         if due != len(self.ds.due_ids):
             raise RuntimeError(f"{due} products due after reset, expected {len(self.ds.due_ids)}")
 
@@ -369,7 +418,9 @@ class Harness:
             for start in range(0, len(ids), UPDATE_BATCH):
                 status = await self.conn.execute(
                     "UPDATE product_schedules SET next_state_at = $1 WHERE product = ANY($2::varchar[])",
-                    until, ids[start:start + UPDATE_BATCH])
+                    until,
+                    ids[start : start + UPDATE_BATCH],
+                )
                 updated += int(status.split()[-1])
         elapsed = time.perf_counter() - started
         if updated != len(ids):
@@ -382,7 +433,7 @@ class Harness:
         self.redis.flushdb()
         started = time.perf_counter()
         for start in range(0, len(ids), MESSAGE_BATCH):
-            self.redis.lpush("bench:raw", json.dumps(ids[start:start + MESSAGE_BATCH]))
+            self.redis.lpush("bench:raw", json.dumps(ids[start : start + MESSAGE_BATCH]))
         elapsed = time.perf_counter() - started
         self._expect_messages("bench:raw")
         return elapsed
@@ -395,20 +446,20 @@ class Harness:
         self.redis.flushdb()
         started = time.perf_counter()
         for start in range(0, len(ids), MESSAGE_BATCH):
-            broker.enqueue(lifecycle_message("lifecycle.advance", ids[start:start + MESSAGE_BATCH]))
+            broker.enqueue(lifecycle_message("lifecycle.advance", ids[start : start + MESSAGE_BATCH]))
         elapsed = time.perf_counter() - started
         self._expect_messages("dramatiq:lifecycle")
         return elapsed
 
     async def lease_only(self) -> float:
         """Diagnostic: tenure's lease alone (the database part of the sweep)."""
-        from tables import engine as tenure_engine, products
+        from tables import engine as tenure_engine
+        from tables import products
         from worker.sweeps import LEASE, MAX_PER_RUN
 
         started = time.perf_counter()
         async with tenure_engine.transaction():
-            taken = await products.lease_due("next_state_at", self.ds.now, self.ds.now + LEASE,
-                                             MAX_PER_RUN)
+            taken = await products.lease_due("next_state_at", self.ds.now, self.ds.now + LEASE, MAX_PER_RUN)
         elapsed = time.perf_counter() - started
         if len(taken) != len(self.ds.due_ids):
             raise RuntimeError(f"lease_due took {len(taken)}, expected {len(self.ds.due_ids)}")
@@ -426,8 +477,7 @@ class Harness:
         if sent != len(self.ds.due_ids):
             raise RuntimeError(f"sweep took {sent} products, expected {len(self.ds.due_ids)}")
         self._expect_messages("dramatiq:lifecycle")
-        left = await self.conn.fetchval("SELECT count(*) FROM product_schedules WHERE next_state_at <= $1",
-                                        self.ds.now)
+        left = await self.conn.fetchval("SELECT count(*) FROM product_schedules WHERE next_state_at <= $1", self.ds.now)
         if left:
             raise RuntimeError(f"{left} products still due after the sweep")
         return elapsed
@@ -436,8 +486,10 @@ class Harness:
         expected = -(-len(self.ds.due_ids) // MESSAGE_BATCH)
         found = self.redis.llen(key)
         if found != expected:
-            raise RuntimeError(f"{found} messages in Redis {key}, expected {expected} "
-                               f"(keys: {sorted(k.decode() for k in self.redis.keys())[:10]})")
+            raise RuntimeError(
+                f"{found} messages in Redis {key}, expected {expected} "
+                f"(keys: {sorted(k.decode() for k in self.redis.keys())[:10]})"
+            )
 
     async def round(self, figures: Figures | None, n: int = 0) -> None:
         await self.settle()
@@ -475,8 +527,7 @@ async def measure_size(args, size: int, now: datetime) -> Figures:
     broker = None
     try:
         ds = await load(conn, size, args.due, now)
-        console.print(f"  loaded {size:,} products ({args.due:,} due) in {ds.load_s:.1f} s "
-                      "(COPY + VACUUM ANALYZE)")
+        console.print(f"  loaded {size:,} products ({args.due:,} due) in {ds.load_s:.1f} s (COPY + VACUUM ANALYZE)")
         tenure_engine.bind(tenure_engine.for_url(args.database_url))
         await tenure_engine.start_pool()
         broker = make_broker(Settings(database_url=args.database_url, broker_url=args.redis_url))
@@ -492,10 +543,12 @@ async def measure_size(args, size: int, now: datetime) -> Figures:
         await harness.round(None)  # warm-up: pool, prepared statements, caches
         for n in range(args.repeat):
             await harness.round(figures, n)
-            console.print(f"  round {n + 1}/{args.repeat}: sweep {figures.sweep[-1] * 1000:.0f} ms, "
-                          f"lease alone {figures.lease[-1] * 1000:.0f} ms, "
-                          f"(a) {figures.update[-1] * 1000:.0f} ms, (b) {figures.lpush[-1] * 1000:.0f} ms, "
-                          f"(b') {figures.enqueue[-1] * 1000:.0f} ms")
+            console.print(
+                f"  round {n + 1}/{args.repeat}: sweep {figures.sweep[-1] * 1000:.0f} ms, "
+                f"lease alone {figures.lease[-1] * 1000:.0f} ms, "
+                f"(a) {figures.update[-1] * 1000:.0f} ms, (b) {figures.lpush[-1] * 1000:.0f} ms, "
+                f"(b') {figures.enqueue[-1] * 1000:.0f} ms"
+            )
         return figures
     finally:
         from tables.clock import clock
@@ -534,8 +587,7 @@ def report(results: list[Figures], server: dict[str, str]) -> int:
     row("(b) raw redis-py LPUSH ×100, ms", lambda f: _ms(f.median("lpush")))
     row("(b') broker.enqueue ×100, ms", lambda f: _ms(f.median("enqueue")))
     row("sweep / (a + b)", lambda f: f"{f.median('sweep') / (f.median('update') + f.median('lpush')):.2f}")
-    row("sweep / (a + b')",
-        lambda f: f"{f.median('sweep') / (f.median('update') + f.median('enqueue')):.2f}")
+    row("sweep / (a + b')", lambda f: f"{f.median('sweep') / (f.median('update') + f.median('enqueue')):.2f}")
     row("lease / (a)", lambda f: f"{f.median('lease') / f.median('update'):.2f}")
     row("lease SELECT plan", lambda f: f.plans.select_custom)
     row("  generic plan", lambda f: f.plans.select_generic)
@@ -545,13 +597,17 @@ def report(results: list[Figures], server: dict[str, str]) -> int:
     console.print(table)
     console.print("server: " + ", ".join(f"{k} {v}" for k, v in server.items()))
     if os.getloadavg()[0] > (os.cpu_count() or 1):
-        console.print("[yellow]the machine is busy (load average above the core count): "
-                      "other processes' work shows in these figures; run again when quiet[/yellow]")
+        console.print(
+            "[yellow]the machine is busy (load average above the core count): "
+            "other processes' work shows in these figures; run again when quiet[/yellow]"
+        )
 
     status = 0
     if not all(f.plans.uses_index for f in results):
-        console.print("[red]the lease SELECT does not read through product_schedules_next_state_at "
-                      "at every size (see the plans above)[/red]")
+        console.print(
+            "[red]the lease SELECT does not read through product_schedules_next_state_at "
+            "at every size (see the plans above)[/red]"
+        )
     if len(results) < 2:
         console.print("one size only: no size ratio to check")
         return status
@@ -561,23 +617,34 @@ def report(results: list[Figures], server: dict[str, str]) -> int:
     update_ratio = large.median("update") / small.median("update")
     best_ratio = min(large.sweep) / min(small.sweep)
     verdict = "[green]ok[/green]" if ratio <= MAX_SIZE_RATIO else "[red]FAIL[/red]"
-    console.print(f"[bold]sweep at {large.size:,} / sweep at {small.size:,}: {ratio:.2f}[/bold] "
-                  f"(medians; limit {MAX_SIZE_RATIO}) {verdict}")
-    console.print(f"  same ratio for: best runs {best_ratio:.2f}, lease alone {lease_ratio:.2f}, "
-                  f"raw UPDATE baseline (a) {update_ratio:.2f}")
+    console.print(
+        f"[bold]sweep at {large.size:,} / sweep at {small.size:,}: {ratio:.2f}[/bold] "
+        f"(medians; limit {MAX_SIZE_RATIO}) {verdict}"
+    )
+    console.print(
+        f"  same ratio for: best runs {best_ratio:.2f}, lease alone {lease_ratio:.2f}, "
+        f"raw UPDATE baseline (a) {update_ratio:.2f}"
+    )
     if ratio > MAX_SIZE_RATIO:
         why = []
         if not large.plans.uses_index:
-            why.append(f"at {large.size:,} the lease SELECT plan is {large.plans.select_custom} "
-                       f"(generic: {large.plans.select_generic})")
+            why.append(
+                f"at {large.size:,} the lease SELECT plan is {large.plans.select_custom} "
+                f"(generic: {large.plans.select_generic})"
+            )
         if lease_ratio > MAX_SIZE_RATIO:
             why.append(f"the lease itself grew {lease_ratio:.2f}×")
         if update_ratio > MAX_SIZE_RATIO:
-            why.append(f"the raw UPDATE baseline grew {update_ratio:.2f}× too: updating "
-                       "scattered rows costs more in a larger table (cache, index depth), "
-                       "not a tenure query")
-        console.print("[red]the sweep cost grows with the table, not only with the due set: "
-                      + ("; ".join(why) or "see the figures above") + "[/red]")
+            why.append(
+                f"the raw UPDATE baseline grew {update_ratio:.2f}× too: updating "
+                "scattered rows costs more in a larger table (cache, index depth), "
+                "not a tenure query"
+            )
+        console.print(
+            "[red]the sweep cost grows with the table, not only with the due set: "
+            + ("; ".join(why) or "see the figures above")
+            + "[/red]"
+        )
         status = 1
     return status
 
@@ -618,29 +685,51 @@ async def run(args) -> int:
                 console.print(text, markup=False, highlight=False)
     server["load average at start / end"] = f"{load_start:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "server": server, "due": args.due, "repeat": args.repeat,
-            "sizes": [{"size": f.size, "load_s": f.load_s, "total_mb": f.total_mb,
-                       **{k: getattr(f, k) for k in ("sweep", "lease", "update", "lpush", "enqueue")},
-                       "plans": {k: getattr(f.plans, k) for k in (
-                           "select_custom", "select_generic", "update_custom", "update_generic",
-                           "select_ms", "update_ms")}} for f in results],
-        }, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "server": server,
+                    "due": args.due,
+                    "repeat": args.repeat,
+                    "sizes": [
+                        {
+                            "size": f.size,
+                            "load_s": f.load_s,
+                            "total_mb": f.total_mb,
+                            **{k: getattr(f, k) for k in ("sweep", "lease", "update", "lpush", "enqueue")},
+                            "plans": {
+                                k: getattr(f.plans, k)
+                                for k in (
+                                    "select_custom",
+                                    "select_generic",
+                                    "update_custom",
+                                    "update_generic",
+                                    "select_ms",
+                                    "update_ms",
+                                )
+                            },
+                        }
+                        for f in results
+                    ],
+                },
+                indent=2,
+            )
+        )
     return report(results, server)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL",
-                                                                 DEFAULT_DATABASE_URL))
-    parser.add_argument("--redis-url", default=os.environ.get("TENURE_BENCH_REDIS_URL",
-                                                              DEFAULT_REDIS_URL))
-    parser.add_argument("--sizes", default="100000,1000000",
-                        type=lambda s: [int(x.replace("_", "")) for x in s.split(",") if x])
+    parser.add_argument("--database-url", default=os.environ.get("TENURE_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("TENURE_BENCH_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument(
+        "--sizes", default="100000,1000000", type=lambda s: [int(x.replace("_", "")) for x in s.split(",") if x]
+    )
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--explain", action="store_true",
-                        help="also print the full EXPLAIN (ANALYZE, BUFFERS) of the lease queries")
+    parser.add_argument(
+        "--explain", action="store_true", help="also print the full EXPLAIN (ANALYZE, BUFFERS) of the lease queries"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every timing (seconds) to PATH")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.due < 1 or any(n < args.due for n in args.sizes):

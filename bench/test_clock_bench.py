@@ -53,9 +53,11 @@ def private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     if binary is None:
         raise SystemExit("redis-server is not installed: pass --redis-url")
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import redis
 
     client = redis.Redis(port=port)
@@ -110,15 +112,21 @@ def run(database_url: str, redis_url: str, products: int, clients: int, months: 
     from web.app import create_app
     from worker.actors import declare
     from worker.broker import make_broker
-    from worker.queue import Sender
     from worker.logs import configure
+    from worker.queue import Sender
 
     configure(level="WARNING")
     redis.Redis.from_url(redis_url).flushdb()
     engine.bind(engine.for_url(database_url))
     databases.configure_secrets(database_url)
-    settings = Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
-                        relay_stall_seconds=30, allow_private_webhook_urls=True, **UNLIMITED)
+    settings = Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        ops_token="ops-secret",
+        relay_stall_seconds=30,
+        allow_private_webhook_urls=True,
+        **UNLIMITED,
+    )
     broker = make_broker(settings)
     sender = Sender(broker)
     declare(broker, sender, settings)
@@ -134,12 +142,18 @@ def run(database_url: str, redis_url: str, products: int, clients: int, months: 
             built = time.monotonic() - started
             rehearsal.rehearse(api, broker, scene, months)
             rehearsal.check(api, receiver, scene)
-            states = Counter(r["state"] for r in asyncio.run(
-                Product.select(Product.state).where(Product.organization == scene.sandbox).run()))
-            return {"backend": "sqlite" if database_url.startswith("sqlite") else "postgresql",
-                    "setup_s": built, "advance_s": scene.advance_seconds,
-                    "steps": scene.advance_op["result"]["steps"],
-                    "events": len(receiver.delivered("/sandbox")), "states": dict(states)}
+            states = Counter(
+                r["state"]
+                for r in asyncio.run(Product.select(Product.state).where(Product.organization == scene.sandbox).run())
+            )
+            return {
+                "backend": "sqlite" if database_url.startswith("sqlite") else "postgresql",
+                "setup_s": built,
+                "advance_s": scene.advance_seconds,
+                "steps": scene.advance_op["result"]["steps"],
+                "events": len(receiver.delivered("/sandbox")),
+                "states": dict(states),
+            }
     finally:
         clock.reset()
         receiver.stop()
@@ -149,8 +163,11 @@ def run(database_url: str, redis_url: str, products: int, clients: int, months: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default="sqlite",
-                        help="sqlite (a temporary file) or postgresql://.../NAME (its schema is dropped)")
+    parser.add_argument(
+        "--database-url",
+        default="sqlite",
+        help="sqlite (a temporary file) or postgresql://.../NAME (its schema is dropped)",
+    )
     parser.add_argument("--redis-url", help="a Redis DB to flush (default: a private redis-server)")
     parser.add_argument("--products", type=int, default=200)
     parser.add_argument("--clients", type=int, default=30)
@@ -167,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             if redis_proc is not None:
                 redis_proc.terminate()
                 redis_proc.wait(10)
-    print(f"{figures['backend']}: {args.products} products, {args.clients} clients, {args.months} months "
-          f"in one advance: {figures['advance_s']:.1f} s ({figures['steps']} due instants, "
-          f"{figures['events']} webhooks received in order; setup {figures['setup_s']:.1f} s); "
-          f"states {figures['states']}")
+    print(
+        f"{figures['backend']}: {args.products} products, {args.clients} clients, {args.months} months "
+        f"in one advance: {figures['advance_s']:.1f} s ({figures['steps']} due instants, "
+        f"{figures['events']} webhooks received in order; setup {figures['setup_s']:.1f} s); "
+        f"states {figures['states']}"
+    )
     return 0 if figures["advance_s"] < 60 else 1
 
 

@@ -38,8 +38,9 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
         owner = api.post("/v1/accounts", json={"email": f"drain-{time.time_ns()}@bench.test", "name": "Bench"}).json()
         auth = {"Authorization": f"Bearer {owner['api_key']}"}
         org = api.post("/v1/organizations", json={"name": "Drain", "reseller": False}, headers=auth).json()
-        topped = api.post(f"/v1/organizations/{org['id']}/funds", headers=auth,
-                          json={"amount": {"amount": funds, "currency": "EUR"}})
+        topped = api.post(
+            f"/v1/organizations/{org['id']}/funds", headers=auth, json={"amount": {"amount": funds, "currency": "EUR"}}
+        )
         assert topped.status_code == 201, topped.text
     return owner["id"], org["id"]
 
@@ -53,12 +54,20 @@ async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> Non
     from worker.queue import operation_message
 
     now = clock.now()
-    rows = [operations.new_row("purchase", org_id, now, account_id=account_id, enqueued_at=now,
-                               params={"kind": "domain", "name": name, "years": 1,
-                                       "payment_method": "prepaid", "client_id": None}) for name in names]
+    rows = [
+        operations.new_row(
+            "purchase",
+            org_id,
+            now,
+            account_id=account_id,
+            enqueued_at=now,
+            params={"kind": "domain", "name": name, "years": 1, "payment_method": "prepaid", "client_id": None},
+        )
+        for name in names
+    ]
     for first in range(0, len(rows), 1000):
         async with transaction():
-            await Operation.insert(*[Operation(**row) for row in rows[first:first + 1000]])
+            await Operation.insert(*[Operation(**row) for row in rows[first : first + 1000]])
     for row in rows:
         if not await asyncio.to_thread(sender.send, operation_message("purchase", row["id"])):
             raise RuntimeError("the broker refused a message")
@@ -69,8 +78,11 @@ async def _finished(org_id: str) -> int:
 
     from tables.operations import Operation
 
-    row = await Operation.select(Count(alias="n")).where(
-        (Operation.organization_id == org_id) & Operation.status.is_in(["succeeded", "failed"])).first()
+    row = (
+        await Operation.select(Count(alias="n"))
+        .where((Operation.organization_id == org_id) & Operation.status.is_in(["succeeded", "failed"]))
+        .first()
+    )
     return row["n"]
 
 
@@ -89,8 +101,11 @@ async def drain(ctx: Context, sender, count: int, settings) -> dict[str, float]:
     account_id, org_id = await asyncio.to_thread(make_organization, settings, 2 * PRICE * (count + 1))
     rds = redis.Redis.from_url(ctx.redis_url)
     rds.flushdb()  # P1's accepted purchases: nobody is to execute them
-    worker = load.start([*load.TENURE, "worker", "--processes", "1", "--threads", str(ctx.threads)],
-                        {**ctx.env, "TENURE_WORKER_METRICS_PORT": str(load.free_port())}, ctx.logs / "worker.log")
+    worker = load.start(
+        [*load.TENURE, "worker", "--processes", "1", "--threads", str(ctx.threads)],
+        {**ctx.env, "TENURE_WORKER_METRICS_PORT": str(load.free_port())},
+        ctx.logs / "worker.log",
+    )
     try:
         tag = time.time_ns()
         await _accept(sender, account_id, org_id, [f"warm-{tag}.fr"])
@@ -106,9 +121,11 @@ async def drain(ctx: Context, sender, count: int, settings) -> dict[str, float]:
     from bench import noop
 
     rds.delete(noop.COUNTER)
-    baseline = load.start([load.sys.executable, "-m", "dramatiq", "bench.noop",
-                           "--processes", "1", "--threads", str(ctx.threads)],
-                          {**ctx.env, "BENCH_REDIS_URL": ctx.redis_url}, ctx.logs / "noop.log")
+    baseline = load.start(
+        [load.sys.executable, "-m", "dramatiq", "bench.noop", "--processes", "1", "--threads", str(ctx.threads)],
+        {**ctx.env, "BENCH_REDIS_URL": ctx.redis_url},
+        ctx.logs / "noop.log",
+    )
     try:
         counted = lambda: asyncio.to_thread(lambda: int(rds.get(noop.COUNTER) or 0))  # noqa: E731
         broker = noop.broker if noop.URL == ctx.redis_url else None
@@ -142,8 +159,11 @@ def make_hook(settings, receiver_url: str) -> Hook:
         owner = api.post("/v1/accounts", json={"email": f"hooks-{time.time_ns()}@bench.test", "name": "Bench"}).json()
         auth = {"Authorization": f"Bearer {owner['api_key']}"}
         org = api.post("/v1/organizations", json={"name": "Hooks", "reseller": False}, headers=auth).json()
-        hook = api.post(f"/v1/organizations/{org['id']}/webhook-endpoints", headers=auth,
-                        json={"url": receiver_url, "event_types": []})
+        hook = api.post(
+            f"/v1/organizations/{org['id']}/webhook-endpoints",
+            headers=auth,
+            json={"url": receiver_url, "event_types": []},
+        )
         assert hook.status_code == 201, hook.text
     return Hook(org["id"], hook.json()["id"])
 
@@ -160,7 +180,8 @@ async def _queue_deliveries(sender, hook: Hook, count: int) -> list[str]:
     while await fan_out(sender, organization_id=hook.org_id):
         pass
     rows = await webhooks.Delivery.select(webhooks.Delivery.id).where(
-        (webhooks.Delivery.endpoint_id == hook.endpoint_id) & (webhooks.Delivery.status == "pending"))
+        (webhooks.Delivery.endpoint_id == hook.endpoint_id) & (webhooks.Delivery.status == "pending")
+    )
     return [r["id"] for r in rows]
 
 
@@ -174,9 +195,10 @@ async def deliveries(ctx: Context, sender, hook: Hook, receiver_url: str, count:
 
     ids = await _queue_deliveries(sender, hook, count)
     redis.Redis.from_url(ctx.redis_url).delete("dramatiq:webhooks", "dramatiq:webhooks.msgs")
-    batches = [ids[i:i + DELIVERY_BATCH] for i in range(0, len(ids), DELIVERY_BATCH)]
+    batches = [ids[i : i + DELIVERY_BATCH] for i in range(0, len(ids), DELIVERY_BATCH)]
     threads = asyncio.Semaphore(ctx.threads)
     async with pinned_client(allow_private=True) as client:
+
         async def one_message(batch: list[str]) -> dict:
             async with threads:
                 return await deliver_many(batch, client)
@@ -193,10 +215,12 @@ async def deliveries(ctx: Context, sender, hook: Hook, receiver_url: str, count:
     from worker.webhooks.client import LIMITS
 
     async with httpx.AsyncClient(timeout=15, limits=LIMITS) as client:  # the same pool as tenure's
+
         async def post() -> int:
             async with gate:
-                return (await client.post(receiver_url, content=body,
-                                          headers={"content-type": "application/json"})).status_code
+                return (
+                    await client.post(receiver_url, content=body, headers={"content-type": "application/json"})
+                ).status_code
 
         started = time.monotonic()
         codes = await asyncio.gather(*(post() for _ in ids))

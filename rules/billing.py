@@ -79,9 +79,12 @@ class Statement:
             "closing": {"balance": money(self.closing.balance), "owed": money(self.closing.owed)},
             "totals": [{"kind": kind, "total": money(amount)} for kind, amount in sorted(self.by_kind.items())],
             "clients": [
-                {"client_id": client, "name": names.get(client or "", None),
-                 "totals": [{"kind": kind, "total": money(amount)} for kind, amount in sorted(kinds.items())],
-                 "total": money(sum(kinds.values()))}
+                {
+                    "client_id": client,
+                    "name": names.get(client or "", None),
+                    "totals": [{"kind": kind, "total": money(amount)} for kind, amount in sorted(kinds.items())],
+                    "total": money(sum(kinds.values())),
+                }
                 for client, kinds in sorted(self.by_client.items(), key=lambda item: item[0] or "")
             ],
         }

@@ -62,8 +62,7 @@ def catalogs_from(price_list: Mapping[str, Any]) -> dict[str, dict[str, ProductK
     """Currency -> kind -> entry, from a parsed price list (rules.price_list)."""
     return {
         currency: {
-            kind: ProductKind(kind, Money(prices["yearly_price"], currency),
-                              Money(prices["restore_fee"], currency))
+            kind: ProductKind(kind, Money(prices["yearly_price"], currency), Money(prices["restore_fee"], currency))
             for kind, prices in entry["kinds"].items()
         }
         for currency, entry in price_list.items()

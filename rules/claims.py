@@ -15,9 +15,9 @@ DEFAULT_CLAIM_DAYS = 30
 
 
 class ClaimStatus(str, Enum):
-    PENDING = "pending"    # a token is out and still usable
-    EXPIRED = "expired"    # unclaimed, its token too old: the reseller reissues one
-    CLAIMED = "claimed"    # an account presented the token and owns the organization
+    PENDING = "pending"  # a token is out and still usable
+    EXPIRED = "expired"  # unclaimed, its token too old: the reseller reissues one
+    CLAIMED = "claimed"  # an account presented the token and owns the organization
 
 
 def expires_at(now: datetime, days: int = DEFAULT_CLAIM_DAYS) -> datetime:
@@ -33,7 +33,8 @@ def status(claimed_at: datetime | None, expires: datetime, now: datetime) -> Cla
 def check_reissue(client_status: str, claim: ClaimStatus | None) -> None:
     """A new token only for a released client whose organization nobody has claimed yet."""
     if client_status != "released" or claim is None:
-        raise ClientNotReleased("this client has not been released; release it first "
-                                "(POST .../release), which issues its claim token")
+        raise ClientNotReleased(
+            "this client has not been released; release it first (POST .../release), which issues its claim token"
+        )
     if claim is ClaimStatus.CLAIMED:
         raise AlreadyClaimed("the released organization was already claimed; its owners manage it now")

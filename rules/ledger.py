@@ -6,7 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rules.errors import (
-    CreditLimitExceeded, InsufficientFunds, InvalidMoney, SettlementExceedsOwed, UnknownPaymentMethod,
+    CreditLimitExceeded,
+    InsufficientFunds,
+    InvalidMoney,
+    SettlementExceedsOwed,
+    UnknownPaymentMethod,
 )
 from rules.money import Money
 from rules.permissions import PAYMENT_METHODS
@@ -53,8 +57,7 @@ def charge(payer_id: str, amount: Money, method: str, kind: str = "charge") -> l
     """Entries charging `payer_id` `amount` by `method` ("prepaid" or "invoice")."""
     if method not in PAYMENT_METHODS:
         raise UnknownPaymentMethod(
-            f"unknown payment method {method!r}; "
-            f"valid methods are: {', '.join(sorted(PAYMENT_METHODS))}"
+            f"unknown payment method {method!r}; valid methods are: {', '.join(sorted(PAYMENT_METHODS))}"
         )
     if amount.is_negative():
         raise InvalidMoney(f"a charge cannot be negative, got {amount}")
@@ -84,9 +87,7 @@ def check_credit(owed: Money, limit: Money, amount: Money) -> None:
 def check_settlement(owed: Money, amount: Money) -> None:
     """SettlementExceedsOwed if `amount` is more than is owed."""
     if amount > owed:
-        raise SettlementExceedsOwed(
-            f"{amount} is more than the {owed} owed; settle at most {owed}"
-        )
+        raise SettlementExceedsOwed(f"{amount} is more than the {owed} owed; settle at most {owed}")
 
 
 def check_funds(balance: Money, amount: Money) -> None:
@@ -107,9 +108,7 @@ def balances(entries: Iterable[Entry]) -> dict[str, Money]:
     return sums
 
 
-def book_balance(
-    entries: Iterable[Entry], book: str, organization_id: str | None, currency: str
-) -> Money:
+def book_balance(entries: Iterable[Entry], book: str, organization_id: str | None, currency: str) -> Money:
     """Sum of one organization's entries in one book, in `currency`."""
     total = Money.zero(currency)
     for entry in entries:

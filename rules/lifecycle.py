@@ -68,15 +68,9 @@ def state_at(kind: ProductKind, expires_at: datetime, now: datetime) -> State:
 
 def check_term(kind: ProductKind, years: int) -> None:
     """InvalidTerm unless `years` is a whole number within the kind's term range."""
-    in_range = (
-        isinstance(years, int)
-        and not isinstance(years, bool)
-        and kind.min_years <= years <= kind.max_years
-    )
+    in_range = isinstance(years, int) and not isinstance(years, bool) and kind.min_years <= years <= kind.max_years
     if not in_range:
-        raise InvalidTerm(
-            f"years must be between {kind.min_years} and {kind.max_years}, got {years!r}"
-        )
+        raise InvalidTerm(f"years must be between {kind.min_years} and {kind.max_years}, got {years!r}")
 
 
 @dataclass(frozen=True)
@@ -116,8 +110,7 @@ def check_guard(expires_at: datetime, guard_expires_at: datetime) -> None:
     # It is user input: a naive guard never equals an aware expiry, so it fails here too.
     if guard_expires_at != expires_at:
         raise ExpiryMismatch(
-            f"current_expires_at does not match the product's expiry; "
-            f"send current_expires_at {rfc3339(expires_at)}"
+            f"current_expires_at does not match the product's expiry; send current_expires_at {rfc3339(expires_at)}"
         )
 
 
@@ -134,8 +127,7 @@ def renewal_quote(
     state = state_at(kind, expires_at, now)
     if state in _NOT_RENEWABLE:
         raise NotRenewable(
-            f"the product is {state} and can no longer be renewed; "
-            f"it can be bought again once it is deleted"
+            f"the product is {state} and can no longer be renewed; it can be bought again once it is deleted"
         )
     check_term(kind, years)
     new_expiry = add_years(expires_at, years)
@@ -145,18 +137,11 @@ def renewal_quote(
             (y for y in range(kind.min_years, years) if add_years(expires_at, y) <= limit),
             default=None,
         )
-        advice = (
-            f"renew for at most {allowed} years now"
-            if allowed
-            else "it cannot be renewed yet; try again later"
-        )
+        advice = f"renew for at most {allowed} years now" if allowed else "it cannot be renewed yet; try again later"
         raise InvalidTerm(
-            f"renewing {years} years would put the expiry more than "
-            f"{kind.max_years_ahead} years ahead; {advice}"
+            f"renewing {years} years would put the expiry more than {kind.max_years_ahead} years ahead; {advice}"
         )
-    restore_fee = (
-        kind.restore_fee if state is State.REDEMPTION else Money.zero(kind.restore_fee.currency)
-    )
+    restore_fee = kind.restore_fee if state is State.REDEMPTION else Money.zero(kind.restore_fee.currency)
     return Quote(
         expires_at=new_expiry,
         price=price(kind.yearly_price, years, tier),

@@ -10,9 +10,7 @@ from rules.errors import CurrencyMismatch, InvalidMoney
 
 # ISO 4217 currencies whose minor unit is not 1/100; only formatting needs this.
 _MINOR_DIGITS = {
-    **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
-    ),
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
 }
 
@@ -23,11 +21,7 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _is_currency(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 3
-        and all("A" <= letter <= "Z" for letter in value)
-    )
+    return isinstance(value, str) and len(value) == 3 and all("A" <= letter <= "Z" for letter in value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +33,9 @@ class Money:
 
     def __post_init__(self) -> None:
         if not _is_int(self.amount):
-            raise InvalidMoney(
-                f"amount must be an integer number of minor units (cents), " f"got {self.amount!r}"
-            )
+            raise InvalidMoney(f"amount must be an integer number of minor units (cents), got {self.amount!r}")
         if not _is_currency(self.currency):
-            raise InvalidMoney(
-                f"currency must be three uppercase letters such as EUR, " f"got {self.currency!r}"
-            )
+            raise InvalidMoney(f"currency must be three uppercase letters such as EUR, got {self.currency!r}")
 
     @classmethod
     def eur(cls, amount: int) -> Money:
@@ -57,10 +47,7 @@ class Money:
 
     def _same_currency(self, other: Money) -> None:
         if other.currency != self.currency:
-            raise CurrencyMismatch(
-                f"cannot combine {self.currency} with {other.currency}; "
-                f"use amounts in one currency"
-            )
+            raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}; use amounts in one currency")
 
     def __add__(self, other: object) -> Money:
         if not isinstance(other, Money):
@@ -112,9 +99,7 @@ class Money:
     def discounted(self, percent: int) -> Money:
         """This amount less `percent` %, rounded half away from zero (like ROUND_HALF_UP)."""
         if not _is_int(percent) or not 0 <= percent <= 100:
-            raise InvalidMoney(
-                f"discount must be an integer percent from 0 to 100, got {percent!r}"
-            )
+            raise InvalidMoney(f"discount must be an integer percent from 0 to 100, got {percent!r}")
         scaled = abs(self.amount) * (100 - percent)
         # Integer half-up on the magnitude keeps a refund the exact mirror of a charge.
         rounded = (scaled + 50) // 100

@@ -31,9 +31,7 @@ def normalize(kind: str, name: str) -> str:
 def _invalid_domain(name: str, problem: str) -> InvalidName:
     # Echo enough of the name to recognise it, not a megabyte of hostile input.
     shown = name if len(name) <= 80 else name[:77] + "..."
-    return InvalidName(
-        f"domain name {shown!r} is not valid: {problem}; send a name like example.com"
-    )
+    return InvalidName(f"domain name {shown!r} is not valid: {problem}; send a name like example.com")
 
 
 def _normalize_domain(name: str) -> str:
@@ -55,8 +53,7 @@ def _normalize_domain(name: str) -> str:
     if len(ascii_name) > MAX_DOMAIN_LENGTH:
         raise _invalid_domain(
             name,
-            f"it is {len(ascii_name)} characters once encoded; "
-            f"it must be at most {MAX_DOMAIN_LENGTH}",
+            f"it is {len(ascii_name)} characters once encoded; it must be at most {MAX_DOMAIN_LENGTH}",
         )
     if ascii_labels[-1].isdigit():
         # An all-digit top-level label would make IP addresses look like domains.
@@ -81,25 +78,18 @@ def _a_label(name: str, label: str) -> str:
     except (idna.IDNAError, UnicodeError) as error:
         raise _invalid_domain(name, f"label {label!r}: {error}") from None
     if not _LDH_LABEL.fullmatch(ascii_label):
-        raise _invalid_domain(
-            name, f"label {label!r} may hold only letters, digits and inner hyphens"
-        )
+        raise _invalid_domain(name, f"label {label!r} may hold only letters, digits and inner hyphens")
     return ascii_label
 
 
 def _normalize_other(name: str) -> str:
     text = name.strip()
     if not 1 <= len(text) <= MAX_OTHER_LENGTH:
-        raise InvalidName(
-            f"name must be 1 to {MAX_OTHER_LENGTH} characters after trimming spaces, "
-            f"got {len(text)}"
-        )
+        raise InvalidName(f"name must be 1 to {MAX_OTHER_LENGTH} characters after trimming spaces, got {len(text)}")
     # Control characters and lone surrogates break logs, JSON and databases.
     bad = [char for char in text if _is_control(char)]
     if bad:
-        raise InvalidName(
-            f"name must not contain control characters; remove {', '.join(map(repr, bad))}"
-        )
+        raise InvalidName(f"name must not contain control characters; remove {', '.join(map(repr, bad))}")
     return text
 
 
@@ -120,9 +110,9 @@ def search_forms(query: str) -> tuple[str, ...]:
     if not text.isascii():
         try:
             mapped = idna.uts46_remap(text)
-            forms.append(".".join(
-                part if part.isascii() else idna.alabel(part).decode("ascii")
-                for part in mapped.split(".")))
+            forms.append(
+                ".".join(part if part.isascii() else idna.alabel(part).decode("ascii") for part in mapped.split("."))
+            )
         except (idna.IDNAError, UnicodeError, ValueError):
             pass  # not encodable as a domain name: only the text itself can match
     return tuple(dict.fromkeys(form for form in forms if form))

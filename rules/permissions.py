@@ -80,16 +80,13 @@ def require_payment_method(granted: frozenset[str], method: str) -> None:
     needed = PAYMENT_METHODS.get(method)
     if needed is None:
         raise UnknownPaymentMethod(
-            f"unknown payment method {method!r}; "
-            f"valid methods are: {', '.join(sorted(PAYMENT_METHODS))}"
+            f"unknown payment method {method!r}; valid methods are: {', '.join(sorted(PAYMENT_METHODS))}"
         )
     if needed not in granted:
         raise PaymentMethodNotAllowed(f"paying by {method} needs {needed}")
 
 
-def check_purchase_owner(
-    org_is_reseller: bool, client_id: str | None, client_status: str | None
-) -> None:
+def check_purchase_owner(org_is_reseller: bool, client_id: str | None, client_status: str | None) -> None:
     """A purchase for a client is for resellers only, and the client must be active."""
     if client_id is None:
         return
@@ -105,9 +102,7 @@ def check_purchase_owner(
 def check_transfer(org_is_reseller: bool, to_client_status: str | None) -> None:
     """Only a reseller moves products, and only to itself (None) or an active client."""
     if not org_is_reseller:
-        raise NotAReseller(
-            "only a reseller organization can transfer products between itself " "and its clients"
-        )
+        raise NotAReseller("only a reseller organization can transfer products between itself and its clients")
     if to_client_status is not None and to_client_status != ACTIVE_CLIENT:
         raise ClientNotActive(
             f"the target client is not active (status {to_client_status!r}); "
@@ -116,9 +111,14 @@ def check_transfer(org_is_reseller: bool, to_client_status: str | None) -> None:
 
 
 # Reading an operation needs what its kind is about; a release carries a claim token.
-_READ_OPERATION = {"purchase": PRODUCT_VIEW, "renewal": PRODUCT_VIEW, "transfer": PRODUCT_VIEW,
-                   "renewal_batch": PRODUCT_VIEW,
-                   "release": CLIENT_MANAGE, "client_upsert": CLIENT_MANAGE}
+_READ_OPERATION = {
+    "purchase": PRODUCT_VIEW,
+    "renewal": PRODUCT_VIEW,
+    "transfer": PRODUCT_VIEW,
+    "renewal_batch": PRODUCT_VIEW,
+    "release": CLIENT_MANAGE,
+    "client_upsert": CLIENT_MANAGE,
+}
 
 
 def needed_to_read(operation_kind: str) -> str:

@@ -22,5 +22,6 @@ def parse(text: str) -> dict[str, dict[str, Any]]:
 
 
 PRICE_LIST: dict[str, dict[str, Any]] = parse(
-    resources.files("rules").joinpath("price_list.toml").read_text(encoding="utf-8"))
+    resources.files("rules").joinpath("price_list.toml").read_text(encoding="utf-8")
+)
 CURRENCIES: frozenset[str] = frozenset(PRICE_LIST)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rules.errors import UnknownCurrency
@@ -24,8 +23,7 @@ class Tier:
 def grids_from(price_list: Mapping[str, Any]) -> dict[str, tuple[Tier, ...]]:
     """Currency -> its tier grid, from a parsed price list (rules.price_list)."""
     return {
-        currency: tuple(Tier(t["name"], Money(t["from"], currency), t["discount_percent"])
-                        for t in entry["tiers"])
+        currency: tuple(Tier(t["name"], Money(t["from"], currency), t["discount_percent"]) for t in entry["tiers"])
         for currency, entry in price_list.items()
     }
 

@@ -32,16 +32,31 @@ class Priced:
 
 def priced(kind: ProductKind, years: int, tier: Tier, quote: Quote, payer: str, payment_method: str) -> Priced:
     """A purchase or renewal `quote` (lifecycle.purchase_quote / renewal_quote) as a dry run shows it."""
-    return Priced(price=quote.total, list_price=kind.yearly_price * years,
-                  discount_percent=tier.discount_percent, tier=tier.name, restore_fee=quote.restore_fee,
-                  new_expires_at=quote.expires_at, payer=payer, payment_method=payment_method)
+    return Priced(
+        price=quote.total,
+        list_price=kind.yearly_price * years,
+        discount_percent=tier.discount_percent,
+        tier=tier.name,
+        restore_fee=quote.restore_fee,
+        new_expires_at=quote.expires_at,
+        payer=payer,
+        payment_method=payment_method,
+    )
 
 
 def free(tier: Tier, currency: str, expires_at: datetime | None = None) -> Priced:
     """A transfer or a release: nothing charged, no expiry moved (a transfer keeps `expires_at`)."""
     zero = Money.zero(currency)
-    return Priced(price=zero, list_price=zero, discount_percent=tier.discount_percent, tier=tier.name,
-                  restore_fee=zero, new_expires_at=expires_at, payer=None, payment_method=None)
+    return Priced(
+        price=zero,
+        list_price=zero,
+        discount_percent=tier.discount_percent,
+        tier=tier.name,
+        restore_fee=zero,
+        new_expires_at=expires_at,
+        payer=None,
+        payment_method=None,
+    )
 
 
 def total(items: Iterable[Priced], tier: Tier, currency: str, payer: str) -> Priced:
@@ -49,10 +64,16 @@ def total(items: Iterable[Priced], tier: Tier, currency: str, payer: str) -> Pri
     items = list(items)
     zero = Money.zero(currency)
     methods = {item.payment_method for item in items}
-    return Priced(price=sum((i.price for i in items), zero), list_price=sum((i.list_price for i in items), zero),
-                  discount_percent=tier.discount_percent, tier=tier.name,
-                  restore_fee=sum((i.restore_fee for i in items), zero), new_expires_at=None, payer=payer,
-                  payment_method=methods.pop() if len(methods) == 1 else None)
+    return Priced(
+        price=sum((i.price for i in items), zero),
+        list_price=sum((i.list_price for i in items), zero),
+        discount_percent=tier.discount_percent,
+        tier=tier.name,
+        restore_fee=sum((i.restore_fee for i in items), zero),
+        new_expires_at=None,
+        payer=payer,
+        payment_method=methods.pop() if len(methods) == 1 else None,
+    )
 
 
 def spend(balance: Money, quote: Priced) -> Money:

@@ -21,8 +21,11 @@ class Schedule:
     next_state_at: datetime | None
 
     def as_columns(self) -> dict[str, datetime | None]:
-        return {"next_autorenew_at": self.next_autorenew_at, "next_reminder_at": self.next_reminder_at,
-                "next_state_at": self.next_state_at}
+        return {
+            "next_autorenew_at": self.next_autorenew_at,
+            "next_reminder_at": self.next_reminder_at,
+            "next_state_at": self.next_state_at,
+        }
 
 
 def next_window_after(days_before: tuple[int, ...], expires_at: datetime, after: datetime) -> datetime | None:
@@ -52,10 +55,14 @@ def for_product(kind: ProductKind, expires_at: datetime, autorenew: bool, now: d
     state = state_at(kind, expires_at, now)
     autorenew_at = None
     if autorenew:
-        autorenew_at = now if due_attempt(kind, expires_at, now) else next_window_after(
-            kind.autorenew_days_before, expires_at, now)
-    reminder_at = now if due_reminder(kind, expires_at, now) else next_window_after(
-        kind.reminder_days_before, expires_at, now)
+        autorenew_at = (
+            now
+            if due_attempt(kind, expires_at, now)
+            else next_window_after(kind.autorenew_days_before, expires_at, now)
+        )
+    reminder_at = (
+        now if due_reminder(kind, expires_at, now) else next_window_after(kind.reminder_days_before, expires_at, now)
+    )
     return Schedule(autorenew_at, reminder_at, next_state_change(kind, expires_at, state))
 
 
@@ -65,7 +72,7 @@ def states_passed(kind: ProductKind, stored: State, expires_at: datetime, now: d
     order = list(State)
     if order.index(current) <= order.index(stored):
         return []
-    return order[order.index(stored) + 1: order.index(current) + 1]
+    return order[order.index(stored) + 1 : order.index(current) + 1]
 
 
 # The daily tier recalculation (worker.scheduler) runs at this time of day, UTC.

@@ -39,8 +39,10 @@ def check_well_formed(url: str) -> None:
     """
     unsafe = _UNSAFE.search(url)
     if unsafe:
-        raise InvalidUrl(f"the URL must not contain spaces or control characters; found "
-                         f"{unsafe.group()!r} at position {unsafe.start()}")
+        raise InvalidUrl(
+            f"the URL must not contain spaces or control characters; found "
+            f"{unsafe.group()!r} at position {unsafe.start()}"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -68,20 +70,22 @@ def check_host(host: str) -> None:
     labels = name.split(".")
     for label in labels:
         if not label:
-            raise InvalidUrl(f"the host {_shown(host)} has an empty label (a leading dot or two dots "
-                             "in a row)")
+            raise InvalidUrl(f"the host {_shown(host)} has an empty label (a leading dot or two dots in a row)")
     ascii_labels = [label if label.isascii() else _a_label(host, label) for label in labels]
     for label in ascii_labels:
         if len(label) > MAX_LABEL_LENGTH:
-            raise InvalidUrl(f"the host {_shown(host)} has a label of {len(label)} characters; each "
-                             f"label must be 1 to {MAX_LABEL_LENGTH} characters")
+            raise InvalidUrl(
+                f"the host {_shown(host)} has a label of {len(label)} characters; each "
+                f"label must be 1 to {MAX_LABEL_LENGTH} characters"
+            )
         if not _LABEL.fullmatch(label):
-            raise InvalidUrl(f"the host {_shown(host)} may hold only letters, digits, hyphens, "
-                             "underscores and dots")
+            raise InvalidUrl(f"the host {_shown(host)} may hold only letters, digits, hyphens, underscores and dots")
     length = len(".".join(ascii_labels))
     if length > MAX_HOST_LENGTH:
-        raise InvalidUrl(f"the host {_shown(host)} is {length} characters long once encoded; a host "
-                         f"name must be at most {MAX_HOST_LENGTH}")
+        raise InvalidUrl(
+            f"the host {_shown(host)} is {length} characters long once encoded; a host "
+            f"name must be at most {MAX_HOST_LENGTH}"
+        )
 
 
 def _a_label(host: str, label: str) -> str:
@@ -90,5 +94,4 @@ def _a_label(host: str, label: str) -> str:
         label.encode("idna")  # what the system resolver is given
         return idna.alabel(label).decode("ascii")  # what HTTP clients send
     except (idna.IDNAError, UnicodeError) as exc:
-        raise InvalidUrl(f"the host {_shown(host)} is not a valid internationalised name: "
-                         f"{exc}") from None
+        raise InvalidUrl(f"the host {_shown(host)} is not a valid internationalised name: {exc}") from None

@@ -11,26 +11,41 @@ from urllib.parse import urlsplit
 from rules.errors import InvalidWebhookUrl, UnknownEventType
 from rules.lifecycle import rfc3339
 
-EVENT_TYPES = frozenset({
-    "operation.succeeded", "operation.failed", "product.purchased", "product.renewed",
-    "product.expiring", "product.expired", "product.transferred", "client.released",
-    "tier.changed", "endpoint.disabled",
-    # Beyond DESIGN's list: grace -> redemption -> pending_delete -> deleted (expiry itself is product.expired).
-    "product.state_changed",
-    # A released client's organization was claimed by its owner (told to the reseller).
-    "organization.claimed",
-    # The prepaid balance went below the organization's low_balance_threshold or its autorenew
-    # forecast (once per dip: not again until it has been topped up above).
-    "billing.low_balance",
-})
+EVENT_TYPES = frozenset(
+    {
+        "operation.succeeded",
+        "operation.failed",
+        "product.purchased",
+        "product.renewed",
+        "product.expiring",
+        "product.expired",
+        "product.transferred",
+        "client.released",
+        "tier.changed",
+        "endpoint.disabled",
+        # Beyond DESIGN's list: grace -> redemption -> pending_delete -> deleted (expiry itself is product.expired).
+        "product.state_changed",
+        # A released client's organization was claimed by its owner (told to the reseller).
+        "organization.claimed",
+        # The prepaid balance went below the organization's low_balance_threshold or its autorenew
+        # forecast (once per dip: not again until it has been topped up above).
+        "billing.low_balance",
+    }
+)
 
 # Sent to one endpoint on request (POST .../test), whatever it subscribes to: not subscribable.
 PING = "ping"
 
 # Delay before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then failed.
 RETRY_DELAYS: tuple[timedelta, ...] = (
-    timedelta(0), timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30),
-    timedelta(hours=2), timedelta(hours=5), timedelta(hours=10), timedelta(hours=10),
+    timedelta(0),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS)
 JITTER_PERMILLE = 100  # delays move by up to ±10 % so retries of many deliveries spread out
@@ -43,8 +58,7 @@ def validate_event_types(names: Iterable[str]) -> frozenset[str]:
     wanted = frozenset(names)
     unknown = sorted(wanted - EVENT_TYPES)
     if unknown:
-        raise UnknownEventType(
-            f"unknown event types {unknown}; valid types are: {', '.join(sorted(EVENT_TYPES))}")
+        raise UnknownEventType(f"unknown event types {unknown}; valid types are: {', '.join(sorted(EVENT_TYPES))}")
     return wanted
 
 
@@ -61,8 +75,9 @@ def outcome(status_code: int | None) -> str:
     return "retry"
 
 
-def next_attempt_at(attempts_made: int, now: datetime, jitter: int,
-                    retry_after: timedelta | None = None) -> datetime | None:
+def next_attempt_at(
+    attempts_made: int, now: datetime, jitter: int, retry_after: timedelta | None = None
+) -> datetime | None:
     """When to try again after `attempts_made` attempts, or None when the schedule is spent.
 
     `jitter` is per mille in [-100, 100] (the caller draws it); `Retry-After` can only
@@ -100,10 +115,16 @@ def check_url(url: str) -> str:
 
 # IPv6 ranges that carry an IPv4 address or reach one through a gateway (6to4, Teredo, NAT64):
 # a public-looking IPv6 address there can lead to a loopback or private IPv4 host.
-TUNNELLED_IPV6 = tuple(ipaddress.IPv6Network(n) for n in (
-    "2002::/16", "2001::/32", "64:ff9b::/96", "64:ff9b:1::/48",
-    "::/96",  # IPv4-compatible (deprecated), with :: and ::1
-))
+TUNNELLED_IPV6 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "2002::/16",
+        "2001::/32",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "::/96",  # IPv4-compatible (deprecated), with :: and ::1
+    )
+)
 
 
 def is_public(address: str) -> bool:
@@ -120,8 +141,9 @@ def is_public(address: str) -> bool:
             return is_public(str(ip.ipv4_mapped))
         if ip.is_site_local or any(ip in network for network in TUNNELLED_IPV6):
             return False
-    return ip.is_global and not (ip.is_multicast or ip.is_private or ip.is_reserved or ip.is_loopback
-                                 or ip.is_link_local or ip.is_unspecified)
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_private or ip.is_reserved or ip.is_loopback or ip.is_link_local or ip.is_unspecified
+    )
 
 
 def body_of(event: dict[str, Any], sandbox: bool = False) -> dict[str, Any]:
@@ -129,11 +151,16 @@ def body_of(event: dict[str, Any], sandbox: bool = False) -> dict[str, Any]:
     events feed (GET /v1/organizations/{org}/events) lists the same. `timestamp` is when it
     happened (a sandbox's: its test clock's time), and a sandbox's events say `"sandbox": true`."""
     body: dict[str, Any] = {
-        "type": event["type"], "timestamp": rfc3339(event["created_at"]),
+        "type": event["type"],
+        "timestamp": rfc3339(event["created_at"]),
         # The event's own organization_id (client.released, organization.claimed: the new
         # organization) wins over the organization told.
-        "data": {"organization_id": event["organization_id"], "product_id": event["product_id"],
-                 "operation_id": event["operation_id"], **event["data"]},
+        "data": {
+            "organization_id": event["organization_id"],
+            "product_id": event["product_id"],
+            "operation_id": event["operation_id"],
+            **event["data"],
+        },
     }
     if sandbox:
         body["sandbox"] = True

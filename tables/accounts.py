@@ -1,7 +1,13 @@
 """Personal accounts. Their API keys live in `api_keys` (tables.api_keys), as SHA-256 digests."""
 
+import hashlib
+import secrets
+from datetime import datetime
+
 from piccolo.columns import Timestamptz, Varchar
 from piccolo.table import Table
+
+from tables.ids import new_id
 
 
 class Account(Table, tablename="accounts"):
@@ -9,7 +15,10 @@ class Account(Table, tablename="accounts"):
     email = Varchar(length=320, unique=True, help_text="Lower-cased e-mail address.")
     name = Varchar(length=200)
     key_hash = Varchar(
-        length=64, null=True, default=None, unique=True,
+        length=64,
+        null=True,
+        default=None,
+        unique=True,
         help_text="Unused: keys live in api_keys; `tenure migrate` moves any left here and empties it.",
     )
     created_at = Timestamptz()
@@ -17,11 +26,6 @@ class Account(Table, tablename="accounts"):
 
 # --- queries -----------------------------------------------------------------
 
-import hashlib  # noqa: E402
-import secrets  # noqa: E402
-from datetime import datetime  # noqa: E402
-
-from tables.ids import new_id  # noqa: E402
 
 API_KEY_PREFIX = "tnr_"
 
@@ -40,9 +44,11 @@ async def create(email: str, name: str, now: datetime) -> tuple[dict, str]:
     from tables import api_keys
 
     row = {"id": new_id("acc"), "email": email.lower(), "name": name, "key_hash": None, "created_at": now}
-    inserted = await Account.insert(Account(**row)).on_conflict(
-        target=Account.email, action="DO NOTHING"
-    ).returning(Account.id)
+    inserted = (
+        await Account.insert(Account(**row))
+        .on_conflict(target=Account.email, action="DO NOTHING")
+        .returning(Account.id)
+    )
     if not inserted:
         raise EmailTaken(email)
     _, key = await api_keys.create(row["id"], api_keys.DEFAULT_NAME, now)
@@ -56,9 +62,7 @@ class EmailTaken(Exception):
 
 
 async def by_email(email: str) -> dict | None:
-    return await Account.select(Account.id, Account.email, Account.name).where(
-        Account.email == email.lower()
-    ).first()
+    return await Account.select(Account.id, Account.email, Account.name).where(Account.email == email.lower()).first()
 
 
 async def rotate_key(account_id: str, now: datetime) -> str:

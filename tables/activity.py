@@ -19,8 +19,7 @@ from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
-from tables import event_payloads
-from tables import events, operations
+from tables import event_payloads, events, operations
 from tables.engine import current, transaction
 from tables.ids import new_id
 from tables.statements import Statement, fetch
@@ -30,8 +29,9 @@ class Activity(Table, tablename="activity"):
     id = Varchar(length=40, primary_key=True)
     organization_id = Varchar(length=40, index=True, help_text="The organization that sees it.")
     actor_type = Varchar(length=20, help_text="account, webhook, ops or system")
-    actor_id = Varchar(length=200, index=True,
-                       help_text="The account's id, the reseller webhook's webhook-id, or `system`.")
+    actor_id = Varchar(
+        length=200, index=True, help_text="The account's id, the reseller webhook's webhook-id, or `system`."
+    )
     key_id = Varchar(length=40, null=True, default=None, help_text="The API key an account used.")
     kind = Varchar(length=60, index=True, help_text="What happened: team.created, operation.accepted, ...")
     product_id = Varchar(length=40, null=True, default=None, index=True)
@@ -69,14 +69,33 @@ class Actor:
 TENURE = Actor(SYSTEM, SYSTEM)
 
 
-def row(organization_id: str, kind: str, actor: Actor, now: datetime, *, product_id: str | None = None,
-        client_id: str | None = None, operation_id: str | None = None, details: dict | None = None,
-        **more) -> dict:
+def row(
+    organization_id: str,
+    kind: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    product_id: str | None = None,
+    client_id: str | None = None,
+    operation_id: str | None = None,
+    details: dict | None = None,
+    **more,
+) -> dict:
     """An activity row; `details` and `more` (other ids and values, None left out) go to `details`."""
     kept = {k: v for k, v in {**(details or {}), **more}.items() if v is not None}
-    return {"id": new_id("act"), "organization_id": organization_id, "actor_type": actor.type,
-            "actor_id": actor.id, "key_id": actor.key_id, "kind": kind, "product_id": product_id,
-            "client_id": client_id, "operation_id": operation_id, "details": kept, "created_at": now}
+    return {
+        "id": new_id("act"),
+        "organization_id": organization_id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "key_id": actor.key_id,
+        "kind": kind,
+        "product_id": product_id,
+        "client_id": client_id,
+        "operation_id": operation_id,
+        "details": kept,
+        "created_at": now,
+    }
 
 
 async def record(organization_id: str, kind: str, actor: Actor, now: datetime, **ids) -> None:
@@ -88,13 +107,24 @@ async def record(organization_id: str, kind: str, actor: Actor, now: datetime, *
 async def record_rows(rows: list[dict]) -> None:
     """Several rows (one organization each) in one statement."""
     for start in range(0, len(rows), CHUNK):
-        await Activity.insert(*(Activity(**each) for each in rows[start:start + CHUNK]))
+        await Activity.insert(*(Activity(**each) for each in rows[start : start + CHUNK]))
 
 
 # --- operations: written by the statements that accept and finish them --------------------
 
-_COLUMNS = ("id", "organization_id", "actor_type", "actor_id", "key_id", "kind", "product_id",
-            "client_id", "operation_id", "details", "created_at")
+_COLUMNS = (
+    "id",
+    "organization_id",
+    "actor_type",
+    "actor_id",
+    "key_id",
+    "kind",
+    "product_id",
+    "client_id",
+    "operation_id",
+    "details",
+    "created_at",
+)
 _INSERT_COLUMNS = f"INSERT INTO activity ({', '.join(_COLUMNS)}) "
 _CLIENT_OF = "(SELECT client FROM products WHERE products.id = {})"
 
@@ -109,14 +139,25 @@ def postgres() -> bool:
 
 def accepted_values(operation: dict, actor: Actor, client_id: str | None) -> list:
     """The values of an operation's `operation.accepted` row, in _COLUMNS order."""
-    return [new_id("act"), operation["organization_id"], actor.type, actor.id, actor.key_id,
-            "operation.accepted", operation.get("product_id"), client_id, operation["id"],
-            _json({"kind": operation["kind"]}), operation["created_at"]]
+    return [
+        new_id("act"),
+        operation["organization_id"],
+        actor.type,
+        actor.id,
+        actor.key_id,
+        "operation.accepted",
+        operation.get("product_id"),
+        client_id,
+        operation["id"],
+        _json({"kind": operation["kind"]}),
+        operation["created_at"],
+    ]
 
 
 # SQLite: run in the accept's transaction, after the operation's insert.
 ACCEPTED = Statement(
-    _INSERT_COLUMNS + "VALUES ({}, {}, {}, {}, {}, {}, {}, COALESCE({}, " + _CLIENT_OF + "), {}, {}, {})")
+    _INSERT_COLUMNS + "VALUES ({}, {}, {}, {}, {}, {}, {}, COALESCE({}, " + _CLIENT_OF + "), {}, {}, {})"
+)
 
 
 def accepted_args(values: list) -> list:
@@ -128,31 +169,50 @@ _FINISHED_SELECT = (
     "SELECT {}, {}, COALESCE(a.actor_type, 'system'), COALESCE(a.actor_id, 'system'), a.key_id, {}, "
     "{}, COALESCE(a.client_id, " + _CLIENT_OF + "), {}, {}, {} "
     "FROM (SELECT 1 AS one) AS one LEFT JOIN activity AS a "
-    "ON a.operation_id = {} AND a.kind = 'operation.accepted'")
+    "ON a.operation_id = {} AND a.kind = 'operation.accepted'"
+)
 FINISHED = Statement(_INSERT_COLUMNS + _FINISHED_SELECT)
 # PostgreSQL: the event and the activity row in one statement (one round trip per operation).
 FINISHED_WITH_EVENT = Statement(
     "WITH evt AS (INSERT INTO events (id, type, organization_id, product_id, operation_id, data, "
     "created_at) VALUES ({}, {}, {}, {}, {}, {}::json, {}) RETURNING id) "
     + _INSERT_COLUMNS
-    + _FINISHED_SELECT.replace("{}, {} FROM (SELECT 1 AS one) AS one",
-                               "{}::json, {}::timestamptz FROM evt AS one"))
+    + _FINISHED_SELECT.replace("{}, {} FROM (SELECT 1 AS one) AS one", "{}::json, {}::timestamptz FROM evt AS one")
+)
 
 
-async def operation_finished(kind: str, operation: dict, now: datetime, *, product_id: str | None,
-                             event_data: Struct) -> None:
+async def operation_finished(
+    kind: str, operation: dict, now: datetime, *, product_id: str | None, event_data: Struct
+) -> None:
     """In the operation's finishing transaction: its event (`kind`: operation.succeeded or
     operation.failed, as webhooks carry it) and its activity row."""
     details = _json({"kind": operation["kind"]})
-    activity_args = [new_id("act"), operation["organization_id"], kind, product_id, product_id,
-                     operation["id"], details, now, operation["id"]]
+    activity_args = [
+        new_id("act"),
+        operation["organization_id"],
+        kind,
+        product_id,
+        product_id,
+        operation["id"],
+        details,
+        now,
+        operation["id"],
+    ]
     if postgres():
-        event_args = [new_id("evt"), kind, operation["organization_id"], product_id, operation["id"],
-                      _json(event_payloads.stored(event_data)), now]
+        event_args = [
+            new_id("evt"),
+            kind,
+            operation["organization_id"],
+            product_id,
+            operation["id"],
+            _json(event_payloads.stored(event_data)),
+            now,
+        ]
         await fetch(FINISHED_WITH_EVENT, *event_args, *activity_args)
         return
-    await events.record(kind, operation["organization_id"], now, operation_id=operation["id"],
-                        product_id=product_id, data=event_data)
+    await events.record(
+        kind, operation["organization_id"], now, operation_id=operation["id"], product_id=product_id, data=event_data
+    )
     await fetch(FINISHED, *activity_args)
 
 
@@ -164,7 +224,8 @@ ACCEPT_WITH_OPERATION = Statement(
     f"WITH op AS ({operations.INSERT_SQL}, product_id), act AS ({_INSERT_COLUMNS}"
     "SELECT {}, {}, {}, {}, {}, {}, op.product_id, "
     "COALESCE({}, (SELECT client FROM products WHERE products.id = op.product_id)), "
-    "op.id, {}::json, {}::timestamptz FROM op) SELECT id FROM op")
+    "op.id, {}::json, {}::timestamptz FROM op) SELECT id FROM op"
+)
 
 
 def client_of(params: dict) -> str | None:
@@ -177,8 +238,11 @@ async def insert_accepted(operation: dict, actor: Actor) -> bool:
     `operation.accepted` row: one statement on PostgreSQL, one short transaction on SQLite."""
     values = accepted_values(operation, actor, client_of(operation.get("params") or {}))
     if postgres():
-        return bool(await fetch(ACCEPT_WITH_OPERATION, *operations.insert_values(operation),
-                                *values[:6], values[7], *values[9:]))
+        return bool(
+            await fetch(
+                ACCEPT_WITH_OPERATION, *operations.insert_values(operation), *values[:6], values[7], *values[9:]
+            )
+        )
     async with transaction():
         if not await operations.insert_new(operation):
             return False
@@ -189,16 +253,30 @@ async def insert_accepted(operation: dict, actor: Actor) -> bool:
 async def operations_accepted(rows: list[dict], actor: Actor, clients: dict[str, str | None]) -> None:
     """`operation.accepted` rows for operations tenure made itself (autorenewals, a bulk renewal's
     items), in one statement; `clients`: product id -> its client (if any)."""
-    await record_rows([row(op["organization_id"], "operation.accepted", actor, op["created_at"],
-                           product_id=op.get("product_id"), client_id=clients.get(op.get("product_id") or ""),
-                           operation_id=op["id"], details={"kind": op["kind"], "parent_id": op.get("parent_id")})
-                       for op in rows])
+    await record_rows(
+        [
+            row(
+                op["organization_id"],
+                "operation.accepted",
+                actor,
+                op["created_at"],
+                product_id=op.get("product_id"),
+                client_id=clients.get(op.get("product_id") or ""),
+                operation_id=op["id"],
+                details={"kind": op["kind"], "parent_id": op.get("parent_id")},
+            )
+            for op in rows
+        ]
+    )
 
 
 async def actor_of(operation_id: str) -> Actor:
     """Who asked for an operation (its accepted row), tenure itself if nobody did."""
-    found = await Activity.select(Activity.actor_type, Activity.actor_id, Activity.key_id).where(
-        (Activity.operation_id == operation_id) & (Activity.kind == "operation.accepted")).first()
+    found = (
+        await Activity.select(Activity.actor_type, Activity.actor_id, Activity.key_id)
+        .where((Activity.operation_id == operation_id) & (Activity.kind == "operation.accepted"))
+        .first()
+    )
     return Actor(found["actor_type"], found["actor_id"], found["key_id"]) if found else TENURE
 
 

@@ -6,10 +6,17 @@ organization the account belongs to) and `permissions` (None: whatever the teams
 else the intersection of the two). `last_used_at` is written at most once a minute per key.
 """
 
+import functools
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
 from piccolo.columns import ForeignKey, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from tables.accounts import Account
+from tables import access_cache
+from tables.accounts import Account, digest, new_secret
+from tables.ids import new_id
 
 
 class ApiKey(Table, tablename="api_keys"):
@@ -26,14 +33,6 @@ class ApiKey(Table, tablename="api_keys"):
 
 # --- queries -----------------------------------------------------------------
 
-import functools  # noqa: E402
-from collections.abc import Iterable  # noqa: E402
-from datetime import datetime, timedelta  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-from tables import access_cache  # noqa: E402
-from tables.accounts import digest, new_secret  # noqa: E402
-from tables.ids import new_id  # noqa: E402
 
 DEFAULT_NAME = "default"
 PREFIX_LENGTH = 12  # "tnr_" and 8 random characters: enough to tell keys apart, useless to guess
@@ -56,19 +55,38 @@ def _scope(text: str | None) -> frozenset[str] | None:
 
 def public(row: dict) -> dict:
     """What a key's owner may see of it: never its digest."""
-    return {"id": row["id"], "name": row["name"], "prefix": row["prefix"],
-            "organizations": sorted(_scope(row["organizations"])) if row["organizations"] is not None else None,
-            "permissions": sorted(_scope(row["permissions"])) if row["permissions"] is not None else None,
-            "created_at": row["created_at"], "last_used_at": row["last_used_at"]}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "prefix": row["prefix"],
+        "organizations": sorted(_scope(row["organizations"])) if row["organizations"] is not None else None,
+        "permissions": sorted(_scope(row["permissions"])) if row["permissions"] is not None else None,
+        "created_at": row["created_at"],
+        "last_used_at": row["last_used_at"],
+    }
 
 
-async def create(account_id: str, name: str, now: datetime, *, organizations: Iterable[str] | None = None,
-                 permissions: Iterable[str] | None = None) -> tuple[dict, str]:
+async def create(
+    account_id: str,
+    name: str,
+    now: datetime,
+    *,
+    organizations: Iterable[str] | None = None,
+    permissions: Iterable[str] | None = None,
+) -> tuple[dict, str]:
     """Stores a new key; answers (its public row, the key shown once)."""
     key = new_secret()
-    row = {"id": new_id("key"), "account": account_id, "name": name, "key_hash": digest(key),
-           "prefix": key[:PREFIX_LENGTH], "organizations": _words(organizations),
-           "permissions": _words(permissions), "created_at": now, "last_used_at": None}
+    row = {
+        "id": new_id("key"),
+        "account": account_id,
+        "name": name,
+        "key_hash": digest(key),
+        "prefix": key[:PREFIX_LENGTH],
+        "organizations": _words(organizations),
+        "permissions": _words(permissions),
+        "created_at": now,
+        "last_used_at": None,
+    }
     await ApiKey.insert(ApiKey(**row))
     return public(row), key
 
@@ -100,14 +118,32 @@ async def authenticate(api_key: str, now: datetime) -> dict | None:
 async def lookup(api_key: str) -> tuple[dict, datetime | None] | None:
     """As `authenticate`, without noting the use: the account and the key's `last_used_at`."""
     joined = _joined()
-    row = await ApiKey.select(ApiKey.id, ApiKey.account, joined.email, joined.name, ApiKey.organizations,
-                              ApiKey.permissions, ApiKey.last_used_at).where(
-        ApiKey.key_hash == digest(api_key)).first()
+    row = (
+        await ApiKey.select(
+            ApiKey.id,
+            ApiKey.account,
+            joined.email,
+            joined.name,
+            ApiKey.organizations,
+            ApiKey.permissions,
+            ApiKey.last_used_at,
+        )
+        .where(ApiKey.key_hash == digest(api_key))
+        .first()
+    )
     if row is None:
         return None
-    return ({"id": row["account"], "email": row["account.email"], "name": row["account.name"],
-             "key_id": row["id"], "key_orgs": _scope(row["organizations"]),
-             "key_permissions": _scope(row["permissions"])}, row["last_used_at"])
+    return (
+        {
+            "id": row["account"],
+            "email": row["account.email"],
+            "name": row["account.name"],
+            "key_id": row["id"],
+            "key_orgs": _scope(row["organizations"]),
+            "key_permissions": _scope(row["permissions"]),
+        },
+        row["last_used_at"],
+    )
 
 
 def use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
@@ -119,20 +155,28 @@ async def note_use(key_id: str, last_used_at: datetime | None, now: datetime) ->
     if use_is_stale(last_used_at, now):
         stale = now - LAST_USED_EVERY
         await ApiKey.update({ApiKey.last_used_at: now}).where(
-            (ApiKey.id == key_id) & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stale)))
+            (ApiKey.id == key_id) & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stale))
+        )
 
 
 async def carry_over_account_keys(now: datetime) -> int:
     """Moves each key still in `accounts.key_hash` (accounts made before `api_keys`) into
     `api_keys` as that account's "default" key, and empties the column, so a revoked key is
     never carried over again. Run by `tenure migrate`; answers how many keys moved."""
-    rows = await Account.select(Account.id, Account.key_hash, Account.created_at).where(
-        Account.key_hash.is_not_null())
+    rows = await Account.select(Account.id, Account.key_hash, Account.created_at).where(Account.key_hash.is_not_null())
     for row in rows:
-        await ApiKey.insert(ApiKey(
-            id=new_id("key"), account=row["id"], name=DEFAULT_NAME, key_hash=row["key_hash"],
-            prefix=CARRIED_PREFIX, organizations=None, permissions=None,
-            created_at=row["created_at"] or now, last_used_at=None,
-        )).on_conflict(target=ApiKey.key_hash, action="DO NOTHING")
+        await ApiKey.insert(
+            ApiKey(
+                id=new_id("key"),
+                account=row["id"],
+                name=DEFAULT_NAME,
+                key_hash=row["key_hash"],
+                prefix=CARRIED_PREFIX,
+                organizations=None,
+                permissions=None,
+                created_at=row["created_at"] or now,
+                last_used_at=None,
+            )
+        ).on_conflict(target=ApiKey.key_hash, action="DO NOTHING")
         await Account.update({Account.key_hash: None}).where(Account.id == row["id"])
     return len(rows)

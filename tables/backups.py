@@ -150,7 +150,8 @@ def restore(backup_file: Path, database: Path, *, force: bool = False) -> Copied
         if lock is None and not force:
             raise DatabaseInUse(
                 f"{database} is in use by a running tenure process (demo, web, worker or scheduler): "
-                "stop it first, or pass --force to replace the database under it (then restart it)")
+                "stop it first, or pass --force to replace the database under it (then restart it)"
+            )
     try:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         database.parent.mkdir(parents=True, exist_ok=True)

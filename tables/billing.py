@@ -31,7 +31,8 @@ async def autorenew_forecast(payer_id: str, currency: str, now: datetime) -> For
         ((Product.organization == payer_id) | (Product.reseller == payer_id))
         & (Product.autorenew == True)  # noqa: E712
         & (Product.state == "active")
-        & (Product.expires_at > now) & (Product.expires_at <= now + timedelta(days=FORECAST_DAYS))
+        & (Product.expires_at > now)
+        & (Product.expires_at <= now + timedelta(days=FORECAST_DAYS))
     )
     if not due:
         return Forecast(Money.zero(currency), 0)
@@ -57,11 +58,17 @@ async def check_low_balance(org_id: str, now: datetime, operation_id: str | None
     if below is None or not await ledger.mark_below(org_id, below) or not below:
         return False
     # With the operation that spent the money, so it is fanned out with that operation's events.
-    await events.record("billing.low_balance", org_id, now, operation_id=operation_id,
-                        data=payloads.BillingLowBalance(
-                            balance=payloads.money(balance.to_dict()),
-                            low_balance_threshold=payloads.money(threshold.to_dict()),
-                            autorenew_forecast=payloads.ForecastData(
-                                amount=upcoming.amount.amount, currency=upcoming.amount.currency,
-                                products=upcoming.products)))
+    await events.record(
+        "billing.low_balance",
+        org_id,
+        now,
+        operation_id=operation_id,
+        data=payloads.BillingLowBalance(
+            balance=payloads.money(balance.to_dict()),
+            low_balance_threshold=payloads.money(threshold.to_dict()),
+            autorenew_forecast=payloads.ForecastData(
+                amount=upcoming.amount.amount, currency=upcoming.amount.currency, products=upcoming.products
+            ),
+        ),
+    )
     return True

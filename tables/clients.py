@@ -1,10 +1,17 @@
 """A reseller's clients: no account, no access; released ones leave the portfolio."""
 
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
+import asyncpg
 from piccolo.columns import ForeignKey, Timestamptz, Varchar
+from piccolo.query.functions.aggregate import Count
 from piccolo.table import Table
 
+from tables import keyset
+from tables.ids import new_id
 from tables.organizations import Organization
 
 
@@ -20,7 +27,10 @@ class Client(Table, tablename="clients"):
     email = Varchar(length=320)
     external_ref = Varchar(length=200, null=True, default=None)
     ref_key = Varchar(
-        length=260, null=True, default=None, unique=True,
+        length=260,
+        null=True,
+        default=None,
+        unique=True,
         help_text="reseller id + external_ref: one client per reference and reseller",
     )
     status = Varchar(length=20, choices=ClientStatus, default=ClientStatus.active)
@@ -31,34 +41,34 @@ class Client(Table, tablename="clients"):
 
 # --- queries -----------------------------------------------------------------
 
-from datetime import datetime  # noqa: E402
-
-from piccolo.query.functions.aggregate import Count  # noqa: E402
-
-from tables.ids import new_id  # noqa: E402
-
 
 class ExternalRefTaken(Exception):
     pass
 
 
-async def create(reseller_id: str, name: str, email: str, external_ref: str | None,
-                 now: datetime) -> dict:
-    row = {"id": new_id("cli"), "reseller": reseller_id, "name": name, "email": email.lower(),
-           "external_ref": external_ref,
-           "ref_key": f"{reseller_id}:{external_ref}" if external_ref else None,
-           "status": ClientStatus.active.value, "released_to": None,
-           "created_at": now, "released_at": None}
-    inserted = await Client.insert(Client(**row)).on_conflict(
-        target=Client.ref_key, action="DO NOTHING").returning(Client.id)
+async def create(reseller_id: str, name: str, email: str, external_ref: str | None, now: datetime) -> dict:
+    row = {
+        "id": new_id("cli"),
+        "reseller": reseller_id,
+        "name": name,
+        "email": email.lower(),
+        "external_ref": external_ref,
+        "ref_key": f"{reseller_id}:{external_ref}" if external_ref else None,
+        "status": ClientStatus.active.value,
+        "released_to": None,
+        "created_at": now,
+        "released_at": None,
+    }
+    inserted = (
+        await Client.insert(Client(**row)).on_conflict(target=Client.ref_key, action="DO NOTHING").returning(Client.id)
+    )
     if not inserted:
         raise ExternalRefTaken(external_ref)
     return row
 
 
 async def get(reseller_id: str, client_id: str) -> dict | None:
-    return await Client.select().where(
-        (Client.id == client_id) & (Client.reseller == reseller_id)).first()
+    return await Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id)).first()
 
 
 async def by_external_ref(reseller_id: str, external_ref: str) -> dict | None:
@@ -70,9 +80,11 @@ async def product_counts(client_ids: list[str]) -> dict[str, int]:
 
     if not client_ids:
         return {}
-    rows = await Product.select(Product.client, Count(alias="n")).where(
-        Product.client.is_in(client_ids) & (Product.state != "deleted")
-    ).group_by(Product.client)
+    rows = (
+        await Product.select(Product.client, Count(alias="n"))
+        .where(Product.client.is_in(client_ids) & (Product.state != "deleted"))
+        .group_by(Product.client)
+    )
     return {r["client"]: r["n"] for r in rows}
 
 
@@ -87,12 +99,6 @@ async def page(reseller_id: str, status: str | None, after: str | None, limit: i
 
 # --- the portfolio: filters, keyset pages, exports; edits ----------------------
 
-import sqlite3  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import asyncpg  # noqa: E402
-
-from tables import keyset  # noqa: E402
 
 SORTS = {"id": Client.id, "name": Client.name, "created_at": Client.created_at}
 
@@ -135,8 +141,9 @@ async def rename(client_id: str, name: str, email: str) -> None:
 
 
 async def mark_released(client_id: str, organization_id: str, now: datetime) -> None:
-    await Client.update({Client.status: "released", Client.released_to: organization_id,
-                         Client.released_at: now}).where(Client.id == client_id)
+    await Client.update(
+        {Client.status: "released", Client.released_to: organization_id, Client.released_at: now}
+    ).where(Client.id == client_id)
 
 
 async def lock(reseller_id: str, client_id: str) -> dict | None:

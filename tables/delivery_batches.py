@@ -19,16 +19,27 @@ async def contexts(delivery_ids: list[str], now: datetime) -> dict[str, tuple[di
     rows = await Delivery.select().where(Delivery.id.is_in(delivery_ids))
     if not rows:
         return {}
-    hooks = {h["id"]: h for h in await WebhookEndpoint.select().where(
-        WebhookEndpoint.id.is_in(sorted({r["endpoint_id"] for r in rows})))}
-    found = {e["id"]: e for e in await Event.select().where(
-        Event.id.is_in(sorted({r["event_id"] for r in rows}))).output(load_json=True)}
+    hooks = {
+        h["id"]: h
+        for h in await WebhookEndpoint.select().where(
+            WebhookEndpoint.id.is_in(sorted({r["endpoint_id"] for r in rows}))
+        )
+    }
+    found = {
+        e["id"]: e
+        for e in await Event.select()
+        .where(Event.id.is_in(sorted({r["event_id"] for r in rows})))
+        .output(load_json=True)
+    }
     for hook in hooks.values():
         hook["secrets"] = webhooks.signing_secrets(hook, now)
         hook["secret"] = hook["secrets"][0]
         del hook["sealed_secret"], hook["previous_sealed_secret"]
-    return {r["id"]: (r, hooks[r["endpoint_id"]], found[r["event_id"]]) for r in rows
-            if r["endpoint_id"] in hooks and r["event_id"] in found}
+    return {
+        r["id"]: (r, hooks[r["endpoint_id"]], found[r["event_id"]])
+        for r in rows
+        if r["endpoint_id"] in hooks and r["event_id"] in found
+    }
 
 
 async def claim_attempts(delivery_ids: list[str], now: datetime) -> dict[str, int]:
@@ -38,11 +49,18 @@ async def claim_attempts(delivery_ids: list[str], now: datetime) -> dict[str, in
     settles or its lease runs out."""
     if not delivery_ids:
         return {}
-    claimed = await Delivery.update({Delivery.attempts: Delivery.attempts + 1, Delivery.updated_at: now,
-                                     Delivery.next_attempt_at: now + LEASE,
-                                     Delivery.leased_until: now + LEASE}).where(
-        Delivery.id.is_in(delivery_ids) & (Delivery.status == "pending") & (Delivery.next_attempt_at <= now)
-    ).returning(Delivery.id, Delivery.attempts)
+    claimed = (
+        await Delivery.update(
+            {
+                Delivery.attempts: Delivery.attempts + 1,
+                Delivery.updated_at: now,
+                Delivery.next_attempt_at: now + LEASE,
+                Delivery.leased_until: now + LEASE,
+            }
+        )
+        .where(Delivery.id.is_in(delivery_ids) & (Delivery.status == "pending") & (Delivery.next_attempt_at <= now))
+        .returning(Delivery.id, Delivery.attempts)
+    )
     return {r["id"]: r["attempts"] for r in claimed}
 
 
@@ -51,11 +69,21 @@ async def settle_delivered(answers: list[tuple[str, str, dict]], now: datetime) 
     `answers` holds (delivery id, endpoint id, attempt fields). Call in a transaction."""
     if not answers:
         return
-    await DeliveryAttempt.insert(*[DeliveryAttempt(id=new_id("att"), delivery_id=delivery_id, attempted_at=now,
-                                                   **fields) for delivery_id, _, fields in answers])
-    await Delivery.update({Delivery.status: "succeeded", Delivery.next_attempt_at: None,
-                           Delivery.leased_until: None, Delivery.updated_at: now}).where(
-        Delivery.id.is_in([delivery_id for delivery_id, _, _ in answers]))
+    await DeliveryAttempt.insert(
+        *[
+            DeliveryAttempt(id=new_id("att"), delivery_id=delivery_id, attempted_at=now, **fields)
+            for delivery_id, _, fields in answers
+        ]
+    )
+    await Delivery.update(
+        {
+            Delivery.status: "succeeded",
+            Delivery.next_attempt_at: None,
+            Delivery.leased_until: None,
+            Delivery.updated_at: now,
+        }
+    ).where(Delivery.id.is_in([delivery_id for delivery_id, _, _ in answers]))
     await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(
         WebhookEndpoint.id.is_in(sorted({endpoint_id for _, endpoint_id, _ in answers}))
-        & WebhookEndpoint.failing_since.is_not_null())
+        & WebhookEndpoint.failing_since.is_not_null()
+    )

@@ -25,8 +25,8 @@ import asyncio
 import os
 import socket
 import sqlite3
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -81,9 +81,7 @@ class _ClosingSQLiteTransaction(SQLiteTransaction):
 
 class TenureSQLiteEngine(SQLiteEngine):
     def transaction(self, transaction_type=TransactionType.immediate, allow_nested=True):
-        return _ClosingSQLiteTransaction(
-            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
-        )
+        return _ClosingSQLiteTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
 
 def sqlite_path(url: str) -> str:
@@ -155,8 +153,7 @@ async def start_pool(max_size: int = 10, *, reset_sessions: bool = False) -> Non
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is None:
         options = {} if reset_sessions else {"reset": _keep_session}
-        await engine.start_connection_pool(min_size=1, max_size=max_size,
-                                           command_timeout=COMMAND_TIMEOUT_S, **options)
+        await engine.start_connection_pool(min_size=1, max_size=max_size, command_timeout=COMMAND_TIMEOUT_S, **options)
 
 
 async def _keep_session(connection) -> None:
@@ -173,9 +170,16 @@ def unreachable(exc: BaseException) -> bool:
     `ConnectionError`."""
     import asyncpg
 
-    lost = (ConnectionError, TimeoutError, socket.gaierror, asyncpg.PostgresConnectionError,
-            asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-            asyncpg.TooManyConnectionsError)
+    lost = (
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.TooManyConnectionsError,
+    )
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, lost):

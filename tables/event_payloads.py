@@ -38,10 +38,15 @@ class ClaimData(Struct):
 class EventIds(Struct):
     """Added to every event's `data` when it is posted."""
 
-    organization_id: Annotated[str, Meta(description="the organization told (for a reseller client's "
-                                                     "product: the reseller), except where the event "
-                                                     "names another: client.released and "
-                                                     "organization.claimed give the new organization")]
+    organization_id: Annotated[
+        str,
+        Meta(
+            description="the organization told (for a reseller client's "
+            "product: the reseller), except where the event "
+            "names another: client.released and "
+            "organization.claimed give the new organization"
+        ),
+    ]
     product_id: str | None
     operation_id: str | None
 

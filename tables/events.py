@@ -1,7 +1,13 @@
 """Outbound events, written in the transaction of the change they describe."""
 
+from datetime import datetime
+
+from msgspec import Struct
 from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.table import Table
+
+from tables.event_payloads import stored
+from tables.ids import new_id
 
 
 class Event(Table, tablename="events"):
@@ -18,31 +24,44 @@ class Event(Table, tablename="events"):
 
 # --- queries -----------------------------------------------------------------
 
-from datetime import datetime  # noqa: E402
 
-from msgspec import Struct  # noqa: E402
-
-from tables.event_payloads import stored  # noqa: E402
-from tables.ids import new_id  # noqa: E402
-
-
-async def record(type: str, organization_id: str, now: datetime, *, data: Struct | dict | None = None,
-                 product_id: str | None = None, operation_id: str | None = None,
-                 dedupe_key: str | None = None) -> bool:
+async def record(
+    type: str,
+    organization_id: str,
+    now: datetime,
+    *,
+    data: Struct | dict | None = None,
+    product_id: str | None = None,
+    operation_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> bool:
     """Writes one event in the caller's transaction; False if `dedupe_key` was already used.
     `data` is the type's Struct (tables/event_payloads.py), as webhooks post it; a dict only
     for the synthetic events of tests and benchmarks."""
-    inserted = await Event.insert(Event(
-        id=new_id("evt"), type=type, organization_id=organization_id, product_id=product_id,
-        operation_id=operation_id, data=stored(data) if data is not None else {}, dedupe_key=dedupe_key, created_at=now,
-    )).on_conflict(target=Event.dedupe_key, action="DO NOTHING").returning(Event.id)
+    inserted = (
+        await Event.insert(
+            Event(
+                id=new_id("evt"),
+                type=type,
+                organization_id=organization_id,
+                product_id=product_id,
+                operation_id=operation_id,
+                data=stored(data) if data is not None else {},
+                dedupe_key=dedupe_key,
+                created_at=now,
+            )
+        )
+        .on_conflict(target=Event.dedupe_key, action="DO NOTHING")
+        .returning(Event.id)
+    )
     return bool(inserted)
 
 
 async def mark_dispatched(operation_ids: list[str], now: datetime) -> None:
     """Nothing to deliver (no endpoint): the operations' events count as fanned out."""
     await Event.update({Event.dispatched_at: now}).where(
-        Event.operation_id.is_in(operation_ids) & Event.dispatched_at.is_null())
+        Event.operation_id.is_in(operation_ids) & Event.dispatched_at.is_null()
+    )
 
 
 async def of(organization_id: str, type: str | None = None) -> list[dict]:
@@ -58,8 +77,9 @@ async def count(type: str) -> int:
 
 async def feed(organization_id: str, after: str | None, limit: int, *, hidden: tuple[str, ...] = ()) -> list[dict]:
     """The organization's events in id order (the order they were made), after `after`."""
-    query = Event.select(Event.id, Event.type, Event.organization_id, Event.product_id, Event.operation_id,
-                         Event.data, Event.created_at).where(Event.organization_id == organization_id)
+    query = Event.select(
+        Event.id, Event.type, Event.organization_id, Event.product_id, Event.operation_id, Event.data, Event.created_at
+    ).where(Event.organization_id == organization_id)
     if after is not None:
         query = query.where(Event.id > after)
     if hidden:

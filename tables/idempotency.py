@@ -42,8 +42,11 @@ def row_id(caller: str, method: str, path: str, key: str) -> str:
 
 async def begin(row: dict) -> dict | None:
     """Inserts the pending row; None if it was inserted, else the row already there."""
-    inserted = await IdempotentResponse.insert(IdempotentResponse(**row)).on_conflict(
-        target=IdempotentResponse.id, action="DO NOTHING").returning(IdempotentResponse.id)
+    inserted = (
+        await IdempotentResponse.insert(IdempotentResponse(**row))
+        .on_conflict(target=IdempotentResponse.id, action="DO NOTHING")
+        .returning(IdempotentResponse.id)
+    )
     if inserted:
         return None
     return await IdempotentResponse.select().where(IdempotentResponse.id == row["id"]).first()
@@ -51,28 +54,50 @@ async def begin(row: dict) -> dict | None:
 
 async def take_over(answer_id: str, holder: str, stale_before: datetime, now: datetime) -> bool:
     """Takes a pending row whose request started before `stale_before` (its process died)."""
-    taken = await IdempotentResponse.update({
-        IdempotentResponse.holder: holder, IdempotentResponse.created_at: now,
-    }).where((IdempotentResponse.id == answer_id) & IdempotentResponse.status.is_null()
-             & (IdempotentResponse.created_at < stale_before)).returning(IdempotentResponse.id)
+    taken = (
+        await IdempotentResponse.update(
+            {
+                IdempotentResponse.holder: holder,
+                IdempotentResponse.created_at: now,
+            }
+        )
+        .where(
+            (IdempotentResponse.id == answer_id)
+            & IdempotentResponse.status.is_null()
+            & (IdempotentResponse.created_at < stale_before)
+        )
+        .returning(IdempotentResponse.id)
+    )
     return bool(taken)
 
 
 async def finish(answer_id: str, holder: str, status: int, media_type: str | None, body: bytes) -> bool:
     """Stores the answer (its body encrypted); False if another request took the row over."""
-    stored = await IdempotentResponse.update({
-        IdempotentResponse.status: status, IdempotentResponse.media_type: media_type,
-        IdempotentResponse.sealed_body: secrets_at_rest.seal(body.decode("utf-8")),
-    }).where((IdempotentResponse.id == answer_id) & (IdempotentResponse.holder == holder)
-             & IdempotentResponse.status.is_null()).returning(IdempotentResponse.id)
+    stored = (
+        await IdempotentResponse.update(
+            {
+                IdempotentResponse.status: status,
+                IdempotentResponse.media_type: media_type,
+                IdempotentResponse.sealed_body: secrets_at_rest.seal(body.decode("utf-8")),
+            }
+        )
+        .where(
+            (IdempotentResponse.id == answer_id)
+            & (IdempotentResponse.holder == holder)
+            & IdempotentResponse.status.is_null()
+        )
+        .returning(IdempotentResponse.id)
+    )
     return bool(stored)
 
 
 async def abandon(answer_id: str, holder: str) -> None:
     """Deletes the pending row: nothing to replay, the client may retry with the same key."""
     await IdempotentResponse.delete().where(
-        (IdempotentResponse.id == answer_id) & (IdempotentResponse.holder == holder)
-        & IdempotentResponse.status.is_null())
+        (IdempotentResponse.id == answer_id)
+        & (IdempotentResponse.holder == holder)
+        & IdempotentResponse.status.is_null()
+    )
 
 
 def body_of(row: dict) -> bytes:

@@ -38,34 +38,49 @@ async def rotate(org_id: str, now: datetime) -> tuple[str, datetime | None]:
     await InboundSecret.delete().where(
         (InboundSecret.organization_id == org_id)
         & InboundSecret.retired_at.is_not_null()
-        & (InboundSecret.retired_at <= now - RETIRED_SECRET_GRACE))
-    retired = await InboundSecret.update({InboundSecret.retired_at: now}).where(
-        (InboundSecret.organization_id == org_id) & InboundSecret.retired_at.is_null()
-    ).returning(InboundSecret.id)
+        & (InboundSecret.retired_at <= now - RETIRED_SECRET_GRACE)
+    )
+    retired = (
+        await InboundSecret.update({InboundSecret.retired_at: now})
+        .where((InboundSecret.organization_id == org_id) & InboundSecret.retired_at.is_null())
+        .returning(InboundSecret.id)
+    )
     secret = new_secret()
-    await InboundSecret.insert(InboundSecret(
-        id=new_id("whs"), organization_id=org_id, secret="", sealed_secret=secrets_at_rest.seal(secret),
-        created_at=now, retired_at=None))
+    await InboundSecret.insert(
+        InboundSecret(
+            id=new_id("whs"),
+            organization_id=org_id,
+            secret="",
+            sealed_secret=secrets_at_rest.seal(secret),
+            created_at=now,
+            retired_at=None,
+        )
+    )
     return secret, (now + RETIRED_SECRET_GRACE) if retired else None
 
 
 async def valid_secrets(org_id: str, now: datetime) -> list[str]:
     """The secrets that verify the organization's webhooks now: the current one first,
     then those retired less than 24 h ago."""
-    rows = await InboundSecret.select(
-        InboundSecret.secret, InboundSecret.sealed_secret, InboundSecret.retired_at).where(
-        (InboundSecret.organization_id == org_id)
-        & (InboundSecret.retired_at.is_null() | (InboundSecret.retired_at > now - RETIRED_SECRET_GRACE))
-    ).order_by(InboundSecret.created_at, ascending=False)
+    rows = (
+        await InboundSecret.select(InboundSecret.secret, InboundSecret.sealed_secret, InboundSecret.retired_at)
+        .where(
+            (InboundSecret.organization_id == org_id)
+            & (InboundSecret.retired_at.is_null() | (InboundSecret.retired_at > now - RETIRED_SECRET_GRACE))
+        )
+        .order_by(InboundSecret.created_at, ascending=False)
+    )
     return [secrets_at_rest.secret_of(r) for r in sorted(rows, key=lambda r: r["retired_at"] is not None)]
 
 
 async def revoke_retired(org_id: str) -> int:
     """Ends the overlap of a rotation now: the retired secrets verify nothing any more.
     Answers how many there were."""
-    gone = await InboundSecret.delete().where(
-        (InboundSecret.organization_id == org_id) & InboundSecret.retired_at.is_not_null()
-    ).returning(InboundSecret.id)
+    gone = (
+        await InboundSecret.delete()
+        .where((InboundSecret.organization_id == org_id) & InboundSecret.retired_at.is_not_null())
+        .returning(InboundSecret.id)
+    )
     return len(gone)
 
 
@@ -94,23 +109,37 @@ async def seen(org_id: str, webhook_id: str) -> tuple[str, bool] | None:
     operation's idempotency key covers the moment between the operation's commit
     and that row's (a crash there loses no dedupe).
     """
-    row = await InboundMessage.select(InboundMessage.operation_id).where(
-        InboundMessage.message_key == message_key(org_id, webhook_id)).first()
+    row = (
+        await InboundMessage.select(InboundMessage.operation_id)
+        .where(InboundMessage.message_key == message_key(org_id, webhook_id))
+        .first()
+    )
     if row is not None:
         return row["operation_id"], True
     # Operations recorded under the older key are webhooks' only if no account asked for them
     # (an API caller could have sent `Idempotency-Key: inbound:<id>`).
-    op = await Operation.select(Operation.id).where(
-        (Operation.idem_key == idem_key(org_id, webhook_id))
-        | ((Operation.idem_key == _legacy_idem_key(org_id, webhook_id)) & Operation.account_id.is_null())
-    ).first()
+    op = (
+        await Operation.select(Operation.id)
+        .where(
+            (Operation.idem_key == idem_key(org_id, webhook_id))
+            | ((Operation.idem_key == _legacy_idem_key(org_id, webhook_id)) & Operation.account_id.is_null())
+        )
+        .first()
+    )
     return (op["id"], False) if op is not None else None
 
 
 async def remember(org_id: str, webhook_id: str, operation_id: str, now: datetime) -> bool:
     """Records the webhook id and its operation; False if it was already recorded."""
-    inserted = await InboundMessage.insert(InboundMessage(
-        message_key=message_key(org_id, webhook_id), operation_id=operation_id, received_at=now,
-    )).on_conflict(target=InboundMessage.message_key, action="DO NOTHING").returning(
-        InboundMessage.message_key)
+    inserted = (
+        await InboundMessage.insert(
+            InboundMessage(
+                message_key=message_key(org_id, webhook_id),
+                operation_id=operation_id,
+                received_at=now,
+            )
+        )
+        .on_conflict(target=InboundMessage.message_key, action="DO NOTHING")
+        .returning(InboundMessage.message_key)
+    )
     return bool(inserted)

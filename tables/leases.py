@@ -26,7 +26,8 @@ async def take(job: str, holder: str, now: datetime, until: datetime) -> bool:
     conditional UPDATE; of two replicas racing for it, one takes it.
     """
     await JobLease.insert(JobLease(job=job, holder="", leased_until=now)).on_conflict(
-        target=JobLease.job, action="DO NOTHING")
+        target=JobLease.job, action="DO NOTHING"
+    )
     return await _set(job, holder, until, (JobLease.leased_until <= now) | (JobLease.holder == holder))
 
 
@@ -36,11 +37,13 @@ async def extend(job: str, holder: str, until: datetime) -> bool:
 
 
 async def release(job: str, holder: str, now: datetime) -> None:
-    await JobLease.update({JobLease.leased_until: now}).where(
-        (JobLease.job == job) & (JobLease.holder == holder))
+    await JobLease.update({JobLease.leased_until: now}).where((JobLease.job == job) & (JobLease.holder == holder))
 
 
 async def _set(job: str, holder: str, until: datetime, condition) -> bool:
-    taken = await JobLease.update({JobLease.holder: holder, JobLease.leased_until: until}).where(
-        (JobLease.job == job) & condition).returning(JobLease.job)
+    taken = (
+        await JobLease.update({JobLease.holder: holder, JobLease.leased_until: until})
+        .where((JobLease.job == job) & condition)
+        .returning(JobLease.job)
+    )
     return bool(taken)

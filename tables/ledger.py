@@ -1,7 +1,16 @@
 """Double-entry ledger, prepaid balances (for atomic checks) and tier state."""
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from piccolo.columns import BigInt, Boolean, Timestamptz, Varchar
+from piccolo.columns.combination import WhereRaw
+from piccolo.query.functions.aggregate import Sum
 from piccolo.table import Table
+
+from rules import pricing
+from rules.money import Money
+from tables.ids import new_id
 
 
 class LedgerEntry(Table, tablename="ledger_entries"):
@@ -16,8 +25,12 @@ class LedgerEntry(Table, tablename="ledger_entries"):
     kind = Varchar(length=20, default="", help_text="topup, purchase, renewal, restore_fee, settlement")
     product_id = Varchar(length=40, null=True, default=None)
     product_kind = Varchar(length=20, null=True, default=None, help_text="domain, mailbox, ...")
-    client_id = Varchar(length=40, null=True, default=None,
-                        help_text="The reseller's client whose product it was (statements per client).")
+    client_id = Varchar(
+        length=40,
+        null=True,
+        default=None,
+        help_text="The reseller's client whose product it was (statements per client).",
+    )
 
 
 class Balance(Table, tablename="balances"):
@@ -41,22 +54,13 @@ class TierState(Table, tablename="tier_states"):
     currency = Varchar(length=3, default="EUR")
     computed_at = Timestamptz()
     recalc_requested_at = Timestamptz(
-        null=True, default=None,
+        null=True,
+        default=None,
         help_text="Set when a recalculation is queued; bursts of charges queue one.",
     )
 
 
 # --- queries -----------------------------------------------------------------
-
-from collections.abc import Iterable  # noqa: E402
-from datetime import datetime  # noqa: E402
-
-from piccolo.columns.combination import WhereRaw  # noqa: E402
-from piccolo.query.functions.aggregate import Sum  # noqa: E402
-
-from rules import pricing  # noqa: E402
-from rules.money import Money  # noqa: E402
-from tables.ids import new_id  # noqa: E402
 
 
 class Overdraft(Exception):
@@ -68,14 +72,15 @@ class OverCredit(Exception):
 
 
 async def open_account(org_id: str, currency: str, now: datetime, *, credit_limit: int = 0) -> None:
-    await Balance.insert(Balance(organization_id=org_id, prepaid=0, currency=currency,
-                                 credit_limit=credit_limit))
-    await TierState.insert(TierState(organization_id=org_id, tier="A", volume_12m=0,
-                                     currency=currency, computed_at=now))
+    await Balance.insert(Balance(organization_id=org_id, prepaid=0, currency=currency, credit_limit=credit_limit))
+    await TierState.insert(
+        TierState(organization_id=org_id, tier="A", volume_12m=0, currency=currency, computed_at=now)
+    )
 
 
-async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None,
-               *, product: dict | None = None) -> None:
+async def post(
+    txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None, *, product: dict | None = None
+) -> None:
     """Writes one balanced transaction; prepaid entries move the balance row atomically.
 
     Call inside a transaction. A debit that would make a prepaid balance negative
@@ -86,13 +91,22 @@ async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str 
     # One id per transaction, numbered: its lines list in the order they were booked.
     base = new_id("led")
     for number, entry in enumerate(entries):
-        rows.append(LedgerEntry(
-            id=f"{base}{number:03d}", txn_id=txn_id, book=entry.book, organization_id=entry.organization_id,
-            amount=entry.amount.amount, currency=entry.amount.currency,
-            operation_id=operation_id, created_at=now, kind=entry.kind or "charge",
-            product_id=about.get("product_id"), product_kind=about.get("product_kind"),
-            client_id=about.get("client_id"),
-        ))
+        rows.append(
+            LedgerEntry(
+                id=f"{base}{number:03d}",
+                txn_id=txn_id,
+                book=entry.book,
+                organization_id=entry.organization_id,
+                amount=entry.amount.amount,
+                currency=entry.amount.currency,
+                operation_id=operation_id,
+                created_at=now,
+                kind=entry.kind or "charge",
+                product_id=about.get("product_id"),
+                product_kind=about.get("product_kind"),
+                client_id=about.get("client_id"),
+            )
+        )
         if entry.book == "prepaid":
             moves.append((entry.organization_id, entry.amount.amount))
         elif entry.book == "invoice":
@@ -100,24 +114,27 @@ async def post(txn_id: str, entries: Iterable, now: datetime, operation_id: str 
     await LedgerEntry.insert(*rows)
     for organization_id, more_owed in debts:
         # Owed stays within [0, credit_limit]: a settlement never goes below, a charge never above.
-        condition = ("owed + {} <= credit_limit" if more_owed > 0 else "owed + {} >= 0")
-        moved = await Balance.update({Balance.owed: Balance.owed + more_owed}).where(
-            (Balance.organization_id == organization_id) & WhereRaw(condition, more_owed)
-        ).returning(Balance.organization_id)
+        condition = "owed + {} <= credit_limit" if more_owed > 0 else "owed + {} >= 0"
+        moved = (
+            await Balance.update({Balance.owed: Balance.owed + more_owed})
+            .where((Balance.organization_id == organization_id) & WhereRaw(condition, more_owed))
+            .returning(Balance.organization_id)
+        )
         if not moved:
             raise OverCredit(organization_id)
     # The balance rows last: their locks are held from here to COMMIT.
     for organization_id, delta in moves:
-        moved = await Balance.update({Balance.prepaid: Balance.prepaid + delta}).where(
-            (Balance.organization_id == organization_id) & WhereRaw("prepaid + {} >= 0", delta)
-        ).returning(Balance.organization_id)
+        moved = (
+            await Balance.update({Balance.prepaid: Balance.prepaid + delta})
+            .where((Balance.organization_id == organization_id) & WhereRaw("prepaid + {} >= 0", delta))
+            .returning(Balance.organization_id)
+        )
         if not moved:
             raise Overdraft(organization_id)
 
 
 async def prepaid_balance(org_id: str) -> tuple[int, str]:
-    row = await Balance.select(Balance.prepaid, Balance.currency).where(
-        Balance.organization_id == org_id).first()
+    row = await Balance.select(Balance.prepaid, Balance.currency).where(Balance.organization_id == org_id).first()
     return (row["prepaid"], row["currency"]) if row else (0, "EUR")
 
 
@@ -127,8 +144,11 @@ async def account(org_id: str) -> dict | None:
 
 
 async def set_credit_limit(org_id: str, limit: int) -> bool:
-    updated = await Balance.update({Balance.credit_limit: limit}).where(
-        Balance.organization_id == org_id).returning(Balance.organization_id)
+    updated = (
+        await Balance.update({Balance.credit_limit: limit})
+        .where(Balance.organization_id == org_id)
+        .returning(Balance.organization_id)
+    )
     return bool(updated)
 
 
@@ -138,26 +158,39 @@ async def set_low_balance_threshold(org_id: str, threshold: int) -> None:
 
 async def mark_below(org_id: str, below: bool) -> bool:
     """Records the low-balance state; True only for the call that changed it (one event per dip)."""
-    changed = await Balance.update({Balance.below_low_balance: below}).where(
-        (Balance.organization_id == org_id) & (Balance.below_low_balance == (not below))
-    ).returning(Balance.organization_id)
+    changed = (
+        await Balance.update({Balance.below_low_balance: below})
+        .where((Balance.organization_id == org_id) & (Balance.below_low_balance == (not below)))
+        .returning(Balance.organization_id)
+    )
     return bool(changed)
 
 
 async def revenue_since(payer_id: str, since: datetime) -> int:
-    row = await LedgerEntry.select(Sum(LedgerEntry.amount, alias="total")).where(
-        (LedgerEntry.organization_id == payer_id) & (LedgerEntry.book == "revenue")
-        & (LedgerEntry.created_at > since)
-    ).first()
+    row = (
+        await LedgerEntry.select(Sum(LedgerEntry.amount, alias="total"))
+        .where(
+            (LedgerEntry.organization_id == payer_id)
+            & (LedgerEntry.book == "revenue")
+            & (LedgerEntry.created_at > since)
+        )
+        .first()
+    )
     return int(row["total"] or 0) if row else 0
 
 
 async def oldest_revenue_since(payer_id: str, since: datetime) -> datetime | None:
     """When the oldest charge that `revenue_since(payer_id, since)` counts was made."""
-    row = await LedgerEntry.select(LedgerEntry.created_at).where(
-        (LedgerEntry.organization_id == payer_id) & (LedgerEntry.book == "revenue")
-        & (LedgerEntry.created_at > since)
-    ).order_by(LedgerEntry.created_at).first()
+    row = (
+        await LedgerEntry.select(LedgerEntry.created_at)
+        .where(
+            (LedgerEntry.organization_id == payer_id)
+            & (LedgerEntry.book == "revenue")
+            & (LedgerEntry.created_at > since)
+        )
+        .order_by(LedgerEntry.created_at)
+        .first()
+    )
     return row["created_at"] if row else None
 
 
@@ -181,9 +214,14 @@ async def currency_of(org_id: str) -> str:
 async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:
     """Stores the recomputed tier and clears the request flag; returns the previous tier if it changed."""
     before = await lock_tier(org_id)
-    await TierState.update({TierState.tier: tier, TierState.volume_12m: volume,
-                            TierState.computed_at: now, TierState.recalc_requested_at: None}
-                           ).where(TierState.organization_id == org_id)
+    await TierState.update(
+        {
+            TierState.tier: tier,
+            TierState.volume_12m: volume,
+            TierState.computed_at: now,
+            TierState.recalc_requested_at: None,
+        }
+    ).where(TierState.organization_id == org_id)
     if before and before["tier"] != tier:
         return before["tier"]
     return None
@@ -191,9 +229,11 @@ async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str |
 
 async def flag_tier_recalc(org_id: str, now: datetime) -> bool:
     """Marks the payer's tier for recalculation; True if it was not already marked (send a message)."""
-    flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
-        (TierState.organization_id == org_id) & TierState.recalc_requested_at.is_null()
-    ).returning(TierState.organization_id)
+    flagged = (
+        await TierState.update({TierState.recalc_requested_at: now})
+        .where((TierState.organization_id == org_id) & TierState.recalc_requested_at.is_null())
+        .returning(TierState.organization_id)
+    )
     return bool(flagged)
 
 
@@ -212,14 +252,17 @@ async def flag_daily_tier_runs(now: datetime) -> list[str]:
     the organizations flagged. Sandboxes' tiers age with their test clocks."""
     from tables import test_clocks
 
-    flagged = await TierState.update({TierState.recalc_requested_at: now}).where(
-        ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null(),
-        test_clocks.not_a_sandbox("organization_id"),
-    ).returning(TierState.organization_id)
+    flagged = (
+        await TierState.update({TierState.recalc_requested_at: now})
+        .where(
+            ((TierState.volume_12m > 0) | (TierState.tier != "A")) & TierState.recalc_requested_at.is_null(),
+            test_clocks.not_a_sandbox("organization_id"),
+        )
+        .returning(TierState.organization_id)
+    )
     return [row["organization_id"] for row in flagged]
 
 
 async def tiers_flagged_before(cutoff: datetime, limit: int) -> list[str]:
-    rows = await TierState.select(TierState.organization_id).where(
-        TierState.recalc_requested_at < cutoff).limit(limit)
+    rows = await TierState.select(TierState.organization_id).where(TierState.recalc_requested_at < cutoff).limit(limit)
     return [r["organization_id"] for r in rows]

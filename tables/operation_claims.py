@@ -69,27 +69,40 @@ RETURNING {RETURNED}
 """
 
 
-async def claim_with_others(operation_id: str, kind: str, now: datetime, lease_cutoff: datetime,
-                            limit: int, *, retake: bool = False) -> tuple[list[dict], bool]:
+async def claim_with_others(
+    operation_id: str, kind: str, now: datetime, lease_cutoff: datetime, limit: int, *, retake: bool = False
+) -> tuple[list[dict], bool]:
     """Marks running, in one statement, `operation_id` (if it is to be taken) and up to
     `limit - 1` other pending operations of `kind`. Answers the claimed rows, the named one
     first if taken, and whether the named one is to be taken but was locked by another
     transaction (then call `claim_named`, which waits for it). `retake`: the named one is taken
     while running whatever its lease (see the module's docstring)."""
     if is_sqlite():
-        rows = await Operation.raw(_SQLITE, now, now, operation_id, retake, lease_cutoff, kind, operation_id,
-                                   limit - 1).run()
+        rows = await Operation.raw(
+            _SQLITE, now, now, operation_id, retake, lease_cutoff, kind, operation_id, limit - 1
+        ).run()
         return _named_first(rows, operation_id), False
-    rows = await Operation.raw(_POSTGRES, operation_id, retake, lease_cutoff, kind, operation_id, limit - 1,
-                               now, now, operation_id, retake, lease_cutoff).run()
+    rows = await Operation.raw(
+        _POSTGRES,
+        operation_id,
+        retake,
+        lease_cutoff,
+        kind,
+        operation_id,
+        limit - 1,
+        now,
+        now,
+        operation_id,
+        retake,
+        lease_cutoff,
+    ).run()
     claimed = [row for row in rows if row["claimed"]]
     named_taken = any(row["id"] == operation_id for row in claimed)
     named_eligible = any(row["id"] == operation_id and not row["claimed"] for row in rows)
     return _named_first(claimed, operation_id), named_eligible and not named_taken
 
 
-async def claim_named(operation_id: str, now: datetime, lease_cutoff: datetime, *,
-                      retake: bool = False) -> dict | None:
+async def claim_named(operation_id: str, now: datetime, lease_cutoff: datetime, *, retake: bool = False) -> dict | None:
     """Marks `operation_id` running if it is still to be taken, waiting for its row lock."""
     rows = await Operation.raw(_NAMED, now, now, operation_id, retake, lease_cutoff).run()
     return rows[0] if rows else None

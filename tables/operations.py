@@ -1,9 +1,16 @@
 """Operations: every state-changing request, recorded before it is answered (the outbox)."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
+import msgspec
 from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
+
+from tables import keyset
+from tables.ids import new_id
+from tables.statements import Statement, fetch
 
 
 class OperationStatus(str, Enum):
@@ -20,7 +27,10 @@ class Operation(Table, tablename="operations"):
     organization_id = Varchar(length=40, index=True, help_text="The organization acting.")
     account_id = Varchar(length=40, null=True, default=None, help_text="Who asked; null for the sweep.")
     idem_key = Varchar(
-        length=300, null=True, default=None, unique=True,
+        length=300,
+        null=True,
+        default=None,
+        unique=True,
         help_text="organization id + Idempotency-Key (or another natural key)",
     )
     request_hash = Varchar(length=64, null=True, default=None)
@@ -30,44 +40,88 @@ class Operation(Table, tablename="operations"):
     error_code = Varchar(length=60, null=True, default=None)
     error_message = Text(null=True, default=None)
     attempts = Integer(default=0)
-    failure = JSON(null=True, default=None,
-                   help_text="Ops only: the last unexpected exception (type, message, traceback, attempts, at).")
-    reference = Varchar(length=40, null=True, default=None, index=True,
-                        help_text="ref_...: quoted in an internal_error message; ops look the operation up by it.")
+    failure = JSON(
+        null=True,
+        default=None,
+        help_text="Ops only: the last unexpected exception (type, message, traceback, attempts, at).",
+    )
+    reference = Varchar(
+        length=40,
+        null=True,
+        default=None,
+        index=True,
+        help_text="ref_...: quoted in an internal_error message; ops look the operation up by it.",
+    )
     created_at = Timestamptz(index=True)
     enqueued_at = Timestamptz(null=True, default=None)
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None, index=True)
-    parent_id = Varchar(length=40, null=True, default=None, index=True,
-                        help_text="The batch this operation is an item of (a bulk renewal).")
+    parent_id = Varchar(
+        length=40,
+        null=True,
+        default=None,
+        index=True,
+        help_text="The batch this operation is an item of (a bulk renewal).",
+    )
 
 
 # --- queries -----------------------------------------------------------------
 
-from datetime import datetime  # noqa: E402
 
-import msgspec  # noqa: E402
-
-from tables.ids import new_id  # noqa: E402
-from tables.statements import Statement, fetch  # noqa: E402
-
-PUBLIC_FIELDS = (Operation.id, Operation.kind, Operation.status, Operation.organization_id,
-                 Operation.product_id, Operation.result, Operation.error_code,
-                 Operation.error_message, Operation.created_at, Operation.finished_at)
+PUBLIC_FIELDS = (
+    Operation.id,
+    Operation.kind,
+    Operation.status,
+    Operation.organization_id,
+    Operation.product_id,
+    Operation.result,
+    Operation.error_code,
+    Operation.error_message,
+    Operation.created_at,
+    Operation.finished_at,
+)
 
 
 def new_row(kind: str, org_id: str, now: datetime, **fields) -> dict:
-    return {"id": new_id("op"), "kind": kind, "status": OperationStatus.pending.value,
-            "organization_id": org_id, "params": {}, "created_at": now, "attempts": 0, **fields}
+    return {
+        "id": new_id("op"),
+        "kind": kind,
+        "status": OperationStatus.pending.value,
+        "organization_id": org_id,
+        "params": {},
+        "created_at": now,
+        "attempts": 0,
+        **fields,
+    }
 
 
-_COLUMNS = ("id", "kind", "status", "organization_id", "account_id", "idem_key", "request_hash", "params",
-            "product_id", "result", "error_code", "error_message", "attempts", "failure", "reference",
-            "created_at", "enqueued_at", "started_at", "finished_at", "parent_id")
+_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "organization_id",
+    "account_id",
+    "idem_key",
+    "request_hash",
+    "params",
+    "product_id",
+    "result",
+    "error_code",
+    "error_message",
+    "attempts",
+    "failure",
+    "reference",
+    "created_at",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "parent_id",
+)
 _JSON_COLUMNS = frozenset({"params", "result", "failure"})
 _INSERT = Statement(
     f"INSERT INTO operations ({', '.join(_COLUMNS)}) VALUES ({', '.join('{}' for _ in _COLUMNS)}) "
-    "ON CONFLICT (idem_key) DO NOTHING RETURNING id")
+    "ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+)
 
 
 def _value(row: dict, column: str):
@@ -93,8 +147,11 @@ async def insert_new(row: dict) -> bool:
 
 async def insert_or_get(row: dict) -> tuple[dict, bool]:
     """Inserts the operation; if its idempotency key is taken, returns the existing one instead."""
-    inserted = await Operation.insert(Operation(**row)).on_conflict(
-        target=Operation.idem_key, action="DO NOTHING").returning(Operation.id)
+    inserted = (
+        await Operation.insert(Operation(**row))
+        .on_conflict(target=Operation.idem_key, action="DO NOTHING")
+        .returning(Operation.id)
+    )
     if inserted:
         return row, True
     existing = await Operation.select().where(Operation.idem_key == row["idem_key"]).first()
@@ -108,12 +165,25 @@ async def get(op_id: str) -> dict | None:
 async def mark_running(op_id: str, now: datetime) -> dict | None:
     """pending/running -> running (visible to GET) and count the attempt; None if finished,
     else its attempts (this one included), kind and accept time."""
-    updated = await Operation.update({
-        Operation.status: OperationStatus.running.value, Operation.started_at: now,
-        Operation.enqueued_at: now, Operation.attempts: Operation.attempts + 1,
-    }).where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"])
-             ).returning(Operation.id, Operation.attempts, Operation.kind, Operation.created_at,
-                         Operation.organization_id, Operation.parent_id)
+    updated = (
+        await Operation.update(
+            {
+                Operation.status: OperationStatus.running.value,
+                Operation.started_at: now,
+                Operation.enqueued_at: now,
+                Operation.attempts: Operation.attempts + 1,
+            }
+        )
+        .where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"]))
+        .returning(
+            Operation.id,
+            Operation.attempts,
+            Operation.kind,
+            Operation.created_at,
+            Operation.organization_id,
+            Operation.parent_id,
+        )
+    )
     return updated[0] if updated else None
 
 
@@ -127,22 +197,36 @@ async def claim(op_id: str) -> dict | None:
     return await query.output(load_json=True).first()
 
 
-async def finish(op_id: str, now: datetime, *, result: dict | None = None,
-                 error_code: str | None = None, error_message: str | None = None,
-                 product_id: str | None = None, reference: str | None = None,
-                 failure: dict | None = None) -> bool:
+async def finish(
+    op_id: str,
+    now: datetime,
+    *,
+    result: dict | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    product_id: str | None = None,
+    reference: str | None = None,
+    failure: dict | None = None,
+) -> bool:
     """running/pending -> succeeded or failed, once; False if it was already finished."""
-    values = {Operation.status: "failed" if error_code else "succeeded", Operation.finished_at: now,
-              Operation.result: result, Operation.error_code: error_code,
-              Operation.error_message: error_message}
+    values = {
+        Operation.status: "failed" if error_code else "succeeded",
+        Operation.finished_at: now,
+        Operation.result: result,
+        Operation.error_code: error_code,
+        Operation.error_message: error_message,
+    }
     if product_id:
         values[Operation.product_id] = product_id
     if reference:
         values[Operation.reference] = reference
     if failure is not None:
         values[Operation.failure] = failure
-    updated = await Operation.update(values).where(
-        (Operation.id == op_id) & Operation.status.is_in(["pending", "running"])).returning(Operation.id)
+    updated = (
+        await Operation.update(values)
+        .where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"]))
+        .returning(Operation.id)
+    )
     return bool(updated)
 
 
@@ -154,18 +238,26 @@ async def set_result(op_id: str, result: dict) -> None:
 async def record_failure(op_id: str, failure: dict) -> None:
     """Keeps the last unexpected exception of an unfinished operation, for ops."""
     await Operation.update({Operation.failure: failure}).where(
-        (Operation.id == op_id) & Operation.status.is_in(["pending", "running"]))
+        (Operation.id == op_id) & Operation.status.is_in(["pending", "running"])
+    )
 
 
-async def take_for_relay(cutoff: datetime, now: datetime, limit: int, *,
-                         resend_before: datetime | None = None, max_attempts: int | None = None,
-                         created_before: datetime | None = None) -> list[dict]:
+async def take_for_relay(
+    cutoff: datetime,
+    now: datetime,
+    limit: int,
+    *,
+    resend_before: datetime | None = None,
+    max_attempts: int | None = None,
+    created_before: datetime | None = None,
+) -> list[dict]:
     """Unfinished operations to send again, stamped now (a lease: two relays never both take one):
     never sent, or sent before `resend_before` (default `cutoff`); and, to be failed instead,
     the ones stalled since `cutoff` past their bounds (`max_attempts` attempts, or tried and
     accepted before `created_before`)."""
-    due = (Operation.enqueued_at.is_null()
-           | (Operation.enqueued_at < (cutoff if resend_before is None else min(cutoff, resend_before))))
+    due = Operation.enqueued_at.is_null() | (
+        Operation.enqueued_at < (cutoff if resend_before is None else min(cutoff, resend_before))
+    )
     bounds = None
     if max_attempts is not None:
         bounds = Operation.attempts >= max_attempts
@@ -175,13 +267,14 @@ async def take_for_relay(cutoff: datetime, now: datetime, limit: int, *,
     if bounds is not None:
         due = due | ((Operation.enqueued_at < cutoff) & bounds)
     unfinished = Operation.status.is_in(["pending", "running"])
-    found = await Operation.select(Operation.id).where(unfinished & due
-                                                       ).order_by(Operation.created_at).limit(limit)
+    found = await Operation.select(Operation.id).where(unfinished & due).order_by(Operation.created_at).limit(limit)
     if not found:
         return []
-    return await Operation.update({Operation.enqueued_at: now}).where(
-        Operation.id.is_in([r["id"] for r in found]) & unfinished & due
-    ).returning(Operation.id, Operation.kind, Operation.attempts, Operation.created_at)
+    return (
+        await Operation.update({Operation.enqueued_at: now})
+        .where(Operation.id.is_in([r["id"] for r in found]) & unfinished & due)
+        .returning(Operation.id, Operation.kind, Operation.attempts, Operation.created_at)
+    )
 
 
 async def unsent(op_id: str) -> None:
@@ -221,15 +314,14 @@ async def counts_in_flight() -> list[dict]:
     the cost follows the work in flight, not the table (finished ones are counted by workers)."""
     from piccolo.query.functions.aggregate import Count
 
-    return await Operation.select(Operation.kind, Operation.status, Count(alias="n")).where(
-        Operation.status.is_in(["pending", "running"])).group_by(Operation.kind, Operation.status)
+    return (
+        await Operation.select(Operation.kind, Operation.status, Count(alias="n"))
+        .where(Operation.status.is_in(["pending", "running"]))
+        .group_by(Operation.kind, Operation.status)
+    )
 
 
 # --- an organization's own operations -----------------------------------------
-
-from dataclasses import dataclass  # noqa: E402
-
-from tables import keyset  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -277,10 +369,18 @@ BATCH_CHUNK = 200  # rows per INSERT: far below SQLite's limit on bound variable
 
 async def start_batch(op_id: str, now: datetime) -> dict | None:
     """pending -> running, once (in the transaction that creates its children); None if it had started."""
-    started = await Operation.update({
-        Operation.status: OperationStatus.running.value, Operation.started_at: now,
-        Operation.enqueued_at: now, Operation.attempts: Operation.attempts + 1,
-    }).where((Operation.id == op_id) & (Operation.status == "pending")).returning(Operation.id)
+    started = (
+        await Operation.update(
+            {
+                Operation.status: OperationStatus.running.value,
+                Operation.started_at: now,
+                Operation.enqueued_at: now,
+                Operation.attempts: Operation.attempts + 1,
+            }
+        )
+        .where((Operation.id == op_id) & (Operation.status == "pending"))
+        .returning(Operation.id)
+    )
     return await get(op_id) if started else None
 
 
@@ -288,22 +388,26 @@ async def insert_children(rows: list[dict]) -> list[str]:
     """Inserts a batch's child operations; a key already taken (a re-run) inserts nothing. Answers the new ids."""
     created: list[str] = []
     for start in range(0, len(rows), BATCH_CHUNK):
-        chunk = rows[start:start + BATCH_CHUNK]
-        inserted = await Operation.insert(*(Operation(**row) for row in chunk)).on_conflict(
-            target=Operation.idem_key, action="DO NOTHING").returning(Operation.id)
+        chunk = rows[start : start + BATCH_CHUNK]
+        inserted = (
+            await Operation.insert(*(Operation(**row) for row in chunk))
+            .on_conflict(target=Operation.idem_key, action="DO NOTHING")
+            .returning(Operation.id)
+        )
         created += [r["id"] for r in inserted]
     return created
 
 
 async def children_of(parent_id: str) -> list[dict]:
-    return await Operation.select(Operation.id, Operation.product_id, Operation.status,
-                                  Operation.error_code, Operation.error_message).where(
-        Operation.parent_id == parent_id)
+    return await Operation.select(
+        Operation.id, Operation.product_id, Operation.status, Operation.error_code, Operation.error_message
+    ).where(Operation.parent_id == parent_id)
 
 
 async def unfinished_children(parent_id: str) -> int:
     return await Operation.count().where(
-        (Operation.parent_id == parent_id) & Operation.status.is_in(["pending", "running"]))
+        (Operation.parent_id == parent_id) & Operation.status.is_in(["pending", "running"])
+    )
 
 
 async def parent_of(op_id: str) -> str | None:
@@ -314,4 +418,5 @@ async def parent_of(op_id: str) -> str | None:
 async def touch(op_id: str, now: datetime) -> None:
     """A running batch was looked at: the relay sends it again only after a stall from now."""
     await Operation.update({Operation.enqueued_at: now}).where(
-        (Operation.id == op_id) & (Operation.status == "running"))
+        (Operation.id == op_id) & (Operation.status == "running")
+    )

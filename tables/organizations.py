@@ -1,9 +1,16 @@
 """Organizations (plain or reseller), their teams with permissions, and memberships."""
 
+import functools
+from datetime import datetime
+from types import SimpleNamespace
+
 from piccolo.columns import Boolean, ForeignKey, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
+from rules import permissions as permission_rules
+from tables import access_cache, ledger, test_clocks
 from tables.accounts import Account
+from tables.ids import new_id
 
 
 class Organization(Table, tablename="organizations"):
@@ -12,8 +19,10 @@ class Organization(Table, tablename="organizations"):
     is_reseller = Boolean(default=False)
     currency = Varchar(length=3, default="EUR")
     created_at = Timestamptz()
-    sandbox = Boolean(default=False, help_text="Play products on a test clock (tables.test_clocks); "
-                                               "never swept by the production scheduler.")
+    sandbox = Boolean(
+        default=False,
+        help_text="Play products on a test clock (tables.test_clocks); never swept by the production scheduler.",
+    )
 
 
 class Team(Table, tablename="teams"):
@@ -37,14 +46,6 @@ class Membership(Table, tablename="memberships"):
 
 # --- queries -----------------------------------------------------------------
 
-import functools  # noqa: E402
-from datetime import datetime  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-from rules import permissions as permission_rules  # noqa: E402
-from tables import access_cache, ledger, test_clocks  # noqa: E402
-from tables.ids import new_id  # noqa: E402
-
 
 class TeamNameTaken(Exception):
     pass
@@ -59,13 +60,18 @@ def _joined() -> SimpleNamespace:
     """Columns reached through foreign keys, built once: Piccolo rebuilds a join path on every
     attribute access, which showed as a quarter of the CPU of an authenticated request."""
     return SimpleNamespace(
-        team_permissions=Membership.team.permissions, team_is_owner=Membership.team.is_owner,
-        team_id=Membership.team.id, team_name=Membership.team.name,
-        org_id=Membership.organization.id, org_name=Membership.organization.name,
+        team_permissions=Membership.team.permissions,
+        team_is_owner=Membership.team.is_owner,
+        team_id=Membership.team.id,
+        team_name=Membership.team.name,
+        org_id=Membership.organization.id,
+        org_name=Membership.organization.name,
         org_is_reseller=Membership.organization.is_reseller,
-        org_currency=Membership.organization.currency, org_created_at=Membership.organization.created_at,
+        org_currency=Membership.organization.currency,
+        org_created_at=Membership.organization.created_at,
         org_sandbox=Membership.organization.sandbox,
-        account_id=Membership.account.id, account_email=Membership.account.email,
+        account_id=Membership.account.id,
+        account_email=Membership.account.email,
         account_name=Membership.account.name,
     )
 
@@ -74,25 +80,38 @@ def _perm_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-async def create(name: str, is_reseller: bool, currency: str, now: datetime, *,
-                 sandbox: bool = False) -> dict:
-    row = {"id": new_id("org"), "name": name, "is_reseller": is_reseller,
-           "currency": currency, "created_at": now, "sandbox": sandbox}
+async def create(name: str, is_reseller: bool, currency: str, now: datetime, *, sandbox: bool = False) -> dict:
+    row = {
+        "id": new_id("org"),
+        "name": name,
+        "is_reseller": is_reseller,
+        "currency": currency,
+        "created_at": now,
+        "sandbox": sandbox,
+    }
     await Organization.insert(Organization(**row))
     return row
 
 
-async def open_with_owners(name: str, is_reseller: bool, currency: str, now: datetime, *,
-                           sandbox: bool = False, owner_account_id: str | None = None,
-                           credit_limit: int = 0) -> dict:
+async def open_with_owners(
+    name: str,
+    is_reseller: bool,
+    currency: str,
+    now: datetime,
+    *,
+    sandbox: bool = False,
+    owner_account_id: str | None = None,
+    credit_limit: int = 0,
+) -> dict:
     """A new organization with everything it starts with: its Owner team (`owner_account_id` its
     first member, when given), its ledger account and, for a sandbox, its test clock. Call inside
     a transaction."""
     org = await create(name, is_reseller, currency, now, sandbox=sandbox)
     if sandbox:
         await test_clocks.create(org["id"], now)
-    owners = await create_team(org["id"], permission_rules.OWNER_TEAM_NAME, permission_rules.ALL_PERMISSIONS,
-                               now, is_owner=True)
+    owners = await create_team(
+        org["id"], permission_rules.OWNER_TEAM_NAME, permission_rules.ALL_PERMISSIONS, now, is_owner=True
+    )
     if owner_account_id is not None:
         await add_member(org["id"], owners["id"], owner_account_id, now)
     await ledger.open_account(org["id"], currency, now, credit_limit=credit_limit)
@@ -103,13 +122,19 @@ async def get(org_id: str) -> dict | None:
     return await Organization.select().where(Organization.id == org_id).first()
 
 
-async def create_team(org_id: str, name: str, permissions: frozenset[str], now: datetime,
-                      *, is_owner: bool = False) -> dict:
-    row = {"id": new_id("team"), "organization": org_id, "name": name,
-           "name_key": f"{org_id}:{name.lower()}", "permissions": " ".join(sorted(permissions)),
-           "is_owner": is_owner, "created_at": now}
-    inserted = await Team.insert(Team(**row)).on_conflict(
-        target=Team.name_key, action="DO NOTHING").returning(Team.id)
+async def create_team(
+    org_id: str, name: str, permissions: frozenset[str], now: datetime, *, is_owner: bool = False
+) -> dict:
+    row = {
+        "id": new_id("team"),
+        "organization": org_id,
+        "name": name,
+        "name_key": f"{org_id}:{name.lower()}",
+        "permissions": " ".join(sorted(permissions)),
+        "is_owner": is_owner,
+        "created_at": now,
+    }
+    inserted = await Team.insert(Team(**row)).on_conflict(target=Team.name_key, action="DO NOTHING").returning(Team.id)
     access_cache.changed()
     if not inserted:
         raise TeamNameTaken(name)
@@ -117,25 +142,35 @@ async def create_team(org_id: str, name: str, permissions: frozenset[str], now: 
 
 
 async def add_member(org_id: str, team_id: str, account_id: str, now: datetime) -> None:
-    inserted = await Membership.insert(Membership(
-        id=new_id("mem"), team=team_id, account=account_id, organization=org_id,
-        member_key=f"{team_id}:{account_id}", created_at=now,
-    )).on_conflict(target=Membership.member_key, action="DO NOTHING").returning(Membership.id)
+    inserted = (
+        await Membership.insert(
+            Membership(
+                id=new_id("mem"),
+                team=team_id,
+                account=account_id,
+                organization=org_id,
+                member_key=f"{team_id}:{account_id}",
+                created_at=now,
+            )
+        )
+        .on_conflict(target=Membership.member_key, action="DO NOTHING")
+        .returning(Membership.id)
+    )
     access_cache.changed()  # another team may widen what the member holds
     if not inserted:
         raise AlreadyMember(account_id)
 
 
 async def remove_member(team_id: str, account_id: str) -> bool:
-    removed = await Membership.delete().where(
-        Membership.member_key == f"{team_id}:{account_id}").returning(Membership.id)
+    removed = (
+        await Membership.delete().where(Membership.member_key == f"{team_id}:{account_id}").returning(Membership.id)
+    )
     access_cache.changed()
     return bool(removed)
 
 
 async def leave(org_id: str, account_id: str) -> None:
-    await Membership.delete().where(
-        (Membership.organization == org_id) & (Membership.account == account_id))
+    await Membership.delete().where((Membership.organization == org_id) & (Membership.account == account_id))
     access_cache.changed()
 
 
@@ -148,20 +183,32 @@ def _granted(rows: list[dict], all_permissions: frozenset[str]) -> frozenset[str
     return frozenset(granted)
 
 
-async def membership(account_id: str, org_id: str,
-                     all_permissions: frozenset[str]) -> tuple[dict, frozenset[str]] | None:
+async def membership(
+    account_id: str, org_id: str, all_permissions: frozenset[str]
+) -> tuple[dict, frozenset[str]] | None:
     """The organization and the account's permissions in it, in one query; None if not a member."""
     joined = _joined()
     rows = await Membership.select(
-        joined.org_id, joined.org_name, joined.org_is_reseller, joined.org_currency,
-        joined.org_created_at, joined.org_sandbox, joined.team_permissions, joined.team_is_owner,
+        joined.org_id,
+        joined.org_name,
+        joined.org_is_reseller,
+        joined.org_currency,
+        joined.org_created_at,
+        joined.org_sandbox,
+        joined.team_permissions,
+        joined.team_is_owner,
     ).where((Membership.account == account_id) & (Membership.organization == org_id))
     if not rows:
         return None
     first = rows[0]
-    org = {"id": first["organization.id"], "name": first["organization.name"],
-           "is_reseller": first["organization.is_reseller"], "currency": first["organization.currency"],
-           "created_at": first["organization.created_at"], "sandbox": first["organization.sandbox"]}
+    org = {
+        "id": first["organization.id"],
+        "name": first["organization.name"],
+        "is_reseller": first["organization.is_reseller"],
+        "currency": first["organization.currency"],
+        "created_at": first["organization.created_at"],
+        "sandbox": first["organization.sandbox"],
+    }
     return org, _granted(rows, all_permissions)
 
 
@@ -169,7 +216,8 @@ async def permissions_of(account_id: str, org_id: str, all_permissions: frozense
     """Union of the account's team permissions in the organization; None if not a member."""
     joined = _joined()
     rows = await Membership.select(joined.team_permissions, joined.team_is_owner).where(
-        (Membership.account == account_id) & (Membership.organization == org_id))
+        (Membership.account == account_id) & (Membership.organization == org_id)
+    )
     if not rows:
         return None
     return _granted(rows, all_permissions)
@@ -177,7 +225,8 @@ async def permissions_of(account_id: str, org_id: str, all_permissions: frozense
 
 async def owner_ids(org_id: str) -> frozenset[str]:
     rows = await Membership.select(Membership.account).where(
-        (Membership.organization == org_id) & (_joined().team_is_owner == True))  # noqa: E712
+        (Membership.organization == org_id) & (_joined().team_is_owner == True)  # noqa: E712
+    )
     return frozenset(r["account"] for r in rows)
 
 
@@ -192,23 +241,32 @@ async def get_team(org_id: str, team_id: str) -> dict | None:
 
 async def teams_with_members(org_id: str) -> list[dict]:
     teams = await Team.select().where(Team.organization == org_id).order_by(Team.created_at)
-    members = await Membership.select(
-        Membership.team, _joined().account_id, _joined().account_email, _joined().account_name
-    ).where(Membership.organization == org_id).order_by(Membership.created_at)
+    members = (
+        await Membership.select(Membership.team, _joined().account_id, _joined().account_email, _joined().account_name)
+        .where(Membership.organization == org_id)
+        .order_by(Membership.created_at)
+    )
     by_team: dict[str, list[dict]] = {t["id"]: [] for t in teams}
     for m in members:
-        by_team[m["team"]].append(
-            {"id": m["account.id"], "email": m["account.email"], "name": m["account.name"]})
-    return [{**t, "permissions": sorted(_perm_set(t["permissions"])), "members": by_team[t["id"]]}
-            for t in teams]
+        by_team[m["team"]].append({"id": m["account.id"], "email": m["account.email"], "name": m["account.name"]})
+    return [{**t, "permissions": sorted(_perm_set(t["permissions"])), "members": by_team[t["id"]]} for t in teams]
 
 
 async def memberships_of(account_id: str) -> list[dict]:
     """Every (organization, team) the account belongs to."""
-    return await Membership.select(
-        _joined().org_id, _joined().org_name, _joined().org_is_reseller, _joined().team_id,
-        _joined().team_name, _joined().team_permissions, _joined().team_is_owner,
-    ).where(Membership.account == account_id).order_by(Membership.created_at)
+    return (
+        await Membership.select(
+            _joined().org_id,
+            _joined().org_name,
+            _joined().org_is_reseller,
+            _joined().team_id,
+            _joined().team_name,
+            _joined().team_permissions,
+            _joined().team_is_owner,
+        )
+        .where(Membership.account == account_id)
+        .order_by(Membership.created_at)
+    )
 
 
 async def lock(org_id: str) -> None:

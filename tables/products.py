@@ -1,11 +1,17 @@
 """Products: domain names, mailboxes, hosting, certificates."""
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
+from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
+from tables import keyset
 from tables.clients import Client
+from tables.ids import new_id
 from tables.organizations import Organization
-
+from tables.statements import Statement, fetch
 
 SCHEDULE_COLUMNS = ("next_autorenew_at", "next_reminder_at", "next_state_at")
 
@@ -15,7 +21,8 @@ class Product(Table, tablename="products"):
     kind = Varchar(length=20)
     name = Varchar(length=253)
     organization = ForeignKey(
-        references=Organization, index=True,
+        references=Organization,
+        index=True,
         help_text="The organization whose portfolio holds it (the reseller for a client's product).",
     )
     client = ForeignKey(references=Client, null=True, default=None, index=True)
@@ -24,7 +31,10 @@ class Product(Table, tablename="products"):
     autorenew = Boolean(default=True)
     state = Varchar(length=20, default="active")
     name_key = Varchar(
-        length=280, null=True, default=None, unique=True,
+        length=280,
+        null=True,
+        default=None,
+        unique=True,
         help_text="kind + name while the product is not deleted: one holder per domain name",
     )
     created_at = Timestamptz()
@@ -39,28 +49,37 @@ class ProductSchedule(Table, tablename="product_schedules"):
     """
 
     product = ForeignKey(references=Product, primary_key=True)
-    next_autorenew_at = Timestamptz(null=True, default=None, index=True,
-                                    help_text="When the autorenew sweep next looks at it.")
-    next_reminder_at = Timestamptz(null=True, default=None, index=True,
-                                   help_text="When the next product.expiring reminder is due.")
-    next_state_at = Timestamptz(null=True, default=None, index=True,
-                                help_text="When its lifecycle state next changes.")
-    sandbox = Boolean(default=False, help_text="A sandbox's product: its test clock runs these "
-                                               "instants, the production sweeps skip it.")
+    next_autorenew_at = Timestamptz(
+        null=True, default=None, index=True, help_text="When the autorenew sweep next looks at it."
+    )
+    next_reminder_at = Timestamptz(
+        null=True, default=None, index=True, help_text="When the next product.expiring reminder is due."
+    )
+    next_state_at = Timestamptz(null=True, default=None, index=True, help_text="When its lifecycle state next changes.")
+    sandbox = Boolean(
+        default=False,
+        help_text="A sandbox's product: its test clock runs these instants, the production sweeps skip it.",
+    )
 
 
 # --- queries -----------------------------------------------------------------
 
-from datetime import datetime  # noqa: E402
-
-from tables.ids import new_id  # noqa: E402
-from tables.statements import Statement, fetch  # noqa: E402
 
 _NAME_HELD = Statement("SELECT 1 AS held FROM products WHERE name_key = {} LIMIT 1")
 
-PUBLIC = (Product.id, Product.kind, Product.name, Product.organization, Product.client,
-          Product.reseller, Product.expires_at, Product.autorenew, Product.state,
-          Product.created_at, Product.updated_at)
+PUBLIC = (
+    Product.id,
+    Product.kind,
+    Product.name,
+    Product.organization,
+    Product.client,
+    Product.reseller,
+    Product.expires_at,
+    Product.autorenew,
+    Product.state,
+    Product.created_at,
+    Product.updated_at,
+)
 
 
 def name_key(kind: str, name: str, sandbox: bool = False) -> str | None:
@@ -83,16 +102,41 @@ async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
     return bool(await fetch(_NAME_HELD, key))
 
 
-async def insert(*, kind: str, name: str, organization_id: str, client_id: str | None,
-                 reseller_id: str | None, expires_at: datetime, now: datetime,
-                 schedule: dict, autorenew: bool = True, sandbox: bool = False) -> str | None:
+async def insert(
+    *,
+    kind: str,
+    name: str,
+    organization_id: str,
+    client_id: str | None,
+    reseller_id: str | None,
+    expires_at: datetime,
+    now: datetime,
+    schedule: dict,
+    autorenew: bool = True,
+    sandbox: bool = False,
+) -> str | None:
     """Creates the product; None if its (domain) name is already held."""
     product_id = new_id("prd")
-    inserted = await Product.insert(Product(
-        id=product_id, kind=kind, name=name, organization=organization_id, client=client_id,
-        reseller=reseller_id, expires_at=expires_at, autorenew=autorenew, state="active",
-        name_key=name_key(kind, name, sandbox), created_at=now, updated_at=now,
-    )).on_conflict(target=Product.name_key, action="DO NOTHING").returning(Product.id)
+    inserted = (
+        await Product.insert(
+            Product(
+                id=product_id,
+                kind=kind,
+                name=name,
+                organization=organization_id,
+                client=client_id,
+                reseller=reseller_id,
+                expires_at=expires_at,
+                autorenew=autorenew,
+                state="active",
+                name_key=name_key(kind, name, sandbox),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        .on_conflict(target=Product.name_key, action="DO NOTHING")
+        .returning(Product.id)
+    )
     if not inserted:
         return None
     await ProductSchedule.insert(ProductSchedule(product=product_id, sandbox=sandbox, **schedule))
@@ -107,7 +151,7 @@ async def many(product_ids: list[str]) -> dict[str, dict]:
     """The products among `product_ids` that exist, by id (read in chunks of 500 ids)."""
     found: dict[str, dict] = {}
     for start in range(0, len(product_ids), 500):
-        rows = await Product.select(*PUBLIC).where(Product.id.is_in(product_ids[start:start + 500]))
+        rows = await Product.select(*PUBLIC).where(Product.id.is_in(product_ids[start : start + 500]))
         found.update((row["id"], row) for row in rows)
     return found
 
@@ -125,18 +169,27 @@ async def lock(product_id: str) -> dict | None:
 async def update(product_id: str, now: datetime, **values) -> None:
     """Updates product columns and, for the next_*_at keys, its schedule row."""
     planned = {getattr(ProductSchedule, k): values.pop(k) for k in SCHEDULE_COLUMNS if k in values}
-    await Product.update({**{getattr(Product, k): v for k, v in values.items()},
-                          Product.updated_at: now}).where(Product.id == product_id)
+    await Product.update({**{getattr(Product, k): v for k, v in values.items()}, Product.updated_at: now}).where(
+        Product.id == product_id
+    )
     if planned:
         await ProductSchedule.update(planned).where(ProductSchedule.product == product_id)
 
 
 async def move_client_products(client_id: str, new_org_id: str, now: datetime) -> list[str]:
     """Moves every product of a released client into its own organization."""
-    moved = await Product.update({
-        Product.organization: new_org_id, Product.client: None, Product.reseller: None,
-        Product.updated_at: now,
-    }).where(Product.client == client_id).returning(Product.id)
+    moved = (
+        await Product.update(
+            {
+                Product.organization: new_org_id,
+                Product.client: None,
+                Product.reseller: None,
+                Product.updated_at: now,
+            }
+        )
+        .where(Product.client == client_id)
+        .returning(Product.id)
+    )
     return [row["id"] for row in moved]
 
 
@@ -161,14 +214,19 @@ async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> 
     due_at = getattr(ProductSchedule, column)
     taken: list[str] = []
     while len(taken) < limit:
-        batch = await ProductSchedule.select(ProductSchedule.product).where(
-            (due_at <= now) & (ProductSchedule.sandbox == False)).order_by(  # noqa: E712
-            due_at).limit(min(LEASE_BATCH, limit - len(taken)))
+        batch = (
+            await ProductSchedule.select(ProductSchedule.product)
+            .where((due_at <= now) & (ProductSchedule.sandbox == False))  # noqa: E712
+            .order_by(due_at)
+            .limit(min(LEASE_BATCH, limit - len(taken)))
+        )
         if not batch:
             break
-        leased = await ProductSchedule.update({due_at: until}).where(
-            ProductSchedule.product.is_in([r["product"] for r in batch]) & (due_at <= now)
-        ).returning(ProductSchedule.product)
+        leased = (
+            await ProductSchedule.update({due_at: until})
+            .where(ProductSchedule.product.is_in([r["product"] for r in batch]) & (due_at <= now))
+            .returning(ProductSchedule.product)
+        )
         taken += [r["product"] for r in leased]
         if len(batch) < LEASE_BATCH:
             break
@@ -180,9 +238,12 @@ async def next_due_of(organization_id: str) -> datetime | None:
     found = []
     for column in SCHEDULE_COLUMNS:
         due_at = getattr(ProductSchedule, column)
-        row = await ProductSchedule.select(due_at).where(
-            (ProductSchedule.product.organization == organization_id) & due_at.is_not_null()
-        ).order_by(due_at).first()
+        row = (
+            await ProductSchedule.select(due_at)
+            .where((ProductSchedule.product.organization == organization_id) & due_at.is_not_null())
+            .order_by(due_at)
+            .first()
+        )
         if row is not None:
             found.append(row[column])
     return min(found, default=None)
@@ -191,9 +252,12 @@ async def next_due_of(organization_id: str) -> datetime | None:
 async def due_of(organization_id: str, column: str, at: datetime) -> list[str]:
     """The organization's products whose `column` (a next_*_at) has come at `at`, earliest first."""
     due_at = getattr(ProductSchedule, column)
-    rows = await ProductSchedule.select(ProductSchedule.product).where(
-        (ProductSchedule.product.organization == organization_id) & (due_at <= at)
-    ).order_by(due_at).order_by(ProductSchedule.product)
+    rows = (
+        await ProductSchedule.select(ProductSchedule.product)
+        .where((ProductSchedule.product.organization == organization_id) & (due_at <= at))
+        .order_by(due_at)
+        .order_by(ProductSchedule.product)
+    )
     return [r["product"] for r in rows]
 
 
@@ -209,14 +273,8 @@ async def lock_full(product_id: str) -> dict | None:
 
 # --- portfolio queries: filters, keyset pages, exports --------------------------
 
-from dataclasses import dataclass  # noqa: E402
 
-from piccolo.columns.combination import WhereRaw  # noqa: E402
-
-from tables import keyset  # noqa: E402
-
-SORTS = {"id": Product.id, "expires_at": Product.expires_at, "name": Product.name,
-         "created_at": Product.created_at}
+SORTS = {"id": Product.id, "expires_at": Product.expires_at, "name": Product.name, "created_at": Product.created_at}
 
 
 def like_any(columns: tuple[str, ...], texts: tuple[str, ...]) -> WhereRaw:

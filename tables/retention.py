@@ -33,8 +33,15 @@ from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
 
 FINISHED_OPERATIONS = ["succeeded", "failed"]
 # What /metrics reports, by name: the tables, and the idempotency keys (cleared, not deleted).
-NAMES = ("delivery_attempts", "deliveries", "events", "inbound_messages", "idempotency_keys",
-         "idempotent_responses", "operations")
+NAMES = (
+    "delivery_attempts",
+    "deliveries",
+    "events",
+    "inbound_messages",
+    "idempotency_keys",
+    "idempotent_responses",
+    "operations",
+)
 
 Cursor = tuple[datetime, str]  # (the window's column, primary key) of a batch's last row
 
@@ -81,9 +88,11 @@ async def forget_deliveries(cutoff: datetime, limit: int, after: Cursor | None =
     where, last = await _batch(Delivery.updated_at, cutoff, limit, after, Delivery.status != "pending")
     if not is_sqlite():  # held until commit: a retry asked for meanwhile waits for this batch
         await Delivery.select(Delivery.id).where(where).lock_rows()
-    attempts = await DeliveryAttempt.delete().where(
-        DeliveryAttempt.delivery_id.is_in(Delivery.select(Delivery.id).where(where))
-    ).returning(DeliveryAttempt.id)
+    attempts = (
+        await DeliveryAttempt.delete()
+        .where(DeliveryAttempt.delivery_id.is_in(Delivery.select(Delivery.id).where(where)))
+        .returning(DeliveryAttempt.id)
+    )
     deliveries = await Delivery.delete().where(where).returning(Delivery.id)
     return Batch({"delivery_attempts": len(attempts), "deliveries": len(deliveries)}, last)
 
@@ -108,8 +117,13 @@ async def forget_idempotency_keys(cutoff: datetime, limit: int, after: Cursor | 
     """Clears the key of finished operations created before `cutoff` (whatever the key's
     format; read through the partial index of the keys still set): a replay after that
     makes a new operation. The operation itself stays."""
-    where, last = await _batch(Operation.created_at, cutoff, limit, after,
-                               Operation.idem_key.is_not_null() & Operation.status.is_in(FINISHED_OPERATIONS))
+    where, last = await _batch(
+        Operation.created_at,
+        cutoff,
+        limit,
+        after,
+        Operation.idem_key.is_not_null() & Operation.status.is_in(FINISHED_OPERATIONS),
+    )
     cleared = await Operation.update({Operation.idem_key: None}).where(where).returning(Operation.id)
     return Batch({"idempotency_keys": len(cleared)}, last)
 
@@ -125,8 +139,7 @@ async def forget_idempotent_responses(cutoff: datetime, limit: int, after: Curso
 async def forget_operations(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Operations finished before `cutoff` that no remaining event names. Ledger entries
     keep their operation id (the ledger is never deleted)."""
-    where, last = await _batch(Operation.finished_at, cutoff, limit, after,
-                               Operation.status.is_in(FINISHED_OPERATIONS))
+    where, last = await _batch(Operation.finished_at, cutoff, limit, after, Operation.status.is_in(FINISHED_OPERATIONS))
     kept = await _named(Event.operation_id, Operation.select(Operation.id).where(where))
     if kept:
         where &= Operation.id.not_in(kept)
@@ -136,7 +149,8 @@ async def forget_operations(cutoff: datetime, limit: int, after: Cursor | None =
 async def start_counts() -> None:
     """Makes the counters' rows (once), so that batches only add to them."""
     await RetentionCount.insert(*[RetentionCount(name=name, deleted=0) for name in NAMES]).on_conflict(
-        target=RetentionCount.name, action="DO NOTHING")
+        target=RetentionCount.name, action="DO NOTHING"
+    )
 
 
 async def count_deleted(counts: dict[str, int]) -> None:
@@ -145,7 +159,8 @@ async def count_deleted(counts: dict[str, int]) -> None:
         if not n:
             continue
         await RetentionCount.update({RetentionCount.deleted: RetentionCount.deleted + n}).where(
-            RetentionCount.name == name)
+            RetentionCount.name == name
+        )
 
 
 async def totals() -> dict[str, int]:

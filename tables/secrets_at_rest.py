@@ -58,7 +58,8 @@ def parse_keys(value: str) -> list[Fernet]:
             raise SecretKeyProblem(
                 f"key {number} of TENURE_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded "
                 "bytes); make one with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'") from None
+                "print(Fernet.generate_key().decode())'"
+            ) from None
     return keys
 
 
@@ -96,7 +97,8 @@ def keys_for(settings: Settings) -> list[Fernet]:
     raise SecretKeyProblem(
         "TENURE_SECRET_KEY is not set: with PostgreSQL every tenure process needs the same key "
         "to encrypt and read webhook secrets (see deploy/README.md, Settings). Make one with: "
-        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    )
 
 
 class SecretBox:
@@ -116,7 +118,8 @@ class SecretBox:
             raise UnreadableSecret(
                 "a stored webhook secret cannot be decrypted with TENURE_SECRET_KEY: the key that "
                 "encrypted it is missing from the list (keep old keys after the new one until "
-                "`tenure migrate` has run)") from None
+                "`tenure migrate` has run)"
+            ) from None
 
     def resealed(self, token: str) -> str | None:
         """The token encrypted again under the first key, or None if it already is."""
@@ -177,19 +180,23 @@ async def seal_clear_rows() -> int:
             changed += 1
     # An endpoint's previous secret (signing beside the current one after a rotation).
     rows = await WebhookEndpoint.select(WebhookEndpoint.id, WebhookEndpoint.previous_sealed_secret).where(
-        WebhookEndpoint.previous_sealed_secret.is_not_null())
+        WebhookEndpoint.previous_sealed_secret.is_not_null()
+    )
     for row in rows:
         if token := box().resealed(row["previous_sealed_secret"]):
             await WebhookEndpoint.update({WebhookEndpoint.previous_sealed_secret: token}).where(
-                WebhookEndpoint.id == row["id"])
+                WebhookEndpoint.id == row["id"]
+            )
             changed += 1
     from tables.idempotency import IdempotentResponse  # stored answers of POSTs, kept 24 h
 
     answers = await IdempotentResponse.select(IdempotentResponse.id, IdempotentResponse.sealed_body).where(
-        IdempotentResponse.sealed_body.is_not_null())
+        IdempotentResponse.sealed_body.is_not_null()
+    )
     for row in answers:
         if token := box().resealed(row["sealed_body"]):
             await IdempotentResponse.update({IdempotentResponse.sealed_body: token}).where(
-                IdempotentResponse.id == row["id"])
+                IdempotentResponse.id == row["id"]
+            )
             changed += 1
     return changed

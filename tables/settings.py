@@ -53,20 +53,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.retention_idempotency_hours < 24:
-            raise ValueError("TENURE_RETENTION_IDEMPOTENCY_HOURS must be at least 24 "
-                             "(an Idempotency-Key is honoured for 24 hours)")
+            raise ValueError(
+                "TENURE_RETENTION_IDEMPOTENCY_HOURS must be at least 24 (an Idempotency-Key is honoured for 24 hours)"
+            )
         if self.retention_inbound_days < 7:
-            raise ValueError("TENURE_RETENTION_INBOUND_DAYS must be at least 7 "
-                             "(an inbound webhook-id is honoured for 7 days)")
-        if self.retention_operations_days * 24 < max(self.retention_idempotency_hours,
-                                                     self.retention_inbound_days * 24):
-            raise ValueError("TENURE_RETENTION_OPERATIONS_DAYS must cover the idempotency and "
-                             "inbound windows (a replay answers the operation, so it must still exist)")
+            raise ValueError(
+                "TENURE_RETENTION_INBOUND_DAYS must be at least 7 (an inbound webhook-id is honoured for 7 days)"
+            )
+        if self.retention_operations_days * 24 < max(
+            self.retention_idempotency_hours, self.retention_inbound_days * 24
+        ):
+            raise ValueError(
+                "TENURE_RETENTION_OPERATIONS_DAYS must cover the idempotency and "
+                "inbound windows (a replay answers the operation, so it must still exist)"
+            )
         if not self.accepted_currencies:
             raise ValueError("TENURE_CURRENCIES must list at least one currency, such as EUR")
         if self.retention_webhooks_days < 1 or self.retention_batch_size < 1:
-            raise ValueError("TENURE_RETENTION_WEBHOOKS_DAYS and TENURE_RETENTION_BATCH_SIZE "
-                             "must be at least 1")
+            raise ValueError("TENURE_RETENTION_WEBHOOKS_DAYS and TENURE_RETENTION_BATCH_SIZE must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

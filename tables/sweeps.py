@@ -18,8 +18,9 @@ class SweepRun(Table, tablename="sweep_runs"):
 
 
 async def record(job: str, started_at: datetime, duration_ms: int, items: int, error: str | None = None) -> None:
-    await SweepRun.insert(SweepRun(id=new_id("swp"), job=job, started_at=started_at,
-                                   duration_ms=duration_ms, items=items, error=error))
+    await SweepRun.insert(
+        SweepRun(id=new_id("swp"), job=job, started_at=started_at, duration_ms=duration_ms, items=items, error=error)
+    )
 
 
 async def latest() -> list[dict]:

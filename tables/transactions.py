@@ -15,9 +15,18 @@ from tables.ledger import LedgerEntry
 
 OWN_BOOKS = ("prepaid", "invoice")
 SORTS = {"created_at": LedgerEntry.created_at, "id": LedgerEntry.id}
-COLUMNS = (LedgerEntry.id, LedgerEntry.created_at, LedgerEntry.kind, LedgerEntry.book, LedgerEntry.amount,
-           LedgerEntry.currency, LedgerEntry.operation_id, LedgerEntry.product_id,
-           LedgerEntry.product_kind, LedgerEntry.client_id)
+COLUMNS = (
+    LedgerEntry.id,
+    LedgerEntry.created_at,
+    LedgerEntry.kind,
+    LedgerEntry.book,
+    LedgerEntry.amount,
+    LedgerEntry.currency,
+    LedgerEntry.operation_id,
+    LedgerEntry.product_id,
+    LedgerEntry.product_kind,
+    LedgerEntry.client_id,
+)
 
 
 def _own(org_id: str):
@@ -35,8 +44,11 @@ def lines(org_id: str, since: datetime | None, until: datetime | None) -> Select
 
 
 async def _position(where) -> Position:
-    rows = await LedgerEntry.select(LedgerEntry.book, Sum(LedgerEntry.amount, alias="total")).where(
-        where).group_by(LedgerEntry.book)
+    rows = (
+        await LedgerEntry.select(LedgerEntry.book, Sum(LedgerEntry.amount, alias="total"))
+        .where(where)
+        .group_by(LedgerEntry.book)
+    )
     totals = {row["book"]: int(row["total"] or 0) for row in rows}
     return Position(balance=totals.get("prepaid", 0), owed=-totals.get("invoice", 0))
 
@@ -44,8 +56,9 @@ async def _position(where) -> Position:
 async def position_before_line(org_id: str, line: dict) -> Position:
     """Balance and owed from every line listed before `line` (by time, then id)."""
     at, line_id = line["created_at"], line["id"]
-    return await _position(_own(org_id) & (
-        (LedgerEntry.created_at < at) | ((LedgerEntry.created_at == at) & (LedgerEntry.id < line_id))))
+    return await _position(
+        _own(org_id) & ((LedgerEntry.created_at < at) | ((LedgerEntry.created_at == at) & (LedgerEntry.id < line_id)))
+    )
 
 
 async def position_at(org_id: str, moment: datetime) -> Position:
@@ -53,23 +66,31 @@ async def position_at(org_id: str, moment: datetime) -> Position:
     return await _position(_own(org_id) & (LedgerEntry.created_at < moment))
 
 
-async def page(org_id: str, since: datetime | None, until: datetime | None, order: keyset.Keyset,
-               limit: int) -> list[dict]:
+async def page(
+    org_id: str, since: datetime | None, until: datetime | None, order: keyset.Keyset, limit: int
+) -> list[dict]:
     return await keyset.page(lambda: lines(org_id, since, until), order, limit)
 
 
-def batches(org_id: str, since: datetime | None, until: datetime | None,
-            order: keyset.Keyset) -> AsyncIterator[list[dict]]:
+def batches(
+    org_id: str, since: datetime | None, until: datetime | None, order: keyset.Keyset
+) -> AsyncIterator[list[dict]]:
     return keyset.batches(lambda: lines(org_id, since, until), order)
 
 
 async def month_sums(org_id: str, start: datetime, end: datetime) -> list[dict]:
     """The month's lines summed per book, kind, product kind and client (what a statement shows)."""
-    rows = await LedgerEntry.select(
-        LedgerEntry.book, LedgerEntry.kind, LedgerEntry.product_kind, LedgerEntry.client_id,
-        Sum(LedgerEntry.amount, alias="amount"),
-    ).where(_own(org_id) & (LedgerEntry.created_at >= start) & (LedgerEntry.created_at < end)).group_by(
-        LedgerEntry.book, LedgerEntry.kind, LedgerEntry.product_kind, LedgerEntry.client_id)
+    rows = (
+        await LedgerEntry.select(
+            LedgerEntry.book,
+            LedgerEntry.kind,
+            LedgerEntry.product_kind,
+            LedgerEntry.client_id,
+            Sum(LedgerEntry.amount, alias="amount"),
+        )
+        .where(_own(org_id) & (LedgerEntry.created_at >= start) & (LedgerEntry.created_at < end))
+        .group_by(LedgerEntry.book, LedgerEntry.kind, LedgerEntry.product_kind, LedgerEntry.client_id)
+    )
     return [{**row, "amount": int(row["amount"] or 0)} for row in rows]  # PostgreSQL sums are numeric
 
 

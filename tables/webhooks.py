@@ -1,7 +1,12 @@
 """Webhook endpoints and deliveries (out), inbound secrets and seen message ids (in)."""
 
+from datetime import UTC, datetime, timedelta
+
 from piccolo.columns import Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
+
+from tables import secrets_at_rest
+from tables.ids import new_id
 
 
 class WebhookEndpoint(Table, tablename="webhook_endpoints"):
@@ -16,9 +21,11 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     failing_since = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
     description = Varchar(length=500, default="")
-    previous_sealed_secret = Text(null=True, default=None,
-                                  help_text="The secret before the last rotation, encrypted; signs too until "
-                                            "previous_secret_until.")
+    previous_sealed_secret = Text(
+        null=True,
+        default=None,
+        help_text="The secret before the last rotation, encrypted; signs too until previous_secret_until.",
+    )
     previous_secret_until = Timestamptz(null=True, default=None)
 
 
@@ -31,7 +38,8 @@ class Delivery(Table, tablename="deliveries"):
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(null=True, default=None, index=True)
     leased_until = Timestamptz(
-        null=True, default=None,
+        null=True,
+        default=None,
         help_text="Set when a deliver message is sent; an attempt may start only while it holds.",
     )
     created_at = Timestamptz()
@@ -67,10 +75,6 @@ class InboundMessage(Table, tablename="inbound_messages"):
 
 # --- queries -----------------------------------------------------------------
 
-from datetime import UTC, datetime, timedelta  # noqa: E402
-
-from tables import secrets_at_rest  # noqa: E402
-from tables.ids import new_id  # noqa: E402
 
 LEASE = timedelta(minutes=2)  # longer than the 15 s HTTP timeout plus bookkeeping
 # After a rotation the previous secret signs too, for this long, so receivers can roll.
@@ -78,38 +82,53 @@ PREVIOUS_SECRET_OVERLAP = timedelta(hours=24)
 DISABLED_ON_REQUEST = "disabled_on_request"
 
 
-async def create_endpoint(org_id: str, url: str, event_types: frozenset[str], secret: str,
-                          now: datetime, description: str = "") -> dict:
+async def create_endpoint(
+    org_id: str, url: str, event_types: frozenset[str], secret: str, now: datetime, description: str = ""
+) -> dict:
     """Stores the endpoint with its secret encrypted; the row returned holds neither."""
-    row = {"id": new_id("whe"), "organization_id": org_id, "url": url,
-           "event_types": " ".join(sorted(event_types)), "enabled": True,
-           "disabled_reason": None, "failing_since": None, "created_at": now, "description": description}
-    await WebhookEndpoint.insert(WebhookEndpoint(
-        **row, secret="", sealed_secret=secrets_at_rest.seal(secret)))
+    row = {
+        "id": new_id("whe"),
+        "organization_id": org_id,
+        "url": url,
+        "event_types": " ".join(sorted(event_types)),
+        "enabled": True,
+        "disabled_reason": None,
+        "failing_since": None,
+        "created_at": now,
+        "description": description,
+    }
+    await WebhookEndpoint.insert(WebhookEndpoint(**row, secret="", sealed_secret=secrets_at_rest.seal(secret)))
     return row
 
 
 async def endpoint(org_id: str, endpoint_id: str) -> dict | None:
-    return await WebhookEndpoint.select().where(
-        (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.organization_id == org_id)).first()
+    return (
+        await WebhookEndpoint.select()
+        .where((WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.organization_id == org_id))
+        .first()
+    )
 
 
 async def endpoints_of(org_id: str) -> list[dict]:
-    return await WebhookEndpoint.select().where(
-        WebhookEndpoint.organization_id == org_id).order_by(WebhookEndpoint.id)
+    return await WebhookEndpoint.select().where(WebhookEndpoint.organization_id == org_id).order_by(WebhookEndpoint.id)
 
 
 async def delete_endpoint(endpoint_id: str, now: datetime) -> None:
-    await Delivery.update({Delivery.status: "cancelled", Delivery.leased_until: None,
-                           Delivery.updated_at: now}).where(
-        (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending"))
+    await Delivery.update({Delivery.status: "cancelled", Delivery.leased_until: None, Delivery.updated_at: now}).where(
+        (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending")
+    )
     await WebhookEndpoint.delete().where(WebhookEndpoint.id == endpoint_id)
 
 
-async def claim_events(now: datetime, limit: int, *, operation_id: str | None = None,
-                       organization_id: str | None = None,
-                       operation_ids: list[str] | None = None,
-                       not_of: list[str] | None = None) -> list[dict]:
+async def claim_events(
+    now: datetime,
+    limit: int,
+    *,
+    operation_id: str | None = None,
+    organization_id: str | None = None,
+    operation_ids: list[str] | None = None,
+    not_of: list[str] | None = None,
+) -> list[dict]:
     """Marks undispatched events as dispatched (each is taken by one caller) and returns them;
     none of the organizations in `not_of`."""
     from tables.events import Event
@@ -126,9 +145,11 @@ async def claim_events(now: datetime, limit: int, *, operation_id: str | None = 
     ids = [r["id"] for r in await query.order_by(Event.id).limit(limit)]
     if not ids:
         return []
-    return await Event.update({Event.dispatched_at: now}).where(
-        Event.id.is_in(ids) & Event.dispatched_at.is_null()
-    ).returning(Event.id, Event.type, Event.organization_id)
+    return (
+        await Event.update({Event.dispatched_at: now})
+        .where(Event.id.is_in(ids) & Event.dispatched_at.is_null())
+        .returning(Event.id, Event.type, Event.organization_id)
+    )
 
 
 async def enabled_endpoints(org_ids: list[str]) -> list[dict]:
@@ -141,7 +162,11 @@ async def organizations_with_endpoints(org_ids: list[str]) -> set[str]:
     """Which of these organizations have an enabled endpoint (one indexed read)."""
     rows = await WebhookEndpoint.raw(
         "SELECT DISTINCT organization_id FROM webhook_endpoints WHERE enabled = {} AND organization_id IN ("
-        + ", ".join("{}" for _ in org_ids) + ")", True, *org_ids).run()
+        + ", ".join("{}" for _ in org_ids)
+        + ")",
+        True,
+        *org_ids,
+    ).run()
     return {row["organization_id"] for row in rows}
 
 
@@ -149,12 +174,26 @@ async def add_deliveries(pairs: list[tuple[str, str]], now: datetime) -> list[st
     """One delivery per (endpoint, event), leased for an immediate first attempt; returns the new ids."""
     if not pairs:
         return []
-    rows = [Delivery(id=new_id("dlv"), endpoint_id=endpoint_id, event_id=event_id,
-                     delivery_key=f"{endpoint_id}:{event_id}", status="pending", attempts=0,
-                     next_attempt_at=now, leased_until=now + LEASE, created_at=now, updated_at=now)
-            for endpoint_id, event_id in pairs]
-    inserted = await Delivery.insert(*rows).on_conflict(
-        target=Delivery.delivery_key, action="DO NOTHING").returning(Delivery.id)
+    rows = [
+        Delivery(
+            id=new_id("dlv"),
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            delivery_key=f"{endpoint_id}:{event_id}",
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            leased_until=now + LEASE,
+            created_at=now,
+            updated_at=now,
+        )
+        for endpoint_id, event_id in pairs
+    ]
+    inserted = (
+        await Delivery.insert(*rows)
+        .on_conflict(target=Delivery.delivery_key, action="DO NOTHING")
+        .returning(Delivery.id)
+    )
     return [r["id"] for r in inserted]
 
 
@@ -169,16 +208,22 @@ async def lease_due(now: datetime, limit: int, resend_before: datetime | None = 
     """
     free = Delivery.leased_until.is_null() | (Delivery.leased_until < now)
     if resend_before is not None:
-        free = Delivery.leased_until.is_null() | ((Delivery.leased_until < now)
-                                                  & (Delivery.leased_until < resend_before + LEASE))
-    due = await Delivery.select(Delivery.id).where(
-        (Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & free
-    ).order_by(Delivery.next_attempt_at).limit(limit)
+        free = Delivery.leased_until.is_null() | (
+            (Delivery.leased_until < now) & (Delivery.leased_until < resend_before + LEASE)
+        )
+    due = (
+        await Delivery.select(Delivery.id)
+        .where((Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & free)
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
     if not due:
         return []
-    leased = await Delivery.update({Delivery.leased_until: now + LEASE}).where(
-        Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending") & free
-    ).returning(Delivery.id)
+    leased = (
+        await Delivery.update({Delivery.leased_until: now + LEASE})
+        .where(Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending") & free)
+        .returning(Delivery.id)
+    )
     return [r["id"] for r in leased]
 
 
@@ -212,38 +257,59 @@ def signing_secrets(hook: dict, now: datetime) -> list[str]:
 async def update_endpoint(endpoint_id: str, changes: dict) -> None:
     """Changes url, event_types (space-separated) or description."""
     if changes:
-        await WebhookEndpoint.update({getattr(WebhookEndpoint, name): value for name, value in changes.items()}
-                                     ).where(WebhookEndpoint.id == endpoint_id)
+        await WebhookEndpoint.update({getattr(WebhookEndpoint, name): value for name, value in changes.items()}).where(
+            WebhookEndpoint.id == endpoint_id
+        )
 
 
 async def rotate_secret(endpoint_id: str, secret: str, now: datetime) -> datetime:
     """Makes `secret` the endpoint's secret; the current one keeps signing (beside it) for
     PREVIOUS_SECRET_OVERLAP, a previous one still in its overlap stops. Answers until when.
     Call in a transaction (the row is read, then written)."""
-    row = await WebhookEndpoint.select(WebhookEndpoint.secret, WebhookEndpoint.sealed_secret).where(
-        WebhookEndpoint.id == endpoint_id).first()
+    row = (
+        await WebhookEndpoint.select(WebhookEndpoint.secret, WebhookEndpoint.sealed_secret)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .first()
+    )
     previous = row["sealed_secret"] or secrets_at_rest.seal(row["secret"])
     until = now + PREVIOUS_SECRET_OVERLAP
-    await WebhookEndpoint.update({
-        WebhookEndpoint.sealed_secret: secrets_at_rest.seal(secret), WebhookEndpoint.secret: "",
-        WebhookEndpoint.previous_sealed_secret: previous, WebhookEndpoint.previous_secret_until: until,
-    }).where(WebhookEndpoint.id == endpoint_id)
+    await WebhookEndpoint.update(
+        {
+            WebhookEndpoint.sealed_secret: secrets_at_rest.seal(secret),
+            WebhookEndpoint.secret: "",
+            WebhookEndpoint.previous_sealed_secret: previous,
+            WebhookEndpoint.previous_secret_until: until,
+        }
+    ).where(WebhookEndpoint.id == endpoint_id)
     return until
 
 
 async def enable_endpoint(endpoint_id: str, now: datetime) -> list[str]:
     """Enables a disabled endpoint and resumes the deliveries its disabling cancelled (due
     now, leased for an immediate attempt); answers their ids (none if it was enabled)."""
-    changed = await WebhookEndpoint.update({WebhookEndpoint.enabled: True, WebhookEndpoint.disabled_reason: None,
-                                            WebhookEndpoint.failing_since: None}).where(
-        (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.enabled == False)  # noqa: E712
-    ).returning(WebhookEndpoint.id)
+    changed = (
+        await WebhookEndpoint.update(
+            {WebhookEndpoint.enabled: True, WebhookEndpoint.disabled_reason: None, WebhookEndpoint.failing_since: None}
+        )
+        .where(
+            (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.enabled == False)  # noqa: E712
+        )
+        .returning(WebhookEndpoint.id)
+    )
     if not changed:
         return []
-    resumed = await Delivery.update({Delivery.status: "pending", Delivery.next_attempt_at: now,
-                                     Delivery.leased_until: now + LEASE, Delivery.updated_at: now}).where(
-        (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "cancelled")
-    ).returning(Delivery.id)
+    resumed = (
+        await Delivery.update(
+            {
+                Delivery.status: "pending",
+                Delivery.next_attempt_at: now,
+                Delivery.leased_until: now + LEASE,
+                Delivery.updated_at: now,
+            }
+        )
+        .where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == "cancelled"))
+        .returning(Delivery.id)
+    )
     return [r["id"] for r in resumed]
 
 
@@ -255,9 +321,19 @@ async def add_ping(org_id: str, endpoint_id: str, now: datetime) -> tuple[str, s
     from tables.events import Event
 
     event_id = new_id("evt")
-    await Event.insert(Event(id=event_id, type=PING, organization_id=org_id, product_id=None, operation_id=None,
-                             data=stored(Ping(endpoint_id=endpoint_id)), dedupe_key=None, created_at=now,
-                             dispatched_at=now))
+    await Event.insert(
+        Event(
+            id=event_id,
+            type=PING,
+            organization_id=org_id,
+            product_id=None,
+            operation_id=None,
+            data=stored(Ping(endpoint_id=endpoint_id)),
+            dedupe_key=None,
+            created_at=now,
+            dispatched_at=now,
+        )
+    )
     [delivery_id] = await add_deliveries([(endpoint_id, event_id)], now)
     return event_id, delivery_id
 
@@ -271,52 +347,79 @@ async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> 
     `next_attempt_at` past now, so a late duplicate message or a scheduler tick cannot start
     a second attempt alongside it.
     """
-    claimed = await Delivery.update({Delivery.attempts: Delivery.attempts + 1, Delivery.updated_at: now,
-                                     Delivery.next_attempt_at: now + LEASE,
-                                     Delivery.leased_until: now + LEASE}).where(
-        (Delivery.id == delivery_id) & (Delivery.status == "pending")
-        & (Delivery.attempts == attempts_seen) & (Delivery.next_attempt_at <= now)
-    ).returning(Delivery.id)
+    claimed = (
+        await Delivery.update(
+            {
+                Delivery.attempts: Delivery.attempts + 1,
+                Delivery.updated_at: now,
+                Delivery.next_attempt_at: now + LEASE,
+                Delivery.leased_until: now + LEASE,
+            }
+        )
+        .where(
+            (Delivery.id == delivery_id)
+            & (Delivery.status == "pending")
+            & (Delivery.attempts == attempts_seen)
+            & (Delivery.next_attempt_at <= now)
+        )
+        .returning(Delivery.id)
+    )
     return bool(claimed)
 
 
-async def record_attempt(delivery_id: str, now: datetime, *, status_code: int | None, duration_ms: int,
-                         excerpt: str, error: str | None) -> None:
-    await DeliveryAttempt.insert(DeliveryAttempt(
-        id=new_id("att"), delivery_id=delivery_id, attempted_at=now, status_code=status_code,
-        duration_ms=duration_ms, response_excerpt=excerpt, error=error))
+async def record_attempt(
+    delivery_id: str, now: datetime, *, status_code: int | None, duration_ms: int, excerpt: str, error: str | None
+) -> None:
+    await DeliveryAttempt.insert(
+        DeliveryAttempt(
+            id=new_id("att"),
+            delivery_id=delivery_id,
+            attempted_at=now,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            response_excerpt=excerpt,
+            error=error,
+        )
+    )
 
 
 async def settle(delivery_id: str, now: datetime, status: str, next_attempt_at: datetime | None) -> None:
-    await Delivery.update({Delivery.status: status, Delivery.next_attempt_at: next_attempt_at,
-                           Delivery.leased_until: None, Delivery.updated_at: now}).where(
-        Delivery.id == delivery_id)
+    await Delivery.update(
+        {
+            Delivery.status: status,
+            Delivery.next_attempt_at: next_attempt_at,
+            Delivery.leased_until: None,
+            Delivery.updated_at: now,
+        }
+    ).where(Delivery.id == delivery_id)
 
 
 async def endpoint_succeeded(endpoint_id: str) -> None:
-    await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(
-        WebhookEndpoint.id == endpoint_id)
+    await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(WebhookEndpoint.id == endpoint_id)
 
 
 async def endpoint_failed(endpoint_id: str, now: datetime) -> datetime:
     """Notes the failure; returns since when the endpoint has been failing."""
     await WebhookEndpoint.update({WebhookEndpoint.failing_since: now}).where(
-        (WebhookEndpoint.id == endpoint_id) & WebhookEndpoint.failing_since.is_null())
-    row = await WebhookEndpoint.select(WebhookEndpoint.failing_since).where(
-        WebhookEndpoint.id == endpoint_id).first()
+        (WebhookEndpoint.id == endpoint_id) & WebhookEndpoint.failing_since.is_null()
+    )
+    row = await WebhookEndpoint.select(WebhookEndpoint.failing_since).where(WebhookEndpoint.id == endpoint_id).first()
     return row["failing_since"]
 
 
 async def disable_endpoint(endpoint_id: str, reason: str, now: datetime) -> bool:
     """Disables the endpoint and cancels its pending deliveries; False if it already was."""
-    changed = await WebhookEndpoint.update({WebhookEndpoint.enabled: False,
-                                            WebhookEndpoint.disabled_reason: reason}).where(
-        (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.enabled == True)  # noqa: E712
-    ).returning(WebhookEndpoint.id)
+    changed = (
+        await WebhookEndpoint.update({WebhookEndpoint.enabled: False, WebhookEndpoint.disabled_reason: reason})
+        .where(
+            (WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.enabled == True)  # noqa: E712
+        )
+        .returning(WebhookEndpoint.id)
+    )
     if changed:
-        await Delivery.update({Delivery.status: "cancelled", Delivery.leased_until: None,
-                               Delivery.updated_at: now}).where(
-            (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending"))
+        await Delivery.update(
+            {Delivery.status: "cancelled", Delivery.leased_until: None, Delivery.updated_at: now}
+        ).where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending"))
     return bool(changed)
 
 
@@ -330,8 +433,11 @@ async def deliveries_page(endpoint_id: str, after: str | None, limit: int) -> li
 async def attempts_of(delivery_ids: list[str]) -> dict[str, list[dict]]:
     if not delivery_ids:
         return {}
-    rows = await DeliveryAttempt.select().where(
-        DeliveryAttempt.delivery_id.is_in(delivery_ids)).order_by(DeliveryAttempt.attempted_at)
+    rows = (
+        await DeliveryAttempt.select()
+        .where(DeliveryAttempt.delivery_id.is_in(delivery_ids))
+        .order_by(DeliveryAttempt.attempted_at)
+    )
     grouped: dict[str, list[dict]] = {d: [] for d in delivery_ids}
     for row in rows:
         grouped[row["delivery_id"]].append(row)
@@ -340,11 +446,22 @@ async def attempts_of(delivery_ids: list[str]) -> dict[str, list[dict]]:
 
 async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> bool:
     """A person asks for one more attempt now (whatever the delivery's state)."""
-    reset = await Delivery.update({Delivery.status: "pending", Delivery.next_attempt_at: now,
-                                   Delivery.leased_until: now + LEASE, Delivery.updated_at: now}).where(
-        (Delivery.id == delivery_id) & (Delivery.endpoint_id == endpoint_id)
-        & ((Delivery.status != "pending") | Delivery.leased_until.is_null() | (Delivery.leased_until < now))
-    ).returning(Delivery.id)
+    reset = (
+        await Delivery.update(
+            {
+                Delivery.status: "pending",
+                Delivery.next_attempt_at: now,
+                Delivery.leased_until: now + LEASE,
+                Delivery.updated_at: now,
+            }
+        )
+        .where(
+            (Delivery.id == delivery_id)
+            & (Delivery.endpoint_id == endpoint_id)
+            & ((Delivery.status != "pending") | Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+        )
+        .returning(Delivery.id)
+    )
     return bool(reset)
 
 
@@ -355,8 +472,18 @@ async def pending_deliveries() -> int:
 
 async def unhealthy_endpoints(limit: int = 50) -> list[dict]:
     """Endpoints disabled or currently failing, for the ops page."""
-    return await WebhookEndpoint.select(
-        WebhookEndpoint.id, WebhookEndpoint.organization_id, WebhookEndpoint.url, WebhookEndpoint.enabled,
-        WebhookEndpoint.disabled_reason, WebhookEndpoint.failing_since,
-    ).where((WebhookEndpoint.enabled == False) | WebhookEndpoint.failing_since.is_not_null()  # noqa: E712
-            ).order_by(WebhookEndpoint.id, ascending=False).limit(limit)
+    return (
+        await WebhookEndpoint.select(
+            WebhookEndpoint.id,
+            WebhookEndpoint.organization_id,
+            WebhookEndpoint.url,
+            WebhookEndpoint.enabled,
+            WebhookEndpoint.disabled_reason,
+            WebhookEndpoint.failing_since,
+        )
+        .where(
+            (WebhookEndpoint.enabled == False) | WebhookEndpoint.failing_since.is_not_null()  # noqa: E712
+        )
+        .order_by(WebhookEndpoint.id, ascending=False)
+        .limit(limit)
+    )

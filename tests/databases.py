@@ -38,8 +38,9 @@ def configure_secrets(url: str) -> None:
 def run_migrate(url: str) -> None:
     """Runs `tenure migrate` as a separate process (the command operators run)."""
     env = {**os.environ, "TENURE_DATABASE_URL": url, "TENURE_SECRET_KEY": secret_key()}
-    done = subprocess.run([sys.executable, "-m", "web.cli", "migrate"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "web.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         raise RuntimeError(f"tenure migrate failed for {url}:\n{done.stdout}\n{done.stderr}")
 

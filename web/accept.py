@@ -27,14 +27,20 @@ KEY_PERMISSIONS = "key_permissions"  # in an operation's params: the narrowing o
 
 def operation_out(row: dict) -> OperationOut:
     error = ErrorOut(code=row["error_code"], message=row["error_message"] or "") if row.get("error_code") else None
-    return OperationOut(id=row["id"], kind=row["kind"], status=row["status"], error=error,
-                        result=row.get("result"), organization_id=row["organization_id"],
-                        product_id=row.get("product_id"), created_at=row["created_at"],
-                        finished_at=row.get("finished_at"))
+    return OperationOut(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        error=error,
+        result=row.get("result"),
+        organization_id=row["organization_id"],
+        product_id=row.get("product_id"),
+        created_at=row["created_at"],
+        finished_at=row.get("finished_at"),
+    )
 
 
-async def replayed(request: Request, org_id: str, data: object,
-                   idem_key: str | None = None) -> OperationOut | None:
+async def replayed(request: Request, org_id: str, data: object, idem_key: str | None = None) -> OperationOut | None:
     """The operation a replayed Idempotency-Key already made, checked before any other rule
     (a replay after success must not fail on what the first request changed, e.g. name_taken)."""
     key = idem_key if idem_key is not None else idempotency.key_for(request, org_id)
@@ -47,8 +53,9 @@ async def replayed(request: Request, org_id: str, data: object,
     return operation_out(existing)
 
 
-async def intake_or_replay(request: Request, org_id: str, data: object,
-                           check: Callable[[], Awaitable[dict]]) -> tuple[OperationOut | None, dict]:
+async def intake_or_replay(
+    request: Request, org_id: str, data: object, check: Callable[[], Awaitable[dict]]
+) -> tuple[OperationOut | None, dict]:
     """Runs the operation's checks unless its Idempotency-Key was already used; a check that
     fails because a concurrent twin just took effect (say name_taken) also answers the twin."""
     if replay := await replayed(request, org_id, data):
@@ -61,18 +68,43 @@ async def intake_or_replay(request: Request, org_id: str, data: object,
         raise
 
 
-async def accept(request: Request, *, kind: str, org_id: str, account_id: str | None, data: object,
-                 params: dict, product_id: str | None = None,
-                 idem_key: str | None = None) -> OperationOut:
+async def accept(
+    request: Request,
+    *,
+    kind: str,
+    org_id: str,
+    account_id: str | None,
+    data: object,
+    params: dict,
+    product_id: str | None = None,
+    idem_key: str | None = None,
+) -> OperationOut:
     """Records the operation durably and sends it; a replayed Idempotency-Key returns the first one."""
-    op, _ = await accept_once(request, kind=kind, org_id=org_id, account_id=account_id, data=data,
-                              params=params, product_id=product_id, idem_key=idem_key)
+    op, _ = await accept_once(
+        request,
+        kind=kind,
+        org_id=org_id,
+        account_id=account_id,
+        data=data,
+        params=params,
+        product_id=product_id,
+        idem_key=idem_key,
+    )
     return op
 
 
-async def accept_once(request: Request, *, kind: str, org_id: str, account_id: str | None, data: object,
-                      params: dict, product_id: str | None = None, idem_key: str | None = None,
-                      actor: Actor | None = None) -> tuple[OperationOut, bool]:
+async def accept_once(
+    request: Request,
+    *,
+    kind: str,
+    org_id: str,
+    account_id: str | None,
+    data: object,
+    params: dict,
+    product_id: str | None = None,
+    idem_key: str | None = None,
+    actor: Actor | None = None,
+) -> tuple[OperationOut, bool]:
     """As `accept`, also answering whether this call made the operation (False: its key's twin did).
     `actor` (for the activity record) defaults to the calling account and its key."""
     now = clock.now()
@@ -81,19 +113,28 @@ async def accept_once(request: Request, *, kind: str, org_id: str, account_id: s
     if narrowed is not None:  # asked with a narrowed API key: the worker's recheck narrows the same way
         params = {**params, KEY_PERMISSIONS: sorted(narrowed)}
     row = operations.new_row(
-        kind, org_id, now, account_id=account_id, params=params, product_id=product_id,
+        kind,
+        org_id,
+        now,
+        account_id=account_id,
+        params=params,
+        product_id=product_id,
         idem_key=idem_key if idem_key is not None else idempotency.key_for(request, org_id),
-        request_hash=wanted, enqueued_at=now)
+        request_hash=wanted,
+        enqueued_at=now,
+    )
     if actor is None:
-        actor = (Actor("account", account_id, getattr(request.state, "key_id", None))
-                 if account_id is not None else activity.TENURE)
+        actor = (
+            Actor("account", account_id, getattr(request.state, "key_id", None))
+            if account_id is not None
+            else activity.TENURE
+        )
     if not await activity.insert_accepted(row, actor):  # its Idempotency-Key is taken: answer the twin
         op = await operations.by_idem_key(row["idem_key"])
         idempotency.check_same_request(op, wanted)
         return operation_out(op), False
     request.app.state.outbox.submit(operation_message(kind, row["id"]))  # sent off the request path
-    log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id,
-             product_id=product_id)
+    log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id, product_id=product_id)
     return operation_out(row), True
 
 
@@ -103,20 +144,34 @@ def accepted(op: OperationOut) -> Response[OperationOut]:
 
 # --- dry runs: every check of the real request, nothing written ---------------------------------
 
-DryRunHeader = Annotated[str | None, HeaderParameter(
-    name="Dry-Run", required=False, schema_extra={"enum": ["1"]},
-    description="`1`: run every check the request would make and answer 200 with its quote and "
-                "the error it would end with (`would_fail`); nothing is written, no operation is made, "
-                "Idempotency-Key is not used. Any other value is refused (400 `invalid_dry_run`).")]
+DryRunHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Dry-Run",
+        required=False,
+        schema_extra={"enum": ["1"]},
+        description="`1`: run every check the request would make and answer 200 with its quote and "
+        "the error it would end with (`would_fail`); nothing is written, no operation is made, "
+        "Idempotency-Key is not used. Any other value is refused (400 `invalid_dry_run`).",
+    ),
+]
 
-DRY_RUN_RESPONSES = {200: ResponseSpec(
-    data_container=DryRunOut, generate_examples=False,
-    description="Dry-Run: 1: the quote, and the error the real request would end with (null if none)")}
+DRY_RUN_RESPONSES = {
+    200: ResponseSpec(
+        data_container=DryRunOut,
+        generate_examples=False,
+        description="Dry-Run: 1: the quote, and the error the real request would end with (null if none)",
+    )
+}
 
-BATCH_DRY_RUN_RESPONSES = {200: ResponseSpec(
-    data_container=BatchDryRunOut, generate_examples=False,
-    description="Dry-Run: 1: the total quote of the items that would renew, and each item's quote "
-                "or the error it would end with")}
+BATCH_DRY_RUN_RESPONSES = {
+    200: ResponseSpec(
+        data_container=BatchDryRunOut,
+        generate_examples=False,
+        description="Dry-Run: 1: the total quote of the items that would renew, and each item's quote "
+        "or the error it would end with",
+    )
+}
 
 
 def dry_run_wanted(value: str | None) -> bool:
@@ -125,9 +180,9 @@ def dry_run_wanted(value: str | None) -> bool:
         return False
     if value.strip() == "1":
         return True
-    raise BadHeader("invalid_dry_run",
-                    "the Dry-Run header must be 1 (check and quote only) or be left out; "
-                    f"got {value[:20]!r}")
+    raise BadHeader(
+        "invalid_dry_run", f"the Dry-Run header must be 1 (check and quote only) or be left out; got {value[:20]!r}"
+    )
 
 
 def quote_out(quote: Priced | None) -> QuoteOut | None:
@@ -137,10 +192,16 @@ def quote_out(quote: Priced | None) -> QuoteOut | None:
     def money(amount) -> MoneyIO:
         return MoneyIO(amount=amount.amount, currency=amount.currency)
 
-    return QuoteOut(price=money(quote.price), list_price=money(quote.list_price),
-                    discount_percent=quote.discount_percent, tier=quote.tier,
-                    restore_fee=money(quote.restore_fee), new_expires_at=quote.new_expires_at,
-                    payer=quote.payer, payment_method=quote.payment_method)
+    return QuoteOut(
+        price=money(quote.price),
+        list_price=money(quote.list_price),
+        discount_percent=quote.discount_percent,
+        tier=quote.tier,
+        restore_fee=money(quote.restore_fee),
+        new_expires_at=quote.new_expires_at,
+        payer=quote.payer,
+        payment_method=quote.payment_method,
+    )
 
 
 def error_out(failure: RuleViolation | None) -> ErrorOut | None:
@@ -163,5 +224,6 @@ async def dry_run(check: Callable[[Trial], Awaitable[None]]) -> Response[DryRunO
         await check(trial)
     except RuleViolation as broken:
         failure = broken
-    return Response(DryRunOut(dry_run=True, quote=quote_out(trial.quote), would_fail=error_out(failure)),
-                    status_code=200)
+    return Response(
+        DryRunOut(dry_run=True, quote=quote_out(trial.quote), would_fail=error_out(failure)), status_code=200
+    )

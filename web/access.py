@@ -15,7 +15,6 @@ from web.errors import NotFound, Unauthorized
 from web.ops_auth import NO_OPS_TOKEN, session_cookie_valid
 from web.ratelimit import client_address
 
-
 # A handler's `account` parameter: the caller, injected by name (app dependency `account`).
 Account = NamedDependency[dict]
 

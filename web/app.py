@@ -15,24 +15,24 @@ from tables import access_cache, engine, secrets_at_rest
 from tables.settings import Settings
 from web.access import provide_account
 from web.contract import render_plugins
-from web.errors import EXCEPTION_HANDLERS
 from web.edge import edge_checks
-from web.outbox import Outbox
+from web.errors import EXCEPTION_HANDLERS
 from web.idempotent_posts import IdempotentPosts, document_idempotency_key
+from web.metrics import PROMETHEUS, MetricsController, refresher
+from web.outbox import Outbox
+from web.ratelimit import Limiter, RouteLimits, check_settings
 from web.routes.accounts import AccountController
 from web.routes.activity import ActivityController
 from web.routes.billing import BillingController, catalog
 from web.routes.clients import ClientController
 from web.routes.inbound import InboundController
 from web.routes.keys import KeyController
-from web.metrics import PROMETHEUS, MetricsController, refresher
-from web.ratelimit import Limiter, RouteLimits, check_settings
-from web.routes.ops import OpsController, health, ready
 from web.routes.operations import list_operations
-from web.routes.statements import list_transactions, statement
+from web.routes.ops import OpsController, health, ready
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
 from web.routes.products import ProductController
+from web.routes.statements import list_transactions, statement
 from web.routes.test_clocks import TestClockController
 from web.routes.webhooks import WebhookEndpointController
 from worker.broker import make_broker
@@ -41,15 +41,16 @@ from worker.queue import Sender
 from worker.webhooks.addresses import resolve
 
 
-def create_app(settings: Settings, *, sender: Sender | None = None,
-               extra_lifespans: list | None = None) -> Litestar:
+def create_app(settings: Settings, *, sender: Sender | None = None, extra_lifespans: list | None = None) -> Litestar:
     """The API. `sender` enqueues to a broker (built from settings if not given);
     `extra_lifespans` run embedded parts (workers, scheduler) with the app."""
     check_settings(settings)
     unpriced = sorted(set(settings.accepted_currencies) - CURRENCIES)
     if unpriced:
-        raise ValueError(f"TENURE_CURRENCIES lists {', '.join(unpriced)} but rules/price_list.toml "
-                         f"prices only {', '.join(sorted(CURRENCIES))}")
+        raise ValueError(
+            f"TENURE_CURRENCIES lists {', '.join(unpriced)} but rules/price_list.toml "
+            f"prices only {', '.join(sorted(CURRENCIES))}"
+        )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -72,9 +73,24 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
 
     app = Litestar(
         route_handlers=[
-            health, ready, catalog, OpsController, MetricsController, AccountController, KeyController,
-            OrganizationController, BillingController, ClientController, ProductController,
-            WebhookEndpointController, InboundController, TestClockController, ops_router, list_operations, list_transactions, ActivityController,
+            health,
+            ready,
+            catalog,
+            OpsController,
+            MetricsController,
+            AccountController,
+            KeyController,
+            OrganizationController,
+            BillingController,
+            ClientController,
+            ProductController,
+            WebhookEndpointController,
+            InboundController,
+            TestClockController,
+            ops_router,
+            list_operations,
+            list_transactions,
+            ActivityController,
             statement,
         ],
         dependencies={"account": Provide(provide_account)},
@@ -90,12 +106,16 @@ def create_app(settings: Settings, *, sender: Sender | None = None,
             render_plugins=render_plugins(),  # the generated document, completed by web.contract
             use_handler_docstrings=True,
             security=[{"BearerAuth": []}],
-            components=Components(security_schemes={
-                "BearerAuth": SecurityScheme(type="http", scheme="bearer",
-                                             description="Authorization: Bearer <api key>"),
-                "OpsToken": SecurityScheme(type="http", scheme="bearer",
-                                           description="Authorization: Bearer <TENURE_OPS_TOKEN>"),
-            }),
+            components=Components(
+                security_schemes={
+                    "BearerAuth": SecurityScheme(
+                        type="http", scheme="bearer", description="Authorization: Bearer <api key>"
+                    ),
+                    "OpsToken": SecurityScheme(
+                        type="http", scheme="bearer", description="Authorization: Bearer <TENURE_OPS_TOKEN>"
+                    ),
+                }
+            ),
         ),
     )
     document_idempotency_key(app)

@@ -49,16 +49,25 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
         app = create_app(settings)
     else:  # each process builds its own app from the environment (uvicorn starts them afresh)
         app = "web.cli:app_from_environment"
-    uvicorn.run(app, factory=args.workers > 1, workers=args.workers, host=args.host, port=args.port,
-                log_config=None, proxy_headers=True, access_log=False, http=JsonErrorsProtocol)
+    uvicorn.run(
+        app,
+        factory=args.workers > 1,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        access_log=False,
+        http=JsonErrorsProtocol,
+    )
     return 0
 
 
 def app_from_environment():
     """The app of one `tenure web --workers N` process, configured as `main` configures the parent."""
+    from tables import secrets_at_rest
     from web.app import create_app
     from worker.logs import configure
-    from tables import secrets_at_rest
 
     settings = Settings.from_env()
     configure(level=settings.log_level)
@@ -69,11 +78,21 @@ def app_from_environment():
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Dramatiq's own worker command: processes, threads, restarts and signals are its job."""
     if settings.broker_url is None:
-        print("tenure worker needs TENURE_BROKER_URL (redis://... or amqp://...); "
-              "`tenure demo` runs workers in-process", file=sys.stderr)
+        print(
+            "tenure worker needs TENURE_BROKER_URL (redis://... or amqp://...); `tenure demo` runs workers in-process",
+            file=sys.stderr,
+        )
         return 2
-    argv = [sys.executable, "-m", "dramatiq", "worker.main",
-            "--processes", str(args.processes), "--threads", str(args.threads)]
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "worker.main",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
     # Dramatiq's metrics server runs in a process forked by its main process, which reads
     # the port from the environment when its Prometheus module is imported.
     os.environ.setdefault("dramatiq_prom_port", str(settings.worker_metrics_port))
@@ -85,8 +104,7 @@ def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
     from worker.scheduler import run_forever
 
     if settings.broker_url is None:
-        print("tenure scheduler needs TENURE_BROKER_URL; `tenure demo` runs it in-process",
-              file=sys.stderr)
+        print("tenure scheduler needs TENURE_BROKER_URL; `tenure demo` runs it in-process", file=sys.stderr)
         return 2
     _bind(settings)
     asyncio.run(run_forever(settings))
@@ -151,8 +169,11 @@ def _sqlite_file(settings: Settings, args: argparse.Namespace, command: str) -> 
 
     url = args.database or settings.database_url
     if not url.startswith("sqlite:"):
-        print(f"tenure {command} is for the embedded mode's SQLite database; for PostgreSQL use "
-              "pg_basebackup with WAL archiving, or pg_dump (deploy/README.md, Backups)", file=sys.stderr)
+        print(
+            f"tenure {command} is for the embedded mode's SQLite database; for PostgreSQL use "
+            "pg_basebackup with WAL archiving, or pg_dump (deploy/README.md, Backups)",
+            file=sys.stderr,
+        )
         return None
     return Path(sqlite_path(url))
 
@@ -165,8 +186,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     if database is None:
         return 2
     try:
-        copied = backups.backup(database, Path(args.path), overwrite=args.force,
-                                with_key=not settings.secret_key)
+        copied = backups.backup(database, Path(args.path), overwrite=args.force, with_key=not settings.secret_key)
     except backups.BackupProblem as exc:
         print(f"tenure backup: {exc}", file=sys.stderr)
         return 2
@@ -210,23 +230,34 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
     sub.add_parser("scheduler", help="run the scheduler (relay and sweeps)")
-    sub.add_parser("sweep", help="run the scheduler's jobs once, now, and exit (after an outage; "
-                                 "to rehearse time, advance a sandbox's test clock)")
+    sub.add_parser(
+        "sweep",
+        help="run the scheduler's jobs once, now, and exit (after an outage; "
+        "to rehearse time, advance a sandbox's test clock)",
+    )
     web = sub.add_parser("web", help="serve the HTTP API")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
-    web.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1),
-                     help="processes serving the port (default 1, or WEB_CONCURRENCY); about one per core")
+    web.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+        help="processes serving the port (default 1, or WEB_CONCURRENCY); about one per core",
+    )
     backup = sub.add_parser("backup", help="copy the SQLite database (and its key file) while tenure runs")
     backup.add_argument("path", help="the backup file to write (its key beside it, PATH.key)")
-    backup.add_argument("--database", help=f"sqlite:///... (default TENURE_DATABASE_URL; the demo's: "
-                                           f"{DEMO_DATABASE_URL})")
+    backup.add_argument(
+        "--database", help=f"sqlite:///... (default TENURE_DATABASE_URL; the demo's: {DEMO_DATABASE_URL})"
+    )
     backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
     restore = sub.add_parser("restore", help="put a backup in place of the SQLite database")
     restore.add_argument("path", help="a file written by `tenure backup` (PATH.key beside it is restored too)")
     restore.add_argument("--database", help="sqlite:///... (default TENURE_DATABASE_URL)")
-    restore.add_argument("--force", action="store_true",
-                         help="replace the database even while a tenure process serves it (restart it after)")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the database even while a tenure process serves it (restart it after)",
+    )
     return parser
 
 
@@ -251,9 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         from tables.engine import sqlite_path
 
         backups.hold(Path(sqlite_path(settings.database_url)))
-    handlers = {"demo": cmd_demo, "migrate": cmd_migrate, "web": cmd_web, "worker": cmd_worker,
-                "scheduler": cmd_scheduler, "sweep": cmd_sweep, "backup": cmd_backup,
-                "restore": cmd_restore}
+    handlers = {
+        "demo": cmd_demo,
+        "migrate": cmd_migrate,
+        "web": cmd_web,
+        "worker": cmd_worker,
+        "scheduler": cmd_scheduler,
+        "sweep": cmd_sweep,
+        "backup": cmd_backup,
+        "restore": cmd_restore,
+    }
     return handlers[args.command](settings, args)
 
 

@@ -98,8 +98,11 @@ def error_schema(codes: list[str]) -> dict:
                 "type": "object",
                 "required": ["code", "message"],
                 "properties": {
-                    "code": {"type": "string", "enum": codes,
-                             "description": "machine-readable; the message says what to fix"},
+                    "code": {
+                        "type": "string",
+                        "enum": codes,
+                        "description": "machine-readable; the message says what to fix",
+                    },
                     "message": {"type": "string"},
                 },
             },
@@ -108,22 +111,29 @@ def error_schema(codes: list[str]) -> dict:
     }
 
 
-RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
-                               "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
 
 
 def error_response(status: int, codes: list[str]) -> dict:
     answer: dict = {
         "description": HTTPStatus(status).phrase,
-        "content": {"application/json": {
-            "schema": error_schema(codes),
-            "example": {"error": {"code": codes[0], "message": examples.error_message(codes[0])},
-                        "status": status},
-        }},
+        "content": {
+            "application/json": {
+                "schema": error_schema(codes),
+                "example": {"error": {"code": codes[0], "message": examples.error_message(codes[0])}, "status": status},
+            }
+        },
     }
     if status in (429, 503) or "idempotency_key_in_use" in codes:
-        answer["headers"] = {**RETRY_AFTER, **({"Retry-After": {**RETRY_AFTER["Retry-After"], "required": True}}
-                                               if status == 429 else {})}
+        answer["headers"] = {
+            **RETRY_AFTER,
+            **({"Retry-After": {**RETRY_AFTER["Retry-After"], "required": True}} if status == 429 else {}),
+        }
     return answer
 
 
@@ -163,9 +173,11 @@ def _datetime_formats(cls: type, schema: dict) -> None:
 
 # RFC 3339 as msgspec reads it, years from 1 and days up to 28 so that every match is a real date: a
 # generator given only `format: date-time` may send "" or February 30th.
-INSTANT_PATTERN = (r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
-                   r"[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-                   r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$")
+INSTANT_PATTERN = (
+    r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$"
+)
 
 
 def _instants_as_patterns(schema: object) -> None:
@@ -182,8 +194,12 @@ def _instants_as_patterns(schema: object) -> None:
 
 def _request_components(document: dict) -> set[str]:
     """The components a request body refers to, directly or through other components."""
-    todo = [op["requestBody"] for item in document["paths"].values() for op in item.values()
-            if isinstance(op, dict) and "requestBody" in op]
+    todo = [
+        op["requestBody"]
+        for item in document["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and "requestBody" in op
+    ]
     found: set[str] = set()
     while todo:
         node = todo.pop()
@@ -231,8 +247,11 @@ def _plain_text_parameters(operation: dict) -> None:
         for branch in schema.get("oneOf", schema.get("anyOf", [schema])):
             if branch.get("format") == "date-time":
                 branch["pattern"] = INSTANT_PATTERN
-            elif branch.get("type") == "string" and branch.get("pattern") in (None, NO_NUL, TEXT_PATTERN) \
-                    and "enum" not in branch:
+            elif (
+                branch.get("type") == "string"
+                and branch.get("pattern") in (None, NO_NUL, TEXT_PATTERN)
+                and "enum" not in branch
+            ):
                 branch["pattern"] = PARAMETER_TEXT
 
 

@@ -27,8 +27,9 @@ def cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-async def _lines(header: list[str], batches: AsyncIterator[list[dict]],
-                 to_cells: Callable[[list[dict]], Iterable[list[object]]]) -> AsyncIterator[bytes]:
+async def _lines(
+    header: list[str], batches: AsyncIterator[list[dict]], to_cells: Callable[[list[dict]], Iterable[list[object]]]
+) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
@@ -48,9 +49,16 @@ class CsvStream(Stream):
         return super().to_asgi_response(*args, **kwargs)
 
 
-def csv_export(filename: str, header: list[str], batches: AsyncIterator[list[dict]],
-               to_cells: Callable[[list[dict]], Iterable[list[object]]]) -> Stream:
+def csv_export(
+    filename: str,
+    header: list[str],
+    batches: AsyncIterator[list[dict]],
+    to_cells: Callable[[list[dict]], Iterable[list[object]]],
+) -> Stream:
     """`to_cells` turns one batch of rows into CSV rows (it may await nothing: batch lookups
     belong in `batches`)."""
-    return CsvStream(_lines(header, batches, to_cells), media_type="text/csv",
-                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return CsvStream(
+        _lines(header, batches, to_cells),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -31,17 +31,21 @@ DEMO_CREDIT_LIMIT = 500_00
 async def _owned_org(email: str, person: str, org_name: str, reseller: bool, funds: int) -> tuple[str, str]:
     now = clock.now()
     account, _ = await accounts.create(email, person, now)
-    org = await organizations.open_with_owners(org_name, reseller, "EUR", now, owner_account_id=account["id"],
-                                               credit_limit=DEMO_CREDIT_LIMIT)  # invoices can be tried
+    org = await organizations.open_with_owners(
+        org_name, reseller, "EUR", now, owner_account_id=account["id"], credit_limit=DEMO_CREDIT_LIMIT
+    )  # invoices can be tried
     await ledger.post(f"demo-topup-{org['id']}", booking.topup(org["id"], Money.eur(funds)), now)
     return account["id"], org["id"]
 
 
 DEMO_PURCHASES = {  # organization label -> (kind, name, client index or None)
     "org": [("domain", "demo-organisation.fr", None), ("mailbox", "contact@demo-organisation.fr", None)],
-    "reseller": [("domain", "demo-reseller.com", None),
-                 ("domain", "boulangerie-martin.fr", 0), ("hosting", "boulangerie-martin.fr", 0),
-                 ("domain", "atelier-dupont.fr", 1)],
+    "reseller": [
+        ("domain", "demo-reseller.com", None),
+        ("domain", "boulangerie-martin.fr", 0),
+        ("hosting", "boulangerie-martin.fr", 0),
+        ("domain", "atelier-dupont.fr", 1),
+    ],
 }
 
 
@@ -50,10 +54,16 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
     from worker.actors.purchases import purchase
     from worker.execution import run_operation
 
-    row = operations.new_row("purchase", org_id, clock.now(), account_id=account_id, params={
-        "kind": kind, "name": name, "years": 1, "payment_method": "prepaid", "client_id": client_id})
-    await activity.insert_accepted({**row, "idem_key": f"demo:{org_id}:{kind}:{name}"},
-                                   activity.Actor("account", account_id))
+    row = operations.new_row(
+        "purchase",
+        org_id,
+        clock.now(),
+        account_id=account_id,
+        params={"kind": kind, "name": name, "years": 1, "payment_method": "prepaid", "client_id": client_id},
+    )
+    await activity.insert_accepted(
+        {**row, "idem_key": f"demo:{org_id}:{kind}:{name}"}, activity.Actor("account", account_id)
+    )
     await run_operation(row["id"], purchase)
 
 
@@ -94,8 +104,10 @@ def print_welcome(demo: Demo, base_url: str, settings: Settings) -> None:
     if not settings.secret_key and settings.is_sqlite:
         from tables.secrets_at_rest import key_file_for
 
-        console.print(f"webhook secrets are encrypted with the key in {key_file_for(settings.database_url)} "
-                      "(made once, mode 0600): keep it with the database; `tenure backup` copies both")
+        console.print(
+            f"webhook secrets are encrypted with the key in {key_file_for(settings.database_url)} "
+            "(made once, mode 0600): keep it with the database; `tenure backup` copies both"
+        )
     console.print(f"organization {demo.organization_id}, owner {ORG_OWNER}")
     console.print(f"  API key: {demo.keys[ORG_OWNER]}")
     console.print(f"reseller {demo.reseller_id}, owner {RESELLER_OWNER}, clients {', '.join(demo.client_ids)}")

@@ -15,8 +15,8 @@ from litestar import Request, Response
 
 from web.access import require_credentials
 from web.errors import InvalidRequest
-from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
 from web.listing import reject_unknown_parameters
+from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
 from web.strict_body import strict_body
 
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
@@ -60,8 +60,12 @@ def allowed_methods(request: Request) -> str:
     cache: dict[str, str] = request.app.state.setdefault("allowed_methods", {})
     template = request.scope.get("path_template") or request.url.path
     if template not in cache:
-        methods = {method for route in request.app.routes if route.path_format == template
-                   for method in getattr(route, "methods", ())}
+        methods = {
+            method
+            for route in request.app.routes
+            if route.path_format == template
+            for method in getattr(route, "methods", ())
+        }
         cache[template] = ", ".join(sorted(methods | {"OPTIONS"}))
     return cache[template]
 

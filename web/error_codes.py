@@ -116,8 +116,11 @@ class _ErrorClasses:
         if target in FOREIGN_ERRORS:
             return FOREIGN_ERRORS[target]
         if target in self.takes_code:
-            code = _literal(call.args[0]) if call.args else next(
-                (_literal(k.value) for k in call.keywords if k.arg == "code"), None)
+            code = (
+                _literal(call.args[0])
+                if call.args
+                else next((_literal(k.value) for k in call.keywords if k.arg == "code"), None)
+            )
             return (self.takes_code[target], code) if code else None
         if target == ERROR_RESPONSE and len(call.args) >= 2:
             status, code = _literal(call.args[0]), _literal(call.args[1])
@@ -135,12 +138,18 @@ def _subclasses(cls: type) -> Iterator[type]:
 def _code_given_to_super(cls: type) -> str | None:
     """`super().__init__("code", ...)` in the class's own constructor (IdempotencyKeyInUse)."""
     init = cls.__dict__.get("__init__")
-    if init is None or not any("code" in inspect.signature(c.__init__).parameters for c in cls.__mro__[1:]
-                               if c.__dict__.get("__init__")):
+    if init is None or not any(
+        "code" in inspect.signature(c.__init__).parameters for c in cls.__mro__[1:] if c.__dict__.get("__init__")
+    ):
         return None
     for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(init)))):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__"
-                and node.args and isinstance(code := _literal(node.args[0]), str)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "__init__"
+            and node.args
+            and isinstance(code := _literal(node.args[0]), str)
+        ):
             return code
     return None
 
@@ -255,8 +264,15 @@ def struct_types(annotation: object) -> list[type]:
             todo += [f.type for f in info.fields]
         elif isinstance(info, msgspec.inspect.UnionType):
             todo += list(info.types)
-        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType,
-                               msgspec.inspect.FrozenSetType, msgspec.inspect.VarTupleType)):
+        elif isinstance(
+            info,
+            (
+                msgspec.inspect.ListType,
+                msgspec.inspect.SetType,
+                msgspec.inspect.FrozenSetType,
+                msgspec.inspect.VarTupleType,
+            ),
+        ):
             todo.append(info.item_type)
         elif isinstance(info, msgspec.inspect.DictType):
             todo.append(info.value_type)

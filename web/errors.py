@@ -64,9 +64,11 @@ class IdempotencyKeyInUse(Conflict):
     """A request with this Idempotency-Key is still running (web/idempotent_posts.py)."""
 
     def __init__(self) -> None:
-        super().__init__("idempotency_key_in_use",
-                         "a request with this Idempotency-Key is still being processed; retry "
-                         "after Retry-After seconds to get its answer")
+        super().__init__(
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still being processed; retry "
+            "after Retry-After seconds to get its answer",
+        )
         self.headers = {"Retry-After": "1"}
 
 
@@ -137,20 +139,32 @@ def _rule_violation(_: Request, exc: RuleViolation) -> Response:
 def _validation(_: Request, exc: ValidationException) -> Response:
     details = "; ".join(
         f"{item.get('message')}" + (f" (in {item['key']})" if item.get("key") else "")
-        for item in (exc.extra or []) if isinstance(item, dict)
+        for item in (exc.extra or [])
+        if isinstance(item, dict)
     )
     return error_response(400, "invalid_request", details or exc.detail)
 
 
-_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
-          429: "too_many_requests"}
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
 
 
 def _http(_: Request, exc: HTTPException) -> Response:
     # Litestar's own headers stay: `Allow` on a 405 names the methods the path takes.
-    return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), exc.detail,
-                          dict(exc.headers) if exc.headers else None)
+    return error_response(
+        exc.status_code,
+        _CODES.get(exc.status_code, "http_error"),
+        exc.detail,
+        dict(exc.headers) if exc.headers else None,
+    )
 
 
 DATABASE_RETRY_AFTER_S = 2
@@ -159,9 +173,11 @@ DATABASE_RETRY_AFTER_S = 2
 def _database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}"[:200])
     response = error_response(
-        503, "database_unavailable",
+        503,
+        "database_unavailable",
         "the database cannot be reached right now; retry in a few seconds (with the same "
-        "Idempotency-Key, so that a request that was recorded after all counts once)")
+        "Idempotency-Key, so that a request that was recorded after all counts once)",
+    )
     response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     return response
 

@@ -31,48 +31,81 @@ SUMMARIES = {
     "endpoint.disabled": "A webhook endpoint was disabled (410, or 5 days of failures)",
     "organization.claimed": "A released client's organization was claimed by its owner",
     "billing.low_balance": "The prepaid balance went below the low-balance threshold or the autorenew "
-                           "forecast (once per crossing)",
+    "forecast (once per crossing)",
     PING: "Sent on request (POST .../webhook-endpoints/{endpoint}/test), whatever the subscription",
 }
 
 EXAMPLES: dict[str, msgspec.Struct] = {
     "operation.succeeded": p.OperationSucceeded(kind="purchase", result={"product_id": PRODUCT}),
-    "operation.failed": p.OperationFailed(kind="renewal", error=p.ErrorData(
-        code="insufficient_funds", message="the prepaid balance does not cover 13.50 EUR; add funds")),
-    "product.purchased": p.ProductPurchased(kind="domain", name="example.fr", client_id=CLIENT, product_id=PRODUCT,
-                                            price=PRICE, expires_at=EXPIRES),
-    "product.renewed": p.ProductRenewed(client_id=CLIENT, product_id=PRODUCT, price=PRICE,
-                                        restore_fee=p.MoneyData(amount=0, currency="EUR"),
-                                        previous_expires_at=EXPIRES, expires_at="2029-01-31T00:00:00Z"),
-    "product.expiring": p.ProductExpiring(name="example.fr", kind="domain", client_id=CLIENT, days_before=7,
-                                          expires_at=EXPIRES, autorenew=False),
-    "product.expired": p.ProductStateChanged(name="example.fr", kind="domain", client_id=CLIENT, expires_at=EXPIRES,
-                                             from_state="active", to_state="grace"),
-    "product.state_changed": p.ProductStateChanged(name="example.fr", kind="domain", client_id=None,
-                                                   expires_at=EXPIRES, from_state="grace", to_state="redemption"),
+    "operation.failed": p.OperationFailed(
+        kind="renewal",
+        error=p.ErrorData(code="insufficient_funds", message="the prepaid balance does not cover 13.50 EUR; add funds"),
+    ),
+    "product.purchased": p.ProductPurchased(
+        kind="domain", name="example.fr", client_id=CLIENT, product_id=PRODUCT, price=PRICE, expires_at=EXPIRES
+    ),
+    "product.renewed": p.ProductRenewed(
+        client_id=CLIENT,
+        product_id=PRODUCT,
+        price=PRICE,
+        restore_fee=p.MoneyData(amount=0, currency="EUR"),
+        previous_expires_at=EXPIRES,
+        expires_at="2029-01-31T00:00:00Z",
+    ),
+    "product.expiring": p.ProductExpiring(
+        name="example.fr", kind="domain", client_id=CLIENT, days_before=7, expires_at=EXPIRES, autorenew=False
+    ),
+    "product.expired": p.ProductStateChanged(
+        name="example.fr", kind="domain", client_id=CLIENT, expires_at=EXPIRES, from_state="active", to_state="grace"
+    ),
+    "product.state_changed": p.ProductStateChanged(
+        name="example.fr", kind="domain", client_id=None, expires_at=EXPIRES, from_state="grace", to_state="redemption"
+    ),
     "product.transferred": p.ProductTransferred(product_id=PRODUCT, from_client=None, to_client=CLIENT),
-    "client.released": p.ClientReleased(organization_id="org_5mD8sL", client_id=CLIENT, product_ids=[PRODUCT],
-                                        claim=p.ClaimData(status="pending", expires_at="2027-03-02T09:30:00Z")),
-    "tier.changed": p.TierChanged(from_tier="A", to_tier="B", discount_percent=10,
-                                  volume_12m=p.MoneyData(amount=260_000, currency="EUR")),
-    "endpoint.disabled": p.EndpointDisabled(endpoint_id="whe_1qA4", url="https://hooks.reseller.example/tenure",
-                                            reason="gone"),
+    "client.released": p.ClientReleased(
+        organization_id="org_5mD8sL",
+        client_id=CLIENT,
+        product_ids=[PRODUCT],
+        claim=p.ClaimData(status="pending", expires_at="2027-03-02T09:30:00Z"),
+    ),
+    "tier.changed": p.TierChanged(
+        from_tier="A", to_tier="B", discount_percent=10, volume_12m=p.MoneyData(amount=260_000, currency="EUR")
+    ),
+    "endpoint.disabled": p.EndpointDisabled(
+        endpoint_id="whe_1qA4", url="https://hooks.reseller.example/tenure", reason="gone"
+    ),
     "organization.claimed": p.OrganizationClaimed(organization_id="org_5mD8sL", client_id=CLIENT, claimed_at=AT),
     "billing.low_balance": p.BillingLowBalance(
         balance=p.MoneyData(amount=4_200, currency="EUR"),
         low_balance_threshold=p.MoneyData(amount=20_000, currency="EUR"),
-        autorenew_forecast=p.ForecastData(amount=41_500, currency="EUR", products=7)),
+        autorenew_forecast=p.ForecastData(amount=41_500, currency="EUR", products=7),
+    ),
     PING: p.Ping(endpoint_id="whe_1qA4"),
 }
 
 HEADERS = [
-    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
-     "description": "the event's id: the same on every attempt, to de-duplicate"},
-    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string"},
-     "description": "seconds since the epoch, when this attempt was signed"},
-    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
-     "description": "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the endpoint's secret (two, "
-                    "space-separated, for 24 h after a rotation)"},
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the event's id: the same on every attempt, to de-duplicate",
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "seconds since the epoch, when this attempt was signed",
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the endpoint's secret (two, "
+        "space-separated, for 24 h after a rotation)",
+    },
 ]
 
 
@@ -85,17 +118,24 @@ def body_schema(event_type: str) -> dict:
             "type": {"type": "string", "const": event_type},
             "timestamp": {"type": "string", "format": "date-time"},
             "data": {"allOf": [{"$ref": REF.format(name=data)}, {"$ref": REF.format(name="EventIds")}]},
-            "sandbox": {"type": "boolean", "const": True,
-                        "description": "present on a sandbox organization's events only"},
+            "sandbox": {
+                "type": "boolean",
+                "const": True,
+                "description": "present on a sandbox organization's events only",
+            },
         },
     }
 
 
 def example(event_type: str) -> dict:
-    ids = p.EventIds(organization_id=ORG, product_id=PRODUCT if event_type.startswith("product.") else None,
-                     operation_id=OPERATION if event_type.startswith(("operation.", "product.purchased")) else None)
-    return msgspec.to_builtins(p.Delivered(type=event_type, timestamp=AT, data={
-        **p.stored(EXAMPLES[event_type]), **p.stored(ids)}))
+    ids = p.EventIds(
+        organization_id=ORG,
+        product_id=PRODUCT if event_type.startswith("product.") else None,
+        operation_id=OPERATION if event_type.startswith(("operation.", "product.purchased")) else None,
+    )
+    return msgspec.to_builtins(
+        p.Delivered(type=event_type, timestamp=AT, data={**p.stored(EXAMPLES[event_type]), **p.stored(ids)})
+    )
 
 
 def webhooks(schemas: dict) -> dict:
@@ -105,15 +145,25 @@ def webhooks(schemas: dict) -> dict:
         if schemas.setdefault(name, schema) != schema:
             raise RuntimeError(f"two schemas are named {name}: rename the event payload Struct")
     return {
-        event_type: {"post": {
-            "summary": SUMMARIES[event_type],
-            "operationId": "event_" + event_type.replace(".", "_"),
-            "tags": ["events"],
-            "parameters": HEADERS,
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": body_schema(event_type), "example": example(event_type)}}},
-            "responses": {"200": {"description": "Any 2xx acknowledges the event; 410 disables the "
-                                                 "endpoint at once; anything else is retried"}},
-        }}
+        event_type: {
+            "post": {
+                "summary": SUMMARIES[event_type],
+                "operationId": "event_" + event_type.replace(".", "_"),
+                "tags": ["events"],
+                "parameters": HEADERS,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": body_schema(event_type), "example": example(event_type)}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Any 2xx acknowledges the event; 410 disables the "
+                        "endpoint at once; anything else is retried"
+                    }
+                },
+            }
+        }
         for event_type in sorted(p.PAYLOADS)
     }

@@ -6,7 +6,7 @@ so an example cannot name a field the Struct does not have or miss one it requir
 
 from __future__ import annotations
 
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -17,18 +17,50 @@ AT = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
 ORG, CLIENT, PRODUCT, OPERATION = "org_2x8Kq4", "cli_7fT2mA", "prd_9cW1zR", "op_3hN6vB"
 EUR = s.MoneyIO(amount=1500, currency="EUR")
 
-OPERATION_OUT = s.OperationOut(id=OPERATION, kind="purchase", status="succeeded", error=None,
-                               result={"product_id": PRODUCT}, organization_id=ORG, product_id=PRODUCT,
-                               created_at=AT, finished_at=AT)
-PRODUCT_OUT = s.ProductOut(id=PRODUCT, kind="domain", name="example.fr", organization_id=ORG, client_id=CLIENT,
-                           reseller_id=ORG, expires_at=datetime(2028, 1, 31, tzinfo=UTC),
-                           autorenew=True, state="active", created_at=AT)
-CLIENT_OUT = s.ClientOut(id=CLIENT, reseller_id=ORG, name="Boulangerie Martin", email="contact@martin.example",
-                         external_ref="crm-1042", status="active", released_to=None, product_count=3,
-                         created_at=AT)
-QUOTE = s.QuoteOut(price=s.MoneyIO(amount=1350, currency="EUR"), list_price=EUR, discount_percent=10, tier="B",
-                   restore_fee=s.MoneyIO(amount=0, currency="EUR"),
-                   new_expires_at=datetime(2028, 1, 31, tzinfo=UTC), payer=ORG, payment_method="prepaid")
+OPERATION_OUT = s.OperationOut(
+    id=OPERATION,
+    kind="purchase",
+    status="succeeded",
+    error=None,
+    result={"product_id": PRODUCT},
+    organization_id=ORG,
+    product_id=PRODUCT,
+    created_at=AT,
+    finished_at=AT,
+)
+PRODUCT_OUT = s.ProductOut(
+    id=PRODUCT,
+    kind="domain",
+    name="example.fr",
+    organization_id=ORG,
+    client_id=CLIENT,
+    reseller_id=ORG,
+    expires_at=datetime(2028, 1, 31, tzinfo=UTC),
+    autorenew=True,
+    state="active",
+    created_at=AT,
+)
+CLIENT_OUT = s.ClientOut(
+    id=CLIENT,
+    reseller_id=ORG,
+    name="Boulangerie Martin",
+    email="contact@martin.example",
+    external_ref="crm-1042",
+    status="active",
+    released_to=None,
+    product_count=3,
+    created_at=AT,
+)
+QUOTE = s.QuoteOut(
+    price=s.MoneyIO(amount=1350, currency="EUR"),
+    list_price=EUR,
+    discount_percent=10,
+    tier="B",
+    restore_fee=s.MoneyIO(amount=0, currency="EUR"),
+    new_expires_at=datetime(2028, 1, 31, tzinfo=UTC),
+    payer=ORG,
+    payment_method="prepaid",
+)
 
 EXAMPLES: list[msgspec.Struct] = [
     s.AccountIn(email="ana@reseller.example", name="Ana Costa"),
@@ -38,8 +70,11 @@ EXAMPLES: list[msgspec.Struct] = [
     s.TeamIn(name="Support", permissions=["product:view", "product:renew"]),
     s.MemberIn(email="luc@reseller.example"),
     s.FundsIn(amount=s.MoneyIn(amount=100_000, currency="EUR")),
-    s.FundsOut(operation_id=OPERATION, amount=s.MoneyIO(amount=100_000, currency="EUR"),
-               balance=s.MoneyIO(amount=250_000, currency="EUR")),
+    s.FundsOut(
+        operation_id=OPERATION,
+        amount=s.MoneyIO(amount=100_000, currency="EUR"),
+        balance=s.MoneyIO(amount=250_000, currency="EUR"),
+    ),
     s.ClientIn(name="Boulangerie Martin", email="contact@martin.example", external_ref="crm-1042"),
     s.ClientPatch(name="Boulangerie Martin & Fils"),
     CLIENT_OUT,
@@ -55,18 +90,24 @@ EXAMPLES: list[msgspec.Struct] = [
     s.OperationPage(items=[OPERATION_OUT], next_cursor=None),
     s.EndpointIn(url="https://hooks.reseller.example/tenure", event_types=["product.purchased", "product.expiring"]),
     s.DryRunOut(dry_run=True, quote=QUOTE, would_fail=None),
-    s.BatchRenewalIn(items=[s.BatchRenewalItem(product_id=PRODUCT, years=1,
-                                               current_expires_at=datetime(2028, 1, 31, tzinfo=UTC))]),
+    s.BatchRenewalIn(
+        items=[s.BatchRenewalItem(product_id=PRODUCT, years=1, current_expires_at=datetime(2028, 1, 31, tzinfo=UTC))]
+    ),
     s.ApiKeyIn(name="billing robot", organizations=[ORG], permissions=["billing:view"]),
     s.ClaimIn(claim_token="clm_..."),
-    b.BillingOut(balance=s.MoneyIO(amount=250_000, currency="EUR"),
-                 volume_12m=s.MoneyIO(amount=310_000, currency="EUR"),
-                 tier="B", discount_percent=10, next_tier_at=s.MoneyIO(amount=1_000_000, currency="EUR"),
-                 tier_computed_at=AT, owed=s.MoneyIO(amount=12_000, currency="EUR"),
-                 credit_limit=s.MoneyIO(amount=50_000, currency="EUR"),
-                 low_balance_threshold=s.MoneyIO(amount=20_000, currency="EUR"),
-                 autorenew_forecast=b.ForecastOut(amount=41_500, currency="EUR", products=7),
-                 below_low_balance=False),
+    b.BillingOut(
+        balance=s.MoneyIO(amount=250_000, currency="EUR"),
+        volume_12m=s.MoneyIO(amount=310_000, currency="EUR"),
+        tier="B",
+        discount_percent=10,
+        next_tier_at=s.MoneyIO(amount=1_000_000, currency="EUR"),
+        tier_computed_at=AT,
+        owed=s.MoneyIO(amount=12_000, currency="EUR"),
+        credit_limit=s.MoneyIO(amount=50_000, currency="EUR"),
+        low_balance_threshold=s.MoneyIO(amount=20_000, currency="EUR"),
+        autorenew_forecast=b.ForecastOut(amount=41_500, currency="EUR", products=7),
+        below_low_balance=False,
+    ),
 ]
 
 MESSAGES = {

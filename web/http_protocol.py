@@ -11,8 +11,10 @@ from __future__ import annotations
 import msgspec
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-MESSAGE = ("the request is not valid HTTP/1.1: percent-encode the URL (no spaces or control "
-           "characters) and send well-formed headers and body framing")
+MESSAGE = (
+    "the request is not valid HTTP/1.1: percent-encode the URL (no spaces or control "
+    "characters) and send well-formed headers and body framing"
+)
 _BODY = msgspec.json.encode({"error": {"code": "invalid_request", "message": MESSAGE}, "status": 400})
 
 

@@ -33,9 +33,11 @@ def client_key(request: Request) -> str | None:
         return None
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
-        raise Invalid("invalid_idempotency_key",
-                      f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} visible ASCII characters (spaces inside "
-                      "allowed), such as a UUID")
+        raise Invalid(
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} visible ASCII characters (spaces inside "
+            "allowed), such as a UUID",
+        )
     return key
 
 
@@ -48,6 +50,7 @@ def request_hash(request: Request, data: object) -> str:
 
 def check_same_request(existing: dict, wanted_hash: str) -> None:
     if existing.get("request_hash") != wanted_hash:
-        raise Invalid("idempotency_key_reused",
-                      "this Idempotency-Key was used for a different request; "
-                      "use a new key for a new request")
+        raise Invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request; use a new key for a new request",
+        )

@@ -55,16 +55,18 @@ from web.strict_body import _data_type
 log = structlog.get_logger("tenure.web")
 
 # POST routes (by path template, as Litestar formats it) whose Idempotency-Key is kept by the operation they make.
-OPERATION_ROUTES = frozenset({
-    "/v1/organizations/{org_id}/purchases",
-    "/v1/products/{product_id}/renewals",
-    "/v1/products/{product_id}/transfers",
-    "/v1/resellers/{org_id}/clients/{client_id}/release",
-    "/v1/organizations/{org_id}/funds",
-    "/v1/organizations/{org_id}/billing/settlements",
-    "/v1/organizations/{org_id}/renewals",  # a bulk renewal: its batch operation holds the key
-    "/v1/organizations/{org_id}/test-clock",  # a sandbox's clock advance
-})
+OPERATION_ROUTES = frozenset(
+    {
+        "/v1/organizations/{org_id}/purchases",
+        "/v1/products/{product_id}/renewals",
+        "/v1/products/{product_id}/transfers",
+        "/v1/resellers/{org_id}/clients/{client_id}/release",
+        "/v1/organizations/{org_id}/funds",
+        "/v1/organizations/{org_id}/billing/settlements",
+        "/v1/organizations/{org_id}/renewals",  # a bulk renewal: its batch operation holds the key
+        "/v1/organizations/{org_id}/test-clock",  # a sandbox's clock advance
+    }
+)
 # POST routes that take no Idempotency-Key: a signed inbound webhook's key is its webhook-id.
 NO_KEY_ROUTES = frozenset({"/v1/inbound/{org_id}"})
 
@@ -153,9 +155,19 @@ class IdempotentPosts(ASGIMiddleware):
         path = request.url.path
         wanted = idempotency.request_hash(request, decoded(request, body))
         now, holder = clock.now(), new_id("idm")
-        row = {"id": stored.row_id(caller, "POST", path, key), "caller": caller, "method": "POST",
-               "path": path, "idem_key": key, "request_hash": wanted, "holder": holder,
-               "status": None, "media_type": None, "sealed_body": None, "created_at": now}
+        row = {
+            "id": stored.row_id(caller, "POST", path, key),
+            "caller": caller,
+            "method": "POST",
+            "path": path,
+            "idem_key": key,
+            "request_hash": wanted,
+            "holder": holder,
+            "status": None,
+            "media_type": None,
+            "sealed_body": None,
+            "created_at": now,
+        }
         async with transaction():
             existing = await stored.begin(row)
         if existing is not None:
@@ -170,8 +182,9 @@ class IdempotentPosts(ASGIMiddleware):
                 raise IdempotencyKeyInUse()
         await self._first(scope, receive, send, next_app, row["id"], holder)
 
-    async def _first(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
-                     row_id: str, holder: str) -> None:
+    async def _first(
+        self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp, row_id: str, holder: str
+    ) -> None:
         """Runs the handler, keeps its answer (or lets the key go), then sends the answer: a
         retry arriving once the client has it finds it stored."""
         messages: list[Message] = []
@@ -206,15 +219,18 @@ class IdempotentPosts(ASGIMiddleware):
 # --- the OpenAPI document ---------------------------------------------------------------------
 
 IDEMPOTENCY_KEY = Parameter(
-    name="Idempotency-Key", param_in="header", required=False,
-    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=idempotency.MAX_KEY_LENGTH,
-                  pattern=idempotency.KEY_PATTERN),
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    schema=Schema(
+        type=OpenAPIType.STRING, min_length=1, max_length=idempotency.MAX_KEY_LENGTH, pattern=idempotency.KEY_PATTERN
+    ),
     description="1-200 visible ASCII characters (a UUID will do), new for each new request. Sent again with the "
-                "same body within 24 h, the request is not made twice: the first answer is returned, "
-                "status and body (for a request that makes an operation: that operation). Another "
-                "body with the same key is 422 `idempotency_key_reused`; while the first request "
-                "runs, 409 `idempotency_key_in_use` (retry after Retry-After). Keys are the caller's "
-                "own: another caller's same key is another key.",
+    "same body within 24 h, the request is not made twice: the first answer is returned, "
+    "status and body (for a request that makes an operation: that operation). Another "
+    "body with the same key is 422 `idempotency_key_reused`; while the first request "
+    "runs, 409 `idempotency_key_in_use` (retry after Retry-After). Keys are the caller's "
+    "own: another caller's same key is another key.",
 )
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from rules import lifecycle, names, permissions, quotes
 from rules import ledger as booking
+from rules import lifecycle, names, permissions, quotes
 from rules.catalog import DEFAULT_CATALOG, catalog_for, kind_of
 from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
@@ -41,8 +41,13 @@ async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) 
     permissions.check_purchase_owner(org["is_reseller"], data.client, status)
     if await products.name_held(data.kind, name, org.get("sandbox", False)):
         raise NameTaken(f"{name} is already held by another product; choose another name")
-    return {"kind": data.kind, "name": name, "years": data.years,
-            "payment_method": data.payment_method, "client_id": data.client}
+    return {
+        "kind": data.kind,
+        "name": name,
+        "years": data.years,
+        "payment_method": data.payment_method,
+        "client_id": data.client,
+    }
 
 
 async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> dict:
@@ -51,12 +56,14 @@ async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn
     lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
     # Checked again at execution; a guard already stale is refused now (409 expiry_mismatch).
     lifecycle.check_guard(product["expires_at"], data.current_expires_at)
-    return {"years": data.years, "current_expires_at": data.current_expires_at.isoformat(),
-            "payment_method": data.payment_method}
+    return {
+        "years": data.years,
+        "current_expires_at": data.current_expires_at.isoformat(),
+        "payment_method": data.payment_method,
+    }
 
 
-async def release_params(org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn,
-                         claim_days: int) -> dict:
+async def release_params(org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn, claim_days: int) -> dict:
     permissions.require(granted, permissions.CLIENT_MANAGE)
     client = await client_in(org["id"], client_id)
     permissions.check_purchase_owner(org["is_reseller"], client_id, client["status"])
@@ -78,12 +85,21 @@ async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) ->
     if repeated:
         named = ", ".join(repr(pid) for pid in repeated[:5]) + (" and others" if len(repeated) > 5 else "")
         raise Invalid("duplicate_product", f"each product may appear once in a batch; send one item for {named}")
-    return {"items": [{"product_id": item.product_id, "years": item.years,
-                       "current_expires_at": item.current_expires_at.isoformat(),
-                       "payment_method": item.payment_method} for item in data.items]}
+    return {
+        "items": [
+            {
+                "product_id": item.product_id,
+                "years": item.years,
+                "current_expires_at": item.current_expires_at.isoformat(),
+                "payment_method": item.payment_method,
+            }
+            for item in data.items
+        ]
+    }
 
 
 # --- quotes: the prices the actors will charge, for dry runs --------------------------------------
+
 
 async def purchase_quote(org_id: str, params: dict, now: datetime) -> quotes.Priced:
     """The purchase priced as purchases.execute prices it (same rules, same payer tier)."""
@@ -98,8 +114,9 @@ async def renewal_quote(product: dict, params: dict, now: datetime, tier: Tier |
     payer = products.payer_of(product)
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
     tier = tier or await ledger.current_tier(payer)
-    quote = lifecycle.renewal_quote(kind, params["years"], tier, product["expires_at"],
-                                    datetime.fromisoformat(params["current_expires_at"]), now)
+    quote = lifecycle.renewal_quote(
+        kind, params["years"], tier, product["expires_at"], datetime.fromisoformat(params["current_expires_at"]), now
+    )
     return quotes.priced(kind, params["years"], tier, quote, payer, params["payment_method"])
 
 
@@ -109,8 +126,7 @@ async def check_funds(quote: quotes.Priced) -> None:
     account = await ledger.account(quote.payer)
     currency = account["currency"] if account else quote.price.currency
     if quote.payment_method == booking.INVOICE and account is not None:
-        booking.check_credit(Money(account["owed"], currency), Money(account["credit_limit"], currency),
-                             quote.price)
+        booking.check_credit(Money(account["owed"], currency), Money(account["credit_limit"], currency), quote.price)
     quotes.spend(Money(account["prepaid"] if account else 0, currency), quote)
 
 
@@ -119,8 +135,9 @@ async def free_quote(org: dict, expires_at: datetime | None = None) -> quotes.Pr
     return quotes.free(await ledger.current_tier(org["id"]), org["currency"], expires_at)
 
 
-async def renewal_batch_quotes(org: dict, params: dict, now: datetime
-                               ) -> list[tuple[str, quotes.Priced | None, RuleViolation | None]]:
+async def renewal_batch_quotes(
+    org: dict, params: dict, now: datetime
+) -> list[tuple[str, quotes.Priced | None, RuleViolation | None]]:
     """Each item of a bulk renewal as its renewal operation would end: its quote, or the rule it
     breaks. Prepaid items are paid in the order sent from one running balance per payer."""
     rows = await products.many([item["product_id"] for item in params["items"]])

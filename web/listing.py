@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, UTC
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request
@@ -43,9 +43,12 @@ def _declared(request: Request) -> dict[str, _Declared]:
     if names is None:
         model = handler.create_kwargs_model(path_parameters=dict.fromkeys(request.path_params))
         fields = handler.parsed_fn_signature.parameters
-        names = {p.field_alias: _Declared(sequence=p.is_sequence,
-                                          text=p.field_name not in fields or _takes_text(fields[p.field_name]))
-                 for p in model.expected_query_params}
+        names = {
+            p.field_alias: _Declared(
+                sequence=p.is_sequence, text=p.field_name not in fields or _takes_text(fields[p.field_name])
+            )
+            for p in model.expected_query_params
+        }
         cache[id(handler)] = names
     return names
 
@@ -65,8 +68,7 @@ def reject_unknown_parameters(request: Request) -> None:
     unknown = sorted(given - set(declared))
     if unknown:
         accepted = ", ".join(sorted(declared)) or "none"
-        raise UnknownParameter(
-            f"unknown query parameter(s): {', '.join(unknown)}; this route accepts: {accepted}")
+        raise UnknownParameter(f"unknown query parameter(s): {', '.join(unknown)}; this route accepts: {accepted}")
     for name in sorted(given):
         values = request.query_params.getall(name)
         if len(values) > 1 and not declared[name].sequence:
@@ -98,15 +100,18 @@ def _encode_key(value: Any) -> Any:
 
 
 def encode_cursor(sort: str, descending: bool, row: dict, key_name: str) -> str:
-    raw = json.dumps({"s": sort, "d": descending, "k": _encode_key(row[key_name]), "i": row["id"]},
-                     separators=(",", ":"))
+    raw = json.dumps(
+        {"s": sort, "d": descending, "k": _encode_key(row[key_name]), "i": row["id"]}, separators=(",", ":")
+    )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(text: str, sort: str, descending: bool, key: Column) -> tuple[Any, str]:
     """The (key, id) a cursor resumes after; InvalidCursor if it is not one this list made."""
-    problem = InvalidCursor("`after` is not a cursor from this list; pass the `next_cursor` of the "
-                            "previous page unchanged, or leave `after` out to start again")
+    problem = InvalidCursor(
+        "`after` is not a cursor from this list; pass the `next_cursor` of the "
+        "previous page unchanged, or leave `after` out to start again"
+    )
     try:
         decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         made_for, made_descending, value, last_id = decoded["s"], decoded["d"], decoded["k"], decoded["i"]
@@ -117,7 +122,8 @@ def decode_cursor(text: str, sort: str, descending: bool, key: Column) -> tuple[
     if (made_for, made_descending) != (sort, descending):
         raise InvalidCursor(
             f"this cursor continues sort={made_for}&order={'desc' if made_descending else 'asc'}; "
-            "keep the same sort and order while paging, or leave `after` out to start again")
+            "keep the same sort and order while paging, or leave `after` out to start again"
+        )
     if not (isinstance(last_id, str) and isinstance(value, str)) or "\x00" in last_id + value:
         raise problem
     if isinstance(key, Timestamptz):
@@ -131,8 +137,15 @@ def decode_cursor(text: str, sort: str, descending: bool, key: Column) -> tuple[
     return value, last_id
 
 
-def keyset_for(sorts: dict[str, Column], sort: str | None, order: str | None, after: str | None,
-               *, default: str = "id", default_order: str = "asc") -> tuple[Keyset, str]:
+def keyset_for(
+    sorts: dict[str, Column],
+    sort: str | None,
+    order: str | None,
+    after: str | None,
+    *,
+    default: str = "id",
+    default_order: str = "asc",
+) -> tuple[Keyset, str]:
     """The keyset a list reads in (the column named by `sort`, ties by id) and the sort's name."""
     name = sort or default
     descending = (order or default_order) == "desc"

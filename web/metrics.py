@@ -24,8 +24,7 @@ from tables.clock import clock
 log = structlog.get_logger("tenure.metrics")
 REFRESH_S = 5
 
-PROMETHEUS = PrometheusConfig(app_name="tenure", prefix="tenure", group_path=True,
-                              exclude=["/metrics"])
+PROMETHEUS = PrometheusConfig(app_name="tenure", prefix="tenure", group_path=True, exclude=["/metrics"])
 
 
 # Requests refused by a rate limit (web.ratelimit), one label value per limit.
@@ -47,27 +46,33 @@ class StateCollector:
         snap = self.snapshot
         if not snap:
             return
-        ops = GaugeMetricFamily("tenure_operations_in_flight", "Pending and running operations.",
-                                labels=["kind", "status"])
+        ops = GaugeMetricFamily(
+            "tenure_operations_in_flight", "Pending and running operations.", labels=["kind", "status"]
+        )
         for row in snap["operations"]:
             ops.add_metric([row["kind"], row["status"]], row["n"])
         yield ops
-        queue = GaugeMetricFamily("tenure_queue_messages", "Broker messages per queue and state.",
-                                  labels=["queue", "state"])
+        queue = GaugeMetricFamily(
+            "tenure_queue_messages", "Broker messages per queue and state.", labels=["queue", "state"]
+        )
         for depth in snap["queues"]:
             for state in ("waiting", "delayed", "in_flight", "orphaned", "dead_letters"):
                 if depth[state] is not None:
                     queue.add_metric([depth["queue"], state], depth[state])
         yield queue
-        yield GaugeMetricFamily("tenure_broker_up", "1 if the broker answered the last snapshot, else 0.",
-                                value=snap["broker_up"])
-        yield GaugeMetricFamily("tenure_webhook_deliveries_pending",
-                                "Webhook deliveries waiting for an attempt.", value=snap["deliveries_pending"])
-        last_run = GaugeMetricFamily("tenure_sweep_last_run_timestamp_seconds", "Start of each job's last run.",
-                                     labels=["job"])
+        yield GaugeMetricFamily(
+            "tenure_broker_up", "1 if the broker answered the last snapshot, else 0.", value=snap["broker_up"]
+        )
+        yield GaugeMetricFamily(
+            "tenure_webhook_deliveries_pending",
+            "Webhook deliveries waiting for an attempt.",
+            value=snap["deliveries_pending"],
+        )
+        last_run = GaugeMetricFamily(
+            "tenure_sweep_last_run_timestamp_seconds", "Start of each job's last run.", labels=["job"]
+        )
         items = GaugeMetricFamily("tenure_sweep_last_items", "Due items the last run took.", labels=["job"])
-        duration = GaugeMetricFamily("tenure_sweep_last_duration_seconds", "Duration of the last run.",
-                                     labels=["job"])
+        duration = GaugeMetricFamily("tenure_sweep_last_duration_seconds", "Duration of the last run.", labels=["job"])
         for run in snap["sweeps"]:
             last_run.add_metric([run["job"]], run["started_at"].timestamp())
             items.add_metric([run["job"]], run["items"])
@@ -76,12 +81,16 @@ class StateCollector:
         tiers = CounterMetricFamily("tenure_tier_changes", "Volume tier changes recorded.")
         tiers.add_metric([], snap["tier_changes"])
         yield tiers
-        deleted = CounterMetricFamily("tenure_retention_deleted_rows",
-                                      "Rows the retention job deleted, per table (idempotency_keys: "
-                                      "keys cleared on operations that stay).", labels=["table"])
-        oldest = GaugeMetricFamily("tenure_retention_oldest_age_seconds",
-                                   "Age of the oldest row kept, per table, by the time its retention "
-                                   "window counts from.", labels=["table"])
+        deleted = CounterMetricFamily(
+            "tenure_retention_deleted_rows",
+            "Rows the retention job deleted, per table (idempotency_keys: keys cleared on operations that stay).",
+            labels=["table"],
+        )
+        oldest = GaugeMetricFamily(
+            "tenure_retention_oldest_age_seconds",
+            "Age of the oldest row kept, per table, by the time its retention window counts from.",
+            labels=["table"],
+        )
         for name, n in snap["retention_deleted"].items():
             deleted.add_metric([name], n)
         for name, age in snap["retention_oldest_age"].items():
@@ -115,8 +124,9 @@ async def take_snapshot(monitor) -> dict:
         "sweeps": await sweeps.latest(),
         "tier_changes": await events.count("tier.changed"),
         "retention_deleted": await retention.totals(),
-        "retention_oldest_age": {name: None if at is None else max(0.0, (now - at).total_seconds())
-                                 for name, at in oldest.items()},
+        "retention_oldest_age": {
+            name: None if at is None else max(0.0, (now - at).total_seconds()) for name, at in oldest.items()
+        },
     }
 
 
@@ -137,8 +147,7 @@ async def refresher(app) -> AsyncIterator[None]:
             except Exception as exc:  # a database outage must not stop the loop
                 log.warning("metrics_snapshot_failed", error=str(exc))
                 if COLLECTOR.snapshot:  # the broker's state stays current (the rest is the last seen)
-                    COLLECTOR.snapshot = {**COLLECTOR.snapshot,
-                                          **await broker_snapshot(app.state.monitor)}
+                    COLLECTOR.snapshot = {**COLLECTOR.snapshot, **await broker_snapshot(app.state.monitor)}
             try:
                 await asyncio.wait_for(stop.wait(), REFRESH_S)
             except TimeoutError:

@@ -59,8 +59,7 @@ def session_valid(token: str | None, cookie: str | None, now: datetime, hours: i
 
 def session_cookie_valid(request: Request) -> bool:
     settings = request.app.state.settings
-    return session_valid(settings.ops_token, request.cookies.get(COOKIE), clock.now(),
-                         settings.ops_session_hours)
+    return session_valid(settings.ops_token, request.cookies.get(COOKIE), clock.now(), settings.ops_session_hours)
 
 
 async def require_ops(request: Request) -> None:

@@ -73,8 +73,7 @@ class Outbox:
         try:
             await operations.unsent_many(ids)  # the relay sends them at its next tick
         except Exception as exc:  # the database is down too: the relay sends them after the stall
-            log.warning("operation_unsent_not_recorded", operation_ids=ids,
-                        error=f"{type(exc).__name__}: {exc}")
+            log.warning("operation_unsent_not_recorded", operation_ids=ids, error=f"{type(exc).__name__}: {exc}")
         log.info("operations_unsent", operation_ids=ids)
 
     def _send_all(self, batch: list[Message]) -> list[Message]:

@@ -58,7 +58,7 @@ ROUTE_LIMITS = {
 MESSAGES = {
     "per_key": "this API key made more than {limit} requests; slow down and retry in {retry} s",
     "auth_failures": "too many failed authentications from your address (more than {limit}); "
-                     "check your API key or token and retry in {retry} s",
+    "check your API key or token and retry in {retry} s",
     "signups": "too many sign-ups from your address (more than {limit}); retry in {retry} s",
     "claims": "too many claim attempts from your address (more than {limit}); retry in {retry} s",
 }
@@ -71,8 +71,10 @@ def limit_item(name: str, value: str) -> RateLimitItem | None:
     try:
         return parse(value)
     except ValueError:
-        raise ValueError(f"TENURE_RATE_LIMIT_{name.upper()}={value!r} is not a rate limit: "
-                         f"write it as '20/minute' or '10 per hour', or 'off'") from None
+        raise ValueError(
+            f"TENURE_RATE_LIMIT_{name.upper()}={value!r} is not a rate limit: "
+            f"write it as '20/minute' or '10 per hour', or 'off'"
+        ) from None
 
 
 def limit_items(settings: Settings) -> dict[str, RateLimitItem | None]:
@@ -91,8 +93,10 @@ def storage_url(settings: Settings) -> str:
     if settings.rate_limit_url:
         url = settings.rate_limit_url
         if not url.startswith((*REDIS_SCHEMES, "memory://")):
-            raise ValueError(f"unsupported TENURE_RATE_LIMIT_URL {url.split('://')[0]!r}: "
-                             f"use redis://, rediss://, unix:// or memory://")
+            raise ValueError(
+                f"unsupported TENURE_RATE_LIMIT_URL {url.split('://')[0]!r}: "
+                f"use redis://, rediss://, unix:// or memory://"
+            )
         return url
     if settings.broker_url and settings.broker_url.startswith(REDIS_SCHEMES):
         return settings.broker_url
@@ -104,8 +108,13 @@ def make_storage(url: str) -> Storage:
         return MemoryStorage()
     scheme, _, rest = url.partition("://")
     scheme = {"unix": "redis+unix"}.get(scheme, scheme)
-    return RedisStorage(f"async+{scheme}://{rest}", implementation="redispy", key_prefix=KEY_PREFIX,
-                        socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S)
+    return RedisStorage(
+        f"async+{scheme}://{rest}",
+        implementation="redispy",
+        key_prefix=KEY_PREFIX,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+    )
 
 
 def block_of(item: RateLimitItem) -> int:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Annotated, Literal
-
-import enum
 
 import msgspec
 from msgspec import Meta, Struct
@@ -27,8 +26,7 @@ EMAIL_PATTERN = TEXT_PATTERN + r"[^@\s]+@[^@\s]+\.[^@\s]+$"
 # How a failed pattern reads in a 400 answer ("Expected <this> - at `$.field`").
 PATTERN_MEANINGS = {
     TEXT_PATTERN: "text without control characters (such as NUL or line breaks)",
-    NAME_PATTERN: "a name with at least one visible character and no control characters "
-                  "(such as NUL or line breaks)",
+    NAME_PATTERN: "a name with at least one visible character and no control characters (such as NUL or line breaks)",
     EMAIL_PATTERN: "an e-mail address like name@example.com, without spaces or control characters",
 }
 
@@ -118,8 +116,7 @@ class OrganizationIn(Struct, forbid_unknown_fields=True):
     # One of TENURE_CURRENCIES (default EUR, USD, GBP): what it is billed in, for good.
     # Left out: the first of TENURE_CURRENCIES.
     # (A subset of the price lists, which the schema lists; others: 400 `unknown_currency`.)
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$",
-                                  extra_json_schema={"enum": sorted(CURRENCIES)})] | None = None
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$", extra_json_schema={"enum": sorted(CURRENCIES)})] | None = None
     sandbox: bool = False  # play products on a test clock (POST .../test-clock)
 
 
@@ -276,14 +273,21 @@ class ProductOut(Struct):
 
 
 # The event catalog, as the OpenAPI schema shows it on every field that subscribes to events.
-EventTypes = Annotated[list[str], Meta(
-    description="Event types to receive; empty: all of them. The catalog: " + ", ".join(sorted(EVENT_TYPES)))]
+EventTypes = Annotated[
+    list[str],
+    Meta(description="Event types to receive; empty: all of them. The catalog: " + ", ".join(sorted(EVENT_TYPES))),
+]
 
 
 # Checked by rules.urls (422 `invalid_url`, saying what is wrong), not by a pattern here.
-Url = Annotated[str, Meta(min_length=8, max_length=2000,
-                          description="an http(s) URL reachable on the public internet, without spaces "
-                                      "or control characters")]
+Url = Annotated[
+    str,
+    Meta(
+        min_length=8,
+        max_length=2000,
+        description="an http(s) URL reachable on the public internet, without spaces or control characters",
+    ),
+]
 
 
 class EndpointIn(Struct, forbid_unknown_fields=True):
@@ -436,8 +440,10 @@ class BatchRenewalItem(Struct, forbid_unknown_fields=True):
 
 
 class BatchRenewalIn(Struct, forbid_unknown_fields=True):
-    items: Annotated[list[BatchRenewalItem], Meta(min_length=1, max_length=MAX_BATCH_ITEMS,
-                                                  description="1 to 1,000 products, each once")]
+    items: Annotated[
+        list[BatchRenewalItem],
+        Meta(min_length=1, max_length=MAX_BATCH_ITEMS, description="1 to 1,000 products, each once"),
+    ]
 
 
 class DryRunItemOut(Struct):
@@ -452,6 +458,7 @@ class BatchDryRunOut(Struct):
     would_fail: ErrorOut | None  # set when the whole batch would be refused (permissions)
     items: list[DryRunItemOut]  # every item, in the order sent
     failing_items: int
+
 
 KeyName = Annotated[str, Meta(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 

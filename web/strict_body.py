@@ -26,14 +26,12 @@ def _data_type(request: Request):
 def is_json(request: Request) -> bool:
     """The body is declared as JSON: `application/json` or an `application/...+json` type."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json"))
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
 def require_json(request: Request) -> None:
     if not is_json(request):
-        raise UnsupportedMediaType("send the body as JSON, with the header "
-                                   "Content-Type: application/json")
+        raise UnsupportedMediaType("send the body as JSON, with the header Content-Type: application/json")
 
 
 def what_it_holds(wanted: type[msgspec.Struct]) -> str:
@@ -41,8 +39,7 @@ def what_it_holds(wanted: type[msgspec.Struct]) -> str:
     fields = msgspec.structs.fields(wanted)
     if not fields:
         return "an object, {} will do"
-    return "an object with " + ", ".join(f"{f.encode_name} (required)" if f.required else f.encode_name
-                                         for f in fields)
+    return "an object with " + ", ".join(f"{f.encode_name} (required)" if f.required else f.encode_name for f in fields)
 
 
 def explain(exc: msgspec.ValidationError) -> str:
@@ -61,8 +58,9 @@ async def strict_body(request: Request) -> None:
         return
     body = await request.body()
     if not body.strip():
-        raise InvalidRequest(f"this request needs a JSON body (Content-Type: application/json): "
-                             f"{what_it_holds(wanted)}")
+        raise InvalidRequest(
+            f"this request needs a JSON body (Content-Type: application/json): {what_it_holds(wanted)}"
+        )
     require_json(request)
     try:
         msgspec.json.decode(body, type=wanted, strict=True)

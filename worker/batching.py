@@ -33,8 +33,17 @@ BATCH_SIZE = 20  # operations claimed per message: enough to amortize, small eno
 TIER_COALESCE_MS = 500
 
 
-async def run_batch(kind: str, operation_id: str, handler: Handler, bounds: Bounds, sender: Sender,
-                    lease_seconds: int, size: int = BATCH_SIZE, *, retake: int = 0) -> list[Ran]:
+async def run_batch(
+    kind: str,
+    operation_id: str,
+    handler: Handler,
+    bounds: Bounds,
+    sender: Sender,
+    lease_seconds: int,
+    size: int = BATCH_SIZE,
+    *,
+    retake: int = 0,
+) -> list[Ran]:
     """Claims `operation_id` and up to `size - 1` pending operations of `kind`, runs each once,
     follows them up. Raises the named operation's unexpected exception (Dramatiq retries its
     message); another operation's gets a message of its own, delayed as Dramatiq would.
@@ -49,17 +58,18 @@ async def run_batch(kind: str, operation_id: str, handler: Handler, bounds: Boun
     ran: list[Ran] = []
     try:
         claimed, named_locked = await operation_claims.claim_with_others(
-            operation_id, kind, now, lease_cutoff, size, retake=retake > 0)
+            operation_id, kind, now, lease_cutoff, size, retake=retake > 0
+        )
         if named_locked:  # held by another transaction: wait for it, as a lone message would
-            named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff,
-                                                       retake=retake > 0)
+            named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff, retake=retake > 0)
             claimed = ([named] if named else []) + claimed
         for started in claimed:
             ran.append(await run_started(started, handler, bounds))
     except Exception:
-        unrun = {operation_id} | {row["id"] for row in claimed[len(ran):]}
-        log.warning("operation_batch_broken_off", kind=kind, operation_id=operation_id,
-                    retaken=len(unrun), retake=retake + 1)
+        unrun = {operation_id} | {row["id"] for row in claimed[len(ran) :]}
+        log.warning(
+            "operation_batch_broken_off", kind=kind, operation_id=operation_id, retaken=len(unrun), retake=retake + 1
+        )
         delay = retry_delay_ms(retake + 1)
         for each in sorted(unrun):
             await asyncio.to_thread(sender.send, operation_message(kind, each, retake + 1), delay)
@@ -74,11 +84,9 @@ async def run_batch(kind: str, operation_id: str, handler: Handler, bounds: Boun
             named_error = each.error
         else:
             attempts = next(row["attempts"] for row in claimed if row["id"] == each.operation_id)
-            await asyncio.to_thread(sender.send, operation_message(kind, each.operation_id),
-                                    retry_delay_ms(attempts))
+            await asyncio.to_thread(sender.send, operation_message(kind, each.operation_id), retry_delay_ms(attempts))
     if len(claimed) > 1:
-        log.info("operation_batch", kind=kind, operation_id=operation_id, size=len(claimed),
-                 outcomes=_counts(ran))
+        log.info("operation_batch", kind=kind, operation_id=operation_id, size=len(claimed), outcomes=_counts(ran))
     if named_error is not None:
         raise named_error
     return ran
@@ -94,8 +102,11 @@ async def follow_up(sender: Sender, ran: list[Ran]) -> None:
     payers = {payer for each in ran if each.done for payer in each.done.charged}
     for payer in sorted(payers):
         await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
-    finished = {each.operation_id: each.organization_id for each in ran
-                if each.outcome in ("succeeded", "failed") and each.organization_id}
+    finished = {
+        each.operation_id: each.organization_id
+        for each in ran
+        if each.outcome in ("succeeded", "failed") and each.organization_id
+    }
     await fan_out_operations(sender, finished)
     parents = {each.parent_id for each in ran if each.parent_id and each.outcome in ("succeeded", "failed")}
     for parent_id in sorted(parents):

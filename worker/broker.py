@@ -74,8 +74,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
 
         from worker.monitoring import DeadLetterDetails
 
-        broker = RedisBroker(url=redis_url_with_timeouts(url),
-                             middleware=[*middleware(settings), DeadLetterDetails()])
+        broker = RedisBroker(url=redis_url_with_timeouts(url), middleware=[*middleware(settings), DeadLetterDetails()])
     elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 

@@ -17,15 +17,24 @@ from datetime import datetime
 from rules import ledger as booking
 from rules.errors import CurrencyMismatch
 from rules.money import Money
-from tables import billing as billing_position, ledger
+from tables import billing as billing_position
+from tables import ledger
 from tables.clock import clock
 
 _deferred: ContextVar[list | None] = ContextVar("tenure_deferred_charges", default=None)
 
 
-async def charge(payer_id: str, amount: Money, method: str, operation_id: str, now: datetime, *,
-                 kind: str = "charge", restore_fee: Money | None = None,
-                 product: dict | None = None) -> bool:
+async def charge(
+    payer_id: str,
+    amount: Money,
+    method: str,
+    operation_id: str,
+    now: datetime,
+    *,
+    kind: str = "charge",
+    restore_fee: Money | None = None,
+    product: dict | None = None,
+) -> bool:
     """Books the charge (`restore_fee`, part of `amount`, as a line of its own); InsufficientFunds
     if prepaid cannot cover it, CreditLimitExceeded if invoicing it would pass the credit limit,
     CurrencyMismatch if it is not in the payer's currency. `product`: product_id, product_kind
@@ -49,8 +58,9 @@ async def _check(payer_id: str, amount: Money, method: str) -> None:
     account = await ledger.account(payer_id)
     currency = account["currency"] if account else "EUR"
     if amount.currency != currency:
-        raise CurrencyMismatch(f"this organization is billed in {currency}, not {amount.currency}; "
-                               f"no conversion happens")
+        raise CurrencyMismatch(
+            f"this organization is billed in {currency}, not {amount.currency}; no conversion happens"
+        )
     if method == booking.PREPAID:
         booking.check_funds(Money(account["prepaid"] if account else 0, currency), amount)
     else:
@@ -58,8 +68,9 @@ async def _check(payer_id: str, amount: Money, method: str) -> None:
         booking.check_credit(owed, Money(account["credit_limit"] if account else 0, currency), amount)
 
 
-async def _book(payer_id: str, amount: Money, method: str, entries, operation_id: str, now: datetime,
-                product: dict | None) -> bool:
+async def _book(
+    payer_id: str, amount: Money, method: str, entries, operation_id: str, now: datetime, product: dict | None
+) -> bool:
     # The flag's time is the wall clock's even at a test clock's `now`: the relay ages flags by it.
     newly_flagged = await ledger.flag_tier_recalc(payer_id, clock.now())
     try:

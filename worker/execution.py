@@ -74,8 +74,7 @@ async def recheck(op: dict, needed: str, payment_method: str | None = None) -> N
     (`key_permissions`): the teams' permissions are intersected with it again here."""
     if op["account_id"] is None:
         return  # asked by tenure itself (sweep) or a verified reseller webhook
-    granted = await organizations.permissions_of(op["account_id"], op["organization_id"],
-                                                 permissions.ALL_PERMISSIONS)
+    granted = await organizations.permissions_of(op["account_id"], op["organization_id"], permissions.ALL_PERMISSIONS)
     if granted is None:
         raise PermissionDenied("the member who asked is no longer in the organization")
     key_permissions = (op.get("params") or {}).get("key_permissions")
@@ -99,8 +98,7 @@ class Ran:
     error: BaseException | None = None  # the unexpected exception of a `retrying` run
 
 
-async def run_operation(operation_id: str, handler: Handler,
-                        bounds: Bounds = Bounds()) -> tuple[str, Done | None]:
+async def run_operation(operation_id: str, handler: Handler, bounds: Bounds = Bounds()) -> tuple[str, Done | None]:
     """Runs one operation at most once; answers what happened and, on success, the outcome."""
     async with transaction():
         started = await operations.mark_running(operation_id, clock.now())
@@ -113,8 +111,7 @@ async def run_operation(operation_id: str, handler: Handler,
     return ran.outcome, ran.done
 
 
-async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds(),
-                      at: datetime | None = None) -> Ran:
+async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds(), at: datetime | None = None) -> Ran:
     """Runs an operation already marked running (`started`: its id, attempts with this one,
     kind, created_at and organization_id) in one transaction; never raises for the handler:
     an unexpected exception is recorded on the operation and answered as `retrying`.
@@ -122,8 +119,9 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
     The handler, the operation's end and its events happen at `at`, by default the time of
     the organization (a sandbox's test clock, else now); its bounds count in wall-clock time."""
     operation_id = started["id"]
-    ran = Ran(operation_id, started.get("kind"), started.get("organization_id"), "failed",
-              parent_id=started.get("parent_id"))
+    ran = Ran(
+        operation_id, started.get("kind"), started.get("organization_id"), "failed", parent_id=started.get("parent_id")
+    )
     bound = log.bind(operation_id=operation_id)
     wall = clock.now()
     now = at if at is not None else await test_clocks.now_for(started.get("organization_id"))
@@ -141,8 +139,12 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
                 done = await handler(op, now)
                 await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
                 await activity.operation_finished(
-                    "operation.succeeded", op, now, product_id=done.product_id,
-                    event_data=payloads.OperationSucceeded(kind=op["kind"], result=done.result))
+                    "operation.succeeded",
+                    op,
+                    now,
+                    product_id=done.product_id,
+                    event_data=payloads.OperationSucceeded(kind=op["kind"], result=done.result),
+                )
                 done.charged = sorted({*done.charged, *await charging.book_deferred(charges)})
     except RuleViolation as failure:
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
@@ -168,13 +170,18 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
 def describe(exc: BaseException, attempts: int, now: datetime) -> dict:
     """What ops keep of an unexpected exception (never shown to the tenant)."""
     trace = "".join(traceback.format_exception(exc, limit=TRACEBACK_LIMIT))
-    return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-            "message": str(exc)[:TEXT_LIMIT], "traceback": trace[-TEXT_LIMIT:], "attempts": attempts,
-            "at": now.isoformat()}
+    return {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+        "message": str(exc)[:TEXT_LIMIT],
+        "traceback": trace[-TEXT_LIMIT:],
+        "attempts": attempts,
+        "at": now.isoformat(),
+    }
 
 
-async def give_up(operation_id: str, now: datetime, *, failure: dict | None = None,
-                  attempts: int | None = None) -> str | None:
+async def give_up(
+    operation_id: str, now: datetime, *, failure: dict | None = None, attempts: int | None = None
+) -> str | None:
     """Ends an operation out of bounds as failed with `internal_error` and a fresh `ref_...`
     reference (once); keeps `failure` (else the last one recorded) for ops. Answers the
     reference, or None if it was already finished."""
@@ -184,34 +191,58 @@ async def give_up(operation_id: str, now: datetime, *, failure: dict | None = No
         if op is None or op["status"] not in ("pending", "running"):
             return None
         if failure is None:
-            failure = {**(op["failure"] or {"type": None, "traceback": None, "at": None,
-                                            "message": "no exception recorded: its attempts ended "
-                                                       "without one (worker killed or timed out?)"}),
-                       "attempts": op["attempts"] if attempts is None else attempts}
+            failure = {
+                **(
+                    op["failure"]
+                    or {
+                        "type": None,
+                        "traceback": None,
+                        "at": None,
+                        "message": "no exception recorded: its attempts ended "
+                        "without one (worker killed or timed out?)",
+                    }
+                ),
+                "attempts": op["attempts"] if attempts is None else attempts,
+            }
         tried = failure.get("attempts") or op["attempts"]
-        message = (f"tenure could not complete this operation: an unexpected error persisted after "
-                   f"{tried} attempt{'s' if tried != 1 else ''}; nothing was charged or changed. "
-                   f"Quote reference {reference} to support.")
-        kind, _ = await _fail(operation_id, INTERNAL_ERROR, message, now, reference=reference,
-                              failure=failure, op=op)
+        message = (
+            f"tenure could not complete this operation: an unexpected error persisted after "
+            f"{tried} attempt{'s' if tried != 1 else ''}; nothing was charged or changed. "
+            f"Quote reference {reference} to support."
+        )
+        kind, _ = await _fail(operation_id, INTERNAL_ERROR, message, now, reference=reference, failure=failure, op=op)
     if kind is None:
         return None
-    log.error("operation_gave_up", operation_id=operation_id, kind=kind, reference=reference,
-              attempts=tried, exception=failure.get("type"), error=failure.get("message"))
+    log.error(
+        "operation_gave_up",
+        operation_id=operation_id,
+        kind=kind,
+        reference=reference,
+        attempts=tried,
+        exception=failure.get("type"),
+        error=failure.get("message"),
+    )
     metrics.operation_finished(kind, "failed", (now - op["created_at"]).total_seconds())
     return reference
 
 
-async def _fail(operation_id: str, code: str, message: str, now: datetime, *,
-                op: dict | None = None, **columns) -> tuple[str | None, datetime]:
+async def _fail(
+    operation_id: str, code: str, message: str, now: datetime, *, op: dict | None = None, **columns
+) -> tuple[str | None, datetime]:
     """Ends the operation as failed (once); answers its kind and accept time (kind None if not ours)."""
     async with transaction():
         op = op or await operations.get(operation_id)
-        finished = bool(op) and await operations.finish(operation_id, now, error_code=code,
-                                                        error_message=message, **columns)
+        finished = bool(op) and await operations.finish(
+            operation_id, now, error_code=code, error_message=message, **columns
+        )
         if finished:
             await activity.operation_finished(
-                "operation.failed", op, now, product_id=op["product_id"],
+                "operation.failed",
+                op,
+                now,
+                product_id=op["product_id"],
                 event_data=payloads.OperationFailed(
-                    kind=op["kind"], error=payloads.ErrorData(code=code, message=message)))
+                    kind=op["kind"], error=payloads.ErrorData(code=code, message=message)
+                ),
+            )
     return (op["kind"], op["created_at"]) if finished else (None, now)

@@ -4,21 +4,22 @@ Dramatiq imports this module in every worker process; building the broker here,
 from the environment, is what its command line expects.
 """
 
-
 import dramatiq
 
 from tables import secrets_at_rest
 from tables.settings import Settings
-from worker.logs import configure
 from worker.actors import declare
 from worker.broker import make_broker
+from worker.logs import configure
 from worker.queue import Sender
 
 settings = Settings.from_env()
 configure(level=settings.log_level)
 if settings.broker_url is None:
-    raise SystemExit("tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
-                     "without one, `tenure demo` runs the workers in-process")
+    raise SystemExit(
+        "tenure worker needs TENURE_BROKER_URL (redis:// or amqp://); "
+        "without one, `tenure demo` runs the workers in-process"
+    )
 try:
     secrets_at_rest.configure(settings)  # webhook deliveries read the endpoints' secrets
 except secrets_at_rest.SecretKeyProblem as exc:

@@ -16,13 +16,16 @@ def _metrics():
     import prometheus_client as prom
 
     return {
-        "operations": prom.Counter("tenure_operations_finished", "Operations finished by this worker.",
-                                   ["kind", "status"]),
-        "duration": prom.Histogram("tenure_operation_duration_seconds",
-                                   "From accept to finish, per finished operation.", ["kind", "status"],
-                                   buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)),
-        "deliveries": prom.Counter("tenure_webhook_attempts", "Webhook delivery attempts by outcome.",
-                                   ["outcome"]),
+        "operations": prom.Counter(
+            "tenure_operations_finished", "Operations finished by this worker.", ["kind", "status"]
+        ),
+        "duration": prom.Histogram(
+            "tenure_operation_duration_seconds",
+            "From accept to finish, per finished operation.",
+            ["kind", "status"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+        ),
+        "deliveries": prom.Counter("tenure_webhook_attempts", "Webhook delivery attempts by outcome.", ["outcome"]),
     }
 
 

@@ -60,16 +60,27 @@ class DeadLetter:
 def _dead_letter(message_id: str, queue: str, data: dict, dead_at: float | None) -> DeadLetter:
     options = data.get("options", {})
     trace = options.get("traceback") or ""
-    return DeadLetter(message_id=message_id, queue=queue, actor=data.get("actor_name", "?"),
-                      args=list(data.get("args", [])), retries=int(options.get("retries", 0)),
-                      error=trace.strip().splitlines()[-1] if trace.strip() else None, dead_at=dead_at,
-                      traceback=trace or None)
+    return DeadLetter(
+        message_id=message_id,
+        queue=queue,
+        actor=data.get("actor_name", "?"),
+        args=list(data.get("args", [])),
+        retries=int(options.get("retries", 0)),
+        error=trace.strip().splitlines()[-1] if trace.strip() else None,
+        dead_at=dead_at,
+        traceback=trace or None,
+    )
 
 
 def _fresh(data: dict) -> Message:
     """The dead message as a new one: same actor and arguments, retries reset."""
-    return Message(queue_name=data["queue_name"].removesuffix(".DQ"), actor_name=data["actor_name"],
-                   args=tuple(data["args"]), kwargs=data.get("kwargs", {}), options={})
+    return Message(
+        queue_name=data["queue_name"].removesuffix(".DQ"),
+        actor_name=data["actor_name"],
+        args=tuple(data["args"]),
+        kwargs=data.get("kwargs", {}),
+        options={},
+    )
 
 
 # Writes a dead letter's body again, only if it is still there (a requeue may have taken it).
@@ -111,8 +122,7 @@ class RedisMonitor:
     def _live_workers(self) -> set[str]:
         """Workers that talked to Redis within the broker's heartbeat timeout."""
         since = int(time.time() * 1000) - int(self.broker.heartbeat_timeout)
-        return {worker.decode() for worker in
-                self.client.zrangebyscore(f"{self.ns}:__heartbeats__", since, "+inf")}
+        return {worker.decode() for worker in self.client.zrangebyscore(f"{self.ns}:__heartbeats__", since, "+inf")}
 
     def depths(self) -> list[QueueDepth]:
         live = self._live_workers()
@@ -122,16 +132,22 @@ class RedisMonitor:
             key = f"{self.ns}:{queue}"
             in_flight = orphaned = 0
             for ack_key in self.client.scan_iter(match=f"{prefix}*.{queue}", count=500):
-                worker = ack_key.decode()[len(prefix):-len(queue) - 1]
+                worker = ack_key.decode()[len(prefix) : -len(queue) - 1]
                 held = self.client.scard(ack_key)
                 if worker in live:
                     in_flight += held
                 else:
                     orphaned += held
-            result.append(QueueDepth(queue, waiting=self.client.llen(key),
-                                     delayed=self.client.llen(f"{self.ns}:{dq_name(queue)}"),
-                                     in_flight=in_flight, dead_letters=self.client.zcard(f"{key}.XQ"),
-                                     orphaned=orphaned))
+            result.append(
+                QueueDepth(
+                    queue,
+                    waiting=self.client.llen(key),
+                    delayed=self.client.llen(f"{self.ns}:{dq_name(queue)}"),
+                    in_flight=in_flight,
+                    dead_letters=self.client.zcard(f"{key}.XQ"),
+                    orphaned=orphaned,
+                )
+            )
         return result
 
     def oldest_waiting(self, queue: str) -> float | None:
@@ -184,18 +200,24 @@ class StubMonitor:
 
     def depths(self) -> list[QueueDepth]:
         queues = self.broker.queues
-        return [QueueDepth(queue, waiting=queues[queue].qsize() if queue in queues else 0,
-                           delayed=queues[dq_name(queue)].qsize() if dq_name(queue) in queues else 0,
-                           in_flight=None,
-                           dead_letters=len(self.broker.dead_letters_by_queue.get(queue, [])))
-                for queue in QUEUES]
+        return [
+            QueueDepth(
+                queue,
+                waiting=queues[queue].qsize() if queue in queues else 0,
+                delayed=queues[dq_name(queue)].qsize() if dq_name(queue) in queues else 0,
+                in_flight=None,
+                dead_letters=len(self.broker.dead_letters_by_queue.get(queue, [])),
+            )
+            for queue in QUEUES
+        ]
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         letters = []
         for queue in QUEUES:
             for message in self.broker.dead_letters_by_queue.get(queue, [])[-limit:]:
-                letters.append(_dead_letter(message.message_id, queue, message.asdict(),
-                                            message.message_timestamp / 1000))
+                letters.append(
+                    _dead_letter(message.message_id, queue, message.asdict(), message.message_timestamp / 1000)
+                )
         return letters[:limit]
 
     def requeue(self, message_id: str) -> bool:
@@ -226,7 +248,6 @@ class RabbitmqMonitor:
         self.broker = broker
         self._lock = threading.Lock()
 
-
     def _count(self, channel, name: str) -> int:
         return channel.queue_declare(name, passive=True).method.message_count
 
@@ -236,9 +257,15 @@ class RabbitmqMonitor:
             result = []
             for queue in QUEUES:
                 self.broker.declare_queue(queue, ensure=True)
-                result.append(QueueDepth(queue, waiting=self._count(channel, queue),
-                                         delayed=self._count(channel, dq_name(queue)), in_flight=None,
-                                         dead_letters=self._count(channel, xq_name(queue))))
+                result.append(
+                    QueueDepth(
+                        queue,
+                        waiting=self._count(channel, queue),
+                        delayed=self._count(channel, dq_name(queue)),
+                        in_flight=None,
+                        dead_letters=self._count(channel, xq_name(queue)),
+                    )
+                )
             return result
 
     def _browse(self, queue: str, limit: int, take: str | None = None) -> tuple[list[DeadLetter], bool]:

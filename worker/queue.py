@@ -39,18 +39,21 @@ DELIVER_ACTOR = "webhooks.deliver"
 def operation_message(kind: str, operation_id: str, retake: int = 0) -> Message:
     """The message that runs an operation. `retake` (n > 0): the n-th message in a row sent by
     a worker whose batch held the operation and broke off; it takes the operation while running."""
-    return Message(queue_name=OPERATIONS_QUEUE, actor_name=ACTOR_FOR_KIND[kind],
-                   args=(operation_id,), kwargs={"retake": retake} if retake else {}, options={})
+    return Message(
+        queue_name=OPERATIONS_QUEUE,
+        actor_name=ACTOR_FOR_KIND[kind],
+        args=(operation_id,),
+        kwargs={"retake": retake} if retake else {},
+        options={},
+    )
 
 
 def tier_message(organization_id: str) -> Message:
-    return Message(queue_name=TIERS_QUEUE, actor_name=TIER_ACTOR,
-                   args=(organization_id,), kwargs={}, options={})
+    return Message(queue_name=TIERS_QUEUE, actor_name=TIER_ACTOR, args=(organization_id,), kwargs={}, options={})
 
 
 def lifecycle_message(actor_name: str, product_ids: list[str]) -> Message:
-    return Message(queue_name=LIFECYCLE_QUEUE, actor_name=actor_name,
-                   args=(product_ids,), kwargs={}, options={})
+    return Message(queue_name=LIFECYCLE_QUEUE, actor_name=actor_name, args=(product_ids,), kwargs={}, options={})
 
 
 # Deliveries one deliver message carries (worker.webhooks.delivery.deliver_many sends them concurrently).
@@ -60,13 +63,11 @@ DELIVERY_BATCH = 50
 def delivery_message(delivery_ids: str | list[str]) -> Message:
     """One message for a delivery, or for a batch of up to DELIVERY_BATCH of them."""
     ids = [delivery_ids] if isinstance(delivery_ids, str) else list(delivery_ids)
-    return Message(queue_name=WEBHOOKS_QUEUE, actor_name=DELIVER_ACTOR,
-                   args=(ids,), kwargs={}, options={})
+    return Message(queue_name=WEBHOOKS_QUEUE, actor_name=DELIVER_ACTOR, args=(ids,), kwargs={}, options={})
 
 
 def delivery_messages(delivery_ids: list[str]) -> list[Message]:
-    return [delivery_message(delivery_ids[i:i + DELIVERY_BATCH])
-            for i in range(0, len(delivery_ids), DELIVERY_BATCH)]
+    return [delivery_message(delivery_ids[i : i + DELIVERY_BATCH]) for i in range(0, len(delivery_ids), DELIVERY_BATCH)]
 
 
 @dataclass

@@ -56,8 +56,13 @@ async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None
     oldest = await asyncio.to_thread(_oldest_waiting, sender)
     async with transaction():
         taken = await operations.take_for_relay(
-            cutoff, now, BATCH, resend_before=None if oldest is None else oldest - stall,
-            max_attempts=bounds.max_attempts, created_before=bounds.created_before(now))
+            cutoff,
+            now,
+            BATCH,
+            resend_before=None if oldest is None else oldest - stall,
+            max_attempts=bounds.max_attempts,
+            created_before=bounds.created_before(now),
+        )
     given_up = [row for row in taken if bounds.exhausted(row["attempts"], row["created_at"], now, row["kind"])]
     for row in given_up:
         if await give_up(row["id"], now):

@@ -8,9 +8,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rules.schedule import TIER_RUN_TIME
 from tables.settings import Settings
-from worker.queue import Sender
 from worker import retention, sweeps
 from worker.execution import Bounds
+from worker.queue import Sender
 from worker.relay import relay
 from worker.webhooks.fanout import fan_out, send_due
 
@@ -28,23 +28,69 @@ async def webhooks_tick(sender: Sender) -> None:
 def make_scheduler(settings: Settings, sender: Sender) -> AsyncIOScheduler:
     """Build inside the running loop (AsyncIOScheduler binds to it at start)."""
     scheduler = AsyncIOScheduler(timezone=UTC)
-    scheduler.add_job(relay, "interval", seconds=RELAY_INTERVAL_S, id="relay",
-                      args=[sender, settings.relay_stall_seconds, Bounds.of(settings)],
-                      max_instances=1, coalesce=True, misfire_grace_time=RELAY_INTERVAL_S)
-    scheduler.add_job(webhooks_tick, "interval", seconds=WEBHOOKS_INTERVAL_S, id="webhooks",
-                      args=[sender], max_instances=1, coalesce=True,
-                      misfire_grace_time=WEBHOOKS_INTERVAL_S)
+    scheduler.add_job(
+        relay,
+        "interval",
+        seconds=RELAY_INTERVAL_S,
+        id="relay",
+        args=[sender, settings.relay_stall_seconds, Bounds.of(settings)],
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=RELAY_INTERVAL_S,
+    )
+    scheduler.add_job(
+        webhooks_tick,
+        "interval",
+        seconds=WEBHOOKS_INTERVAL_S,
+        id="webhooks",
+        args=[sender],
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=WEBHOOKS_INTERVAL_S,
+    )
     for job in sweeps.PRODUCT_SWEEPS:
-        scheduler.add_job(sweeps.sweep, "interval", seconds=SWEEP_INTERVAL_S, id=f"sweep-{job}",
-                          args=[job, sender], max_instances=1, coalesce=True,
-                          misfire_grace_time=SWEEP_INTERVAL_S)
-    scheduler.add_job(sweeps.recalculate_tiers, "cron", hour=TIER_RUN_TIME.hour, minute=TIER_RUN_TIME.minute,
-                      id="tiers-daily",
-                      args=[sender], max_instances=1, coalesce=True, misfire_grace_time=3600)
-    scheduler.add_job(sweeps.forget_old_runs, "cron", hour=4, minute=7, id="forget-old-runs",
-                      max_instances=1, coalesce=True, misfire_grace_time=3600)
-    scheduler.add_job(retention.run, "cron", hour=4, minute=37, id="retention-daily",
-                      args=[settings], max_instances=1, coalesce=True, misfire_grace_time=3600)
+        scheduler.add_job(
+            sweeps.sweep,
+            "interval",
+            seconds=SWEEP_INTERVAL_S,
+            id=f"sweep-{job}",
+            args=[job, sender],
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=SWEEP_INTERVAL_S,
+        )
+    scheduler.add_job(
+        sweeps.recalculate_tiers,
+        "cron",
+        hour=TIER_RUN_TIME.hour,
+        minute=TIER_RUN_TIME.minute,
+        id="tiers-daily",
+        args=[sender],
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    scheduler.add_job(
+        sweeps.forget_old_runs,
+        "cron",
+        hour=4,
+        minute=7,
+        id="forget-old-runs",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    scheduler.add_job(
+        retention.run,
+        "cron",
+        hour=4,
+        minute=37,
+        id="retention-daily",
+        args=[settings],
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
     return scheduler
 
 

@@ -18,8 +18,7 @@ import structlog
 from tables import ledger, sweeps
 from tables.clock import clock
 from tables.engine import transaction
-from worker.queue import (AUTORENEW_ACTOR, REMINDER_ACTOR, STATE_ACTOR, Sender, lifecycle_message,
-                          tier_message)
+from worker.queue import AUTORENEW_ACTOR, REMINDER_ACTOR, STATE_ACTOR, Sender, lifecycle_message, tier_message
 
 log = structlog.get_logger("tenure.sweeps")
 LEASE = timedelta(minutes=15)
@@ -43,7 +42,7 @@ async def sweep(job: str, sender: Sender) -> int:
     async with transaction():
         due = await products.lease_due(column, now, now + LEASE, MAX_PER_RUN)
     for start in range(0, len(due), MESSAGE_BATCH):
-        batch = due[start:start + MESSAGE_BATCH]
+        batch = due[start : start + MESSAGE_BATCH]
         if not await asyncio.to_thread(sender.send, lifecycle_message(actor, batch)):
             break  # broker down: the leases run out and a later run sends them again
     await _record(job, now, started, len(due))

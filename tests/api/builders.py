@@ -42,9 +42,11 @@ def funded(client, amount: int, *, reseller: bool = False) -> tuple[Person, str]
 
 
 def team(client, owner: Person, org: str, permissions: list[str], name: str | None = None) -> str:
-    answer = client.post(f"/v1/organizations/{org}/teams",
-                         json={"name": name or f"team{next(_seq)}", "permissions": permissions},
-                         headers=owner.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams",
+        json={"name": name or f"team{next(_seq)}", "permissions": permissions},
+        headers=owner.auth,
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["id"]
 
@@ -53,8 +55,9 @@ def member(client, owner: Person, org: str, permissions: list[str], name: str = 
     """A new person in a new team of `org` holding exactly `permissions`."""
     newcomer = person(client, name)
     team_id = team(client, owner, org, permissions)
-    answer = client.post(f"/v1/organizations/{org}/teams/{team_id}/members",
-                         json={"email": newcomer.email}, headers=owner.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams/{team_id}/members", json={"email": newcomer.email}, headers=owner.auth
+    )
     assert answer.status_code == 201, answer.text
     return newcomer
 
@@ -65,16 +68,19 @@ def owners_team(client, who: Person, org: str) -> str:
 
 
 def fund(client, owner: Person, org: str, amount: int) -> None:
-    answer = client.post(f"/v1/organizations/{org}/funds",
-                         json={"amount": {"amount": amount, "currency": "EUR"}}, headers=owner.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/funds", json={"amount": {"amount": amount, "currency": "EUR"}}, headers=owner.auth
+    )
     assert answer.status_code == 201, answer.text
 
 
 def credit_limit(client, org: str, amount: int, currency: str = "EUR", ops_token: str = "ops-secret") -> None:
     """Lets `org` owe up to `amount` on invoice (ops set it; the default is 0)."""
-    answer = client.put(f"/v1/ops/organizations/{org}/credit-limit",
-                        json={"credit_limit": {"amount": amount, "currency": currency}},
-                        headers={"Authorization": f"Bearer {ops_token}"})
+    answer = client.put(
+        f"/v1/ops/organizations/{org}/credit-limit",
+        json={"credit_limit": {"amount": amount, "currency": currency}},
+        headers={"Authorization": f"Bearer {ops_token}"},
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -89,9 +95,19 @@ def client_of(client, owner: Person, reseller: str, name: str = "Client", extern
 
 # The permission names fixed by the HTTP contract (written out, not imported, on purpose).
 PERMISSIONS = [
-    "org:view", "org:manage", "billing:view", "billing:manage", "pay:prepaid", "pay:invoice",
-    "product:view", "product:buy", "product:renew", "product:manage", "product:transfer",
-    "client:manage", "webhook:manage",
+    "org:view",
+    "org:manage",
+    "billing:view",
+    "billing:manage",
+    "pay:prepaid",
+    "pay:invoice",
+    "product:view",
+    "product:buy",
+    "product:renew",
+    "product:manage",
+    "product:transfer",
+    "client:manage",
+    "webhook:manage",
 ]
 
 
@@ -122,6 +138,7 @@ def balance(client, who: Person, org: str) -> int:
 
 
 def add_to_team(client, owner: Person, org: str, team_id: str, newcomer: Person) -> None:
-    answer = client.post(f"/v1/organizations/{org}/teams/{team_id}/members",
-                         json={"email": newcomer.email}, headers=owner.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams/{team_id}/members", json={"email": newcomer.email}, headers=owner.auth
+    )
     assert answer.status_code == 201, answer.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from rules.names import normalize
 from tables import products
@@ -14,13 +14,29 @@ from tables.products import Product
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
 
-def product(org: str, name: str, *, kind: str = "domain", expires_at: datetime = T0, state: str = "active",
-            autorenew: bool = True, client_id: str | None = None, created_at: datetime | None = None) -> str:
+def product(
+    org: str,
+    name: str,
+    *,
+    kind: str = "domain",
+    expires_at: datetime = T0,
+    state: str = "active",
+    autorenew: bool = True,
+    client_id: str | None = None,
+    created_at: datetime | None = None,
+) -> str:
     async def make() -> str:
         product_id = await products.insert(
-            kind=kind, name=normalize(kind, name), organization_id=org, client_id=client_id,
-            reseller_id=org if client_id else None, expires_at=expires_at, now=created_at or T0,
-            schedule={}, autorenew=autorenew)
+            kind=kind,
+            name=normalize(kind, name),
+            organization_id=org,
+            client_id=client_id,
+            reseller_id=org if client_id else None,
+            expires_at=expires_at,
+            now=created_at or T0,
+            schedule={},
+            autorenew=autorenew,
+        )
         assert product_id, f"{name} is already held"
         if state != "active":
             await Product.update({Product.state: state, Product.name_key: None}).where(Product.id == product_id)

@@ -33,30 +33,31 @@ def test_each_sign_up_gets_its_own_key(client):
     assert client.get("/v1/me", headers=second.auth).json()["id"] == second.id
 
 
-@pytest.mark.parametrize("again", ["grace@example.test", "GRACE@Example.TEST"],
-                         ids=["same", "other-case"])
+@pytest.mark.parametrize("again", ["grace@example.test", "GRACE@Example.TEST"], ids=["same", "other-case"])
 def test_an_email_already_used_is_refused(client, again):
     first = client.post("/v1/accounts", json={"email": "grace@example.test", "name": "Grace"})
     assert first.status_code == 201, first.text
 
-    message = refused(client.post("/v1/accounts", json={"email": again, "name": "Impostor"}),
-                      409, "email_taken")
+    message = refused(client.post("/v1/accounts", json={"email": again, "name": "Impostor"}), 409, "email_taken")
 
     assert again in message
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {first.json()['api_key']}"})
     assert me.json()["name"] == "Grace"
 
 
-@pytest.mark.parametrize("body, named", [
-    ({"email": "x@example.test"}, "name"),
-    ({"name": "X"}, "email"),
-    ({"email": "not-an-email", "name": "X"}, "email"),
-    ({"email": "x@example.test", "name": ""}, "name"),
-    ({"email": "x@example.test", "name": "   "}, "name"),
-    ({"email": "x@example.test", "name": 42}, "name"),
-    ({"email": "x@example.test", "name": "X", "role": "admin"}, "role"),
-], ids=["missing-name", "missing-email", "bad-email", "empty-name", "blank-name", "name-not-text",
-        "extra-field"])
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ({"email": "x@example.test"}, "name"),
+        ({"name": "X"}, "email"),
+        ({"email": "not-an-email", "name": "X"}, "email"),
+        ({"email": "x@example.test", "name": ""}, "name"),
+        ({"email": "x@example.test", "name": "   "}, "name"),
+        ({"email": "x@example.test", "name": 42}, "name"),
+        ({"email": "x@example.test", "name": "X", "role": "admin"}, "role"),
+    ],
+    ids=["missing-name", "missing-email", "bad-email", "empty-name", "blank-name", "name-not-text", "extra-field"],
+)
 def test_a_malformed_sign_up_is_refused_naming_the_field(client, body, named):
     message = refused(client.post("/v1/accounts", json=body), 400, "invalid_request")
 
@@ -65,8 +66,11 @@ def test_a_malformed_sign_up_is_refused_naming_the_field(client, body, named):
     assert client.post("/v1/accounts", json={"email": "x@example.test", "name": "X"}).status_code == 201
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"", b"[]", b'"x@example.test"', b"null"],
-                         ids=["broken", "empty", "array", "string", "null"])
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"", b"[]", b'"x@example.test"', b"null"],
+    ids=["broken", "empty", "array", "string", "null"],
+)
 def test_a_sign_up_that_is_not_a_json_object_is_refused(client, content):
     answer = client.post("/v1/accounts", content=content, headers={"Content-Type": "application/json"})
 
@@ -103,16 +107,20 @@ def test_me_lists_every_organization_and_team_of_the_person(client):
     assert [t["name"] for t in bob_me["organizations"][0]["teams"]] == ["Owners"]
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": ""},
-    {"Authorization": "Bearer"},
-    {"Authorization": "Bearer    "},
-    {"Authorization": "Bearer tnr_not-a-real-key"},
-    {"Authorization": "Bearer \x00\x01garbage"},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Token tnr_whatever"},
-], ids=["missing", "empty", "scheme-only", "blank-key", "unknown-key", "garbage", "basic", "other-scheme"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer    "},
+        {"Authorization": "Bearer tnr_not-a-real-key"},
+        {"Authorization": "Bearer \x00\x01garbage"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Token tnr_whatever"},
+    ],
+    ids=["missing", "empty", "scheme-only", "blank-key", "unknown-key", "garbage", "basic", "other-scheme"],
+)
 def test_a_missing_or_bad_key_is_refused(client, headers):
     b.person(client)  # some account exists, so nothing is refused for lack of accounts
 

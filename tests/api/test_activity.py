@@ -7,8 +7,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from msgspec.structs import replace
 from litestar.testing import TestClient
+from msgspec.structs import replace
 
 from tables.clock import clock
 from tests.api import builders
@@ -27,13 +27,16 @@ def test_synchronous_changes_are_listed_newest_first_with_the_account_and_key_th
         org = builders.organization(client, owner)
         team = builders.team(client, owner, org, ["product:view"])
         newcomer = builders.person(client, "Bob")
-        client.post(f"/v1/organizations/{org}/teams/{team}/members", json={"email": newcomer.email},
-                    headers=owner.auth)
+        client.post(f"/v1/organizations/{org}/teams/{team}/members", json={"email": newcomer.email}, headers=owner.auth)
         builders.fund(client, owner, org, 5_000)
-        endpoint = client.post(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth,
-                               json={"url": "http://127.0.0.1:9/hook", "event_types": []}).json()
-        rotated = client.post(f"/v1/organizations/{org}/webhook-endpoints/{endpoint['id']}/secret",
-                              headers=owner.auth).json()
+        endpoint = client.post(
+            f"/v1/organizations/{org}/webhook-endpoints",
+            headers=owner.auth,
+            json={"url": "http://127.0.0.1:9/hook", "event_types": []},
+        ).json()
+        rotated = client.post(
+            f"/v1/organizations/{org}/webhook-endpoints/{endpoint['id']}/secret", headers=owner.auth
+        ).json()
         removed = client.delete(f"/v1/organizations/{org}/teams/{team}/members/{newcomer.id}", headers=owner.auth)
         listed = client.get(f"/v1/organizations/{org}/activity", headers=owner.auth)
 
@@ -41,11 +44,19 @@ def test_synchronous_changes_are_listed_newest_first_with_the_account_and_key_th
     assert listed.status_code == 200
     rows = listed.json()["items"]
     assert [r["kind"] for r in rows] == [
-        "member.removed", "webhook_endpoint.secret_rotated", "webhook_endpoint.created", "funds.added",
-        "member.added", "team.created", "organization.created"]
+        "member.removed",
+        "webhook_endpoint.secret_rotated",
+        "webhook_endpoint.created",
+        "funds.added",
+        "member.added",
+        "team.created",
+        "organization.created",
+    ]
     key_id = rows[0]["actor"]["key_id"]
     assert key_id.startswith("key_")
-    assert {(r["actor"]["type"], r["actor"]["id"], r["actor"]["key_id"]) for r in rows} == {("account", owner.id, key_id)}
+    assert {(r["actor"]["type"], r["actor"]["id"], r["actor"]["key_id"]) for r in rows} == {
+        ("account", owner.id, key_id)
+    }
     assert rows[0]["details"] == {"team_id": team, "account_id": newcomer.id}
     assert rows[1]["details"] == {"endpoint_id": endpoint["id"]}
     assert rows[3]["details"]["amount"] == {"amount": 5_000, "currency": "EUR"}
@@ -57,19 +68,20 @@ def test_synchronous_changes_are_listed_newest_first_with_the_account_and_key_th
 def test_the_key_used_is_the_one_recorded(client):
     owner = builders.person(client)
     org = builders.organization(client, owner)
-    named = client.post("/v1/me/keys", json={"name": "back office", "organizations": [org]},
-                        headers=owner.auth).json()
+    named = client.post("/v1/me/keys", json={"name": "back office", "organizations": [org]}, headers=owner.auth).json()
     revoked = client.post("/v1/me/keys", json={"name": "short-lived"}, headers=owner.auth).json()
     client.delete(f"/v1/me/keys/{revoked['id']}", headers=owner.auth)
     with_named = {"Authorization": f"Bearer {named['api_key']}"}
 
-    client.post(f"/v1/organizations/{org}/teams", json={"name": "ops", "permissions": ["org:view"]},
-                headers=with_named)
+    client.post(f"/v1/organizations/{org}/teams", json={"name": "ops", "permissions": ["org:view"]}, headers=with_named)
     rows = activity(client, owner, org)
 
     assert [(r["kind"], r["actor"]["key_id"]) for r in rows[:4]] == [
-        ("team.created", named["id"]), ("api_key.revoked", default_key_id_of(client, owner)),
-        ("api_key.created", default_key_id_of(client, owner)), ("api_key.created", default_key_id_of(client, owner))]
+        ("team.created", named["id"]),
+        ("api_key.revoked", default_key_id_of(client, owner)),
+        ("api_key.created", default_key_id_of(client, owner)),
+        ("api_key.created", default_key_id_of(client, owner)),
+    ]
     assert [r["details"]["api_key_id"] for r in rows[1:4]] == [revoked["id"], revoked["id"], named["id"]]
     assert named["api_key"] not in str(rows) and revoked["api_key"] not in str(rows)
 
@@ -84,9 +96,11 @@ def test_a_reseller_sees_its_clients_products_activity_and_filters_by_client(cli
     builders.fund(client, owner, reseller, 10_000)
     dupont = builders.client_of(client, owner, reseller, "Dupont")
     martin = builders.client_of(client, owner, reseller, "Martin")
-    bought = client.post(f"/v1/organizations/{reseller}/purchases", headers=owner.auth,
-                         json={"kind": "domain", "name": "dupont.fr", "years": 1, "payment_method": "prepaid",
-                               "client": dupont})
+    bought = client.post(
+        f"/v1/organizations/{reseller}/purchases",
+        headers=owner.auth,
+        json={"kind": "domain", "name": "dupont.fr", "years": 1, "payment_method": "prepaid", "client": dupont},
+    )
     assert bought.status_code == 202, bought.text
 
     for_dupont = activity(client, owner, reseller, client=dupont)
@@ -105,8 +119,9 @@ def test_filters_by_actor_kind_and_period(client):
     clock.pin(datetime(2027, 1, 10, 12, 0, tzinfo=UTC))
     admin = builders.member(client, owner, org, ["org:manage", "org:view"], "Ann")
     clock.advance(timedelta(days=1))
-    client.post(f"/v1/organizations/{org}/teams", json={"name": "later", "permissions": ["org:view"]},
-                headers=admin.auth)
+    client.post(
+        f"/v1/organizations/{org}/teams", json={"name": "later", "permissions": ["org:view"]}, headers=admin.auth
+    )
 
     by_admin = activity(client, owner, org, actor=admin.id)
     teams = activity(client, owner, org, kind="team.created")
@@ -117,22 +132,26 @@ def test_filters_by_actor_kind_and_period(client):
     assert [r["actor"]["id"] for r in teams] == [admin.id, owner.id]
     assert [r["kind"] for r in day_two] == ["team.created"]
     assert [r["kind"] for r in day_one] == ["member.added", "team.created"]
-    counted = client.get(f"/v1/organizations/{org}/activity", params={"kind": "team.created", "count": "true"},
-                         headers=owner.auth).json()
+    counted = client.get(
+        f"/v1/organizations/{org}/activity", params={"kind": "team.created", "count": "true"}, headers=owner.auth
+    ).json()
     assert counted["total"] == 2
     assert activity(client, owner, org, actor="system") == []
 
 
-@pytest.mark.parametrize(("params", "code"), [
-    ({"actor": "bob"}, "invalid_actor"),
-    ({"kind": "created"}, "invalid_kind"),
-    ({"product": "not an id"}, "invalid_product"),
-    ({"client": "x"}, "invalid_client"),
-    ({"since": "2027-01-02T00:00:00Z", "until": "2027-01-01T00:00:00Z"}, "invalid_period"),
-    ({"since": "2027-01-02T00:00:00"}, "invalid_request"),
-    ({"after": "garbage"}, "invalid_cursor"),
-    ({"who": "me"}, "unknown_parameter"),
-])
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"actor": "bob"}, "invalid_actor"),
+        ({"kind": "created"}, "invalid_kind"),
+        ({"product": "not an id"}, "invalid_product"),
+        ({"client": "x"}, "invalid_client"),
+        ({"since": "2027-01-02T00:00:00Z", "until": "2027-01-01T00:00:00Z"}, "invalid_period"),
+        ({"since": "2027-01-02T00:00:00"}, "invalid_request"),
+        ({"after": "garbage"}, "invalid_cursor"),
+        ({"who": "me"}, "unknown_parameter"),
+    ],
+)
 def test_a_filter_that_cannot_match_is_refused_saying_what_to_send(client, params, code):
     owner = builders.person(client)
     org = builders.organization(client, owner)

@@ -111,8 +111,11 @@ def test_a_narrowed_key_is_denied_what_it_lacks_although_the_teams_grant_it(clie
     assert client.get(f"/v1/organizations/{org}", headers=viewer).status_code == 200
     assert client.get(f"/v1/organizations/{org}/webhook-endpoints", headers=viewer).status_code == 200
     refused(client.get(f"/v1/organizations/{org}/billing", headers=viewer), 403, "permission_denied")
-    refused(client.post(f"/v1/organizations/{org}/teams", json={"name": "x", "permissions": []},
-                        headers=viewer), 403, "permission_denied")
+    refused(
+        client.post(f"/v1/organizations/{org}/teams", json={"name": "x", "permissions": []}, headers=viewer),
+        403,
+        "permission_denied",
+    )
     assert client.get(f"/v1/organizations/{org}/billing", headers=ada.auth).status_code == 200
 
 
@@ -124,15 +127,23 @@ def test_a_key_never_grants_more_than_the_teams(client):
     wide = bearer(new_key(client, bob, permissions=["org:view", "billing:manage"])["api_key"])
 
     assert client.get(f"/v1/organizations/{org}", headers=wide).status_code == 200
-    refused(client.post(f"/v1/organizations/{org}/funds", json={"amount": {"amount": 100, "currency": "EUR"}},
-                        headers=wide), 403, "permission_denied")
+    refused(
+        client.post(
+            f"/v1/organizations/{org}/funds", json={"amount": {"amount": 100, "currency": "EUR"}}, headers=wide
+        ),
+        403,
+        "permission_denied",
+    )
 
 
 def test_an_unknown_permission_is_refused(client):
     ada = b.person(client)
 
-    refused(client.post("/v1/me/keys", json={"name": "x", "permissions": ["root"]}, headers=ada.auth),
-            422, "unknown_permission")
+    refused(
+        client.post("/v1/me/keys", json={"name": "x", "permissions": ["root"]}, headers=ada.auth),
+        422,
+        "unknown_permission",
+    )
 
 
 def test_a_narrowed_key_cannot_manage_keys(client):
@@ -169,8 +180,11 @@ def test_an_operation_asked_with_a_narrowed_key_is_narrowed_again_at_execution(c
     owner, org = b.funded(client, 100_000)
     buyer = bearer(new_key(client, owner, permissions=["product:buy", "pay:prepaid", "product:view"])["api_key"])
 
-    answer = client.post(f"/v1/organizations/{org}/purchases", headers=buyer, json={
-        "kind": "mailbox", "name": "box", "years": 1, "payment_method": "prepaid"})
+    answer = client.post(
+        f"/v1/organizations/{org}/purchases",
+        headers=buyer,
+        json={"kind": "mailbox", "name": "box", "years": 1, "payment_method": "prepaid"},
+    )
     assert answer.status_code == 202, answer.text
     op = asyncio.run(operations.get(answer.json()["id"]))
 
@@ -186,8 +200,15 @@ def test_migrate_carries_an_accounts_old_key_over_as_its_default_key(client, dat
     old_key = accounts.new_secret()
 
     async def insert_the_old_way() -> None:
-        await Account.insert(Account(id="acc_old", email="old@example.test", name="Old", created_at=clock.now(),
-                                     key_hash=accounts.digest(old_key)))
+        await Account.insert(
+            Account(
+                id="acc_old",
+                email="old@example.test",
+                name="Old",
+                created_at=clock.now(),
+                key_hash=accounts.digest(old_key),
+            )
+        )
 
     asyncio.run(insert_the_old_way())
     refused(client.get("/v1/me", headers=bearer(old_key)), 401, "unauthorized")
@@ -199,6 +220,7 @@ def test_migrate_carries_an_accounts_old_key_over_as_its_default_key(client, dat
     assert me.json()["id"] == "acc_old"
     keys = client.get("/v1/me/keys", headers=bearer(old_key)).json()
     assert [k["name"] for k in keys] == ["default"]
+
     async def left_in_accounts() -> dict:
         return await Account.select(Account.key_hash).where(Account.id == "acc_old").first()
 

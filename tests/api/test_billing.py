@@ -20,8 +20,9 @@ def org(client, owner):
 
 def top_up(client, who, org, amount, currency="EUR", key=None):
     headers = {**who.auth, **({"Idempotency-Key": key} if key is not None else {})}
-    return client.post(f"/v1/organizations/{org}/funds",
-                       json={"amount": {"amount": amount, "currency": currency}}, headers=headers)
+    return client.post(
+        f"/v1/organizations/{org}/funds", json={"amount": {"amount": amount, "currency": currency}}, headers=headers
+    )
 
 
 def test_a_top_up_answers_with_the_new_balance(client, owner, org):
@@ -81,11 +82,13 @@ def test_a_replayed_idempotency_key_returns_the_first_answer_and_adds_nothing(cl
 
 def test_a_replay_matches_on_content_not_json_formatting(client, owner, org):
     headers = {**owner.auth, "Idempotency-Key": "fmt", "Content-Type": "application/json"}
-    first = client.post(f"/v1/organizations/{org}/funds",
-                        content=b'{"amount": {"amount": 300, "currency": "EUR"}}', headers=headers)
+    first = client.post(
+        f"/v1/organizations/{org}/funds", content=b'{"amount": {"amount": 300, "currency": "EUR"}}', headers=headers
+    )
 
-    replay = client.post(f"/v1/organizations/{org}/funds",
-                         content=b'{ "amount":{"currency":"EUR","amount":300} }', headers=headers)
+    replay = client.post(
+        f"/v1/organizations/{org}/funds", content=b'{ "amount":{"currency":"EUR","amount":300} }', headers=headers
+    )
 
     assert replay.status_code == 201, replay.text
     assert replay.json()["operation_id"] == first.json()["operation_id"]
@@ -126,18 +129,31 @@ def test_a_top_up_that_is_not_positive_is_refused(client, owner, org, amount):
     assert b.balance(client, owner, org) == 0
 
 
-@pytest.mark.parametrize("money, named", [
-    ({"amount": 10.5, "currency": "EUR"}, "amount"),
-    ({"amount": 10.0, "currency": "EUR"}, "amount"),  # strict: a whole float is not minor units
-    ({"amount": "1000", "currency": "EUR"}, "amount"),
-    ({"amount": True, "currency": "EUR"}, "amount"),
-    ({"amount": 1000}, "currency"),
-    ({"amount": 1000, "currency": "eur"}, "currency"),
-    ({"amount": 1000, "currency": "EURO"}, "currency"),
-    ({"amount": 10**12 + 1, "currency": "EUR"}, "amount"),
-    ({"amount": 10**20, "currency": "EUR"}, "amount"),
-], ids=["float", "whole-float", "string", "bool", "no-currency", "lower-case-currency", "long-currency",
-        "over-the-cap", "beyond-64-bits"])
+@pytest.mark.parametrize(
+    "money, named",
+    [
+        ({"amount": 10.5, "currency": "EUR"}, "amount"),
+        ({"amount": 10.0, "currency": "EUR"}, "amount"),  # strict: a whole float is not minor units
+        ({"amount": "1000", "currency": "EUR"}, "amount"),
+        ({"amount": True, "currency": "EUR"}, "amount"),
+        ({"amount": 1000}, "currency"),
+        ({"amount": 1000, "currency": "eur"}, "currency"),
+        ({"amount": 1000, "currency": "EURO"}, "currency"),
+        ({"amount": 10**12 + 1, "currency": "EUR"}, "amount"),
+        ({"amount": 10**20, "currency": "EUR"}, "amount"),
+    ],
+    ids=[
+        "float",
+        "whole-float",
+        "string",
+        "bool",
+        "no-currency",
+        "lower-case-currency",
+        "long-currency",
+        "over-the-cap",
+        "beyond-64-bits",
+    ],
+)
 def test_a_malformed_amount_is_refused(client, owner, org, money, named):
     answer = client.post(f"/v1/organizations/{org}/funds", json={"amount": money}, headers=owner.auth)
 
@@ -166,7 +182,9 @@ def test_a_top_up_in_another_currency_is_a_conflict(client, owner, org):
     assert "EUR" in message
     assert b.balance(client, owner, org) == 0
     assert client.get(f"/v1/organizations/{org}/billing", headers=owner.auth).json()["balance"] == {
-        "amount": 0, "currency": "EUR"}
+        "amount": 0,
+        "currency": "EUR",
+    }
 
 
 def test_the_catalog_lists_the_four_kinds_with_integer_yearly_prices(client):

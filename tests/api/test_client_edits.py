@@ -36,8 +36,13 @@ def portfolio(client, who, reseller, query: str = "") -> list[str]:
 def test_a_reseller_edits_a_clients_details(client, owner, reseller):
     bakery = b.client_of(client, owner, reseller, name="Bakery", external_ref="crm-1")
 
-    answer = edit(client, owner, reseller, bakery,
-                  {"name": " Bakery & Sons ", "email": "Boss@Bakery.test", "external_ref": "crm-2"})
+    answer = edit(
+        client,
+        owner,
+        reseller,
+        bakery,
+        {"name": " Bakery & Sons ", "email": "Boss@Bakery.test", "external_ref": "crm-2"},
+    )
 
     assert answer.status_code == 200, answer.text
     edited = answer.json()
@@ -69,13 +74,17 @@ def test_a_ref_another_client_has_is_refused_and_nothing_changes(client, owner, 
     assert edit(client, owner, reseller, second, {"external_ref": "crm-2"}).status_code == 200  # its own ref
 
 
-@pytest.mark.parametrize("body, named", [
-    ({"name": "  "}, "name"),
-    ({"email": "nope"}, "email"),
-    ({"external_ref": ""}, "external_ref"),
-    ({"status": "released"}, "status"),
-    ({"name": 42}, "name"),
-], ids=["blank-name", "bad-email", "empty-ref", "unknown-field", "not-a-string"])
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ({"name": "  "}, "name"),
+        ({"email": "nope"}, "email"),
+        ({"external_ref": ""}, "external_ref"),
+        ({"status": "released"}, "status"),
+        ({"name": 42}, "name"),
+    ],
+    ids=["blank-name", "bad-email", "empty-ref", "unknown-field", "not-a-string"],
+)
 def test_a_malformed_edit_is_refused(client, owner, reseller, body, named):
     bakery = b.client_of(client, owner, reseller, name="Bakery")
 
@@ -141,8 +150,15 @@ def test_the_portfolio_sorts_by_name_and_pages_with_totals(client, owner, resell
     assert counted["total"] == 4 and len(counted["items"]) == 1  # Alpha, Charlie, Bravo, Delta
 
 
-@pytest.mark.parametrize("query, code", [("?q=", "invalid_request"), ("?sort=email", "invalid_request"),
-                                         ("?after=bad", "invalid_cursor"), ("?name=Bakery", "unknown_parameter")])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("?q=", "invalid_request"),
+        ("?sort=email", "invalid_request"),
+        ("?after=bad", "invalid_cursor"),
+        ("?name=Bakery", "unknown_parameter"),
+    ],
+)
 def test_bad_portfolio_searches_are_refused(client, owner, reseller, query, code):
     b.client_of(client, owner, reseller, name="Bakery")
 
@@ -154,10 +170,19 @@ def test_the_portfolio_exports_as_csv_with_formulas_kept_as_text(client, owner, 
     b.client_of(client, owner, reseller, name="=HYPERLINK(1)")
     product(reseller, "bakery.test", client_id=bakery)
 
-    rows = csv_rows(client.get(f"/v1/resellers/{reseller}/clients?limit=1",
-                               headers={**owner.auth, "Accept": "text/csv"}))
+    rows = csv_rows(
+        client.get(f"/v1/resellers/{reseller}/clients?limit=1", headers={**owner.auth, "Accept": "text/csv"})
+    )
 
     assert [r["name"] for r in rows] == ["Bakery", "'=HYPERLINK(1)"]
     assert rows[0]["external_ref"] == "crm-1" and rows[0]["product_count"] == "1" and rows[0]["id"] == bakery
-    assert list(rows[0]) == ["id", "name", "email", "external_ref", "status", "released_to", "created_at",
-                             "product_count"]
+    assert list(rows[0]) == [
+        "id",
+        "name",
+        "email",
+        "external_ref",
+        "status",
+        "released_to",
+        "created_at",
+        "product_count",
+    ]

@@ -25,9 +25,11 @@ def portfolio(client, who, reseller, query: str = "") -> list[dict]:
 
 
 def test_a_reseller_creates_a_client(client, owner, reseller):
-    answer = client.post(f"/v1/resellers/{reseller}/clients",
-                         json={"name": "Bakery", "email": "Boss@Bakery.test", "external_ref": "crm-42"},
-                         headers=owner.auth)
+    answer = client.post(
+        f"/v1/resellers/{reseller}/clients",
+        json={"name": "Bakery", "email": "Boss@Bakery.test", "external_ref": "crm-42"},
+        headers=owner.auth,
+    )
 
     assert answer.status_code == 201, answer.text
     created = answer.json()
@@ -86,8 +88,10 @@ def test_an_exact_last_page_has_no_cursor(client, owner, reseller):
     assert len(page["items"]) == 2 and page["next_cursor"] is None
 
 
-@pytest.mark.parametrize("query, named", [("?limit=0", "limit"), ("?limit=501", "limit"),
-                                          ("?limit=ten", "limit"), ("?status=gone", "status")])
+@pytest.mark.parametrize(
+    "query, named",
+    [("?limit=0", "limit"), ("?limit=501", "limit"), ("?limit=ten", "limit"), ("?status=gone", "status")],
+)
 def test_bad_portfolio_queries_are_refused(client, owner, reseller, query, named):
     answer = client.get(f"/v1/resellers/{reseller}/clients{query}", headers=owner.auth)
 
@@ -114,8 +118,9 @@ def test_a_client_of_another_reseller_is_not_found(client, owner, reseller):
 
     refused(answer, 404, "not_found")
     refused(unknown, 404, "not_found")
-    assert answer.json()["error"]["message"].replace(theirs, "?") == \
-        unknown.json()["error"]["message"].replace("cli_unknown", "?")
+    assert answer.json()["error"]["message"].replace(theirs, "?") == unknown.json()["error"]["message"].replace(
+        "cli_unknown", "?"
+    )
 
 
 def test_a_client_of_another_reseller_is_not_found_even_for_an_owner_of_both(client, owner, reseller):
@@ -129,9 +134,11 @@ def test_a_client_of_another_reseller_is_not_found_even_for_an_owner_of_both(cli
 def test_an_external_ref_already_used_is_refused(client, owner, reseller):
     b.client_of(client, owner, reseller, name="First", external_ref="crm-1")
 
-    answer = client.post(f"/v1/resellers/{reseller}/clients",
-                         json={"name": "Second", "email": "s@example.test", "external_ref": "crm-1"},
-                         headers=owner.auth)
+    answer = client.post(
+        f"/v1/resellers/{reseller}/clients",
+        json={"name": "Second", "email": "s@example.test", "external_ref": "crm-1"},
+        headers=owner.auth,
+    )
 
     assert "crm-1" in refused(answer, 409, "external_ref_taken")
     assert [c["name"] for c in portfolio(client, owner, reseller)] == ["First"]
@@ -146,14 +153,18 @@ def test_the_same_external_ref_may_be_used_by_another_reseller(client, owner, re
     assert len(portfolio(client, owner, other)) == 1
 
 
-@pytest.mark.parametrize("body, named", [
-    ({"email": "a@example.test"}, "name"),
-    ({"name": "A"}, "email"),
-    ({"name": "A", "email": "nope"}, "email"),
-    ({"name": "  ", "email": "a@example.test"}, "name"),
-    ({"name": "A", "email": "a@example.test", "external_ref": ""}, "external_ref"),
-    ({"name": "A", "email": "a@example.test", "api_key": "x"}, "api_key"),
-], ids=["missing-name", "missing-email", "bad-email", "blank-name", "empty-ref", "extra-field"])
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ({"email": "a@example.test"}, "name"),
+        ({"name": "A"}, "email"),
+        ({"name": "A", "email": "nope"}, "email"),
+        ({"name": "  ", "email": "a@example.test"}, "name"),
+        ({"name": "A", "email": "a@example.test", "external_ref": ""}, "external_ref"),
+        ({"name": "A", "email": "a@example.test", "api_key": "x"}, "api_key"),
+    ],
+    ids=["missing-name", "missing-email", "bad-email", "blank-name", "empty-ref", "extra-field"],
+)
 def test_a_malformed_client_is_refused(client, owner, reseller, body, named):
     answer = client.post(f"/v1/resellers/{reseller}/clients", json=body, headers=owner.auth)
 
@@ -164,8 +175,9 @@ def test_a_malformed_client_is_refused(client, owner, reseller, body, named):
 def test_an_organization_that_is_not_a_reseller_has_no_clients(client, owner):
     plain = b.organization(client, owner, reseller=False)
 
-    created = client.post(f"/v1/resellers/{plain}/clients",
-                          json={"name": "A", "email": "a@example.test"}, headers=owner.auth)
+    created = client.post(
+        f"/v1/resellers/{plain}/clients", json={"name": "A", "email": "a@example.test"}, headers=owner.auth
+    )
     listed = client.get(f"/v1/resellers/{plain}/clients", headers=owner.auth)
     fetched = client.get(f"/v1/resellers/{plain}/clients/cli_whatever", headers=owner.auth)
 

@@ -41,40 +41,102 @@ def test_errors_really_answered_are_in_their_routes_enums(client, schema):
         seen.add(assert_documented(schema, method, path, answer))
 
     check("POST", "/v1/accounts", client.post("/v1/accounts", json={"email": owner.email, "name": "Again"}), 409)
-    check("POST", "/v1/organizations/{org_id}/leave", client.post(f"/v1/organizations/{org}/leave",
-                                                                  headers=owner.auth), 409)
+    check(
+        "POST",
+        "/v1/organizations/{org_id}/leave",
+        client.post(f"/v1/organizations/{org}/leave", headers=owner.auth),
+        409,
+    )
     check("GET", "/v1/organizations/{org_id}", client.get("/v1/organizations/org_nope", headers=owner.auth), 404)
-    check("GET", "/v1/organizations/{org_id}/billing",
-          client.get(f"/v1/organizations/{org}/billing", headers=viewer.auth), 403)
-    check("GET", "/v1/organizations/{org_id}/products",
-          client.get(f"/v1/organizations/{org}/products?colour=red", headers=owner.auth), 400)
-    check("GET", "/v1/organizations/{org_id}/products",
-          client.get(f"/v1/organizations/{org}/products?after=nonsense", headers=owner.auth), 400)
+    check(
+        "GET",
+        "/v1/organizations/{org_id}/billing",
+        client.get(f"/v1/organizations/{org}/billing", headers=viewer.auth),
+        403,
+    )
+    check(
+        "GET",
+        "/v1/organizations/{org_id}/products",
+        client.get(f"/v1/organizations/{org}/products?colour=red", headers=owner.auth),
+        400,
+    )
+    check(
+        "GET",
+        "/v1/organizations/{org_id}/products",
+        client.get(f"/v1/organizations/{org}/products?after=nonsense", headers=owner.auth),
+        400,
+    )
     check("GET", "/v1/me", client.get("/v1/me"), 401)
-    check("POST", "/v1/organizations/{org_id}/teams",
-          client.post(f"/v1/organizations/{org}/teams", json={"name": "x", "permissions": ["fly"]},
-                      headers=owner.auth), 422)
-    check("POST", "/v1/resellers/{org_id}/clients",
-          client.post(f"/v1/resellers/{org}/clients", json={"name": "C", "email": "c@c.test"},
-                      headers=owner.auth), 409)
-    check("POST", "/v1/organizations/{org_id}/purchases",
-          client.post(f"/v1/organizations/{org}/purchases", headers={**owner.auth, "Dry-Run": "yes"},
-                      json={"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid"}), 400)
-    check("POST", "/v1/organizations/{org_id}/purchases",
-          client.post(f"/v1/organizations/{org}/purchases", headers=owner.auth,
-                      json={"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid",
-                            "client": "cli_x"}), 422)
-    check("POST", "/v1/organizations/{org_id}/funds",
-          client.post(f"/v1/organizations/{org}/funds", headers={**owner.auth, "Idempotency-Key": "k" * 201},
-                      json={"amount": {"amount": 1, "currency": "EUR"}}), 422)
-    check("POST", "/v1/resellers/{org_id}/clients",
-          client.post(f"/v1/resellers/{reseller}/clients", content=b"name=x", headers=owner.auth), 415)
-    check("PATCH", "/v1/products/{product_id}",
-          client.patch("/v1/products/prd_nope", json={"autorenew": True}, headers=owner.auth), 404)
+    check(
+        "POST",
+        "/v1/organizations/{org_id}/teams",
+        client.post(f"/v1/organizations/{org}/teams", json={"name": "x", "permissions": ["fly"]}, headers=owner.auth),
+        422,
+    )
+    check(
+        "POST",
+        "/v1/resellers/{org_id}/clients",
+        client.post(f"/v1/resellers/{org}/clients", json={"name": "C", "email": "c@c.test"}, headers=owner.auth),
+        409,
+    )
+    check(
+        "POST",
+        "/v1/organizations/{org_id}/purchases",
+        client.post(
+            f"/v1/organizations/{org}/purchases",
+            headers={**owner.auth, "Dry-Run": "yes"},
+            json={"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid"},
+        ),
+        400,
+    )
+    check(
+        "POST",
+        "/v1/organizations/{org_id}/purchases",
+        client.post(
+            f"/v1/organizations/{org}/purchases",
+            headers=owner.auth,
+            json={"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid", "client": "cli_x"},
+        ),
+        422,
+    )
+    check(
+        "POST",
+        "/v1/organizations/{org_id}/funds",
+        client.post(
+            f"/v1/organizations/{org}/funds",
+            headers={**owner.auth, "Idempotency-Key": "k" * 201},
+            json={"amount": {"amount": 1, "currency": "EUR"}},
+        ),
+        422,
+    )
+    check(
+        "POST",
+        "/v1/resellers/{org_id}/clients",
+        client.post(f"/v1/resellers/{reseller}/clients", content=b"name=x", headers=owner.auth),
+        415,
+    )
+    check(
+        "PATCH",
+        "/v1/products/{product_id}",
+        client.patch("/v1/products/prd_nope", json={"autorenew": True}, headers=owner.auth),
+        404,
+    )
 
-    assert {"email_taken", "last_owner", "not_found", "permission_denied", "unknown_parameter",
-            "invalid_cursor", "unauthorized", "unknown_permission", "not_a_reseller", "invalid_dry_run",
-            "client_not_allowed", "invalid_idempotency_key", "unsupported_media_type"} <= seen
+    assert {
+        "email_taken",
+        "last_owner",
+        "not_found",
+        "permission_denied",
+        "unknown_parameter",
+        "invalid_cursor",
+        "unauthorized",
+        "unknown_permission",
+        "not_a_reseller",
+        "invalid_dry_run",
+        "client_not_allowed",
+        "invalid_idempotency_key",
+        "unsupported_media_type",
+    } <= seen
 
 
 def test_a_code_raised_deep_in_the_rules_reaches_the_enum_of_the_routes_that_call_them(client):
@@ -115,9 +177,11 @@ def test_request_schemas_that_refuse_unknown_fields_say_so(client, schema):
     owner, org = builders.funded(client, 10_000)
     purchase = schema["components"]["schemas"]["PurchaseIn"]
 
-    answer = client.post(f"/v1/organizations/{org}/purchases", headers=owner.auth,
-                         json={"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid",
-                               "colour": "red"})
+    answer = client.post(
+        f"/v1/organizations/{org}/purchases",
+        headers=owner.auth,
+        json={"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid", "colour": "red"},
+    )
 
     assert purchase["additionalProperties"] is False
     assert answer.status_code == 400 and "colour" in answer.json()["error"]["message"]
@@ -176,5 +240,9 @@ def test_bodies_and_answers_carry_examples(schema):
             for status, answer in operation.get("responses", {}).items():
                 if status.startswith("4"):
                     example = answer["content"]["application/json"]["example"]
-                    assert example["error"]["code"] in answer["content"]["application/json"]["schema"][
-                        "properties"]["error"]["properties"]["code"]["enum"]
+                    assert (
+                        example["error"]["code"]
+                        in answer["content"]["application/json"]["schema"]["properties"]["error"]["properties"]["code"][
+                            "enum"
+                        ]
+                    )

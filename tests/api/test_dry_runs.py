@@ -24,8 +24,9 @@ def operation_count() -> int:
 
 
 def dry_purchase(client, who, org, body=None, **headers):
-    return client.post(f"/v1/organizations/{org}/purchases", json=body or DOMAIN,
-                       headers={**who.auth, **DRY, **headers})
+    return client.post(
+        f"/v1/organizations/{org}/purchases", json=body or DOMAIN, headers={**who.auth, **DRY, **headers}
+    )
 
 
 def test_a_dry_run_purchase_answers_the_quote_and_buys_nothing(client):
@@ -80,10 +81,13 @@ def test_paying_by_invoice_past_the_credit_limit_would_fail(client):
     assert operation_count() == 0
 
 
-@pytest.mark.parametrize("body, code", [
-    ({**DOMAIN, "name": "no_tld"}, "invalid_name"),
-    ({**DOMAIN, "client": "cli_x"}, "client_not_allowed"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({**DOMAIN, "name": "no_tld"}, "invalid_name"),
+        ({**DOMAIN, "client": "cli_x"}, "client_not_allowed"),
+    ],
+)
 def test_a_broken_rule_is_would_fail_not_an_error(client, body, code):
     owner, org = b.funded(client, 10_000)
 
@@ -95,8 +99,9 @@ def test_a_broken_rule_is_would_fail_not_an_error(client, body, code):
     assert operation_count() == 0
 
 
-@pytest.mark.parametrize("held, code", [(["product:view"], "permission_denied"),
-                                        (["product:buy"], "payment_method_not_allowed")])
+@pytest.mark.parametrize(
+    "held, code", [(["product:view"], "permission_denied"), (["product:buy"], "payment_method_not_allowed")]
+)
 def test_a_missing_permission_is_would_fail_without_a_price(client, held, code):
     owner, org = b.funded(client, 10_000)
     member = b.member(client, owner, org, held)
@@ -122,8 +127,11 @@ def test_tenancy_authentication_and_validation_keep_their_answers(client):
 def test_any_other_dry_run_value_is_refused_naming_the_header(client, value):
     owner, org = b.funded(client, 10_000)
 
-    message = refused(client.post(f"/v1/organizations/{org}/purchases", json=DOMAIN,
-                                  headers={**owner.auth, "Dry-Run": value}), 400, "invalid_dry_run")
+    message = refused(
+        client.post(f"/v1/organizations/{org}/purchases", json=DOMAIN, headers={**owner.auth, "Dry-Run": value}),
+        400,
+        "invalid_dry_run",
+    )
 
     assert "Dry-Run" in message
     assert operation_count() == 0
@@ -156,9 +164,11 @@ def test_a_dry_run_release_quotes_nothing_to_pay_and_releases_nothing(client):
     assert body["would_fail"] is None
     assert body["quote"]["price"] == {"amount": 0, "currency": "EUR"}
     assert (body["quote"]["payer"], body["quote"]["payment_method"], body["quote"]["new_expires_at"]) == (
-        None, None, None)
-    assert client.get(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth).json()[
-        "status"] == "active"
+        None,
+        None,
+        None,
+    )
+    assert client.get(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth).json()["status"] == "active"
     assert operation_count() == 0
 
 
@@ -174,17 +184,19 @@ def test_a_dry_run_release_reports_broken_rules_and_keeps_404s(client):
 
     not_reseller = client.post(f"/v1/resellers/{plain}/clients/cli_x/release", json=body, headers=headers)
     assert not_reseller.json()["would_fail"]["code"] == "not_a_reseller"
-    refused(client.post(f"/v1/resellers/{reseller}/clients/{theirs}/release", json=body, headers=headers),
-            404, "not_found")
-    refused(client.post(f"/v1/resellers/{other}/clients/{theirs}/release", json=body, headers=headers),
-            404, "not_found")
+    refused(
+        client.post(f"/v1/resellers/{reseller}/clients/{theirs}/release", json=body, headers=headers), 404, "not_found"
+    )
+    refused(
+        client.post(f"/v1/resellers/{other}/clients/{theirs}/release", json=body, headers=headers), 404, "not_found"
+    )
 
 
 # --- bulk renewals: what is checked before any product is read ---------------------------------
 
+
 def batch(client, who, org, items, **headers):
-    return client.post(f"/v1/organizations/{org}/renewals", json={"items": items},
-                       headers={**who.auth, **headers})
+    return client.post(f"/v1/organizations/{org}/renewals", json={"items": items}, headers={**who.auth, **headers})
 
 
 def item(product_id="prd_x", **extra):
@@ -204,8 +216,9 @@ def test_a_batch_holds_one_to_a_thousand_items(client, count):
 def test_a_product_twice_in_a_batch_is_refused_naming_it(client):
     owner, org = b.funded(client, 10_000)
 
-    message = refused(batch(client, owner, org, [item("prd_a"), item("prd_b"), item("prd_a")]), 422,
-                      "duplicate_product")
+    message = refused(
+        batch(client, owner, org, [item("prd_a"), item("prd_b"), item("prd_a")]), 422, "duplicate_product"
+    )
 
     assert "'prd_a'" in message and "prd_b" not in message
     assert operation_count() == 0
@@ -247,7 +260,9 @@ def test_a_dry_run_batch_of_unknown_products_fails_each_as_not_found(client):
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert [(i["product_id"], i["would_fail"]["code"], i["quote"]) for i in body["items"]] == [
-        ("prd_a", "not_found", None), ("prd_b", "not_found", None)]
+        ("prd_a", "not_found", None),
+        ("prd_b", "not_found", None),
+    ]
     assert body["failing_items"] == 2
     assert body["quote"]["price"] == {"amount": 0, "currency": "EUR"}
     assert operation_count() == 0

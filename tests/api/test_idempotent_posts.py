@@ -58,6 +58,7 @@ def stored_rows() -> list[dict]:
 
 # --- one case per POST route: its path, caller, body, and how many times it took effect -----------
 
+
 @dataclass
 class Case:
     path: str
@@ -69,17 +70,26 @@ class Case:
 
 def organization_case(client) -> Case:
     owner = builders.person(client)
-    return Case("/v1/organizations", owner, {"name": "Acme", "reseller": False},
-                lambda: len(client.get("/v1/me", headers=owner.auth).json()["organizations"]),
-                {"name": "Acme", "reseller": True})
+    return Case(
+        "/v1/organizations",
+        owner,
+        {"name": "Acme", "reseller": False},
+        lambda: len(client.get("/v1/me", headers=owner.auth).json()["organizations"]),
+        {"name": "Acme", "reseller": True},
+    )
 
 
 def team_case(client) -> Case:
     owner = builders.person(client)
     org = builders.organization(client, owner)
     teams = lambda: len(client.get(f"/v1/organizations/{org}/teams", headers=owner.auth).json()) - 1  # noqa: E731
-    return Case(f"/v1/organizations/{org}/teams", owner, {"name": "Ops", "permissions": ["org:view"]},
-                teams, {"name": "Ops", "permissions": ["org:view", "billing:view"]})
+    return Case(
+        f"/v1/organizations/{org}/teams",
+        owner,
+        {"name": "Ops", "permissions": ["org:view"]},
+        teams,
+        {"name": "Ops", "permissions": ["org:view", "billing:view"]},
+    )
 
 
 def member_case(client) -> Case:
@@ -92,45 +102,72 @@ def member_case(client) -> Case:
         teams = client.get(f"/v1/organizations/{org}/teams", headers=owner.auth).json()
         return len(next(t for t in teams if t["id"] == team)["members"])
 
-    return Case(f"/v1/organizations/{org}/teams/{team}/members", owner, {"email": newcomer.email}, members,
-                {"email": other.email})
+    return Case(
+        f"/v1/organizations/{org}/teams/{team}/members",
+        owner,
+        {"email": newcomer.email},
+        members,
+        {"email": other.email},
+    )
 
 
 def client_case(client) -> Case:
     owner = builders.person(client)
     reseller = builders.organization(client, owner, reseller=True)
     path = f"/v1/resellers/{reseller}/clients"
-    return Case(path, owner, {"name": "Martin", "email": "martin@client.test"},
-                lambda: len(client.get(path, headers=owner.auth).json()["items"]),
-                {"name": "Martine", "email": "martin@client.test"})
+    return Case(
+        path,
+        owner,
+        {"name": "Martin", "email": "martin@client.test"},
+        lambda: len(client.get(path, headers=owner.auth).json()["items"]),
+        {"name": "Martine", "email": "martin@client.test"},
+    )
 
 
 def endpoint_case(client) -> Case:
     owner = builders.person(client)
     org = builders.organization(client, owner)
     path = f"/v1/organizations/{org}/webhook-endpoints"
-    return Case(path, owner, {"url": HOOK, "event_types": []},
-                lambda: len(client.get(path, headers=owner.auth).json()),
-                {"url": HOOK, "event_types": ["tier.changed"]})
+    return Case(
+        path,
+        owner,
+        {"url": HOOK, "event_types": []},
+        lambda: len(client.get(path, headers=owner.auth).json()),
+        {"url": HOOK, "event_types": ["tier.changed"]},
+    )
 
 
 def inbound_secret_case(client) -> Case:
     owner = builders.person(client)
     reseller = builders.organization(client, owner, reseller=True)
-    return Case(f"/v1/resellers/{reseller}/inbound-secret", owner, None,
-                lambda: db(InboundSecret.count().where(InboundSecret.organization_id == reseller).run()))
+    return Case(
+        f"/v1/resellers/{reseller}/inbound-secret",
+        owner,
+        None,
+        lambda: db(InboundSecret.count().where(InboundSecret.organization_id == reseller).run()),
+    )
 
 
 def sign_up_case(client) -> Case:
     email = "ada.lovelace@example.test"
-    return Case("/v1/accounts", None, {"email": email, "name": "Ada"},
-                lambda: db(Account.count().where(Account.email == email).run()),
-                {"email": email, "name": "Ada Lovelace"})
+    return Case(
+        "/v1/accounts",
+        None,
+        {"email": email, "name": "Ada"},
+        lambda: db(Account.count().where(Account.email == email).run()),
+        {"email": email, "name": "Ada Lovelace"},
+    )
 
 
-CASES = {"organizations": organization_case, "teams": team_case, "members": member_case,
-         "clients": client_case, "webhook endpoints": endpoint_case,
-         "inbound secret rotation": inbound_secret_case, "sign-up": sign_up_case}
+CASES = {
+    "organizations": organization_case,
+    "teams": team_case,
+    "members": member_case,
+    "clients": client_case,
+    "webhook endpoints": endpoint_case,
+    "inbound secret rotation": inbound_secret_case,
+    "sign-up": sign_up_case,
+}
 WITH_BODIES = [name for name in CASES if name != "inbound secret rotation"]
 
 
@@ -224,11 +261,11 @@ def test_a_key_used_on_a_top_up_and_on_a_team_is_two_keys_and_top_ups_replay_as_
     top_up = {"amount": {"amount": 1000, "currency": "EUR"}}
 
     first_top_up = post(client, funds, owner, top_up, key="same-key")
-    team = post(client, f"/v1/organizations/{org}/teams", owner, {"name": "Ops", "permissions": []},
-                key="same-key")
+    team = post(client, f"/v1/organizations/{org}/teams", owner, {"name": "Ops", "permissions": []}, key="same-key")
     again_top_up = post(client, funds, owner, top_up, key="same-key")
-    again_team = post(client, f"/v1/organizations/{org}/teams", owner, {"name": "Ops", "permissions": []},
-                      key="same-key")
+    again_team = post(
+        client, f"/v1/organizations/{org}/teams", owner, {"name": "Ops", "permissions": []}, key="same-key"
+    )
 
     assert (first_top_up.status_code, team.status_code) == (201, 201)
     assert again_top_up.json()["operation_id"] == first_top_up.json()["operation_id"]
@@ -241,8 +278,9 @@ def test_no_secret_shown_once_is_stored_in_clear_and_a_replay_shows_it_again(cli
     signed_up = post(client, "/v1/accounts", None, {"email": "grace@example.test", "name": "Grace"}, key="k1")
     owner = Person(id=signed_up.json()["id"], email="grace@example.test", key=signed_up.json()["api_key"])
     reseller = builders.organization(client, owner, reseller=True)
-    endpoint = post(client, f"/v1/organizations/{reseller}/webhook-endpoints", owner,
-                    {"url": HOOK, "event_types": []}, key="k2")
+    endpoint = post(
+        client, f"/v1/organizations/{reseller}/webhook-endpoints", owner, {"url": HOOK, "event_types": []}, key="k2"
+    )
     inbound = post(client, f"/v1/resellers/{reseller}/inbound-secret", owner, key="k3")
     shown = [signed_up.json()["api_key"], endpoint.json()["secret"], inbound.json()["secret"]]
 
@@ -251,10 +289,13 @@ def test_no_secret_shown_once_is_stored_in_clear_and_a_replay_shows_it_again(cli
     assert len(rows) == 3
     dumped = repr(rows)
     assert [secret for secret in shown if secret in dumped or secret.split("_", 1)[-1] in dumped] == []
-    replayed = [post(client, "/v1/accounts", None, {"email": "grace@example.test", "name": "Grace"}, key="k1"),
-                post(client, f"/v1/organizations/{reseller}/webhook-endpoints", owner,
-                     {"url": HOOK, "event_types": []}, key="k2"),
-                post(client, f"/v1/resellers/{reseller}/inbound-secret", owner, key="k3")]
+    replayed = [
+        post(client, "/v1/accounts", None, {"email": "grace@example.test", "name": "Grace"}, key="k1"),
+        post(
+            client, f"/v1/organizations/{reseller}/webhook-endpoints", owner, {"url": HOOK, "event_types": []}, key="k2"
+        ),
+        post(client, f"/v1/resellers/{reseller}/inbound-secret", owner, key="k3"),
+    ]
     assert [r.json().get("api_key") or r.json().get("secret") for r in replayed] == shown
 
 
@@ -274,8 +315,7 @@ def test_a_refused_request_is_answered_the_same_refusal_when_replayed(client):
 
 def test_a_malformed_request_does_not_use_up_its_key(client):
     case = team_case(client)
-    builders.refused(post(client, case.path, case.who, {"name": 5, "permissions": []}, key="k"),
-                     400, "invalid_request")
+    builders.refused(post(client, case.path, case.who, {"name": 5, "permissions": []}, key="k"), 400, "invalid_request")
 
     fixed = post(client, case.path, case.who, case.body, key="k")
 
@@ -285,8 +325,7 @@ def test_a_malformed_request_does_not_use_up_its_key(client):
 
 def test_a_server_error_lets_the_same_key_be_sent_again(client):
     case = endpoint_case(client)
-    client.app.state.settings = msgspec.structs.replace(client.app.state.settings,
-                                                        allow_private_webhook_urls=False)
+    client.app.state.settings = msgspec.structs.replace(client.app.state.settings, allow_private_webhook_urls=False)
 
     async def broken(host: str) -> list[str]:
         raise RuntimeError("resolver crashed")
@@ -336,8 +375,9 @@ def test_an_invalid_key_is_refused_and_nothing_is_done(client, key):
 def test_a_delivery_retry_with_a_key_is_asked_once(client):
     owner = builders.person(client)
     org = builders.organization(client, owner)
-    endpoint = post(client, f"/v1/organizations/{org}/webhook-endpoints", owner,
-                    {"url": HOOK, "event_types": []}).json()["id"]
+    endpoint = post(
+        client, f"/v1/organizations/{org}/webhook-endpoints", owner, {"url": HOOK, "event_types": []}
+    ).json()["id"]
 
     async def one_delivery() -> str:
         now = clock.now()
@@ -384,8 +424,9 @@ def test_the_routes_that_keep_their_own_keys_are_routes_of_the_app(client):
 
     from web.idempotent_posts import NO_KEY_ROUTES, OPERATION_ROUTES
 
-    posts = {route.path_format for route in client.app.routes
-             if isinstance(route, HTTPRoute) and "POST" in route.methods}
+    posts = {
+        route.path_format for route in client.app.routes if isinstance(route, HTTPRoute) and "POST" in route.methods
+    }
 
     assert OPERATION_ROUTES | NO_KEY_ROUTES <= posts
 
@@ -394,8 +435,9 @@ def test_a_control_character_in_the_path_is_refused_before_any_key_is_kept(clien
     owner = builders.person(client)
     org = builders.organization(client, owner)
 
-    answer = post(client, f"/v1/organizations/{org}/teams/team_%00x/members", owner,
-                  {"email": owner.email}, key="nul-in-path")
+    answer = post(
+        client, f"/v1/organizations/{org}/teams/team_%00x/members", owner, {"email": owner.email}, key="nul-in-path"
+    )
 
     builders.refused(answer, 400, "invalid_request")
     assert "team_id" in answer.json()["error"]["message"]

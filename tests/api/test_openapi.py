@@ -50,15 +50,26 @@ def test_the_schema_is_an_openapi_document(schema):
 
 def app_routes(app) -> list[tuple[str, str]]:
     """Every (method, path) the app serves and documents, from its own routes."""
-    return sorted({(method.lower(), route.path_format) for route in app.routes if isinstance(route, HTTPRoute)
-                   for handler in route.route_handlers if handler.resolve_include_in_schema()
-                   for method in handler.http_methods})
+    return sorted(
+        {
+            (method.lower(), route.path_format)
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+            for handler in route.route_handlers
+            if handler.resolve_include_in_schema()
+            for method in handler.http_methods
+        }
+    )
 
 
 def test_the_schema_lists_every_route(client, schema):
     served = app_routes(client.app)
-    documented = sorted((method, path) for path, item in schema["paths"].items() for method in item
-                        if method in {"get", "post", "put", "patch", "delete"})
+    documented = sorted(
+        (method, path)
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    )
 
     assert set(ROUTES) <= set(served)  # the contract's routes, written out, are among them
     assert len(served) >= 45
@@ -101,13 +112,19 @@ def test_every_post_declares_the_idempotency_key_header(schema):
     # A signed inbound webhook's key is its webhook-id (documented on the route).
     keyed = {path: op for path, op in posts.items() if path != "/v1/inbound/{org_id}"}
 
-    missing = [path for path, op in keyed.items()
-               if not any(p["in"] == "header" and p["name"] == "Idempotency-Key" and not p.get("required")
-                          for p in op.get("parameters", []))]
+    missing = [
+        path
+        for path, op in keyed.items()
+        if not any(
+            p["in"] == "header" and p["name"] == "Idempotency-Key" and not p.get("required")
+            for p in op.get("parameters", [])
+        )
+    ]
 
     assert len(keyed) >= 15 and missing == []
-    assert all("Idempotency-Key" not in repr(item.get("get", {}).get("parameters", []))
-               for item in schema["paths"].values())
+    assert all(
+        "Idempotency-Key" not in repr(item.get("get", {}).get("parameters", [])) for item in schema["paths"].values()
+    )
 
 
 def _resolve(schema: dict, ref: dict) -> dict:
@@ -147,5 +164,13 @@ def test_the_bulk_renewal_is_declared_with_its_items(schema):
     assert "payment_method" in item["properties"]
     assert operation.get("security", schema["security"]) == schema["security"]
     quote = schema["components"]["schemas"]["QuoteOut"]
-    assert set(quote["properties"]) == {"price", "list_price", "discount_percent", "tier", "restore_fee",
-                                        "new_expires_at", "payer", "payment_method"}
+    assert set(quote["properties"]) == {
+        "price",
+        "list_price",
+        "discount_percent",
+        "tier",
+        "restore_fee",
+        "new_expires_at",
+        "payer",
+        "payment_method",
+    }

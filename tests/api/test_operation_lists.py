@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -29,8 +29,9 @@ def topups(client, owner, org, clock, amounts: list[int]) -> list[str]:
     made = []
     for i, amount in enumerate(amounts):
         clock.pin(T0 + timedelta(hours=i))
-        answer = client.post(f"/v1/organizations/{org}/funds",
-                             json={"amount": {"amount": amount, "currency": "EUR"}}, headers=owner.auth)
+        answer = client.post(
+            f"/v1/organizations/{org}/funds", json={"amount": {"amount": amount, "currency": "EUR"}}, headers=owner.auth
+        )
         assert answer.status_code == 201, answer.text
         made.append(answer.json()["operation_id"])
     clock.reset()
@@ -51,8 +52,12 @@ def test_an_organization_lists_its_operations_newest_first(client, owner, org, r
 
 def test_operations_page_newest_first_even_when_instants_tie(client, owner, org, real_clock):
     real_clock.pin(T0)
-    made = [client.post(f"/v1/organizations/{org}/funds", json={"amount": {"amount": 1, "currency": "EUR"}},
-                        headers=owner.auth).json()["operation_id"] for _ in range(5)]
+    made = [
+        client.post(
+            f"/v1/organizations/{org}/funds", json={"amount": {"amount": 1, "currency": "EUR"}}, headers=owner.auth
+        ).json()["operation_id"]
+        for _ in range(5)
+    ]
     real_clock.reset()
 
     seen, pages = every_page(client, owner, f"/v1/organizations/{org}/operations", "", limit=2)
@@ -76,8 +81,9 @@ def test_operations_filter_by_kind_status_and_since_and_count(client, owner, org
 def test_operations_export_as_csv(client, owner, org, real_clock):
     made = topups(client, owner, org, real_clock, [100, 200])
 
-    rows = csv_rows(client.get(f"/v1/organizations/{org}/operations?limit=1",
-                               headers={**owner.auth, "Accept": "text/csv"}))
+    rows = csv_rows(
+        client.get(f"/v1/organizations/{org}/operations?limit=1", headers={**owner.auth, "Accept": "text/csv"})
+    )
 
     assert [r["id"] for r in rows] == list(reversed(made))
     assert list(rows[0]) == ["id", "kind", "status", "error_code", "product_id", "created_at", "finished_at"]
@@ -98,18 +104,26 @@ def test_another_organizations_operations_are_not_listed(client, owner, org, rea
 def test_a_member_cannot_ask_for_a_kind_they_may_not_read(client, owner, org):
     viewer = b.member(client, owner, org, ["org:view"])
 
-    message = refused(client.get(f"/v1/organizations/{org}/operations?kind=release", headers=viewer.auth),
-                      403, "permission_denied")
+    message = refused(
+        client.get(f"/v1/organizations/{org}/operations?kind=release", headers=viewer.auth), 403, "permission_denied"
+    )
 
     assert "client:manage" in message
     assert client.get(f"/v1/organizations/{org}/operations?kind=topup", headers=viewer.auth).status_code == 200
 
 
-@pytest.mark.parametrize("query, code", [
-    ("?since=yesterday", "invalid_request"), ("?since=2027-01-01T00:00:00", "invalid_request"),
-    ("?status=done", "invalid_request"), ("?kind=DROP%20TABLE", "invalid_request"),
-    ("?limit=0", "invalid_request"), ("?after=xyz", "invalid_cursor"), ("?before=op_1", "unknown_parameter"),
-])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("?since=yesterday", "invalid_request"),
+        ("?since=2027-01-01T00:00:00", "invalid_request"),
+        ("?status=done", "invalid_request"),
+        ("?kind=DROP%20TABLE", "invalid_request"),
+        ("?limit=0", "invalid_request"),
+        ("?after=xyz", "invalid_cursor"),
+        ("?before=op_1", "unknown_parameter"),
+    ],
+)
 def test_bad_operation_queries_are_refused(client, owner, org, query, code):
     refused(client.get(f"/v1/organizations/{org}/operations{query}", headers=owner.auth), 400, code)
 

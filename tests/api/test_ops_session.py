@@ -15,8 +15,7 @@ TOKEN = "ops-secret-token-4f9c2a"
 
 
 def app(database_url: str, token: str = TOKEN, **settings) -> TestClient:
-    return TestClient(create_app(Settings(database_url=database_url, ops_token=token,
-                                          **{**UNLIMITED, **settings})))
+    return TestClient(create_app(Settings(database_url=database_url, ops_token=token, **{**UNLIMITED, **settings})))
 
 
 def sign_in(client: TestClient, token: str = TOKEN) -> tuple[str, SimpleCookie]:
@@ -52,8 +51,10 @@ def test_the_cookie_holds_a_session_not_the_token(database_url):
 
 
 def test_the_cookie_is_secure_over_https(database_url):
-    with TestClient(create_app(Settings(database_url=database_url, ops_token=TOKEN, **UNLIMITED)),
-                    base_url="https://testserver.local") as client:
+    with TestClient(
+        create_app(Settings(database_url=database_url, ops_token=TOKEN, **UNLIMITED)),
+        base_url="https://testserver.local",
+    ) as client:
         _, cookie = sign_in(client)
 
         assert cookie["tenure_ops"]["secure"]
@@ -83,8 +84,14 @@ def test_a_tampered_session_is_refused(database_url):
         later = str(int(expires) + 3600)
         flipped = ("A" if mac[0] != "A" else "B") + mac[1:]
 
-        for forged in (f"{later}.{mac}", f"{expires}.{flipped}", f"{expires}.", expires, f"{expires}.{mac}x",
-                       f"99999999999.{mac}"):
+        for forged in (
+            f"{later}.{mac}",
+            f"{expires}.{flipped}",
+            f"{expires}.",
+            expires,
+            f"{expires}.{mac}x",
+            f"99999999999.{mac}",
+        ):
             assert not signed_in(client, forged), forged
         assert signed_in(client, f"{expires}.{mac}")
 

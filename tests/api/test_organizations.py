@@ -45,13 +45,17 @@ def test_the_reseller_flag_round_trips(client, reseller):
     assert client.get("/v1/me", headers=ada.auth).json()["organizations"][0]["reseller"] is reseller
 
 
-@pytest.mark.parametrize("body, named", [
-    ({}, "name"),
-    ({"name": "   "}, "name"),
-    ({"name": "Acme", "reseller": "yes"}, "reseller"),
-    ({"name": "Acme", "currency": "usd"}, "currency"),
-    ({"name": "Acme", "owner": "someone"}, "owner"),
-], ids=["missing-name", "blank-name", "reseller-not-bool", "lower-case-currency", "extra-field"])
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ({}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "Acme", "reseller": "yes"}, "reseller"),
+        ({"name": "Acme", "currency": "usd"}, "currency"),
+        ({"name": "Acme", "owner": "someone"}, "owner"),
+    ],
+    ids=["missing-name", "blank-name", "reseller-not-bool", "lower-case-currency", "extra-field"],
+)
 def test_a_malformed_organization_is_refused(client, body, named):
     ada = b.person(client)
 
@@ -65,9 +69,11 @@ def test_teams_are_created_and_listed_with_their_permissions(client):
     ada = b.person(client)
     org = b.organization(client, ada)
 
-    answer = client.post(f"/v1/organizations/{org}/teams",
-                         json={"name": "Billing", "permissions": ["billing:view", "billing:manage"]},
-                         headers=ada.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams",
+        json={"name": "Billing", "permissions": ["billing:view", "billing:manage"]},
+        headers=ada.auth,
+    )
     empty = client.post(f"/v1/organizations/{org}/teams", json={"name": "Nobody"}, headers=ada.auth)
 
     assert answer.status_code == 201, answer.text
@@ -87,18 +93,28 @@ def test_an_unknown_permission_is_refused_and_named(client):
     ada = b.person(client)
     org = b.organization(client, ada)
 
-    answer = client.post(f"/v1/organizations/{org}/teams",
-                         json={"name": "Root", "permissions": ["org:view", "org:delete", "god_mode"]},
-                         headers=ada.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams",
+        json={"name": "Root", "permissions": ["org:view", "org:delete", "god_mode"]},
+        headers=ada.auth,
+    )
 
     message = refused(answer, 422, "unknown_permission")
     assert "org:delete" in message and "god_mode" in message
     assert [t["name"] for t in b.teams_of(client, ada, org)] == ["Owners"]
 
 
-@pytest.mark.parametrize("first, second", [
-    ("Sales", "Sales"), ("Sales", "sales"), ("Sales", "  Sales "), (None, "Owners"), (None, "owners"),
-], ids=["same", "other-case", "padded", "owners", "owners-lower-case"])
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("Sales", "Sales"),
+        ("Sales", "sales"),
+        ("Sales", "  Sales "),
+        (None, "Owners"),
+        (None, "owners"),
+    ],
+    ids=["same", "other-case", "padded", "owners", "owners-lower-case"],
+)
 def test_a_team_name_already_used_is_refused(client, first, second):
     ada = b.person(client)
     org = b.organization(client, ada)
@@ -106,8 +122,9 @@ def test_a_team_name_already_used_is_refused(client, first, second):
         b.team(client, ada, org, ["org:view"], name=first)
     before = b.teams_of(client, ada, org)
 
-    answer = client.post(f"/v1/organizations/{org}/teams",
-                         json={"name": second, "permissions": ["org:manage"]}, headers=ada.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams", json={"name": second, "permissions": ["org:manage"]}, headers=ada.auth
+    )
 
     refused(answer, 409, "team_name_taken")
     assert b.teams_of(client, ada, org) == before
@@ -128,8 +145,9 @@ def test_a_member_is_added_by_email(client):
     org = b.organization(client, ada)
     sales = b.team(client, ada, org, ["org:view"], name="Sales")
 
-    answer = client.post(f"/v1/organizations/{org}/teams/{sales}/members",
-                         json={"email": bob.email.upper()}, headers=ada.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams/{sales}/members", json={"email": bob.email.upper()}, headers=ada.auth
+    )
 
     assert answer.status_code == 201, answer.text
     assert answer.json()["id"] == bob.id and answer.json()["email"] == bob.email
@@ -144,8 +162,9 @@ def test_adding_an_email_without_an_account_is_refused(client):
     org = b.organization(client, ada)
     sales = b.team(client, ada, org, ["org:view"])
 
-    answer = client.post(f"/v1/organizations/{org}/teams/{sales}/members",
-                         json={"email": "nobody@example.test"}, headers=ada.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams/{sales}/members", json={"email": "nobody@example.test"}, headers=ada.auth
+    )
 
     assert "nobody@example.test" in refused(answer, 422, "unknown_account")
     assert b.member_ids(client, ada, org, sales) == []
@@ -157,8 +176,7 @@ def test_adding_a_member_twice_is_refused(client):
     sales = b.team(client, ada, org, ["org:view"])
     b.add_to_team(client, ada, org, sales, bob)
 
-    answer = client.post(f"/v1/organizations/{org}/teams/{sales}/members",
-                         json={"email": bob.email}, headers=ada.auth)
+    answer = client.post(f"/v1/organizations/{org}/teams/{sales}/members", json={"email": bob.email}, headers=ada.auth)
 
     refused(answer, 409, "already_member")
     assert b.member_ids(client, ada, org, sales) == [bob.id]
@@ -176,8 +194,11 @@ def test_the_same_person_may_be_in_several_teams(client):
     assert b.member_ids(client, ada, org, support) == [bob.id]
 
 
-@pytest.mark.parametrize("body", [{}, {"email": "not-an-email"}, {"email": "b@example.test", "team": "x"}],
-                         ids=["missing", "bad-email", "extra-field"])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"email": "not-an-email"}, {"email": "b@example.test", "team": "x"}],
+    ids=["missing", "bad-email", "extra-field"],
+)
 def test_a_malformed_member_is_refused(client, body):
     ada = b.person(client)
     org = b.organization(client, ada)
@@ -193,8 +214,9 @@ def test_adding_to_an_unknown_team_is_not_found(client):
     ada, bob = b.person(client, "Ada"), b.person(client, "Bob")
     org = b.organization(client, ada)
 
-    answer = client.post(f"/v1/organizations/{org}/teams/team_unknown/members",
-                         json={"email": bob.email}, headers=ada.auth)
+    answer = client.post(
+        f"/v1/organizations/{org}/teams/team_unknown/members", json={"email": bob.email}, headers=ada.auth
+    )
 
     refused(answer, 404, "not_found")
     assert orgs_in_me(client, bob) == []
@@ -258,8 +280,7 @@ def test_the_last_owner_cannot_be_removed_by_another_manager(client):
     owners = b.owners_team(client, ada, org)
     manager = b.member(client, ada, org, ["org:view", "org:manage"], name="Manager")
 
-    answer = client.delete(f"/v1/organizations/{org}/teams/{owners}/members/{ada.id}",
-                           headers=manager.auth)
+    answer = client.delete(f"/v1/organizations/{org}/teams/{owners}/members/{ada.id}", headers=manager.auth)
 
     refused(answer, 403, "permission_denied")  # only owners change the Owner team at all
     assert b.member_ids(client, ada, org, owners) == [ada.id]
@@ -370,8 +391,11 @@ def test_an_organization_is_billed_in_the_currency_it_chose(client, currency):
 def test_an_unknown_currency_is_refused_with_the_accepted_ones(client):
     ada = b.person(client)
 
-    message = refused(client.post("/v1/organizations", json={"name": "Shop", "currency": "CHF"},
-                                  headers=ada.auth), 400, "unknown_currency")
+    message = refused(
+        client.post("/v1/organizations", json={"name": "Shop", "currency": "CHF"}, headers=ada.auth),
+        400,
+        "unknown_currency",
+    )
 
     assert "EUR, USD, GBP" in message
     assert client.get("/v1/me", headers=ada.auth).json()["organizations"] == []
@@ -386,8 +410,11 @@ def test_tenure_currencies_limits_the_choice(database_url):
 
     with TestClient(create_app(Settings(database_url=database_url, currencies="GBP", **UNLIMITED))) as client:
         ada = b.person(client)
-        message = refused(client.post("/v1/organizations", json={"name": "Shop", "currency": "EUR"},
-                                      headers=ada.auth), 400, "unknown_currency")
+        message = refused(
+            client.post("/v1/organizations", json={"name": "Shop", "currency": "EUR"}, headers=ada.auth),
+            400,
+            "unknown_currency",
+        )
         assert "accepted currencies are: GBP" in message
         made = client.post("/v1/organizations", json={"name": "Shop"}, headers=ada.auth)
         assert made.status_code == 201, made.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import anyio
 import pytest
@@ -82,8 +82,9 @@ def _full_scans(plan: str) -> list[str]:
     return [line for line in lines if "Seq Scan on products" in line]
 
 
-WINDOW = products.Filter("", expires_after=datetime(2027, 3, 1, tzinfo=UTC),
-                         expires_before=datetime(2027, 4, 1, tzinfo=UTC))
+WINDOW = products.Filter(
+    "", expires_after=datetime(2027, 3, 1, tzinfo=UTC), expires_before=datetime(2027, 4, 1, tzinfo=UTC)
+)
 
 QUERIES = {
     "expiry window": (WINDOW, "id", False),
@@ -115,10 +116,21 @@ async def _drain(app, path: str, headers: dict[str, str]) -> tuple[int, int, int
     """Calls the ASGI app and counts the streamed body without keeping it: (status, bytes, lines)."""
     status, size, lines = 0, 0, 0
     path, _, query = path.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
-             "root_path": "", "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
     requested = False
     finished = anyio.Event()
 
@@ -154,8 +166,9 @@ def test_a_csv_export_of_100000_products_streams_in_flat_memory(client, crowded)
         try:
             tracemalloc.reset_peak()
             base, _ = tracemalloc.get_traced_memory()
-            status, size, lines = portal.call(_drain, client.app,
-                                              f"/v1/organizations/{org}/products?sort=expires_at", headers)
+            status, size, lines = portal.call(
+                _drain, client.app, f"/v1/organizations/{org}/products?sort=expires_at", headers
+            )
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

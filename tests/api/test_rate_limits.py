@@ -22,8 +22,7 @@ OPS_TOKEN = "ops-secret"
 
 def limited(database_url: str, **settings) -> TestClient:
     """The app with every limit high except those given (e.g. rate_limit_signups="2/hour")."""
-    return TestClient(create_app(Settings(database_url=database_url, ops_token=OPS_TOKEN,
-                                          **{**UNLIMITED, **settings})))
+    return TestClient(create_app(Settings(database_url=database_url, ops_token=OPS_TOKEN, **{**UNLIMITED, **settings})))
 
 
 def rate_limited(answer, *, within: int) -> int:
@@ -48,6 +47,7 @@ def sign_up(client, email: str):
 
 
 # --- failed authentication, per address ------------------------------------------------------
+
 
 def test_wrong_api_keys_past_the_limit_are_refused_even_with_a_right_key_then(database_url):
     with limited(database_url, rate_limit_auth_failures="3/minute") as client:
@@ -93,6 +93,7 @@ def test_wrong_ops_tokens_count_as_failed_authentication_on_the_api_and_the_page
 
 # --- sign-ups and claims, per address -----------------------------------------------------------
 
+
 def test_sign_ups_past_the_limit_are_refused_and_write_nothing(database_url):
     with limited(database_url, rate_limit_signups="2/hour") as client:
         before = refusals(client, "signups")
@@ -119,6 +120,7 @@ def test_claim_attempts_past_the_limit_are_refused(database_url):
 
 
 # --- requests per API key ----------------------------------------------------------------------
+
 
 def test_requests_with_one_key_past_the_limit_are_refused_and_other_keys_go_on(database_url):
     with limited(database_url, rate_limit_per_key="5/minute") as client:
@@ -150,6 +152,7 @@ def test_an_invalid_limit_setting_stops_the_app_from_starting_naming_the_variabl
 
 # --- shared across web processes through Redis ---------------------------------------------------
 
+
 @pytest.fixture
 def empty_redis():
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
@@ -162,8 +165,7 @@ def empty_redis():
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_web_processes_share_each_limit_through_redis(database_url, empty_redis):
-    shared = {"rate_limit_url": empty_redis, "rate_limit_per_key": "4/minute",
-              "rate_limit_auth_failures": "2/minute"}
+    shared = {"rate_limit_url": empty_redis, "rate_limit_per_key": "4/minute", "rate_limit_auth_failures": "2/minute"}
     with limited(database_url, **shared) as first, limited(database_url, **shared) as second:
         ada = b.person(first, "Ada")
         assert [first.get("/v1/me", headers=ada.auth).status_code for _ in range(2)] == [200, 200]
@@ -187,8 +189,9 @@ def test_two_web_processes_share_each_limit_through_redis(database_url, empty_re
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_requests_go_through_when_the_limits_redis_is_unreachable(database_url):
-    with limited(database_url, rate_limit_url="redis://127.0.0.1:1/0", rate_limit_per_key="2/minute",
-                 rate_limit_signups="1/hour") as client:
+    with limited(
+        database_url, rate_limit_url="redis://127.0.0.1:1/0", rate_limit_per_key="2/minute", rate_limit_signups="1/hour"
+    ) as client:
         ada = b.person(client, "Ada")
         b.person(client, "Bob")
         for _ in range(5):

@@ -12,8 +12,9 @@ T0 = datetime(2027, 5, 4, 8, 30, tzinfo=UTC)
 
 
 def sandbox(client, owner, *, reseller: bool = False) -> str:
-    answer = client.post("/v1/organizations", json={"name": "Rehearsal", "reseller": reseller, "sandbox": True},
-                         headers=owner.auth)
+    answer = client.post(
+        "/v1/organizations", json={"name": "Rehearsal", "reseller": reseller, "sandbox": True}, headers=owner.auth
+    )
     assert answer.status_code == 201, answer.text
     assert answer.json()["sandbox"] is True
     return answer.json()["id"]
@@ -21,8 +22,7 @@ def sandbox(client, owner, *, reseller: bool = False) -> str:
 
 def advance(client, owner, org, to: datetime, key: str | None = None):
     headers = {**owner.auth, **({"Idempotency-Key": key} if key else {})}
-    return client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": to.isoformat()},
-                       headers=headers)
+    return client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": to.isoformat()}, headers=headers)
 
 
 def test_a_sandbox_organization_says_so_and_its_clock_starts_at_its_creation(client):
@@ -76,8 +76,9 @@ def test_a_clock_never_goes_back_nor_stands_still(client):
 
     same = advance(client, owner, org, T0)
     back = advance(client, owner, org, T0 - timedelta(days=1))
-    naive = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2027-06-01T00:00:00"},
-                        headers=owner.auth)
+    naive = client.post(
+        f"/v1/organizations/{org}/test-clock", json={"advance_to": "2027-06-01T00:00:00"}, headers=owner.auth
+    )
 
     assert (same.status_code, same.json()["error"]["code"]) == (409, "advance_not_ahead")
     assert "2027-05-04T08:30:00Z" in same.json()["error"]["message"]
@@ -114,10 +115,8 @@ def test_a_dry_run_advance_checks_and_moves_nothing(client):
     org = sandbox(client, owner)
     dry = {**owner.auth, "Dry-Run": "1"}
 
-    fine = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2028-01-01T00:00:00Z"},
-                       headers=dry)
-    back = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2027-01-01T00:00:00Z"},
-                       headers=dry)
+    fine = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2028-01-01T00:00:00Z"}, headers=dry)
+    back = client.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": "2027-01-01T00:00:00Z"}, headers=dry)
 
     assert (fine.status_code, fine.json()["would_fail"]) == (200, None), fine.text
     assert (back.status_code, back.json()["would_fail"]["code"]) == (200, "advance_not_ahead")

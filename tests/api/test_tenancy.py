@@ -39,18 +39,31 @@ ROUTES = {
     "GET /v1/me": Route("GET", "/v1/me", None, org_scoped=False),
     "GET org": Route("GET", "/v1/organizations/{org}", "org:view"),
     "GET teams": Route("GET", "/v1/organizations/{org}/teams", "org:view"),
-    "POST teams": Route("POST", "/v1/organizations/{org}/teams", "org:manage",
-                        {"name": "Intruders", "permissions": ["org:view"]}, grants=("org:view",)),
-    "POST members": Route("POST", "/v1/organizations/{org}/teams/{team}/members", "org:manage",
-                          {"email": "{newcomer}"}, grants=("org:view",)),
-    "DELETE members": Route("DELETE", "/v1/organizations/{org}/teams/{team}/members/{member}", "org:manage",
-                            grants=("org:view",)),
+    "POST teams": Route(
+        "POST",
+        "/v1/organizations/{org}/teams",
+        "org:manage",
+        {"name": "Intruders", "permissions": ["org:view"]},
+        grants=("org:view",),
+    ),
+    "POST members": Route(
+        "POST",
+        "/v1/organizations/{org}/teams/{team}/members",
+        "org:manage",
+        {"email": "{newcomer}"},
+        grants=("org:view",),
+    ),
+    "DELETE members": Route(
+        "DELETE", "/v1/organizations/{org}/teams/{team}/members/{member}", "org:manage", grants=("org:view",)
+    ),
     "POST leave": Route("POST", "/v1/organizations/{org}/leave", None),
-    "POST funds": Route("POST", "/v1/organizations/{org}/funds", "billing:manage",
-                        {"amount": {"amount": 1_000, "currency": "EUR"}}),
+    "POST funds": Route(
+        "POST", "/v1/organizations/{org}/funds", "billing:manage", {"amount": {"amount": 1_000, "currency": "EUR"}}
+    ),
     "GET billing": Route("GET", "/v1/organizations/{org}/billing", "billing:view"),
-    "POST clients": Route("POST", "/v1/resellers/{org}/clients", "client:manage",
-                          {"name": "Sneaky", "email": "sneaky@example.test"}),
+    "POST clients": Route(
+        "POST", "/v1/resellers/{org}/clients", "client:manage", {"name": "Sneaky", "email": "sneaky@example.test"}
+    ),
     "GET clients": Route("GET", "/v1/resellers/{org}/clients", "org:view"),
     "GET client": Route("GET", "/v1/resellers/{org}/clients/{client}", "org:view"),
     "PATCH client": Route("PATCH", "/v1/resellers/{org}/clients/{client}", "client:manage", {"name": "Renamed"}),
@@ -81,8 +94,13 @@ class World:
     outsider_org: str
 
     def ids(self, org: str | None = None) -> dict[str, str]:
-        return {"org": org or self.org, "team": self.team, "member": self.member.id,
-                "client": self.client_id, "newcomer": self.newcomer.email}
+        return {
+            "org": org or self.org,
+            "team": self.team,
+            "member": self.member.id,
+            "client": self.client_id,
+            "newcomer": self.newcomer.email,
+        }
 
 
 @pytest.fixture
@@ -179,8 +197,9 @@ def test_ids_of_another_organization_are_unknown_under_your_own(client, world, c
     ids = {**world.ids(), "own": world.outsider_org}
     before = state_seen_by_owner(client, world)
 
-    answer = client.request(method, _fill(path, ids), headers=world.outsider.auth,
-                            **({"json": _fill(body, ids)} if body else {}))
+    answer = client.request(
+        method, _fill(path, ids), headers=world.outsider.auth, **({"json": _fill(body, ids)} if body else {})
+    )
 
     refused(answer, 404, "not_found")
     assert state_seen_by_owner(client, world) == before

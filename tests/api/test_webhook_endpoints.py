@@ -8,12 +8,23 @@ from tests.api import builders
 
 
 def create(client, who, org, url, event_types=None):
-    return client.post(f"/v1/organizations/{org}/webhook-endpoints", headers=who.auth,
-                       json={"url": url, "event_types": event_types or []})
+    return client.post(
+        f"/v1/organizations/{org}/webhook-endpoints",
+        headers=who.auth,
+        json={"url": url, "event_types": event_types or []},
+    )
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9000/hook", "http://localhost/hook", "http://10.0.0.8/hook",
-                                 "http://[::1]/hook", "ftp://example.com/hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "http://10.0.0.8/hook",
+        "http://[::1]/hook",
+        "ftp://example.com/hook",
+    ],
+)
 def test_loopback_private_and_non_http_urls_are_refused(client, url):
     owner = builders.person(client)
     org = builders.organization(client, owner)
@@ -47,12 +58,13 @@ def test_the_secret_is_shown_once_and_endpoints_can_be_deleted(settings, databas
         org = builders.organization(client, owner)
         created = create(client, owner, org, "http://127.0.0.1:9/hook", ["tier.changed"])
         listed = client.get(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth).json()
-        deleted = client.delete(f"/v1/organizations/{org}/webhook-endpoints/{created.json()['id']}",
-                                headers=owner.auth)
+        deleted = client.delete(f"/v1/organizations/{org}/webhook-endpoints/{created.json()['id']}", headers=owner.auth)
         after = client.get(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth).json()
 
     assert created.status_code == 201 and created.json()["secret"].startswith("whsec_")
-    assert [(e["id"], e["event_types"], e["secret"]) for e in listed] == [(created.json()["id"], ["tier.changed"], None)]
+    assert [(e["id"], e["event_types"], e["secret"]) for e in listed] == [
+        (created.json()["id"], ["tier.changed"], None)
+    ]
     assert deleted.status_code == 204 and after == []
 
 
@@ -68,8 +80,9 @@ def test_endpoints_are_private_to_members_with_webhook_manage(client):
     assert client.get(f"/v1/organizations/{org}/webhook-endpoints", headers=stranger.auth).status_code == 404
     refused = client.get(f"/v1/organizations/{org}/webhook-endpoints", headers=viewer.auth)
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
-    assert client.get(f"/v1/organizations/{org}/webhook-endpoints/whe_x/deliveries",
-                      headers=owner.auth).status_code == 404
+    assert (
+        client.get(f"/v1/organizations/{org}/webhook-endpoints/whe_x/deliveries", headers=owner.auth).status_code == 404
+    )
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9000/hook", "http://10.0.0.8/hook", "ftp://example.com/hook"])

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.ratelimits import UNLIMITED_ENV
 from tests.databases import secret_key
+from tests.ratelimits import UNLIMITED_ENV
 
 TENURE = str(Path(sys.executable).with_name("tenure"))
 STOP_GRACE_S = 5.0
@@ -109,12 +109,20 @@ class Processes:
         self.directory = directory
         self.started: list[Proc] = []
 
-    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
-              cwd: str | Path | None = None) -> Proc:
+    def start(
+        self, name: str, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None
+    ) -> Proc:
         log_path = self.directory / f"{name}-{len(self.started)}.log"
         log = open(log_path, "wb")
-        popen = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        popen = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         proc = Proc(name, popen, log_path, log)
         self.started.append(proc)
         return proc
@@ -125,8 +133,12 @@ class Processes:
     def tails(self) -> str:
         """Each process's last lines, after every `unhandled_error` record in full (the tail
         alone often holds only the noise that followed it)."""
-        unexpected = [f"--- {proc.name}: {line}" for proc in self.started
-                      for line in proc.output().splitlines() if '"unhandled_error"' in line]
+        unexpected = [
+            f"--- {proc.name}: {line}"
+            for proc in self.started
+            for line in proc.output().splitlines()
+            if '"unhandled_error"' in line
+        ]
         return "\n".join([*unexpected, *(proc.tail() for proc in self.started)])
 
     def stop_all(self) -> None:
@@ -148,8 +160,7 @@ def tenure_env(database_url: str, broker_url: str | None = None, **extra: str) -
     return env
 
 
-def wait_for_port(port: int, timeout: float = 20.0, *, proc: Proc | None = None,
-                  host: str = "127.0.0.1") -> None:
+def wait_for_port(port: int, timeout: float = 20.0, *, proc: Proc | None = None, host: str = "127.0.0.1") -> None:
     """Returns once something accepts TCP connections on `port`; fails if `proc` dies first."""
     deadline = time.monotonic() + timeout
     while not port_open(port, host):
@@ -208,10 +219,24 @@ def redis_server(processes, tmp_path):
         assert not port_open(server.port), f"port {server.port} is already taken"
         workdir = tmp_path / f"redis-{server.port}"
         workdir.mkdir(exist_ok=True)
-        server.proc = processes.start(f"redis-{server.port}", [
-            binary, "--port", str(server.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir),
-        ])
+        server.proc = processes.start(
+            f"redis-{server.port}",
+            [
+                binary,
+                "--port",
+                str(server.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+        )
         wait_for_port(server.port, 10.0, proc=server.proc)
         deadline = time.monotonic() + 10.0
         client = server.client()
@@ -236,14 +261,18 @@ def redis_server(processes, tmp_path):
 
 # --- a private PostgreSQL -------------------------------------------------------------------
 
+
 def postgres_bin(name: str) -> str:
     """The newest installed PostgreSQL's `name` (initdb, pg_ctl); fails when there is none."""
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     binary = str(found[-1]) if found else shutil.which(name)
     if binary is None:
-        pytest.fail(f"PostgreSQL's {name} is not installed: the database outage test needs it "
-                    "(apt-get install postgresql)")
+        pytest.fail(
+            f"PostgreSQL's {name} is not installed: the database outage test needs it (apt-get install postgresql)"
+        )
     return binary
 
 
@@ -268,11 +297,13 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        done = subprocess.run([*self.as_user, *argv], capture_output=True, text=True, timeout=timeout,
-                              cwd=self.directory)
+        done = subprocess.run(
+            [*self.as_user, *argv], capture_output=True, text=True, timeout=timeout, cwd=self.directory
+        )
         if done.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n"
-                                 f"{self.log()}")
+            raise AssertionError(
+                f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{self.log()}"
+            )
         return done
 
     def log(self) -> str:
@@ -280,17 +311,34 @@ class PostgresServer:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
-        self.run(self.pg_ctl, "start", "-D", str(self.data), "-l", str(self.directory / "postgres.log"),
-                 "-w", "-t", "30", "-o", options)
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
+        self.run(
+            self.pg_ctl,
+            "start",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.directory / "postgres.log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self.run(self.pg_ctl, "stop", "-D", str(self.data), "-m", mode, "-w", "-t", "30")
 
     def running(self) -> bool:
-        return subprocess.run([*self.as_user, self.pg_ctl, "status", "-D", str(self.data)],
-                              capture_output=True, timeout=30).returncode == 0
+        return (
+            subprocess.run(
+                [*self.as_user, self.pg_ctl, "status", "-D", str(self.data)], capture_output=True, timeout=30
+            ).returncode
+            == 0
+        )
 
 
 @pytest.fixture
@@ -314,8 +362,18 @@ def postgres_server():
             as_user = ["runuser", "-u", "postgres", "--"]
         server = PostgresServer(directory, free_port(), as_user, pg_ctl)
         made.append(server)
-        server.run(initdb, "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                   "--no-sync", "--no-instructions")
+        server.run(
+            initdb,
+            "-D",
+            str(server.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         server.start()
         return server
 

@@ -23,14 +23,21 @@ from worker.relay import relay
 
 def statuses(org: str, kind: str = "purchase") -> Counter:
     """How many of the organization's operations of `kind` are in each status."""
-    rows = db(Operation.select(Operation.status).where(
-        (Operation.organization_id == org) & (Operation.kind == kind)).run())
+    rows = db(
+        Operation.select(Operation.status).where((Operation.organization_id == org) & (Operation.kind == kind)).run()
+    )
     return Counter(row["status"] for row in rows)
 
 
-def wait_until_finished(org: str, expected: int, *, timeout: float,
-                        alive: Callable[[], str | None] = lambda: None,
-                        each_tick: Callable[[], object] | None = None, tick_s: float = 0.5) -> Counter:
+def wait_until_finished(
+    org: str,
+    expected: int,
+    *,
+    timeout: float,
+    alive: Callable[[], str | None] = lambda: None,
+    each_tick: Callable[[], object] | None = None,
+    tick_s: float = 0.5,
+) -> Counter:
     """Polls until `expected` purchases of `org` are finished, calling `each_tick()` first each time.
 
     `alive()` returns a failure description when a process the test relies on has died.
@@ -56,8 +63,9 @@ def relay_once(sender: Sender, stall_seconds: int) -> Callable[[], int]:
     return lambda: asyncio.run(relay(sender, stall_seconds))
 
 
-def accept_purchases(api, owner: Person, org: str, names: list[str], *,
-                     after_each: Callable[[int], None] | None = None) -> list[str]:
+def accept_purchases(
+    api, owner: Person, org: str, names: list[str], *, after_each: Callable[[int], None] | None = None
+) -> list[str]:
     """Buys one domain per name through the API; every answer must be 202. Returns operation ids."""
     op_ids = []
     for index, name in enumerate(names):
@@ -70,15 +78,19 @@ def accept_purchases(api, owner: Person, org: str, names: list[str], *,
     return op_ids
 
 
-def assert_each_purchase_done_once(api, owner: Person, org: str, op_ids: list[str], names: list[str],
-                                   funds: int) -> dict[int, int]:
+def assert_each_purchase_done_once(
+    api, owner: Person, org: str, op_ids: list[str], names: list[str], funds: int
+) -> dict[int, int]:
     """Every operation succeeded and every effect of it happened exactly once.
 
     Returns how many revenue entries there are at each price (the caller judges the prices).
     """
-    ops = db(Operation.select(Operation.id, Operation.status, Operation.result, Operation.product_id)
-             .where((Operation.organization_id == org) & (Operation.kind == "purchase"))
-             .output(load_json=True).run())
+    ops = db(
+        Operation.select(Operation.id, Operation.status, Operation.result, Operation.product_id)
+        .where((Operation.organization_id == org) & (Operation.kind == "purchase"))
+        .output(load_json=True)
+        .run()
+    )
     by_id = {op["id"]: op for op in ops}
     assert set(by_id) == set(op_ids), "operations appeared or vanished"
     not_done = {op["id"]: op["status"] for op in ops if op["status"] != "succeeded"}
@@ -89,20 +101,27 @@ def assert_each_purchase_done_once(api, owner: Person, org: str, op_ids: list[st
     assert sorted(p["name"] for p in products) == sorted(names)
     assert {p["id"] for p in products} == {op["product_id"] for op in ops}
 
-    revenue = db(LedgerEntry.select(LedgerEntry.operation_id, LedgerEntry.amount).where(
-        (LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue")).run())
+    revenue = db(
+        LedgerEntry.select(LedgerEntry.operation_id, LedgerEntry.amount)
+        .where((LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue"))
+        .run()
+    )
     per_op = Counter(entry["operation_id"] for entry in revenue)
     assert len(revenue) == len(op_ids), f"{len(revenue)} revenue entries for {len(op_ids)} operations"
-    assert set(per_op) == set(op_ids) and set(per_op.values()) == {1}, \
+    assert set(per_op) == set(op_ids) and set(per_op.values()) == {1}, (
         f"charged twice: {[op for op, n in per_op.items() if n > 1][:5]}"
+    )
     for entry in revenue:
         assert entry["amount"] == by_id[entry["operation_id"]]["result"]["price"]["amount"], entry
     charged = sum(entry["amount"] for entry in revenue)
     assert balance(api, owner, org) == funds - charged
     assert ledger_sums() == {"EUR": 0}
 
-    events = db(Event.select(Event.type, Event.operation_id).where(
-        (Event.organization_id == org) & Event.operation_id.is_in(op_ids)).run())
+    events = db(
+        Event.select(Event.type, Event.operation_id)
+        .where((Event.organization_id == org) & Event.operation_id.is_in(op_ids))
+        .run()
+    )
     for kind in ("product.purchased", "operation.succeeded"):
         of_kind = Counter(e["operation_id"] for e in events if e["type"] == kind)
         assert sum(of_kind.values()) == len(op_ids), f"{sum(of_kind.values())} {kind} events"

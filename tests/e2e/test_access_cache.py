@@ -40,8 +40,9 @@ def two_web_processes(database_url, redis_server, processes):
     env = tenure_env(database_url, redis.url, TENURE_AUTH_CACHE_SECONDS=str(CACHE_S))
     web = processes.tenure("web", "web", "--port", str(port), env=env)
     wait_for_port(port, proc=web)
-    here = TestClient(create_app(Settings(database_url=database_url, broker_url=redis.url,
-                                          auth_cache_seconds=CACHE_S, **UNLIMITED)))
+    here = TestClient(
+        create_app(Settings(database_url=database_url, broker_url=redis.url, auth_cache_seconds=CACHE_S, **UNLIMITED))
+    )
     with here, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as there:
         yield here, there
 
@@ -70,8 +71,7 @@ def test_a_member_removed_in_one_process_loses_access_in_another_within_the_cach
     bob = builders.member(there, owner, org, ["org:view", "product:view"])
     assert there.get(f"/v1/organizations/{org}", headers=bob.auth).status_code == 200
 
-    team_id = next(t["id"] for t in builders.teams_of(here, owner, org)
-                   if any(m["id"] == bob.id for m in t["members"]))
+    team_id = next(t["id"] for t in builders.teams_of(here, owner, org) if any(m["id"] == bob.id for m in t["members"]))
     removed = here.delete(f"/v1/organizations/{org}/teams/{team_id}/members/{bob.id}", headers=owner.auth)
     assert removed.status_code == 204, removed.text
     assert here.get(f"/v1/organizations/{org}", headers=bob.auth).status_code == 404

@@ -44,8 +44,9 @@ def start_demo(processes, workdir: Path) -> tuple[str, builders.Person, str]:
 
 
 def tenure(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TENURE, *args, "--database", DEMO_DB], cwd=workdir, env=demo_env(),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [TENURE, *args, "--database", DEMO_DB], cwd=workdir, env=demo_env(), capture_output=True, text=True, timeout=60
+    )
 
 
 class Writer(threading.Thread):
@@ -64,9 +65,16 @@ class Writer(threading.Thread):
                 while not self.stop.is_set():
                     builders.client_of(http, self.who, self.org, f"Writer{self.rounds}")
                     builders.fund(http, self.who, self.org, 2_000)
-                    answer = http.post(f"/v1/organizations/{self.org}/purchases", headers=self.who.auth, json={
-                        "kind": "domain", "name": f"backup-{self.rounds}.fr", "years": 1,
-                        "payment_method": "prepaid"})
+                    answer = http.post(
+                        f"/v1/organizations/{self.org}/purchases",
+                        headers=self.who.auth,
+                        json={
+                            "kind": "domain",
+                            "name": f"backup-{self.rounds}.fr",
+                            "years": 1,
+                            "payment_method": "prepaid",
+                        },
+                    )
                     assert answer.status_code == 202, answer.text
                     self.rounds += 1
         except BaseException as exc:  # reported by the test
@@ -82,10 +90,13 @@ def consistent(path: Path) -> dict[str, int]:
         assert sums == [("EUR", 0)], sums
         orphans = conn.execute(
             "SELECT COUNT(*) FROM operations o WHERE o.kind = 'purchase' AND o.status = 'succeeded' "
-            "AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)").fetchone()[0]
+            "AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)"
+        ).fetchone()[0]
         assert orphans == 0
-        return {"clients": conn.execute("SELECT COUNT(*) FROM clients").fetchone()[0],
-                "purchases": conn.execute("SELECT COUNT(*) FROM operations WHERE kind = 'purchase'").fetchone()[0]}
+        return {
+            "clients": conn.execute("SELECT COUNT(*) FROM clients").fetchone()[0],
+            "purchases": conn.execute("SELECT COUNT(*) FROM operations WHERE kind = 'purchase'").fetchone()[0],
+        }
     finally:
         conn.close()
 
@@ -93,8 +104,11 @@ def consistent(path: Path) -> dict[str, int]:
 def clients_listed(http: httpx.Client, who: builders.Person, org: str) -> list[str]:
     names, cursor = [], None
     while True:
-        page = http.get(f"/v1/resellers/{org}/clients", headers=who.auth,
-                        params={"limit": 200, **({"after": cursor} if cursor else {})}).json()
+        page = http.get(
+            f"/v1/resellers/{org}/clients",
+            headers=who.auth,
+            params={"limit": 200, **({"after": cursor} if cursor else {})},
+        ).json()
         names += [c["id"] for c in page["items"]]
         cursor = page.get("next_cursor")
         if not cursor:
@@ -169,6 +183,7 @@ def test_a_backup_taken_under_writes_is_consistent_and_restore_brings_back_data_
 def test_backup_and_restore_refuse_postgresql_and_say_what_to_use(tmp_path):
     env = {**tenure_env("postgresql://postgres@127.0.0.1:1/none")}
     for command in ("backup", "restore"):
-        done = subprocess.run([TENURE, command, str(tmp_path / "x.sqlite3")], env=env, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [TENURE, command, str(tmp_path / "x.sqlite3")], env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 2 and re.search(r"pg_basebackup.*pg_dump", done.stderr), done.stderr

@@ -27,7 +27,8 @@ STALL_S = 2
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_done_once(
-        database_url, redis_server, processes):
+    database_url, redis_server, processes
+):
     redis = redis_server()
     settings = Settings(database_url=database_url, broker_url=redis.url, **UNLIMITED)
     env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S))
@@ -54,8 +55,14 @@ def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_do
                 break
             time.sleep(0.01)
         at_kill = statuses(org)
-        held = [row["id"] for row in db(Operation.select(Operation.id).where(
-            (Operation.organization_id == org) & (Operation.status == "running")).run())]
+        held = [
+            row["id"]
+            for row in db(
+                Operation.select(Operation.id)
+                .where((Operation.organization_id == org) & (Operation.status == "running"))
+                .run()
+            )
+        ]
         print(f"\nworker killed: {dict(at_kill)}")
         assert len(held) >= 2 and at_kill["succeeded"] < PURCHASES, dict(at_kill)
 

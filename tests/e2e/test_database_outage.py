@@ -103,7 +103,8 @@ class Readiness(threading.Thread):
 
 @pytest.mark.slow
 def test_web_answers_503_at_once_while_postgresql_is_down_and_every_accepted_purchase_completes_once(
-        postgres_server, redis_server, processes, tmp_path):
+    postgres_server, redis_server, processes, tmp_path
+):
     postgres, redis = postgres_server(), redis_server()
     databases.run_migrate(postgres.url)
     engine.bind(engine.for_url(postgres.url))  # this process checks the outcome
@@ -111,9 +112,20 @@ def test_web_answers_503_at_once_while_postgresql_is_down_and_every_accepted_pur
 
     env = tenure_env(postgres.url, redis.url)
     (tmp_path / "prom").mkdir()
-    worker = processes.tenure("worker", "worker", "--processes", "1", "--threads", "4", env={
-        **env, "TENURE_WORKER_METRICS_PORT": str(free_port()), "dramatiq_prom_host": "127.0.0.1",
-        "dramatiq_prom_db": str(tmp_path / "prom")})
+    worker = processes.tenure(
+        "worker",
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+        env={
+            **env,
+            "TENURE_WORKER_METRICS_PORT": str(free_port()),
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_db": str(tmp_path / "prom"),
+        },
+    )
     port = free_port()
     web = processes.tenure("web", "web", "--port", str(port), env=env)
     wait_for_port(port, 30, proc=web)
@@ -166,11 +178,17 @@ def test_web_answers_503_at_once_while_postgresql_is_down_and_every_accepted_pur
     names, op_ids = list(accepted), list(accepted.values())
     assert len(set(op_ids)) == len(names) > 20
     settling = time.monotonic()
-    wait_until_finished(org, len(names), timeout=40, alive=lambda: (
-        None if web.alive() and worker.alive() else f"a process died\n{processes.tails()}"))
+    wait_until_finished(
+        org,
+        len(names),
+        timeout=40,
+        alive=lambda: None if web.alive() and worker.alive() else f"a process died\n{processes.tails()}",
+    )
     with httpx.Client(base_url=base, timeout=30) as http:
         prices = assert_each_purchase_done_once(http, owner, org, op_ids, names, FUNDS)
     assert prices == {PRICE: len(names)}
-    print(f"\n{len(names)} purchases accepted, {len(during)} answers 503 while down (slowest "
-          f"{slowest:.3f}s), all done {time.monotonic() - settling:.1f}s after the load ended")
+    print(
+        f"\n{len(names)} purchases accepted, {len(during)} answers 503 while down (slowest "
+        f"{slowest:.3f}s), all done {time.monotonic() - settling:.1f}s after the load ended"
+    )
     assert (web.pid, worker.pid) == pids and web.alive() and worker.alive(), "a process was restarted"

@@ -19,8 +19,9 @@ from tests.integration.receiver import Receiver
 def test_every_log_line_of_an_operation_carries_its_id(database_url, redis_server, processes):
     redis = redis_server()
     port = free_port()
-    env = tenure_env(database_url, redis.url, TENURE_ALLOW_PRIVATE_WEBHOOK_URLS="1",
-                     TENURE_WORKER_METRICS_PORT=str(free_port()))
+    env = tenure_env(
+        database_url, redis.url, TENURE_ALLOW_PRIVATE_WEBHOOK_URLS="1", TENURE_WORKER_METRICS_PORT=str(free_port())
+    )
     web = processes.tenure("web", "web", "--port", str(port), env=env)
     worker = processes.tenure("worker", "worker", "--processes", "1", "--threads", "2", env=env)
     scheduler = processes.tenure("scheduler", "scheduler", env=env)
@@ -30,8 +31,11 @@ def test_every_log_line_of_an_operation_carries_its_id(database_url, redis_serve
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
             owner, org = builders.funded(api, 10_000)
-            hook = api.post(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth,
-                            json={"url": base + "/hook", "event_types": ["product.purchased"]}).json()
+            hook = api.post(
+                f"/v1/organizations/{org}/webhook-endpoints",
+                headers=owner.auth,
+                json={"url": base + "/hook", "event_types": ["product.purchased"]},
+            ).json()
             receiver.secrets["/hook"] = hook["secret"]
             op_id = buy(api, owner, org, "grep.fr").json()["id"]
             assert wait_done(api, owner, op_id)["status"] == "succeeded"
@@ -43,8 +47,12 @@ def test_every_log_line_of_an_operation_carries_its_id(database_url, redis_serve
         receiver.stop()
 
     def lines_of_the_operation() -> list[dict]:
-        return [json.loads(line) for proc in (web, worker, scheduler)
-                for line in proc.output().splitlines() if op_id in line and line.startswith("{")]
+        return [
+            json.loads(line)
+            for proc in (web, worker, scheduler)
+            for line in proc.output().splitlines()
+            if op_id in line and line.startswith("{")
+        ]
 
     # The worker writes its attempt line after the receiver answered.
     expected = {"operation_accepted", "operation_succeeded", "webhook_attempt"}

@@ -15,8 +15,7 @@ MALFORMED = {
     "a space in the path": b"GET /v1/products/prd 1 HTTP/1.1\r\nHost: t\r\n\r\n",
     "a control character in a header": b"GET /v1/me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer a\x01b\r\n\r\n",
     "a bad Content-Length": b"POST /v1/accounts HTTP/1.1\r\nHost: t\r\nContent-Length: ten\r\n\r\n",
-    "broken chunked framing": (b"POST /v1/accounts HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                               b"zz\r\n"),
+    "broken chunked framing": (b"POST /v1/accounts HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
     "not HTTP at all": b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
 }
 

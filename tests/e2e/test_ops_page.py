@@ -28,8 +28,14 @@ from worker.queue import Sender
 TOKEN = "ops-page-secret"
 OPS = {"Authorization": f"Bearer {TOKEN}"}
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = "/tmp/ops-page.png"
 SCREENSHOT_AFTER = "/tmp/ops-page-after-requeue.png"
 SEEN_MS = 15_000  # the page refreshes every second here; this is how long a change may take to show
@@ -61,7 +67,8 @@ def queue(api: httpx.Client, name: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_ops_page_shows_failures_and_dead_letters_refreshes_itself_and_requeues(
-        database_url, redis_server, processes):
+    database_url, redis_server, processes
+):
     from playwright.sync_api import expect, sync_playwright
 
     redis = redis_server()
@@ -126,7 +133,8 @@ def test_the_ops_page_shows_failures_and_dead_letters_refreshes_itself_and_reque
                     page.evaluate("window.__notReloaded = true")
                     second = failed_purchase(api, owner, org, "broke-second.fr")
                     expect(page.get_by_test_id(f"failed-op-{second['id']}-code")).to_have_text(
-                        "insufficient_funds", timeout=SEEN_MS)
+                        "insufficient_funds", timeout=SEEN_MS
+                    )
                     assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
                     page.screenshot(path=SCREENSHOT, full_page=True)
 
@@ -142,8 +150,13 @@ def test_the_ops_page_shows_failures_and_dead_letters_refreshes_itself_and_reque
                     expect(page.get_by_test_id(f"dead-letter-{letter}")).to_have_count(0)
                     expect(page.get_by_test_id("no-dead-letters")).to_be_visible()
                     assert queue(api, "operations") | {"in_flight": None, "orphaned": None} == {
-                        "queue": "operations", "waiting": 1, "delayed": 0, "in_flight": None, "orphaned": None,
-                        "dead_letters": 0}
+                        "queue": "operations",
+                        "waiting": 1,
+                        "delayed": 0,
+                        "in_flight": None,
+                        "orphaned": None,
+                        "dead_letters": 0,
+                    }
 
                     # The refresh keeps going after the requeue's redirect (and still shows both failures).
                     page.evaluate("window.__notReloaded = true")

@@ -54,9 +54,15 @@ def served(request, tmp_path_factory, sqlite_template):
         url = request.getfixturevalue("postgres_url")
         asyncio.run(databases.truncate_postgres(engine.for_url(url)))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(database_url=url, ops_token="fuzz", **UNLIMITED)),
-                                           host="127.0.0.1", port=port, log_config=None,
-                                           http=JsonErrorsProtocol))  # as `tenure web` serves
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Settings(database_url=url, ops_token="fuzz", **UNLIMITED)),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            http=JsonErrorsProtocol,
+        )
+    )  # as `tenure web` serves
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for_port(port)
@@ -112,8 +118,7 @@ def test_no_generated_request_gets_a_server_error(served):
             response = case.call(base_url=base, headers=token)
             seen[response.status_code] = seen.get(response.status_code, 0) + 1
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                                f"{response.text[:200]}")
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:200]}")
             elif response.status_code >= 400 and (problem := error_shape_problem(response)):
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code} {problem}")
 
@@ -136,8 +141,13 @@ def string_slots(case) -> list[tuple[str, str, object, object]]:
     todo: list[tuple[str, object]] = [("body", case.body)]
     while todo:
         name, item = todo.pop()
-        pairs = (((key, key) for key in item) if isinstance(item, dict)
-                 else ((index, name) for index in range(len(item))) if isinstance(item, list) else ())
+        pairs = (
+            ((key, key) for key in item)
+            if isinstance(item, dict)
+            else ((index, name) for index in range(len(item)))
+            if isinstance(item, list)
+            else ()
+        )
         for key, field in pairs:
             if isinstance(item[key], str):
                 slots.append(("body", str(field), item, key))
@@ -217,14 +227,37 @@ def test_schemathesis_with_every_check_finds_no_mismatch(served, tmp_path):
     base, owner, real_ids = served
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG.format(**real_ids))
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
 
     done = subprocess.run(
-        [SCHEMATHESIS, "--config-file", str(config), "--no-color", "run", f"{base}/schema/openapi.json",
-         "--checks", "all", "--header", f"Authorization: {owner.auth['Authorization']}",
-         "--max-examples", "5", "--phases", "examples,coverage,fuzzing,stateful", "--workers", "1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            SCHEMATHESIS,
+            "--config-file",
+            str(config),
+            "--no-color",
+            "run",
+            f"{base}/schema/openapi.json",
+            "--checks",
+            "all",
+            "--header",
+            f"Authorization: {owner.auth['Authorization']}",
+            "--max-examples",
+            "5",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
     report = done.stdout[-8000:] + done.stderr[-2000:]
     assert done.returncode == 0, report  # any failure or error exits non-zero

@@ -13,8 +13,14 @@ from tests.integration.flows import buy, wait_done
 
 TOKEN = "statement-ops-secret"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = "/tmp/statement-page.png"
 
 
@@ -42,8 +48,11 @@ def test_a_statement_prints_its_totals_per_kind_and_per_client(database_url, red
         reseller = builders.organization(api, owner, reseller=True)
         builders.fund(api, owner, reseller, 20_000)
         builders.credit_limit(api, reseller, 5000, ops_token=TOKEN)
-        made = api.post(f"/v1/resellers/{reseller}/clients", headers=owner.auth,
-                        json={"name": "Bistro <Lyon>", "email": "bistro@client.test"})
+        made = api.post(
+            f"/v1/resellers/{reseller}/clients",
+            headers=owner.auth,
+            json={"name": "Bistro <Lyon>", "email": "bistro@client.test"},
+        )
         assert made.status_code == 201, made.text
         client_id = made.json()["id"]
         bought(api, owner, reseller, "bistro.fr", client_id=client_id)

@@ -62,6 +62,7 @@ SENDING_S = 0.05  # a running process sends a delivery it made within this (stra
 
 # --- the topology -----------------------------------------------------------------------------
 
+
 @dataclass
 class Topology:
     web: list[Proc]
@@ -72,29 +73,39 @@ class Topology:
     killed: list[Proc] = field(default_factory=list)
 
     def survivors_dead(self) -> str | None:
-        dead = [p.name for p in (*self.web, *self.workers, *self.schedulers)
-                if p not in self.killed and not p.alive()]
+        dead = [p.name for p in (*self.web, *self.workers, *self.schedulers) if p not in self.killed and not p.alive()]
         return f"{', '.join(dead)} died" if dead else None
 
 
 def start_topology(processes, redis, database_url: str, tmp_path) -> Topology:
-    base_env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S),
-                          TENURE_ALLOW_PRIVATE_WEBHOOK_URLS="1", TENURE_OPS_TOKEN=OPS_TOKEN)
+    base_env = tenure_env(
+        database_url,
+        redis.url,
+        TENURE_RELAY_STALL_SECONDS=str(STALL_S),
+        TENURE_ALLOW_PRIVATE_WEBHOOK_URLS="1",
+        TENURE_OPS_TOKEN=OPS_TOKEN,
+    )
 
     def worker_env(n: int) -> dict[str, str]:
         # Each worker its own metrics port and Prometheus directory: none of the machine's 9191.
         prom_dir = tmp_path / f"prom-{n}"
         prom_dir.mkdir()
-        return {**base_env, "TENURE_WORKER_METRICS_PORT": str(free_port()),
-                "dramatiq_prom_host": "127.0.0.1", "dramatiq_prom_db": str(prom_dir)}
+        return {
+            **base_env,
+            "TENURE_WORKER_METRICS_PORT": str(free_port()),
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_db": str(prom_dir),
+        }
 
     # The second worker starts once the first polls Redis. Web and scheduler processes send
     # nothing before the day begins, so each new consumer heartbeat in Redis is the worker just
     # started: the killer watches each consumer's unacknowledged messages to choose its moment.
     first = processes.tenure("worker-1", "worker", "--processes", "1", "--threads", "4", env=worker_env(1))
     ports = [free_port(), free_port()]
-    web = [processes.tenure(f"web-{name}", "web", "--port", str(port), env=base_env)
-           for name, port in zip("ab", ports, strict=True)]
+    web = [
+        processes.tenure(f"web-{name}", "web", "--port", str(port), env=base_env)
+        for name, port in zip("ab", ports, strict=True)
+    ]
     schedulers = [processes.tenure(f"scheduler-{n}", "scheduler", env=base_env) for n in (1, 2)]
     first_id = new_consumer_id(redis, first, known=set())
     second = processes.tenure("worker-2", "worker", "--processes", "1", "--threads", "4", env=worker_env(2))
@@ -137,8 +148,12 @@ def unsent_deliveries(client) -> set[str]:
 
     Queued and taken-but-unacknowledged messages both stay in the queue's `.msgs` hash.
     """
-    waiting = {row["id"] for row in db(Delivery.select(Delivery.id).where(
-        (Delivery.status == "pending") & (Delivery.attempts == 0)).run())}
+    waiting = {
+        row["id"]
+        for row in db(
+            Delivery.select(Delivery.id).where((Delivery.status == "pending") & (Delivery.attempts == 0)).run()
+        )
+    }
     if not waiting:
         return set()
     sent: set[str] = set()
@@ -262,18 +277,36 @@ class Killer(threading.Thread):
                     if not held(client, broker_id, "operations"):
                         continue
                     freezes += 1
-                    if freeze_then_kill(worker, lambda b=broker_id: (
-                            held(client, b, "operations") > 0 and not held(client, b, "webhooks")
-                            and not stranded_deliveries(client)), self.anyway_after):
+                    if freeze_then_kill(
+                        worker,
+                        lambda b=broker_id: (
+                            held(client, b, "operations") > 0
+                            and not held(client, b, "webhooks")
+                            and not stranded_deliveries(client)
+                        ),
+                        self.anyway_after,
+                    ):
                         self.topology.killed.append(worker)
                         self.report = {
-                            "worker": worker.name, "after_s": round(time.monotonic() - started, 3),
-                            "freezes": freezes, "operations_held": held(client, broker_id, "operations"),
+                            "worker": worker.name,
+                            "after_s": round(time.monotonic() - started, 3),
+                            "freezes": freezes,
+                            "operations_held": held(client, broker_id, "operations"),
                             "deliveries_held": held(client, broker_id, "webhooks"),
                             "purchases_accepted": len(self.day.purchases),
-                            "purchases": dict(Counter(db(Operation.select(Operation.status).where(
-                                (Operation.organization_id == self.day.org) & (Operation.kind == "purchase")
-                            ).output(as_list=True).run())))}
+                            "purchases": dict(
+                                Counter(
+                                    db(
+                                        Operation.select(Operation.status)
+                                        .where(
+                                            (Operation.organization_id == self.day.org) & (Operation.kind == "purchase")
+                                        )
+                                        .output(as_list=True)
+                                        .run()
+                                    )
+                                )
+                            ),
+                        }
                         return
                 time.sleep(0.002)
         finally:
@@ -297,8 +330,7 @@ class BalanceHold(threading.Thread):
         conn = await asyncpg.connect(self.database_url)
         try:
             async with conn.transaction():
-                await conn.execute("SELECT 1 FROM balances WHERE organization_id = $1 FOR UPDATE",
-                                   self.organization_id)
+                await conn.execute("SELECT 1 FROM balances WHERE organization_id = $1 FOR UPDATE", self.organization_id)
                 self.holding.set()
                 while not self.release.is_set():
                     await asyncio.sleep(0.01)
@@ -322,13 +354,17 @@ def kill_scheduler(redis, topology: Topology) -> int:
 
 # --- the back office's side -------------------------------------------------------------------
 
+
 def signed(secret: str, payload: dict, msg_id: str) -> tuple[bytes, dict[str, str]]:
     """A Standard Webhooks request: the body and its three headers."""
     body = msgspec.json.encode(payload)
     at = datetime.now(UTC)
-    return body, {"webhook-id": msg_id, "webhook-timestamp": str(floor(at.timestamp())),
-                  "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode()),
-                  "content-type": "application/json"}
+    return body, {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(floor(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode()),
+        "content-type": "application/json",
+    }
 
 
 @dataclass
@@ -355,8 +391,9 @@ class Day:
     def auth(self) -> dict[str, str]:
         return self.owner.auth
 
-    def buy(self, name: str, kind: str, client: str | None, key: str | None = None,
-            at: httpx.Client | None = None) -> dict:
+    def buy(
+        self, name: str, kind: str, client: str | None, key: str | None = None, at: httpx.Client | None = None
+    ) -> dict:
         body = {"kind": kind, "name": name, "years": 1, "payment_method": "prepaid"}
         if client:
             body["client"] = client
@@ -388,8 +425,7 @@ class Day:
         body = {"years": 1, "current_expires_at": product["expires_at"], "payment_method": "prepaid"}
         headers = {**self.auth, "Idempotency-Key": key}
         targets = self.api if twice else [self.next()]
-        answers = [at.post(f"/v1/products/{product['id']}/renewals", json=body, headers=headers)
-                   for at in targets]
+        answers = [at.post(f"/v1/products/{product['id']}/renewals", json=body, headers=headers) for at in targets]
         assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
         ids = {a.json()["id"] for a in answers}
         assert len(ids) == 1, ids
@@ -427,8 +463,7 @@ class Day:
                 return done
             problem = topology.survivors_dead()
             assert not problem, problem
-            assert time.monotonic() < deadline, \
-                f"{len(set(op_ids)) - len(done)} operations unfinished after {timeout}s"
+            assert time.monotonic() < deadline, f"{len(set(op_ids)) - len(done)} operations unfinished after {timeout}s"
             time.sleep(0.2)
 
     def product(self, product_id: str) -> dict:
@@ -440,8 +475,11 @@ class Day:
         items, cursor = [], None
         while True:
             params = {"limit": 200, **({"after": cursor} if cursor else {})}
-            answer = self.next().get(f"/v1/organizations/{self.org}/webhook-endpoints/{endpoint}/deliveries",
-                                     params=params, headers=self.auth)
+            answer = self.next().get(
+                f"/v1/organizations/{self.org}/webhook-endpoints/{endpoint}/deliveries",
+                params=params,
+                headers=self.auth,
+            )
             assert answer.status_code == 200, answer.text
             page = answer.json()
             items += page["items"]
@@ -451,10 +489,12 @@ class Day:
 
 # --- the test ---------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_resellers_day_on_the_production_topology_survives_kills_with_every_effect_once(
-        database_url, redis_server, processes, tmp_path):
+    database_url, redis_server, processes, tmp_path
+):
     started = time.monotonic()
     redis = redis_server()
     receiver = Receiver()
@@ -475,8 +515,9 @@ def test_a_resellers_day_on_the_production_topology_survives_kills_with_every_ef
         receiver.stop()
 
 
-def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_base: str,
-                timings: dict, database_url: str) -> None:
+def run_the_day(
+    day: Day, topology: Topology, redis, receiver: Receiver, hooks_base: str, timings: dict, database_url: str
+) -> None:
     t0 = time.monotonic()
     a, b = day.api
 
@@ -484,26 +525,36 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
     day.owner = builders.person(a, "Reseller")
     day.org = builders.organization(b, day.owner, reseller=True, name="Day Reseller")
     funds = {"amount": {"amount": FUNDS, "currency": "EUR"}}
-    topups = [at.post(f"/v1/organizations/{day.org}/funds", json=funds,
-                      headers={**day.auth, "Idempotency-Key": "morning-topup"}) for at in (a, b)]
+    topups = [
+        at.post(
+            f"/v1/organizations/{day.org}/funds", json=funds, headers={**day.auth, "Idempotency-Key": "morning-topup"}
+        )
+        for at in (a, b)
+    ]
     assert [t.status_code for t in topups] == [201, 201], [t.text for t in topups]
     assert topups[0].json()["operation_id"] == topups[1].json()["operation_id"]
     assert topups[1].json()["balance"]["amount"] == FUNDS
-    endpoint = a.post(f"/v1/organizations/{day.org}/webhook-endpoints", headers=day.auth,
-                      json={"url": hooks_base + HOOK_PATH, "event_types": []})
+    endpoint = a.post(
+        f"/v1/organizations/{day.org}/webhook-endpoints",
+        headers=day.auth,
+        json={"url": hooks_base + HOOK_PATH, "event_types": []},
+    )
     assert endpoint.status_code == 201, endpoint.text
     receiver.secrets[HOOK_PATH] = endpoint.json()["secret"]
     endpoint_id = endpoint.json()["id"]
     secret = b.post(f"/v1/resellers/{day.org}/inbound-secret", headers=day.auth)
     assert secret.status_code == 201, secret.text
     day.inbound_secret = secret.json()["secret"]
-    released, kept_1, kept_2 = (builders.client_of(day.next(), day.owner, day.org, name)
-                                for name in ("Leaving", "Martin", "Durand"))
+    released, kept_1, kept_2 = (
+        builders.client_of(day.next(), day.owner, day.org, name) for name in ("Leaving", "Martin", "Durand")
+    )
     clients = [released, kept_1, kept_2]
 
     # The white-label site creates a client, then renames it (two webhooks, each sent twice).
-    upsert = {"type": "client.upserted", "data": {"external_ref": "crm-42", "name": "Petit",
-                                                  "email": "petit@client.test"}}
+    upsert = {
+        "type": "client.upserted",
+        "data": {"external_ref": "crm-42", "name": "Petit", "email": "petit@client.test"},
+    }
     created = day.inbound(upsert, "msg-upsert-1")
     day.others[created] = "client_upsert"
     first_upsert = day.wait([created], 30, topology)[created]
@@ -547,15 +598,17 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
         killer.cancel()
     # The white-label site sells three products to the client it created.
     for index in range(27, 30):
-        payload = {"type": "purchase.requested", "data": {
-            "kind": "domain", "name": f"day-{index:02d}.example.fr", "years": 1, "client_ref": "crm-42"}}
+        payload = {
+            "type": "purchase.requested",
+            "data": {"kind": "domain", "name": f"day-{index:02d}.example.fr", "years": 1, "client_ref": "crm-42"},
+        }
         op_id = day.inbound(payload, f"msg-purchase-{index}")
-        day.purchases[op_id] = {"name": f"day-{index:02d}.example.fr", "kind": "domain",
-                                "client": upserted_client}
+        day.purchases[op_id] = {"name": f"day-{index:02d}.example.fr", "kind": "domain", "client": upserted_client}
     assert len(day.purchases) == 30
     bought = day.wait(list(day.purchases), 60, topology)
-    assert {op["status"] for op in bought.values()} == {"succeeded"}, \
-        [op for op in bought.values() if op["status"] != "succeeded"][:3]
+    assert {op["status"] for op in bought.values()} == {"succeeded"}, [
+        op for op in bought.values() if op["status"] != "succeeded"
+    ][:3]
     product_of = {op_id: op["result"]["product_id"] for op_id, op in bought.items()}
     timings["purchases_done"] = round(time.monotonic() - t0, 1)
 
@@ -565,26 +618,34 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
         by_client.setdefault(plan["client"], []).append(product_of[op_id])
     for products in by_client.values():
         products.sort()
-    through_api = (by_client[None][:2] + by_client[released][:3] + by_client[kept_1][:3]
-                   + by_client[kept_2][:2])
+    through_api = by_client[None][:2] + by_client[released][:3] + by_client[kept_1][:3] + by_client[kept_2][:2]
     through_hooks = [by_client[kept_1][3], by_client[kept_2][3], by_client[upserted_client][0]]
     before = {pid: day.product(pid)["expires_at"] for pid in through_api + through_hooks}
     for n, product_id in enumerate(through_api):
         day.renew({"id": product_id, "expires_at": before[product_id]}, f"renew-{n}", twice=n % 3 == 0)
     for n, product_id in enumerate(through_hooks):
-        payload = {"type": "renewal.requested", "data": {
-            "product_id": product_id, "years": 1, "current_expires_at": before[product_id]}}
+        payload = {
+            "type": "renewal.requested",
+            "data": {"product_id": product_id, "years": 1, "current_expires_at": before[product_id]},
+        }
         op_id = day.inbound(payload, f"msg-renewal-{n}")
         day.renewals[op_id] = product_id
     assert len(day.renewals) == 13
     renewed = day.wait(list(day.renewals), 60, topology)
-    assert {op["status"] for op in renewed.values()} == {"succeeded"}, \
-        [op for op in renewed.values() if op["status"] != "succeeded"][:3]
+    assert {op["status"] for op in renewed.values()} == {"succeeded"}, [
+        op for op in renewed.values() if op["status"] != "succeeded"
+    ][:3]
 
     # Evening: the leaving client is released (the request sent to A, then replayed on B).
     release_body = {"owner_email": "leaving-owner@client.test"}
-    releases = [at.post(f"/v1/resellers/{day.org}/clients/{released}/release", json=release_body,
-                        headers={**day.auth, "Idempotency-Key": "release-leaving"}) for at in (a, b)]
+    releases = [
+        at.post(
+            f"/v1/resellers/{day.org}/clients/{released}/release",
+            json=release_body,
+            headers={**day.auth, "Idempotency-Key": "release-leaving"},
+        )
+        for at in (a, b)
+    ]
     assert [r.status_code for r in releases] == [202, 202], [r.text for r in releases]
     release_op = releases[0].json()["id"]
     assert releases[1].json()["id"] == release_op
@@ -594,23 +655,32 @@ def run_the_day(day: Day, topology: Topology, redis, receiver: Receiver, hooks_b
 
     every_op = [*day.purchases, *day.renewals, *day.others]
     finished = {**bought, **renewed, **day.wait(list(day.others), SETTLE_S, topology)}
-    assert {op["status"] for op in finished.values()} == {"succeeded"}, \
-        [op for op in finished.values() if op["status"] != "succeeded"][:3]
+    assert {op["status"] for op in finished.values()} == {"succeeded"}, [
+        op for op in finished.values() if op["status"] != "succeeded"
+    ][:3]
     # The released client's owner presents the claim token its first reader was shown.
-    claim = day.next().post("/v1/accounts/claim",
-                            json={"claim_token": finished[release_op]["result"]["claim_token"]})
+    claim = day.next().post("/v1/accounts/claim", json={"claim_token": finished[release_op]["result"]["claim_token"]})
     assert claim.status_code == 201, claim.text
     day.claimed = claim.json()
-    expected_events = Counter({"operation.succeeded": len(every_op), "product.purchased": 30,
-                               "product.renewed": 13, "client.released": 1, "organization.claimed": 1})
+    expected_events = Counter(
+        {
+            "operation.succeeded": len(every_op),
+            "product.purchased": 30,
+            "product.renewed": 13,
+            "client.released": 1,
+            "organization.claimed": 1,
+        }
+    )
     deliveries = wait_for_deliveries(day, topology, endpoint_id, sum(expected_events.values()))
     timings["settled"] = round(time.monotonic() - t0, 1)
     timings["replayed_requests"] = day.replays
-    timings["operations_run_twice"] = db(Operation.count().where(
-        (Operation.organization_id == day.org) & (Operation.attempts > 1)).run())
+    timings["operations_run_twice"] = db(
+        Operation.count().where((Operation.organization_id == day.org) & (Operation.attempts > 1)).run()
+    )
 
-    check_everything_once(day, finished, product_of, before, released, upserted_client,
-                          expected_events, deliveries, receiver)
+    check_everything_once(
+        day, finished, product_of, before, released, upserted_client, expected_events, deliveries, receiver
+    )
     assert len(topology.killed) == 2 and not any(proc.alive() for proc in topology.killed)
     assert not topology.survivors_dead(), topology.survivors_dead()
 
@@ -632,39 +702,62 @@ def wait_for_deliveries(day: Day, topology: Topology, endpoint_id: str, expected
         assert not {"failed", "cancelled"} & set(statuses), statuses
         problem = topology.survivors_dead()
         assert not problem, problem
-        leases = db(Delivery.select(Delivery.leased_until).where(
-            (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending")
-            & Delivery.leased_until.is_not_null()).output(as_list=True).run())
+        leases = db(
+            Delivery.select(Delivery.leased_until)
+            .where(
+                (Delivery.endpoint_id == endpoint_id)
+                & (Delivery.status == "pending")
+                & Delivery.leased_until.is_not_null()
+            )
+            .output(as_list=True)
+            .run()
+        )
         if leases:
             lease_left = (max(leases) - datetime.now(UTC)).total_seconds() + 10
             if time.monotonic() + lease_left > deadline:
                 deadline, extended = min(time.monotonic() + lease_left, hard_deadline), True
-        assert time.monotonic() < deadline, \
-            f"{len(deliveries)} deliveries of {expected} ({dict(statuses)}) after the deadline" + \
-            (" (extended for a stranded lease)" if extended else "")
+        assert time.monotonic() < deadline, (
+            f"{len(deliveries)} deliveries of {expected} ({dict(statuses)}) after the deadline"
+            + (" (extended for a stranded lease)" if extended else "")
+        )
         time.sleep(0.5)
 
 
-def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[str, str],
-                          before: dict[str, str], released: str, upserted_client: str,
-                          expected_events: Counter, deliveries: list[dict], receiver: Receiver) -> None:
+def check_everything_once(
+    day: Day,
+    finished: dict[str, dict],
+    product_of: dict[str, str],
+    before: dict[str, str],
+    released: str,
+    upserted_client: str,
+    expected_events: Counter,
+    deliveries: list[dict],
+    receiver: Receiver,
+) -> None:
     org = day.org
     release_op = next(op_id for op_id, kind in day.others.items() if kind == "release")
     new_org = finished[release_op]["result"]["organization_id"]
 
     # Operations: exactly the ones the back office got answers for, each of its kind, each once.
-    ops = db(Operation.select(Operation.id, Operation.kind, Operation.status, Operation.product_id,
-                              Operation.result).where(Operation.organization_id == org)
-             .output(load_json=True).run())
+    ops = db(
+        Operation.select(Operation.id, Operation.kind, Operation.status, Operation.product_id, Operation.result)
+        .where(Operation.organization_id == org)
+        .output(load_json=True)
+        .run()
+    )
     kinds = Counter(op["kind"] for op in ops)
     assert kinds == Counter({"purchase": 30, "renewal": 13, "client_upsert": 2, "release": 1, "topup": 1}), kinds
     assert {op["id"] for op in ops if op["kind"] != "topup"} == set(finished)
     assert {op["status"] for op in ops} == {"succeeded"}
 
     # Products: one per purchase, where each belongs after the release.
-    products = db(Product.select(Product.id, Product.name, Product.organization, Product.client,
-                                 Product.reseller, Product.expires_at).where(
-        Product.organization.is_in([org, new_org])).run())
+    products = db(
+        Product.select(
+            Product.id, Product.name, Product.organization, Product.client, Product.reseller, Product.expires_at
+        )
+        .where(Product.organization.is_in([org, new_org]))
+        .run()
+    )
     assert len(products) == 30, f"{len(products)} products for 30 purchases"
     by_id = {p["id"]: p for p in products}
     assert set(by_id) == set(product_of.values())
@@ -689,16 +782,21 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
     for op_id in day.purchases:
         if product_of[op_id] in unrenewed:
             assert by_id[product_of[op_id]]["expires_at"] == datetime.fromisoformat(
-                finished[op_id]["result"]["expires_at"])
+                finished[op_id]["result"]["expires_at"]
+            )
 
     # Money: one revenue entry per charging operation, at its price; the ledger balances.
-    revenue = db(LedgerEntry.select(LedgerEntry.operation_id, LedgerEntry.amount).where(
-        (LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue")).run())
+    revenue = db(
+        LedgerEntry.select(LedgerEntry.operation_id, LedgerEntry.amount)
+        .where((LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue"))
+        .run()
+    )
     charging = set(day.purchases) | set(day.renewals)
     per_op = Counter(entry["operation_id"] for entry in revenue)
-    assert set(per_op) == charging and set(per_op.values()) == {1}, \
-        f"{len(revenue)} revenue entries for {len(charging)} charges; twice: " \
+    assert set(per_op) == charging and set(per_op.values()) == {1}, (
+        f"{len(revenue)} revenue entries for {len(charging)} charges; twice: "
         f"{[op for op, n in per_op.items() if n > 1][:5]}"
+    )
     for entry in revenue:
         assert entry["amount"] == finished[entry["operation_id"]]["result"]["price"]["amount"], entry
     for op_id, plan in day.purchases.items():
@@ -710,8 +808,9 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
     assert billing["tier"] == "A", billing
 
     # Clients: the leaving one released to the new organization, the upserted one renamed.
-    portfolio = db(Client.select(Client.id, Client.status, Client.released_to, Client.name).where(
-        Client.reseller == org).run())
+    portfolio = db(
+        Client.select(Client.id, Client.status, Client.released_to, Client.name).where(Client.reseller == org).run()
+    )
     status = {c["id"]: (c["status"], c["released_to"]) for c in portfolio}
     assert status.pop(released) == ("released", new_org)
     assert set(status.values()) == {("active", None)} and len(status) == 3
@@ -725,8 +824,11 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
     # Events: one of each kind per effect, told to the reseller.
     events = db(Event.select(Event.id, Event.type, Event.operation_id).where(Event.organization_id == org).run())
     assert Counter(e["type"] for e in events) == expected_events
-    for kind, op_ids in (("product.purchased", day.purchases), ("product.renewed", day.renewals),
-                         ("operation.succeeded", finished)):
+    for kind, op_ids in (
+        ("product.purchased", day.purchases),
+        ("product.renewed", day.renewals),
+        ("operation.succeeded", finished),
+    ):
         assert Counter(e["operation_id"] for e in events if e["type"] == kind) == Counter(set(op_ids)), kind
 
     # Deliveries: one per event, all succeeded; the receiver verified every signature and got
@@ -737,10 +839,19 @@ def check_everything_once(day: Day, finished: dict[str, dict], product_of: dict[
     assert set(got) == {e["id"] for e in events}
     twice = {event_id for event_id, n in got.items() if n > 1}
     if twice:
-        rows = db(Delivery.select(Delivery.id, Delivery.event_id, Delivery.attempts).where(
-            Delivery.event_id.is_in(sorted(twice))).run())
-        logged = Counter(a["delivery_id"] for a in db(DeliveryAttempt.select(DeliveryAttempt.delivery_id).where(
-            DeliveryAttempt.delivery_id.is_in([r["id"] for r in rows])).run()))
+        rows = db(
+            Delivery.select(Delivery.id, Delivery.event_id, Delivery.attempts)
+            .where(Delivery.event_id.is_in(sorted(twice)))
+            .run()
+        )
+        logged = Counter(
+            a["delivery_id"]
+            for a in db(
+                DeliveryAttempt.select(DeliveryAttempt.delivery_id)
+                .where(DeliveryAttempt.delivery_id.is_in([r["id"] for r in rows]))
+                .run()
+            )
+        )
         unexplained = [r for r in rows if got[r["event_id"]] - 1 > r["attempts"] - logged[r["id"]]]
         assert not unexplained, f"events delivered twice with no lost attempt: {unexplained}"
         print(f"\n{len(twice)} event(s) delivered again after an attempt lost with the killed worker")

@@ -14,8 +14,7 @@ from litestar.testing import TestClient
 from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
-from tests.e2e.support import (accept_purchases, assert_each_purchase_done_once, statuses,
-                               wait_until_finished)
+from tests.e2e.support import accept_purchases, assert_each_purchase_done_once, statuses, wait_until_finished
 from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.broker import make_broker
@@ -30,8 +29,7 @@ KILL_AFTER = 10  # succeeded operations before the worker is killed
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_worker_killed_mid_batch_leaves_every_purchase_done_exactly_once(
-        database_url, redis_server, processes):
+def test_worker_killed_mid_batch_leaves_every_purchase_done_exactly_once(database_url, redis_server, processes):
     redis = redis_server()
     settings = Settings(database_url=database_url, broker_url=redis.url, **UNLIMITED)
     env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S))
@@ -53,16 +51,19 @@ def test_worker_killed_mid_batch_leaves_every_purchase_done_exactly_once(
                 first.kill(signal.SIGKILL)  # the whole group: main and worker processes
                 first.popen.wait(timeout=10)
                 time.sleep(0.2)  # the forked worker process dies with it
-                at_kill.update(accepted=(index + 1) if index is not None else PURCHASES,
-                               statuses=dict(statuses(org)),
-                               unacked=unacked_messages(redis.client()))
+                at_kill.update(
+                    accepted=(index + 1) if index is not None else PURCHASES,
+                    statuses=dict(statuses(org)),
+                    unacked=unacked_messages(redis.client()),
+                )
 
         op_ids = accept_purchases(api, owner, org, names, after_each=kill_once_some_succeeded)
         deadline = time.monotonic() + 30
         while not at_kill:
             assert first.alive(), f"the first worker died on its own\n{first.tail()}"
-            assert time.monotonic() < deadline, \
+            assert time.monotonic() < deadline, (
                 f"never {KILL_AFTER} succeeded with work in hand: {dict(statuses(org))}\n{first.tail()}"
+            )
             kill_once_some_succeeded()
             time.sleep(0.02)
         succeeded = at_kill["statuses"].get("succeeded", 0)
@@ -117,8 +118,9 @@ def test_what_a_killed_worker_held_is_counted_orphaned_not_in_flight(database_ur
         lock = loop.run_until_complete(asyncpg.connect(database_url))
         loop.run_until_complete(lock.execute("BEGIN; SELECT id FROM operations FOR UPDATE"))
         try:
-            worker = processes.tenure("worker", "worker", "--processes", "1", "--threads", "2",
-                                      env=tenure_env(database_url, redis.url))
+            worker = processes.tenure(
+                "worker", "worker", "--processes", "1", "--threads", "2", env=tenure_env(database_url, redis.url)
+            )
             held = wait_for_value(lambda: unacked_messages(redis.client()), worker)
             time.sleep(0.5)  # its prefetch settles
             held = unacked_messages(redis.client())
@@ -134,8 +136,12 @@ def test_what_a_killed_worker_held_is_counted_orphaned_not_in_flight(database_ur
         assert after["orphaned"] == held, (after, held)
         assert after["waiting"] == 10 - held
         page = api.get("/ops", headers=ops).text
-        assert re.search(rf'data-testid="queue-operations-in-flight"\s*>0<.*'
-                         rf'data-testid="queue-operations-orphaned"\s*>{held}<', page, re.S)
+        assert re.search(
+            rf'data-testid="queue-operations-in-flight"\s*>0<.*'
+            rf'data-testid="queue-operations-orphaned"\s*>{held}<',
+            page,
+            re.S,
+        )
     broker.close()
 
 

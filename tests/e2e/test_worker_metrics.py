@@ -29,14 +29,18 @@ def total(text: str, metric: str, **labels: str) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_worker_metrics_count_messages_and_operations_across_processes(
-        database_url, redis_server, processes, tmp_path):
+def test_worker_metrics_count_messages_and_operations_across_processes(database_url, redis_server, processes, tmp_path):
     redis = redis_server()
     port = free_port()
     prom_dir = tmp_path / "prom"
     prom_dir.mkdir()
-    env = tenure_env(database_url, redis.url, TENURE_WORKER_METRICS_PORT=str(port),
-                     dramatiq_prom_host="127.0.0.1", dramatiq_prom_db=str(prom_dir))
+    env = tenure_env(
+        database_url,
+        redis.url,
+        TENURE_WORKER_METRICS_PORT=str(port),
+        dramatiq_prom_host="127.0.0.1",
+        dramatiq_prom_db=str(prom_dir),
+    )
     worker = processes.tenure("worker", "worker", "--processes", "2", "--threads", "2", env=env)
     wait_for_port(port, proc=worker)
 

@@ -9,12 +9,12 @@ from litestar.testing import TestClient
 
 from tables.settings import Settings
 from tests.databases import REDIS_URL
+from tests.integration.receiver import Receiver
 from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.actors import declare
 from worker.broker import make_broker
 from worker.queue import Sender
-from tests.integration.receiver import Receiver
 
 
 @pytest.fixture
@@ -31,8 +31,14 @@ def redis_url():
 
 @pytest.fixture
 def settings(database_url, redis_url):
-    return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
-                    relay_stall_seconds=2, allow_private_webhook_urls=True, **UNLIMITED)
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        ops_token="ops-secret",
+        relay_stall_seconds=2,
+        allow_private_webhook_urls=True,
+        **UNLIMITED,
+    )
 
 
 @pytest.fixture

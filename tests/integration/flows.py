@@ -32,8 +32,18 @@ def wait_all(client, who: Person, op_ids: list[str], timeout: float = 60.0) -> l
     return [wait_done(client, who, op_id, timeout) for op_id in op_ids]
 
 
-def buy(client, who: Person, org: str, name: str, *, kind: str = "domain", years: int = 1,
-        payment_method: str = "prepaid", client_id: str | None = None, key: str | None = None):
+def buy(
+    client,
+    who: Person,
+    org: str,
+    name: str,
+    *,
+    kind: str = "domain",
+    years: int = 1,
+    payment_method: str = "prepaid",
+    client_id: str | None = None,
+    key: str | None = None,
+):
     body = {"kind": kind, "name": name, "years": years, "payment_method": payment_method}
     if client_id:
         body["client"] = client_id
@@ -41,10 +51,17 @@ def buy(client, who: Person, org: str, name: str, *, kind: str = "domain", years
     return client.post(f"/v1/organizations/{org}/purchases", json=body, headers=headers)
 
 
-def renew(client, who: Person, product: dict, *, years: int = 1, payment_method: str = "prepaid",
-          guard: str | None = None, key: str | None = None):
-    body = {"years": years, "payment_method": payment_method,
-            "current_expires_at": guard or product["expires_at"]}
+def renew(
+    client,
+    who: Person,
+    product: dict,
+    *,
+    years: int = 1,
+    payment_method: str = "prepaid",
+    guard: str | None = None,
+    key: str | None = None,
+):
+    body = {"years": years, "payment_method": payment_method, "current_expires_at": guard or product["expires_at"]}
     headers = {**who.auth, **({"Idempotency-Key": key} if key else {})}
     return client.post(f"/v1/products/{product['id']}/renewals", json=body, headers=headers)
 
@@ -63,8 +80,11 @@ def ledger_sums() -> dict[str, int]:
 
 
 def charges_for(org: str) -> list[int]:
-    rows = db(LedgerEntry.select(LedgerEntry.amount).where(
-        (LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue")).run())
+    rows = db(
+        LedgerEntry.select(LedgerEntry.amount)
+        .where((LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue"))
+        .run()
+    )
     return [r["amount"] for r in rows]
 
 

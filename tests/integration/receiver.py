@@ -55,12 +55,22 @@ class Receiver:
                     return
                 webhook_id = self.headers["webhook-id"]
                 with receiver.lock:
-                    attempt = 1 + sum(1 for r in receiver.received
-                                      if r.webhook_id == webhook_id and r.path == self.path)
+                    attempt = 1 + sum(
+                        1 for r in receiver.received if r.webhook_id == webhook_id and r.path == self.path
+                    )
                     status, headers = receiver.behaviour(self.path, webhook_id, attempt)
-                    receiver.received.append(Received(self.path, webhook_id, message["type"],
-                                                      message["data"], status, message["timestamp"],
-                                                      message.get("sandbox", False), message))
+                    receiver.received.append(
+                        Received(
+                            self.path,
+                            webhook_id,
+                            message["type"],
+                            message["data"],
+                            status,
+                            message["timestamp"],
+                            message.get("sandbox", False),
+                            message,
+                        )
+                    )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

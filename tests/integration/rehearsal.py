@@ -61,8 +61,11 @@ class Rehearsal:
 
 
 def subscribe(api, who, org, receiver: Receiver, path: str) -> None:
-    answer = api.post(f"/v1/organizations/{org}/webhook-endpoints", headers=who.auth,
-                      json={"url": receiver.base + path, "event_types": []})
+    answer = api.post(
+        f"/v1/organizations/{org}/webhook-endpoints",
+        headers=who.auth,
+        json={"url": receiver.base + path, "event_types": []},
+    )
     assert answer.status_code == 201, answer.text
     receiver.secrets[path] = answer.json()["secret"]
 
@@ -73,8 +76,7 @@ def settle(broker) -> None:
 
 
 def advance(api, who, org, to: datetime, timeout: float = 300.0) -> dict:
-    answer = api.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": to.isoformat()},
-                      headers=who.auth)
+    answer = api.post(f"/v1/organizations/{org}/test-clock", json={"advance_to": to.isoformat()}, headers=who.auth)
     assert answer.status_code == 202, answer.text
     return wait_done(api, who, answer.json()["id"], timeout=timeout)
 
@@ -85,8 +87,9 @@ def clock_of(api, who, org) -> datetime:
 
 def build(api, broker, receiver: Receiver, *, products: int, clients: int) -> Rehearsal:
     owner = builders.person(api, "Rehearser")
-    answer = api.post("/v1/organizations", json={"name": "Rehearsal", "reseller": True, "sandbox": True},
-                      headers=owner.auth)
+    answer = api.post(
+        "/v1/organizations", json={"name": "Rehearsal", "reseller": True, "sandbox": True}, headers=owner.auth
+    )
     assert answer.status_code == 201, answer.text
     sandbox = answer.json()["id"]
     production = builders.organization(api, owner, reseller=True, name="Live")
@@ -144,8 +147,11 @@ def expected_product(rehearsal: Rehearsal, product_id: str) -> tuple[str, dateti
 
 def expected_tier(org: str, end: datetime) -> str:
     """The tier of the payer's revenue over the 12 months before `end` (what the daily job computes)."""
-    rows = db(LedgerEntry.select(LedgerEntry.amount, LedgerEntry.created_at).where(
-        (LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue")).run())
+    rows = db(
+        LedgerEntry.select(LedgerEntry.amount, LedgerEntry.created_at)
+        .where((LedgerEntry.organization_id == org) & (LedgerEntry.book == "revenue"))
+        .run()
+    )
     volume = sum(r["amount"] for r in rows if r["created_at"] >= add_years(end, -1) and r["created_at"] <= end)
     return pricing.tier_for(Money(volume, "EUR")).name
 
@@ -155,8 +161,11 @@ def check(api, receiver: Receiver, rehearsal: Rehearsal) -> None:
     rules put them; production is untouched."""
     assert rehearsal.advance_op["status"] == "succeeded", rehearsal.advance_op
     assert receiver.rejected == []
-    recorded = db(Event.select(Event.id, Event.type, Event.product_id, Event.created_at).where(
-        Event.organization_id == rehearsal.sandbox).run())
+    recorded = db(
+        Event.select(Event.id, Event.type, Event.product_id, Event.created_at)
+        .where(Event.organization_id == rehearsal.sandbox)
+        .run()
+    )
     got = receiver.delivered("/sandbox")
     assert Counter(r.webhook_id for r in got) == Counter({e["id"]: 1 for e in recorded}), "each event once"
     stamps = [r.timestamp for r in got]
@@ -182,7 +191,8 @@ def check(api, receiver: Receiver, rehearsal: Rehearsal) -> None:
     for product_id in rehearsal.production_products:
         product = api.get(f"/v1/products/{product_id}", headers=rehearsal.owner.auth).json()
         assert product["state"] == "active" and product["autorenew"] is True
-    untouched = Counter(e["type"] for e in db(Event.select(Event.type).where(
-        Event.organization_id == rehearsal.production).run()))
+    untouched = Counter(
+        e["type"] for e in db(Event.select(Event.type).where(Event.organization_id == rehearsal.production).run())
+    )
     assert set(untouched) <= {"product.purchased", "operation.succeeded", "tier.changed"}, untouched
     assert not any(r.sandbox for r in receiver.delivered("/production"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-
 from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, wait_all, wait_done
@@ -36,10 +35,14 @@ def test_an_operation_is_recorded_when_accepted_and_when_it_ends_with_who_asked_
     product_rows = activity(api, owner, org, product=paid["result"]["product_id"])
 
     assert (paid["status"], unpaid["status"]) == ("succeeded", "failed")
-    assert of_operation(rows, paid["id"]) == [("operation.succeeded", owner.id, named["id"]),
-                                              ("operation.accepted", owner.id, named["id"])]
-    assert of_operation(rows, unpaid["id"]) == [("operation.failed", owner.id, default_key),
-                                                ("operation.accepted", owner.id, default_key)]
+    assert of_operation(rows, paid["id"]) == [
+        ("operation.succeeded", owner.id, named["id"]),
+        ("operation.accepted", owner.id, named["id"]),
+    ]
+    assert of_operation(rows, unpaid["id"]) == [
+        ("operation.failed", owner.id, default_key),
+        ("operation.accepted", owner.id, default_key),
+    ]
     assert [(r["kind"], r["details"]) for r in product_rows] == [("operation.succeeded", {"kind": "purchase"})]
     assert [r["kind"] for r in activity(api, owner, org, kind="operation.failed")] == ["operation.failed"]
 
@@ -56,17 +59,23 @@ def test_an_autorenewal_is_recorded_as_tenure_itself(api, workers, broker, sende
     by_tenure = activity(api, owner, org, actor="system")
 
     assert [(r["kind"], r["product_id"], r["details"]["kind"]) for r in by_tenure] == [
-        ("operation.succeeded", product_id, "renewal"), ("operation.accepted", product_id, "renewal")]
+        ("operation.succeeded", product_id, "renewal"),
+        ("operation.accepted", product_id, "renewal"),
+    ]
     assert {r["actor"]["type"] for r in by_tenure} == {"system"}
 
 
 def test_a_bulk_renewals_items_keep_the_account_that_asked(api, workers):
     workers()
     owner, org = builders.funded(api, 100_000)
-    products = [api.get(f"/v1/products/{bought(api, owner, org, f'bulk{n}.fr')}", headers=owner.auth).json()
-                for n in range(3)]
-    answer = api.post(f"/v1/organizations/{org}/renewals", headers=owner.auth, json={"items": [
-        {"product_id": p["id"], "years": 1, "current_expires_at": p["expires_at"]} for p in products]})
+    products = [
+        api.get(f"/v1/products/{bought(api, owner, org, f'bulk{n}.fr')}", headers=owner.auth).json() for n in range(3)
+    ]
+    answer = api.post(
+        f"/v1/organizations/{org}/renewals",
+        headers=owner.auth,
+        json={"items": [{"product_id": p["id"], "years": 1, "current_expires_at": p["expires_at"]} for p in products]},
+    )
     batch = wait_done(api, owner, answer.json()["id"])
 
     rows = activity(api, owner, org, kind="operation.succeeded")
@@ -93,13 +102,15 @@ def test_a_reseller_webhook_is_the_actor_of_what_it_asks(api, workers):
     assert op["status"] == "succeeded", op
     assert [(r["kind"], r["actor"]) for r in from_webhook] == [
         ("operation.succeeded", {"type": "webhook", "id": "msg_crm_7", "key_id": None}),
-        ("operation.accepted", {"type": "webhook", "id": "msg_crm_7", "key_id": None})]
+        ("operation.accepted", {"type": "webhook", "id": "msg_crm_7", "key_id": None}),
+    ]
     assert any_webhook == from_webhook
     assert [r["actor"]["id"] for r in rotated] == [owner.id] and secret not in str(rotated)
 
 
 def test_a_back_office_whose_endpoint_was_down_catches_up_from_the_last_event_it_processed(
-        api, workers, broker, sender, receiver):
+    api, workers, broker, sender, receiver
+):
     workers()
     owner, org = builders.funded(api, 100_000)
     subscribe(api, owner, org, receiver, "/crm")
@@ -113,8 +124,9 @@ def test_a_back_office_whose_endpoint_was_down_catches_up_from_the_last_event_it
     missed = {r.webhook_id: r for r in receiver.received if r.answered == 503}
     feed, after = [], last_processed
     while True:
-        page = api.get(f"/v1/organizations/{org}/events", params={"after": after, "limit": 20},
-                       headers=owner.auth).json()
+        page = api.get(
+            f"/v1/organizations/{org}/events", params={"after": after, "limit": 20}, headers=owner.auth
+        ).json()
         feed += page["items"]
         after = page["next_after"]
         if not page["has_more"]:
@@ -144,7 +156,12 @@ def test_a_release_its_reissued_claim_and_the_claim_are_recorded_without_their_t
     in_new_org = activity(api, new_owner, new_org)
 
     assert [r["kind"] for r in for_client] == [
-        "claim.accepted", "claim.reissued", "operation.succeeded", "operation.accepted", "client.created"]
+        "claim.accepted",
+        "claim.reissued",
+        "operation.succeeded",
+        "operation.accepted",
+        "client.created",
+    ]
     assert for_client[0]["actor"]["id"] == new_owner.id
     assert for_client[1]["details"] == {"released_to": new_org}
     assert [(r["kind"], r["actor"]["id"]) for r in in_new_org] == [("claim.accepted", new_owner.id)]

@@ -14,8 +14,7 @@ from tests.integration.test_lifecycle import T0, bought, tick_days
 from tests.integration.test_webhooks_out import receiver, subscribe  # noqa: F401 (fixture)
 
 
-def test_an_autorenew_attempt_sends_its_webhooks_and_its_tier_message_at_once(api, workers, broker, sender,
-                                                                              receiver):  # noqa: F811
+def test_an_autorenew_attempt_sends_its_webhooks_and_its_tier_message_at_once(api, workers, broker, sender, receiver):  # noqa: F811
     workers()
     clock.pin(T0)
     owner, org = builders.funded(api, 100_000)
@@ -31,11 +30,10 @@ def test_an_autorenew_attempt_sends_its_webhooks_and_its_tier_message_at_once(ap
     after = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
     assert after["expires_at"] > expires, "the autorenew attempt did not renew"
     deadline = time.monotonic() + 30
-    while not (receiver.delivered("/renewals")
-               and db(ledger.tier_state(org))["recalc_requested_at"] is None):
+    while not (receiver.delivered("/renewals") and db(ledger.tier_state(org))["recalc_requested_at"] is None):
         assert time.monotonic() < deadline, (
-            f"delivered {[r.type for r in receiver.delivered('/renewals')]}, "
-            f"tier state {db(ledger.tier_state(org))}")
+            f"delivered {[r.type for r in receiver.delivered('/renewals')]}, tier state {db(ledger.tier_state(org))}"
+        )
         time.sleep(0.05)
     assert [r.type for r in receiver.delivered("/renewals")] == ["product.renewed"]
     assert receiver.delivered("/renewals")[0].data["product_id"] == product_id

@@ -23,8 +23,11 @@ def billing(api, who, org) -> dict:
 
 def settle(api, who, org, amount, key="settle-1", currency="EUR"):
     headers = {**who.auth, **({"Idempotency-Key": key} if key else {})}
-    return api.post(f"/v1/organizations/{org}/billing/settlements",
-                    json={"amount": {"amount": amount, "currency": currency}}, headers=headers)
+    return api.post(
+        f"/v1/organizations/{org}/billing/settlements",
+        json={"amount": {"amount": amount, "currency": currency}},
+        headers=headers,
+    )
 
 
 def bought(api, who, org, name, **kwargs) -> dict:
@@ -73,8 +76,11 @@ def test_an_organization_cannot_set_its_own_credit_limit(api):
     owner = builders.person(api)
     org = builders.organization(api, owner)
 
-    answer = api.put(f"/v1/ops/organizations/{org}/credit-limit",
-                     json={"credit_limit": {"amount": 10**9, "currency": "EUR"}}, headers=owner.auth)
+    answer = api.put(
+        f"/v1/ops/organizations/{org}/credit-limit",
+        json={"credit_limit": {"amount": 10**9, "currency": "EUR"}},
+        headers=owner.auth,
+    )
 
     assert answer.status_code == 401
     assert billing(api, owner, org)["credit_limit"]["amount"] == 0
@@ -124,10 +130,21 @@ def test_transactions_list_each_line_with_the_balance_and_owed_after_it(api, wor
     lines = transactions(api, owner, org, limit=2)
 
     assert [(line["kind"], line["book"], line["amount"]["amount"]) for line in lines] == [
-        ("topup", "prepaid", 20_000), ("purchase", "prepaid", -1500), ("purchase", "invoice", -2400),
-        ("renewal", "prepaid", -1500), ("restore_fee", "prepaid", -8000), ("settlement", "invoice", 2400)]
+        ("topup", "prepaid", 20_000),
+        ("purchase", "prepaid", -1500),
+        ("purchase", "invoice", -2400),
+        ("renewal", "prepaid", -1500),
+        ("restore_fee", "prepaid", -8000),
+        ("settlement", "invoice", 2400),
+    ]
     assert [(line["balance"]["amount"], line["owed"]["amount"]) for line in lines] == [
-        (20_000, 0), (18_500, 0), (18_500, 2400), (17_000, 2400), (9000, 2400), (9000, 0)]
+        (20_000, 0),
+        (18_500, 0),
+        (18_500, 2400),
+        (17_000, 2400),
+        (9000, 2400),
+        (9000, 0),
+    ]
     assert lines[1]["product_id"] == lines[3]["product_id"] == product["id"]
     assert lines[2]["product_kind"] == "mailbox"
     assert billing(api, owner, org)["balance"]["amount"] == lines[-1]["balance"]["amount"]
@@ -139,13 +156,12 @@ def test_transactions_list_each_line_with_the_balance_and_owed_after_it(api, wor
     earlier = transactions(api, owner, org, until=renewed_at)
     assert [line["kind"] for line in earlier] == ["topup", "purchase", "purchase"]
 
-    exported = api.get(f"/v1/organizations/{org}/billing/transactions",
-                       headers={**owner.auth, "Accept": "text/csv"})
+    exported = api.get(f"/v1/organizations/{org}/billing/transactions", headers={**owner.auth, "Accept": "text/csv"})
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(r["kind"], int(r["amount"]), int(r["balance"]), int(r["owed"])) for r in rows] == [
-        (line["kind"], line["amount"]["amount"], line["balance"]["amount"], line["owed"]["amount"])
-        for line in lines]
+        (line["kind"], line["amount"]["amount"], line["balance"]["amount"], line["owed"]["amount"]) for line in lines
+    ]
 
 
 def test_transactions_need_billing_view_and_a_cursor_from_the_list(api):
@@ -179,15 +195,22 @@ def test_a_statement_sums_a_month_per_kind_and_per_client(api, workers):
     assert march.status_code == 200, march.text
     body = march.json()
     assert {t["kind"]: t["total"]["amount"] for t in body["totals"]} == {
-        "topup": 50_000, "purchase": 1500 + 2400 + 1500, "settlement": 400}
+        "topup": 50_000,
+        "purchase": 1500 + 2400 + 1500,
+        "settlement": 400,
+    }
     clients = {c["client_id"]: c for c in body["clients"]}
     assert clients[client_id]["name"] == "Bistro"
     assert {t["kind"]: t["total"]["amount"] for t in clients[client_id]["totals"]} == {
-        "domain.purchase": 1500, "mailbox.purchase": 2400}
+        "domain.purchase": 1500,
+        "mailbox.purchase": 2400,
+    }
     assert clients[None]["total"]["amount"] == 1500
     assert body["opening"]["balance"]["amount"] == 0
-    assert body["closing"] == {"balance": {"amount": 47_000, "currency": "EUR"},
-                               "owed": {"amount": 2000, "currency": "EUR"}}
+    assert body["closing"] == {
+        "balance": {"amount": 47_000, "currency": "EUR"},
+        "owed": {"amount": 2000, "currency": "EUR"},
+    }
     april = api.get(f"{url}/2027-04", headers=owner.auth).json()
     assert april["opening"] == body["closing"]
     assert {t["kind"]: t["total"]["amount"] for t in april["totals"]} == {"purchase": 1500}
@@ -195,8 +218,14 @@ def test_a_statement_sums_a_month_per_kind_and_per_client(api, workers):
     exported = api.get(f"{url}/2027-03", headers={**owner.auth, "Accept": "text/csv"})
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert {"section": "client", "client_id": client_id, "client_name": "Bistro", "kind": "mailbox.purchase",
-            "amount": "2400", "currency": "EUR"} in rows
+    assert {
+        "section": "client",
+        "client_id": client_id,
+        "client_name": "Bistro",
+        "kind": "mailbox.purchase",
+        "amount": "2400",
+        "currency": "EUR",
+    } in rows
 
     page = api.get(f"{url}/2027-03", headers={**owner.auth, "Accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html")
@@ -207,8 +236,9 @@ def test_a_statement_sums_a_month_per_kind_and_per_client(api, workers):
 def test_a_bad_month_is_a_400_with_a_code(api, month):
     owner, org = builders.funded(api, 100)
 
-    message = refused(api.get(f"/v1/organizations/{org}/billing/statements/{month}", headers=owner.auth),
-                      400, "invalid_month")
+    message = refused(
+        api.get(f"/v1/organizations/{org}/billing/statements/{month}", headers=owner.auth), 400, "invalid_month"
+    )
 
     assert "YYYY-MM" in message
 
@@ -220,23 +250,26 @@ def low_balance_events(org: str) -> list[dict]:
 def test_low_balance_is_told_once_per_crossing(api, workers):
     workers()
     owner, org = builders.funded(api, 10_000)
-    answer = api.patch(f"/v1/organizations/{org}/billing",
-                       json={"low_balance_threshold": {"amount": 6000, "currency": "EUR"}}, headers=owner.auth)
+    answer = api.patch(
+        f"/v1/organizations/{org}/billing",
+        json={"low_balance_threshold": {"amount": 6000, "currency": "EUR"}},
+        headers=owner.auth,
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["low_balance_threshold"] == {"amount": 6000, "currency": "EUR"}
 
-    bought(api, owner, org, "a.fr")   # 8500: above
-    bought(api, owner, org, "b.fr")   # 7000: above
-    bought(api, owner, org, "c.fr")   # 5500: crossed
-    bought(api, owner, org, "d.fr")   # 4000: still below
+    bought(api, owner, org, "a.fr")  # 8500: above
+    bought(api, owner, org, "b.fr")  # 7000: above
+    bought(api, owner, org, "c.fr")  # 5500: crossed
+    bought(api, owner, org, "d.fr")  # 4000: still below
     assert len(low_balance_events(org)) == 1
     assert billing(api, owner, org)["below_low_balance"] is True
     builders.fund(api, owner, org, 5000)  # 9000: above again
     assert billing(api, owner, org)["below_low_balance"] is False
-    bought(api, owner, org, "e.fr")   # 7500
-    bought(api, owner, org, "f.fr")   # 6000: not below
+    bought(api, owner, org, "e.fr")  # 7500
+    bought(api, owner, org, "f.fr")  # 6000: not below
     assert len(low_balance_events(org)) == 1
-    bought(api, owner, org, "g.fr")   # 4500: crossed again
+    bought(api, owner, org, "g.fr")  # 4500: crossed again
 
     told = low_balance_events(org)
     assert len(told) == 2
@@ -249,10 +282,16 @@ def test_the_threshold_needs_billing_manage_and_the_organization_currency(api):
     viewer = builders.member(api, owner, org, ["billing:view"], "Val")
     url = f"/v1/organizations/{org}/billing"
 
-    refused(api.patch(url, json={"low_balance_threshold": {"amount": 1, "currency": "EUR"}},
-                      headers=viewer.auth), 403, "permission_denied")
-    refused(api.patch(url, json={"low_balance_threshold": {"amount": 1, "currency": "GBP"}},
-                      headers=owner.auth), 409, "currency_mismatch")
+    refused(
+        api.patch(url, json={"low_balance_threshold": {"amount": 1, "currency": "EUR"}}, headers=viewer.auth),
+        403,
+        "permission_denied",
+    )
+    refused(
+        api.patch(url, json={"low_balance_threshold": {"amount": 1, "currency": "GBP"}}, headers=owner.auth),
+        409,
+        "currency_mismatch",
+    )
 
 
 def test_the_autorenew_forecast_counts_what_falls_due_within_31_days(api, workers):
@@ -276,10 +315,16 @@ def test_a_usd_organization_buys_from_the_usd_price_list_and_refuses_euros(api, 
     owner = builders.person(api)
     created = api.post("/v1/organizations", json={"name": "Yankee", "currency": "USD"}, headers=owner.auth)
     org = created.json()["id"]
-    refused(api.post(f"/v1/organizations/{org}/funds", json={"amount": {"amount": 5000, "currency": "EUR"}},
-                     headers=owner.auth), 409, "currency_mismatch")
-    answer = api.post(f"/v1/organizations/{org}/funds", json={"amount": {"amount": 5000, "currency": "USD"}},
-                      headers=owner.auth)
+    refused(
+        api.post(
+            f"/v1/organizations/{org}/funds", json={"amount": {"amount": 5000, "currency": "EUR"}}, headers=owner.auth
+        ),
+        409,
+        "currency_mismatch",
+    )
+    answer = api.post(
+        f"/v1/organizations/{org}/funds", json={"amount": {"amount": 5000, "currency": "USD"}}, headers=owner.auth
+    )
     assert answer.status_code == 201, answer.text
 
     op = wait_done(api, owner, buy(api, owner, org, "yankee.com").json()["id"])
@@ -295,12 +340,20 @@ def test_a_usd_organization_buys_from_the_usd_price_list_and_refuses_euros(api, 
 def test_a_released_client_keeps_the_resellers_currency(api, workers):
     workers()
     owner = builders.person(api)
-    reseller = api.post("/v1/organizations", json={"name": "Brit", "reseller": True, "currency": "GBP"},
-                        headers=owner.auth).json()["id"]
+    reseller = api.post(
+        "/v1/organizations", json={"name": "Brit", "reseller": True, "currency": "GBP"}, headers=owner.auth
+    ).json()["id"]
     client_id = builders.client_of(api, owner, reseller)
 
-    done = wait_done(api, owner, api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                                          json={"owner_email": "new@owner.test"}, headers=owner.auth).json()["id"])
+    done = wait_done(
+        api,
+        owner,
+        api.post(
+            f"/v1/resellers/{reseller}/clients/{client_id}/release",
+            json={"owner_email": "new@owner.test"},
+            headers=owner.auth,
+        ).json()["id"],
+    )
     claimed = api.post("/v1/accounts/claim", json={"claim_token": done["result"]["claim_token"]})
     new_owner = builders.Person(id=claimed.json()["account_id"], email="new@owner.test", key=claimed.json()["api_key"])
     released = done["result"]["organization_id"]
@@ -329,10 +382,12 @@ def test_the_openapi_schema_lists_billing_low_balance_and_the_billing_routes(api
     schema = api.get("/schema/openapi.json").json()
 
     assert "billing.low_balance" in str(schema["components"]["schemas"])
-    for path in ("/v1/organizations/{org_id}/billing/transactions",
-                 "/v1/organizations/{org_id}/billing/statements/{month}",
-                 "/v1/organizations/{org_id}/billing/settlements",
-                 "/v1/ops/organizations/{org_id}/credit-limit"):
+    for path in (
+        "/v1/organizations/{org_id}/billing/transactions",
+        "/v1/organizations/{org_id}/billing/statements/{month}",
+        "/v1/organizations/{org_id}/billing/settlements",
+        "/v1/ops/organizations/{org_id}/credit-limit",
+    ):
         assert path in schema["paths"]
 
 

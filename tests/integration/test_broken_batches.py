@@ -21,8 +21,13 @@ LONG_STALL_S = 600  # the relay would send them again only after ten minutes
 
 @pytest.fixture
 def settings(database_url, redis_url):
-    return Settings(database_url=database_url, broker_url=redis_url, relay_stall_seconds=LONG_STALL_S,
-                    allow_private_webhook_urls=True, **UNLIMITED)
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        relay_stall_seconds=LONG_STALL_S,
+        allow_private_webhook_urls=True,
+        **UNLIMITED,
+    )
 
 
 def test_a_batch_broken_off_by_the_database_leaves_nothing_running(api, workers, monkeypatch):

@@ -12,8 +12,13 @@ import redis
 from rules.catalog import DEFAULT_CATALOG
 from tests.api import builders
 from tests.databases import REDIS_URL
-from tests.e2e.support import (accept_purchases, assert_each_purchase_done_once, relay_once, statuses,
-                               wait_until_finished)
+from tests.e2e.support import (
+    accept_purchases,
+    assert_each_purchase_done_once,
+    relay_once,
+    statuses,
+    wait_until_finished,
+)
 
 PURCHASES = 20
 PRICE = DEFAULT_CATALOG["domain"].yearly_price.amount

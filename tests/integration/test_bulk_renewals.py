@@ -9,8 +9,8 @@ from tables.operations import Operation
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, db, wait_all, wait_done
 from worker.actors.batches import execute_batch
-from worker.execution import run_operation
 from worker.actors.renewals import renewal
+from worker.execution import run_operation
 from worker.queue import operation_message
 from worker.relay import relay
 
@@ -32,8 +32,11 @@ def renew_many(api, who, org, items: list[dict], **headers):
 
 
 def children_of(batch_id: str) -> list[dict]:
-    return db(Operation.select(Operation.id, Operation.product_id, Operation.status).where(
-        Operation.parent_id == batch_id).run())
+    return db(
+        Operation.select(Operation.id, Operation.product_id, Operation.status)
+        .where(Operation.parent_id == batch_id)
+        .run()
+    )
 
 
 def test_a_batch_renews_each_item_once_and_reports_every_outcome(api, workers):
@@ -42,8 +45,11 @@ def test_a_batch_renews_each_item_once_and_reports_every_outcome(api, workers):
     other_owner, other = builders.funded(api, 10_000)
     mine = bought_products(api, owner, org, [f"bulk{i}.fr" for i in range(8)])
     theirs = bought_products(api, other_owner, other, ["theirs.fr"])[0]
-    items = ([item(p) for p in mine[:6]] + [item(p, STALE) for p in mine[6:]]
-             + [item(theirs), {**item(mine[0]), "product_id": "prd_nope"}])
+    items = (
+        [item(p) for p in mine[:6]]
+        + [item(p, STALE) for p in mine[6:]]
+        + [item(theirs), {**item(mine[0]), "product_id": "prd_nope"}]
+    )
 
     answer = renew_many(api, owner, org, items)
 
@@ -56,23 +62,31 @@ def test_a_batch_renews_each_item_once_and_reports_every_outcome(api, workers):
     outcomes = result["items"]
     assert [o["product_id"] for o in outcomes] == [i["product_id"] for i in items]
     assert [o["status"] for o in outcomes] == ["succeeded"] * 6 + ["failed"] * 4
-    assert [o["error"]["code"] for o in outcomes[6:]] == ["expiry_mismatch", "expiry_mismatch", "not_found",
-                                                          "not_found"]
+    assert [o["error"]["code"] for o in outcomes[6:]] == [
+        "expiry_mismatch",
+        "expiry_mismatch",
+        "not_found",
+        "not_found",
+    ]
     assert [o["operation_id"] for o in outcomes[8:]] == [None, None]  # never touched: no operation at all
     assert outcomes[8]["error"]["message"] == outcomes[9]["error"]["message"].replace("prd_nope", theirs["id"])
 
     for outcome in outcomes[:8]:
         child = api.get(f"/v1/operations/{outcome['operation_id']}", headers=owner.auth).json()
         assert (child["kind"], child["product_id"], child["status"]) == (
-            "renewal", outcome["product_id"], outcome["status"])
+            "renewal",
+            outcome["product_id"],
+            outcome["status"],
+        )
     assert charges_for(org) == [1500] * 8 + [1500] * 6
     assert charges_for(other) == [1500]
     assert api.get(f"/v1/products/{theirs['id']}", headers=other_owner.auth).json() == theirs
     renewed = Counter(e["product_id"] for e in db(events.of(org, "product.renewed")))
     assert renewed == Counter(p["id"] for p in mine[:6])
     finished = [e for e in db(events.of(org, "operation.succeeded")) if e["operation_id"] == batch["id"]]
-    assert [e["data"] for e in finished] == [{"kind": "renewal_batch", "result": {
-        "total_items": 10, "renewed_items": 6, "failed_items": 4}}]
+    assert [e["data"] for e in finished] == [
+        {"kind": "renewal_batch", "result": {"total_items": 10, "renewed_items": 6, "failed_items": 4}}
+    ]
 
 
 def test_running_a_batch_again_makes_no_second_child_and_charges_nothing_more(api, workers, sender, broker):
@@ -124,8 +138,7 @@ def test_a_dry_run_batch_quotes_the_total_and_the_items_that_would_fail(api, wor
     other_owner, other = builders.funded(api, 10_000)
     mine = bought_products(api, owner, org, [f"dry{i}.fr" for i in range(4)])
     theirs = bought_products(api, other_owner, other, ["dry-theirs.fr"])[0]
-    items = ([item(mine[0], years=2), item(mine[1], years=3), item(mine[2], STALE), item(theirs),
-              item(mine[3], years=9)])
+    items = [item(mine[0], years=2), item(mine[1], years=3), item(mine[2], STALE), item(theirs), item(mine[3], years=9)]
 
     answer = renew_many(api, owner, org, items, **{"Dry-Run": "1"})
 
@@ -133,8 +146,12 @@ def test_a_dry_run_batch_quotes_the_total_and_the_items_that_would_fail(api, wor
     body = answer.json()
     assert body["would_fail"] is None
     assert [(i["product_id"], i["would_fail"] and i["would_fail"]["code"]) for i in body["items"]] == [
-        (mine[0]["id"], None), (mine[1]["id"], None), (mine[2]["id"], "expiry_mismatch"),
-        (theirs["id"], "not_found"), (mine[3]["id"], "insufficient_funds")]  # 135.00 EUR: more than is left
+        (mine[0]["id"], None),
+        (mine[1]["id"], None),
+        (mine[2]["id"], "expiry_mismatch"),
+        (theirs["id"], "not_found"),
+        (mine[3]["id"], "insufficient_funds"),
+    ]  # 135.00 EUR: more than is left
     assert body["failing_items"] == 3
     assert body["quote"]["price"] == {"amount": 5 * 1500, "currency": "EUR"}
     assert (body["quote"]["payer"], body["quote"]["payment_method"], body["quote"]["tier"]) == (org, "prepaid", "A")
@@ -143,7 +160,8 @@ def test_a_dry_run_batch_quotes_the_total_and_the_items_that_would_fail(api, wor
 
     real = wait_done(api, owner, renew_many(api, owner, org, items).json()["id"])
     assert [o["error"] and o["error"]["code"] for o in real["result"]["items"]] == [
-        i["would_fail"] and i["would_fail"]["code"] for i in body["items"]]
+        i["would_fail"] and i["would_fail"]["code"] for i in body["items"]
+    ]
     assert sum(charges_for(org)) - 4 * 1500 == body["quote"]["price"]["amount"]
 
 
@@ -163,8 +181,11 @@ def test_only_members_who_may_see_products_read_a_batch(api, workers):
     builders.refused(api.get(f"/v1/operations/{batch_id}", headers=outsider.auth), 404, "not_found")
     again = renew_many(api, owner, org, [item(product)], **{"Idempotency-Key": "bulk-1"})
     assert (again.status_code, again.json()["id"]) == (202, batch_id)
-    builders.refused(renew_many(api, owner, org, [item(product, years=2)], **{"Idempotency-Key": "bulk-1"}),
-                     422, "idempotency_key_reused")
+    builders.refused(
+        renew_many(api, owner, org, [item(product, years=2)], **{"Idempotency-Key": "bulk-1"}),
+        422,
+        "idempotency_key_reused",
+    )
     assert charges_for(org) == [1500, 1500]
 
 

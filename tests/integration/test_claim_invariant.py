@@ -28,15 +28,18 @@ class Releases(RuleBasedStateMachine):
         self.reseller = builders.organization(api, self.owner, reseller=True)
         self.clients = [builders.client_of(api, self.owner, self.reseller, f"C{n}") for n in range(CLIENTS)]
         self.people = [builders.person(api, f"P{n}") for n in range(PEOPLE)]
-        self.org_of: dict[str, str] = {}      # client -> released organization
-        self.token_of: dict[str, str] = {}    # client -> newest token handed out
+        self.org_of: dict[str, str] = {}  # client -> released organization
+        self.token_of: dict[str, str] = {}  # client -> newest token handed out
         self.allowed: dict[str, set[str]] = {}  # organization -> who may be in it
 
     @rule(n=st.integers(0, CLIENTS - 1))
     def release(self, n: int) -> None:
         client = self.clients[n]
-        answer = self.api.post(f"/v1/resellers/{self.reseller}/clients/{client}/release",
-                               json={"owner_email": self.people[0].email}, headers=self.owner.auth)
+        answer = self.api.post(
+            f"/v1/resellers/{self.reseller}/clients/{client}/release",
+            json={"owner_email": self.people[0].email},
+            headers=self.owner.auth,
+        )
         op = wait_done(self.api, self.owner, answer.json()["id"]) if answer.status_code == 202 else None
         if client in self.org_of:
             assert answer.status_code == 409 or op["status"] == "failed", answer.text
@@ -53,8 +56,7 @@ class Releases(RuleBasedStateMachine):
         if client not in self.token_of:
             return
         person = self.people[who]
-        answer = self.api.post("/v1/accounts/claim", json={"claim_token": self.token_of[client]},
-                               headers=person.auth)
+        answer = self.api.post("/v1/accounts/claim", json={"claim_token": self.token_of[client]}, headers=person.auth)
         if answer.status_code == 201:
             self.allowed[self.org_of[client]].add(person.id)
         else:
@@ -99,16 +101,19 @@ class Releases(RuleBasedStateMachine):
             assert teams.status_code == 404 and adder.id not in self.allowed[org]
             return
         owners = next(t["id"] for t in teams.json() if t["owner"])
-        answer = self.api.post(f"/v1/organizations/{org}/teams/{owners}/members",
-                               json={"email": newcomer.email}, headers=adder.auth)
+        answer = self.api.post(
+            f"/v1/organizations/{org}/teams/{owners}/members", json={"email": newcomer.email}, headers=adder.auth
+        )
         if answer.status_code == 201:
             self.allowed[org].add(newcomer.id)
 
     @invariant()
     def every_released_organization_has_an_owner_or_a_claim(self) -> None:
         for org, allowed in self.allowed.items():
-            members = {m["account"] for m in db(Membership.select(Membership.account).where(
-                Membership.organization == org).run())}
+            members = {
+                m["account"]
+                for m in db(Membership.select(Membership.account).where(Membership.organization == org).run())
+            }
             assert members == allowed
             assert members or db(claims.holds(org)), f"{org} has neither an owner nor a claim"
 
@@ -117,5 +122,7 @@ def test_a_released_organization_always_has_an_owner_or_a_claim(api, workers):
     workers()
     run_state_machine_as_test(
         lambda: Releases(api),
-        settings=settings(max_examples=8, stateful_step_count=10, deadline=None,
-                          suppress_health_check=list(HealthCheck)))
+        settings=settings(
+            max_examples=8, stateful_step_count=10, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
+    )

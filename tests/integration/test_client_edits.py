@@ -11,13 +11,13 @@ def test_a_released_client_is_neither_edited_nor_deleted(api, workers):
     workers()
     owner, reseller, client_id, client_email = reseller_with_client(api)
     wait_done(api, owner, buy(api, owner, reseller, "released-edits.fr", client_id=client_id).json()["id"])
-    release = api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                       json={"owner_email": client_email}, headers=owner.auth)
+    release = api.post(
+        f"/v1/resellers/{reseller}/clients/{client_id}/release", json={"owner_email": client_email}, headers=owner.auth
+    )
     assert wait_done(api, owner, release.json()["id"])["status"] == "succeeded"
     before = api.get(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth).json()
 
-    edited = api.patch(f"/v1/resellers/{reseller}/clients/{client_id}", json={"name": "Renamed"},
-                       headers=owner.auth)
+    edited = api.patch(f"/v1/resellers/{reseller}/clients/{client_id}", json={"name": "Renamed"}, headers=owner.auth)
     deleted = api.delete(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth)
 
     assert "released" in builders.refused(edited, 409, "client_not_active")
@@ -29,10 +29,12 @@ def test_a_released_client_is_neither_edited_nor_deleted(api, workers):
 def test_a_client_whose_product_was_transferred_away_can_be_deleted(api, workers):
     workers()
     owner, reseller, client_id, _ = reseller_with_client(api)
-    product_id = wait_done(api, owner, buy(api, owner, reseller, "moving-edits.fr", client_id=client_id)
-                           .json()["id"])["result"]["product_id"]
-    builders.refused(api.delete(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth),
-                     409, "client_has_products")
+    product_id = wait_done(api, owner, buy(api, owner, reseller, "moving-edits.fr", client_id=client_id).json()["id"])[
+        "result"
+    ]["product_id"]
+    builders.refused(
+        api.delete(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth), 409, "client_has_products"
+    )
 
     moved = api.post(f"/v1/products/{product_id}/transfers", json={"to_client": None}, headers=owner.auth)
     assert wait_done(api, owner, moved.json()["id"])["status"] == "succeeded"

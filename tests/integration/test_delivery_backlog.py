@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-
 from tables import events, webhooks
 from tables.clock import clock
 from tables.engine import transaction
@@ -23,8 +22,11 @@ def queue_backlog(api, sender, receiver) -> None:
     """BACKLOG deliveries to one endpoint, their messages sent now; no worker runs yet."""
     owner = builders.person(api)
     org = builders.organization(api, owner)
-    answer = api.post(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth,
-                      json={"url": receiver.base + "/in", "event_types": []})
+    answer = api.post(
+        f"/v1/organizations/{org}/webhook-endpoints",
+        headers=owner.auth,
+        json={"url": receiver.base + "/in", "event_types": []},
+    )
     assert answer.status_code == 201, answer.text
     receiver.secrets["/in"] = answer.json()["secret"]
 

@@ -42,8 +42,11 @@ def slow_receiver():
 def one_delivery(api, sender, receiver, at) -> str:
     owner = builders.person(api)
     org = builders.organization(api, owner)
-    answer = api.post(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth,
-                      json={"url": receiver.base + "/in", "event_types": []})
+    answer = api.post(
+        f"/v1/organizations/{org}/webhook-endpoints",
+        headers=owner.auth,
+        json={"url": receiver.base + "/in", "event_types": []},
+    )
     assert answer.status_code == 201, answer.text
     receiver.secrets["/in"] = answer.json()["secret"]
 

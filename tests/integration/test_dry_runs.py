@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rules.lifecycle import add_years
-from tables.ledger import LedgerEntry
 from tables.clock import clock
+from tables.ledger import LedgerEntry
 from tests.api import builders
 from tests.integration.flows import buy, db, renew, wait_all, wait_done
 
@@ -36,15 +36,24 @@ def reach_tier(api, owner, org, tier: str) -> None:
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
-        ops = wait_all(api, owner, [buy(api, owner, org, f"site{round_}-{i}", kind="hosting", years=10).json()["id"]
-                                    for i in range(TIER_VOLUME_ROUND)])
+        ops = wait_all(
+            api,
+            owner,
+            [
+                buy(api, owner, org, f"site{round_}-{i}", kind="hosting", years=10).json()["id"]
+                for i in range(TIER_VOLUME_ROUND)
+            ],
+        )
         assert {op["status"] for op in ops} == {"succeeded"}, ops
     raise AssertionError(f"never reached tier {tier}: {billing}")
 
 
 def charged(op_id: str) -> list[int]:
-    rows = db(LedgerEntry.select(LedgerEntry.amount).where(
-        (LedgerEntry.operation_id == op_id) & (LedgerEntry.book == "revenue")).run())
+    rows = db(
+        LedgerEntry.select(LedgerEntry.amount)
+        .where((LedgerEntry.operation_id == op_id) & (LedgerEntry.book == "revenue"))
+        .run()
+    )
     return [row["amount"] for row in rows]
 
 
@@ -80,12 +89,18 @@ def test_a_dry_run_renewal_quotes_what_the_renewal_charges(api, workers, tier, s
 
     dry = []
     for product, years in zip(products, YEARS, strict=True):
-        answer = api.post(f"/v1/products/{product['id']}/renewals", headers={**owner.auth, **DRY}, json={
-            "years": years, "current_expires_at": product["expires_at"], "payment_method": "prepaid"})
+        answer = api.post(
+            f"/v1/products/{product['id']}/renewals",
+            headers={**owner.auth, **DRY},
+            json={"years": years, "current_expires_at": product["expires_at"], "payment_method": "prepaid"},
+        )
         assert answer.status_code == 200, answer.text
         dry.append(answer.json())
-    ops = wait_all(api, owner, [renew(api, owner, product, years=years).json()["id"]
-                                for product, years in zip(products, YEARS, strict=True)])
+    ops = wait_all(
+        api,
+        owner,
+        [renew(api, owner, product, years=years).json()["id"] for product, years in zip(products, YEARS, strict=True)],
+    )
 
     for quote in (d["quote"] for d in dry if d["quote"]):
         assert (quote["tier"], quote["payer"], quote["payment_method"]) == (tier, org, "prepaid")
@@ -102,13 +117,20 @@ def test_a_dry_run_purchase_quotes_what_the_purchase_charges(api, workers, tier)
     clock.pin(T0)
     owner, org = builders.funded(api, 3_000_000)
     reach_tier(api, owner, org, tier)
-    bodies = [{"kind": "mailbox", "name": f"box{years}@quote.test", "years": years, "payment_method": "prepaid"}
-              for years in YEARS]
+    bodies = [
+        {"kind": "mailbox", "name": f"box{years}@quote.test", "years": years, "payment_method": "prepaid"}
+        for years in YEARS
+    ]
 
-    dry = [api.post(f"/v1/organizations/{org}/purchases", json=body, headers={**owner.auth, **DRY}).json()
-           for body in bodies]
-    ops = wait_all(api, owner, [api.post(f"/v1/organizations/{org}/purchases", json=body,
-                                         headers=owner.auth).json()["id"] for body in bodies])
+    dry = [
+        api.post(f"/v1/organizations/{org}/purchases", json=body, headers={**owner.auth, **DRY}).json()
+        for body in bodies
+    ]
+    ops = wait_all(
+        api,
+        owner,
+        [api.post(f"/v1/organizations/{org}/purchases", json=body, headers=owner.auth).json()["id"] for body in bodies],
+    )
 
     for answer, op, years in zip(dry, ops, YEARS, strict=True):
         assert answer["quote"]["list_price"]["amount"] == 2400 * years
@@ -125,8 +147,11 @@ def test_a_dry_run_renewal_checks_the_guard_funds_and_lifecycle(api, workers):
     url = f"/v1/products/{product['id']}/renewals"
 
     def dry(**body) -> dict:
-        answer = api.post(url, headers={**owner.auth, **DRY}, json={
-            "years": 1, "current_expires_at": product["expires_at"], "payment_method": "prepaid", **body})
+        answer = api.post(
+            url,
+            headers={**owner.auth, **DRY},
+            json={"years": 1, "current_expires_at": product["expires_at"], "payment_method": "prepaid", **body},
+        )
         assert answer.status_code == 200, answer.text
         return answer.json()
 
@@ -149,8 +174,11 @@ def test_a_dry_run_purchase_of_a_held_name_would_fail(api, workers):
     owner, org = builders.funded(api, 10_000)
     assert wait_done(api, owner, buy(api, owner, org, "held.fr").json()["id"])["status"] == "succeeded"
 
-    answer = api.post(f"/v1/organizations/{org}/purchases", headers={**owner.auth, **DRY}, json={
-        "kind": "domain", "name": "HELD.fr", "years": 1, "payment_method": "prepaid"})
+    answer = api.post(
+        f"/v1/organizations/{org}/purchases",
+        headers={**owner.auth, **DRY},
+        json={"kind": "domain", "name": "HELD.fr", "years": 1, "payment_method": "prepaid"},
+    )
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["would_fail"]["code"] == "name_taken"
@@ -193,8 +221,9 @@ def test_a_dry_run_renewal_of_another_organizations_product_is_not_found(api, wo
     url = f"/v1/products/{product['id']}/renewals"
 
     builders.refused(api.post(url, json=body, headers={**outsider.auth, **DRY}), 404, "not_found")
-    builders.refused(api.post("/v1/products/prd_unknown/renewals", json=body, headers={**owner.auth, **DRY}),
-                     404, "not_found")
+    builders.refused(
+        api.post("/v1/products/prd_unknown/renewals", json=body, headers={**owner.auth, **DRY}), 404, "not_found"
+    )
     builders.refused(api.post(url, json=body, headers=DRY), 401, "unauthorized")
     denied = api.post(url, json=body, headers={**viewer.auth, **DRY})
     assert denied.status_code == 200, denied.text

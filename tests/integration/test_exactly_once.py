@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tables.events import Event
 from tables.operations import Operation
 from tests.api import builders
-from tests.integration.flows import (balance, buy, charges_for, db, ledger_sums, product_count,
-                                     wait_done)
+from tests.integration.flows import balance, buy, charges_for, db, ledger_sums, product_count, wait_done
 from worker.actors.purchases import purchase
 from worker.execution import run_operation
 from worker.queue import operation_message

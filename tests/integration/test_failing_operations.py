@@ -18,9 +18,9 @@ from tables import events, operations
 from tables.clock import clock
 from tables.settings import Settings
 from tests.api import builders
-from tests.ratelimits import UNLIMITED
 from tests.integration.flows import db, wait_done
 from tests.integration.test_ops import OPS, wait_for
+from tests.ratelimits import UNLIMITED
 from worker.execution import Bounds
 from worker.queue import operation_message
 from worker.relay import relay
@@ -32,17 +32,28 @@ STALL_S = 2
 
 @pytest.fixture
 def settings(database_url, redis_url):
-    return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
-                    relay_stall_seconds=STALL_S, allow_private_webhook_urls=True,
-                    operation_max_attempts=MAX_ATTEMPTS, operation_max_age_seconds=MAX_AGE_S,
-                    **UNLIMITED)
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        ops_token="ops-secret",
+        relay_stall_seconds=STALL_S,
+        allow_private_webhook_urls=True,
+        operation_max_attempts=MAX_ATTEMPTS,
+        operation_max_age_seconds=MAX_AGE_S,
+        **UNLIMITED,
+    )
 
 
 def broken_purchase(org: str, **fields) -> str:
     """A purchase whose params make the handler raise KeyError('payment_method') every time."""
-    row = operations.new_row("purchase", org, clock.now(), params={"kind": "domain", "name": "broken.fr",
-                                                                   "years": 1},
-                             enqueued_at=clock.now(), **fields)
+    row = operations.new_row(
+        "purchase",
+        org,
+        clock.now(),
+        params={"kind": "domain", "name": "broken.fr", "years": 1},
+        enqueued_at=clock.now(),
+        **fields,
+    )
     db(operations.insert_or_get(row))
     return row["id"]
 
@@ -62,7 +73,7 @@ def assert_tenant_sees_only_code_message_and_reference(api, owner, op: dict) -> 
     assert op["error"]["code"] == "internal_error"
     reference = next(word.rstrip(".") for word in op["error"]["message"].split() if word.startswith("ref_"))
     body = api.get(f"/v1/operations/{op['id']}", headers=owner.auth).text
-    for secret in ("Traceback", "KeyError", "payment_method", "purchases.py", "attempts\""):
+    for secret in ("Traceback", "KeyError", "payment_method", "purchases.py", 'attempts"'):
         assert secret not in body
     return reference
 
@@ -120,16 +131,25 @@ def test_an_operation_tried_and_past_its_age_ends_failed_at_its_next_retry(api, 
     assert len(failed_events(org)) == 1
 
 
-def test_the_relay_fails_an_operation_past_its_age_instead_of_sending_it_again(api, workers, broker, sender,
-                                                                               real_clock):
+def test_the_relay_fails_an_operation_past_its_age_instead_of_sending_it_again(
+    api, workers, broker, sender, real_clock
+):
     owner, org = builders.funded(api, 10_000)
     workers()
     op_id = broken_purchase(org)
-    broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(op_id,),
-                           kwargs={}, options={"max_retries": 0}))  # Dramatiq gives up at once
+    broker.enqueue(
+        Message(
+            queue_name="operations",
+            actor_name="purchases.execute",
+            args=(op_id,),
+            kwargs={},
+            options={"max_retries": 0},
+        )
+    )  # Dramatiq gives up at once
     # The details are written into the letter just after Dramatiq dead-letters it: wait for them.
-    [letter] = wait_for(lambda: [one for one in api.get("/v1/ops/dead-letters", headers=OPS).json()
-                                 if one.get("traceback")])
+    [letter] = wait_for(
+        lambda: [one for one in api.get("/v1/ops/dead-letters", headers=OPS).json() if one.get("traceback")]
+    )
     assert ops_view(api, op_id)["status"] == "running"  # what the relay used to send again forever
 
     real_clock.advance(timedelta(seconds=MAX_AGE_S + 1))
@@ -163,12 +183,20 @@ def test_the_relay_fails_an_operation_whose_attempts_ran_out_without_an_exceptio
 
 def test_a_dead_letter_shows_its_exception_traceback_and_retries(api, workers, broker):
     workers()
-    broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(),
-                           kwargs={}, options={"max_retries": 1, "min_backoff": 10, "max_backoff": 20}))
+    broker.enqueue(
+        Message(
+            queue_name="operations",
+            actor_name="purchases.execute",
+            args=(),
+            kwargs={},
+            options={"max_retries": 1, "min_backoff": 10, "max_backoff": 20},
+        )
+    )
 
     # The details are written into the letter just after Dramatiq dead-letters it: wait for them.
-    [letter] = wait_for(lambda: [one for one in api.get("/v1/ops/dead-letters", headers=OPS).json()
-                                 if one.get("traceback")])
+    [letter] = wait_for(
+        lambda: [one for one in api.get("/v1/ops/dead-letters", headers=OPS).json() if one.get("traceback")]
+    )
 
     assert letter["actor"] == "purchases.execute" and letter["args"] == []
     assert letter["retries"] == 2  # Dramatiq's count: the first run and its one retry both failed

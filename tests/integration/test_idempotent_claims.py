@@ -26,8 +26,7 @@ def reissue(api, owner, reseller: str, client_id: str, key: str | None = "reissu
     return api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=headers)
 
 
-def test_a_claim_reissued_twice_with_one_key_issues_one_token_shown_again_to_the_reseller(
-        api, workers, database_url):
+def test_a_claim_reissued_twice_with_one_key_issues_one_token_shown_again_to_the_reseller(api, workers, database_url):
     workers()
     owner, reseller, client_id, client_email = reseller_with_client(api)
     released(api, owner, reseller, client_id, client_email)
@@ -42,8 +41,7 @@ def test_a_claim_reissued_twice_with_one_key_issues_one_token_shown_again_to_the
     assert claim(api, first.json()["claim_token"]).status_code == 201  # the replay voided nothing
 
 
-def test_an_account_claim_sent_twice_with_one_key_makes_one_account_and_shows_its_key_again(
-        api, workers, database_url):
+def test_an_account_claim_sent_twice_with_one_key_makes_one_account_and_shows_its_key_again(api, workers, database_url):
     workers()
     owner, reseller, client_id, client_email = reseller_with_client(api)
     op = released(api, owner, reseller, client_id, client_email)
@@ -57,8 +55,9 @@ def test_an_account_claim_sent_twice_with_one_key_makes_one_account_and_shows_it
     assert members_of(org) == 1
     assert api.get("/v1/me", headers={"Authorization": f"Bearer {first.json()['api_key']}"}).status_code == 200
     assert nowhere_in_clear(database_url, token, first.json()["api_key"]) == []
-    other = api.post("/v1/accounts/claim", json={"claim_token": token, "name": "Other"},
-                     headers={"Idempotency-Key": "claim-1"})
+    other = api.post(
+        "/v1/accounts/claim", json={"claim_token": token, "name": "Other"}, headers={"Idempotency-Key": "claim-1"}
+    )
     assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
 
 

@@ -22,21 +22,26 @@ _ids = count(1)
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def rotate(api, who, org) -> dict:
     answer = api.post(f"/v1/resellers/{org}/inbound-secret", headers=who.auth)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
 
-def signed(secret: str, payload: dict | str, *, msg_id: str | None = None,
-           at: datetime | None = None) -> tuple[str, dict[str, str]]:
+def signed(
+    secret: str, payload: dict | str, *, msg_id: str | None = None, at: datetime | None = None
+) -> tuple[str, dict[str, str]]:
     """The body and the three Standard Webhooks headers, signed with `secret`."""
     body = payload if isinstance(payload, str) else json.dumps(payload)
     msg_id = msg_id or f"msg_{next(_ids)}"
     at = at or datetime.now(UTC)  # the library checks the real clock, not tenure's
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(floor(at.timestamp())),
-               "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-               "content-type": "application/json"}
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(floor(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
+        "content-type": "application/json",
+    }
     return body, headers
 
 
@@ -83,6 +88,7 @@ def portfolio(api, who, org) -> list[dict]:
 
 # --- the secret -----------------------------------------------------------------------------
 
+
 def test_a_reseller_gets_a_standard_webhooks_secret_and_rotation_reports_the_old_ones_window(api):
     owner, org = reseller(api, funds=0)
 
@@ -108,25 +114,30 @@ def test_only_members_with_webhook_manage_of_a_reseller_rotate_the_secret(api):
 
     builders.refused(api.post(f"/v1/resellers/{org}/inbound-secret"), 401, "unauthorized")
     builders.refused(api.post(f"/v1/resellers/{org}/inbound-secret", headers=outsider.auth), 404, "not_found")
-    builders.refused(api.post(f"/v1/resellers/{org}/inbound-secret", headers=viewer.auth), 403,
-                     "permission_denied")
-    builders.refused(api.post(f"/v1/resellers/{plain}/inbound-secret", headers=plain_owner.auth), 409,
-                     "not_a_reseller")
+    builders.refused(api.post(f"/v1/resellers/{org}/inbound-secret", headers=viewer.auth), 403, "permission_denied")
+    builders.refused(api.post(f"/v1/resellers/{plain}/inbound-secret", headers=plain_owner.auth), 409, "not_a_reseller")
     assert rotate(api, manager, org)["secret"].startswith("whsec_")
 
 
 # --- exactly once ---------------------------------------------------------------------------
 
+
 def test_one_renewal_webhook_posted_five_times_at_once_renews_once(api, workers):
     workers()
     owner, org = reseller(api)
     client_id = builders.client_of(api, owner, org, "Martin")
-    product_id = wait_done(api, owner, buy(api, owner, org, "martin.fr", client_id=client_id).json()["id"])[
-        "result"]["product_id"]
+    product_id = wait_done(api, owner, buy(api, owner, org, "martin.fr", client_id=client_id).json()["id"])["result"][
+        "product_id"
+    ]
     product = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
     secret = rotate(api, owner, org)["secret"]
-    body, headers = signed(secret, {"type": "renewal.requested", "data": {
-        "product_id": product_id, "years": 1, "current_expires_at": product["expires_at"]}})
+    body, headers = signed(
+        secret,
+        {
+            "type": "renewal.requested",
+            "data": {"product_id": product_id, "years": 1, "current_expires_at": product["expires_at"]},
+        },
+    )
 
     with ThreadPoolExecutor(max_workers=5) as pool:
         answers = list(pool.map(lambda _: send(api, org, body, headers), range(5)))
@@ -154,8 +165,9 @@ def test_a_resent_purchase_gets_its_operation_back_not_name_taken(api, workers):
     workers()
     owner, org = reseller(api)
     secret = rotate(api, owner, org)["secret"]
-    body, headers = signed(secret, {"type": "purchase.requested", "data": {
-        "kind": "domain", "name": "resent.fr", "years": 1}})
+    body, headers = signed(
+        secret, {"type": "purchase.requested", "data": {"kind": "domain", "name": "resent.fr", "years": 1}}
+    )
 
     op = accepted(api, owner, send(api, org, body, headers))
     again = send(api, org, body, headers)
@@ -239,19 +251,35 @@ def test_a_webhook_recorded_under_the_older_key_is_still_found(api, workers):
 
 # --- each type ------------------------------------------------------------------------------
 
+
 def test_a_purchase_for_a_client_named_by_its_external_ref(api, workers):
     workers()
     owner, org = reseller(api)
     client_id = builders.client_of(api, owner, org, "Martin", external_ref="crm-42")
     secret = rotate(api, owner, org)["secret"]
 
-    op = accepted(api, owner, post(api, org, secret, {"type": "purchase.requested", "data": {
-        "kind": "domain", "name": "Martin-Shop.FR", "years": 2, "client_ref": "crm-42"}}))
+    op = accepted(
+        api,
+        owner,
+        post(
+            api,
+            org,
+            secret,
+            {
+                "type": "purchase.requested",
+                "data": {"kind": "domain", "name": "Martin-Shop.FR", "years": 2, "client_ref": "crm-42"},
+            },
+        ),
+    )
 
     assert op["kind"] == "purchase"
     product = api.get(f"/v1/products/{op['result']['product_id']}", headers=owner.auth).json()
     assert (product["name"], product["client_id"], product["reseller_id"], product["organization_id"]) == (
-        "martin-shop.fr", client_id, org, org)
+        "martin-shop.fr",
+        client_id,
+        org,
+        org,
+    )
     assert charges_for(org) == [3000]
     assert [(c["id"], c["product_count"]) for c in portfolio(api, owner, org)] == [(client_id, 1)]
 
@@ -265,34 +293,48 @@ def test_client_upserted_creates_then_updates_the_client(api, workers):
     updated = accepted(api, owner, post(api, org, secret, upsert("crm-7", " Dupont SA ", "Compta@Dupont.test")))
 
     assert created["kind"] == "client_upsert" and created["result"]["created"] is True
-    assert updated["result"] == {"client_id": created["result"]["client_id"], "external_ref": "crm-7",
-                                 "created": False}
+    assert updated["result"] == {"client_id": created["result"]["client_id"], "external_ref": "crm-7", "created": False}
     clients = portfolio(api, owner, org)
     assert [(c["id"], c["external_ref"], c["name"], c["email"]) for c in clients] == [
-        (created["result"]["client_id"], "crm-7", "Dupont SA", "compta@dupont.test")]
+        (created["result"]["client_id"], "crm-7", "Dupont SA", "compta@dupont.test")
+    ]
 
 
 def test_release_requested_releases_the_client(api, workers):
     workers()
     owner, org = reseller(api)
     client_id = builders.client_of(api, owner, org, "Martin", external_ref="crm-9")
-    product_id = wait_done(api, owner, buy(api, owner, org, "martin.fr", client_id=client_id).json()["id"])[
-        "result"]["product_id"]
+    product_id = wait_done(api, owner, buy(api, owner, org, "martin.fr", client_id=client_id).json()["id"])["result"][
+        "product_id"
+    ]
     secret = rotate(api, owner, org)["secret"]
 
-    op = accepted(api, owner, post(api, org, secret, {"type": "release.requested", "data": {
-        "client_ref": "crm-9", "owner_email": "pierre@martin.test"}}))
+    op = accepted(
+        api,
+        owner,
+        post(
+            api,
+            org,
+            secret,
+            {"type": "release.requested", "data": {"client_ref": "crm-9", "owner_email": "pierre@martin.test"}},
+        ),
+    )
 
     assert op["kind"] == "release" and op["result"]["product_ids"] == [product_id]
     assert portfolio(api, owner, org) == []
     released = api.get(f"/v1/resellers/{org}/clients/{client_id}", headers=owner.auth).json()
     assert (released["status"], released["released_to"]) == ("released", op["result"]["organization_id"])
-    again = post(api, org, secret, {"type": "release.requested", "data": {
-        "client_id": client_id, "owner_email": "pierre@martin.test"}})
+    again = post(
+        api,
+        org,
+        secret,
+        {"type": "release.requested", "data": {"client_id": client_id, "owner_email": "pierre@martin.test"}},
+    )
     builders.refused(again, 409, "client_not_active")
 
 
 # --- refused: nothing is written ------------------------------------------------------------
+
 
 def test_bad_signatures_are_refused_alike_and_write_nothing(api):
     owner, org = reseller(api, funds=0)
@@ -358,8 +400,7 @@ def test_a_rotated_secret_works_for_24_hours_then_is_refused(api, workers):
     builders.refused(post(api, org, old, upsert("crm-4")), 401, "invalid_signature")
     assert operation_count() == ops
     accepted(api, owner, post(api, org, new, upsert("crm-5")))
-    assert sorted(c["external_ref"] for c in portfolio(api, owner, org)) == ["crm-1", "crm-2", "crm-3",
-                                                                            "crm-5"]
+    assert sorted(c["external_ref"] for c in portfolio(api, owner, org)) == ["crm-1", "crm-2", "crm-3", "crm-5"]
 
 
 def revoke_previous(api, who, org):
@@ -413,6 +454,7 @@ def test_only_members_with_webhook_manage_of_the_reseller_revoke_its_previous_se
 
 # --- refused after the signature holds: the API's checks --------------------------------------
 
+
 def test_unknown_types_and_invalid_data_are_refused_with_a_code_and_write_nothing(api):
     owner, org = reseller(api)
     client_id = builders.client_of(api, owner, org, "Martin", external_ref="crm-1")
@@ -429,8 +471,12 @@ def test_unknown_types_and_invalid_data_are_refused_with_a_code_and_write_nothin
         ({"data": {}}, 422, "invalid_webhook", "type"),
         ({"type": "client.upserted"}, 422, "invalid_webhook", "data"),
         (upsert("crm-2", email="not-an-email"), 422, "invalid_webhook", "email"),
-        ({"type": "client.upserted", "data": {"external_ref": "x", "name": "N", "email": "n@n.test",
-                                              "extra": 1}}, 422, "invalid_webhook", "extra"),
+        (
+            {"type": "client.upserted", "data": {"external_ref": "x", "name": "N", "email": "n@n.test", "extra": 1}},
+            422,
+            "invalid_webhook",
+            "extra",
+        ),
         (purchase(years="two"), 422, "invalid_webhook", "years"),
         (purchase(years=0), 422, "invalid_term", "years"),
         (purchase(name="not a domain"), 422, "invalid_name", "not a domain"),
@@ -439,15 +485,28 @@ def test_unknown_types_and_invalid_data_are_refused_with_a_code_and_write_nothin
         (purchase(client_id=client_id, client_ref="crm-1"), 422, "invalid_webhook", "client_ref"),
         (purchase(client_ref="crm-unknown"), 404, "not_found", "crm-unknown"),
         (purchase(client_id="cli_unknown"), 404, "not_found", "cli_unknown"),
-        ({"type": "renewal.requested", "data": {"product_id": "prd_nope", "years": 1,
-                                                "current_expires_at": "2030-01-01T00:00:00Z"}},
-         404, "not_found", "prd_nope"),
-        ({"type": "renewal.requested", "data": {"product_id": "prd_nope", "years": 1,
-                                                "current_expires_at": "soon"}},
-         422, "invalid_webhook", "current_expires_at"),
+        (
+            {
+                "type": "renewal.requested",
+                "data": {"product_id": "prd_nope", "years": 1, "current_expires_at": "2030-01-01T00:00:00Z"},
+            },
+            404,
+            "not_found",
+            "prd_nope",
+        ),
+        (
+            {"type": "renewal.requested", "data": {"product_id": "prd_nope", "years": 1, "current_expires_at": "soon"}},
+            422,
+            "invalid_webhook",
+            "current_expires_at",
+        ),
         ({"type": "release.requested", "data": {"owner_email": "p@p.test"}}, 422, "invalid_webhook", "client"),
-        ({"type": "release.requested", "data": {"client_id": "cli_unknown", "owner_email": "p@p.test"}},
-         404, "not_found", "cli_unknown"),
+        (
+            {"type": "release.requested", "data": {"client_id": "cli_unknown", "owner_email": "p@p.test"}},
+            404,
+            "not_found",
+            "cli_unknown",
+        ),
     ]
     for payload, status, code, named in cases:
         answer = post(api, org, secret, payload)
@@ -468,12 +527,27 @@ def test_a_webhook_cannot_reach_another_resellers_product_or_client(api, workers
     secret = rotate(api, owner, org)["secret"]
     ops = operation_count()
 
-    renewal = post(api, org, secret, {"type": "renewal.requested", "data": {
-        "product_id": product["id"], "years": 1, "current_expires_at": product["expires_at"]}})
-    release = post(api, org, secret, {"type": "release.requested", "data": {
-        "client_id": theirs_client, "owner_email": "p@p.test"}})
-    by_ref = post(api, org, secret, {"type": "purchase.requested", "data": {
-        "kind": "domain", "name": "mine.fr", "years": 1, "client_ref": "crm-1"}})
+    renewal = post(
+        api,
+        org,
+        secret,
+        {
+            "type": "renewal.requested",
+            "data": {"product_id": product["id"], "years": 1, "current_expires_at": product["expires_at"]},
+        },
+    )
+    release = post(
+        api, org, secret, {"type": "release.requested", "data": {"client_id": theirs_client, "owner_email": "p@p.test"}}
+    )
+    by_ref = post(
+        api,
+        org,
+        secret,
+        {
+            "type": "purchase.requested",
+            "data": {"kind": "domain", "name": "mine.fr", "years": 1, "client_ref": "crm-1"},
+        },
+    )
 
     builders.refused(renewal, 404, "not_found")
     builders.refused(release, 404, "not_found")

@@ -20,6 +20,7 @@ T0 = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 
 def tick_days(broker, sender, days: int) -> None:
     """A scheduler tick each day (one loop and one pool, as in `tenure scheduler`), workers draining."""
+
     async def run() -> None:
         await engine.start_pool(4)
         try:
@@ -74,12 +75,21 @@ def test_a_year_of_daily_sweeps_over_a_mixed_portfolio(api, workers, broker, sen
     tick_days(broker, sender, 440)
 
     states = {r["id"]: r["state"] for r in db(Product.select(Product.id, Product.state).run())}
-    assert states == {renewing: "active", lapsing: "deleted", broke: "deleted",
-                      client_renewing: "active", client_lapsing: "deleted"}
-    renewals = db(Operation.select(Operation.product_id, Operation.status, Operation.error_code).where(
-        Operation.kind == "renewal").run())
+    assert states == {
+        renewing: "active",
+        lapsing: "deleted",
+        broke: "deleted",
+        client_renewing: "active",
+        client_lapsing: "deleted",
+    }
+    renewals = db(
+        Operation.select(Operation.product_id, Operation.status, Operation.error_code)
+        .where(Operation.kind == "renewal")
+        .run()
+    )
     assert sorted((r["product_id"], r["status"]) for r in renewals if r["status"] == "succeeded") == sorted(
-        [(renewing, "succeeded"), (client_renewing, "succeeded")])
+        [(renewing, "succeeded"), (client_renewing, "succeeded")]
+    )
     assert [r["error_code"] for r in renewals if r["status"] == "failed"] == ["insufficient_funds"] * 3
     assert charges_for(funded) == [1500, 2400, 1500]
     assert charges_for(unfunded) == [1500]

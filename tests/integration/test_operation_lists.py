@@ -31,8 +31,9 @@ def test_a_release_is_listed_without_its_claim_token_which_is_still_shown_once(a
     workers()
     owner, reseller, client_id, client_email = reseller_with_client(api)
     wait_done(api, owner, buy(api, owner, reseller, "café-lists.fr", client_id=client_id).json()["id"])
-    answer = api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                      json={"owner_email": client_email}, headers=owner.auth)
+    answer = api.post(
+        f"/v1/resellers/{reseller}/clients/{client_id}/release", json={"owner_email": client_email}, headers=owner.auth
+    )
     assert answer.status_code == 202, answer.text
 
     release = wait_listed(api, owner, reseller, "?kind=release")
@@ -52,8 +53,9 @@ def test_members_list_only_the_operation_kinds_they_may_read(api, workers):
     workers()
     owner, reseller, client_id, client_email = reseller_with_client(api)
     wait_done(api, owner, buy(api, owner, reseller, "kinds-lists.fr").json()["id"])
-    answer = api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                      json={"owner_email": client_email}, headers=owner.auth)
+    answer = api.post(
+        f"/v1/resellers/{reseller}/clients/{client_id}/release", json={"owner_email": client_email}, headers=owner.auth
+    )
     wait_listed(api, owner, reseller, "?kind=release")
     viewer = builders.member(api, owner, reseller, ["org:view"], name="Vera")
     product_viewer = builders.member(api, owner, reseller, ["org:view", "product:view"], name="Paul")
@@ -68,10 +70,15 @@ def test_members_list_only_the_operation_kinds_they_may_read(api, workers):
     assert listed_operations(api, viewer, reseller, "?count=true") == listed_operations(api, viewer, reseller)
     counted = api.get(f"/v1/organizations/{reseller}/operations?count=true", headers=viewer.auth).json()
     assert counted["total"] == 1
-    builders.refused(api.get(f"/v1/organizations/{reseller}/operations", headers=product_only.auth),
-                     403, "permission_denied")
-    assert answer.json()["id"] not in api.get(f"/v1/organizations/{reseller}/operations",
-                                              headers={**product_viewer.auth, "Accept": "text/csv"}).text
+    builders.refused(
+        api.get(f"/v1/organizations/{reseller}/operations", headers=product_only.auth), 403, "permission_denied"
+    )
+    assert (
+        answer.json()["id"]
+        not in api.get(
+            f"/v1/organizations/{reseller}/operations", headers={**product_viewer.auth, "Accept": "text/csv"}
+        ).text
+    )
 
 
 def test_bought_products_are_found_by_their_unicode_name_and_exported(api, workers):
@@ -81,11 +88,15 @@ def test_bought_products_are_found_by_their_unicode_name_and_exported(api, worke
         op = wait_done(api, owner, buy(api, owner, reseller, name, client_id=client_id).json()["id"])
         assert op["status"] == "succeeded", op
 
-    found = api.get(f"/v1/organizations/{reseller}/products?q={quote('Bücher-Lists')}&client={client_id}",
-                    headers=owner.auth).json()["items"]
-    exported = api.get(f"/v1/organizations/{reseller}/products?q=lists&sort=name",
-                       headers={**owner.auth, "Accept": "text/csv"})
+    found = api.get(
+        f"/v1/organizations/{reseller}/products?q={quote('Bücher-Lists')}&client={client_id}", headers=owner.auth
+    ).json()["items"]
+    exported = api.get(
+        f"/v1/organizations/{reseller}/products?q=lists&sort=name", headers={**owner.auth, "Accept": "text/csv"}
+    )
 
     assert [p["name"] for p in found] == ["xn--bcher-lists-thb.de"]
-    assert exported.text.splitlines()[1:] and [line.split(",")[2] for line in exported.text.splitlines()[1:]] == \
-        ["plain-lists.de", "xn--bcher-lists-thb.de"]
+    assert exported.text.splitlines()[1:] and [line.split(",")[2] for line in exported.text.splitlines()[1:]] == [
+        "plain-lists.de",
+        "xn--bcher-lists-thb.de",
+    ]

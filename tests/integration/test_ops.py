@@ -23,8 +23,9 @@ OPS = {"Authorization": "Bearer ops-secret"}
 
 def poison(broker) -> Message:
     """A message its actor cannot run (missing argument), not to be retried: a dead letter at once."""
-    return broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(),
-                                  kwargs={}, options={"max_retries": 0}))
+    return broker.enqueue(
+        Message(queue_name="operations", actor_name="purchases.execute", args=(), kwargs={}, options={"max_retries": 0})
+    )
 
 
 def wait_for(check, timeout: float = 15.0):
@@ -90,8 +91,11 @@ def database_outage(database_url: str):
         try:
             await conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
             if not allowed:
-                await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    name,
+                )
         finally:
             await conn.close()
 
@@ -112,8 +116,9 @@ def test_ops_routes_need_the_ops_token_not_an_account_key(api):
 
 def test_queue_depths_count_waiting_messages(api, broker, sender):
     for n in range(3):
-        broker.enqueue(Message(queue_name="webhooks", actor_name="webhooks.deliver", args=(f"dlv_{n}",),
-                               kwargs={}, options={}))
+        broker.enqueue(
+            Message(queue_name="webhooks", actor_name="webhooks.deliver", args=(f"dlv_{n}",), kwargs={}, options={})
+        )
 
     queues = {q["queue"]: q for q in api.get("/v1/ops/queues", headers=OPS).json()}
 
@@ -160,13 +165,18 @@ def test_metrics_expose_http_operations_and_queues(api, workers):
         def check() -> str | None:
             text = api.get("/metrics").text
             return text if wanted in text and (unwanted is None or unwanted not in text) else None
+
         return check
 
     waiting = wait_for(scraped('tenure_operations_in_flight{kind="purchase",status="pending"} 1.0'))
     workers()
     wait_done(api, owner, op_id)
-    text = wait_for(scraped('tenure_operations_finished_total{kind="purchase",status="succeeded"}',
-                            unwanted='tenure_operations_in_flight{kind="purchase"'))
+    text = wait_for(
+        scraped(
+            'tenure_operations_finished_total{kind="purchase",status="succeeded"}',
+            unwanted='tenure_operations_in_flight{kind="purchase"',
+        )
+    )
 
     assert 'tenure_queue_messages{queue="operations",state="waiting"}' in waiting
     assert 'path="/v1/organizations/{org_id}/purchases",status_code="202"' in text

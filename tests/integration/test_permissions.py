@@ -32,10 +32,15 @@ def test_a_member_removed_before_execution_loses_the_right(api, workers):
     owner, org = builders.funded(api, 10_000)
     buyer = builders.member(api, owner, org, ["product:buy", "pay:prepaid"])
     op_id = buy(api, buyer, org, "late.fr").json()["id"]  # accepted; no worker runs yet
-    team = next(t for t in api.get(f"/v1/organizations/{org}/teams", headers=owner.auth).json()
-                if any(m["id"] == buyer.id for m in t["members"]))
-    assert api.delete(f"/v1/organizations/{org}/teams/{team['id']}/members/{buyer.id}",
-                      headers=owner.auth).status_code == 204
+    team = next(
+        t
+        for t in api.get(f"/v1/organizations/{org}/teams", headers=owner.auth).json()
+        if any(m["id"] == buyer.id for m in t["members"])
+    )
+    assert (
+        api.delete(f"/v1/organizations/{org}/teams/{team['id']}/members/{buyer.id}", headers=owner.auth).status_code
+        == 204
+    )
 
     workers()
     op = wait_done(api, owner, op_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.api import builders
-from tests.integration.flows import (balance, buy, charges_for, ledger_sums, wait_done)
+from tests.integration.flows import balance, buy, charges_for, ledger_sums, wait_done
 
 
 def test_purchase_creates_the_product_and_charges_the_prepaid_balance(api, workers):

@@ -67,10 +67,12 @@ def test_rabbitmq_queue_depths_and_dead_letters(rabbit):
     _, broker, _ = rabbit
     monitor = monitor_for(broker)
     for n in range(2):
-        broker.enqueue(Message(queue_name="webhooks", actor_name="webhooks.deliver", args=(f"dlv_{n}",),
-                               kwargs={}, options={}))
-    broker.enqueue(Message(queue_name="operations", actor_name="purchases.execute", args=(), kwargs={},
-                           options={"max_retries": 0}))
+        broker.enqueue(
+            Message(queue_name="webhooks", actor_name="webhooks.deliver", args=(f"dlv_{n}",), kwargs={}, options={})
+        )
+    broker.enqueue(
+        Message(queue_name="operations", actor_name="purchases.execute", args=(), kwargs={}, options={"max_retries": 0})
+    )
     worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100, queues={"operations"})
     worker.start()
     try:

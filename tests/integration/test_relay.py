@@ -38,8 +38,7 @@ def test_operations_whose_messages_still_wait_in_the_queue_are_not_sent_again(ap
 
     workers()
     assert {op["status"] for op in wait_all(api, owner, op_ids)} == {"succeeded"}
-    assert db(Operation.select(Operation.attempts).where(Operation.id.is_in(op_ids)).run()) == [
-        {"attempts": 1}] * 3
+    assert db(Operation.select(Operation.attempts).where(Operation.id.is_in(op_ids)).run()) == [{"attempts": 1}] * 3
 
 
 def test_a_lost_message_is_sent_again_even_with_a_backlog_behind_it(api, broker, sender):
@@ -54,7 +53,11 @@ def test_a_lost_message_is_sent_again_even_with_a_backlog_behind_it(api, broker,
     assert relay_once(sender) == 1
 
     assert waiting(broker) == 2
-    sent_again = db(Operation.select(Operation.id, Operation.enqueued_at).where(
-        Operation.id.is_in([lost, behind])).order_by(Operation.enqueued_at).run())
+    sent_again = db(
+        Operation.select(Operation.id, Operation.enqueued_at)
+        .where(Operation.id.is_in([lost, behind]))
+        .order_by(Operation.enqueued_at)
+        .run()
+    )
     assert sent_again[-1]["id"] == lost  # stamped by the relay just now
     assert relay_once(sender) == 0

@@ -13,24 +13,28 @@ from tests.integration.flows import buy, db, wait_done
 
 def reseller_with_client(api):
     owner = builders.person(api, "Remy")
-    answer = api.post("/v1/organizations", json={"name": "Remy SA", "reseller": True},
-                      headers=owner.auth)
+    answer = api.post("/v1/organizations", json={"name": "Remy SA", "reseller": True}, headers=owner.auth)
     assert answer.status_code == 201, answer.text
     reseller = answer.json()["id"]
-    funds = api.post(f"/v1/organizations/{reseller}/funds",
-                     json={"amount": {"amount": 100_000, "currency": "EUR"}}, headers=owner.auth)
+    funds = api.post(
+        f"/v1/organizations/{reseller}/funds",
+        json={"amount": {"amount": 100_000, "currency": "EUR"}},
+        headers=owner.auth,
+    )
     assert funds.status_code == 201, funds.text
     client_email = f"martin{reseller[-6:].lower()}@client.test"
-    made = api.post(f"/v1/resellers/{reseller}/clients", json={"name": "Martin", "email": client_email},
-                    headers=owner.auth)
+    made = api.post(
+        f"/v1/resellers/{reseller}/clients", json={"name": "Martin", "email": client_email}, headers=owner.auth
+    )
     assert made.status_code == 201, made.text
     return owner, reseller, made.json()["id"], client_email
 
 
 def released(api, owner, reseller, client_id, owner_email) -> dict:
     """Releases the client and answers the succeeded operation, as its first reader sees it."""
-    answer = api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                      json={"owner_email": owner_email}, headers=owner.auth)
+    answer = api.post(
+        f"/v1/resellers/{reseller}/clients/{client_id}/release", json={"owner_email": owner_email}, headers=owner.auth
+    )
     assert answer.status_code == 202, answer.text
     op = wait_done(api, owner, answer.json()["id"])
     assert op["status"] == "succeeded", op
@@ -38,8 +42,7 @@ def released(api, owner, reseller, client_id, owner_email) -> dict:
 
 
 def claim(api, token: str, who=None, **fields):
-    return api.post("/v1/accounts/claim", json={"claim_token": token, **fields},
-                    headers=who.auth if who else {})
+    return api.post("/v1/accounts/claim", json={"claim_token": token, **fields}, headers=who.auth if who else {})
 
 
 def members_of(org: str) -> int:
@@ -49,8 +52,9 @@ def members_of(org: str) -> int:
 def test_signing_up_with_the_clients_email_first_gives_the_organization_to_nobody(api, workers):
     workers()
     owner, reseller, client_id, client_email = reseller_with_client(api)
-    product_id = wait_done(api, owner, buy(api, owner, reseller, "martin.fr", client_id=client_id)
-                           .json()["id"])["result"]["product_id"]
+    product_id = wait_done(api, owner, buy(api, owner, reseller, "martin.fr", client_id=client_id).json()["id"])[
+        "result"
+    ]["product_id"]
     attacker = api.post("/v1/accounts", json={"email": client_email, "name": "Not Martin"}).json()
     attacker_auth = {"Authorization": f"Bearer {attacker['api_key']}"}
 
@@ -83,8 +87,11 @@ def test_the_claim_token_is_shown_once_and_only_to_a_client_manager(api, workers
     viewer = builders.member(api, owner, reseller, ["org:view", "product:view"], "Val")
     nobody = builders.member(api, owner, reseller, [], "Nina")
     manager = builders.member(api, owner, reseller, ["client:manage"], "Max")
-    answer = api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                      json={"owner_email": client_email}, headers=manager.auth)
+    answer = api.post(
+        f"/v1/resellers/{reseller}/clients/{client_id}/release",
+        json={"owner_email": client_email},
+        headers=manager.auth,
+    )
     op_id = answer.json()["id"]
     first = wait_done(api, owner, op_id)  # the owner polls until done: its last read shows the token
 
@@ -142,8 +149,9 @@ def test_a_claim_with_a_key_takes_no_account_fields(api, workers):
     someone = builders.person(api, "Sam")
 
     builders.refused(claim(api, op["result"]["claim_token"], someone, email="x@y.test"), 422, "unexpected_fields")
-    builders.refused(claim(api, op["result"]["claim_token"],
-                           builders.Person(id="", email="", key="tnr_wrong")), 401, "unauthorized")
+    builders.refused(
+        claim(api, op["result"]["claim_token"], builders.Person(id="", email="", key="tnr_wrong")), 401, "unauthorized"
+    )
     assert claim(api, op["result"]["claim_token"], someone).status_code == 201
 
 
@@ -168,8 +176,9 @@ def test_an_expired_token_is_refused_and_the_reseller_reissues_one(api, workers)
     assert made.status_code == 201, made.text
     record = api.get(f"/v1/resellers/{reseller}/clients/{client_id}", headers=owner.auth).json()
     assert record["claim"]["status"] == "claimed" and record["claim"]["claimed_at"]
-    builders.refused(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=owner.auth),
-                     409, "already_claimed")
+    builders.refused(
+        api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=owner.auth), 409, "already_claimed"
+    )
 
 
 def test_reissuing_voids_the_previous_token(api, workers):
@@ -188,15 +197,19 @@ def test_a_claim_is_issued_only_for_a_released_client_of_ones_own(api, workers):
     owner, reseller, client_id, _ = reseller_with_client(api)
     other_owner, other_reseller, other_client, _ = reseller_with_client(api)
 
-    builders.refused(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=owner.auth),
-                     409, "client_not_released")
-    builders.refused(api.post(f"/v1/resellers/{reseller}/clients/{other_client}/claim", headers=owner.auth),
-                     404, "not_found")
-    builders.refused(api.post(f"/v1/resellers/{other_reseller}/clients/{other_client}/claim",
-                              headers=owner.auth), 404, "not_found")
+    builders.refused(
+        api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=owner.auth), 409, "client_not_released"
+    )
+    builders.refused(
+        api.post(f"/v1/resellers/{reseller}/clients/{other_client}/claim", headers=owner.auth), 404, "not_found"
+    )
+    builders.refused(
+        api.post(f"/v1/resellers/{other_reseller}/clients/{other_client}/claim", headers=owner.auth), 404, "not_found"
+    )
     viewer = builders.member(api, owner, reseller, ["org:view"], "Vic")
-    builders.refused(api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=viewer.auth),
-                     403, "permission_denied")
+    builders.refused(
+        api.post(f"/v1/resellers/{reseller}/clients/{client_id}/claim", headers=viewer.auth), 403, "permission_denied"
+    )
 
 
 def test_the_reseller_hears_of_the_release_and_of_the_claim_without_the_token(api, workers):
@@ -206,8 +219,13 @@ def test_the_reseller_hears_of_the_release_and_of_the_claim_without_the_token(ap
     token = op["result"]["claim_token"]
     made = claim(api, token).json()
 
-    rows = db(Event.select(Event.type, Event.data).where(Event.organization_id == reseller)
-              .order_by(Event.id).output(load_json=True).run())
+    rows = db(
+        Event.select(Event.type, Event.data)
+        .where(Event.organization_id == reseller)
+        .order_by(Event.id)
+        .output(load_json=True)
+        .run()
+    )
     by_type = {r["type"]: r["data"] for r in rows}
     assert by_type["client.released"]["claim"]["status"] == "pending"
     assert by_type["organization.claimed"]["organization_id"] == made["organization_id"]

@@ -119,7 +119,9 @@ def test_invoice_payment_is_a_postpaid_ledger_line(api, workers):
     assert balance(api, owner, org) == 0
     assert charges_for(org) == [1500]
     assert api.get(f"/v1/organizations/{org}/billing", headers=owner.auth).json()["owed"] == {
-        "amount": 1500, "currency": "EUR"}
+        "amount": 1500,
+        "currency": "EUR",
+    }
 
 
 def test_a_domain_name_is_held_by_one_product_at_a_time(api, workers):

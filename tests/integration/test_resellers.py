@@ -77,7 +77,9 @@ def test_transfer_moves_a_product_to_a_client_and_back(api, workers):
     owner, reseller, client_id = reseller_with_client(api)
     product_id = done(api, owner, buy(api, owner, reseller, "own.fr"))["result"]["product_id"]
 
-    done(api, owner, api.post(f"/v1/products/{product_id}/transfers", json={"to_client": client_id}, headers=owner.auth))
+    done(
+        api, owner, api.post(f"/v1/products/{product_id}/transfers", json={"to_client": client_id}, headers=owner.auth)
+    )
     moved = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
     done(api, owner, api.post(f"/v1/products/{product_id}/transfers", json={"to_client": None}, headers=owner.auth))
     back = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
@@ -90,12 +92,21 @@ def test_release_moves_every_product_and_the_client_leaves_the_portfolio(api, wo
     workers()
     owner, reseller, client_id = reseller_with_client(api)
     other_client = builders.client_of(api, owner, reseller, "Dupont")
-    mine = [done(api, owner, buy(api, owner, reseller, name, client_id=client_id))["result"]["product_id"]
-            for name in ("martin.fr", "martin.com")]
+    mine = [
+        done(api, owner, buy(api, owner, reseller, name, client_id=client_id))["result"]["product_id"]
+        for name in ("martin.fr", "martin.com")
+    ]
     kept = done(api, owner, buy(api, owner, reseller, "dupont.fr", client_id=other_client))["result"]["product_id"]
 
-    op = done(api, owner, api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                                   json={"owner_email": "pierre@martin.test"}, headers=owner.auth))
+    op = done(
+        api,
+        owner,
+        api.post(
+            f"/v1/resellers/{reseller}/clients/{client_id}/release",
+            json={"owner_email": "pierre@martin.test"},
+            headers=owner.auth,
+        ),
+    )
 
     new_org = op["result"]["organization_id"]
     assert sorted(op["result"]["product_ids"]) == sorted(mine)
@@ -111,15 +122,17 @@ def test_release_moves_every_product_and_the_client_leaves_the_portfolio(api, wo
     claimed = api.post("/v1/accounts/claim", json={"claim_token": op["result"]["claim_token"]})
     assert claimed.status_code == 201, claimed.text
     assert claimed.json()["organization_id"] == new_org
-    pierre = builders.Person(id=claimed.json()["account_id"], email="pierre@martin.test",
-                             key=claimed.json()["api_key"])
+    pierre = builders.Person(id=claimed.json()["account_id"], email="pierre@martin.test", key=claimed.json()["api_key"])
     assert api.get("/v1/me", headers=pierre.auth).json()["email"] == "pierre@martin.test"
     theirs = api.get(f"/v1/organizations/{new_org}/products", headers=pierre.auth).json()["items"]
     assert sorted(p["id"] for p in theirs) == sorted(mine)
     assert all(p["client_id"] is None and p["reseller_id"] is None for p in theirs)
     assert api.post("/v1/accounts/claim", json={"claim_token": op["result"]["claim_token"]}).status_code == 422
 
-    again = api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release",
-                     json={"owner_email": "pierre@martin.test"}, headers=owner.auth)
+    again = api.post(
+        f"/v1/resellers/{reseller}/clients/{client_id}/release",
+        json={"owner_email": "pierre@martin.test"},
+        headers=owner.auth,
+    )
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "client_not_active"

@@ -36,8 +36,9 @@ def run_retention(settings) -> dict[str, int] | None:
 
 def top_up(api, who, org: str, amount: int, key: str | None = None) -> dict:
     headers = {**who.auth, **({"Idempotency-Key": key} if key else {})}
-    answer = api.post(f"/v1/organizations/{org}/funds", headers=headers,
-                      json={"amount": {"amount": amount, "currency": "EUR"}})
+    answer = api.post(
+        f"/v1/organizations/{org}/funds", headers=headers, json={"amount": {"amount": amount, "currency": "EUR"}}
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -52,8 +53,8 @@ def ledger() -> list[dict]:
 
 # --- the HTTP contract's windows -------------------------------------------------------------
 
-def test_an_idempotency_key_older_than_24_hours_makes_a_new_operation_a_younger_one_the_first(
-        api, workers, settings):
+
+def test_an_idempotency_key_older_than_24_hours_makes_a_new_operation_a_younger_one_the_first(api, workers, settings):
     workers()
     clock.pin(T0)
     owner = builders.person(api)
@@ -81,8 +82,7 @@ def test_an_idempotency_key_older_than_24_hours_makes_a_new_operation_a_younger_
     assert operation_status(api, owner, old_purchase["id"]) == 200
 
 
-def test_a_webhook_id_older_than_7_days_makes_a_new_operation_a_younger_one_the_first(
-        api, workers, settings):
+def test_a_webhook_id_older_than_7_days_makes_a_new_operation_a_younger_one_the_first(api, workers, settings):
     workers()
     clock.pin(T0)
     owner, org = reseller(api)
@@ -108,8 +108,8 @@ def test_a_webhook_id_older_than_7_days_makes_a_new_operation_a_younger_one_the_
 
 # --- operations, events, deliveries ----------------------------------------------------------
 
-def test_finished_operations_go_after_90_days_unfinished_ones_stay_whatever_their_age(
-        api, workers, sender, settings):
+
+def test_finished_operations_go_after_90_days_unfinished_ones_stay_whatever_their_age(api, workers, sender, settings):
     workers()
     clock.pin(T0)
     owner = builders.person(api)
@@ -142,17 +142,22 @@ def test_finished_operations_go_after_90_days_unfinished_ones_stay_whatever_thei
     assert deleted["operations"] == 3
     assert api.get(f"/v1/products/{product_id}", headers=owner.auth).json() == product_before
     assert ledger() == ledger_before
-    assert api.get(f"/v1/organizations/{org}/billing", headers=owner.auth).json()["balance"]["amount"] == \
-        10_000 - 1500 + 100
+    assert (
+        api.get(f"/v1/organizations/{org}/billing", headers=owner.auth).json()["balance"]["amount"]
+        == 10_000 - 1500 + 100
+    )
     # The audit record outlives the operations it names: retention never deletes it.
     assert api.get(f"/v1/organizations/{org}/activity", headers=owner.auth).json()["items"] == activity_before
     assert {r["operation_id"] for r in activity_before} >= {topup["operation_id"], purchase}
     assert [r["kind"] for r in activity_before if r["operation_id"] == purchase] == [
-        "operation.succeeded", "operation.accepted"]
+        "operation.succeeded",
+        "operation.accepted",
+    ]
 
 
 def test_deliveries_and_events_go_30_days_after_their_last_attempt_pending_ones_stay(
-        api, workers, broker, sender, settings, receiver):
+    api, workers, broker, sender, settings, receiver
+):
     workers()
     now = datetime.now(UTC).replace(microsecond=0)  # deliveries are signed with tenure's clock
     clock.pin(now)
@@ -198,27 +203,47 @@ def test_deliveries_and_events_go_30_days_after_their_last_attempt_pending_ones_
 
 # --- batches, metrics, the lease -------------------------------------------------------------
 
+
 def expired_rows(org: str, at: datetime, count: int, prefix: str) -> None:
     """`count` finished operations with a key, their inbound ids, events fanned out, one
     finished delivery each with two attempts: all dated `at`."""
 
     async def insert() -> None:
         for i in range(count):
-            op = operations.new_row("topup", org, at, status="succeeded", finished_at=at,
-                                    idem_key=f"{org}:{prefix}{i}")
+            op = operations.new_row("topup", org, at, status="succeeded", finished_at=at, idem_key=f"{org}:{prefix}{i}")
             await Operation.insert(Operation(**op))
-            await InboundMessage.insert(InboundMessage(message_key=f"{org}:{prefix}{i}",
-                                                       operation_id=op["id"], received_at=at))
+            await InboundMessage.insert(
+                InboundMessage(message_key=f"{org}:{prefix}{i}", operation_id=op["id"], received_at=at)
+            )
             event_id = new_id("evt")
-            await Event.insert(Event(id=event_id, type="operation.succeeded", organization_id=org,
-                                     operation_id=op["id"], data={}, created_at=at, dispatched_at=at))
+            await Event.insert(
+                Event(
+                    id=event_id,
+                    type="operation.succeeded",
+                    organization_id=org,
+                    operation_id=op["id"],
+                    data={},
+                    created_at=at,
+                    dispatched_at=at,
+                )
+            )
             delivery_id = new_id("dlv")
-            await Delivery.insert(Delivery(id=delivery_id, endpoint_id="whe_gone", event_id=event_id,
-                                           delivery_key=f"whe_gone:{event_id}", status="succeeded",
-                                           attempts=2, created_at=at, updated_at=at))
+            await Delivery.insert(
+                Delivery(
+                    id=delivery_id,
+                    endpoint_id="whe_gone",
+                    event_id=event_id,
+                    delivery_key=f"whe_gone:{event_id}",
+                    status="succeeded",
+                    attempts=2,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
             for _ in range(2):
-                await DeliveryAttempt.insert(DeliveryAttempt(id=new_id("att"), delivery_id=delivery_id,
-                                                             attempted_at=at, status_code=200))
+                await DeliveryAttempt.insert(
+                    DeliveryAttempt(id=new_id("att"), delivery_id=delivery_id, attempted_at=at, status_code=200)
+                )
 
     db(insert())
 
@@ -231,26 +256,56 @@ def kept_on_purpose(org: str, at: datetime, count: int) -> None:
             op = operations.new_row("renewal", org, at, status="succeeded", finished_at=at)
             await Operation.insert(Operation(**op))
             event_id = new_id("evt")
-            await Event.insert(Event(id=event_id, type="product.renewed", organization_id=org,
-                                     operation_id=op["id"], data={}, created_at=at, dispatched_at=at))
-            await Delivery.insert(Delivery(id=new_id("dlv"), endpoint_id="whe_down", event_id=event_id,
-                                           delivery_key=f"whe_down:{event_id}", status="pending",
-                                           attempts=9, next_attempt_at=at, created_at=at, updated_at=at))
+            await Event.insert(
+                Event(
+                    id=event_id,
+                    type="product.renewed",
+                    organization_id=org,
+                    operation_id=op["id"],
+                    data={},
+                    created_at=at,
+                    dispatched_at=at,
+                )
+            )
+            await Delivery.insert(
+                Delivery(
+                    id=new_id("dlv"),
+                    endpoint_id="whe_down",
+                    event_id=event_id,
+                    delivery_key=f"whe_down:{event_id}",
+                    status="pending",
+                    attempts=9,
+                    next_attempt_at=at,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
 
     db(insert())
 
 
 def counts() -> dict[str, int]:
     async def count() -> dict[str, int]:
-        return {"operations": await Operation.count(),
-                "idempotency_keys": await Operation.count().where(Operation.idem_key.is_not_null()),
-                "inbound_messages": await InboundMessage.count(), "events": await Event.count(),
-                "deliveries": await Delivery.count(), "delivery_attempts": await DeliveryAttempt.count()}
+        return {
+            "operations": await Operation.count(),
+            "idempotency_keys": await Operation.count().where(Operation.idem_key.is_not_null()),
+            "inbound_messages": await InboundMessage.count(),
+            "events": await Event.count(),
+            "deliveries": await Delivery.count(),
+            "delivery_attempts": await DeliveryAttempt.count(),
+        }
+
     return db(count())
 
 
-EVERY_TABLE_ONE = {"operations": 1, "idempotency_keys": 1, "inbound_messages": 1, "events": 1,
-                   "deliveries": 1, "delivery_attempts": 2}
+EVERY_TABLE_ONE = {
+    "operations": 1,
+    "idempotency_keys": 1,
+    "inbound_messages": 1,
+    "events": 1,
+    "deliveries": 1,
+    "delivery_attempts": 2,
+}
 
 
 def test_small_batches_delete_everything_due_and_metrics_count_it(api, settings):
@@ -263,8 +318,15 @@ def test_small_batches_delete_everything_due_and_metrics_count_it(api, settings)
 
     deleted = run_retention(small)
 
-    assert deleted == {"delivery_attempts": 20, "deliveries": 10, "events": 10, "inbound_messages": 10,
-                       "idempotency_keys": 10, "idempotent_responses": 0, "operations": 10}
+    assert deleted == {
+        "delivery_attempts": 20,
+        "deliveries": 10,
+        "events": 10,
+        "inbound_messages": 10,
+        "idempotency_keys": 10,
+        "idempotent_responses": 0,
+        "operations": 10,
+    }
     assert counts() == EVERY_TABLE_ONE | {"operations": 5, "events": 5, "deliveries": 5}
     runs = db(SweepRun.select(SweepRun.job, SweepRun.items).where(SweepRun.job == "retention").run())
     assert runs == [{"job": "retention", "items": 70}]
@@ -276,12 +338,21 @@ def test_small_batches_delete_everything_due_and_metrics_count_it(api, settings)
     text = wait_for(scraped)
     assert 'tenure_retention_deleted_rows_total{table="delivery_attempts"} 20.0' in text
     assert 'tenure_retention_deleted_rows_total{table="idempotency_keys"} 10.0' in text
-    ages = {sample.labels["table"]: sample.value for family in text_string_to_metric_families(text)
-            if family.name == "tenure_retention_oldest_age_seconds" for sample in family.samples}
+    ages = {
+        sample.labels["table"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "tenure_retention_oldest_age_seconds"
+        for sample in family.samples
+    }
     kept_for_a_pending_delivery = (91 + 1) * 86400.0
-    assert ages == {"operations": kept_for_a_pending_delivery, "events": kept_for_a_pending_delivery,
-                    "deliveries": kept_for_a_pending_delivery, "idempotency_keys": 7200.0,
-                    "inbound_messages": 7200.0, "delivery_attempts": 7200.0}
+    assert ages == {
+        "operations": kept_for_a_pending_delivery,
+        "events": kept_for_a_pending_delivery,
+        "deliveries": kept_for_a_pending_delivery,
+        "idempotency_keys": 7200.0,
+        "inbound_messages": 7200.0,
+        "delivery_attempts": 7200.0,
+    }
 
     clock.pin(run_at + DAY)
     assert run_retention(small) == dict.fromkeys(deleted, 0) | {"idempotency_keys": 1}

@@ -43,6 +43,7 @@ def keys(database_url):
 
 # --- reading the database as a thief would -----------------------------------------------------
 
+
 def raw_rows(database_url: str) -> list[str]:
     """Every row of every table, as text, read with the driver (not tenure)."""
     if database_url.startswith("sqlite:"):
@@ -56,8 +57,12 @@ def raw_rows(database_url: str) -> list[str]:
     async def dump() -> list[str]:
         conn = await asyncpg.connect(database_url)
         try:
-            names = [r["table_name"] for r in await conn.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")]
+            names = [
+                r["table_name"]
+                for r in await conn.fetch(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                )
+            ]
             return [r["row"] for name in names for r in await conn.fetch(f'SELECT t::text AS row FROM "{name}" t')]
         finally:
             await conn.close()
@@ -87,19 +92,28 @@ def stored_secrets(table) -> list[dict]:
 
 def tenure_migrate(database_url: str, secret_key: str) -> str:
     env = {**os.environ, "TENURE_DATABASE_URL": database_url, "TENURE_SECRET_KEY": secret_key}
-    done = subprocess.run([sys.executable, "-m", "web.cli", "migrate"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "web.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 
 
 # --- the flows the secrets serve ---------------------------------------------------------------
 
+
 def outbound_signed_right(api, broker, sender, receiver, owner, org, path: str, name: str) -> None:
     """A purchase's events reach the endpoint, each signed with the endpoint's secret."""
     before = len(receiver.delivered(path))
-    wait_done(api, owner, api.post(f"/v1/organizations/{org}/purchases", headers=owner.auth, json={
-        "kind": "domain", "name": name, "years": 1, "payment_method": "prepaid"}).json()["id"])
+    wait_done(
+        api,
+        owner,
+        api.post(
+            f"/v1/organizations/{org}/purchases",
+            headers=owner.auth,
+            json={"kind": "domain", "name": name, "years": 1, "payment_method": "prepaid"},
+        ).json()["id"],
+    )
     settle(broker, sender)
     assert receiver.rejected == []
     assert len(receiver.delivered(path)) == before + 2  # product.purchased, operation.succeeded
@@ -112,8 +126,10 @@ def inbound_accepted(api, org: str, secret: str, ref: str) -> None:
 
 # --- the tests -------------------------------------------------------------------------------
 
+
 def test_no_webhook_or_inbound_secret_is_stored_in_clear_and_signatures_still_verify(
-        api, workers, broker, sender, receiver, database_url):
+    api, workers, broker, sender, receiver, database_url
+):
     workers()
     owner, org = reseller(api)
     outbound = subscribe(api, owner, org, receiver, "/hooks")
@@ -128,14 +144,15 @@ def test_no_webhook_or_inbound_secret_is_stored_in_clear_and_signatures_still_ve
     outbound_signed_right(api, broker, sender, receiver, owner, org, "/hooks", "sealed.fr")
     inbound_accepted(api, org, inbound, "crm-1")
     inbound_accepted(api, org, first, "crm-2")
-    assert post(api, org, "whsec_" + base64.b64encode(os.urandom(24)).decode(),
-                upsert("crm-3")).status_code == 401
-    assert [e["id"] for e in api.get(f"/v1/organizations/{org}/webhook-endpoints",
-                                     headers=owner.auth).json()] == [outbound]
+    assert post(api, org, "whsec_" + base64.b64encode(os.urandom(24)).decode(), upsert("crm-3")).status_code == 401
+    assert [e["id"] for e in api.get(f"/v1/organizations/{org}/webhook-endpoints", headers=owner.auth).json()] == [
+        outbound
+    ]
 
 
 def test_rotating_tenure_secret_key_keeps_every_secret_readable_and_migrate_moves_them_to_the_new_key(
-        api, workers, broker, sender, receiver, database_url, keys):
+    api, workers, broker, sender, receiver, database_url, keys
+):
     workers()
     owner, org = reseller(api)
     subscribe(api, owner, org, receiver, "/hooks")
@@ -164,16 +181,25 @@ def test_rotating_tenure_secret_key_keeps_every_secret_readable_and_migrate_move
 
 
 def test_secrets_stored_in_clear_before_the_upgrade_keep_working_and_migrate_encrypts_them(
-        api, workers, broker, sender, receiver, database_url):
+    api, workers, broker, sender, receiver, database_url
+):
     workers()
     owner, org = reseller(api)
     subscribe(api, owner, org, receiver, "/hooks")
     inbound = rotate(api, owner, org)["secret"]
     # As an upgraded database holds them: the clear column filled, the new one empty.
-    db(WebhookEndpoint.update({WebhookEndpoint.secret: receiver.secrets["/hooks"],
-                               WebhookEndpoint.sealed_secret: None}).where(WebhookEndpoint.organization_id == org).run())
-    db(InboundSecret.update({InboundSecret.secret: inbound, InboundSecret.sealed_secret: None}).where(
-        InboundSecret.organization_id == org).run())
+    db(
+        WebhookEndpoint.update(
+            {WebhookEndpoint.secret: receiver.secrets["/hooks"], WebhookEndpoint.sealed_secret: None}
+        )
+        .where(WebhookEndpoint.organization_id == org)
+        .run()
+    )
+    db(
+        InboundSecret.update({InboundSecret.secret: inbound, InboundSecret.sealed_secret: None})
+        .where(InboundSecret.organization_id == org)
+        .run()
+    )
 
     outbound_signed_right(api, broker, sender, receiver, owner, org, "/hooks", "legacy.fr")
     inbound_accepted(api, org, inbound, "crm-1")
@@ -191,13 +217,13 @@ def test_every_tenure_process_refuses_to_start_on_postgresql_without_a_secret_ke
     env["TENURE_DATABASE_URL"] = databases.POSTGRES_URL
     env["TENURE_BROKER_URL"] = databases.REDIS_URL
     for command in ("migrate", "web", "worker", "scheduler", "sweep"):
-        done = subprocess.run([sys.executable, "-m", "web.cli", command], env=env, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "web.cli", command], env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 2, (command, done.stdout, done.stderr)
         assert "TENURE_SECRET_KEY is not set" in done.stderr, (command, done.stderr)
     env["TENURE_SECRET_KEY"] = "not-a-key"
-    done = subprocess.run([sys.executable, "-m", "web.cli", "web"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "web.cli", "web"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "key 1 of TENURE_SECRET_KEY is not a Fernet key" in done.stderr
     assert "not-a-key" not in done.stderr
 

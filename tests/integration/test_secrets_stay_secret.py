@@ -24,8 +24,9 @@ def dump(table) -> str:
 def wait_delivered(api, who, org, endpoint, at_least: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        items = api.get(f"/v1/organizations/{org}/webhook-endpoints/{endpoint}/deliveries?limit=200",
-                        headers=who.auth).json()["items"]
+        items = api.get(
+            f"/v1/organizations/{org}/webhook-endpoints/{endpoint}/deliveries?limit=200", headers=who.auth
+        ).json()["items"]
         if len(items) >= at_least and all(d["status"] == "succeeded" for d in items):
             return
         assert time.monotonic() < deadline, items
@@ -45,8 +46,11 @@ def test_a_reseller_day_writes_no_secret_anywhere(api, workers, settings, capfd)
         builders.fund(api, owner, reseller, 500_000)
         team = builders.team(api, owner, reseller, ["client:manage", "product:view"])
         builders.add_to_team(api, owner, reseller, team, colleague)
-        hook = api.post(f"/v1/organizations/{reseller}/webhook-endpoints", headers=owner.auth,
-                        json={"url": base + "/hooks", "event_types": []}).json()
+        hook = api.post(
+            f"/v1/organizations/{reseller}/webhook-endpoints",
+            headers=owner.auth,
+            json={"url": base + "/hooks", "event_types": []},
+        ).json()
         receiver.secrets["/hooks"] = hook["secret"]
         first_inbound = rotate(api, owner, reseller)["secret"]
         inbound = rotate(api, owner, reseller)["secret"]
@@ -57,11 +61,30 @@ def test_a_reseller_day_writes_no_secret_anywhere(api, workers, settings, capfd)
         bought = wait_done(api, owner, buy(api, owner, reseller, "martin.fr", client_id=leaving).json()["id"])
         product = api.get(f"/v1/products/{bought['result']['product_id']}", headers=owner.auth).json()
         wait_done(api, owner, renew(api, owner, product).json()["id"])
-        accepted(api, owner, post(api, reseller, inbound, {"type": "purchase.requested", "data": {
-            "kind": "domain", "name": "dupont.fr", "years": 1, "payment_method": "prepaid",
-            "client_id": staying}}))
-        release = api.post(f"/v1/resellers/{reseller}/clients/{leaving}/release",
-                           json={"owner_email": "pierre@martin.test"}, headers=colleague.auth)
+        accepted(
+            api,
+            owner,
+            post(
+                api,
+                reseller,
+                inbound,
+                {
+                    "type": "purchase.requested",
+                    "data": {
+                        "kind": "domain",
+                        "name": "dupont.fr",
+                        "years": 1,
+                        "payment_method": "prepaid",
+                        "client_id": staying,
+                    },
+                },
+            ),
+        )
+        release = api.post(
+            f"/v1/resellers/{reseller}/clients/{leaving}/release",
+            json={"owner_email": "pierre@martin.test"},
+            headers=colleague.auth,
+        )
         first_token = wait_done(api, colleague, release.json()["id"])["result"]["claim_token"]
         reissued = api.post(f"/v1/resellers/{reseller}/clients/{leaving}/claim", headers=colleague.auth).json()
         claimed = api.post("/v1/accounts/claim", json={"claim_token": reissued["claim_token"]}).json()
@@ -69,31 +92,33 @@ def test_a_reseller_day_writes_no_secret_anywhere(api, workers, settings, capfd)
         api.get("/v1/me", headers={"Authorization": f"Bearer {owner.key}x"})  # a wrong key, logged as refused
 
         wait_delivered(api, owner, reseller, hook["id"], at_least=8)
-        pages = [api.get("/ops", headers=OPS).text,
-                 api.get("/v1/ops/operations", headers=OPS).text,
-                 api.get("/v1/ops/queues", headers=OPS).text,
-                 api.get(f"/v1/organizations/{reseller}/webhook-endpoints/{hook['id']}/deliveries",
-                         headers=owner.auth).text,
-                 api.get(f"/v1/resellers/{reseller}/clients/{leaving}", headers=owner.auth).text,
-                 api.get(f"/v1/operations/{release.json()['id']}", headers=owner.auth).text,
-                 api.get(f"/v1/organizations/{reseller}/operations", headers=owner.auth).text,
-                 api.get(f"/v1/organizations/{reseller}/operations",
-                         headers={**owner.auth, "Accept": "text/csv"}).text,
-                 api.get(f"/v1/resellers/{reseller}/clients?status=all",
-                         headers={**owner.auth, "Accept": "text/csv"}).text]
+        pages = [
+            api.get("/ops", headers=OPS).text,
+            api.get("/v1/ops/operations", headers=OPS).text,
+            api.get("/v1/ops/queues", headers=OPS).text,
+            api.get(f"/v1/organizations/{reseller}/webhook-endpoints/{hook['id']}/deliveries", headers=owner.auth).text,
+            api.get(f"/v1/resellers/{reseller}/clients/{leaving}", headers=owner.auth).text,
+            api.get(f"/v1/operations/{release.json()['id']}", headers=owner.auth).text,
+            api.get(f"/v1/organizations/{reseller}/operations", headers=owner.auth).text,
+            api.get(f"/v1/organizations/{reseller}/operations", headers={**owner.auth, "Accept": "text/csv"}).text,
+            api.get(f"/v1/resellers/{reseller}/clients?status=all", headers={**owner.auth, "Accept": "text/csv"}).text,
+        ]
     finally:
         receiver.stop()
     logs = capfd.readouterr()
     written = {
-        "events": dump(Event), "operations": dump(Operation), "deliveries": dump(Delivery),
-        "delivery attempts": dump(DeliveryAttempt), "inbound messages": dump(InboundMessage),
+        "events": dump(Event),
+        "operations": dump(Operation),
+        "deliveries": dump(Delivery),
+        "delivery attempts": dump(DeliveryAttempt),
+        "inbound messages": dump(InboundMessage),
         "webhooks received": json.dumps([(r.type, r.data) for r in receiver.received]),
-        "pages": "\n".join(pages), "logs": logs.out + logs.err,
+        "pages": "\n".join(pages),
+        "logs": logs.out + logs.err,
     }
 
     assert len(set(secrets)) == len(secrets) == 9 and all(len(s) >= 10 for s in secrets)
     assert "client.released" in written["webhooks received"]  # the places searched are not empty
     assert "operation_accepted" in written["logs"]
-    leaks = [(place, secret[:8] + "…") for place, text in written.items() for secret in secrets
-             if secret in text]
+    leaks = [(place, secret[:8] + "…") for place, text in written.items() for secret in secrets if secret in text]
     assert leaks == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
 from tables import engine
 from tables.clock import clock
 from tables.events import Event
@@ -61,16 +60,25 @@ def test_the_production_sweeps_leave_sandboxes_to_their_clocks(api, workers, bro
     states = {r["organization"]: r for r in db(Product.select().run())}
     assert states[live]["state"] == "redemption"  # 400 days: past expiry and the 30 days of grace
     assert (states[play]["state"], states[play]["expires_at"]) == ("active", T0.replace(year=2028))
-    assert db(Event.count().where((Event.organization_id == play) & (Event.type != "product.purchased")
-                                  & (Event.type != "operation.succeeded")).run()) == 0
+    assert (
+        db(
+            Event.count()
+            .where(
+                (Event.organization_id == play)
+                & (Event.type != "product.purchased")
+                & (Event.type != "operation.succeeded")
+            )
+            .run()
+        )
+        == 0
+    )
 
 
 def test_a_sandbox_name_never_blocks_production_nor_the_reverse(api, workers):
     workers()
     owner = builders.person(api)
     play = api.post("/v1/organizations", json={"name": "Play", "sandbox": True}, headers=owner.auth).json()["id"]
-    other_play = api.post("/v1/organizations", json={"name": "Play2", "sandbox": True},
-                          headers=owner.auth).json()["id"]
+    other_play = api.post("/v1/organizations", json={"name": "Play2", "sandbox": True}, headers=owner.auth).json()["id"]
     live = builders.organization(api, owner, name="Live")
     for org in (play, other_play, live):
         builders.fund(api, owner, org, 1_000_000)
@@ -114,9 +122,13 @@ def test_a_sandbox_tier_ages_out_at_the_daily_run_a_year_after_its_charges(api, 
 
     billing = api.get(f"/v1/organizations/{play}/billing", headers=owner.auth).json()
     assert (billing["tier"], billing["volume_12m"]["amount"]) == ("A", 0)
-    changes = db(Event.select(Event.data, Event.created_at).where(
-        (Event.organization_id == play) & (Event.type == "tier.changed")).order_by(Event.created_at).output(
-        load_json=True).run())
+    changes = db(
+        Event.select(Event.data, Event.created_at)
+        .where((Event.organization_id == play) & (Event.type == "tier.changed"))
+        .order_by(Event.created_at)
+        .output(load_json=True)
+        .run()
+    )
     assert [(c["data"]["from"], c["data"]["to"]) for c in changes] == [("A", "B"), ("B", "A")]
     assert [c["created_at"] for c in changes] == [T0, datetime(2028, 1, 11, 3, 17, tzinfo=UTC)]
 
@@ -132,10 +144,15 @@ def test_an_unfunded_sandbox_fails_its_three_autorenew_attempts_at_their_simulat
 
     assert rehearsal.advance(api, owner, play, expires + timedelta(days=40))["status"] == "succeeded"
 
-    failed = db(Event.select(Event.data, Event.created_at).where(
-        (Event.organization_id == play) & (Event.type == "operation.failed")).order_by(Event.created_at).output(
-        load_json=True).run())
+    failed = db(
+        Event.select(Event.data, Event.created_at)
+        .where((Event.organization_id == play) & (Event.type == "operation.failed"))
+        .order_by(Event.created_at)
+        .output(load_json=True)
+        .run()
+    )
     assert [(e["created_at"], e["data"]["error"]["code"]) for e in failed] == [
-        (expires - timedelta(days=days), "insufficient_funds") for days in (31, 15, 1)]
+        (expires - timedelta(days=days), "insufficient_funds") for days in (31, 15, 1)
+    ]
     product = api.get(f"/v1/products/{op['result']['product_id']}", headers=owner.auth).json()
     assert product["state"] == "redemption"

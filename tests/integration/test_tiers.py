@@ -46,19 +46,46 @@ def test_every_effect_writes_its_event(api, workers):
     bought = wait_done(api, owner, buy(api, owner, reseller, "evt.fr", client_id=client_id).json()["id"])
     failed = wait_done(api, owner, buy(api, owner, reseller, "evt.com", years=10, kind="hosting").json()["id"])
     product = api.get(f"/v1/products/{bought['result']['product_id']}", headers=owner.auth).json()
-    wait_done(api, owner, api.post(f"/v1/products/{product['id']}/renewals", headers=owner.auth, json={
-        "years": 1, "current_expires_at": product["expires_at"], "payment_method": "prepaid"}).json()["id"])
-    wait_done(api, owner, api.post(f"/v1/products/{product['id']}/transfers", headers=owner.auth,
-                                   json={"to_client": None}).json()["id"])
-    wait_done(api, owner, api.post(f"/v1/resellers/{reseller}/clients/{client_id}/release", headers=owner.auth,
-                                   json={"owner_email": "new@owner.test"}).json()["id"])
+    wait_done(
+        api,
+        owner,
+        api.post(
+            f"/v1/products/{product['id']}/renewals",
+            headers=owner.auth,
+            json={"years": 1, "current_expires_at": product["expires_at"], "payment_method": "prepaid"},
+        ).json()["id"],
+    )
+    wait_done(
+        api,
+        owner,
+        api.post(f"/v1/products/{product['id']}/transfers", headers=owner.auth, json={"to_client": None}).json()["id"],
+    )
+    wait_done(
+        api,
+        owner,
+        api.post(
+            f"/v1/resellers/{reseller}/clients/{client_id}/release",
+            headers=owner.auth,
+            json={"owner_email": "new@owner.test"},
+        ).json()["id"],
+    )
 
     types = sorted(e["type"] for e in db(events.of(reseller)))
 
     assert failed["status"] == "failed"
-    assert types == sorted(["product.purchased", "product.renewed", "product.transferred", "client.released",
-                            "operation.succeeded", "operation.succeeded", "operation.succeeded",
-                            "operation.succeeded", "operation.failed"])
+    assert types == sorted(
+        [
+            "product.purchased",
+            "product.renewed",
+            "product.transferred",
+            "client.released",
+            "operation.succeeded",
+            "operation.succeeded",
+            "operation.succeeded",
+            "operation.succeeded",
+            "operation.failed",
+        ]
+    )
 
 
 def test_the_daily_recalculation_lowers_the_tier_when_purchases_age_out(api, workers, broker, sender):

@@ -29,8 +29,7 @@ def test_two_schedulers_running_the_same_tick_handle_each_due_product_once(api, 
     ops = [buy(api, owner, org, f"twin{i}.fr").json()["id"] for i in range(40)]
     products = [wait_done(api, owner, op)["result"]["product_id"] for op in ops]
     for product_id in products[20:]:
-        assert api.patch(f"/v1/products/{product_id}", json={"autorenew": False},
-                         headers=owner.auth).status_code == 200
+        assert api.patch(f"/v1/products/{product_id}", json={"autorenew": False}, headers=owner.auth).status_code == 200
 
     tick = T0 + timedelta(days=365 - 20)  # inside the 30-day reminder and 31-day autorenew windows
     clock.pin(tick)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-
 from tables.clock import clock
 from tests.api import builders
 from tests.api.builders import refused
@@ -35,13 +34,19 @@ def test_patch_changes_each_field(api, workers, broker, sender, receiver):
     hook = subscribe(api, owner, org, receiver, "/old", ["tier.changed"])
     receiver.secrets["/new"] = receiver.secrets["/old"]
 
-    answer = api.patch(endpoints_url(org, hook), headers=owner.auth, json={
-        "url": receiver.base + "/new", "event_types": ["product.purchased"], "description": "billing sync"})
+    answer = api.patch(
+        endpoints_url(org, hook),
+        headers=owner.auth,
+        json={"url": receiver.base + "/new", "event_types": ["product.purchased"], "description": "billing sync"},
+    )
 
     assert answer.status_code == 200, answer.text
     changed = answer.json()
     assert (changed["url"], changed["event_types"], changed["description"]) == (
-        receiver.base + "/new", ["product.purchased"], "billing sync")
+        receiver.base + "/new",
+        ["product.purchased"],
+        "billing sync",
+    )
     assert changed["secret"] is None
     wait_done(api, owner, buy(api, owner, org, "patched.fr").json()["id"])
     settle(broker, sender)
@@ -81,8 +86,7 @@ def test_re_enabling_an_endpoint_resumes_its_pending_delivery(api, workers, brok
     assert [r.type for r in receiver.delivered("/later")] == ["product.purchased"]
 
 
-def test_during_the_overlap_both_secrets_verify_and_after_24_hours_only_the_new(
-        api, workers, broker, sender, receiver):
+def test_during_the_overlap_both_secrets_verify_and_after_24_hours_only_the_new(api, workers, broker, sender, receiver):
     workers()
     owner, org = builders.person(api), None
     org = builders.organization(api, owner)
@@ -126,7 +130,8 @@ def test_a_ping_goes_signed_to_that_endpoint_only_and_shows_in_its_log(api, work
 
     assert receiver.rejected == []
     assert [(r.type, r.webhook_id, r.data["endpoint_id"]) for r in receiver.delivered("/pinged")] == [
-        ("ping", sent["event_id"], hook)]
+        ("ping", sent["event_id"], hook)
+    ]
     assert receiver.delivered("/other") == []
     [logged] = log_of(api, owner, org, hook)
     assert (logged["id"], logged["event_id"], logged["status"]) == (sent["delivery_id"], sent["event_id"], "succeeded")
@@ -173,6 +178,5 @@ def test_a_member_without_webhook_manage_cannot_change_an_endpoint(api, receiver
     hook = subscribe(api, owner, org, receiver, "/guarded")
     viewer = builders.member(api, owner, org, ["org:view"])
 
-    refused(api.patch(endpoints_url(org, hook), headers=viewer.auth, json={"enabled": False}), 403,
-            "permission_denied")
+    refused(api.patch(endpoints_url(org, hook), headers=viewer.auth, json={"enabled": False}), 403, "permission_denied")
     refused(api.post(endpoints_url(org, hook) + "/secret", headers=viewer.auth), 403, "permission_denied")

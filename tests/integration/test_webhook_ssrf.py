@@ -23,8 +23,8 @@ from tables.clock import clock
 from tables.engine import transaction
 from tables.settings import Settings
 from tests.api import builders
-from tests.ratelimits import UNLIMITED
 from tests.integration.flows import db
+from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.actors import declare
 from worker.queue import Sender
@@ -106,8 +106,14 @@ def allow_private():
 
 @pytest.fixture
 def settings(database_url, redis_url, allow_private):
-    return Settings(database_url=database_url, broker_url=redis_url, ops_token="ops-secret",
-                    relay_stall_seconds=2, allow_private_webhook_urls=allow_private, **UNLIMITED)
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        ops_token="ops-secret",
+        relay_stall_seconds=2,
+        allow_private_webhook_urls=allow_private,
+        **UNLIMITED,
+    )
 
 
 @pytest.fixture
@@ -139,9 +145,30 @@ def certificate(tmp_path_factory):
         pytest.fail("these tests make their certificate with the openssl command; install it")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={HOST}",
-                    "-addext", f"subjectAltName=DNS:{HOST}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={HOST}",
+            "-addext",
+            f"subjectAltName=DNS:{HOST}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -155,8 +182,9 @@ def tls_listener(certificate):
 
 
 def endpoint(api, who, org, url: str):
-    return api.post(f"/v1/organizations/{org}/webhook-endpoints", headers=who.auth,
-                    json={"url": url, "event_types": []})
+    return api.post(
+        f"/v1/organizations/{org}/webhook-endpoints", headers=who.auth, json={"url": url, "event_types": []}
+    )
 
 
 def one_event(sender, org: str) -> None:
@@ -174,8 +202,11 @@ def deliveries(api, who, org, hook: str) -> list[dict]:
     return answer.json()["items"]
 
 
-@pytest.mark.parametrize("answers", [[PUBLIC], [PUBLIC, "2002:7f00::1"], ["100.100.100.200"]],
-                         ids=["public", "public-and-6to4-loopback", "metadata-service"])
+@pytest.mark.parametrize(
+    "answers",
+    [[PUBLIC], [PUBLIC, "2002:7f00::1"], ["100.100.100.200"]],
+    ids=["public", "public-and-6to4-loopback", "metadata-service"],
+)
 def test_a_host_is_checked_at_creation_on_every_address_it_resolves_to(api, hosts, answers):
     owner = builders.person(api)
     org = builders.organization(api, owner)
@@ -193,10 +224,14 @@ def test_a_host_is_checked_at_creation_on_every_address_it_resolves_to(api, host
         assert not any(address in error["message"] for address in answers)  # internal addresses stay ours
 
 
-@pytest.mark.parametrize("at_delivery", [["127.0.0.1"], [PUBLIC, "127.0.0.1"], ["::ffff:127.0.0.1"]],
-                         ids=["loopback", "public-and-loopback", "ipv4-mapped-loopback"])
+@pytest.mark.parametrize(
+    "at_delivery",
+    [["127.0.0.1"], [PUBLIC, "127.0.0.1"], ["::ffff:127.0.0.1"]],
+    ids=["loopback", "public-and-loopback", "ipv4-mapped-loopback"],
+)
 def test_a_host_that_turns_private_after_creation_is_refused_at_delivery_without_a_connection(
-        api, workers, broker, sender, hosts, listener, at_delivery):
+    api, workers, broker, sender, hosts, listener, at_delivery
+):
     workers()
     owner = builders.person(api)
     org = builders.organization(api, owner)
@@ -220,7 +255,8 @@ def test_a_host_that_turns_private_after_creation_is_refused_at_delivery_without
 
 @pytest.mark.parametrize("allow_private", [True])
 def test_a_worker_connects_to_the_resolved_address_sends_the_host_and_keeps_one_client(
-        api, workers, broker, sender, hosts, listener):
+    api, workers, broker, sender, hosts, listener
+):
     worker = workers(1)  # one thread: the deliveries go one after the other
     owner = builders.person(api)
     org = builders.organization(api, owner)

@@ -6,7 +6,6 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-
 from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_done
@@ -14,8 +13,11 @@ from worker.webhooks.fanout import fan_out, send_due
 
 
 def subscribe(api, who, org, receiver, path: str, event_types: list[str] | None = None) -> str:
-    answer = api.post(f"/v1/organizations/{org}/webhook-endpoints", headers=who.auth,
-                      json={"url": receiver.base + path, "event_types": event_types or []})
+    answer = api.post(
+        f"/v1/organizations/{org}/webhook-endpoints",
+        headers=who.auth,
+        json={"url": receiver.base + path, "event_types": event_types or []},
+    )
     assert answer.status_code == 201, answer.text
     assert answer.json()["secret"].startswith("whsec_")
     receiver.secrets[path] = answer.json()["secret"]
@@ -89,7 +91,8 @@ def test_410_disables_the_endpoint_at_once_and_tells_the_other_endpoints(api, wo
 
 
 def test_an_outage_follows_the_schedule_then_fails_and_five_days_disable_the_endpoint(
-        api, workers, broker, sender, receiver):
+    api, workers, broker, sender, receiver
+):
     workers()
     owner, org = builders.funded(api, 100_000)
     hook = subscribe(api, owner, org, receiver, "/down", ["product.purchased"])
@@ -124,8 +127,11 @@ def test_retry_after_is_honoured(api, workers, broker, sender, receiver):
     wait_done(api, owner, buy(api, owner, org, "busy.fr").json()["id"])
     settle(broker, sender)
 
-    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()["items"][0]
+    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()[
+        "items"
+    ][0]
     from datetime import datetime
+
     wait = datetime.fromisoformat(delivery["next_attempt_at"]) - start
     assert timedelta(minutes=9) < wait <= timedelta(minutes=11)  # not the schedule's 5 s
 
@@ -138,11 +144,14 @@ def test_a_failed_delivery_can_be_retried_by_hand(api, workers, broker, sender, 
     clock.pin(clock.now())
     wait_done(api, owner, buy(api, owner, org, "manual.fr").json()["id"])
     settle(broker, sender, rounds=9, step=timedelta(hours=11))
-    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()["items"][0]
+    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()[
+        "items"
+    ][0]
     assert delivery["status"] == "failed"
 
-    answer = api.post(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries/{delivery['id']}/retry",
-                      headers=owner.auth)
+    answer = api.post(
+        f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries/{delivery['id']}/retry", headers=owner.auth
+    )
     assert answer.status_code == 202
     deadline = time.monotonic() + 10
     while not receiver.delivered("/manual") and time.monotonic() < deadline:
@@ -150,7 +159,9 @@ def test_a_failed_delivery_can_be_retried_by_hand(api, workers, broker, sender, 
 
     assert len(receiver.delivered("/manual")) == 1
     broker.join("webhooks", timeout=10_000)
-    after = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()["items"][0]
+    after = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()["items"][
+        0
+    ]
     assert (after["status"], after["attempts"]) == ("succeeded", 9)
 
 
@@ -171,13 +182,16 @@ def test_redirects_are_not_followed(api, workers, broker, sender, receiver):
     owner, org = builders.funded(api, 100_000)
     hook = subscribe(api, owner, org, receiver, "/moved", ["product.purchased"])
     receiver.secrets["/elsewhere"] = receiver.secrets["/moved"]
-    receiver.behaviour = lambda p, wid, n: (302, {"Location": receiver.base + "/elsewhere"}) if p == "/moved" else (200, {})
+    receiver.behaviour = lambda p, wid, n: (
+        (302, {"Location": receiver.base + "/elsewhere"}) if p == "/moved" else (200, {})
+    )
 
     wait_done(api, owner, buy(api, owner, org, "moved.fr").json()["id"])
     settle(broker, sender)
 
     assert [r.path for r in receiver.received] == ["/moved"]
-    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries",
-                       headers=owner.auth).json()["items"][0]
+    delivery = api.get(f"/v1/organizations/{org}/webhook-endpoints/{hook}/deliveries", headers=owner.auth).json()[
+        "items"
+    ][0]
     assert delivery["status"] == "pending"
     assert [a["status_code"] for a in delivery["attempt_log"]] == [302]

@@ -15,31 +15,50 @@ def line(book, amount, kind, product_kind=None, client_id=None):
 
 
 def test_running_position_follows_prepaid_and_invoice_lines():
-    lines = [line("prepaid", 5000, "topup"), line("prepaid", -1500, "purchase"),
-             line("invoice", -2400, "purchase"), line("invoice", 1000, "settlement")]
+    lines = [
+        line("prepaid", 5000, "topup"),
+        line("prepaid", -1500, "purchase"),
+        line("invoice", -2400, "purchase"),
+        line("invoice", 1000, "settlement"),
+    ]
 
     after = [position for _, position in billing.running(billing.Position(), lines)]
 
-    assert after == [billing.Position(5000, 0), billing.Position(3500, 0), billing.Position(3500, 2400),
-                     billing.Position(3500, 1400)]
+    assert after == [
+        billing.Position(5000, 0),
+        billing.Position(3500, 0),
+        billing.Position(3500, 2400),
+        billing.Position(3500, 1400),
+    ]
 
 
 def test_statement_totals_per_kind_and_per_client():
-    lines = [line("prepaid", 10000, "topup"), line("prepaid", -1500, "purchase", "domain", "cli_1"),
-             line("prepaid", -1500, "renewal", "domain", "cli_1"),
-             line("prepaid", -8000, "restore_fee", "domain", "cli_1"),
-             line("invoice", -2400, "purchase", "mailbox", None), line("invoice", 400, "settlement")]
+    lines = [
+        line("prepaid", 10000, "topup"),
+        line("prepaid", -1500, "purchase", "domain", "cli_1"),
+        line("prepaid", -1500, "renewal", "domain", "cli_1"),
+        line("prepaid", -8000, "restore_fee", "domain", "cli_1"),
+        line("invoice", -2400, "purchase", "mailbox", None),
+        line("invoice", 400, "settlement"),
+    ]
 
     made = billing.statement("EUR", billing.Position(100, 0), lines).to_dict({"cli_1": "Client One"})
 
     assert {t["kind"]: t["total"]["amount"] for t in made["totals"]} == {
-        "topup": 10000, "purchase": 3900, "renewal": 1500, "restore_fee": 8000, "settlement": 400}
+        "topup": 10000,
+        "purchase": 3900,
+        "renewal": 1500,
+        "restore_fee": 8000,
+        "settlement": 400,
+    }
     clients = {c["client_id"]: c for c in made["clients"]}
     assert clients["cli_1"]["name"] == "Client One"
     assert clients["cli_1"]["total"]["amount"] == 11000
     assert {t["kind"]: t["total"]["amount"] for t in clients[None]["totals"]} == {"mailbox.purchase": 2400}
-    assert made["closing"] == {"balance": {"amount": 100 + 10000 - 11000, "currency": "EUR"},
-                               "owed": {"amount": 2000, "currency": "EUR"}}
+    assert made["closing"] == {
+        "balance": {"amount": 100 + 10000 - 11000, "currency": "EUR"},
+        "owed": {"amount": 2000, "currency": "EUR"},
+    }
 
 
 @pytest.mark.parametrize("text", ["2027-13", "2027-1", "27-01", "", "2027-01-01", "1900-01"])
@@ -85,4 +104,6 @@ def test_a_settlement_moves_the_receivable_against_cash():
     entries = settle("org_1", Money.eur(300))
 
     assert [(e.book, e.amount.amount, e.kind) for e in entries] == [
-        ("invoice", 300, "settlement"), ("cash", -300, "settlement")]
+        ("invoice", 300, "settlement"),
+        ("cash", -300, "settlement"),
+    ]

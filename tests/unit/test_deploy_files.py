@@ -44,6 +44,7 @@ TIME_LIMIT_S = TIME_LIMIT_MS / 1000
 
 # --- the real command-line parser ---------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cli() -> argparse.ArgumentParser:
     """The parser `tenure` runs with: web.cli.main() parses its arguments with build_parser()."""
@@ -72,8 +73,11 @@ def problems_with(cli: argparse.ArgumentParser, where: str, argv: list[str]) -> 
         if sub is None:
             return [f"{shown}: no subcommand {argv[0]!r} (there are {sorted(subs)})"]
         flags = [arg.split("=", 1)[0] for arg in argv[1:] if arg.startswith("-")]
-        found += [f"{shown}: `tenure {argv[0]}` has no flag {flag}"
-                  for flag in flags if flag not in sub._option_string_actions]
+        found += [
+            f"{shown}: `tenure {argv[0]}` has no flag {flag}"
+            for flag in flags
+            if flag not in sub._option_string_actions
+        ]
     errors = io.StringIO()
     with redirect_stdout(io.StringIO()), redirect_stderr(errors):
         try:
@@ -171,8 +175,11 @@ def as_list(command) -> list[str]:
 
 
 def tenure_images(doc: dict) -> set[str]:
-    return {svc["image"] for svc in doc["services"].values()
-            if isinstance(svc.get("build"), dict) and svc["build"].get("dockerfile") == "deploy/Dockerfile"}
+    return {
+        svc["image"]
+        for svc in doc["services"].values()
+        if isinstance(svc.get("build"), dict) and svc["build"].get("dockerfile") == "deploy/Dockerfile"
+    }
 
 
 def compose_tenure_services() -> dict[str, list[str]]:
@@ -235,8 +242,7 @@ def systemd_commands() -> list[tuple[str, list[str]]]:
 
 
 def manifests() -> list[tuple[Path, dict]]:
-    return [(path, doc) for path in sorted(K8S.glob("*.yaml"))
-            for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [(path, doc) for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def pod_spec(doc: dict) -> dict | None:
@@ -264,9 +270,12 @@ def container_argv(container: dict) -> list[list[str]]:
 
 
 def k8s_commands() -> list[tuple[str, list[str]]]:
-    return [(f"{path.name} {container['name']}", argv)
-            for path, doc in manifests() for container in containers(doc)
-            for argv in container_argv(container)]
+    return [
+        (f"{path.name} {container['name']}", argv)
+        for path, doc in manifests()
+        for container in containers(doc)
+        for argv in container_argv(container)
+    ]
 
 
 def readme_commands() -> list[tuple[str, list[str]]]:
@@ -308,7 +317,8 @@ def test_every_process_is_deployed(source):
 def test_the_helpers_find_commands_only_in_command_position():
     assert shell_invocations("useradd --system tenure && tenure migrate 2>/dev/null; x") == [["migrate"]]
     assert shell_invocations("A=1 /opt/tenure/venv/bin/tenure web --port 8000 > log 2>&1") == [
-        ["web", "--port", "8000"]]
+        ["web", "--port", "8000"]
+    ]
     assert shell_invocations("tenure \\\n worker") == [["worker"]]
     assert exec_form(["sh", "-c", "tenure scheduler"]) == [["scheduler"]]
 
@@ -323,6 +333,7 @@ def test_the_parser_check_catches_mistakes(cli):
 
 # --- settings -------------------------------------------------------------------------
 
+
 def settings() -> set[str]:
     """Every TENURE_* variable tables/settings.py reads."""
     return set(TENURE_VAR.findall(SETTINGS_SOURCE.read_text()))
@@ -332,8 +343,12 @@ def variables() -> set[str]:
     """Every TENURE_* variable the code reads: the settings, and the names that appear as
     a whole string literal ("TENURE_LOG_LEVEL") anywhere in the packages."""
     literal = re.compile(r"""["'](TENURE_[A-Z0-9_]+)["']""")
-    found = {name for path in sorted(PACKAGES) for source in (ROOT / path).rglob("*.py")
-             for name in literal.findall(source.read_text())}
+    found = {
+        name
+        for path in sorted(PACKAGES)
+        for source in (ROOT / path).rglob("*.py")
+        for name in literal.findall(source.read_text())
+    }
     return settings() | found
 
 
@@ -353,8 +368,10 @@ def test_deploy_names_only_variables_the_code_reads():
 
 
 def readme_settings_rows() -> dict[str, str]:
-    return {match.group(1): match.group(0)
-            for match in re.finditer(r"^\| `(TENURE_\w+)` \|.*$", README.read_text(), flags=re.M)}
+    return {
+        match.group(1): match.group(0)
+        for match in re.finditer(r"^\| `(TENURE_\w+)` \|.*$", README.read_text(), flags=re.M)
+    }
 
 
 def test_every_variable_is_in_the_readme_table_with_its_default():
@@ -398,8 +415,11 @@ def test_compose_sets_every_variable_for_every_tenure_process():
 
 
 def test_k8s_config_holds_every_variable_once():
-    data = {doc["kind"]: {**doc.get("data", {}), **doc.get("stringData", {})}
-            for _, doc in manifests() if doc["kind"] in ("ConfigMap", "Secret")}
+    data = {
+        doc["kind"]: {**doc.get("data", {}), **doc.get("stringData", {})}
+        for _, doc in manifests()
+        if doc["kind"] in ("ConfigMap", "Secret")
+    }
     assert set(data) == {"ConfigMap", "Secret"}
     assert not set(data["ConfigMap"]) & set(data["Secret"])
     assert set(data["ConfigMap"]) | set(data["Secret"]) == variables()
@@ -407,6 +427,7 @@ def test_k8s_config_holds_every_variable_once():
 
 
 # --- Dockerfile -----------------------------------------------------------------------
+
 
 def test_dockerfile_builds_one_non_root_image_with_tenure_as_entrypoint():
     instructions = dockerfile_instructions()
@@ -438,6 +459,7 @@ def test_dockerfile_copies_every_package_and_nothing_missing():
 
 # --- compose --------------------------------------------------------------------------
 
+
 def seconds(duration: str | int) -> float:
     if isinstance(duration, int):
         return duration
@@ -453,10 +475,15 @@ def test_compose_runs_two_of_each_after_migrations():
     assert services["postgres"]["image"] == "postgres:15"
     assert services["redis"]["image"] == "redis:7"
     running = compose_tenure_services()
-    by_process = {process: sorted(name for name, argv in running.items() if argv[0] == process)
-                  for process in PROCESSES}
-    assert by_process == {"migrate": ["migrate"], "web": ["web-1", "web-2"],
-                          "worker": ["worker-1", "worker-2"], "scheduler": ["scheduler-1", "scheduler-2"]}
+    by_process = {
+        process: sorted(name for name, argv in running.items() if argv[0] == process) for process in PROCESSES
+    }
+    assert by_process == {
+        "migrate": ["migrate"],
+        "web": ["web-1", "web-2"],
+        "worker": ["worker-1", "worker-2"],
+        "scheduler": ["scheduler-1", "scheduler-2"],
+    }
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for name in running.keys() - {"migrate"}:
@@ -491,9 +518,14 @@ def test_compose_healthchecks_and_ports():
 
 # --- systemd --------------------------------------------------------------------------
 
+
 def test_systemd_units():
-    assert {path.name for path in units()} == {"tenure-web@.service", "tenure-worker.service",
-                                               "tenure-scheduler.service", "tenure-migrate.service"}
+    assert {path.name for path in units()} == {
+        "tenure-web@.service",
+        "tenure-worker.service",
+        "tenure-scheduler.service",
+        "tenure-migrate.service",
+    }
     for path in units():
         assert unit(path.name)["EnvironmentFile"] == "/etc/tenure/tenure.env", path.name
     assert "--port %i" in unit("tenure-web@.service")["ExecStart"]
@@ -503,13 +535,19 @@ def test_systemd_units():
     assert worker.get("KillSignal", "SIGTERM") == "SIGTERM"
     stop = worker["TimeoutStopSec"]
     assert seconds(int(stop) if stop.isdigit() else stop) > TIME_LIMIT_S
-    systemd = {path.name: [argv[0] for where, argv in systemd_commands() if where.startswith(path.name)]
-               for path in units()}
-    assert systemd == {"tenure-web@.service": ["web"], "tenure-worker.service": ["worker"],
-                       "tenure-scheduler.service": ["scheduler"], "tenure-migrate.service": ["migrate"]}
+    systemd = {
+        path.name: [argv[0] for where, argv in systemd_commands() if where.startswith(path.name)] for path in units()
+    }
+    assert systemd == {
+        "tenure-web@.service": ["web"],
+        "tenure-worker.service": ["worker"],
+        "tenure-scheduler.service": ["scheduler"],
+        "tenure-migrate.service": ["migrate"],
+    }
 
 
 # --- Kubernetes -----------------------------------------------------------------------
+
 
 def workloads() -> dict[str, dict]:
     """tenure subcommand -> the Deployment or Job running it."""

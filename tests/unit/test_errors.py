@@ -44,9 +44,7 @@ def test_each_violation_has_its_code_and_status(name, code_and_status):
 
 def test_every_violation_class_is_covered_and_codes_are_unique():
     classes = [
-        value
-        for value in vars(errors).values()
-        if isinstance(value, type) and issubclass(value, errors.RuleViolation)
+        value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, errors.RuleViolation)
     ]
     subclasses = {cls.__name__ for cls in classes} - {"RuleViolation"}
 

@@ -25,9 +25,7 @@ DOMAIN = DEFAULT_CATALOG["domain"]
 TIER_A, TIER_B = DEFAULT_TIERS[0], DEFAULT_TIERS[1]
 EXPIRY = datetime(2030, 6, 15, 12, 0, tzinfo=UTC)
 
-moments = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC)
-)
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC))
 
 
 def days(n):
@@ -35,9 +33,7 @@ def days(n):
 
 
 def renew(years=1, now=EXPIRY - days(10), expires_at=EXPIRY, guard=None, tier=TIER_A):
-    return renewal_quote(
-        DOMAIN, years, tier, expires_at, expires_at if guard is None else guard, now
-    )
+    return renewal_quote(DOMAIN, years, tier, expires_at, expires_at if guard is None else guard, now)
 
 
 # add_years
@@ -115,9 +111,7 @@ def test_state_follows_the_periods_after_expiry(offset, state):
 
 
 def test_state_uses_the_catalog_periods():
-    quick = DOMAIN.__class__(
-        "x", Money.eur(1), Money.eur(1), grace_days=1, redemption_days=0, pending_delete_days=2
-    )
+    quick = DOMAIN.__class__("x", Money.eur(1), Money.eur(1), grace_days=1, redemption_days=0, pending_delete_days=2)
 
     assert state_at(quick, EXPIRY, EXPIRY + days(1)) is State.PENDING_DELETE
     assert state_at(quick, EXPIRY, EXPIRY + days(3)) is State.DELETED
@@ -344,6 +338,4 @@ def test_open_attempt_window_started_at_or_before_now(before_expiry):
 
     if attempt is not None:
         assert EXPIRY - days(attempt) <= now < EXPIRY
-        assert all(
-            not EXPIRY - days(d) <= now for d in DOMAIN.autorenew_days_before if d < attempt
-        )
+        assert all(not EXPIRY - days(d) <= now for d in DOMAIN.autorenew_days_before if d < attempt)

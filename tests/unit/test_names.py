@@ -5,9 +5,7 @@ from hypothesis import strategies as st
 from rules.errors import InvalidName
 from rules.names import normalize
 
-labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True).filter(
-    lambda label: label[2:4] != "--"
-)
+labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True).filter(lambda label: label[2:4] != "--")
 
 
 @pytest.mark.parametrize(
@@ -96,22 +94,23 @@ def test_other_name_must_be_1_to_200_characters(bad_name):
         normalize("mailbox", bad_name)
 
 
-@pytest.mark.parametrize(
-    "bad_name", ["bad\x00name", "two\nlines", "tab\there", "del\x7f", "c1\x85end", "\ud800x"]
-)
+@pytest.mark.parametrize("bad_name", ["bad\x00name", "two\nlines", "tab\there", "del\x7f", "c1\x85end", "\ud800x"])
 def test_other_names_refuse_control_characters(bad_name):
     with pytest.raises(InvalidName, match="control characters"):
         normalize("certificate", bad_name)
 
 
-@pytest.mark.parametrize(("query", "forms"), [
-    ("Example", ("example",)),
-    ("café", ("café", "xn--caf-dma")),
-    ("CAFÉ.FR", ("café.fr", "xn--caf-dma.fr")),
-    ("bücher.", ("bücher.", "xn--bcher-kva.")),
-    ("  ", ()),
-    ("💩.la", ("💩.la",)),  # not a valid IDNA label: no stored domain name can hold it
-])
+@pytest.mark.parametrize(
+    ("query", "forms"),
+    [
+        ("Example", ("example",)),
+        ("café", ("café", "xn--caf-dma")),
+        ("CAFÉ.FR", ("café.fr", "xn--caf-dma.fr")),
+        ("bücher.", ("bücher.", "xn--bcher-kva.")),
+        ("  ", ()),
+        ("💩.la", ("💩.la",)),  # not a valid IDNA label: no stored domain name can hold it
+    ],
+)
 def test_a_name_search_also_looks_for_the_stored_a_label_form(query, forms):
     from rules.names import search_forms
 

@@ -75,9 +75,7 @@ def test_requiring_a_misspelled_permission_is_a_programming_error():
         perms.require(perms.ALL_PERMISSIONS, "product:by")
 
 
-@pytest.mark.parametrize(
-    ("method", "permission"), [("prepaid", "pay:prepaid"), ("invoice", "pay:invoice")]
-)
+@pytest.mark.parametrize(("method", "permission"), [("prepaid", "pay:prepaid"), ("invoice", "pay:invoice")])
 def test_payment_method_is_allowed_with_its_permission(method, permission):
     perms.require_payment_method(frozenset({permission}), method)
 
@@ -134,22 +132,40 @@ def test_reseller_cannot_transfer_to_a_released_client():
         perms.check_transfer(True, "released")
 
 
-@pytest.mark.parametrize(("kind", "needed"), [
-    ("purchase", "product:view"), ("renewal", "product:view"), ("transfer", "product:view"),
-    ("release", "client:manage"), ("client_upsert", "client:manage"), ("topup", "org:view"),
-])
+@pytest.mark.parametrize(
+    ("kind", "needed"),
+    [
+        ("purchase", "product:view"),
+        ("renewal", "product:view"),
+        ("transfer", "product:view"),
+        ("release", "client:manage"),
+        ("client_upsert", "client:manage"),
+        ("topup", "org:view"),
+    ],
+)
 def test_reading_an_operation_needs_what_its_kind_is_about(kind, needed):
     assert perms.needed_to_read(kind) == needed
 
 
-@pytest.mark.parametrize(("granted", "hidden"), [
-    ({"org:view"}, {"purchase", "renewal", "renewal_batch", "transfer", "release", "client_upsert"}),
-    ({"org:view", "product:view"}, {"release", "client_upsert"}),
-    ({"org:view", "client:manage"}, {"purchase", "renewal", "renewal_batch", "transfer"}),
-    ({"org:view", "product:view", "client:manage"}, set()),
-])
+@pytest.mark.parametrize(
+    ("granted", "hidden"),
+    [
+        ({"org:view"}, {"purchase", "renewal", "renewal_batch", "transfer", "release", "client_upsert"}),
+        ({"org:view", "product:view"}, {"release", "client_upsert"}),
+        ({"org:view", "client:manage"}, {"purchase", "renewal", "renewal_batch", "transfer"}),
+        ({"org:view", "product:view", "client:manage"}, set()),
+    ],
+)
 def test_a_listed_kind_is_one_its_reader_could_read_alone(granted, hidden):
     assert perms.operation_kinds_hidden(frozenset(granted)) == hidden
-    for kind in ["purchase", "renewal", "renewal_batch", "transfer", "release", "client_upsert", "topup",
-                 "future_kind"]:
+    for kind in [
+        "purchase",
+        "renewal",
+        "renewal_batch",
+        "transfer",
+        "release",
+        "client_upsert",
+        "topup",
+        "future_kind",
+    ]:
         assert (kind in hidden) == (perms.needed_to_read(kind) not in granted)

@@ -114,9 +114,7 @@ def test_more_volume_never_means_a_lower_tier(first, second):
 def test_more_volume_never_means_a_higher_price(first, second, yearly, years):
     low, high = sorted((first, second))
 
-    assert price(Money.eur(yearly), years, tier_for(high)) <= price(
-        Money.eur(yearly), years, tier_for(low)
-    )
+    assert price(Money.eur(yearly), years, tier_for(high)) <= price(Money.eur(yearly), years, tier_for(low))
 
 
 @given(volumes)

@@ -29,8 +29,9 @@ def test_a_renewal_in_redemption_costs_the_discounted_years_plus_the_restore_fee
 
 
 def test_paying_prepaid_spends_the_balance_and_refuses_what_it_cannot_cover():
-    priced = quotes.priced(DOMAIN, 2, DEFAULT_TIERS[0], purchase_quote(DOMAIN, 2, DEFAULT_TIERS[0], NOW),
-                           "org_a", "prepaid")
+    priced = quotes.priced(
+        DOMAIN, 2, DEFAULT_TIERS[0], purchase_quote(DOMAIN, 2, DEFAULT_TIERS[0], NOW), "org_a", "prepaid"
+    )
 
     assert quotes.spend(Money.eur(5000), priced) == Money.eur(2000)
     with pytest.raises(InsufficientFunds, match="top up at least 10.00 EUR"):
@@ -38,8 +39,9 @@ def test_paying_prepaid_spends_the_balance_and_refuses_what_it_cannot_cover():
 
 
 def test_paying_by_invoice_leaves_the_prepaid_balance_alone():
-    priced = quotes.priced(DOMAIN, 2, DEFAULT_TIERS[0], purchase_quote(DOMAIN, 2, DEFAULT_TIERS[0], NOW),
-                           "org_a", "invoice")
+    priced = quotes.priced(
+        DOMAIN, 2, DEFAULT_TIERS[0], purchase_quote(DOMAIN, 2, DEFAULT_TIERS[0], NOW), "org_a", "invoice"
+    )
 
     assert quotes.spend(Money.eur(0), priced) == Money.eur(0)
 

@@ -39,9 +39,7 @@ def test_rules_package_has_modules():
 def test_rules_import_only_stdlib_idna_and_rules(path):
     tree = ast.parse(path.read_text(), filename=str(path))
 
-    foreign = {
-        name for name in imported_modules(tree) if name.split(".")[0] not in ALLOWED_TOP_LEVEL
-    }
+    foreign = {name for name in imported_modules(tree) if name.split(".")[0] not in ALLOWED_TOP_LEVEL}
 
     assert not foreign, f"{path.name} imports {sorted(foreign)}"
 
@@ -59,11 +57,7 @@ def test_rules_neither_read_the_clock_nor_do_io(path):
 def test_rules_have_no_float_literals(path):
     tree = ast.parse(path.read_text(), filename=str(path))
 
-    floats = [
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, float)
-    ]
+    floats = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, float)]
 
     assert not floats, f"{path.name} has float literals {floats}"
 

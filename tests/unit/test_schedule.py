@@ -5,8 +5,14 @@ from hypothesis import strategies as st
 
 from rules.catalog import DEFAULT_CATALOG
 from rules.lifecycle import State
-from rules.schedule import (daily_run_at_or_after, for_product, next_state_change, next_window_after,
-                            states_passed, tier_ageing_run)
+from rules.schedule import (
+    daily_run_at_or_after,
+    for_product,
+    next_state_change,
+    next_window_after,
+    states_passed,
+    tier_ageing_run,
+)
 
 DOMAIN = DEFAULT_CATALOG["domain"]
 EXPIRY = datetime(2027, 6, 1, tzinfo=UTC)

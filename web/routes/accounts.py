@@ -6,8 +6,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from tables import accounts, claims, events, organizations
-from tables.activity import Actor, record
 from tables import event_payloads as payloads
+from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web.access import Account, key_allows_org, optional_account
@@ -16,8 +16,10 @@ from web.schemas import AccountCreated, AccountIn, ClaimedOut, ClaimIn, MeOut, M
 
 
 def _invalid_token() -> Invalid:
-    return Invalid("invalid_claim_token", "this claim token is unknown, used, replaced or expired; "
-                   "ask your reseller to issue a new one")
+    return Invalid(
+        "invalid_claim_token",
+        "this claim token is unknown, used, replaced or expired; ask your reseller to issue a new one",
+    )
 
 
 class AccountController(Controller):
@@ -31,8 +33,7 @@ class AccountController(Controller):
             async with transaction():
                 row, key = await accounts.create(data.email, data.name.strip(), clock.now())
         except accounts.EmailTaken:
-            raise Conflict("email_taken", f"an account already uses {data.email!r}; "
-                           "use its API key") from None
+            raise Conflict("email_taken", f"an account already uses {data.email!r}; use its API key") from None
         return AccountCreated(id=row["id"], email=row["email"], name=row["name"], api_key=key)
 
     @post("/accounts/claim", status_code=201, security=[{}, {"BearerAuth": []}])
@@ -56,21 +57,37 @@ class AccountController(Controller):
                 try:
                     caller, key = await accounts.create(email, (data.name or org["name"]).strip(), now)
                 except accounts.EmailTaken:
-                    raise Conflict("email_taken", f"an account already uses {email!r}: send its API key "
-                                   "(Authorization: Bearer ...) with the claim, or give another email") from None
+                    raise Conflict(
+                        "email_taken",
+                        f"an account already uses {email!r}: send its API key "
+                        "(Authorization: Bearer ...) with the claim, or give another email",
+                    ) from None
             elif data.email or data.name:
-                raise Invalid("unexpected_fields", "email and name are for a new account: omit them when "
-                              "claiming with an API key")
+                raise Invalid(
+                    "unexpected_fields", "email and name are for a new account: omit them when claiming with an API key"
+                )
             done = await claims.redeem(data.claim_token, caller["id"], now)
             if done is None:  # a concurrent claim of the same token won
                 raise _invalid_token()
             owners = await organizations.owner_team_id(done["organization"])
             await organizations.add_member(done["organization"], owners, caller["id"], now)
-            await events.record("organization.claimed", done["reseller"], now, data=payloads.OrganizationClaimed(
-                organization_id=done["organization"], client_id=done["client"], claimed_at=now.isoformat()))
+            await events.record(
+                "organization.claimed",
+                done["reseller"],
+                now,
+                data=payloads.OrganizationClaimed(
+                    organization_id=done["organization"], client_id=done["client"], claimed_at=now.isoformat()
+                ),
+            )
             for org_id in (done["organization"], done["reseller"]):
-                await record(org_id, "claim.accepted", Actor.account(caller), now, client_id=done["client"],
-                             organization=done["organization"])
+                await record(
+                    org_id,
+                    "claim.accepted",
+                    Actor.account(caller),
+                    now,
+                    client_id=done["client"],
+                    organization=done["organization"],
+                )
         return ClaimedOut(account_id=caller["id"], organization_id=done["organization"], api_key=key)
 
     @get("/me")
@@ -79,11 +96,21 @@ class AccountController(Controller):
         for row in await organizations.memberships_of(account["id"]):
             if not key_allows_org(account, row["organization.id"]):
                 continue  # the caller's key is limited to other organizations
-            org = orgs.setdefault(row["organization.id"], MyOrganization(
-                id=row["organization.id"], name=row["organization.name"],
-                reseller=row["organization.is_reseller"], teams=[]))
-            org.teams.append(TeamRef(
-                id=row["team.id"], name=row["team.name"], owner=row["team.is_owner"],
-                permissions=sorted(row["team.permissions"].split())))
-        return MeOut(id=account["id"], email=account["email"], name=account["name"],
-                     organizations=list(orgs.values()))
+            org = orgs.setdefault(
+                row["organization.id"],
+                MyOrganization(
+                    id=row["organization.id"],
+                    name=row["organization.name"],
+                    reseller=row["organization.is_reseller"],
+                    teams=[],
+                ),
+            )
+            org.teams.append(
+                TeamRef(
+                    id=row["team.id"],
+                    name=row["team.name"],
+                    owner=row["team.is_owner"],
+                    permissions=sorted(row["team.permissions"].split()),
+                )
+            )
+        return MeOut(id=account["id"], email=account["email"], name=account["name"], organizations=list(orgs.values()))

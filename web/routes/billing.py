@@ -11,14 +11,15 @@ from rules import ledger as booking
 from rules import permissions, pricing
 from rules.catalog import catalog_for
 from rules.money import Money
-from tables import billing as position, ledger, operations
+from tables import billing as position
+from tables import ledger, operations
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web import idempotency
 from web.access import Account, access
-from web.errors import Conflict, Invalid
 from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
+from web.errors import Conflict, Invalid
 from web.schemas import FundsIn, FundsOut, MoneyIO, PriceListCurrency
 
 
@@ -34,26 +35,39 @@ def _in_currency(amount: Money, currency: str, what: str) -> None:
 _ACTIVITY = {"topup": "funds.added", "settlement": "settlement.recorded"}
 
 
-async def _booked(request: Request, account: dict, org_id: str, data, kind: str, entries,
-                  now: datetime, params: dict) -> tuple[dict, bool]:
+async def _booked(
+    request: Request, account: dict, org_id: str, data, kind: str, entries, now: datetime, params: dict
+) -> tuple[dict, bool]:
     """Records a synchronous money operation and books `entries` with it, once per
     Idempotency-Key; answers the operation (its result: balance and owed after) and whether
     this request made it. The same key with another body: 422 `idempotency_key_reused`."""
     key = idempotency.key_for(request, org_id)
     wanted = idempotency.request_hash(request, data)
-    row = operations.new_row(kind, org_id, now, account_id=account["id"], status="succeeded",
-                             idem_key=key, request_hash=wanted, params=params, finished_at=now)
+    row = operations.new_row(
+        kind,
+        org_id,
+        now,
+        account_id=account["id"],
+        status="succeeded",
+        idem_key=key,
+        request_hash=wanted,
+        params=params,
+        finished_at=now,
+    )
     async with transaction():
         op, created = await operations.insert_or_get(row)
         if created:
             await ledger.post(op["id"], entries, now, operation_id=op["id"])
             await position.check_low_balance(org_id, now)
-            await record(org_id, _ACTIVITY[kind], Actor.account(account), now, operation_id=op["id"],
-                         amount=params["amount"])
+            await record(
+                org_id, _ACTIVITY[kind], Actor.account(account), now, operation_id=op["id"], amount=params["amount"]
+            )
             account_row = await ledger.account(org_id)
             currency = account_row["currency"]
-            result = {"balance": {"amount": account_row["prepaid"], "currency": currency},
-                      "owed": {"amount": account_row["owed"], "currency": currency}}
+            result = {
+                "balance": {"amount": account_row["prepaid"], "currency": currency},
+                "owed": {"amount": account_row["owed"], "currency": currency},
+            }
             await operations.set_result(op["id"], result)
             op = {**op, "result": result}
     if not created:
@@ -67,21 +81,25 @@ class BillingController(Controller):
     tags = ["billing"]
 
     @post("/funds", status_code=201)
-    async def add_funds(self, request: Request, account: Account, org_id: FromPath[str],
-                        data: JSONBody[FundsIn]) -> FundsOut:
+    async def add_funds(
+        self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[FundsIn]
+    ) -> FundsOut:
         """Tops up the prepaid balance. Takes an Idempotency-Key: a replay returns the first answer."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)
         entries = booking.topup(org_id, amount)
         _in_currency(amount, found.org["currency"], "top up")
-        op, _ = await _booked(request, account, org_id, data, "topup", entries, clock.now(),
-                              {"amount": amount.to_dict()})
-        return FundsOut(operation_id=op["id"], amount=money_io(**amount.to_dict()),
-                        balance=money_io(**op["result"]["balance"]))
+        op, _ = await _booked(
+            request, account, org_id, data, "topup", entries, clock.now(), {"amount": amount.to_dict()}
+        )
+        return FundsOut(
+            operation_id=op["id"], amount=money_io(**amount.to_dict()), balance=money_io(**op["result"]["balance"])
+        )
 
     @post("/billing/settlements", status_code=201)
-    async def settle(self, request: Request, account: Account, org_id: FromPath[str],
-                     data: JSONBody[SettlementIn]) -> SettlementOut:
+    async def settle(
+        self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[SettlementIn]
+    ) -> SettlementOut:
         """Records a payment received against what is owed on invoice (needs `billing:manage` and an
         Idempotency-Key). More than is owed: 409 `settlement_exceeds_owed`."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
@@ -91,21 +109,32 @@ class BillingController(Controller):
         now = clock.now()
         key = idempotency.key_for(request, org_id)
         if key is None:
-            raise Invalid("idempotency_key_required",
-                          "a settlement needs an Idempotency-Key header (any unique text up to 200 "
-                          "characters) so that a retry cannot book it twice")
+            raise Invalid(
+                "idempotency_key_required",
+                "a settlement needs an Idempotency-Key header (any unique text up to 200 "
+                "characters) so that a retry cannot book it twice",
+            )
         if not await operations.by_idem_key(key):  # a replay answers what it booked then
             account_row = await ledger.account(org_id)
             booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
         try:
-            op, _ = await _booked(request, account, org_id, data, "settlement", entries, now,
-                                  {"amount": amount.to_dict(), "reference": data.reference})
+            op, _ = await _booked(
+                request,
+                account,
+                org_id,
+                data,
+                "settlement",
+                entries,
+                now,
+                {"amount": amount.to_dict(), "reference": data.reference},
+            )
         except ledger.OverCredit:  # settled concurrently since the check
             account_row = await ledger.account(org_id)
             booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
             raise
-        return SettlementOut(operation_id=op["id"], amount=money_io(**amount.to_dict()),
-                             owed=money_io(**op["result"]["owed"]))
+        return SettlementOut(
+            operation_id=op["id"], amount=money_io(**amount.to_dict()), owed=money_io(**op["result"]["owed"])
+        )
 
     @get("/billing")
     async def billing(self, account: Account, org_id: FromPath[str]) -> BillingOut:
@@ -115,22 +144,28 @@ class BillingController(Controller):
         return await _summary(org_id)
 
     @patch("/billing")
-    async def update_billing(self, account: Account, org_id: FromPath[str],
-                             data: JSONBody[BillingPatch]) -> BillingOut:
+    async def update_billing(self, account: Account, org_id: FromPath[str], data: JSONBody[BillingPatch]) -> BillingOut:
         """Sets the low-balance threshold (needs `billing:manage`): `billing.low_balance` is sent
         once each time the prepaid balance goes below it (or below the autorenew forecast)."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         threshold = Money(data.low_balance_threshold.amount, data.low_balance_threshold.currency)
         _in_currency(threshold, found.org["currency"], "give the threshold")
         if threshold.is_negative():
-            raise Invalid("invalid_money", "low_balance_threshold cannot be negative; send 0 to rely on "
-                          "the autorenew forecast alone")
+            raise Invalid(
+                "invalid_money",
+                "low_balance_threshold cannot be negative; send 0 to rely on the autorenew forecast alone",
+            )
         now = clock.now()
         async with transaction():
             await ledger.set_low_balance_threshold(org_id, threshold.amount)
             await position.check_low_balance(org_id, now)
-            await record(org_id, "billing.threshold_changed", Actor.account(account), now,
-                         low_balance_threshold=threshold.to_dict())
+            await record(
+                org_id,
+                "billing.threshold_changed",
+                Actor.account(account),
+                now,
+                low_balance_threshold=threshold.to_dict(),
+            )
         return await _summary(org_id)
 
 
@@ -152,8 +187,7 @@ async def _summary(org_id: str) -> BillingOut:
         owed=money_io(row["owed"], currency),
         credit_limit=money_io(row["credit_limit"], currency),
         low_balance_threshold=money_io(row["low_balance_threshold"], currency),
-        autorenew_forecast=ForecastOut(amount=forecast.amount.amount, currency=currency,
-                                       products=forecast.products),
+        autorenew_forecast=ForecastOut(amount=forecast.amount.amount, currency=currency, products=forecast.products),
         below_low_balance=row["below_low_balance"],
     )
 
@@ -169,6 +203,8 @@ async def catalog(currency: FromQuery[PriceListCurrency] = EUR) -> dict:
     return {
         "currency": currency,
         "kinds": [kind.to_dict() for kind in catalog_for(currency).values()],
-        "tiers": [{"name": t.name, "from": t.threshold.to_dict(), "discount_percent": t.discount_percent}
-                  for t in pricing.grid_for(currency)],
+        "tiers": [
+            {"name": t.name, "from": t.threshold.to_dict(), "discount_percent": t.discount_percent}
+            for t in pricing.grid_for(currency)
+        ],
     }

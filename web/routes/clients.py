@@ -16,12 +16,11 @@ from tables import claims, clients
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
-from web.access import Access, Account, access
-from web.errors import Conflict, NotFound
-from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut
 from web import listing
+from web.access import Access, Account, access
 from web.csv_stream import csv_export
-from web.schemas import ClientPage, ClientPatch
+from web.errors import Conflict, NotFound
+from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, ClientPage, ClientPatch
 
 
 def claim_out(claim: dict | None, now: datetime) -> ClaimStateOut | None:
@@ -32,10 +31,18 @@ def claim_out(claim: dict | None, now: datetime) -> ClaimStateOut | None:
 
 
 def client_out(row: dict, product_count: int, claim: dict | None = None) -> ClientOut:
-    return ClientOut(id=row["id"], reseller_id=row["reseller"], name=row["name"], email=row["email"],
-                     external_ref=row["external_ref"], status=row["status"],
-                     released_to=row["released_to"], product_count=product_count,
-                     created_at=row["created_at"], claim=claim_out(claim, clock.now()))
+    return ClientOut(
+        id=row["id"],
+        reseller_id=row["reseller"],
+        name=row["name"],
+        email=row["email"],
+        external_ref=row["external_ref"],
+        status=row["status"],
+        released_to=row["released_to"],
+        product_count=product_count,
+        created_at=row["created_at"],
+        claim=claim_out(claim, clock.now()),
+    )
 
 
 async def reseller_access(account: dict, org_id: str, needed: str) -> Access:
@@ -59,17 +66,27 @@ class ClientController(Controller):
                 row = await clients.create(org_id, data.name.strip(), data.email, data.external_ref, now)
                 await record(org_id, "client.created", Actor.account(account), now, client_id=row["id"])
         except clients.ExternalRefTaken:
-            raise Conflict("external_ref_taken",
-                           f"a client of this reseller already has external_ref {data.external_ref!r}") from None
+            raise Conflict(
+                "external_ref_taken", f"a client of this reseller already has external_ref {data.external_ref!r}"
+            ) from None
         return client_out(row, 0)
 
     @get("/")
     async def list_clients(
-        self, request: Request, account: Account, org_id: FromPath[str],
+        self,
+        request: Request,
+        account: Account,
+        org_id: FromPath[str],
         status: FromQuery[Literal["active", "released", "all"]] = "active",
-        q: Annotated[str | None, Parameter(
-            min_length=1, max_length=320, pattern=listing.NO_NUL,
-            description="case-insensitive part of the name, e-mail or external_ref")] = None,
+        q: Annotated[
+            str | None,
+            Parameter(
+                min_length=1,
+                max_length=320,
+                pattern=listing.NO_NUL,
+                description="case-insensitive part of the name, e-mail or external_ref",
+            ),
+        ] = None,
         sort: FromQuery[Literal["name", "created_at"] | None] = None,
         order: FromQuery[Literal["asc", "desc"]] = "asc",
         count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
@@ -83,21 +100,27 @@ class ClientController(Controller):
         wanted = clients.Filter(org_id, None if status == "all" else status, (text,) if text else ())
         keyset, sort_name = listing.keyset_for(clients.SORTS, sort, order, after)
         if listing.wants_csv(request):
-            return csv_export("clients.csv", CLIENT_CSV, _with_counts(clients.filtered_batches(wanted, keyset)),
-                              lambda rows: ([*(r[c] for c in CLIENT_CSV[:-1]), r["product_count"]]
-                                            for r in rows))
-        rows, cursor = listing.cut(await clients.filtered_page(wanted, keyset, limit + 1), limit,
-                                   keyset, sort_name)
+            return csv_export(
+                "clients.csv",
+                CLIENT_CSV,
+                _with_counts(clients.filtered_batches(wanted, keyset)),
+                lambda rows: ([*(r[c] for c in CLIENT_CSV[:-1]), r["product_count"]] for r in rows),
+            )
+        rows, cursor = listing.cut(await clients.filtered_page(wanted, keyset, limit + 1), limit, keyset, sort_name)
         ids = [r["id"] for r in rows]
         counts = await clients.product_counts(ids)
         held = await claims.latest_of_clients(ids)
         total = await clients.filtered_count(wanted) if count else None
-        return ClientPage(items=[client_out(r, counts.get(r["id"], 0), held.get(r["id"])) for r in rows],
-                          next_cursor=cursor, total=total)
+        return ClientPage(
+            items=[client_out(r, counts.get(r["id"], 0), held.get(r["id"])) for r in rows],
+            next_cursor=cursor,
+            total=total,
+        )
 
     @patch("/{client_id:str}")
-    async def update_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str],
-                            data: JSONBody[ClientPatch]) -> ClientOut:
+    async def update_client(
+        self, account: Account, org_id: FromPath[str], client_id: FromPath[str], data: JSONBody[ClientPatch]
+    ) -> ClientOut:
         """Changes an active client's name, e-mail or external_ref (only the fields sent;
         `external_ref: null` removes it)."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
@@ -109,14 +132,25 @@ class ClientController(Controller):
                 _check_active(row, "edited")
                 ref = row["external_ref"] if data.external_ref is msgspec.UNSET else data.external_ref
                 row = await clients.update(
-                    row, name=row["name"] if data.name is msgspec.UNSET else data.name.strip(),
-                    email=row["email"] if data.email is msgspec.UNSET else data.email, external_ref=ref)
-                await record(org_id, "client.updated", Actor.account(account), clock.now(), client_id=client_id,
-                             fields=sorted(f for f in ("name", "email", "external_ref")
-                                           if getattr(data, f) is not msgspec.UNSET))
+                    row,
+                    name=row["name"] if data.name is msgspec.UNSET else data.name.strip(),
+                    email=row["email"] if data.email is msgspec.UNSET else data.email,
+                    external_ref=ref,
+                )
+                await record(
+                    org_id,
+                    "client.updated",
+                    Actor.account(account),
+                    clock.now(),
+                    client_id=client_id,
+                    fields=sorted(
+                        f for f in ("name", "email", "external_ref") if getattr(data, f) is not msgspec.UNSET
+                    ),
+                )
         except clients.ExternalRefTaken:
-            raise Conflict("external_ref_taken",
-                           f"a client of this reseller already has external_ref {data.external_ref!r}") from None
+            raise Conflict(
+                "external_ref_taken", f"a client of this reseller already has external_ref {data.external_ref!r}"
+            ) from None
         counts = await clients.product_counts([client_id])
         return client_out(row, counts.get(client_id, 0))
 
@@ -132,9 +166,11 @@ class ClientController(Controller):
             _check_active(row, "deleted")
             live = (await clients.product_counts([client_id])).get(client_id, 0)
             if live:
-                raise Conflict("client_has_products",
-                               f"client {client_id} still has {live} product(s); transfer them "
-                               "(POST /v1/products/{id}/transfers) or let them be deleted first")
+                raise Conflict(
+                    "client_has_products",
+                    f"client {client_id} still has {live} product(s); transfer them "
+                    "(POST /v1/products/{id}/transfers) or let them be deleted first",
+                )
             await clients.delete(client_id, clock.now())
             await record(org_id, "client.deleted", Actor.account(account), clock.now(), client_id=client_id)
 
@@ -149,8 +185,9 @@ class ClientController(Controller):
         return client_out(row, counts.get(client_id, 0), held.get(client_id))
 
     @post("/{client_id:str}/claim", status_code=201)
-    async def reissue_claim(self, request: Request, account: Account, org_id: FromPath[str],
-                            client_id: FromPath[str]) -> ClaimIssued:
+    async def reissue_claim(
+        self, request: Request, account: Account, org_id: FromPath[str], client_id: FromPath[str]
+    ) -> ClaimIssued:
         """Issues a new claim token for a released client's organization that nobody has claimed
         yet; the previous token stops working. The token is shown once."""
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
@@ -163,10 +200,15 @@ class ClientController(Controller):
             state = current and claim_rules.status(current["claimed_at"], current["expires_at"], now)
             claim_rules.check_reissue(row["status"], state or None)
             expires = claim_rules.expires_at(now, request.app.state.settings.claim_days)
-            _, token = await claims.issue(row["released_to"], org_id, client_id, current["owner_email"],
-                                          now, expires)
-            await record(org_id, "claim.reissued", Actor.account(account), now, client_id=client_id,
-                         released_to=row["released_to"])
+            _, token = await claims.issue(row["released_to"], org_id, client_id, current["owner_email"], now, expires)
+            await record(
+                org_id,
+                "claim.reissued",
+                Actor.account(account),
+                now,
+                client_id=client_id,
+                released_to=row["released_to"],
+            )
         return ClaimIssued(claim_token=token, expires_at=expires)
 
 

@@ -22,16 +22,25 @@ from rules.errors import ClientNotActive, RuleViolation
 from tables import activity, clients, inbound, operations, organizations, products
 from tables.activity import Actor
 from tables.clock import clock
-from tables.settings import Settings
 from tables.engine import transaction
-from web.access import Account
+from tables.settings import Settings
 from web import idempotency, intake
 from web.accept import accept_once, operation_out
+from web.access import Account
 from web.edge import refuse_control_characters
 from web.errors import ApiError, Invalid, NotFound
 from web.routes.clients import reseller_access
-from web.schemas import (Email, Ident, InboundAccepted, InboundSecretOut, Name, OperationOut,
-                         PurchaseIn, ReleaseIn, RenewalIn)
+from web.schemas import (
+    Email,
+    Ident,
+    InboundAccepted,
+    InboundSecretOut,
+    Name,
+    OperationOut,
+    PurchaseIn,
+    ReleaseIn,
+    RenewalIn,
+)
 from web.strict_body import explain, require_json
 
 log = structlog.get_logger("tenure.inbound")
@@ -50,7 +59,8 @@ class InvalidSignature(ApiError):
         super().__init__(
             "the webhook signature is missing, wrong or stale: sign the exact body with the "
             "organization's current inbound secret (Standard Webhooks: webhook-id, "
-            "webhook-timestamp within 5 minutes, webhook-signature 'v1,<base64 HMAC-SHA256>')")
+            "webhook-timestamp within 5 minutes, webhook-signature 'v1,<base64 HMAC-SHA256>')"
+        )
 
 
 def _invalid(message: str) -> Invalid:
@@ -109,8 +119,7 @@ class ClientUpserted(Struct, tag="client.upserted", tag_field="type"):
 
 
 WEBHOOK_TYPES: dict[str, type[Struct]] = {
-    cls.__struct_config__.tag: cls
-    for cls in (PurchaseRequested, RenewalRequested, ReleaseRequested, ClientUpserted)
+    cls.__struct_config__.tag: cls for cls in (PurchaseRequested, RenewalRequested, ReleaseRequested, ClientUpserted)
 }
 
 
@@ -128,8 +137,7 @@ def parse(body: bytes) -> Struct:
         raise _invalid(f"{shape}: {exc}") from None
     cls = WEBHOOK_TYPES.get(head.type)
     if cls is None:
-        raise _invalid(f"unknown webhook type {head.type[:80]!r}; "
-                       f"valid types are: {', '.join(sorted(WEBHOOK_TYPES))}")
+        raise _invalid(f"unknown webhook type {head.type[:80]!r}; valid types are: {', '.join(sorted(WEBHOOK_TYPES))}")
     try:
         return msgspec.json.decode(body, type=cls)
     except msgspec.ValidationError as exc:
@@ -137,6 +145,7 @@ def parse(body: bytes) -> Struct:
 
 
 # --- verification -----------------------------------------------------------------------------
+
 
 async def verified_webhook_id(org_id: str, body: bytes, headers: Mapping[str, str]) -> tuple[dict, str]:
     """The reseller organization and the webhook id, once the signature holds; else 401."""
@@ -165,6 +174,7 @@ async def verified_webhook_id(org_id: str, body: bytes, headers: Mapping[str, st
 
 # --- from a webhook to an operation -------------------------------------------------------------
 
+
 async def client_named(org_id: str, client_id: str | None, client_ref: str | None) -> str | None:
     """The client's id from `client_id` or `client_ref` (its external_ref); None if neither."""
     if client_id and client_ref:
@@ -181,8 +191,9 @@ async def client_upsert_params(org: dict, granted: frozenset[str], data: ClientD
     permissions.require(granted, permissions.CLIENT_MANAGE)
     existing = await clients.by_external_ref(org["id"], data.external_ref)
     if existing is not None and existing["status"] != permissions.ACTIVE_CLIENT:
-        raise ClientNotActive(f"client {existing['id']} ({data.external_ref}) was released; "
-                              f"use another external_ref for a new client")
+        raise ClientNotActive(
+            f"client {existing['id']} ({data.external_ref}) was released; use another external_ref for a new client"
+        )
     return {"external_ref": data.external_ref, "name": data.name.strip(), "email": data.email}
 
 
@@ -192,24 +203,31 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
     data = webhook.data
     if isinstance(webhook, PurchaseRequested):
         client_id = await client_named(org["id"], data.client_id, data.client_ref)
-        params = await intake.purchase_params(org, granted, PurchaseIn(
-            kind=data.kind, name=data.name, years=data.years, payment_method=data.payment_method,
-            client=client_id))
+        params = await intake.purchase_params(
+            org,
+            granted,
+            PurchaseIn(
+                kind=data.kind, name=data.name, years=data.years, payment_method=data.payment_method, client=client_id
+            ),
+        )
         return {"kind": "purchase", "params": params}
     if isinstance(webhook, RenewalRequested):
         product = await products.get(data.product_id)
         if product is None or product["organization"] != org["id"]:
             raise NotFound("product", data.product_id)
-        params = await intake.renewal_params(product, granted, RenewalIn(
-            years=data.years, current_expires_at=data.current_expires_at,
-            payment_method=data.payment_method))
+        params = await intake.renewal_params(
+            product,
+            granted,
+            RenewalIn(years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method),
+        )
         return {"kind": "renewal", "params": params, "product_id": product["id"]}
     if isinstance(webhook, ReleaseRequested):
         client_id = await client_named(org["id"], data.client_id, data.client_ref)
         if client_id is None:
             raise _invalid("name the client to release with client_id or client_ref")
-        params = await intake.release_params(org, granted, client_id,
-                                             ReleaseIn(owner_email=data.owner_email), settings.claim_days)
+        params = await intake.release_params(
+            org, granted, client_id, ReleaseIn(owner_email=data.owner_email), settings.claim_days
+        )
         return {"kind": "release", "params": params}
     assert isinstance(webhook, ClientUpserted)
     return {"kind": "client_upsert", "params": await client_upsert_params(org, granted, data)}
@@ -249,8 +267,7 @@ class InboundController(Controller):
             await activity.record(org_id, "inbound_secret.previous_revoked", Actor.account(account), clock.now())
         log.info("inbound_secret_previous_revoked", organization_id=org_id, revoked=revoked)
 
-    @post("/v1/inbound/{org_id:str}", status_code=202, security=[{}],
-          request_max_body_size=MAX_BODY_BYTES)
+    @post("/v1/inbound/{org_id:str}", status_code=202, security=[{}], request_max_body_size=MAX_BODY_BYTES)
     async def receive(self, request: Request, org_id: FromPath[str]) -> Response[InboundAccepted]:
         """A signed webhook from the reseller's back office; it becomes an operation.
 
@@ -299,13 +316,19 @@ class InboundController(Controller):
             # A twin posted at once may have been accepted and run meanwhile (a renewal's guard
             # then no longer holds): answer its operation, as a replay would.
             if (twin := await operations.by_idem_key(inbound.idem_key(org_id, webhook_id))) is not None:
-                return Response(InboundAccepted(operation=await _same_operation(twin["id"], wanted)),
-                                status_code=200)
+                return Response(InboundAccepted(operation=await _same_operation(twin["id"], wanted)), status_code=200)
             raise
-        op, made = await accept_once(request, kind=todo["kind"], org_id=org_id, account_id=None, data=webhook,
-                                     params=todo["params"], product_id=todo.get("product_id"),
-                                     idem_key=inbound.idem_key(org_id, webhook_id),
-                                     actor=Actor.webhook(webhook_id))
+        op, made = await accept_once(
+            request,
+            kind=todo["kind"],
+            org_id=org_id,
+            account_id=None,
+            data=webhook,
+            params=todo["params"],
+            product_id=todo.get("product_id"),
+            idem_key=inbound.idem_key(org_id, webhook_id),
+            actor=Actor.webhook(webhook_id),
+        )
         async with transaction():
             await inbound.remember(org_id, webhook_id, op.id, clock.now())
         # Racing posts of one id all get the one operation; the one that made it gets 202 (a twin

@@ -17,17 +17,25 @@ from web.schemas import ApiKeyIn, ApiKeyOut
 
 
 def key_out(row: dict, key: str | None = None) -> ApiKeyOut:
-    return ApiKeyOut(id=row["id"], name=row["name"], prefix=row["prefix"], organizations=row["organizations"],
-                     permissions=row["permissions"], created_at=row["created_at"],
-                     last_used_at=row["last_used_at"], api_key=key)
+    return ApiKeyOut(
+        id=row["id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        organizations=row["organizations"],
+        permissions=row["permissions"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        api_key=key,
+    )
 
 
 def require_unrestricted(account: dict) -> None:
     """Keys are managed with a key that is neither limited nor narrowed: a narrowed key
     could otherwise mint a wider one."""
     if account.get("key_orgs") is not None or account.get("key_permissions") is not None:
-        raise PermissionDenied("managing API keys needs a key without organization or permission limits; "
-                               "use your default key")
+        raise PermissionDenied(
+            "managing API keys needs a key without organization or permission limits; use your default key"
+        )
 
 
 async def record_key_change(account: dict, kind: str, key: dict) -> None:
@@ -35,8 +43,12 @@ async def record_key_change(account: dict, kind: str, key: dict) -> None:
     mine = sorted({row["organization.id"] for row in await organizations.memberships_of(account["id"])})
     reached = mine if key["organizations"] is None else [org for org in mine if org in key["organizations"]]
     now = clock.now()
-    await activity.record_rows([activity.row(org, kind, Actor.account(account), now, api_key_id=key["id"],
-                                             name=key["name"]) for org in reached])
+    await activity.record_rows(
+        [
+            activity.row(org, kind, Actor.account(account), now, api_key_id=key["id"], name=key["name"])
+            for org in reached
+        ]
+    )
 
 
 class KeyController(Controller):
@@ -54,11 +66,15 @@ class KeyController(Controller):
             mine = {row["organization.id"] for row in await organizations.memberships_of(account["id"])}
             unknown = [org for org in orgs if org not in mine]
             if unknown:
-                raise Invalid("unknown_organization", f"you are not a member of {', '.join(map(repr, unknown))}; "
-                              "limit the key to organizations you belong to")
+                raise Invalid(
+                    "unknown_organization",
+                    f"you are not a member of {', '.join(map(repr, unknown))}; "
+                    "limit the key to organizations you belong to",
+                )
         async with transaction():
-            row, key = await api_keys.create(account["id"], data.name.strip(), clock.now(),
-                                             organizations=orgs, permissions=wanted)
+            row, key = await api_keys.create(
+                account["id"], data.name.strip(), clock.now(), organizations=orgs, permissions=wanted
+            )
             await record_key_change(account, "api_key.created", row)
         return key_out(row, key)
 

@@ -21,10 +21,18 @@ OPERATION_CSV = ["id", "kind", "status", "error_code", "product_id", "created_at
 
 @get("/v1/organizations/{org_id:str}/operations", tags=["operations"])
 async def list_operations(
-    request: Request, account: Account, org_id: FromPath[str],
-    kind: Annotated[str | None, Parameter(
-        min_length=1, max_length=20, pattern=r"^[a-z_]+$",
-        description="purchase, renewal, transfer, release, topup, client_upsert, ...")] = None,
+    request: Request,
+    account: Account,
+    org_id: FromPath[str],
+    kind: Annotated[
+        str | None,
+        Parameter(
+            min_length=1,
+            max_length=20,
+            pattern=r"^[a-z_]+$",
+            description="purchase, renewal, transfer, release, topup, client_upsert, ...",
+        ),
+    ] = None,
     status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
     since: Annotated[datetime | None, Parameter(description="RFC 3339; created at or after")] = None,
     count: Annotated[bool, Parameter(description="also report `total`, every match")] = False,
@@ -39,14 +47,24 @@ async def list_operations(
     hidden = permissions.operation_kinds_hidden(found.granted)
     if kind in hidden:
         found.require(permissions.needed_to_read(kind))
-    wanted = operations.OrgFilter(org_id, kind=kind, status=status, since=listing.aware("since", since),
-                                  hidden_kinds=hidden)
-    keyset, sort_name = listing.keyset_for({"id": operations.Operation.id,
-                                            "created_at": operations.Operation.created_at},
-                                           None, None, after, default="created_at", default_order="desc")
+    wanted = operations.OrgFilter(
+        org_id, kind=kind, status=status, since=listing.aware("since", since), hidden_kinds=hidden
+    )
+    keyset, sort_name = listing.keyset_for(
+        {"id": operations.Operation.id, "created_at": operations.Operation.created_at},
+        None,
+        None,
+        after,
+        default="created_at",
+        default_order="desc",
+    )
     if listing.wants_csv(request):
-        return csv_export("operations.csv", OPERATION_CSV, operations.org_batches(wanted, keyset),
-                          lambda rows: ([r[c] for c in OPERATION_CSV] for r in rows))
+        return csv_export(
+            "operations.csv",
+            OPERATION_CSV,
+            operations.org_batches(wanted, keyset),
+            lambda rows: ([r[c] for c in OPERATION_CSV] for r in rows),
+        )
     rows, cursor = listing.cut(await operations.org_page(wanted, keyset, limit + 1), limit, keyset, sort_name)
     total = await operations.org_count(wanted) if count else None
     return OperationPage(items=[operation_out(_listed(r)) for r in rows], next_cursor=cursor, total=total)

@@ -5,23 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import anyio
+import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-
-import msgspec
 
 from tables import accounts, ledger, operations, organizations
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
 from web.accept import operation_out
-from web.errors import Conflict, Invalid, NotFound
-from web.ops_auth import require_ops
 from web.billing_schemas import CreditLimitIn
-from web.schemas import FailureOut, MoneyIO, OpsOperationOut, cut
-from web.ops_auth import OpsAccess
-from web.schemas import OperationPage
+from web.errors import Conflict, Invalid, NotFound
+from web.ops_auth import OpsAccess, require_ops
+from web.schemas import FailureOut, MoneyIO, OperationPage, OpsOperationOut, cut
 
 
 @get("/health", tags=["ops"], security=[{}])
@@ -34,8 +31,10 @@ async def readiness(request: Request) -> tuple[dict[str, str], dict[str, str]]:
     """Each dependency "ok" or "down", and why the ones down are (each check gives up after 3 s)."""
     checks: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for name, check in (("database", accounts.reachable),
-                        ("broker", lambda: anyio.to_thread.run_sync(request.app.state.monitor.ping))):
+    for name, check in (
+        ("database", accounts.reachable),
+        ("broker", lambda: anyio.to_thread.run_sync(request.app.state.monitor.ping)),
+    ):
         try:
             with anyio.fail_after(3):
                 await check()
@@ -56,19 +55,24 @@ async def ready(request: Request) -> Response:
         body["errors"] = errors
     if checks["database"] == "ok":
         return Response(body)
-    return Response({**body, "status": "unavailable",
-                     "error": {"code": "not_ready", "message": "cannot reach: database"}},
-                    status_code=503)
+    return Response(
+        {**body, "status": "unavailable", "error": {"code": "not_ready", "message": "cannot reach: database"}},
+        status_code=503,
+    )
 
 
 def ops_operation_out(op: dict) -> OpsOperationOut:
     public = operation_out(op)
     failure = op.get("failure")
     return OpsOperationOut(
-        **{f: getattr(public, f) for f in public.__struct_fields__}, attempts=op["attempts"],
-        reference=op.get("reference"), params=op.get("params") or {},
-        failure=msgspec.convert({"type": None, "traceback": None, "message": "", "attempts": 0, **failure},
-                                FailureOut) if failure else None)
+        **{f: getattr(public, f) for f in public.__struct_fields__},
+        attempts=op["attempts"],
+        reference=op.get("reference"),
+        params=op.get("params") or {},
+        failure=msgspec.convert({"type": None, "traceback": None, "message": "", "attempts": 0, **failure}, FailureOut)
+        if failure
+        else None,
+    )
 
 
 class OpsController(Controller):
@@ -85,8 +89,11 @@ class OpsController(Controller):
 
     @get("/operations")
     async def list_operations(
-        self, ops: OpsAccess, status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
-        kind: FromQuery[str | None] = None, before: FromQuery[str | None] = None,
+        self,
+        ops: OpsAccess,
+        status: FromQuery[Literal["pending", "running", "succeeded", "failed"] | None] = None,
+        kind: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> OperationPage:
         """Operations newest first; `?status=failed` for the failing ones; `before` pages on."""
@@ -104,8 +111,9 @@ class OpsController(Controller):
         return ops_operation_out(op)
 
     @get("/dead-letters")
-    async def dead_letters(self, request: Request, ops: OpsAccess,
-                           limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> list[dict]:
+    async def dead_letters(
+        self, request: Request, ops: OpsAccess, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
+    ) -> list[dict]:
         letters = await anyio.to_thread.run_sync(request.app.state.monitor.dead_letters, limit)
         return [d.to_dict() for d in letters]
 
@@ -117,8 +125,7 @@ class OpsController(Controller):
         return {"message_id": message_id, "requeued": True}
 
     @put("/organizations/{org_id:str}/credit-limit")
-    async def set_credit_limit(self, ops: OpsAccess, org_id: FromPath[str],
-                               data: JSONBody[CreditLimitIn]) -> dict:
+    async def set_credit_limit(self, ops: OpsAccess, org_id: FromPath[str], data: JSONBody[CreditLimitIn]) -> dict:
         """Sets how much an organization may owe on invoice (0: invoice purchases are refused,
         `credit_limit_exceeded`). Ops only: an organization never raises its own limit. A limit
         below what is owed now refuses new invoice charges until it is settled below it."""
@@ -127,15 +134,24 @@ class OpsController(Controller):
             raise NotFound("organization", org_id)
         limit = data.credit_limit
         if limit.currency != org["currency"]:
-            raise Conflict("currency_mismatch",
-                           f"this organization is billed in {org['currency']}; give the limit in that currency")
+            raise Conflict(
+                "currency_mismatch",
+                f"this organization is billed in {org['currency']}; give the limit in that currency",
+            )
         if limit.amount < 0:
             raise Invalid("invalid_money", "a credit limit cannot be negative; 0 refuses invoice purchases")
         async with transaction():
             await ledger.set_credit_limit(org_id, limit.amount)
-            await record(org_id, "billing.credit_limit_changed", Actor.ops(), clock.now(),
-                         credit_limit={"amount": limit.amount, "currency": limit.currency})
+            await record(
+                org_id,
+                "billing.credit_limit_changed",
+                Actor.ops(),
+                clock.now(),
+                credit_limit={"amount": limit.amount, "currency": limit.currency},
+            )
         row = await ledger.account(org_id)
-        return {"organization_id": org_id,
-                "credit_limit": MoneyIO(amount=row["credit_limit"], currency=row["currency"]),
-                "owed": MoneyIO(amount=row["owed"], currency=row["currency"])}
+        return {
+            "organization_id": org_id,
+            "credit_limit": MoneyIO(amount=row["credit_limit"], currency=row["currency"]),
+            "owed": MoneyIO(amount=row["owed"], currency=row["currency"]),
+        }

@@ -33,8 +33,8 @@ import anyio
 import jinja2
 import structlog
 from litestar import MediaType, Request, Response, Router, get, post
-from litestar.params import FromPath
 from litestar.datastructures import Cookie
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from tables import operations, sweeps, webhooks
@@ -63,6 +63,7 @@ TEMPLATES = jinja2.Environment(
 
 
 # --- formatting ----------------------------------------------------------------
+
 
 def _as_datetime(value: Any) -> datetime | None:
     if value is None:
@@ -102,11 +103,9 @@ def short_json(value: Any, limit: int = 120) -> str:
 TEMPLATES.filters.update(utc=utc, ago=ago, short_json=short_json)
 
 
-def _html(template: str, status: int = 200, headers: dict[str, str] | None = None,
-          **context: Any) -> Response:
+def _html(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
     body = TEMPLATES.get_template(template).render(**context)
-    return Response(body, status_code=status, media_type=MediaType.HTML,
-                    headers={**NO_STORE, **(headers or {})})
+    return Response(body, status_code=status, media_type=MediaType.HTML, headers={**NO_STORE, **(headers or {})})
 
 
 def _refresh(value: str | None) -> int:
@@ -123,8 +122,7 @@ def _back(refresh: int, **notice: str) -> str:
     return "/ops" + ("?" + urlencode(query) if query else "")
 
 
-def _login(refresh: int, error: str | None, *, status: int = 401,
-           headers: dict[str, str] | None = None) -> Response:
+def _login(refresh: int, error: str | None, *, status: int = 401, headers: dict[str, str] | None = None) -> Response:
     action = "/ops/login" + _back(refresh).removeprefix("/ops")
     return _html("ops_login.html", status=status, headers=headers, error=error, action=action)
 
@@ -142,6 +140,7 @@ def _closed(request: Request) -> bool:
 
 
 # --- what the page shows ---------------------------------------------------------
+
 
 async def _source(name: str, load) -> tuple[Any, str | None]:
     """Runs one loader; a failure becomes that section's error message, not a 500."""
@@ -193,6 +192,7 @@ async def dashboard(request: Request) -> dict[str, Any]:
 
 # --- routes ----------------------------------------------------------------------
 
+
 @get("/", include_in_schema=False)
 async def ops_page(request: Request) -> Response:
     refresh = _refresh(request.query_params.get("refresh"))
@@ -205,8 +205,13 @@ async def ops_page(request: Request) -> Response:
         notice = ("ok", f"Requeued {requeued}.")
     elif missing := request.query_params.get("missing"):
         notice = ("warn", f"No dead letter {missing} any more (requeued already?).")
-    return _html("ops.html", refresh=refresh, notice=notice,
-                 query=_back(refresh).removeprefix("/ops"), **await dashboard(request))
+    return _html(
+        "ops.html",
+        refresh=refresh,
+        notice=notice,
+        query=_back(refresh).removeprefix("/ops"),
+        **await dashboard(request),
+    )
 
 
 @get("/fragment", include_in_schema=False)
@@ -215,8 +220,7 @@ async def ops_fragment(request: Request) -> Response:
     if _closed(request) or not await _signed_in(request):
         return Response("signed out", status_code=401, media_type=MediaType.TEXT, headers=NO_STORE)
     refresh = _refresh(request.query_params.get("refresh"))
-    return _html("ops_dashboard.html", query=_back(refresh).removeprefix("/ops"),
-                 **await dashboard(request))
+    return _html("ops_dashboard.html", query=_back(refresh).removeprefix("/ops"), **await dashboard(request))
 
 
 @get("/operations", include_in_schema=False)
@@ -246,21 +250,38 @@ async def ops_login(request: Request) -> Response:
             await limiter.failed_auth(address)
             return _login(refresh, "That is not the ops token.")
     except RateLimited as refused:
-        return _login(refresh, f"Too many failed sign-ins from your address: try again in "
-                               f"{refused.retry_after} s.", status=429, headers=refused.headers)
+        return _login(
+            refresh,
+            f"Too many failed sign-ins from your address: try again in {refused.retry_after} s.",
+            status=429,
+            headers=refused.headers,
+        )
     settings = request.app.state.settings
     # The cookie holds a signed, expiring session, never the token (web.ops_auth).
     # SameSite=Strict is the CSRF defence for the POST forms (see the module docstring).
-    cookie = Cookie(key=COOKIE, value=new_session(token, clock.now(), settings.ops_session_hours),
-                    path="/", max_age=settings.ops_session_hours * 3600, httponly=True,
-                    samesite="strict", secure=request.url.scheme == "https")
+    cookie = Cookie(
+        key=COOKIE,
+        value=new_session(token, clock.now(), settings.ops_session_hours),
+        path="/",
+        max_age=settings.ops_session_hours * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return Redirect(_back(refresh), status_code=303, cookies=[cookie], headers=NO_STORE)
 
 
 @post("/logout", include_in_schema=False, status_code=303)
 async def ops_logout(request: Request) -> Response:
-    gone = Cookie(key=COOKIE, value="", path="/", max_age=0, httponly=True, samesite="strict",
-                  secure=request.url.scheme == "https")
+    gone = Cookie(
+        key=COOKIE,
+        value="",
+        path="/",
+        max_age=0,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return Redirect("/ops", status_code=303, cookies=[gone], headers=NO_STORE)
 
 
@@ -277,6 +298,9 @@ async def ops_requeue(request: Request, message_id: FromPath[str]) -> Response:
     return Redirect(_back(refresh, **notice), status_code=303, headers=NO_STORE)
 
 
-ops_router = Router(path="/ops", route_handlers=[ops_page, ops_fragment, ops_operation, ops_login, ops_logout,
-                                                  ops_requeue],
-                    include_in_schema=False, tags=["ops"])
+ops_router = Router(
+    path="/ops",
+    route_handlers=[ops_page, ops_fragment, ops_operation, ops_login, ops_logout, ops_requeue],
+    include_in_schema=False,
+    tags=["ops"],
+)

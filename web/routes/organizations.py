@@ -18,14 +18,24 @@ from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, Te
 
 
 def _org_out(row: dict) -> OrganizationOut:
-    return OrganizationOut(id=row["id"], name=row["name"], reseller=row["is_reseller"],
-                           currency=row["currency"], created_at=row["created_at"],
-                           sandbox=row.get("sandbox", False))
+    return OrganizationOut(
+        id=row["id"],
+        name=row["name"],
+        reseller=row["is_reseller"],
+        currency=row["currency"],
+        created_at=row["created_at"],
+        sandbox=row.get("sandbox", False),
+    )
 
 
 def _team_out(row: dict) -> TeamOut:
-    return TeamOut(id=row["id"], name=row["name"], permissions=row["permissions"],
-                   owner=row["is_owner"], members=[MemberOut(**m) for m in row.get("members", [])])
+    return TeamOut(
+        id=row["id"],
+        name=row["name"],
+        permissions=row["permissions"],
+        owner=row["is_owner"],
+        members=[MemberOut(**m) for m in row.get("members", [])],
+    )
 
 
 async def check_team_change(found, account: dict, team: dict) -> None:
@@ -41,8 +51,9 @@ class OrganizationController(Controller):
     tags = ["organizations"]
 
     @post("/", status_code=201)
-    async def create_organization(self, request: Request, account: Account,
-                                  data: JSONBody[OrganizationIn]) -> OrganizationOut:
+    async def create_organization(
+        self, request: Request, account: Account, data: JSONBody[OrganizationIn]
+    ) -> OrganizationOut:
         """Creates an organization billed in `currency` (one of TENURE_CURRENCIES: it cannot change
         later); its creator is the first member of its Owner team. A sandbox (`sandbox: true`) holds
         play products on a test clock of its own, starting now, which moves only when asked
@@ -50,13 +61,20 @@ class OrganizationController(Controller):
         accepted = request.app.state.settings.accepted_currencies
         currency = data.currency or accepted[0]
         if currency not in accepted:
-            raise UnknownCurrency(f"tenure does not bill in {currency!r}; "
-                                  f"accepted currencies are: {', '.join(accepted)}")
+            raise UnknownCurrency(
+                f"tenure does not bill in {currency!r}; accepted currencies are: {', '.join(accepted)}"
+            )
         now = clock.now()
         async with transaction():
             org = await organizations.open_with_owners(
-                data.name.strip(), data.reseller, currency, now, sandbox=data.sandbox,
-                owner_account_id=account["id"], credit_limit=SANDBOX_CREDIT_LIMIT if data.sandbox else 0)
+                data.name.strip(),
+                data.reseller,
+                currency,
+                now,
+                sandbox=data.sandbox,
+                owner_account_id=account["id"],
+                credit_limit=SANDBOX_CREDIT_LIMIT if data.sandbox else 0,
+            )
             await record(org["id"], "organization.created", Actor.account(account), now)
         return _org_out(org)
 
@@ -79,15 +97,17 @@ class OrganizationController(Controller):
             async with transaction():
                 now = clock.now()
                 team = await organizations.create_team(org_id, data.name.strip(), granted, now)
-                await record(org_id, "team.created", Actor.account(account), now, team_id=team["id"],
-                             permissions=sorted(granted))
+                await record(
+                    org_id, "team.created", Actor.account(account), now, team_id=team["id"], permissions=sorted(granted)
+                )
         except organizations.TeamNameTaken:
             raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}") from None
         return _team_out({**team, "permissions": sorted(granted)})
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
-    async def add_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str],
-                         data: JSONBody[MemberIn]) -> MemberOut:
+    async def add_member(
+        self, account: Account, org_id: FromPath[str], team_id: FromPath[str], data: JSONBody[MemberIn]
+    ) -> MemberOut:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         team = await organizations.get_team(org_id, team_id)
         if team is None:
@@ -95,20 +115,29 @@ class OrganizationController(Controller):
         await check_team_change(found, account, team)
         member = await accounts.by_email(data.email)
         if member is None:
-            raise Invalid("unknown_account", f"no account uses {data.email!r}; "
-                          "the person must create an account first (POST /v1/accounts)")
+            raise Invalid(
+                "unknown_account",
+                f"no account uses {data.email!r}; the person must create an account first (POST /v1/accounts)",
+            )
         try:
             async with transaction():
                 await organizations.add_member(org_id, team_id, member["id"], clock.now())
-                await record(org_id, "member.added", Actor.account(account), clock.now(), team_id=team_id,
-                             account_id=member["id"])
+                await record(
+                    org_id,
+                    "member.added",
+                    Actor.account(account),
+                    clock.now(),
+                    team_id=team_id,
+                    account_id=member["id"],
+                )
         except organizations.AlreadyMember:
             raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}") from None
         return MemberOut(id=member["id"], email=member["email"], name=member["name"])
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
-    async def remove_member(self, account: Account, org_id: FromPath[str], team_id: FromPath[str],
-                            member_id: FromPath[str]) -> None:
+    async def remove_member(
+        self, account: Account, org_id: FromPath[str], team_id: FromPath[str], member_id: FromPath[str]
+    ) -> None:
         found = await access(account, org_id, permissions.ORG_MANAGE)
         async with transaction():
             await organizations.lock(org_id)
@@ -120,8 +149,9 @@ class OrganizationController(Controller):
             membership.check_removal(owners, member_id, team["is_owner"])
             if not await organizations.remove_member(team_id, member_id):
                 raise NotFound("member", member_id)
-            await record(org_id, "member.removed", Actor.account(account), clock.now(), team_id=team_id,
-                         account_id=member_id)
+            await record(
+                org_id, "member.removed", Actor.account(account), clock.now(), team_id=team_id, account_id=member_id
+            )
 
     @post("/{org_id:str}/leave", status_code=204)
     async def leave(self, account: Account, org_id: FromPath[str]) -> None:

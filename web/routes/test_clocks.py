@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar.params import FromPath, JSONBody
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from rules import permissions
@@ -14,9 +14,8 @@ from rules.lifecycle import add_years, rfc3339
 from tables import operations, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
+from web.accept import DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted, intake_or_replay
 from web.access import Account, access
-from web.accept import (DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted,
-                        intake_or_replay)
 from web.errors import Conflict, Invalid
 from web.schemas import DryRunOut, ErrorOut, OperationOut
 
@@ -28,8 +27,7 @@ MAX_ADVANCE_YEARS = 5
 class TestClockIn(Struct, forbid_unknown_fields=True):
     __test__ = False
 
-    advance_to: Annotated[datetime, Meta(tz=True, description="RFC 3339 time with its offset, "
-                                                              "after the clock's `now`")]
+    advance_to: Annotated[datetime, Meta(tz=True, description="RFC 3339 time with its offset, after the clock's `now`")]
 
 
 class TestClockOut(Struct):
@@ -43,16 +41,23 @@ class TestClockOut(Struct):
 
 
 def _clock_out(row: dict) -> TestClockOut:
-    return TestClockOut(organization_id=row["organization_id"], now=row["now_at"],
-                        advancing=row["advancing_to"] is not None, advancing_to=row["advancing_to"],
-                        operation_id=row["operation_id"])
+    return TestClockOut(
+        organization_id=row["organization_id"],
+        now=row["now_at"],
+        advancing=row["advancing_to"] is not None,
+        advancing_to=row["advancing_to"],
+        operation_id=row["operation_id"],
+    )
 
 
 async def _sandbox_clock(org: dict) -> dict:
     row = await test_clocks.get(org["id"]) if org.get("sandbox") else None
     if row is None:
-        raise Conflict("not_a_sandbox", "only a sandbox organization has a test clock; create one "
-                                        "with POST /v1/organizations {\"sandbox\": true, ...}")
+        raise Conflict(
+            "not_a_sandbox",
+            "only a sandbox organization has a test clock; create one "
+            'with POST /v1/organizations {"sandbox": true, ...}',
+        )
     return row
 
 
@@ -71,14 +76,22 @@ async def _free_if_abandoned(row: dict) -> dict:
 def _check(row: dict, target: datetime) -> None:
     """Why this clock cannot advance to `target` now, if it cannot."""
     if row["advancing_to"] is not None:
-        raise Conflict("test_clock_advancing", f"the clock is already advancing to "
-                       f"{rfc3339(row['advancing_to'])}; wait for operation {row['operation_id']} to finish")
+        raise Conflict(
+            "test_clock_advancing",
+            f"the clock is already advancing to "
+            f"{rfc3339(row['advancing_to'])}; wait for operation {row['operation_id']} to finish",
+        )
     if target <= row["now_at"]:
-        raise Conflict("advance_not_ahead", f"advance_to must be after the clock's time "
-                       f"{rfc3339(row['now_at'])}; a test clock never goes back")
+        raise Conflict(
+            "advance_not_ahead",
+            f"advance_to must be after the clock's time {rfc3339(row['now_at'])}; a test clock never goes back",
+        )
     if target > add_years(row["now_at"], MAX_ADVANCE_YEARS):
-        raise Invalid("advance_too_far", f"advance at most {MAX_ADVANCE_YEARS} years in one call "
-                      f"(until {rfc3339(add_years(row['now_at'], MAX_ADVANCE_YEARS))}); send several")
+        raise Invalid(
+            "advance_too_far",
+            f"advance at most {MAX_ADVANCE_YEARS} years in one call "
+            f"(until {rfc3339(add_years(row['now_at'], MAX_ADVANCE_YEARS))}); send several",
+        )
 
 
 async def _start(org_id: str, data: TestClockIn) -> dict:
@@ -86,8 +99,10 @@ async def _start(org_id: str, data: TestClockIn) -> dict:
     _check(await _free_if_abandoned(await test_clocks.get(org_id)), data.advance_to)
     async with transaction():
         if not await test_clocks.start_advance(org_id, data.advance_to, clock.now()):
-            raise Conflict("test_clock_advancing", "another advance of this clock started just now; "
-                           "GET the clock and try again once it is done")
+            raise Conflict(
+                "test_clock_advancing",
+                "another advance of this clock started just now; GET the clock and try again once it is done",
+            )
     return {"advance_to": data.advance_to.isoformat()}
 
 
@@ -103,9 +118,14 @@ class TestClockController(Controller):
         return _clock_out(await _free_if_abandoned(await _sandbox_clock(found.org)))
 
     @post("/", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def advance(self, request: Request, account: Account, org_id: FromPath[str],
-                      data: JSONBody[TestClockIn],
-                      dry_run_header: DryRunHeader = None) -> Response[OperationOut]:
+    async def advance(
+        self,
+        request: Request,
+        account: Account,
+        org_id: FromPath[str],
+        data: JSONBody[TestClockIn],
+        dry_run_header: DryRunHeader = None,
+    ) -> Response[OperationOut]:
         """Moves a sandbox's clock forward to `advance_to` (at most 5 years): everything due to its
         products in between happens in order, at its simulated time (reminders, autorenew, expiry,
         grace, redemption, deletion, tier ageing), events delivered oldest first. Needs `org:manage`.
@@ -118,16 +138,20 @@ class TestClockController(Controller):
             try:
                 _check(row, data.advance_to)
             except (Conflict, Invalid) as refused:
-                return Response(DryRunOut(dry_run=True, quote=None,
-                                          would_fail=ErrorOut(code=refused.code, message=refused.message)),
-                                status_code=200)
+                return Response(
+                    DryRunOut(
+                        dry_run=True, quote=None, would_fail=ErrorOut(code=refused.code, message=refused.message)
+                    ),
+                    status_code=200,
+                )
             return Response(DryRunOut(dry_run=True, quote=None, would_fail=None), status_code=200)
         replay, params = await intake_or_replay(request, org_id, data, lambda: _start(org_id, data))
         if replay:
             return accepted(replay)
         try:
-            op = await accept(request, kind="test_clock", org_id=org_id, account_id=account["id"],
-                              data=data, params=params)
+            op = await accept(
+                request, kind="test_clock", org_id=org_id, account_id=account["id"], data=data, params=params
+            )
         except BaseException:
             async with transaction():
                 await test_clocks.abandon(org_id)
@@ -135,4 +159,3 @@ class TestClockController(Controller):
         async with transaction():
             await test_clocks.attach(org_id, op.id)
         return accepted(op)
-

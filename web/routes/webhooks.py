@@ -39,10 +39,17 @@ def new_secret() -> str:
 
 
 def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
-    return EndpointOut(id=row["id"], url=row["url"], event_types=row["event_types"].split(),
-                       enabled=row["enabled"], disabled_reason=row["disabled_reason"],
-                       failing_since=row["failing_since"], created_at=row["created_at"], secret=secret,
-                       description=row.get("description") or "")
+    return EndpointOut(
+        id=row["id"],
+        url=row["url"],
+        event_types=row["event_types"].split(),
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        failing_since=row["failing_since"],
+        created_at=row["created_at"],
+        secret=secret,
+        description=row.get("description") or "",
+    )
 
 
 async def refuse_private(url: str, allow_private: bool, resolver: Resolver) -> None:
@@ -64,19 +71,28 @@ class WebhookEndpointController(Controller):
     tags = ["webhooks"]
 
     @post("/", status_code=201)
-    async def create_endpoint(self, request: Request, account: Account, org_id: FromPath[str],
-                              data: JSONBody[EndpointIn]) -> EndpointOut:
+    async def create_endpoint(
+        self, request: Request, account: Account, org_id: FromPath[str], data: JSONBody[EndpointIn]
+    ) -> EndpointOut:
         """Subscribes a URL to events (all when `event_types` is empty); the secret is shown once."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         types = hooks.validate_event_types(data.event_types)
-        await refuse_private(data.url, request.app.state.settings.allow_private_webhook_urls,
-                             request.app.state.resolver)
+        await refuse_private(
+            data.url, request.app.state.settings.allow_private_webhook_urls, request.app.state.resolver
+        )
         secret = new_secret()
         async with transaction():
-            row = await webhooks.create_endpoint(org_id, data.url, types, secret, clock.now(),
-                                                 description=data.description.strip())
-            await record(org_id, "webhook_endpoint.created", Actor.account(account), clock.now(),
-                         endpoint_id=row["id"], url=data.url)
+            row = await webhooks.create_endpoint(
+                org_id, data.url, types, secret, clock.now(), description=data.description.strip()
+            )
+            await record(
+                org_id,
+                "webhook_endpoint.created",
+                Actor.account(account),
+                clock.now(),
+                endpoint_id=row["id"],
+                url=data.url,
+            )
         return endpoint_out(row, secret)
 
     @get("/")
@@ -91,13 +107,19 @@ class WebhookEndpointController(Controller):
             if await webhooks.endpoint(org_id, endpoint_id) is None:
                 raise NotFound("webhook endpoint", endpoint_id)
             await webhooks.delete_endpoint(endpoint_id, clock.now())
-            await record(org_id, "webhook_endpoint.deleted", Actor.account(account), clock.now(),
-                         endpoint_id=endpoint_id)
+            await record(
+                org_id, "webhook_endpoint.deleted", Actor.account(account), clock.now(), endpoint_id=endpoint_id
+            )
 
     @patch("/{endpoint_id:str}")
-    async def update_endpoint(self, request: Request, account: Account, org_id: FromPath[str],
-                              endpoint_id: FromPath[str],
-                              data: JSONBody[EndpointPatch]) -> EndpointOut:
+    async def update_endpoint(
+        self,
+        request: Request,
+        account: Account,
+        org_id: FromPath[str],
+        endpoint_id: FromPath[str],
+        data: JSONBody[EndpointPatch],
+    ) -> EndpointOut:
         """Changes the URL (checked as at creation), the subscribed event types, the description,
         or `enabled`: disabling cancels pending deliveries, enabling resumes those cancelled."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -107,8 +129,9 @@ class WebhookEndpointController(Controller):
         if data.event_types is not None:
             changes["event_types"] = " ".join(sorted(hooks.validate_event_types(data.event_types)))
         if data.url is not None:
-            await refuse_private(data.url, request.app.state.settings.allow_private_webhook_urls,
-                                 request.app.state.resolver)
+            await refuse_private(
+                data.url, request.app.state.settings.allow_private_webhook_urls, request.app.state.resolver
+            )
             changes["url"] = data.url
         if data.description is not None:
             changes["description"] = data.description.strip()
@@ -122,17 +145,24 @@ class WebhookEndpointController(Controller):
                 resumed = await webhooks.enable_endpoint(endpoint_id, now)
             elif data.enabled is False:
                 await webhooks.disable_endpoint(endpoint_id, webhooks.DISABLED_ON_REQUEST, now)
-            await record(org_id, "webhook_endpoint.updated", Actor.account(account), now, endpoint_id=endpoint_id,
-                         fields=sorted([*changes, *(["enabled"] if data.enabled is not None else [])]),
-                         enabled=data.enabled)
+            await record(
+                org_id,
+                "webhook_endpoint.updated",
+                Actor.account(account),
+                now,
+                endpoint_id=endpoint_id,
+                fields=sorted([*changes, *(["enabled"] if data.enabled is not None else [])]),
+                enabled=data.enabled,
+            )
         for delivery_id in resumed:
             if not await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id)):
                 break  # broker down: the leases run out and the scheduler sends them
         return endpoint_out(await webhooks.endpoint(org_id, endpoint_id))
 
     @post("/{endpoint_id:str}/secret", status_code=201)
-    async def rotate_secret(self, account: Account, org_id: FromPath[str],
-                            endpoint_id: FromPath[str]) -> EndpointSecretOut:
+    async def rotate_secret(
+        self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]
+    ) -> EndpointSecretOut:
         """Makes a new signing secret, shown once. For 24 hours deliveries carry two signatures
         (new and previous secret, in the one `webhook-signature` header), so receivers can switch."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -141,13 +171,15 @@ class WebhookEndpointController(Controller):
             if await webhooks.endpoint(org_id, endpoint_id) is None:
                 raise NotFound("webhook endpoint", endpoint_id)
             until = await webhooks.rotate_secret(endpoint_id, secret, clock.now())
-            await record(org_id, "webhook_endpoint.secret_rotated", Actor.account(account), clock.now(),
-                         endpoint_id=endpoint_id)
+            await record(
+                org_id, "webhook_endpoint.secret_rotated", Actor.account(account), clock.now(), endpoint_id=endpoint_id
+            )
         return EndpointSecretOut(secret=secret, previous_valid_until=until)
 
     @post("/{endpoint_id:str}/test", status_code=202)
-    async def ping(self, request: Request, account: Account, org_id: FromPath[str],
-                   endpoint_id: FromPath[str]) -> PingOut:
+    async def ping(
+        self, request: Request, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]
+    ) -> PingOut:
         """Sends a signed `ping` event to this endpoint only (whatever it subscribes to); the
         delivery shows in its delivery log."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
@@ -156,44 +188,72 @@ class WebhookEndpointController(Controller):
             if hook is None:
                 raise NotFound("webhook endpoint", endpoint_id)
             if not hook["enabled"]:
-                raise Conflict("endpoint_disabled", f"this endpoint is disabled ({hook['disabled_reason']}); "
-                               "enable it (PATCH enabled=true) to test it")
+                raise Conflict(
+                    "endpoint_disabled",
+                    f"this endpoint is disabled ({hook['disabled_reason']}); enable it (PATCH enabled=true) to test it",
+                )
             event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
         return PingOut(event_id=event_id, delivery_id=delivery_id, status="pending")
 
     @get("/{endpoint_id:str}/deliveries")
-    async def list_deliveries(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str],
-                              after: FromQuery[str | None] = None,
-                              limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> DeliveryPage:
+    async def list_deliveries(
+        self,
+        account: Account,
+        org_id: FromPath[str],
+        endpoint_id: FromPath[str],
+        after: FromQuery[str | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> DeliveryPage:
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         if await webhooks.endpoint(org_id, endpoint_id) is None:
             raise NotFound("webhook endpoint", endpoint_id)
         rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
         attempts = await webhooks.attempts_of([r["id"] for r in rows])
-        items = [DeliveryOut(id=r["id"], event_id=r["event_id"], status=r["status"], attempts=r["attempts"],
-                             next_attempt_at=r["next_attempt_at"] if r["status"] == "pending" else None,
-                             created_at=r["created_at"],
-                             attempt_log=[AttemptOut(attempted_at=a["attempted_at"], status_code=a["status_code"],
-                                                     duration_ms=a["duration_ms"],
-                                                     response_excerpt=a["response_excerpt"], error=a["error"])
-                                          for a in attempts[r["id"]]])
-                 for r in rows]
+        items = [
+            DeliveryOut(
+                id=r["id"],
+                event_id=r["event_id"],
+                status=r["status"],
+                attempts=r["attempts"],
+                next_attempt_at=r["next_attempt_at"] if r["status"] == "pending" else None,
+                created_at=r["created_at"],
+                attempt_log=[
+                    AttemptOut(
+                        attempted_at=a["attempted_at"],
+                        status_code=a["status_code"],
+                        duration_ms=a["duration_ms"],
+                        response_excerpt=a["response_excerpt"],
+                        error=a["error"],
+                    )
+                    for a in attempts[r["id"]]
+                ],
+            )
+            for r in rows
+        ]
         return DeliveryPage(items=items, next_cursor=cursor)
 
     @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/retry", status_code=202)
-    async def retry_delivery(self, request: Request, account: Account, org_id: FromPath[str],
-                             endpoint_id: FromPath[str],
-                             delivery_id: FromPath[str]) -> dict:
+    async def retry_delivery(
+        self,
+        request: Request,
+        account: Account,
+        org_id: FromPath[str],
+        endpoint_id: FromPath[str],
+        delivery_id: FromPath[str],
+    ) -> dict:
         """Sends the delivery again now (one attempt; on failure it follows the retry schedule)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         hook = await webhooks.endpoint(org_id, endpoint_id)
         if hook is None:
             raise NotFound("webhook endpoint", endpoint_id)
         if not hook["enabled"]:
-            raise Conflict("endpoint_disabled", f"this endpoint was disabled ({hook['disabled_reason']}); "
-                           "enable it (PATCH enabled=true) to receive events again")
+            raise Conflict(
+                "endpoint_disabled",
+                f"this endpoint was disabled ({hook['disabled_reason']}); "
+                "enable it (PATCH enabled=true) to receive events again",
+            )
         async with transaction():
             if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
                 raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
+from tables.settings import Settings
 from worker.actors.batches import execute_batch
 from worker.actors.clients import upsert_client
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
@@ -13,23 +14,38 @@ from worker.actors.renewals import renewal
 from worker.actors.test_clocks import advance as advance_test_clock
 from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
-from tables.settings import Settings
 from worker.batching import follow_up, run_batch
 from worker.execution import Bounds, Handler
-from worker.queue import (ACTOR_FOR_KIND, AUTORENEW_ACTOR, DELIVER_ACTOR, LIFECYCLE_QUEUE, OPERATIONS_QUEUE,
-                          REMINDER_ACTOR, STATE_ACTOR, TIER_ACTOR, TIERS_QUEUE, WEBHOOKS_QUEUE, Sender)
+from worker.queue import (
+    ACTOR_FOR_KIND,
+    AUTORENEW_ACTOR,
+    DELIVER_ACTOR,
+    LIFECYCLE_QUEUE,
+    OPERATIONS_QUEUE,
+    REMINDER_ACTOR,
+    STATE_ACTOR,
+    TIER_ACTOR,
+    TIERS_QUEUE,
+    WEBHOOKS_QUEUE,
+    Sender,
+)
 from worker.webhooks.addresses import Resolver, resolve
 from worker.webhooks.client import WebhookClient
 from worker.webhooks.delivery import deliver_many
 from worker.webhooks.fanout import fan_out
 
 HANDLERS: dict[str, Handler] = {
-    "purchase": purchase, "renewal": renewal, "transfer": transfer, "release": release,
+    "purchase": purchase,
+    "renewal": renewal,
+    "transfer": transfer,
+    "release": release,
     "client_upsert": upsert_client,
 }
 
-def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None = None,
-            resolver: Resolver = resolve) -> dict[str, dramatiq.Actor]:
+
+def declare(
+    broker: dramatiq.Broker, sender: Sender, settings: Settings | None = None, resolver: Resolver = resolve
+) -> dict[str, dramatiq.Actor]:
     """`resolver` answers the addresses of webhook hosts (the system's unless a test gives one)."""
     settings = settings or Settings()
     declared: dict[str, dramatiq.Actor] = {}
@@ -39,13 +55,11 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
 
     def operation_actor(kind: str, handler: Handler) -> None:
         async def execute(operation_id: str, retake: int = 0) -> None:
-            await run_batch(kind, operation_id, handler, bounds, sender, settings.relay_stall_seconds,
-                            retake=retake)
+            await run_batch(kind, operation_id, handler, bounds, sender, settings.relay_stall_seconds, retake=retake)
 
         name = ACTOR_FOR_KIND[kind]
         execute.__name__ = execute.__qualname__ = name.replace(".", "_")
-        declared[name] = dramatiq.actor(execute, actor_name=name, queue_name=OPERATIONS_QUEUE,
-                                        broker=broker)
+        declared[name] = dramatiq.actor(execute, actor_name=name, queue_name=OPERATIONS_QUEUE, broker=broker)
 
     for kind, handler in HANDLERS.items():
         operation_actor(kind, handler)
@@ -55,16 +69,17 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
             await fan_out(sender, operation_id=operation_id)
 
     batch_actor = ACTOR_FOR_KIND["renewal_batch"]
-    declared[batch_actor] = dramatiq.actor(renewal_batches_execute, actor_name=batch_actor,
-                                           queue_name=OPERATIONS_QUEUE, broker=broker)
+    declared[batch_actor] = dramatiq.actor(
+        renewal_batches_execute, actor_name=batch_actor, queue_name=OPERATIONS_QUEUE, broker=broker
+    )
 
     async def test_clocks_advance(operation_id: str, retake: int = 0) -> None:  # `retake`: relay messages
         await advance_test_clock(operation_id, webhook_client.client, bounds)
 
     clock_actor = ACTOR_FOR_KIND["test_clock"]
-    declared[clock_actor] = dramatiq.actor(test_clocks_advance, actor_name=clock_actor,
-                                           queue_name=OPERATIONS_QUEUE, broker=broker,
-                                           time_limit=3_600_000)
+    declared[clock_actor] = dramatiq.actor(
+        test_clocks_advance, actor_name=clock_actor, queue_name=OPERATIONS_QUEUE, broker=broker, time_limit=3_600_000
+    )
 
     async def tiers_recalculate(organization_id: str) -> None:
         if await recalculate(organization_id):
@@ -86,6 +101,7 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
 
     product_batch_actor(STATE_ACTOR, advance_state)
     product_batch_actor(REMINDER_ACTOR, send_reminder)
+
     async def autorenew(product_id: str) -> None:  # followed up as every other operation is
         ran = await attempt_autorenew(product_id, bounds)
         if ran is not None:
@@ -93,9 +109,10 @@ def declare(broker: dramatiq.Broker, sender: Sender, settings: Settings | None =
 
     product_batch_actor(AUTORENEW_ACTOR, autorenew)
 
-    declared[TIER_ACTOR] = dramatiq.actor(tiers_recalculate, actor_name=TIER_ACTOR,
-                                          queue_name=TIERS_QUEUE, broker=broker)
-    declared[DELIVER_ACTOR] = dramatiq.actor(webhooks_deliver, actor_name=DELIVER_ACTOR,
-                                             queue_name=WEBHOOKS_QUEUE, broker=broker,
-                                             max_retries=3)
+    declared[TIER_ACTOR] = dramatiq.actor(
+        tiers_recalculate, actor_name=TIER_ACTOR, queue_name=TIERS_QUEUE, broker=broker
+    )
+    declared[DELIVER_ACTOR] = dramatiq.actor(
+        webhooks_deliver, actor_name=DELIVER_ACTOR, queue_name=WEBHOOKS_QUEUE, broker=broker, max_retries=3
+    )
     return declared

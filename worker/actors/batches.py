@@ -46,18 +46,31 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
             return []
         items = batch["params"]["items"]
         owned = await products.many([item["product_id"] for item in items])
-        rows = [operations.new_row(
-            "renewal", batch["organization_id"], now, account_id=batch["account_id"],
-            product_id=item["product_id"], parent_id=batch_id,
-            idem_key=child_key(batch_id, item["product_id"]), enqueued_at=now,
-            params={"years": item["years"], "current_expires_at": item["current_expires_at"],
-                    "payment_method": item["payment_method"]})
+        rows = [
+            operations.new_row(
+                "renewal",
+                batch["organization_id"],
+                now,
+                account_id=batch["account_id"],
+                product_id=item["product_id"],
+                parent_id=batch_id,
+                idem_key=child_key(batch_id, item["product_id"]),
+                enqueued_at=now,
+                params={
+                    "years": item["years"],
+                    "current_expires_at": item["current_expires_at"],
+                    "payment_method": item["payment_method"],
+                },
+            )
             for item in items
-            if item["product_id"] in owned and owned[item["product_id"]]["organization"] == batch["organization_id"]]
+            if item["product_id"] in owned and owned[item["product_id"]]["organization"] == batch["organization_id"]
+        ]
         made = set(await operations.insert_children(rows))
         await activity.operations_accepted(
-            [row for row in rows if row["id"] in made], await activity.actor_of(batch_id),
-            {pid: owned[pid]["client"] for pid in owned})
+            [row for row in rows if row["id"] in made],
+            await activity.actor_of(batch_id),
+            {pid: owned[pid]["client"] for pid in owned},
+        )
         return [row["id"] for row in rows if row["id"] in made]
 
 
@@ -76,12 +89,14 @@ async def _send(sender: Sender, child_ids: list[str]) -> int:
 def _outcome(item: dict, child: dict | None) -> dict:
     if child is None:  # not in the organization when the batch started: never touched
         missing = TargetMissing(f"no product {item['product_id']!r} is in this organization")
-        return {"product_id": item["product_id"], "operation_id": None, "status": "failed",
-                "error": {"code": missing.code, "message": missing.message}}
-    error = ({"code": child["error_code"], "message": child["error_message"] or ""}
-             if child["error_code"] else None)
-    return {"product_id": item["product_id"], "operation_id": child["id"], "status": child["status"],
-            "error": error}
+        return {
+            "product_id": item["product_id"],
+            "operation_id": None,
+            "status": "failed",
+            "error": {"code": missing.code, "message": missing.message},
+        }
+    error = {"code": child["error_code"], "message": child["error_message"] or ""} if child["error_code"] else None
+    return {"product_id": item["product_id"], "operation_id": child["id"], "status": child["status"], "error": error}
 
 
 async def _finish_if_done(batch_id: str) -> bool:
@@ -101,8 +116,13 @@ async def _finish_if_done(batch_id: str) -> bool:
         counts = {"total_items": len(outcomes), "renewed_items": len(outcomes) - failed, "failed_items": failed}
         await operations.finish(batch_id, now, result={**counts, "items": outcomes})
         # The event carries the counts; the items are read on the operation (up to 1,000 of them).
-        await events.record("operation.succeeded", batch["organization_id"], now, operation_id=batch_id,
-                            data=payloads.OperationSucceeded(kind=KIND, result=counts))
+        await events.record(
+            "operation.succeeded",
+            batch["organization_id"],
+            now,
+            operation_id=batch_id,
+            data=payloads.OperationSucceeded(kind=KIND, result=counts),
+        )
     log.info("operation_succeeded", operation_id=batch_id, kind=KIND, **counts)
     metrics.operation_finished(KIND, "succeeded", (now - batch["created_at"]).total_seconds())
     return True

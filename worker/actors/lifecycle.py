@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 import structlog
 
 from rules import lifecycle
@@ -54,11 +53,22 @@ async def advance_state(product_id: str, now: datetime | None = None) -> list[st
         previous = stored
         for state in passed:
             data = payloads.ProductStateChanged(
-                name=product["name"], kind=product["kind"], client_id=product["client"],
-                expires_at=rfc3339(product["expires_at"]), from_state=previous.value, to_state=state.value)
+                name=product["name"],
+                kind=product["kind"],
+                client_id=product["client"],
+                expires_at=rfc3339(product["expires_at"]),
+                from_state=previous.value,
+                to_state=state.value,
+            )
             event_type = "product.expired" if state is State.GRACE else "product.state_changed"
-            await events.record(event_type, product["organization"], now, product_id=product_id, data=data,
-                                dedupe_key=f"state:{product_id}:{product['expires_at'].isoformat()}:{state.value}")
+            await events.record(
+                event_type,
+                product["organization"],
+                now,
+                product_id=product_id,
+                data=data,
+                dedupe_key=f"state:{product_id}:{product['expires_at'].isoformat()}:{state.value}",
+            )
             previous = state
     return [s.value for s in passed]
 
@@ -73,19 +83,32 @@ async def send_reminder(product_id: str, now: datetime | None = None) -> int | N
         expires_at = product["expires_at"]
         days = lifecycle.due_reminder(kind, expires_at, now) if product["state"] == "active" else None
         if days is not None:
-            await events.record("product.expiring", product["organization"], now, product_id=product_id,
-                                data=payloads.ProductExpiring(
-                                    name=product["name"], kind=product["kind"], client_id=product["client"],
-                                    days_before=days, expires_at=rfc3339(expires_at),
-                                    autorenew=product["autorenew"]),
-                                dedupe_key=f"expiring:{product_id}:{expires_at.isoformat()}:{days}")
-        await products.update(product_id, now, next_reminder_at=next_window_after(
-            kind.reminder_days_before, expires_at, now) if product["state"] == "active" else None)
+            await events.record(
+                "product.expiring",
+                product["organization"],
+                now,
+                product_id=product_id,
+                data=payloads.ProductExpiring(
+                    name=product["name"],
+                    kind=product["kind"],
+                    client_id=product["client"],
+                    days_before=days,
+                    expires_at=rfc3339(expires_at),
+                    autorenew=product["autorenew"],
+                ),
+                dedupe_key=f"expiring:{product_id}:{expires_at.isoformat()}:{days}",
+            )
+        await products.update(
+            product_id,
+            now,
+            next_reminder_at=next_window_after(kind.reminder_days_before, expires_at, now)
+            if product["state"] == "active"
+            else None,
+        )
     return days
 
 
-async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(),
-                            now: datetime | None = None) -> Ran | None:
+async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: datetime | None = None) -> Ran | None:
     """Creates this window's renewal operation (once, by key) and runs it at `now`; returns how
     it ran (its follow-up, tier message and fan-out, is the caller's: `worker.batching.follow_up`)."""
     at, now = now, now or clock.now()
@@ -96,26 +119,48 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(),
         expires_at = product["expires_at"]
         wanted = product["autorenew"] and product["state"] == "active"
         days = lifecycle.due_attempt(kind, expires_at, now) if wanted else None
-        await products.update(product_id, now, next_autorenew_at=next_window_after(
-            kind.autorenew_days_before, expires_at, now) if wanted else None)
+        await products.update(
+            product_id,
+            now,
+            next_autorenew_at=next_window_after(kind.autorenew_days_before, expires_at, now) if wanted else None,
+        )
         if days is None:
             return None
         row = operations.new_row(
-            "renewal", product["organization"], now, account_id=None, product_id=product_id,
+            "renewal",
+            product["organization"],
+            now,
+            account_id=None,
+            product_id=product_id,
             # Not in the API's `{org}:{key}` namespace: no Idempotency-Key can take its place.
             idem_key=f"autorenew:{product['organization']}:{product_id}:{expires_at.isoformat()}:{days}",
-            params={"years": 1, "current_expires_at": expires_at.isoformat(), "payment_method": "prepaid",
-                    "autorenew_days_before": days, "payer": payer_of(product)},
-            enqueued_at=now)
+            params={
+                "years": 1,
+                "current_expires_at": expires_at.isoformat(),
+                "payment_method": "prepaid",
+                "autorenew_days_before": days,
+                "payer": payer_of(product),
+            },
+            enqueued_at=now,
+        )
         op, created = await operations.insert_or_get(row)
         if created:
             await activity.operations_accepted([row], activity.TENURE, {product_id: product.get("client")})
     async with transaction():
         started = await operations.mark_running(op["id"], clock.now())
-    ran = (Ran(op["id"], "renewal", product["organization"], "already_finished") if started is None
-           else await run_started(started, renewal, bounds, at=at))
-    log.info("autorenew_attempt", product_id=product_id, operation_id=op["id"], days_before=days,
-             outcome=ran.outcome, first=created)
+    ran = (
+        Ran(op["id"], "renewal", product["organization"], "already_finished")
+        if started is None
+        else await run_started(started, renewal, bounds, at=at)
+    )
+    log.info(
+        "autorenew_attempt",
+        product_id=product_id,
+        operation_id=op["id"],
+        days_before=days,
+        outcome=ran.outcome,
+        first=created,
+    )
     if ran.error is not None:
         raise ran.error  # the sweep's message is retried; the renewal's key keeps it once
     return ran

@@ -25,22 +25,43 @@ async def purchase(op: dict, now: datetime) -> Done:
         client = await clients.get(org_id, client_id)
         permissions.check_purchase_owner(org["is_reseller"], client_id, client and client["status"])
     kind = kind_of(catalog_for(org["currency"]), params["kind"])
-    quote = lifecycle.purchase_quote(kind, params["years"], await current_tier(org_id),
-                                     now.replace(microsecond=0))
+    quote = lifecycle.purchase_quote(kind, params["years"], await current_tier(org_id), now.replace(microsecond=0))
     product_id = await products.insert(
-        kind=kind.kind, name=params["name"], organization_id=org_id, client_id=client_id,
-        reseller_id=org_id if client_id else None, expires_at=quote.expires_at, now=now,
+        kind=kind.kind,
+        name=params["name"],
+        organization_id=org_id,
+        client_id=client_id,
+        reseller_id=org_id if client_id else None,
+        expires_at=quote.expires_at,
+        now=now,
         schedule=schedule.for_product(kind, quote.expires_at, True, now).as_columns(),
-        sandbox=org["sandbox"])
+        sandbox=org["sandbox"],
+    )
     if product_id is None:
         raise NameTaken(f"{params['name']} is already held by another product; choose another name")
-    newly_flagged = await charge(org_id, quote.total, params["payment_method"], op["id"], now, kind="purchase",
-                                 product={"product_id": product_id, "product_kind": kind.kind,
-                                          "client_id": client_id})
-    result = {"product_id": product_id, "price": quote.total.to_dict(),
-              "expires_at": rfc3339(quote.expires_at)}
-    await events.record("product.purchased", org_id, now, product_id=product_id, operation_id=op["id"],
-                        data=payloads.ProductPurchased(
-                            kind=kind.kind, name=params["name"], client_id=client_id, product_id=product_id,
-                            price=payloads.money(result["price"]), expires_at=result["expires_at"]))
+    newly_flagged = await charge(
+        org_id,
+        quote.total,
+        params["payment_method"],
+        op["id"],
+        now,
+        kind="purchase",
+        product={"product_id": product_id, "product_kind": kind.kind, "client_id": client_id},
+    )
+    result = {"product_id": product_id, "price": quote.total.to_dict(), "expires_at": rfc3339(quote.expires_at)}
+    await events.record(
+        "product.purchased",
+        org_id,
+        now,
+        product_id=product_id,
+        operation_id=op["id"],
+        data=payloads.ProductPurchased(
+            kind=kind.kind,
+            name=params["name"],
+            client_id=client_id,
+            product_id=product_id,
+            price=payloads.money(result["price"]),
+            expires_at=result["expires_at"],
+        ),
+    )
     return Done(result=result, product_id=product_id, charged=[org_id] if newly_flagged else [])

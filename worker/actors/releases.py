@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules import claims as claim_rules
 from rules import permissions
+from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
 from tables import claims, clients, events, organizations, products
@@ -31,22 +31,52 @@ async def release(op: dict, now: datetime) -> Done:
     reseller = await organizations.get(reseller_id)
     # A sandbox's client leaves for a sandbox of its own, its clock where the reseller's stands.
     org = await organizations.open_with_owners(
-        client["name"], False, reseller["currency"], now, sandbox=reseller["sandbox"],
-        credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0)
+        client["name"],
+        False,
+        reseller["currency"],
+        now,
+        sandbox=reseller["sandbox"],
+        credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0,
+    )
     moved = await products.move_client_products(client_id, org["id"], now)
     await clients.mark_released(client_id, org["id"], now)
     days = op["params"].get("claim_days", claim_rules.DEFAULT_CLAIM_DAYS)
-    claim, _ = await claims.issue(org["id"], reseller_id, client_id, op["params"]["owner_email"], now,
-                                  claim_rules.expires_at(now, days), operation_id=op["id"])
-    result = {"organization_id": org["id"], "client_id": client_id, "product_ids": moved,
-              "claim": {"status": claim_rules.ClaimStatus.PENDING.value,
-                        "expires_at": rfc3339(claim["expires_at"])}}
-    await events.record("client.released", reseller_id, now, operation_id=op["id"], data=payloads.ClientReleased(
-        organization_id=org["id"], client_id=client_id, product_ids=moved,
-        claim=payloads.ClaimData(status=result["claim"]["status"], expires_at=result["claim"]["expires_at"])))
+    claim, _ = await claims.issue(
+        org["id"],
+        reseller_id,
+        client_id,
+        op["params"]["owner_email"],
+        now,
+        claim_rules.expires_at(now, days),
+        operation_id=op["id"],
+    )
+    result = {
+        "organization_id": org["id"],
+        "client_id": client_id,
+        "product_ids": moved,
+        "claim": {"status": claim_rules.ClaimStatus.PENDING.value, "expires_at": rfc3339(claim["expires_at"])},
+    }
+    await events.record(
+        "client.released",
+        reseller_id,
+        now,
+        operation_id=op["id"],
+        data=payloads.ClientReleased(
+            organization_id=org["id"],
+            client_id=client_id,
+            product_ids=moved,
+            claim=payloads.ClaimData(status=result["claim"]["status"], expires_at=result["claim"]["expires_at"]),
+        ),
+    )
     for product_id in moved:
-        await events.record("product.transferred", org["id"], now, product_id=product_id,
-                            operation_id=op["id"],
-                            data=payloads.ProductTransferred(product_id=product_id, from_reseller=reseller_id,
-                                                             to_organization=org["id"]))
+        await events.record(
+            "product.transferred",
+            org["id"],
+            now,
+            product_id=product_id,
+            operation_id=op["id"],
+            data=payloads.ProductTransferred(
+                product_id=product_id, from_reseller=reseller_id, to_organization=org["id"]
+            ),
+        )
     return Done(result=result)

@@ -8,8 +8,8 @@ from rules import lifecycle, permissions, schedule
 from rules.catalog import catalog_for, kind_of
 from rules.errors import TargetMissing
 from rules.lifecycle import rfc3339
-from tables import events, ledger, products
 from tables import event_payloads as payloads
+from tables import events, ledger, products
 from tables.ledger import current_tier
 from tables.products import payer_of
 from worker.charging import charge
@@ -25,21 +25,44 @@ async def renewal(op: dict, now: datetime) -> Done:
     payer = payer_of(product)
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
     guard = datetime.fromisoformat(params["current_expires_at"])
-    quote = lifecycle.renewal_quote(kind, params["years"], await current_tier(payer),
-                                    product["expires_at"], guard, now)
-    await products.update(product["id"], now, expires_at=quote.expires_at, state="active",
-                          **schedule.for_product(kind, quote.expires_at, product["autorenew"], now).as_columns())
-    newly_flagged = await charge(payer, quote.total, params["payment_method"], op["id"], now, kind="renewal",
-                                 restore_fee=quote.restore_fee,
-                                 product={"product_id": product["id"], "product_kind": kind.kind,
-                                          "client_id": product["client"]})
-    result = {"product_id": product["id"], "price": quote.total.to_dict(),
-              "restore_fee": quote.restore_fee.to_dict(),
-              "previous_expires_at": rfc3339(product["expires_at"]),
-              "expires_at": rfc3339(quote.expires_at)}
-    await events.record("product.renewed", payer, now, product_id=product["id"], operation_id=op["id"],
-                        data=payloads.ProductRenewed(
-                            client_id=product["client"], product_id=product["id"],
-                            price=payloads.money(result["price"]), restore_fee=payloads.money(result["restore_fee"]),
-                            previous_expires_at=result["previous_expires_at"], expires_at=result["expires_at"]))
+    quote = lifecycle.renewal_quote(kind, params["years"], await current_tier(payer), product["expires_at"], guard, now)
+    await products.update(
+        product["id"],
+        now,
+        expires_at=quote.expires_at,
+        state="active",
+        **schedule.for_product(kind, quote.expires_at, product["autorenew"], now).as_columns(),
+    )
+    newly_flagged = await charge(
+        payer,
+        quote.total,
+        params["payment_method"],
+        op["id"],
+        now,
+        kind="renewal",
+        restore_fee=quote.restore_fee,
+        product={"product_id": product["id"], "product_kind": kind.kind, "client_id": product["client"]},
+    )
+    result = {
+        "product_id": product["id"],
+        "price": quote.total.to_dict(),
+        "restore_fee": quote.restore_fee.to_dict(),
+        "previous_expires_at": rfc3339(product["expires_at"]),
+        "expires_at": rfc3339(quote.expires_at),
+    }
+    await events.record(
+        "product.renewed",
+        payer,
+        now,
+        product_id=product["id"],
+        operation_id=op["id"],
+        data=payloads.ProductRenewed(
+            client_id=product["client"],
+            product_id=product["id"],
+            price=payloads.money(result["price"]),
+            restore_fee=payloads.money(result["restore_fee"]),
+            previous_expires_at=result["previous_expires_at"],
+            expires_at=result["expires_at"],
+        ),
+    )
     return Done(result=result, product_id=product["id"], charged=[payer] if newly_flagged else [])

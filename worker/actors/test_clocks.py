@@ -60,8 +60,13 @@ async def advance(operation_id: str, client: httpx.AsyncClient, bounds: Bounds =
         result = {"organization_id": org_id, "now": rfc3339(target), "steps": steps}
         async with transaction():
             if await operations.finish(operation_id, target, result=result):
-                await events.record("operation.succeeded", org_id, target, operation_id=operation_id,
-                                    data={"kind": KIND, "result": result})
+                await events.record(
+                    "operation.succeeded",
+                    org_id,
+                    target,
+                    operation_id=operation_id,
+                    data={"kind": KIND, "result": result},
+                )
             await test_clocks.finish_advance(org_id, target, clock.now())
         await deliver_in_order(org_id, client)
         log.info("test_clock_advanced", operation_id=operation_id, organization_id=org_id, steps=steps)
@@ -70,8 +75,9 @@ async def advance(operation_id: str, client: httpx.AsyncClient, bounds: Bounds =
         await leases.release(job, holder, clock.now())
 
 
-async def walk(org_id: str, target: datetime, operation_id: str, client: httpx.AsyncClient,
-               bounds: Bounds, job: str, holder: str) -> int:
+async def walk(
+    org_id: str, target: datetime, operation_id: str, client: httpx.AsyncClient, bounds: Bounds, job: str, holder: str
+) -> int:
     """Every due instant up to `target`, in order; answers how many."""
     steps, last, repeats = 0, None, 0
     while True:
@@ -117,8 +123,10 @@ async def run_instant(org_id: str, instant: datetime, bounds: Bounds) -> None:
     """What the production sweeps would do at `instant`, for this organization only (each
     sweep's due products are read first, as the scheduler leases them before the actors run)."""
     async with transaction():
-        due = {column: await products.due_of(org_id, column, instant) for column in
-               ("next_state_at", "next_reminder_at", "next_autorenew_at")}
+        due = {
+            column: await products.due_of(org_id, column, instant)
+            for column in ("next_state_at", "next_reminder_at", "next_autorenew_at")
+        }
     for product_id in due["next_state_at"]:
         await advance_state(product_id, now=instant)
     for product_id in due["next_reminder_at"]:
@@ -142,8 +150,12 @@ async def deliver_in_order(org_id: str, client: httpx.AsyncClient) -> int:
                 return sent
             endpoints = await webhooks.enabled_endpoints([org_id])
             claimed.sort(key=lambda event: event["id"])
-            pairs = [(hook["id"], event["id"]) for event in claimed for hook in endpoints
-                     if hooks.matches(frozenset(hook["event_types"].split()), event["type"])]
+            pairs = [
+                (hook["id"], event["id"])
+                for event in claimed
+                for hook in endpoints
+                if hooks.matches(frozenset(hook["event_types"].split()), event["type"])
+            ]
             created = await webhooks.add_deliveries(pairs, now)
         await deliver_many(created, client, concurrency=1)
         sent += len(created)

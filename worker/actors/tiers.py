@@ -26,8 +26,16 @@ async def recalculate(organization_id: str, now: datetime | None = None) -> bool
         tier = pricing.tier_for(volume)
         previous = await ledger.save_tier(organization_id, tier.name, volume.amount, now)
         if previous is not None:
-            await events.record("tier.changed", organization_id, now, data=payloads.TierChanged(
-                from_tier=previous, to_tier=tier.name, discount_percent=tier.discount_percent,
-                volume_12m=payloads.money(volume.to_dict())))
+            await events.record(
+                "tier.changed",
+                organization_id,
+                now,
+                data=payloads.TierChanged(
+                    from_tier=previous,
+                    to_tier=tier.name,
+                    discount_percent=tier.discount_percent,
+                    volume_12m=payloads.money(volume.to_dict()),
+                ),
+            )
         warned = await billing.check_low_balance(organization_id, now)
         return previous is not None or warned

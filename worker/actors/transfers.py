@@ -28,7 +28,12 @@ async def transfer(op: dict, now: datetime) -> Done:
     permissions.check_transfer(org["is_reseller"], status)
     await products.update(product["id"], now, client=to_client, reseller=org_id if to_client else None)
     result = {"product_id": product["id"], "from_client": product["client"], "to_client": to_client}
-    await events.record("product.transferred", org_id, now, product_id=product["id"],
-                        operation_id=op["id"], data=payloads.ProductTransferred(
-                            product_id=product["id"], from_client=product["client"], to_client=to_client))
+    await events.record(
+        "product.transferred",
+        org_id,
+        now,
+        product_id=product["id"],
+        operation_id=op["id"],
+        data=payloads.ProductTransferred(product_id=product["id"], from_client=product["client"], to_client=to_client),
+    )
     return Done(result=result, product_id=product["id"])

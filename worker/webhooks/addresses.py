@@ -44,6 +44,8 @@ async def checked_addresses(host: str, resolver: Resolver, allow_private: bool) 
     if not addresses:
         raise Unresolvable(f"the host {host!r} does not resolve")
     if not allow_private and not all(is_public(address) for address in addresses):
-        raise NotPublic(f"{host!r} resolves to an address outside the public internet "
-                        "(loopback, private, shared, link-local, reserved or tunnelled)")
+        raise NotPublic(
+            f"{host!r} resolves to an address outside the public internet "
+            "(loopback, private, shared, link-local, reserved or tunnelled)"
+        )
     return addresses

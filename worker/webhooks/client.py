@@ -38,9 +38,14 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self.allow_private = allow_private
         self.network = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: typing.Iterable | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         deadline = None if timeout is None else anyio.current_time() + timeout
         try:
             with anyio.fail_after(timeout):
@@ -55,14 +60,16 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             # leaves time for the next.
             share = None if deadline is None else max(0.0, deadline - anyio.current_time()) / left
             try:
-                return await self.network.connect_tcp(address, port, timeout=share, local_address=local_address,
-                                                      socket_options=socket_options)
+                return await self.network.connect_tcp(
+                    address, port, timeout=share, local_address=local_address, socket_options=socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         raise failure
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: typing.Iterable | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: typing.Iterable | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("webhooks are sent over TCP only")
 
     async def sleep(self, seconds: float) -> None:
@@ -72,22 +79,35 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport, its connection pool built on `PinnedBackend`; TLS verified as usual."""
 
-    def __init__(self, resolver: Resolver, allow_private: bool, verify: ssl.SSLContext | bool = True,
-                 limits: httpx.Limits = LIMITS) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        allow_private: bool,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits = LIMITS,
+    ) -> None:
         ssl_context = httpx.create_ssl_context(verify=verify)
         super().__init__(verify=ssl_context, limits=limits)
         # httpx takes no network backend: its pool (never opened) is replaced by one that does.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, max_connections=limits.max_connections,
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=PinnedBackend(resolver, allow_private))
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(resolver, allow_private),
+        )
 
 
-def pinned_client(resolver: Resolver = resolve, allow_private: bool = False,
-                  verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+def pinned_client(
+    resolver: Resolver = resolve, allow_private: bool = False, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
     """A client for webhook POSTs: checked addresses, no redirects, no proxy or .netrc from the environment."""
-    return httpx.AsyncClient(transport=PinnedTransport(resolver, allow_private, verify), timeout=TIMEOUT_S,
-                             follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(
+        transport=PinnedTransport(resolver, allow_private, verify),
+        timeout=TIMEOUT_S,
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 class WebhookClient(dramatiq.Middleware):

@@ -54,8 +54,7 @@ def signed_headers(secrets: str | list[str], message_id: str, body: bytes) -> di
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": " ".join(Webhook(secret).sign(message_id, sent_at, body.decode())
-                                      for secret in secrets),
+        "webhook-signature": " ".join(Webhook(secret).sign(message_id, sent_at, body.decode()) for secret in secrets),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
@@ -80,12 +79,13 @@ async def post(client: httpx.AsyncClient, url: str, headers: dict[str, str], bod
     except NotPublic as exc:  # refused before any connection: nothing was sent, nothing came back
         return Answer(error=f"refused: {exc}"[:200])
     except httpx.HTTPError as exc:
-        return Answer(duration_ms=int((time.monotonic() - started) * 1000),
-                      error=f"{type(exc).__name__}: {exc}"[:200])
-    return Answer(status_code=response.status_code,
-                  duration_ms=int((time.monotonic() - started) * 1000),
-                  excerpt=response.content[:EXCERPT_BYTES].decode(errors="replace"),
-                  retry_after=retry_after(response.headers.get("retry-after"), datetime.now(UTC)))
+        return Answer(duration_ms=int((time.monotonic() - started) * 1000), error=f"{type(exc).__name__}: {exc}"[:200])
+    return Answer(
+        status_code=response.status_code,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        excerpt=response.content[:EXCERPT_BYTES].decode(errors="replace"),
+        retry_after=retry_after(response.headers.get("retry-after"), datetime.now(UTC)),
+    )
 
 
 async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str | None]:
@@ -93,8 +93,9 @@ async def deliver(delivery_id: str, client: httpx.AsyncClient) -> tuple[str, str
     return (await deliver_many([delivery_id], client))[delivery_id]
 
 
-async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
-                       concurrency: int = CONCURRENCY) -> dict[str, tuple[str, str | None]]:
+async def deliver_many(
+    delivery_ids: list[str], client: httpx.AsyncClient, concurrency: int = CONCURRENCY
+) -> dict[str, tuple[str, str | None]]:
     """Makes one attempt of each delivery that is due, at most `concurrency` POSTs at once;
     answers delivery id -> (what happened, organization whose endpoint it disabled, or None).
 
@@ -107,8 +108,7 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
     delivery_ids = list(dict.fromkeys(delivery_ids))
     outcomes: dict[str, tuple[str, str | None]] = {d: ("gone", None) for d in delivery_ids}
     found = await delivery_batches.contexts(delivery_ids, clock.now())
-    wanted = [d for d, (delivery, hook, _) in found.items()
-              if delivery["status"] == "pending" and hook["enabled"]]
+    wanted = [d for d, (delivery, hook, _) in found.items() if delivery["status"] == "pending" and hook["enabled"]]
     outcomes.update({d: ("skipped", None) for d in found})
     attempts: dict[str, int] = {}
     if wanted:
@@ -135,41 +135,61 @@ async def deliver_many(delivery_ids: list[str], client: httpx.AsyncClient,
     if delivered:
         async with transaction():
             await delivery_batches.settle_delivered(
-                [(d, found[d][1]["id"], attempt_fields(answers[d])) for d in delivered], now)
+                [(d, found[d][1]["id"], attempt_fields(answers[d])) for d in delivered], now
+            )
     for delivery_id in delivered:
         outcomes[delivery_id] = ("delivered", None)
         noted(found[delivery_id], attempts[delivery_id], answers[delivery_id], "delivered")
     for delivery_id in taken:
         if delivery_id not in delivered:
-            outcomes[delivery_id] = await settle_failure(found[delivery_id], attempts[delivery_id],
-                                                         answers[delivery_id], now)
+            outcomes[delivery_id] = await settle_failure(
+                found[delivery_id], attempts[delivery_id], answers[delivery_id], now
+            )
     return outcomes
 
 
 def attempt_fields(answer: Answer) -> dict:
-    return {"status_code": answer.status_code, "duration_ms": answer.duration_ms,
-            "response_excerpt": answer.excerpt, "error": answer.error}
+    return {
+        "status_code": answer.status_code,
+        "duration_ms": answer.duration_ms,
+        "response_excerpt": answer.excerpt,
+        "error": answer.error,
+    }
 
 
 def noted(context: tuple[dict, dict, dict], attempt: int, answer: Answer, verdict: str) -> None:
     delivery, hook, event = context
     metrics.delivery_attempted(verdict if verdict != "retry" or answer.status_code else "error")
-    log.info("webhook_attempt", delivery_id=delivery["id"], endpoint_id=hook["id"], event_id=event["id"],
-             operation_id=event["operation_id"], attempt=attempt, status_code=answer.status_code,
-             verdict=verdict, error=answer.error)
+    log.info(
+        "webhook_attempt",
+        delivery_id=delivery["id"],
+        endpoint_id=hook["id"],
+        event_id=event["id"],
+        operation_id=event["operation_id"],
+        attempt=attempt,
+        status_code=answer.status_code,
+        verdict=verdict,
+        error=answer.error,
+    )
 
 
-async def settle_failure(context: tuple[dict, dict, dict], attempt: int, answer: Answer,
-                         now: datetime) -> tuple[str, str | None]:
+async def settle_failure(
+    context: tuple[dict, dict, dict], attempt: int, answer: Answer, now: datetime
+) -> tuple[str, str | None]:
     """An attempt that was not delivered: gone, a scheduled retry, or given up (disabling the endpoint)."""
     delivery, hook, _ = context
     delivery_id = delivery["id"]
     verdict = hooks.outcome(answer.status_code)
     disabled_reason = None
     async with transaction():
-        await webhooks.record_attempt(delivery_id, now, status_code=answer.status_code,
-                                      duration_ms=answer.duration_ms, excerpt=answer.excerpt,
-                                      error=answer.error)
+        await webhooks.record_attempt(
+            delivery_id,
+            now,
+            status_code=answer.status_code,
+            duration_ms=answer.duration_ms,
+            excerpt=answer.excerpt,
+            error=answer.error,
+        )
         if verdict == "gone":
             await webhooks.settle(delivery_id, now, "failed", None)
             disabled_reason = "gone"
@@ -182,9 +202,12 @@ async def settle_failure(context: tuple[dict, dict, dict], attempt: int, answer:
             else:
                 await webhooks.settle(delivery_id, now, "pending" if next_at else "failed", next_at)
         if disabled_reason and await webhooks.disable_endpoint(hook["id"], disabled_reason, now):
-            await events.record("endpoint.disabled", hook["organization_id"], now,
-                                data=payloads.EndpointDisabled(endpoint_id=hook["id"], url=hook["url"],
-                                                               reason=disabled_reason))
+            await events.record(
+                "endpoint.disabled",
+                hook["organization_id"],
+                now,
+                data=payloads.EndpointDisabled(endpoint_id=hook["id"], url=hook["url"], reason=disabled_reason),
+            )
         else:
             disabled_reason = None
     noted(context, attempt, answer, verdict)

@@ -35,8 +35,13 @@ async def fan_out_operations(sender: Sender, finished: dict[str, str]) -> int:
     return await fan_out(sender, operation_ids=wanted) if wanted else 0
 
 
-async def fan_out(sender: Sender, *, operation_id: str | None = None,
-                  organization_id: str | None = None, operation_ids: list[str] | None = None) -> int:
+async def fan_out(
+    sender: Sender,
+    *,
+    operation_id: str | None = None,
+    organization_id: str | None = None,
+    operation_ids: list[str] | None = None,
+) -> int:
     """Claims undispatched events (all, or one operation's / organization's), creates their
     deliveries in the same transaction, and sends a deliver message for each after commit.
     A delivery whose message is lost is re-sent by the scheduler when its lease runs out."""
@@ -45,15 +50,24 @@ async def fan_out(sender: Sender, *, operation_id: str | None = None,
     unfiltered = not (operation_id or organization_id or operation_ids)
     advancing = await test_clocks.advancing() if unfiltered else None
     async with transaction():
-        claimed = await webhooks.claim_events(now, BATCH, operation_id=operation_id,
-                                              organization_id=organization_id,
-                                              operation_ids=operation_ids, not_of=advancing)
+        claimed = await webhooks.claim_events(
+            now,
+            BATCH,
+            operation_id=operation_id,
+            organization_id=organization_id,
+            operation_ids=operation_ids,
+            not_of=advancing,
+        )
         if not claimed:
             return 0
         endpoints = await webhooks.enabled_endpoints(sorted({e["organization_id"] for e in claimed}))
-        pairs = [(hook["id"], event["id"]) for event in claimed for hook in endpoints
-                 if hook["organization_id"] == event["organization_id"]
-                 and hooks.matches(frozenset(hook["event_types"].split()), event["type"])]
+        pairs = [
+            (hook["id"], event["id"])
+            for event in claimed
+            for hook in endpoints
+            if hook["organization_id"] == event["organization_id"]
+            and hooks.matches(frozenset(hook["event_types"].split()), event["type"])
+        ]
         created = await webhooks.add_deliveries(pairs, now)
     await send(sender, created)  # broker down: the leases run out and the scheduler sends them
     return len(created)
@@ -82,7 +96,8 @@ async def send_due(sender: Sender) -> int:
     RESEND_MARGIN) is not sent again, however long the backlog: see `webhooks.lease_due`."""
     oldest = await asyncio.to_thread(_oldest_waiting, sender)
     async with transaction():
-        due = await webhooks.lease_due(clock.now(), BATCH,
-                                       resend_before=None if oldest is None else oldest - RESEND_MARGIN)
+        due = await webhooks.lease_due(
+            clock.now(), BATCH, resend_before=None if oldest is None else oldest - RESEND_MARGIN
+        )
     await send(sender, due)
     return len(due)
