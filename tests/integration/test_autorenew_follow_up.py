@@ -11,10 +11,10 @@ from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import db
 from tests.integration.test_lifecycle import T0, bought, tick_days
-from tests.integration.test_webhooks_out import receiver, subscribe  # noqa: F401 (fixture)
+from tests.integration.test_webhooks_out import subscribe
 
 
-def test_an_autorenew_attempt_sends_its_webhooks_and_its_tier_message_at_once(api, workers, broker, sender, receiver):  # noqa: F811
+def test_an_autorenew_attempt_sends_its_webhooks_and_its_tier_message_at_once(api, workers, broker, sender, receiver):
     workers()
     clock.pin(T0)
     owner, org = builders.funded(api, 100_000)
