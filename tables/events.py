@@ -75,13 +75,18 @@ async def count(type: str) -> int:
     return await Event.count().where(Event.type == type)
 
 
-async def feed(organization_id: str, after: str | None, limit: int, *, hidden: tuple[str, ...] = ()) -> list[dict]:
-    """The organization's events in id order (the order they were made), after `after`."""
+async def feed(
+    organization_id: str, after: str | None, limit: int, *, before: str | None = None, hidden: tuple[str, ...] = ()
+) -> list[dict]:
+    """The organization's events in id order (the order they were made), after `after` and,
+    when given, before `before` (the settle bound)."""
     query = Event.select(
         Event.id, Event.type, Event.organization_id, Event.product_id, Event.operation_id, Event.data, Event.created_at
     ).where(Event.organization_id == organization_id)
     if after is not None:
         query = query.where(Event.id > after)
+    if before is not None:
+        query = query.where(Event.id < before)
     if hidden:
         query = query.where(Event.type.not_in(list(hidden)))
     return await query.order_by(Event.id).limit(limit).output(load_json=True)

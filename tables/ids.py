@@ -40,6 +40,12 @@ def _next(millis: int) -> tuple[int, int]:
         return _last
 
 
+def floor(prefix: str, millis: int) -> str:
+    """The smallest id `prefix` can have at `millis` (ms since the epoch): every id made earlier
+    sorts below it."""
+    return f"{prefix}_{_b32(millis, 10)}{_b32(0, 16)}"
+
+
 def new_id(prefix: str) -> str:
     """`prefix_` + 10 chars of milliseconds + 16 random chars (80 bits), increasing per process."""
     millis, random_part = _next(time.time_ns() // 1_000_000)

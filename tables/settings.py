@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a process may keep an API key's account and a member's permissions (0: never):
     # a revocation made in another process takes effect within this bound (tables/access_cache.py).
     auth_cache_seconds: float = 2.0
+    # Seconds the events feed holds back its newest events: ids are made before their transaction
+    # commits, so an event committing late behind a newer one would otherwise be skipped by a
+    # client that already read past it. 0: no wait (one process writing, as in tests).
+    event_feed_settle_seconds: float = 2.0
     # Hours a sign-in to the /ops page lasts.
     ops_session_hours: int = 12
     # Retention (the daily job of worker/retention.py). The first two are promises of the
@@ -93,6 +97,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_limit_signups=env.get("TENURE_RATE_LIMIT_SIGNUPS") or "20/hour",
             rate_limit_claims=env.get("TENURE_RATE_LIMIT_CLAIMS") or "10/hour",
             auth_cache_seconds=float(env.get("TENURE_AUTH_CACHE_SECONDS") or 2.0),
+            event_feed_settle_seconds=float(env.get("TENURE_EVENT_FEED_SETTLE_SECONDS") or 2.0),
             ops_session_hours=int(env.get("TENURE_OPS_SESSION_HOURS") or 12),
             retention_idempotency_hours=int(env.get("TENURE_RETENTION_IDEMPOTENCY_HOURS") or 24),
             retention_inbound_days=int(env.get("TENURE_RETENTION_INBOUND_DAYS") or 7),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from litestar.params import FromPath, QueryParameter
 
 from rules import permissions
 from rules.webhooks import PING, body_of
-from tables import activity, events, keyset
+from tables import activity, events, ids, keyset
 from web import listing
 from web.access import Account, access
 from web.csv_stream import csv_export
@@ -144,6 +145,7 @@ class ActivityController(Controller):
     @get("/events")
     async def event_feed(
         self,
+        request: Request,
         account: Account,
         org_id: FromPath[str],
         after: Annotated[
@@ -155,7 +157,10 @@ class ActivityController(Controller):
         """The events the organization's webhook endpoints receive, oldest first, with the ids
         (`webhook-id`) and bodies their deliveries carry: a back office that missed deliveries
         catches up from the last id it processed (`after`), then keeps asking with `next_after`.
-        Events are kept as long as retention keeps them. Needs `webhook:manage`."""
+        Events are kept as long as retention keeps them. The newest events (made in the last
+        TENURE_EVENT_FEED_SETTLE_SECONDS, 2 s) wait for a later call: an event's id is made before its
+        transaction commits, and one committing late behind a newer one must not fall behind
+        your `after`. Needs `webhook:manage`."""
         found = await access(account, org_id, permissions.WEBHOOK_MANAGE)
         if after is not None and not (after.startswith("evt_") and _ID.match(after)):
             raise BadFilter(
@@ -163,7 +168,9 @@ class ActivityController(Controller):
                 "after must be an event id (evt_...), the webhook-id of the "
                 "last event you processed; leave it out to start from the oldest",
             )
-        rows = await events.feed(org_id, after, limit + 1, hidden=(PING,))
+        settle = request.app.state.settings.event_feed_settle_seconds
+        before = ids.floor("evt", time.time_ns() // 1_000_000 - int(settle * 1000)) if settle > 0 else None
+        rows = await events.feed(org_id, after, limit + 1, before=before, hidden=(PING,))
         more = len(rows) > limit
         rows = rows[:limit]
         return EventFeed(
