@@ -39,7 +39,7 @@ from functools import cache
 import msgspec
 
 from rules.errors import RuleViolation
-from web.errors import ApiError
+from web.errors import ApiError, rule_status
 
 PACKAGES = ("rules", "tables", "web")
 # A method called on an object of unknown class is looked up among these packages' classes.
@@ -94,6 +94,11 @@ def _imports(name: str, tree: ast.Module) -> dict[str, str]:
     return found
 
 
+def _status(cls: type, code: str) -> int:
+    """A web error's own status, or the status web.errors gives a rule violation's code."""
+    return rule_status(code) if issubclass(cls, RuleViolation) else cls.status
+
+
 class _ErrorClasses:
     """Our error classes by qualified name: a fixed (status, code), or a status and a code argument."""
 
@@ -106,9 +111,9 @@ class _ErrorClasses:
                 if "code" in inspect.signature(cls.__init__).parameters:
                     self.takes_code[qualified] = cls.status
                 elif (code := _code_given_to_super(cls)) is not None:
-                    self.fixed[qualified] = (cls.status, code)
+                    self.fixed[qualified] = (_status(cls, code), code)
                 else:
-                    self.fixed[qualified] = (cls.status, cls.code)
+                    self.fixed[qualified] = (_status(cls, cls.code), cls.code)
 
     def made_by(self, target: str, call: ast.Call) -> tuple[int, str] | None:
         if target in self.fixed:

@@ -132,8 +132,34 @@ def _api_error(_: Request, exc: ApiError) -> Response:
     return error_response(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
 
 
+# The HTTP status of each rule violation's code; any other code answers 422 (the request is
+# well formed but breaks a rule). rules/ raises codes only; this is where they meet HTTP.
+RULE_STATUSES: dict[str, int] = {
+    "already_claimed": 409,
+    "client_not_active": 409,
+    "client_not_released": 409,
+    "credit_limit_exceeded": 409,
+    "expiry_mismatch": 409,
+    "insufficient_funds": 409,
+    "invalid_month": 400,
+    "last_owner": 409,
+    "name_taken": 409,
+    "not_a_reseller": 409,
+    "not_found": 404,
+    "not_renewable": 409,
+    "payment_method_not_allowed": 403,
+    "permission_denied": 403,
+    "settlement_exceeds_owed": 409,
+    "unknown_currency": 400,
+}
+
+
+def rule_status(code: str) -> int:
+    return RULE_STATUSES.get(code, 422)
+
+
 def _rule_violation(_: Request, exc: RuleViolation) -> Response:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(rule_status(exc.code), exc.code, exc.message)
 
 
 def _validation(_: Request, exc: ValidationException) -> Response:

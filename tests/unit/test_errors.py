@@ -1,6 +1,7 @@
 import pytest
 
 from rules import errors
+from web.errors import rule_status
 
 EXPECTED = {
     "CurrencyMismatch": ("currency_mismatch", 422),
@@ -34,11 +35,12 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize(("name", "code_and_status"), sorted(EXPECTED.items()))
-def test_each_violation_has_its_code_and_status(name, code_and_status):
+def test_each_violation_has_its_code_and_the_web_answers_it_with_its_status(name, code_and_status):
     violation = getattr(errors, name)("what to fix")
 
     assert isinstance(violation, errors.RuleViolation)
-    assert (violation.code, violation.status) == code_and_status
+    assert (violation.code, rule_status(violation.code)) == code_and_status
+    assert not hasattr(violation, "status")  # HTTP is not the rules' business
     assert violation.message == "what to fix"
 
 
@@ -55,4 +57,4 @@ def test_every_violation_class_is_covered_and_codes_are_unique():
 def test_base_violation_defaults_to_422():
     violation = errors.RuleViolation("bad")
 
-    assert (violation.code, violation.status, str(violation)) == ("rule_violation", 422, "bad")
+    assert (violation.code, rule_status(violation.code), str(violation)) == ("rule_violation", 422, "bad")

@@ -200,7 +200,6 @@ def test_renewal_with_a_stale_guard_says_which_expiry_to_send():
     with pytest.raises(ExpiryMismatch, match="2030-06-15T12:00:00Z") as caught:
         renew(guard=EXPIRY - timedelta(seconds=1))
 
-    assert caught.value.status == 409
 
 
 def test_renewal_with_a_naive_guard_is_a_mismatch_not_a_crash():
@@ -245,7 +244,6 @@ def test_product_past_redemption_cannot_be_renewed(after_expiry):
     with pytest.raises(NotRenewable) as caught:
         renew(now=EXPIRY + after_expiry)
 
-    assert caught.value.status == 409
 
 
 def test_renewal_term_is_checked():
@@ -259,7 +257,6 @@ def test_renewal_cannot_put_expiry_more_than_ten_years_ahead():
     with pytest.raises(InvalidTerm, match="at most 8 years") as caught:
         renew(years=10, now=now)
 
-    assert caught.value.status == 422
 
 
 def test_renewal_up_to_exactly_ten_years_ahead_is_allowed():

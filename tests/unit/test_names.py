@@ -53,7 +53,6 @@ def test_invalid_domain_names_say_what_to_fix(bad_name, hint):
         normalize("domain", bad_name)
 
     assert "example.com" in caught.value.message
-    assert caught.value.status == 422
 
 
 def test_domain_of_exactly_253_characters_is_accepted():

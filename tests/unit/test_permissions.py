@@ -56,7 +56,6 @@ def test_unknown_permission_names_the_bad_ones_and_lists_valid_ones():
     message = caught.value.message
     assert "'org:destroy'" in message and "'buy'" in message
     assert "product:renew" in message
-    assert caught.value.status == 422
 
 
 def test_member_with_the_permission_may_act():
@@ -67,7 +66,6 @@ def test_member_without_the_permission_is_denied_naming_it():
     with pytest.raises(PermissionDenied, match="needs product:renew") as caught:
         perms.require(frozenset({perms.PRODUCT_BUY}), perms.PRODUCT_RENEW)
 
-    assert caught.value.status == 403
 
 
 def test_requiring_a_misspelled_permission_is_a_programming_error():
@@ -84,14 +82,12 @@ def test_invoice_permission_does_not_allow_prepaid():
     with pytest.raises(PaymentMethodNotAllowed, match="needs pay:prepaid") as caught:
         perms.require_payment_method(frozenset({perms.PAY_INVOICE}), "prepaid")
 
-    assert caught.value.status == 403
 
 
 def test_unknown_payment_method_lists_the_valid_ones():
     with pytest.raises(UnknownPaymentMethod, match="invoice, prepaid") as caught:
         perms.require_payment_method(perms.ALL_PERMISSIONS, "card")
 
-    assert caught.value.status == 422
 
 
 @pytest.mark.parametrize("reseller", [True, False])
@@ -119,7 +115,6 @@ def test_non_reseller_cannot_transfer(to_client_status):
     with pytest.raises(NotAReseller) as caught:
         perms.check_transfer(False, to_client_status)
 
-    assert caught.value.status == 409
 
 
 @pytest.mark.parametrize("to_client_status", [None, "active"])
