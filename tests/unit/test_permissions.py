@@ -63,9 +63,8 @@ def test_member_with_the_permission_may_act():
 
 
 def test_member_without_the_permission_is_denied_naming_it():
-    with pytest.raises(PermissionDenied, match="needs product:renew") as caught:
+    with pytest.raises(PermissionDenied, match="needs product:renew"):
         perms.require(frozenset({perms.PRODUCT_BUY}), perms.PRODUCT_RENEW)
-
 
 
 def test_requiring_a_misspelled_permission_is_a_programming_error():
@@ -79,15 +78,13 @@ def test_payment_method_is_allowed_with_its_permission(method, permission):
 
 
 def test_invoice_permission_does_not_allow_prepaid():
-    with pytest.raises(PaymentMethodNotAllowed, match="needs pay:prepaid") as caught:
+    with pytest.raises(PaymentMethodNotAllowed, match="needs pay:prepaid"):
         perms.require_payment_method(frozenset({perms.PAY_INVOICE}), "prepaid")
 
 
-
 def test_unknown_payment_method_lists_the_valid_ones():
-    with pytest.raises(UnknownPaymentMethod, match="invoice, prepaid") as caught:
+    with pytest.raises(UnknownPaymentMethod, match="invoice, prepaid"):
         perms.require_payment_method(perms.ALL_PERMISSIONS, "card")
-
 
 
 @pytest.mark.parametrize("reseller", [True, False])
@@ -112,9 +109,8 @@ def test_reseller_cannot_buy_for_a_client_that_is_not_active(status):
 
 @pytest.mark.parametrize("to_client_status", [None, "active"])
 def test_non_reseller_cannot_transfer(to_client_status):
-    with pytest.raises(NotAReseller) as caught:
+    with pytest.raises(NotAReseller):
         perms.check_transfer(False, to_client_status)
-
 
 
 @pytest.mark.parametrize("to_client_status", [None, "active"])
