@@ -11,6 +11,7 @@ from piccolo.query.functions.aggregate import Count
 from piccolo.table import Table
 
 from tables import keyset
+from tables.engine import locked
 from tables.ids import new_id
 from tables.organizations import Organization
 
@@ -148,12 +149,7 @@ async def mark_released(client_id: str, organization_id: str, now: datetime) -> 
 
 async def lock(reseller_id: str, client_id: str) -> dict | None:
     """The client, row-locked on PostgreSQL (SQLite's IMMEDIATE transaction serialises)."""
-    from tables.engine import is_sqlite
-
-    query = Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id))
-    if not is_sqlite():
-        query = query.lock_rows()
-    return await query.first()
+    return await locked(Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id))).first()
 
 
 async def update(client: dict, *, name: str, email: str, external_ref: str | None) -> dict:

@@ -131,6 +131,12 @@ def current() -> Engine:
     return _current
 
 
+def locked(query):
+    """`query` (a select) taking its rows' locks until commit (`FOR UPDATE`) on PostgreSQL; on
+    SQLite as it is, the IMMEDIATE transaction serialising writers already."""
+    return query if is_sqlite() else query.lock_rows()
+
+
 def is_sqlite() -> bool:
     return isinstance(current(), SQLiteEngine)
 

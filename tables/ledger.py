@@ -10,6 +10,7 @@ from piccolo.table import Table
 
 from rules import pricing
 from rules.money import Money
+from tables.engine import locked
 from tables.ids import new_id
 
 
@@ -238,12 +239,7 @@ async def flag_tier_recalc(org_id: str, now: datetime) -> bool:
 
 
 async def lock_tier(org_id: str) -> dict | None:
-    from tables.engine import is_sqlite
-
-    query = TierState.select().where(TierState.organization_id == org_id)
-    if not is_sqlite():
-        query = query.lock_rows()
-    return await query.first()
+    return await locked(TierState.select().where(TierState.organization_id == org_id)).first()
 
 
 async def flag_daily_tier_runs(now: datetime) -> list[str]:

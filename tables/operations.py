@@ -9,6 +9,7 @@ from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables import keyset
+from tables.engine import locked
 from tables.ids import new_id
 from tables.statements import Statement, fetch
 
@@ -189,12 +190,11 @@ async def mark_running(op_id: str, now: datetime) -> dict | None:
 
 async def claim(op_id: str) -> dict | None:
     """Inside the work transaction: the running operation, row-locked; None if another finished it."""
-    from tables.engine import is_sqlite
-
-    query = Operation.select().where((Operation.id == op_id) & (Operation.status == "running"))
-    if not is_sqlite():
-        query = query.lock_rows()
-    return await query.output(load_json=True).first()
+    return (
+        await locked(Operation.select().where((Operation.id == op_id) & (Operation.status == "running")))
+        .output(load_json=True)
+        .first()
+    )
 
 
 async def finish(

@@ -10,6 +10,7 @@ from piccolo.table import Table
 from rules import permissions as permission_rules
 from tables import access_cache, ledger, test_clocks
 from tables.accounts import Account
+from tables.engine import locked
 from tables.ids import new_id
 
 
@@ -271,7 +272,4 @@ async def memberships_of(account_id: str) -> list[dict]:
 
 async def lock(org_id: str) -> None:
     """Serialises membership changes of one organization (SQLite: the IMMEDIATE transaction does)."""
-    from tables.engine import is_sqlite
-
-    if not is_sqlite():
-        await Organization.select(Organization.id).where(Organization.id == org_id).lock_rows()
+    await locked(Organization.select(Organization.id).where(Organization.id == org_id))

@@ -9,6 +9,7 @@ from piccolo.table import Table
 
 from tables import keyset
 from tables.clients import Client
+from tables.engine import locked
 from tables.ids import new_id
 from tables.organizations import Organization
 from tables.statements import Statement, fetch
@@ -158,12 +159,7 @@ async def many(product_ids: list[str]) -> dict[str, dict]:
 
 async def lock(product_id: str) -> dict | None:
     """Reads the product for update (PostgreSQL row lock; SQLite's IMMEDIATE transaction serialises)."""
-    from tables.engine import is_sqlite
-
-    query = Product.select(*PUBLIC).where(Product.id == product_id)
-    if not is_sqlite():
-        query = query.lock_rows()
-    return await query.first()
+    return await locked(Product.select(*PUBLIC).where(Product.id == product_id)).first()
 
 
 async def update(product_id: str, now: datetime, **values) -> None:
@@ -263,12 +259,7 @@ async def due_of(organization_id: str, column: str, at: datetime) -> list[str]:
 
 async def lock_full(product_id: str) -> dict | None:
     """The whole row (schedule columns included), locked on PostgreSQL."""
-    from tables.engine import is_sqlite
-
-    query = Product.select().where(Product.id == product_id)
-    if not is_sqlite():
-        query = query.lock_rows()
-    return await query.first()
+    return await locked(Product.select().where(Product.id == product_id)).first()
 
 
 # --- portfolio queries: filters, keyset pages, exports --------------------------

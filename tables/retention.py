@@ -25,7 +25,7 @@ from datetime import datetime
 from piccolo.columns import BigInt, Column, Varchar
 from piccolo.table import Table
 
-from tables.engine import is_sqlite
+from tables.engine import locked
 from tables.events import Event
 from tables.idempotency import IdempotentResponse
 from tables.operations import Operation
@@ -86,8 +86,8 @@ async def forget_deliveries(cutoff: datetime, limit: int, after: Cursor | None =
     """Finished deliveries (succeeded, failed, cancelled) last touched before `cutoff`, with
     their attempts (those first). A pending one stays, whatever its age."""
     where, last = await _batch(Delivery.updated_at, cutoff, limit, after, Delivery.status != "pending")
-    if not is_sqlite():  # held until commit: a retry asked for meanwhile waits for this batch
-        await Delivery.select(Delivery.id).where(where).lock_rows()
+    # Held until commit: a retry asked for meanwhile waits for this batch.
+    await locked(Delivery.select(Delivery.id).where(where))
     attempts = (
         await DeliveryAttempt.delete()
         .where(DeliveryAttempt.delivery_id.is_in(Delivery.select(Delivery.id).where(where)))
