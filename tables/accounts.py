@@ -7,6 +7,7 @@ from datetime import datetime
 from piccolo.columns import Timestamptz, Varchar
 from piccolo.table import Table
 
+from tables.engine import insert_unless_taken
 from tables.ids import new_id
 
 
@@ -44,11 +45,7 @@ async def create(email: str, name: str, now: datetime) -> tuple[dict, str]:
     from tables import api_keys
 
     row = {"id": new_id("acc"), "email": email.lower(), "name": name, "key_hash": None, "created_at": now}
-    inserted = (
-        await Account.insert(Account(**row))
-        .on_conflict(target=Account.email, action="DO NOTHING")
-        .returning(Account.id)
-    )
+    inserted = await insert_unless_taken(Account(**row), Account.email)
     if not inserted:
         raise EmailTaken(email)
     _, key = await api_keys.create(row["id"], api_keys.DEFAULT_NAME, now)

@@ -11,7 +11,7 @@ from piccolo.query.functions.aggregate import Count
 from piccolo.table import Table
 
 from tables import keyset
-from tables.engine import locked
+from tables.engine import insert_unless_taken, locked
 from tables.ids import new_id
 from tables.organizations import Organization
 
@@ -60,9 +60,7 @@ async def create(reseller_id: str, name: str, email: str, external_ref: str | No
         "created_at": now,
         "released_at": None,
     }
-    inserted = (
-        await Client.insert(Client(**row)).on_conflict(target=Client.ref_key, action="DO NOTHING").returning(Client.id)
-    )
+    inserted = await insert_unless_taken(Client(**row), Client.ref_key)
     if not inserted:
         raise ExternalRefTaken(external_ref)
     return row

@@ -30,9 +30,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from piccolo.columns import Column
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.table import Table
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # A reachable PostgreSQL accepts a connection in milliseconds; a stopped one refuses it at once.
@@ -129,6 +131,14 @@ def current() -> Engine:
     if _current is None:
         raise RuntimeError("no database bound: call tables.engine.bind(make_engine(url)) first")
     return _current
+
+
+async def insert_unless_taken(row: Table, unique: Column) -> bool:
+    """Inserts `row` unless a row with the same `unique` value is there (then nothing changes):
+    True if it went in. One statement, so concurrent inserts of the same value cannot both win."""
+    table = type(row)
+    done = await table.insert(row).on_conflict(target=unique, action="DO NOTHING").returning(table._meta.primary_key)
+    return bool(done)
 
 
 def locked(query):

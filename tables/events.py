@@ -6,6 +6,7 @@ from msgspec import Struct
 from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.table import Table
 
+from tables.engine import insert_unless_taken
 from tables.event_payloads import stored
 from tables.ids import new_id
 
@@ -38,21 +39,18 @@ async def record(
     """Writes one event in the caller's transaction; False if `dedupe_key` was already used.
     `data` is the type's Struct (tables/event_payloads.py), as webhooks post it; a dict only
     for the synthetic events of tests and benchmarks."""
-    inserted = (
-        await Event.insert(
-            Event(
-                id=new_id("evt"),
-                type=type,
-                organization_id=organization_id,
-                product_id=product_id,
-                operation_id=operation_id,
-                data=stored(data) if data is not None else {},
-                dedupe_key=dedupe_key,
-                created_at=now,
-            )
-        )
-        .on_conflict(target=Event.dedupe_key, action="DO NOTHING")
-        .returning(Event.id)
+    inserted = await insert_unless_taken(
+        Event(
+            id=new_id("evt"),
+            type=type,
+            organization_id=organization_id,
+            product_id=product_id,
+            operation_id=operation_id,
+            data=stored(data) if data is not None else {},
+            dedupe_key=dedupe_key,
+            created_at=now,
+        ),
+        Event.dedupe_key,
     )
     return bool(inserted)
 

@@ -20,6 +20,7 @@ from piccolo.columns import Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables import secrets_at_rest
+from tables.engine import insert_unless_taken
 
 
 class IdempotentResponse(Table, tablename="idempotent_responses"):
@@ -42,11 +43,7 @@ def row_id(caller: str, method: str, path: str, key: str) -> str:
 
 async def begin(row: dict) -> dict | None:
     """Inserts the pending row; None if it was inserted, else the row already there."""
-    inserted = (
-        await IdempotentResponse.insert(IdempotentResponse(**row))
-        .on_conflict(target=IdempotentResponse.id, action="DO NOTHING")
-        .returning(IdempotentResponse.id)
-    )
+    inserted = await insert_unless_taken(IdempotentResponse(**row), IdempotentResponse.id)
     if inserted:
         return None
     return await IdempotentResponse.select().where(IdempotentResponse.id == row["id"]).first()

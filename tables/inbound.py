@@ -13,6 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from tables import secrets_at_rest
+from tables.engine import insert_unless_taken
 from tables.ids import new_id
 from tables.operations import Operation
 from tables.webhooks import InboundMessage, InboundSecret
@@ -131,15 +132,12 @@ async def seen(org_id: str, webhook_id: str) -> tuple[str, bool] | None:
 
 async def remember(org_id: str, webhook_id: str, operation_id: str, now: datetime) -> bool:
     """Records the webhook id and its operation; False if it was already recorded."""
-    inserted = (
-        await InboundMessage.insert(
-            InboundMessage(
-                message_key=message_key(org_id, webhook_id),
-                operation_id=operation_id,
-                received_at=now,
-            )
-        )
-        .on_conflict(target=InboundMessage.message_key, action="DO NOTHING")
-        .returning(InboundMessage.message_key)
+    inserted = await insert_unless_taken(
+        InboundMessage(
+            message_key=message_key(org_id, webhook_id),
+            operation_id=operation_id,
+            received_at=now,
+        ),
+        InboundMessage.message_key,
     )
     return bool(inserted)

@@ -9,7 +9,7 @@ from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables import keyset
-from tables.engine import locked
+from tables.engine import insert_unless_taken, locked
 from tables.ids import new_id
 from tables.statements import Statement, fetch
 
@@ -148,11 +148,7 @@ async def insert_new(row: dict) -> bool:
 
 async def insert_or_get(row: dict) -> tuple[dict, bool]:
     """Inserts the operation; if its idempotency key is taken, returns the existing one instead."""
-    inserted = (
-        await Operation.insert(Operation(**row))
-        .on_conflict(target=Operation.idem_key, action="DO NOTHING")
-        .returning(Operation.id)
-    )
+    inserted = await insert_unless_taken(Operation(**row), Operation.idem_key)
     if inserted:
         return row, True
     existing = await Operation.select().where(Operation.idem_key == row["idem_key"]).first()

@@ -10,7 +10,7 @@ from piccolo.table import Table
 from rules import permissions as permission_rules
 from tables import access_cache, ledger, test_clocks
 from tables.accounts import Account
-from tables.engine import locked
+from tables.engine import insert_unless_taken, locked
 from tables.ids import new_id
 
 
@@ -135,7 +135,7 @@ async def create_team(
         "is_owner": is_owner,
         "created_at": now,
     }
-    inserted = await Team.insert(Team(**row)).on_conflict(target=Team.name_key, action="DO NOTHING").returning(Team.id)
+    inserted = await insert_unless_taken(Team(**row), Team.name_key)
     access_cache.changed()
     if not inserted:
         raise TeamNameTaken(name)
@@ -143,19 +143,16 @@ async def create_team(
 
 
 async def add_member(org_id: str, team_id: str, account_id: str, now: datetime) -> None:
-    inserted = (
-        await Membership.insert(
-            Membership(
-                id=new_id("mem"),
-                team=team_id,
-                account=account_id,
-                organization=org_id,
-                member_key=f"{team_id}:{account_id}",
-                created_at=now,
-            )
-        )
-        .on_conflict(target=Membership.member_key, action="DO NOTHING")
-        .returning(Membership.id)
+    inserted = await insert_unless_taken(
+        Membership(
+            id=new_id("mem"),
+            team=team_id,
+            account=account_id,
+            organization=org_id,
+            member_key=f"{team_id}:{account_id}",
+            created_at=now,
+        ),
+        Membership.member_key,
     )
     access_cache.changed()  # another team may widen what the member holds
     if not inserted:
