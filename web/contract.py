@@ -219,6 +219,7 @@ def _request_components(document: dict) -> set[str]:
 # web/edge.py's rule for path and query strings, without a look-ahead (generators read this
 # form better; in a JSON Schema pattern `$` is the end of the string, line break or not).
 PARAMETER_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+PATH_TEXT = r"^[^\x00-\x1f\x7f]*$"  # web/edge.py: a path refuses C0 and DEL only
 
 
 def _without_null(schema: dict) -> dict:
@@ -242,8 +243,9 @@ def _plain_text_parameters(operation: dict) -> None:
         if parameter["in"] not in ("path", "query"):
             continue
         schema = parameter["schema"] = _without_null(parameter["schema"])
+        plain = PATH_TEXT if parameter["in"] == "path" else PARAMETER_TEXT
         if schema.get("pattern") in (NO_NUL, TEXT_PATTERN):
-            schema["pattern"] = PARAMETER_TEXT
+            schema["pattern"] = plain
         for branch in schema.get("oneOf", schema.get("anyOf", [schema])):
             if branch.get("format") == "date-time":
                 branch["pattern"] = INSTANT_PATTERN
@@ -252,7 +254,7 @@ def _plain_text_parameters(operation: dict) -> None:
                 and branch.get("pattern") in (None, NO_NUL, TEXT_PATTERN)
                 and "enum" not in branch
             ):
-                branch["pattern"] = PARAMETER_TEXT
+                branch["pattern"] = plain
 
 
 def complete(app: Litestar, generated: dict) -> dict:
