@@ -70,6 +70,16 @@ ROUTES = {
     "DELETE client": Route("DELETE", "/v1/resellers/{org}/clients/{client}", "client:manage"),
     "GET products": Route("GET", "/v1/organizations/{org}/products", "product:view"),
     "GET operations": Route("GET", "/v1/organizations/{org}/operations", "org:view"),
+    "GET activity": Route("GET", "/v1/organizations/{org}/activity", "org:view"),
+    "GET events": Route("GET", "/v1/organizations/{org}/events", "webhook:manage"),
+    "GET transactions": Route("GET", "/v1/organizations/{org}/billing/transactions", "billing:view"),
+    "GET statement": Route("GET", "/v1/organizations/{org}/billing/statements/2026-12", "billing:view"),
+    "PATCH billing": Route(
+        "PATCH",
+        "/v1/organizations/{org}/billing",
+        "billing:manage",
+        {"low_balance_threshold": {"amount": 1_000, "currency": "EUR"}},
+    ),
 }
 
 
@@ -203,3 +213,13 @@ def test_ids_of_another_organization_are_unknown_under_your_own(client, world, c
 
     refused(answer, 404, "not_found")
     assert state_seen_by_owner(client, world) == before
+
+
+def test_a_settlement_for_another_organization_is_unknown(client, world):
+    """Settlements need an Idempotency-Key (and something owed), so they stand apart from the table."""
+    headers = {**world.outsider.auth, "Idempotency-Key": "payment-1"}
+    body = {"amount": {"amount": 100, "currency": "EUR"}}
+
+    for org in (world.org, UNKNOWN_ORG):
+        answer = client.post(f"/v1/organizations/{org}/billing/settlements", json=body, headers=headers)
+        refused(answer, 404, "not_found")
