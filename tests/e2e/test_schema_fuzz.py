@@ -208,10 +208,18 @@ def test_no_string_with_a_control_character_gets_a_server_error(served):
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 ROOT = Path(__file__).resolve().parents[2]
+# The stateful phase generates positive data only: in its mixed mode a negative step's
+# path value (say "\x0b\x01…" for endpoint_id, rightly refused with 400) is carried by an
+# inferred `$request.path.*` link into the next step, which is then judged as valid data
+# (ST202, reproduced with seed 207695097784611149618600113679959224021). Negative data is
+# still sent by the coverage and fuzzing phases and by the control-character run above.
 CONFIG = """
 [parameters]
 "path.org_id" = "{org_id}"
 "path.client_id" = "{client_id}"
+
+[phases.stateful.generation]
+mode = "positive"
 
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
