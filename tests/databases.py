@@ -2,6 +2,11 @@
 
 PostgreSQL must be reachable (TENURE_TEST_POSTGRES_URL, default the local `test`
 database): when it is not, the tests fail; they never skip.
+
+Under pytest-xdist (scripts/test runs two workers) each worker has its own PostgreSQL
+database (`test_gw0`, `test_gw1`, ..., created beside the configured one on its server) and
+its own Redis DB (the configured number minus the worker's index: 15, 14, ...), so that
+workers never see each other's rows, queues or rate-limit windows.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from cryptography.fernet import Fernet
@@ -20,8 +26,32 @@ from cryptography.fernet import Fernet
 from tables import secrets_at_rest
 from tables.settings import Settings
 
-POSTGRES_URL = os.environ.get("TENURE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TENURE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CONFIGURED_POSTGRES_URL = os.environ.get("TENURE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CONFIGURED_REDIS_URL = os.environ.get("TENURE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under pytest-xdist, else ""
+
+
+def worker_index() -> int:
+    return int(WORKER.removeprefix("gw")) if WORKER else 0
+
+
+def _postgres_url_of_worker(url: str) -> str:
+    if not WORKER:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path}_{WORKER}"))
+
+
+def _redis_url_of_worker(url: str) -> str:
+    parts = urlsplit(url)
+    db = int(parts.path.lstrip("/") or 0) - worker_index()
+    if db < 0:
+        raise RuntimeError(f"{url}: too few Redis DBs below it for pytest-xdist worker {WORKER}")
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+POSTGRES_URL = _postgres_url_of_worker(CONFIGURED_POSTGRES_URL)
+REDIS_URL = _redis_url_of_worker(CONFIGURED_REDIS_URL)
 
 
 @functools.cache
@@ -57,7 +87,22 @@ def sqlite_copy(template: Path, directory: Path) -> str:
     return f"sqlite:///{target}"
 
 
+async def _create_database(url: str) -> None:
+    """This worker's database, made on the configured database's server when missing."""
+    name = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(CONFIGURED_POSTGRES_URL, timeout=5)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.DuplicateDatabaseError:
+        pass
+    finally:
+        await conn.close()
+
+
 async def _reset_schema(url: str) -> None:
+    if url != CONFIGURED_POSTGRES_URL:
+        await _create_database(url)
     conn = await asyncpg.connect(url, timeout=5)
     try:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
