@@ -160,7 +160,7 @@ def tenure_env(database_url: str, broker_url: str | None = None, **extra: str) -
     return env
 
 
-def wait_for_port(port: int, timeout: float = 20.0, *, proc: Proc | None = None, host: str = "127.0.0.1") -> None:
+def wait_for_port(port: int, timeout: float = 60.0, *, proc: Proc | None = None, host: str = "127.0.0.1") -> None:
     """Returns once something accepts TCP connections on `port`; fails if `proc` dies first."""
     deadline = time.monotonic() + timeout
     while not port_open(port, host):
@@ -237,7 +237,7 @@ def redis_server(processes, tmp_path):
                 str(workdir),
             ],
         )
-        wait_for_port(server.port, 10.0, proc=server.proc)
+        wait_for_port(server.port, 30.0, proc=server.proc)
         deadline = time.monotonic() + 10.0
         client = server.client()
         try:

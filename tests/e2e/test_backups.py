@@ -36,7 +36,7 @@ def demo_env() -> dict[str, str]:
 def start_demo(processes, workdir: Path) -> tuple[str, builders.Person, str]:
     port = free_port()
     demo = processes.tenure("demo", "demo", "--port", str(port), env=demo_env(), cwd=workdir)
-    wait_for_port(port, 40, proc=demo)
+    wait_for_port(port, 60, proc=demo)
     printed = demo.output()
     keys, reseller = KEY_LINE.findall(printed), RESELLER_LINE.search(printed)
     assert len(keys) == 2 and reseller, printed

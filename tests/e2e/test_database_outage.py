@@ -128,7 +128,7 @@ def test_web_answers_503_at_once_while_postgresql_is_down_and_every_accepted_pur
     )
     port = free_port()
     web = processes.tenure("web", "web", "--port", str(port), env=env)
-    wait_for_port(port, 30, proc=web)
+    wait_for_port(port, 60, proc=web)
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=30) as http:
         owner = builders.person(http)

@@ -51,7 +51,7 @@ def test_tenure_demo_serves_the_seeded_data(processes, tmp_path):
     env = tenure_env("unused")
     del env["TENURE_DATABASE_URL"]  # the demo's own default: ./var/demo.sqlite3
     demo = processes.tenure("demo", "demo", "--port", str(port), env=env, cwd=workdir)
-    wait_for_port(port, 30, proc=demo)
+    wait_for_port(port, 60, proc=demo)
 
     printed = demo.output()
     keys = KEY_LINE.findall(printed)

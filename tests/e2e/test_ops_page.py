@@ -76,7 +76,7 @@ def test_the_ops_page_shows_failures_and_dead_letters_refreshes_itself_and_reque
     port = free_port()
     web = processes.tenure("web", "web", "--port", str(port), env=env)
     worker = processes.tenure("worker", "worker", "--processes", "1", "--threads", "2", env=env)
-    wait_for_port(port, 30, proc=web)
+    wait_for_port(port, 60, proc=web)
     base = f"http://127.0.0.1:{port}"
 
     try:

@@ -40,7 +40,7 @@ def test_a_statement_prints_its_totals_per_kind_and_per_client(database_url, red
     port = free_port()
     web = processes.tenure("web", "web", "--port", str(port), env=env)
     processes.tenure("worker", "worker", "--processes", "1", "--threads", "2", env=env)
-    wait_for_port(port, 30, proc=web)
+    wait_for_port(port, 60, proc=web)
     base = f"http://127.0.0.1:{port}"
 
     with httpx.Client(base_url=base, timeout=10) as api:

@@ -111,7 +111,7 @@ def start_topology(processes, redis, database_url: str, tmp_path) -> Topology:
     second = processes.tenure("worker-2", "worker", "--processes", "1", "--threads", "4", env=worker_env(2))
     second_id = new_consumer_id(redis, second, known={first_id})
     for proc, port in zip(web, ports, strict=True):
-        wait_for_port(port, 30.0, proc=proc)
+        wait_for_port(port, 60, proc=proc)
         ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
     for proc in (first, second, *schedulers):

@@ -86,6 +86,9 @@ def test_rabbitmq_queue_depths_and_dead_letters(rabbit):
     finally:
         worker.stop()
 
+    deadline = time.monotonic() + 10  # a loaded RabbitMQ may count a published message a moment later
+    while monitor.depths()[QUEUES.index("webhooks")].waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     depths = {d.queue: d for d in monitor.depths()}
     letters = monitor.dead_letters()
     assert depths["webhooks"].waiting == 2
