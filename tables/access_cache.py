@@ -11,12 +11,17 @@ removed or leaving, a member added to another team, a team made) goes through `t
 which calls `changed()`: the process that made the change drops every entry at once. Other
 processes (more web processes, the embedded workers of another host) see it when their
 entries expire, at most `ttl` seconds after the change was committed.
+
+One read per entry: requests that miss the same entry at once (all of them, under load,
+when it expires) wait for the first one's read (`load`) instead of each reading it. A change
+here forgets reads under way too, so a request that comes after it reads afresh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 DEFAULT_TTL_S = 2.0
@@ -28,6 +33,7 @@ class AccessCache:
         self.ttl = ttl
         self._monotonic = monotonic
         self._entries: dict[Hashable, tuple[float, int, Any]] = {}
+        self._reading: dict[Hashable, asyncio.Future] = {}
         self._generation = 0
 
     def generation(self) -> int:
@@ -51,10 +57,33 @@ class AccessCache:
             self._entries.clear()
         self._entries[key] = (self._monotonic() + self.ttl, generation, value)
 
+    async def load(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        """The entry, or what `read()` answers (kept unless None). Concurrent misses of one key
+        share one read: the first request's, which runs to its end even if that request is
+        cancelled; its error, if any, is each waiter's."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        reading = self._reading.get(key)
+        if reading is None or reading.get_loop() is not asyncio.get_running_loop():  # one loop's futures only
+            reading = asyncio.ensure_future(self._read(key, read, self._generation))
+            self._reading[key] = reading
+        return await asyncio.shield(reading)
+
+    async def _read(self, key: Hashable, read: Callable[[], Awaitable[Any]], generation: int) -> Any:
+        try:
+            value = await read()
+            self.put(key, value, generation)
+            return value
+        finally:
+            if generation == self._generation:  # else `changed` forgot it (a newer read may be there)
+                self._reading.pop(key, None)
+
     def changed(self) -> None:
-        """Something that grants access changed here: forget everything."""
+        """Something that grants access changed here: forget everything, reads under way included."""
         self._generation += 1
         self._entries.clear()
+        self._reading.clear()
 
 
 cache = AccessCache()

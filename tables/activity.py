@@ -19,7 +19,7 @@ from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
-from tables import event_payloads, events, operations
+from tables import event_payloads, events, operations, products
 from tables.engine import current, transaction
 from tables.ids import new_id
 from tables.statements import Statement, fetch
@@ -219,13 +219,21 @@ async def operation_finished(
 # --- accepting an operation: its row and its `operation.accepted` row together ---------------
 
 
-# PostgreSQL: the operation and its accepted row in one statement (the accept path's one round trip).
-ACCEPT_WITH_OPERATION = Statement(
-    f"WITH op AS ({operations.INSERT_SQL}, product_id), act AS ({_INSERT_COLUMNS}"
-    "SELECT {}, {}, {}, {}, {}, {}, op.product_id, "
-    "COALESCE({}, (SELECT client FROM products WHERE products.id = op.product_id)), "
-    "op.id, {}::json, {}::timestamptz FROM op) SELECT id FROM op"
-)
+def _accept_with_operation(unless: str | None) -> Statement:
+    """PostgreSQL: the operation and its accepted row in one statement (the accept path's one
+    round trip); nothing when the operation's idempotency key is taken or `unless` holds."""
+    return Statement(
+        f"WITH op AS ({operations.insert_sql(unless)}, product_id), act AS ({_INSERT_COLUMNS}"
+        "SELECT {}, {}, {}, {}, {}, {}, op.product_id, "
+        "COALESCE({}, (SELECT client FROM products WHERE products.id = op.product_id)), "
+        "op.id, {}::json, {}::timestamptz FROM op) SELECT id FROM op"
+    )
+
+
+ACCEPT_WITH_OPERATION = _accept_with_operation(None)
+ACCEPT_UNLESS_NAME_HELD = _accept_with_operation(products.NAME_HELD)
+# SQLite: the operation's insert of an accept whose name must be free, in its transaction.
+OPERATION_UNLESS_NAME_HELD = Statement(operations.insert_sql(products.NAME_HELD))
 
 
 def client_of(params: dict) -> str | None:
@@ -233,18 +241,23 @@ def client_of(params: dict) -> str | None:
     return params.get("client_id") or params.get("to_client")
 
 
-async def insert_accepted(operation: dict, actor: Actor) -> bool:
-    """Inserts the operation (False, inserting nothing, if its idempotency key is taken) and its
-    `operation.accepted` row: one statement on PostgreSQL, one short transaction on SQLite."""
+async def insert_accepted(operation: dict, actor: Actor, *, unless_name_held: str | None = None) -> bool:
+    """Inserts the operation and its `operation.accepted` row: one statement on PostgreSQL, one
+    short transaction on SQLite. False, inserting nothing, if the operation's idempotency key is
+    taken, or if a product holds `unless_name_held` (a name key: tables.products.name_key)."""
     values = accepted_values(operation, actor, client_of(operation.get("params") or {}))
+    guard = [] if unless_name_held is None else [unless_name_held]
     if postgres():
+        statement = ACCEPT_WITH_OPERATION if unless_name_held is None else ACCEPT_UNLESS_NAME_HELD
         return bool(
-            await fetch(
-                ACCEPT_WITH_OPERATION, *operations.insert_values(operation), *values[:6], values[7], *values[9:]
-            )
+            await fetch(statement, *operations.insert_values(operation), *guard, *values[:6], values[7], *values[9:])
         )
     async with transaction():
-        if not await operations.insert_new(operation):
+        if unless_name_held is None:
+            inserted = await operations.insert_new(operation)
+        else:
+            inserted = await operations.insert_new(operation, OPERATION_UNLESS_NAME_HELD, unless_name_held)
+        if not inserted:
             return False
         await fetch(ACCEPTED, *accepted_args(values))
     return True

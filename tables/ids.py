@@ -8,7 +8,7 @@ id before an earlier one. A clock stepping back keeps the last millisecond until
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 import time
 
@@ -16,6 +16,31 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, random part) of the last id made here
+# Random bytes from the operating system (as `secrets` reads them), 4 KiB per system call
+# instead of one call per id: the accept path makes two ids per request. A forked child
+# starts with none, so that it never repeats its parent's.
+_RANDOM_READ = 4096
+_random = b""
+_taken = 0
+
+
+def _forget_random() -> None:
+    global _random, _taken
+    _random, _taken = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_random)
+
+
+def _randbits(bits: int) -> int:
+    """`bits` random bits (called with `_lock` held)."""
+    global _random, _taken
+    size = (bits + 7) // 8
+    if _taken + size > len(_random):
+        _random, _taken = os.urandom(_RANDOM_READ), 0
+    chunk = _random[_taken : _taken + size]
+    _taken += size
+    return int.from_bytes(chunk, "big") >> (size * 8 - bits)
 
 
 def _b32(value: int, length: int) -> str:
@@ -30,13 +55,13 @@ def _next(millis: int) -> tuple[int, int]:
     global _last
     with _lock:
         last_millis, last_random = _last
-        following = last_random + 1 + secrets.randbits(16)  # still unguessable from the previous id
+        following = last_random + 1 + _randbits(16)  # still unguessable from the previous id
         if millis > last_millis:
-            _last = (millis, secrets.randbits(_RANDOM_BITS - 1))  # headroom for increments
+            _last = (millis, _randbits(_RANDOM_BITS - 1))  # headroom for increments
         elif following < 1 << _RANDOM_BITS:
             _last = (last_millis, following)
         else:  # the random part is used up within this millisecond: borrow the next one
-            _last = (last_millis + 1, secrets.randbits(_RANDOM_BITS - 1))
+            _last = (last_millis + 1, _randbits(_RANDOM_BITS - 1))
         return _last
 
 

@@ -119,10 +119,18 @@ _COLUMNS = (
     "parent_id",
 )
 _JSON_COLUMNS = frozenset({"params", "result", "failure"})
-_INSERT = Statement(
-    f"INSERT INTO operations ({', '.join(_COLUMNS)}) VALUES ({', '.join('{}' for _ in _COLUMNS)}) "
-    "ON CONFLICT (idem_key) DO NOTHING RETURNING id"
-)
+
+
+def insert_sql(unless: str | None = None) -> str:
+    """The INSERT of one operation (`insert_values` gives its values), nothing if its idempotency
+    key is taken, returning its id. `unless`: an SQL condition, its placeholders after the row's,
+    that inserts nothing either when true (PostgreSQL types the values from the columns)."""
+    values = ", ".join("{}" for _ in _COLUMNS)
+    source = f"VALUES ({values})" if unless is None else f"SELECT {values} WHERE NOT {unless}"
+    return f"INSERT INTO operations ({', '.join(_COLUMNS)}) {source} ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+
+
+_INSERT = Statement(insert_sql())
 
 
 def _value(row: dict, column: str):
@@ -137,13 +145,11 @@ def insert_values(row: dict) -> list:
     return [_value(row, column) for column in _COLUMNS]
 
 
-INSERT_SQL = _INSERT.sql  # for statements that insert an operation and more (tables.activity)
-
-
-async def insert_new(row: dict) -> bool:
+async def insert_new(row: dict, statement: Statement = _INSERT, *guard) -> bool:
     """Inserts the operation in one statement (no transaction around it); False, inserting
-    nothing, if its idempotency key is already taken."""
-    return bool(await fetch(_INSERT, *(_value(row, column) for column in _COLUMNS)))
+    nothing, if its idempotency key is already taken (or `statement`'s guard holds: a
+    `Statement(insert_sql(unless))` with the `guard` values its condition takes)."""
+    return bool(await fetch(statement, *(_value(row, column) for column in _COLUMNS), *guard))
 
 
 async def insert_or_get(row: dict) -> tuple[dict, bool]:

@@ -67,6 +67,8 @@ class ProductSchedule(Table, tablename="product_schedules"):
 
 
 _NAME_HELD = Statement("SELECT 1 AS held FROM products WHERE name_key = {} LIMIT 1")
+# The same as a condition, for a statement that writes unless the name is held (tables.activity).
+NAME_HELD = "EXISTS (SELECT 1 FROM products WHERE name_key = {})"
 
 PUBLIC = (
     Product.id,

@@ -60,12 +60,27 @@ async def intake_or_replay(
     fails because a concurrent twin just took effect (say name_taken) also answers the twin."""
     if replay := await replayed(request, org_id, data):
         return replay, {}
+    return await checked_or_replay(request, org_id, data, check)
+
+
+async def checked_or_replay(
+    request: Request, org_id: str, data: object, check: Callable[[], Awaitable[dict]]
+) -> tuple[OperationOut | None, dict]:
+    """Runs the operation's checks; one that fails answers the Idempotency-Key's operation
+    instead, if there is one. For checks that read nothing the first request could have
+    changed, so that the accept's own statement finds the key's operation (`accept`'s
+    `unless_name_held`): one round trip where `intake_or_replay` takes two."""
     try:
         return None, await check()
     except RuleViolation:
         if replay := await replayed(request, org_id, data):
             return replay, {}
         raise
+
+
+class NameHeld(Exception):
+    """Nothing was accepted: a product holds the name the operation was to take (`accept`'s
+    `unless_name_held`); its caller answers name_taken."""
 
 
 async def accept(
@@ -78,6 +93,7 @@ async def accept(
     params: dict,
     product_id: str | None = None,
     idem_key: str | None = None,
+    unless_name_held: str | None = None,
 ) -> OperationOut:
     """Records the operation durably and sends it; a replayed Idempotency-Key returns the first one."""
     op, _ = await accept_once(
@@ -89,6 +105,7 @@ async def accept(
         params=params,
         product_id=product_id,
         idem_key=idem_key,
+        unless_name_held=unless_name_held,
     )
     return op
 
@@ -104,9 +121,13 @@ async def accept_once(
     product_id: str | None = None,
     idem_key: str | None = None,
     actor: Actor | None = None,
+    unless_name_held: str | None = None,
 ) -> tuple[OperationOut, bool]:
     """As `accept`, also answering whether this call made the operation (False: its key's twin did).
-    `actor` (for the activity record) defaults to the calling account and its key."""
+    `actor` (for the activity record) defaults to the calling account and its key.
+    `unless_name_held`: a name key (tables.products.name_key) the operation is to take; while a
+    product holds it, nothing is recorded and NameHeld is raised, unless the Idempotency-Key's
+    operation exists (it is answered first, as a replay is)."""
     now = clock.now()
     wanted = idempotency.request_hash(request, data)
     narrowed = getattr(request.state, "key_permissions", None) if account_id is not None else None
@@ -129,9 +150,13 @@ async def accept_once(
             if account_id is not None
             else activity.TENURE
         )
-    if not await activity.insert_accepted(row, actor):  # its Idempotency-Key is taken: answer the twin
-        op = await operations.by_idem_key(row["idem_key"])
-        idempotency.check_same_request(op, wanted)
+    if not await activity.insert_accepted(row, actor, unless_name_held=unless_name_held):
+        op = await operations.by_idem_key(row["idem_key"]) if row["idem_key"] is not None else None
+        if op is None and unless_name_held is not None:
+            raise NameHeld(unless_name_held)
+        if op is None:  # its Idempotency-Key is taken: never without its operation
+            raise RuntimeError(f"operation {row['id']} was not recorded and no operation holds its key")
+        idempotency.check_same_request(op, wanted)  # the key's twin, answered
         return operation_out(op), False
     request.app.state.outbox.submit(operation_message(kind, row["id"]))  # sent off the request path
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id, product_id=product_id)

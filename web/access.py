@@ -59,17 +59,10 @@ async def provide_account(request: Request) -> dict:
 async def authenticated(key: str) -> dict | None:
     """The account behind `key`, from the access cache (tables/access_cache.py) or the database;
     its use is noted at most once a minute either way."""
-    cache = access_cache.cache
-    cache_key = ("key", digest(key))
     now = clock.now()
-    entry = cache.get(cache_key)  # [account, last_used_at]
+    entry = await access_cache.cache.load(("key", digest(key)), lambda: _key_entry(key))  # [account, last_used_at]
     if entry is None:
-        generation = cache.generation()
-        found = await api_keys.lookup(key)
-        if found is None:
-            return None
-        entry = list(found)
-        cache.put(cache_key, entry, generation)
+        return None
     account, last_used_at = entry
     if api_keys.use_is_stale(last_used_at, now):
         await api_keys.note_use(account["key_id"], last_used_at, now)
@@ -77,16 +70,17 @@ async def authenticated(key: str) -> dict | None:
     return account
 
 
+async def _key_entry(key: str) -> list | None:
+    found = await api_keys.lookup(key)
+    return None if found is None else list(found)
+
+
 async def membership(account_id: str, org_id: str) -> tuple[dict, frozenset[str]] | None:
     """The organization and what the account's teams grant there, cached as keys are."""
-    cache = access_cache.cache
-    cache_key = ("member", account_id, org_id)
-    found = cache.get(cache_key)
-    if found is None:
-        generation = cache.generation()
-        found = await organizations.membership(account_id, org_id, permissions.ALL_PERMISSIONS)
-        cache.put(cache_key, found, generation)
-    return found
+    return await access_cache.cache.load(
+        ("member", account_id, org_id),
+        lambda: organizations.membership(account_id, org_id, permissions.ALL_PERMISSIONS),
+    )
 
 
 async def optional_account(request: Request) -> dict | None:

@@ -4,6 +4,10 @@ Each function takes plain values (the organization row, the permissions the call
 holds there, the parsed request) and answers the operation's params, or raises a
 named error. The API passes the member's permissions; an inbound webhook verified
 with the reseller's secret acts as the reseller itself (every permission).
+
+A purchase's name is checked by the statement that records it (`purchase_name_key` given to
+web.accept's `unless_name_held`, `name_taken` answered when it is held): one round trip
+for both. A dry run, which records nothing, asks `check_name_free`.
 """
 
 from __future__ import annotations
@@ -39,8 +43,6 @@ async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) 
     if data.client and org["is_reseller"]:
         status = (await client_in(org["id"], data.client))["status"]
     permissions.check_purchase_owner(org["is_reseller"], data.client, status)
-    if await products.name_held(data.kind, name, org.get("sandbox", False)):
-        raise NameTaken(f"{name} is already held by another product; choose another name")
     return {
         "kind": data.kind,
         "name": name,
@@ -48,6 +50,22 @@ async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) 
         "payment_method": data.payment_method,
         "client_id": data.client,
     }
+
+
+def purchase_name_key(org: dict, params: dict) -> str | None:
+    """The name a purchase takes, as products hold it (None: its kind's names are not exclusive)."""
+    return products.name_key(params["kind"], params["name"], org.get("sandbox", False))
+
+
+def name_taken(name: str) -> NameTaken:
+    return NameTaken(f"{name} is already held by another product; choose another name")
+
+
+async def check_name_free(org: dict, params: dict) -> None:
+    """name_taken if another product holds the purchase's name now (dry runs: a real purchase
+    checks it in the statement that records it)."""
+    if await products.name_held(params["kind"], params["name"], org.get("sandbox", False)):
+        raise name_taken(params["name"])
 
 
 async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> dict:

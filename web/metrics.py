@@ -23,6 +23,7 @@ from tables.clock import clock
 
 log = structlog.get_logger("tenure.metrics")
 REFRESH_S = 5
+REFRESHER_TASK = "tenure-metrics-refresher"  # its statements are not a request's (tests count those)
 
 PROMETHEUS = PrometheusConfig(app_name="tenure", prefix="tenure", group_path=True, exclude=["/metrics"])
 
@@ -153,7 +154,7 @@ async def refresher(app) -> AsyncIterator[None]:
             except TimeoutError:
                 pass
 
-    task = asyncio.create_task(loop())
+    task = asyncio.create_task(loop(), name=REFRESHER_TASK)
     try:
         yield
     finally:

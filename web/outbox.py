@@ -3,8 +3,9 @@
 Accepting an operation commits its row (the outbox) with `enqueued_at` set, then hands its
 message to this process's `Outbox` and answers 202 without waiting for the broker. One
 background task takes whatever messages are waiting (up to MAX_BATCH), sends them in one
-hop to a thread (the broker clients are blocking), and clears `enqueued_at` of those the
-broker refused, so the relay sends them at its next tick. A message lost with its process
+hop to a thread (the broker clients are blocking) and, on Redis, in one pipeline (a blocking
+call per message made the thread and the event loop trade the GIL for each), and clears
+`enqueued_at` of those the broker refused, so the relay sends them at its next tick. A message lost with its process
 (a crash before the send) is sent by the relay once `enqueued_at` is older than
 TENURE_RELAY_STALL_SECONDS: either way an accepted operation is sent.
 """
@@ -77,4 +78,4 @@ class Outbox:
         log.info("operations_unsent", operation_ids=ids)
 
     def _send_all(self, batch: list[Message]) -> list[Message]:
-        return [message for message in batch if not self.sender.send(message)]
+        return self.sender.send_many(batch)

@@ -6,10 +6,13 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
+from uuid import uuid4
 
 import dramatiq
 import structlog
 from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis
 
 log = structlog.get_logger("tenure.queue")
 
@@ -92,20 +95,62 @@ class Sender:
             self.broker.declare_queue(queue)
 
     def send(self, message: Message, delay_ms: int | None = None) -> bool:
+        return not self._sending([message], lambda: self.broker.enqueue(message, delay=delay_ms))
+
+    def send_many(self, messages: list[Message]) -> list[Message]:
+        """Sends `messages` (no delay); answers those not sent. On Redis in one pipeline (one
+        round trip, and one wait for the GIL in a threaded caller, instead of one per message)."""
+        if not messages:
+            return []
+        if not isinstance(self.broker, RedisBroker):
+            return [message for message in messages if not self.send(message)]
+        return self._sending(messages, lambda: enqueue_pipelined(self.broker, messages))
+
+    def _sending(self, messages: list[Message], enqueue) -> list[Message]:
+        """Runs `enqueue` unless the broker is paused or hung; answers `messages` if it did not
+        (or failed), else none."""
         now = time.monotonic()
         with self._lock:
             token = next(self._tokens)
             if now < self._down_until or any(now - t > self.slow_s for t in self._in_flight.values()):
-                return False
+                return messages
             self._in_flight[token] = now
         try:
-            self.broker.enqueue(message, delay=delay_ms)
-            return True
+            enqueue()
+            return []
         except Exception as exc:  # redis, pika and socket errors all mean "not sent"
             with self._lock:
                 self._down_until = time.monotonic() + self.pause_s
-            log.warning("broker_send_failed", actor=message.actor_name, error=str(exc))
-            return False
+            log.warning("broker_send_failed", actor=messages[0].actor_name, messages=len(messages), error=str(exc))
+            return messages
         finally:
             with self._lock:
                 del self._in_flight[token]
+
+
+def enqueue_pipelined(broker: RedisBroker, messages: list[Message]) -> None:
+    """What `RedisBroker.enqueue` does for each message (a Redis id of its own, the middleware's
+    hooks, Dramatiq's dispatch script), with the scripts' calls sent in one pipeline."""
+    pipeline = broker.client.pipeline(transaction=False)
+    dispatch = broker.scripts["dispatch"]
+    queued = []
+    for message in messages:
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        broker.emit_before("enqueue", message, None)
+        arguments = [
+            "enqueue",
+            current_millis(),
+            message.queue_name,
+            broker.broker_id,
+            broker.heartbeat_timeout,
+            broker.dead_message_ttl,
+            broker._should_do_maintenance("enqueue"),
+            broker._max_unpack_size(),
+            message.options["redis_message_id"],
+            message.encode(),
+        ]
+        dispatch(keys=[broker.namespace], args=arguments, client=pipeline)
+        queued.append(message)
+    pipeline.execute()
+    for message in queued:
+        broker.emit_after("enqueue", message, None)

@@ -36,3 +36,36 @@ def test_while_one_send_hangs_the_others_give_up_at_once_for_the_relay():
     assert sorted(n for n, _ in finished[:9]) == list(range(1, 10))
     assert finished[-1][0] == 0  # the stuck one finished last: nobody waited behind it
     assert not any(sent for _, sent in finished)
+
+
+def test_messages_sent_together_reach_a_worker_as_messages_sent_one_by_one_do(redis_url):
+    broker = make_broker(Settings(broker_url=redis_url))
+    sender = Sender(broker)
+    try:
+        assert sender.send(operation_message("purchase", "op_alone"))
+        assert sender.send_many([operation_message("purchase", f"op_{n}") for n in range(5)]) == []
+
+        consumer = broker.consume("operations", prefetch=10, timeout=500)
+        received = []
+        for message in consumer:
+            if message is None:
+                break
+            received.append(message)
+            consumer.ack(message)
+    finally:
+        broker.close()
+
+    assert sorted(m.args[0] for m in received) == ["op_0", "op_1", "op_2", "op_3", "op_4", "op_alone"]
+    assert {m.actor_name for m in received} == {"purchases.execute"}
+    assert len({m.options["redis_message_id"] for m in received}) == 6
+
+
+def test_messages_sent_together_to_a_broker_that_is_down_are_all_left_to_the_relay():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there: connections are refused
+    sender = Sender(make_broker(Settings(broker_url=f"redis://127.0.0.1:{port}/0")))
+    batch = [operation_message("purchase", f"op_{n}") for n in range(3)]
+
+    assert sender.send_many(batch) == batch

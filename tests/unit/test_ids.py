@@ -44,3 +44,22 @@ def test_ids_of_a_later_millisecond_sort_after_and_keep_their_shape(monkeypatch)
     assert earlier < later
     assert later.startswith("op_") and len(later) == len("op_") + 26
     assert set(later[3:]) <= set("0123456789abcdefghjkmnpqrstvwxyz")
+
+
+def test_a_forked_process_makes_other_ids_than_its_parent_in_the_same_millisecond(monkeypatch):
+    import os
+
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_800_000_000_000_000_000)
+    ids.new_id("op")  # the parent has read random bytes a child could inherit
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, then out
+        os.write(writer, " ".join(ids.new_id("op") for _ in range(5)).encode())
+        os._exit(0)
+    os.close(writer)
+    parent_made = {ids.new_id("op") for _ in range(5)}
+    with os.fdopen(reader) as pipe:
+        child_made = set(pipe.read().split())
+    os.waitpid(child, 0)
+
+    assert len(child_made) == 5 and not parent_made & child_made

@@ -25,7 +25,7 @@ from tables.clock import clock
 from tables.engine import transaction
 from tables.settings import Settings
 from web import idempotency, intake
-from web.accept import accept_once, operation_out
+from web.accept import NameHeld, accept_once, operation_out
 from web.access import Account
 from web.edge import refuse_control_characters
 from web.errors import ApiError, Invalid, NotFound
@@ -210,7 +210,7 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
                 kind=data.kind, name=data.name, years=data.years, payment_method=data.payment_method, client=client_id
             ),
         )
-        return {"kind": "purchase", "params": params}
+        return {"kind": "purchase", "params": params, "name_key": intake.purchase_name_key(org, params)}
     if isinstance(webhook, RenewalRequested):
         product = await products.get(data.product_id)
         if product is None or product["organization"] != org["id"]:
@@ -318,17 +318,21 @@ class InboundController(Controller):
             if (twin := await operations.by_idem_key(inbound.idem_key(org_id, webhook_id))) is not None:
                 return Response(InboundAccepted(operation=await _same_operation(twin["id"], wanted)), status_code=200)
             raise
-        op, made = await accept_once(
-            request,
-            kind=todo["kind"],
-            org_id=org_id,
-            account_id=None,
-            data=webhook,
-            params=todo["params"],
-            product_id=todo.get("product_id"),
-            idem_key=inbound.idem_key(org_id, webhook_id),
-            actor=Actor.webhook(webhook_id),
-        )
+        try:
+            op, made = await accept_once(
+                request,
+                kind=todo["kind"],
+                org_id=org_id,
+                account_id=None,
+                data=webhook,
+                params=todo["params"],
+                product_id=todo.get("product_id"),
+                idem_key=inbound.idem_key(org_id, webhook_id),
+                actor=Actor.webhook(webhook_id),
+                unless_name_held=todo.get("name_key"),
+            )
+        except NameHeld:
+            raise intake.name_taken(todo["params"]["name"]) from None
         async with transaction():
             await inbound.remember(org_id, webhook_id, op.id, clock.now())
         # Racing posts of one id all get the one operation; the one that made it gets 202 (a twin

@@ -20,9 +20,11 @@ from web.accept import (
     BATCH_DRY_RUN_RESPONSES,
     DRY_RUN_RESPONSES,
     DryRunHeader,
+    NameHeld,
     Trial,
     accept,
     accepted,
+    checked_or_replay,
     dry_run,
     dry_run_wanted,
     error_out,
@@ -131,18 +133,30 @@ class ProductController(Controller):
 
             async def check(trial: Trial) -> None:
                 params = await intake.purchase_params(found.org, found.granted, data)
+                await intake.check_name_free(found.org, params)
                 trial.quote = await intake.purchase_quote(org_id, params, await test_clocks.now_for(org_id))
                 await intake.check_funds(trial.quote)
 
             return await dry_run(check)
-        replay, params = await intake_or_replay(
+        # One statement on the hot path: the accept checks the name and finds a replay's operation.
+        replay, params = await checked_or_replay(
             request, org_id, data, lambda: intake.purchase_params(found.org, found.granted, data)
         )
         if replay:
             return accepted(replay)
-        return accepted(
-            await accept(request, kind="purchase", org_id=org_id, account_id=account["id"], data=data, params=params)
-        )
+        try:
+            op = await accept(
+                request,
+                kind="purchase",
+                org_id=org_id,
+                account_id=account["id"],
+                data=data,
+                params=params,
+                unless_name_held=intake.purchase_name_key(found.org, params),
+            )
+        except NameHeld:
+            raise intake.name_taken(params["name"]) from None
+        return accepted(op)
 
     @post("/v1/products/{product_id:str}/renewals", status_code=202, responses=DRY_RUN_RESPONSES)
     async def renew(
