@@ -8,7 +8,7 @@ import msgspec
 from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from tables import keyset
+from tables import keyset, leases
 from tables.engine import insert_unless_taken, locked
 from tables.ids import new_id
 from tables.statements import Statement, fetch
@@ -263,13 +263,13 @@ async def take_for_relay(
     if bounds is not None:
         due = due | ((Operation.enqueued_at < cutoff) & bounds)
     unfinished = Operation.status.is_in(["pending", "running"])
-    found = await Operation.select(Operation.id).where(unfinished & due).order_by(Operation.created_at).limit(limit)
-    if not found:
-        return []
-    return (
-        await Operation.update({Operation.enqueued_at: now})
-        .where(Operation.id.is_in([r["id"] for r in found]) & unfinished & due)
-        .returning(Operation.id, Operation.kind, Operation.attempts, Operation.created_at)
+    return await leases.take_due(
+        Operation,
+        free=unfinished & due,
+        stamp={Operation.enqueued_at: now},
+        order_by=Operation.created_at,
+        limit=limit,
+        returning=(Operation.kind, Operation.attempts, Operation.created_at),
     )
 
 

@@ -7,7 +7,7 @@ from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
-from tables import keyset
+from tables import keyset, leases
 from tables.clients import Client
 from tables.engine import locked
 from tables.ids import new_id
@@ -208,23 +208,13 @@ async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> 
     Sandboxes' products are left to their test clocks.
     """
     due_at = getattr(ProductSchedule, column)
+    due = (due_at <= now) & (ProductSchedule.sandbox == False)  # noqa: E712
     taken: list[str] = []
     while len(taken) < limit:
-        batch = (
-            await ProductSchedule.select(ProductSchedule.product)
-            .where((due_at <= now) & (ProductSchedule.sandbox == False))  # noqa: E712
-            .order_by(due_at)
-            .limit(min(LEASE_BATCH, limit - len(taken)))
-        )
-        if not batch:
-            break
-        leased = (
-            await ProductSchedule.update({due_at: until})
-            .where(ProductSchedule.product.is_in([r["product"] for r in batch]) & (due_at <= now))
-            .returning(ProductSchedule.product)
-        )
+        batch = min(LEASE_BATCH, limit - len(taken))
+        leased = await leases.take_due(ProductSchedule, free=due, stamp={due_at: until}, order_by=due_at, limit=batch)
         taken += [r["product"] for r in leased]
-        if len(batch) < LEASE_BATCH:
+        if len(leased) < batch:
             break
     return taken
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from piccolo.columns import Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from tables import secrets_at_rest
+from tables import leases, secrets_at_rest
 from tables.ids import new_id
 
 
@@ -211,18 +211,9 @@ async def lease_due(now: datetime, limit: int, resend_before: datetime | None = 
         free = Delivery.leased_until.is_null() | (
             (Delivery.leased_until < now) & (Delivery.leased_until < resend_before + LEASE)
         )
-    due = (
-        await Delivery.select(Delivery.id)
-        .where((Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & free)
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    )
-    if not due:
-        return []
-    leased = (
-        await Delivery.update({Delivery.leased_until: now + LEASE})
-        .where(Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending") & free)
-        .returning(Delivery.id)
+    due = (Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & free
+    leased = await leases.take_due(
+        Delivery, free=due, stamp={Delivery.leased_until: now + LEASE}, order_by=Delivery.next_attempt_at, limit=limit
     )
     return [r["id"] for r in leased]
 
