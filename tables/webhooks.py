@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from piccolo.columns import Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import Array, Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables import leases, secrets_at_rest
@@ -13,7 +13,9 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     id = Varchar(length=40, primary_key=True)
     organization_id = Varchar(length=40, index=True)
     url = Varchar(length=2000)
-    event_types = Text(default="", help_text="Space-separated; empty means all.")
+    event_types = Array(
+        base_column=Varchar(length=60), default=list, help_text="The event types sent to it; empty: all of them."
+    )
     secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
     sealed_secret = Text(null=True, default=None, help_text="The signing secret, encrypted (tables.secrets_at_rest).")
     enabled = Boolean(default=True)
@@ -90,7 +92,7 @@ async def create_endpoint(
         "id": new_id("whe"),
         "organization_id": org_id,
         "url": url,
-        "event_types": " ".join(sorted(event_types)),
+        "event_types": sorted(event_types),
         "enabled": True,
         "disabled_reason": None,
         "failing_since": None,
@@ -246,7 +248,7 @@ def signing_secrets(hook: dict, now: datetime) -> list[str]:
 
 
 async def update_endpoint(endpoint_id: str, changes: dict) -> None:
-    """Changes url, event_types (space-separated) or description."""
+    """Changes url, event_types (a sorted list) or description."""
     if changes:
         await WebhookEndpoint.update({getattr(WebhookEndpoint, name): value for name, value in changes.items()}).where(
             WebhookEndpoint.id == endpoint_id

@@ -42,7 +42,7 @@ def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
     return EndpointOut(
         id=row["id"],
         url=row["url"],
-        event_types=row["event_types"].split(),
+        event_types=row["event_types"],
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         failing_since=row["failing_since"],
@@ -127,7 +127,7 @@ class WebhookEndpointController(Controller):
             raise NotFound("webhook endpoint", endpoint_id)
         changes: dict = {}
         if data.event_types is not None:
-            changes["event_types"] = " ".join(sorted(hooks.validate_event_types(data.event_types)))
+            changes["event_types"] = sorted(hooks.validate_event_types(data.event_types))
         if data.url is not None:
             await refuse_private(
                 data.url, request.app.state.settings.allow_private_webhook_urls, request.app.state.resolver

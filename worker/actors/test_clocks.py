@@ -154,7 +154,7 @@ async def deliver_in_order(org_id: str, client: httpx.AsyncClient) -> int:
                 (hook["id"], event["id"])
                 for event in claimed
                 for hook in endpoints
-                if hooks.matches(frozenset(hook["event_types"].split()), event["type"])
+                if hooks.matches(frozenset(hook["event_types"]), event["type"])
             ]
             created = await webhooks.add_deliveries(pairs, now)
         await deliver_many(created, client, concurrency=1)
