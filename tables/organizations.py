@@ -17,8 +17,8 @@ from tables.ids import new_id
 class Organization(Table, tablename="organizations"):
     id = Varchar(length=40, primary_key=True)
     name = Varchar(length=200)
-    is_reseller = Boolean(default=False)
-    currency = Varchar(length=3, default="EUR")
+    is_reseller = Boolean(default=False, help_text="Sells to clients of its own (tables.clients).")
+    currency = Varchar(length=3, default="EUR", help_text="ISO 4217 code of its price list and its ledger.")
     created_at = Timestamptz()
     sandbox = Boolean(
         default=False,

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
@@ -17,20 +18,43 @@ from tables.statements import Statement, fetch
 SCHEDULE_COLUMNS = ("next_autorenew_at", "next_reminder_at", "next_state_at")
 
 
+class ProductState(StrEnum):
+    """The states a product row holds: the values of `rules.lifecycle.State`, which says what
+    they mean and how a product moves between them (tables/ does not import rules/; a unit test
+    keeps the two equal)."""
+
+    ACTIVE = "active"
+    GRACE = "grace"
+    REDEMPTION = "redemption"
+    PENDING_DELETE = "pending_delete"
+    DELETED = "deleted"
+
+
 class Product(Table, tablename="products"):
     id = Varchar(length=40, primary_key=True)
-    kind = Varchar(length=20)
+    kind = Varchar(length=20, help_text="domain, mailbox, hosting, certificate (rules.catalog).")
     name = Varchar(length=253)
     organization = ForeignKey(
         references=Organization,
         index=True,
         help_text="The organization whose portfolio holds it (the reseller for a client's product).",
     )
-    client = ForeignKey(references=Client, null=True, default=None, index=True)
-    reseller = ForeignKey(references=Organization, null=True, default=None)
+    client = ForeignKey(
+        references=Client,
+        null=True,
+        default=None,
+        index=True,
+        help_text="The reseller's client it is for; null: its own.",
+    )
+    reseller = ForeignKey(
+        references=Organization,
+        null=True,
+        default=None,
+        help_text="The reseller that pays for it, for a client's product.",
+    )
     expires_at = Timestamptz()
-    autorenew = Boolean(default=True)
-    state = Varchar(length=20, default="active")
+    autorenew = Boolean(default=True, help_text="Renewed for a year by the autorenew sweep before it expires.")
+    state = Varchar(length=20, choices=ProductState, default=ProductState.ACTIVE)
     name_key = Varchar(
         length=280,
         null=True,
@@ -129,7 +153,7 @@ async def insert(
                 reseller=reseller_id,
                 expires_at=expires_at,
                 autorenew=autorenew,
-                state="active",
+                state=ProductState.ACTIVE,
                 name_key=name_key(kind, name, sandbox),
                 created_at=now,
                 updated_at=now,

@@ -134,7 +134,7 @@ async def run_instant(org_id: str, instant: datetime, bounds: Bounds) -> None:
     charged = False
     for product_id in due["next_autorenew_at"]:
         ran = await attempt_autorenew(product_id, bounds, now=instant)
-        charged = charged or (ran is not None and ran.outcome == "succeeded")
+        charged = charged or (ran is not None and ran.outcome == operations.OperationStatus.SUCCEEDED)
     if charged or instant.time() == schedule.TIER_RUN_TIME:  # after charges, as their follow-up does
         await recalculate(org_id, now=instant)
 
