@@ -3,11 +3,12 @@
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from piccolo.columns import Array, Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import Array, Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables import leases, secrets_at_rest
 from tables.ids import new_id
+from tables.organizations import Organization
 
 
 class DeliveryStatus(StrEnum):
@@ -22,7 +23,13 @@ class DeliveryStatus(StrEnum):
 
 class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     id = Varchar(length=40, primary_key=True)
-    organization_id = Varchar(length=40, index=True)
+    organization_id = ForeignKey(
+        references=Organization,
+        on_delete=OnDelete.restrict,
+        null=False,
+        index=True,
+        help_text="The organization that owns it.",
+    )
     url = Varchar(length=2000)
     event_types = Array(
         base_column=Varchar(length=60), default=list, help_text="The event types sent to it; empty: all of them."
