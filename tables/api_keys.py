@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from piccolo.columns import ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import Array, ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables import access_cache
@@ -25,8 +25,18 @@ class ApiKey(Table, tablename="api_keys"):
     name = Varchar(length=100)
     key_hash = Varchar(length=64, unique=True, help_text="SHA-256 hex digest of the key.")
     prefix = Varchar(length=20, help_text="The key's first characters, to recognise it in a list.")
-    organizations = Text(null=True, default=None, help_text="Space-separated organization ids; null: all.")
-    permissions = Text(null=True, default=None, help_text="Space-separated permission names; null: all.")
+    organizations = Array(
+        base_column=Varchar(length=40),
+        null=True,
+        default=None,
+        help_text="The organization ids it may act in; null: all of its account's.",
+    )
+    permissions = Array(
+        base_column=Varchar(length=60),
+        null=True,
+        default=None,
+        help_text="The permission names it narrows its account's to; null: no narrowing.",
+    )
     created_at = Timestamptz()
     last_used_at = Timestamptz(null=True, default=None)
 
@@ -45,12 +55,12 @@ def _joined() -> SimpleNamespace:
     return SimpleNamespace(email=ApiKey.account.email, name=ApiKey.account.name)
 
 
-def _words(values: Iterable[str] | None) -> str | None:
-    return None if values is None else " ".join(sorted(set(values)))
+def _names(values: Iterable[str] | None) -> list[str] | None:
+    return None if values is None else sorted(set(values))
 
 
-def _scope(text: str | None) -> frozenset[str] | None:
-    return None if text is None else frozenset(text.split())
+def _scope(names: list[str] | None) -> frozenset[str] | None:
+    return None if names is None else frozenset(names)
 
 
 def public(row: dict) -> dict:
@@ -82,8 +92,8 @@ async def create(
         "name": name,
         "key_hash": digest(key),
         "prefix": key[:PREFIX_LENGTH],
-        "organizations": _words(organizations),
-        "permissions": _words(permissions),
+        "organizations": _names(organizations),
+        "permissions": _names(permissions),
         "created_at": now,
         "last_used_at": None,
     }

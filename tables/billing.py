@@ -13,7 +13,7 @@ from rules.catalog import catalog_for
 from rules.money import Money
 from tables import event_payloads as payloads
 from tables import events, ledger
-from tables.products import Product
+from tables.products import Product, ProductState
 
 FORECAST_DAYS = 31  # the first autorenew attempt is 31 days before expiry
 
@@ -30,7 +30,7 @@ async def autorenew_forecast(payer_id: str, currency: str, now: datetime) -> For
     due = await Product.select(Product.kind).where(
         ((Product.organization == payer_id) | (Product.reseller == payer_id))
         & (Product.autorenew == True)  # noqa: E712
-        & (Product.state == "active")
+        & (Product.state == ProductState.ACTIVE)
         & (Product.expires_at > now)
         & (Product.expires_at <= now + timedelta(days=FORECAST_DAYS))
     )

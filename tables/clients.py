@@ -3,7 +3,7 @@
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 import asyncpg
 from piccolo.columns import ForeignKey, Timestamptz, Varchar
@@ -16,9 +16,11 @@ from tables.ids import new_id
 from tables.organizations import Organization
 
 
-class ClientStatus(str, Enum):
-    active = "active"
-    released = "released"
+class ClientStatus(StrEnum):
+    """A reseller's client, or one released into an organization of its own."""
+
+    ACTIVE = "active"
+    RELEASED = "released"
 
 
 class Client(Table, tablename="clients"):
@@ -34,8 +36,10 @@ class Client(Table, tablename="clients"):
         unique=True,
         help_text="reseller id + external_ref: one client per reference and reseller",
     )
-    status = Varchar(length=20, choices=ClientStatus, default=ClientStatus.active)
-    released_to = ForeignKey(references=Organization, null=True, default=None)
+    status = Varchar(length=20, choices=ClientStatus, default=ClientStatus.ACTIVE)
+    released_to = ForeignKey(
+        references=Organization, null=True, default=None, help_text="The organization it was released into."
+    )
     created_at = Timestamptz()
     released_at = Timestamptz(null=True, default=None)
 
@@ -55,7 +59,7 @@ async def create(reseller_id: str, name: str, email: str, external_ref: str | No
         "email": email.lower(),
         "external_ref": external_ref,
         "ref_key": f"{reseller_id}:{external_ref}" if external_ref else None,
-        "status": ClientStatus.active.value,
+        "status": ClientStatus.ACTIVE,
         "released_to": None,
         "created_at": now,
         "released_at": None,
@@ -75,13 +79,13 @@ async def by_external_ref(reseller_id: str, external_ref: str) -> dict | None:
 
 
 async def product_counts(client_ids: list[str]) -> dict[str, int]:
-    from tables.products import Product
+    from tables.products import Product, ProductState
 
     if not client_ids:
         return {}
     rows = (
         await Product.select(Product.client, Count(alias="n"))
-        .where(Product.client.is_in(client_ids) & (Product.state != "deleted"))
+        .where(Product.client.is_in(client_ids) & (Product.state != ProductState.DELETED))
         .group_by(Product.client)
     )
     return {r["client"]: r["n"] for r in rows}
@@ -141,7 +145,7 @@ async def rename(client_id: str, name: str, email: str) -> None:
 
 async def mark_released(client_id: str, organization_id: str, now: datetime) -> None:
     await Client.update(
-        {Client.status: "released", Client.released_to: organization_id, Client.released_at: now}
+        {Client.status: ClientStatus.RELEASED, Client.released_to: organization_id, Client.released_at: now}
     ).where(Client.id == client_id)
 
 

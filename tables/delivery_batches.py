@@ -6,7 +6,7 @@ from datetime import datetime
 
 from tables import webhooks
 from tables.ids import new_id
-from tables.webhooks import LEASE, Delivery, DeliveryAttempt, WebhookEndpoint
+from tables.webhooks import LEASE, Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint
 
 
 async def contexts(delivery_ids: list[str], now: datetime) -> dict[str, tuple[dict, dict, dict]]:
@@ -58,7 +58,11 @@ async def claim_attempts(delivery_ids: list[str], now: datetime) -> dict[str, in
                 Delivery.leased_until: now + LEASE,
             }
         )
-        .where(Delivery.id.is_in(delivery_ids) & (Delivery.status == "pending") & (Delivery.next_attempt_at <= now))
+        .where(
+            Delivery.id.is_in(delivery_ids)
+            & (Delivery.status == DeliveryStatus.PENDING)
+            & (Delivery.next_attempt_at <= now)
+        )
         .returning(Delivery.id, Delivery.attempts)
     )
     return {r["id"]: r["attempts"] for r in claimed}
@@ -77,7 +81,7 @@ async def settle_delivered(answers: list[tuple[str, str, dict]], now: datetime) 
     )
     await Delivery.update(
         {
-            Delivery.status: "succeeded",
+            Delivery.status: DeliveryStatus.SUCCEEDED,
             Delivery.next_attempt_at: None,
             Delivery.leased_until: None,
             Delivery.updated_at: now,

@@ -13,14 +13,18 @@ from tables.ids import new_id
 
 class Event(Table, tablename="events"):
     id = Varchar(length=40, primary_key=True)
-    type = Varchar(length=40, index=True)
+    type = Varchar(length=40, index=True, help_text="A catalogued event type: product.purchased, operation.failed, ...")
     organization_id = Varchar(length=40, index=True, help_text="The organization told (never a client).")
     product_id = Varchar(length=40, null=True, default=None)
     operation_id = Varchar(length=40, null=True, default=None, index=True)
-    data = JSON(default="{}")
-    dedupe_key = Varchar(length=200, null=True, default=None, unique=True)
+    data = JSON(default="{}", help_text="The payload sent to endpoints (tables.event_payloads).")
+    dedupe_key = Varchar(
+        length=200, null=True, default=None, unique=True, help_text="Set for an event that must be recorded once only."
+    )
     created_at = Timestamptz(index=True)
-    dispatched_at = Timestamptz(null=True, default=None, index=True)
+    dispatched_at = Timestamptz(
+        null=True, default=None, index=True, help_text="When its deliveries were made; null: not fanned out yet."
+    )
 
 
 # --- queries -----------------------------------------------------------------

@@ -29,7 +29,7 @@ class IdempotentResponse(Table, tablename="idempotent_responses"):
     method = Varchar(length=10)
     path = Text()
     idem_key = Varchar(length=200)
-    request_hash = Varchar(length=64)
+    request_hash = Varchar(length=64, help_text="sha256 of the body: the same key with another body is refused.")
     holder = Varchar(length=40, help_text="The request running the handler (fences a stale take-over).")
     status = Integer(null=True, default=None, help_text="Null while the first request runs.")
     media_type = Varchar(length=100, null=True, default=None)

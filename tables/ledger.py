@@ -18,13 +18,21 @@ class LedgerEntry(Table, tablename="ledger_entries"):
     id = Varchar(length=40, primary_key=True)
     txn_id = Varchar(length=60, index=True, help_text="Entries of one transaction sum to zero.")
     book = Varchar(length=20, help_text="prepaid, invoice, revenue or cash")
-    organization_id = Varchar(length=40, null=True, default=None, index=True)
+    organization_id = Varchar(
+        length=40,
+        null=True,
+        default=None,
+        index=True,
+        help_text="Whose book it is; null for the house's revenue and cash.",
+    )
     amount = BigInt(help_text="Signed, in minor units.")
     currency = Varchar(length=3)
-    operation_id = Varchar(length=40, null=True, default=None)
+    operation_id = Varchar(
+        length=40, null=True, default=None, help_text="The operation that booked it; null for one booked by ops."
+    )
     created_at = Timestamptz(index=True)
     kind = Varchar(length=20, default="", help_text="topup, purchase, renewal, restore_fee, settlement")
-    product_id = Varchar(length=40, null=True, default=None)
+    product_id = Varchar(length=40, null=True, default=None, help_text="The product charged for; null for a top-up.")
     product_kind = Varchar(length=20, null=True, default=None, help_text="domain, mailbox, ...")
     client_id = Varchar(
         length=40,
@@ -40,18 +48,22 @@ class Balance(Table, tablename="balances"):
     this row, so the credit check and the low-balance crossing are decided under that lock."""
 
     organization_id = Varchar(length=40, primary_key=True)
-    prepaid = BigInt(default=0)
+    prepaid = BigInt(default=0, help_text="Prepaid balance in minor units (the sum of its prepaid entries).")
     currency = Varchar(length=3, default="EUR")
     owed = BigInt(default=0, help_text="Invoice charges not yet settled (minus the invoice entries).")
     credit_limit = BigInt(default=0, help_text="Owed may not go above this (set by ops).")
-    low_balance_threshold = BigInt(default=0)
+    low_balance_threshold = BigInt(
+        default=0, help_text="billing.low_balance is sent when prepaid drops below it; 0: never."
+    )
     below_low_balance = Boolean(default=False, help_text="billing.low_balance was sent for this dip.")
 
 
 class TierState(Table, tablename="tier_states"):
     organization_id = Varchar(length=40, primary_key=True)
-    tier = Varchar(length=1, default="A")
-    volume_12m = BigInt(default=0)
+    tier = Varchar(length=1, default="A", help_text="Price tier (rules.pricing), from the last 12 months' volume.")
+    volume_12m = BigInt(
+        default=0, help_text="Charges of the last 12 months, in minor units, when the tier was computed."
+    )
     currency = Varchar(length=3, default="EUR")
     computed_at = Timestamptz()
     recalc_requested_at = Timestamptz(

@@ -2,29 +2,35 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 import msgspec
 from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from tables import keyset
+from tables import keyset, leases
 from tables.engine import insert_unless_taken, locked
 from tables.ids import new_id
 from tables.statements import Statement, fetch
 
 
-class OperationStatus(str, Enum):
-    pending = "pending"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
+class OperationStatus(StrEnum):
+    """Where an operation is: accepted and waiting, taken by a worker, or finished either way."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+UNFINISHED = (OperationStatus.PENDING, OperationStatus.RUNNING)
+FINISHED = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
 
 
 class Operation(Table, tablename="operations"):
     id = Varchar(length=40, primary_key=True)
     kind = Varchar(length=20, help_text="purchase, renewal, renewal_batch, transfer, release, topup, client_upsert")
-    status = Varchar(length=20, choices=OperationStatus, default=OperationStatus.pending, index=True)
+    status = Varchar(length=20, choices=OperationStatus, default=OperationStatus.PENDING, index=True)
     organization_id = Varchar(length=40, index=True, help_text="The organization acting.")
     account_id = Varchar(length=40, null=True, default=None, help_text="Who asked; null for the sweep.")
     idem_key = Varchar(
@@ -34,13 +40,18 @@ class Operation(Table, tablename="operations"):
         unique=True,
         help_text="organization id + Idempotency-Key (or another natural key)",
     )
-    request_hash = Varchar(length=64, null=True, default=None)
-    params = JSON(default="{}")
+    request_hash = Varchar(
+        length=64,
+        null=True,
+        default=None,
+        help_text="sha256 of the request: its idem_key with another request is refused.",
+    )
+    params = JSON(default="{}", help_text="What the actor needs to run it, as accepted.")
     product_id = Varchar(length=40, null=True, default=None, index=True)
-    result = JSON(null=True, default=None)
-    error_code = Varchar(length=60, null=True, default=None)
+    result = JSON(null=True, default=None, help_text="What it did, once succeeded.")
+    error_code = Varchar(length=60, null=True, default=None, help_text="Machine-readable reason, once failed.")
     error_message = Text(null=True, default=None)
-    attempts = Integer(default=0)
+    attempts = Integer(default=0, help_text="Times a worker took it.")
     failure = JSON(
         null=True,
         default=None,
@@ -54,8 +65,10 @@ class Operation(Table, tablename="operations"):
         help_text="ref_...: quoted in an internal_error message; ops look the operation up by it.",
     )
     created_at = Timestamptz(index=True)
-    enqueued_at = Timestamptz(null=True, default=None)
-    started_at = Timestamptz(null=True, default=None)
+    enqueued_at = Timestamptz(
+        null=True, default=None, help_text="When its message was last sent; null: to be sent by the relay."
+    )
+    started_at = Timestamptz(null=True, default=None, help_text="When a worker last took it (its lease starts).")
     finished_at = Timestamptz(null=True, default=None, index=True)
     parent_id = Varchar(
         length=40,
@@ -87,7 +100,7 @@ def new_row(kind: str, org_id: str, now: datetime, **fields) -> dict:
     return {
         "id": new_id("op"),
         "kind": kind,
-        "status": OperationStatus.pending.value,
+        "status": OperationStatus.PENDING,
         "organization_id": org_id,
         "params": {},
         "created_at": now,
@@ -171,13 +184,13 @@ async def mark_running(op_id: str, now: datetime) -> dict | None:
     updated = (
         await Operation.update(
             {
-                Operation.status: OperationStatus.running.value,
+                Operation.status: OperationStatus.RUNNING,
                 Operation.started_at: now,
                 Operation.enqueued_at: now,
                 Operation.attempts: Operation.attempts + 1,
             }
         )
-        .where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"]))
+        .where((Operation.id == op_id) & Operation.status.is_in(list(UNFINISHED)))
         .returning(
             Operation.id,
             Operation.attempts,
@@ -193,7 +206,7 @@ async def mark_running(op_id: str, now: datetime) -> dict | None:
 async def claim(op_id: str) -> dict | None:
     """Inside the work transaction: the running operation, row-locked; None if another finished it."""
     return (
-        await locked(Operation.select().where((Operation.id == op_id) & (Operation.status == "running")))
+        await locked(Operation.select().where((Operation.id == op_id) & (Operation.status == OperationStatus.RUNNING)))
         .output(load_json=True)
         .first()
     )
@@ -212,7 +225,7 @@ async def finish(
 ) -> bool:
     """running/pending -> succeeded or failed, once; False if it was already finished."""
     values = {
-        Operation.status: "failed" if error_code else "succeeded",
+        Operation.status: OperationStatus.FAILED if error_code else OperationStatus.SUCCEEDED,
         Operation.finished_at: now,
         Operation.result: result,
         Operation.error_code: error_code,
@@ -226,7 +239,7 @@ async def finish(
         values[Operation.failure] = failure
     updated = (
         await Operation.update(values)
-        .where((Operation.id == op_id) & Operation.status.is_in(["pending", "running"]))
+        .where((Operation.id == op_id) & Operation.status.is_in(list(UNFINISHED)))
         .returning(Operation.id)
     )
     return bool(updated)
@@ -240,7 +253,7 @@ async def set_result(op_id: str, result: dict) -> None:
 async def record_failure(op_id: str, failure: dict) -> None:
     """Keeps the last unexpected exception of an unfinished operation, for ops."""
     await Operation.update({Operation.failure: failure}).where(
-        (Operation.id == op_id) & Operation.status.is_in(["pending", "running"])
+        (Operation.id == op_id) & Operation.status.is_in(list(UNFINISHED))
     )
 
 
@@ -268,14 +281,14 @@ async def take_for_relay(
         bounds = aged if bounds is None else (bounds | aged)
     if bounds is not None:
         due = due | ((Operation.enqueued_at < cutoff) & bounds)
-    unfinished = Operation.status.is_in(["pending", "running"])
-    found = await Operation.select(Operation.id).where(unfinished & due).order_by(Operation.created_at).limit(limit)
-    if not found:
-        return []
-    return (
-        await Operation.update({Operation.enqueued_at: now})
-        .where(Operation.id.is_in([r["id"] for r in found]) & unfinished & due)
-        .returning(Operation.id, Operation.kind, Operation.attempts, Operation.created_at)
+    unfinished = Operation.status.is_in(list(UNFINISHED))
+    return await leases.take_due(
+        Operation,
+        free=unfinished & due,
+        stamp={Operation.enqueued_at: now},
+        order_by=Operation.created_at,
+        limit=limit,
+        returning=(Operation.kind, Operation.attempts, Operation.created_at),
     )
 
 
@@ -318,7 +331,7 @@ async def counts_in_flight() -> list[dict]:
 
     return (
         await Operation.select(Operation.kind, Operation.status, Count(alias="n"))
-        .where(Operation.status.is_in(["pending", "running"]))
+        .where(Operation.status.is_in(list(UNFINISHED)))
         .group_by(Operation.kind, Operation.status)
     )
 
@@ -374,13 +387,13 @@ async def start_batch(op_id: str, now: datetime) -> dict | None:
     started = (
         await Operation.update(
             {
-                Operation.status: OperationStatus.running.value,
+                Operation.status: OperationStatus.RUNNING,
                 Operation.started_at: now,
                 Operation.enqueued_at: now,
                 Operation.attempts: Operation.attempts + 1,
             }
         )
-        .where((Operation.id == op_id) & (Operation.status == "pending"))
+        .where((Operation.id == op_id) & (Operation.status == OperationStatus.PENDING))
         .returning(Operation.id)
     )
     return await get(op_id) if started else None
@@ -407,9 +420,7 @@ async def children_of(parent_id: str) -> list[dict]:
 
 
 async def unfinished_children(parent_id: str) -> int:
-    return await Operation.count().where(
-        (Operation.parent_id == parent_id) & Operation.status.is_in(["pending", "running"])
-    )
+    return await Operation.count().where((Operation.parent_id == parent_id) & Operation.status.is_in(list(UNFINISHED)))
 
 
 async def parent_of(op_id: str) -> str | None:
@@ -420,5 +431,5 @@ async def parent_of(op_id: str) -> str | None:
 async def touch(op_id: str, now: datetime) -> None:
     """A running batch was looked at: the relay sends it again only after a stall from now."""
     await Operation.update({Operation.enqueued_at: now}).where(
-        (Operation.id == op_id) & (Operation.status == "running")
+        (Operation.id == op_id) & (Operation.status == OperationStatus.RUNNING)
     )

@@ -4,7 +4,7 @@ import functools
 from datetime import datetime
 from types import SimpleNamespace
 
-from piccolo.columns import Boolean, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import Array, Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
 from rules import permissions as permission_rules
@@ -17,8 +17,8 @@ from tables.ids import new_id
 class Organization(Table, tablename="organizations"):
     id = Varchar(length=40, primary_key=True)
     name = Varchar(length=200)
-    is_reseller = Boolean(default=False)
-    currency = Varchar(length=3, default="EUR")
+    is_reseller = Boolean(default=False, help_text="Sells to clients of its own (tables.clients).")
+    currency = Varchar(length=3, default="EUR", help_text="ISO 4217 code of its price list and its ledger.")
     created_at = Timestamptz()
     sandbox = Boolean(
         default=False,
@@ -31,7 +31,11 @@ class Team(Table, tablename="teams"):
     organization = ForeignKey(references=Organization, index=True)
     name = Varchar(length=100)
     name_key = Varchar(length=160, unique=True, help_text="organization id + lower-cased name")
-    permissions = Text(default="", help_text="Space-separated permission names.")
+    permissions = Array(
+        base_column=Varchar(length=60),
+        default=list,
+        help_text="Permission names its members get (rules.permissions); the Owner team has them all.",
+    )
     is_owner = Boolean(default=False, help_text="The Owner team: all permissions, never deleted.")
     created_at = Timestamptz()
 
@@ -77,8 +81,8 @@ def _joined() -> SimpleNamespace:
     )
 
 
-def _perm_set(text: str) -> frozenset[str]:
-    return frozenset(text.split())
+def _perm_set(names: list[str]) -> frozenset[str]:
+    return frozenset(names)
 
 
 async def create(name: str, is_reseller: bool, currency: str, now: datetime, *, sandbox: bool = False) -> dict:
@@ -131,7 +135,7 @@ async def create_team(
         "organization": org_id,
         "name": name,
         "name_key": f"{org_id}:{name.lower()}",
-        "permissions": " ".join(sorted(permissions)),
+        "permissions": sorted(permissions),
         "is_owner": is_owner,
         "created_at": now,
     }

@@ -2,12 +2,13 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
-from tables import keyset
+from tables import keyset, leases
 from tables.clients import Client
 from tables.engine import locked
 from tables.ids import new_id
@@ -17,20 +18,43 @@ from tables.statements import Statement, fetch
 SCHEDULE_COLUMNS = ("next_autorenew_at", "next_reminder_at", "next_state_at")
 
 
+class ProductState(StrEnum):
+    """The states a product row holds: the values of `rules.lifecycle.State`, which says what
+    they mean and how a product moves between them (tables/ does not import rules/; a unit test
+    keeps the two equal)."""
+
+    ACTIVE = "active"
+    GRACE = "grace"
+    REDEMPTION = "redemption"
+    PENDING_DELETE = "pending_delete"
+    DELETED = "deleted"
+
+
 class Product(Table, tablename="products"):
     id = Varchar(length=40, primary_key=True)
-    kind = Varchar(length=20)
+    kind = Varchar(length=20, help_text="domain, mailbox, hosting, certificate (rules.catalog).")
     name = Varchar(length=253)
     organization = ForeignKey(
         references=Organization,
         index=True,
         help_text="The organization whose portfolio holds it (the reseller for a client's product).",
     )
-    client = ForeignKey(references=Client, null=True, default=None, index=True)
-    reseller = ForeignKey(references=Organization, null=True, default=None)
+    client = ForeignKey(
+        references=Client,
+        null=True,
+        default=None,
+        index=True,
+        help_text="The reseller's client it is for; null: its own.",
+    )
+    reseller = ForeignKey(
+        references=Organization,
+        null=True,
+        default=None,
+        help_text="The reseller that pays for it, for a client's product.",
+    )
     expires_at = Timestamptz()
-    autorenew = Boolean(default=True)
-    state = Varchar(length=20, default="active")
+    autorenew = Boolean(default=True, help_text="Renewed for a year by the autorenew sweep before it expires.")
+    state = Varchar(length=20, choices=ProductState, default=ProductState.ACTIVE)
     name_key = Varchar(
         length=280,
         null=True,
@@ -131,7 +155,7 @@ async def insert(
                 reseller=reseller_id,
                 expires_at=expires_at,
                 autorenew=autorenew,
-                state="active",
+                state=ProductState.ACTIVE,
                 name_key=name_key(kind, name, sandbox),
                 created_at=now,
                 updated_at=now,
@@ -210,23 +234,13 @@ async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> 
     Sandboxes' products are left to their test clocks.
     """
     due_at = getattr(ProductSchedule, column)
+    due = (due_at <= now) & (ProductSchedule.sandbox == False)  # noqa: E712
     taken: list[str] = []
     while len(taken) < limit:
-        batch = (
-            await ProductSchedule.select(ProductSchedule.product)
-            .where((due_at <= now) & (ProductSchedule.sandbox == False))  # noqa: E712
-            .order_by(due_at)
-            .limit(min(LEASE_BATCH, limit - len(taken)))
-        )
-        if not batch:
-            break
-        leased = (
-            await ProductSchedule.update({due_at: until})
-            .where(ProductSchedule.product.is_in([r["product"] for r in batch]) & (due_at <= now))
-            .returning(ProductSchedule.product)
-        )
+        batch = min(LEASE_BATCH, limit - len(taken))
+        leased = await leases.take_due(ProductSchedule, free=due, stamp={due_at: until}, order_by=due_at, limit=batch)
         taken += [r["product"] for r in leased]
-        if len(batch) < LEASE_BATCH:
+        if len(leased) < batch:
             break
     return taken
 

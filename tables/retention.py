@@ -28,10 +28,10 @@ from piccolo.table import Table
 from tables.engine import locked
 from tables.events import Event
 from tables.idempotency import IdempotentResponse
-from tables.operations import Operation
-from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
+from tables.operations import FINISHED, Operation
+from tables.webhooks import Delivery, DeliveryAttempt, DeliveryStatus, InboundMessage
 
-FINISHED_OPERATIONS = ["succeeded", "failed"]
+FINISHED_OPERATIONS = list(FINISHED)
 # What /metrics reports, by name: the tables, and the idempotency keys (cleared, not deleted).
 NAMES = (
     "delivery_attempts",
@@ -85,7 +85,7 @@ async def _named(column: Column, batch) -> list[str]:
 async def forget_deliveries(cutoff: datetime, limit: int, after: Cursor | None = None) -> Batch:
     """Finished deliveries (succeeded, failed, cancelled) last touched before `cutoff`, with
     their attempts (those first). A pending one stays, whatever its age."""
-    where, last = await _batch(Delivery.updated_at, cutoff, limit, after, Delivery.status != "pending")
+    where, last = await _batch(Delivery.updated_at, cutoff, limit, after, Delivery.status != DeliveryStatus.PENDING)
     # Held until commit: a retry asked for meanwhile waits for this batch.
     await locked(Delivery.select(Delivery.id).where(where))
     attempts = (

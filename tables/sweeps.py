@@ -10,11 +10,11 @@ from tables.ids import new_id
 
 class SweepRun(Table, tablename="sweep_runs"):
     id = Varchar(length=40, primary_key=True)
-    job = Varchar(length=40, index=True)
+    job = Varchar(length=40, index=True, help_text="The sweep: states, reminders, autorenew or retention.")
     started_at = Timestamptz(index=True)
     duration_ms = Integer(default=0)
     items = Integer(default=0, help_text="How many due items this run took.")
-    error = Varchar(length=300, null=True, default=None)
+    error = Varchar(length=300, null=True, default=None, help_text="Why the run failed; null: it did not.")
 
 
 async def record(job: str, started_at: datetime, duration_ms: int, items: int, error: str | None = None) -> None:

@@ -1,24 +1,48 @@
 """Webhook endpoints and deliveries (out), inbound secrets and seen message ids (in)."""
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
-from piccolo.columns import Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import Array, Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from tables import secrets_at_rest
+from tables import leases, secrets_at_rest
 from tables.ids import new_id
+from tables.organizations import Organization
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery waits for its next attempt, or ended: answered 2xx, given up, or cancelled
+    with its endpoint's disabling (an enabling resumes those)."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class WebhookEndpoint(Table, tablename="webhook_endpoints"):
     id = Varchar(length=40, primary_key=True)
-    organization_id = Varchar(length=40, index=True)
+    organization_id = ForeignKey(
+        references=Organization,
+        on_delete=OnDelete.restrict,
+        null=False,
+        index=True,
+        help_text="The organization that owns it.",
+    )
     url = Varchar(length=2000)
-    event_types = Text(default="", help_text="Space-separated; empty means all.")
+    event_types = Array(
+        base_column=Varchar(length=60), default=list, help_text="The event types sent to it; empty: all of them."
+    )
     secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
     sealed_secret = Text(null=True, default=None, help_text="The signing secret, encrypted (tables.secrets_at_rest).")
     enabled = Boolean(default=True)
-    disabled_reason = Varchar(length=100, null=True, default=None)
-    failing_since = Timestamptz(null=True, default=None)
+    disabled_reason = Varchar(
+        length=100, null=True, default=None, help_text="disabled_on_request, or why it was disabled after failing."
+    )
+    failing_since = Timestamptz(
+        null=True, default=None, help_text="First failed attempt since its last success; null: not failing."
+    )
     created_at = Timestamptz()
     description = Varchar(length=500, default="")
     previous_sealed_secret = Text(
@@ -34,9 +58,11 @@ class Delivery(Table, tablename="deliveries"):
     endpoint_id = Varchar(length=40, index=True)
     event_id = Varchar(length=40, index=True)
     delivery_key = Varchar(length=100, unique=True, help_text="endpoint id + event id")
-    status = Varchar(length=20, default="pending", index=True)
-    attempts = Integer(default=0)
-    next_attempt_at = Timestamptz(null=True, default=None, index=True)
+    status = Varchar(length=20, choices=DeliveryStatus, default=DeliveryStatus.PENDING, index=True)
+    attempts = Integer(default=0, help_text="Attempts started so far.")
+    next_attempt_at = Timestamptz(
+        null=True, default=None, index=True, help_text="When the next attempt is due; null once it ended."
+    )
     leased_until = Timestamptz(
         null=True,
         default=None,
@@ -50,9 +76,9 @@ class DeliveryAttempt(Table, tablename="delivery_attempts"):
     id = Varchar(length=40, primary_key=True)
     delivery_id = Varchar(length=40, index=True)
     attempted_at = Timestamptz(index=True)
-    status_code = Integer(null=True, default=None)
+    status_code = Integer(null=True, default=None, help_text="The HTTP status answered; null when no answer came.")
     duration_ms = Integer(default=0)
-    response_excerpt = Text(default="")
+    response_excerpt = Text(default="", help_text="The start of the answer's body, for the endpoint's owner.")
     error = Varchar(length=200, null=True, default=None)
 
 
@@ -62,14 +88,14 @@ class InboundSecret(Table, tablename="inbound_secrets"):
     secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
     sealed_secret = Text(null=True, default=None, help_text="The verifying secret, encrypted (tables.secrets_at_rest).")
     created_at = Timestamptz()
-    retired_at = Timestamptz(null=True, default=None)
+    retired_at = Timestamptz(null=True, default=None, help_text="When it stopped verifying; null: still in use.")
 
 
 class InboundMessage(Table, tablename="inbound_messages"):
     """A verified inbound webhook id, kept (not cached) so a resend gets the same operation."""
 
     message_key = Varchar(length=300, primary_key=True, help_text="organization id + webhook-id")
-    operation_id = Varchar(length=40)
+    operation_id = Varchar(length=40, help_text="The operation the message made; a resend answers it again.")
     received_at = Timestamptz(index=True)
 
 
@@ -90,7 +116,7 @@ async def create_endpoint(
         "id": new_id("whe"),
         "organization_id": org_id,
         "url": url,
-        "event_types": " ".join(sorted(event_types)),
+        "event_types": sorted(event_types),
         "enabled": True,
         "disabled_reason": None,
         "failing_since": None,
@@ -114,9 +140,9 @@ async def endpoints_of(org_id: str) -> list[dict]:
 
 
 async def delete_endpoint(endpoint_id: str, now: datetime) -> None:
-    await Delivery.update({Delivery.status: "cancelled", Delivery.leased_until: None, Delivery.updated_at: now}).where(
-        (Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending")
-    )
+    await Delivery.update(
+        {Delivery.status: DeliveryStatus.CANCELLED, Delivery.leased_until: None, Delivery.updated_at: now}
+    ).where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == DeliveryStatus.PENDING))
     await WebhookEndpoint.delete().where(WebhookEndpoint.id == endpoint_id)
 
 
@@ -180,7 +206,7 @@ async def add_deliveries(pairs: list[tuple[str, str]], now: datetime) -> list[st
             endpoint_id=endpoint_id,
             event_id=event_id,
             delivery_key=f"{endpoint_id}:{event_id}",
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
             leased_until=now + LEASE,
@@ -211,18 +237,9 @@ async def lease_due(now: datetime, limit: int, resend_before: datetime | None = 
         free = Delivery.leased_until.is_null() | (
             (Delivery.leased_until < now) & (Delivery.leased_until < resend_before + LEASE)
         )
-    due = (
-        await Delivery.select(Delivery.id)
-        .where((Delivery.status == "pending") & (Delivery.next_attempt_at <= now) & free)
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    )
-    if not due:
-        return []
-    leased = (
-        await Delivery.update({Delivery.leased_until: now + LEASE})
-        .where(Delivery.id.is_in([r["id"] for r in due]) & (Delivery.status == "pending") & free)
-        .returning(Delivery.id)
+    due = (Delivery.status == DeliveryStatus.PENDING) & (Delivery.next_attempt_at <= now) & free
+    leased = await leases.take_due(
+        Delivery, free=due, stamp={Delivery.leased_until: now + LEASE}, order_by=Delivery.next_attempt_at, limit=limit
     )
     return [r["id"] for r in leased]
 
@@ -255,7 +272,7 @@ def signing_secrets(hook: dict, now: datetime) -> list[str]:
 
 
 async def update_endpoint(endpoint_id: str, changes: dict) -> None:
-    """Changes url, event_types (space-separated) or description."""
+    """Changes url, event_types (a sorted list) or description."""
     if changes:
         await WebhookEndpoint.update({getattr(WebhookEndpoint, name): value for name, value in changes.items()}).where(
             WebhookEndpoint.id == endpoint_id
@@ -301,13 +318,13 @@ async def enable_endpoint(endpoint_id: str, now: datetime) -> list[str]:
     resumed = (
         await Delivery.update(
             {
-                Delivery.status: "pending",
+                Delivery.status: DeliveryStatus.PENDING,
                 Delivery.next_attempt_at: now,
                 Delivery.leased_until: now + LEASE,
                 Delivery.updated_at: now,
             }
         )
-        .where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == "cancelled"))
+        .where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == DeliveryStatus.CANCELLED))
         .returning(Delivery.id)
     )
     return [r["id"] for r in resumed]
@@ -358,7 +375,7 @@ async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> 
         )
         .where(
             (Delivery.id == delivery_id)
-            & (Delivery.status == "pending")
+            & (Delivery.status == DeliveryStatus.PENDING)
             & (Delivery.attempts == attempts_seen)
             & (Delivery.next_attempt_at <= now)
         )
@@ -383,7 +400,7 @@ async def record_attempt(
     )
 
 
-async def settle(delivery_id: str, now: datetime, status: str, next_attempt_at: datetime | None) -> None:
+async def settle(delivery_id: str, now: datetime, status: DeliveryStatus, next_attempt_at: datetime | None) -> None:
     await Delivery.update(
         {
             Delivery.status: status,
@@ -418,8 +435,8 @@ async def disable_endpoint(endpoint_id: str, reason: str, now: datetime) -> bool
     )
     if changed:
         await Delivery.update(
-            {Delivery.status: "cancelled", Delivery.leased_until: None, Delivery.updated_at: now}
-        ).where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == "pending"))
+            {Delivery.status: DeliveryStatus.CANCELLED, Delivery.leased_until: None, Delivery.updated_at: now}
+        ).where((Delivery.endpoint_id == endpoint_id) & (Delivery.status == DeliveryStatus.PENDING))
     return bool(changed)
 
 
@@ -449,7 +466,7 @@ async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> 
     reset = (
         await Delivery.update(
             {
-                Delivery.status: "pending",
+                Delivery.status: DeliveryStatus.PENDING,
                 Delivery.next_attempt_at: now,
                 Delivery.leased_until: now + LEASE,
                 Delivery.updated_at: now,
@@ -458,7 +475,11 @@ async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> 
         .where(
             (Delivery.id == delivery_id)
             & (Delivery.endpoint_id == endpoint_id)
-            & ((Delivery.status != "pending") | Delivery.leased_until.is_null() | (Delivery.leased_until < now))
+            & (
+                (Delivery.status != DeliveryStatus.PENDING)
+                | Delivery.leased_until.is_null()
+                | (Delivery.leased_until < now)
+            )
         )
         .returning(Delivery.id)
     )
@@ -467,7 +488,7 @@ async def reset_for_retry(endpoint_id: str, delivery_id: str, now: datetime) -> 
 
 async def pending_deliveries() -> int:
     """Deliveries waiting for an attempt (through the status index; attempts are counted by workers)."""
-    return await Delivery.count().where(Delivery.status == "pending")
+    return await Delivery.count().where(Delivery.status == DeliveryStatus.PENDING)
 
 
 async def unhealthy_endpoints(limit: int = 50) -> list[dict]:

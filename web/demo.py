@@ -85,7 +85,7 @@ async def seed() -> Demo:
                 demo.organization_id = org["organization.id"]
             else:
                 demo.reseller_id = org["organization.id"]
-    page = await clients.page(demo.reseller_id, "active", None, 10)
+    page = await clients.page(demo.reseller_id, clients.ClientStatus.ACTIVE, None, 10)
     demo.client_ids = [c["id"] for c in page]
     if fresh:
         owners = {"org": (demo.organization_id, ORG_OWNER), "reseller": (demo.reseller_id, RESELLER_OWNER)}

@@ -105,10 +105,10 @@ async def follow_up(sender: Sender, ran: list[Ran]) -> None:
     finished = {
         each.operation_id: each.organization_id
         for each in ran
-        if each.outcome in ("succeeded", "failed") and each.organization_id
+        if each.outcome in operations.FINISHED and each.organization_id
     }
     await fan_out_operations(sender, finished)
-    parents = {each.parent_id for each in ran if each.parent_id and each.outcome in ("succeeded", "failed")}
+    parents = {each.parent_id for each in ran if each.parent_id and each.outcome in operations.FINISHED}
     for parent_id in sorted(parents):
         if not await operations.unfinished_children(parent_id):
             await asyncio.to_thread(sender.send, operation_message("renewal_batch", parent_id))

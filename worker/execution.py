@@ -120,7 +120,11 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
     the organization (a sandbox's test clock, else now); its bounds count in wall-clock time."""
     operation_id = started["id"]
     ran = Ran(
-        operation_id, started.get("kind"), started.get("organization_id"), "failed", parent_id=started.get("parent_id")
+        operation_id,
+        started.get("kind"),
+        started.get("organization_id"),
+        operations.OperationStatus.FAILED,
+        parent_id=started.get("parent_id"),
     )
     bound = log.bind(operation_id=operation_id)
     wall = clock.now()
@@ -150,7 +154,7 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
         kind, created_at = await _fail(operation_id, failure.code, failure.message, now)
         bound.info("operation_failed", code=failure.code, kind=kind)
         if kind:
-            metrics.operation_finished(kind, "failed", (wall - created_at).total_seconds())
+            metrics.operation_finished(kind, operations.OperationStatus.FAILED, (wall - created_at).total_seconds())
         return ran
     except Exception as exc:
         failure = describe(exc, started["attempts"], wall)
@@ -162,8 +166,15 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
         await give_up(operation_id, wall, failure=failure)
         return ran
     bound.info("operation_succeeded", kind=op["kind"])
-    metrics.operation_finished(op["kind"], "succeeded", (wall - op["created_at"]).total_seconds())
-    ran.kind, ran.organization_id, ran.outcome, ran.done = op["kind"], op["organization_id"], "succeeded", done
+    metrics.operation_finished(
+        op["kind"], operations.OperationStatus.SUCCEEDED, (wall - op["created_at"]).total_seconds()
+    )
+    ran.kind, ran.organization_id, ran.outcome, ran.done = (
+        op["kind"],
+        op["organization_id"],
+        operations.OperationStatus.SUCCEEDED,
+        done,
+    )
     return ran
 
 
@@ -188,7 +199,7 @@ async def give_up(
     reference = new_id("ref")
     async with transaction():
         op = await operations.get(operation_id)
-        if op is None or op["status"] not in ("pending", "running"):
+        if op is None or op["status"] not in operations.UNFINISHED:
             return None
         if failure is None:
             failure = {
@@ -222,7 +233,7 @@ async def give_up(
         exception=failure.get("type"),
         error=failure.get("message"),
     )
-    metrics.operation_finished(kind, "failed", (now - op["created_at"]).total_seconds())
+    metrics.operation_finished(kind, operations.OperationStatus.FAILED, (now - op["created_at"]).total_seconds())
     return reference
 
 

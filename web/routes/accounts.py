@@ -110,7 +110,7 @@ class AccountController(Controller):
                     id=row["team.id"],
                     name=row["team.name"],
                     owner=row["team.is_owner"],
-                    permissions=sorted(row["team.permissions"].split()),
+                    permissions=sorted(row["team.permissions"]),
                 )
             )
         return MeOut(id=account["id"], email=account["email"], name=account["name"], organizations=list(orgs.values()))

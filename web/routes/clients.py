@@ -223,5 +223,5 @@ async def _with_counts(batches):
 
 
 def _check_active(row: dict, done: str) -> None:
-    if row["status"] != "active":
+    if row["status"] != clients.ClientStatus.ACTIVE:
         raise ClientNotActive(f"client {row['id']} was released; a released client cannot be {done}")

@@ -165,7 +165,9 @@ async def dashboard(request: Request) -> dict[str, Any]:
 
     async with anyio.create_task_group() as group:
         group.start_soon(load, "broker", lambda: anyio.to_thread.run_sync(read_broker))
-        group.start_soon(load, "failed", lambda: operations.page_for_ops("failed", None, None, FAILED_SHOWN))
+        group.start_soon(
+            load, "failed", lambda: operations.page_for_ops(operations.OperationStatus.FAILED, None, None, FAILED_SHOWN)
+        )
         group.start_soon(load, "webhooks", lambda: webhooks.unhealthy_endpoints(50))
         group.start_soon(load, "sweeps", sweeps.latest)
 

@@ -41,7 +41,7 @@ def _team_out(row: dict) -> TeamOut:
 async def check_team_change(found, account: dict, team: dict) -> None:
     """Changing a team's members hands out its permissions: only what the caller holds,
     and the Owner team only by owners."""
-    membership.check_grant(found.granted, frozenset(team["permissions"].split()))
+    membership.check_grant(found.granted, frozenset(team["permissions"]))
     caller_is_owner = account["id"] in await organizations.owner_ids(found.org["id"])
     membership.check_owner_team_change(caller_is_owner, team["is_owner"])
 

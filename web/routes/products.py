@@ -321,7 +321,7 @@ class ProductController(Controller):
             await access(account, op["organization_id"], permissions.needed_to_read(op["kind"]))
         except (NotFound, PermissionDenied):
             raise NotFound("operation", operation_id) from None
-        if op["kind"] == "release" and op["status"] == "succeeded":
+        if op["kind"] == "release" and op["status"] == operations.OperationStatus.SUCCEEDED:
             async with transaction():
                 token = await claims.reveal_once(operation_id)
             if token:

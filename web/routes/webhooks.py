@@ -42,7 +42,7 @@ def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
     return EndpointOut(
         id=row["id"],
         url=row["url"],
-        event_types=row["event_types"].split(),
+        event_types=row["event_types"],
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         failing_since=row["failing_since"],
@@ -127,7 +127,7 @@ class WebhookEndpointController(Controller):
             raise NotFound("webhook endpoint", endpoint_id)
         changes: dict = {}
         if data.event_types is not None:
-            changes["event_types"] = " ".join(sorted(hooks.validate_event_types(data.event_types)))
+            changes["event_types"] = sorted(hooks.validate_event_types(data.event_types))
         if data.url is not None:
             await refuse_private(
                 data.url, request.app.state.settings.allow_private_webhook_urls, request.app.state.resolver
@@ -194,7 +194,7 @@ class WebhookEndpointController(Controller):
                 )
             event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
-        return PingOut(event_id=event_id, delivery_id=delivery_id, status="pending")
+        return PingOut(event_id=event_id, delivery_id=delivery_id, status=webhooks.DeliveryStatus.PENDING)
 
     @get("/{endpoint_id:str}/deliveries")
     async def list_deliveries(
@@ -217,7 +217,7 @@ class WebhookEndpointController(Controller):
                 event_id=r["event_id"],
                 status=r["status"],
                 attempts=r["attempts"],
-                next_attempt_at=r["next_attempt_at"] if r["status"] == "pending" else None,
+                next_attempt_at=r["next_attempt_at"] if r["status"] == webhooks.DeliveryStatus.PENDING else None,
                 created_at=r["created_at"],
                 attempt_log=[
                     AttemptOut(
@@ -258,4 +258,4 @@ class WebhookEndpointController(Controller):
             if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
                 raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
-        return {"id": delivery_id, "status": "pending"}
+        return {"id": delivery_id, "status": webhooks.DeliveryStatus.PENDING}

@@ -92,7 +92,7 @@ def _outcome(item: dict, child: dict | None) -> dict:
         return {
             "product_id": item["product_id"],
             "operation_id": None,
-            "status": "failed",
+            "status": operations.OperationStatus.FAILED,
             "error": {"code": missing.code, "message": missing.message},
         }
     error = {"code": child["error_code"], "message": child["error_message"] or ""} if child["error_code"] else None
@@ -107,12 +107,12 @@ async def _finish_if_done(batch_id: str) -> bool:
         if batch is None:
             return False
         children = await operations.children_of(batch_id)
-        if any(child["status"] in ("pending", "running") for child in children):
+        if any(child["status"] in operations.UNFINISHED for child in children):
             await operations.touch(batch_id, now)
             return False
         by_product = {child["product_id"]: child for child in children}
         outcomes = [_outcome(item, by_product.get(item["product_id"])) for item in batch["params"]["items"]]
-        failed = sum(1 for outcome in outcomes if outcome["status"] != "succeeded")
+        failed = sum(1 for outcome in outcomes if outcome["status"] != operations.OperationStatus.SUCCEEDED)
         counts = {"total_items": len(outcomes), "renewed_items": len(outcomes) - failed, "failed_items": failed}
         await operations.finish(batch_id, now, result={**counts, "items": outcomes})
         # The event carries the counts; the items are read on the operation (up to 1,000 of them).
@@ -124,7 +124,7 @@ async def _finish_if_done(batch_id: str) -> bool:
             data=payloads.OperationSucceeded(kind=KIND, result=counts),
         )
     log.info("operation_succeeded", operation_id=batch_id, kind=KIND, **counts)
-    metrics.operation_finished(KIND, "succeeded", (now - batch["created_at"]).total_seconds())
+    metrics.operation_finished(KIND, operations.OperationStatus.SUCCEEDED, (now - batch["created_at"]).total_seconds())
     return True
 
 

@@ -19,7 +19,7 @@ async def upsert_client(op: dict, now: datetime) -> Done:
         row = await clients.create(reseller_id, params["name"], params["email"], params["external_ref"], now)
         client_id, created = row["id"], True
     else:
-        if existing["status"] != "active":
+        if existing["status"] != clients.ClientStatus.ACTIVE:
             raise ClientNotActive(f"client {existing['id']} ({params['external_ref']}) was released")
         await clients.rename(existing["id"], params["name"], params["email"])
         client_id, created = existing["id"], False

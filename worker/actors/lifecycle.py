@@ -81,7 +81,7 @@ async def send_reminder(product_id: str, now: datetime | None = None) -> int | N
         if product is None:
             return None
         expires_at = product["expires_at"]
-        days = lifecycle.due_reminder(kind, expires_at, now) if product["state"] == "active" else None
+        days = lifecycle.due_reminder(kind, expires_at, now) if product["state"] == State.ACTIVE else None
         if days is not None:
             await events.record(
                 "product.expiring",
@@ -102,7 +102,7 @@ async def send_reminder(product_id: str, now: datetime | None = None) -> int | N
             product_id,
             now,
             next_reminder_at=next_window_after(kind.reminder_days_before, expires_at, now)
-            if product["state"] == "active"
+            if product["state"] == State.ACTIVE
             else None,
         )
     return days
@@ -117,7 +117,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
         if product is None:
             return None
         expires_at = product["expires_at"]
-        wanted = product["autorenew"] and product["state"] == "active"
+        wanted = product["autorenew"] and product["state"] == State.ACTIVE
         days = lifecycle.due_attempt(kind, expires_at, now) if wanted else None
         await products.update(
             product_id,

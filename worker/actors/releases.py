@@ -26,7 +26,7 @@ async def release(op: dict, now: datetime) -> Done:
     client = await clients.get(reseller_id, client_id)
     if client is None:
         raise TargetMissing(f"client {client_id} is not in this reseller's portfolio")
-    if client["status"] != "active":
+    if client["status"] != clients.ClientStatus.ACTIVE:
         raise ClientNotActive(f"client {client_id} was already released")
     reseller = await organizations.get(reseller_id)
     # A sandbox's client leaves for a sandbox of its own, its clock where the reseller's stands.

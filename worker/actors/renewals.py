@@ -30,7 +30,7 @@ async def renewal(op: dict, now: datetime) -> Done:
         product["id"],
         now,
         expires_at=quote.expires_at,
-        state="active",
+        state=lifecycle.State.ACTIVE,
         **schedule.for_product(kind, quote.expires_at, product["autorenew"], now).as_columns(),
     )
     newly_flagged = await charge(

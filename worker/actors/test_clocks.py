@@ -134,7 +134,7 @@ async def run_instant(org_id: str, instant: datetime, bounds: Bounds) -> None:
     charged = False
     for product_id in due["next_autorenew_at"]:
         ran = await attempt_autorenew(product_id, bounds, now=instant)
-        charged = charged or (ran is not None and ran.outcome == "succeeded")
+        charged = charged or (ran is not None and ran.outcome == operations.OperationStatus.SUCCEEDED)
     if charged or instant.time() == schedule.TIER_RUN_TIME:  # after charges, as their follow-up does
         await recalculate(org_id, now=instant)
 
@@ -154,7 +154,7 @@ async def deliver_in_order(org_id: str, client: httpx.AsyncClient) -> int:
                 (hook["id"], event["id"])
                 for event in claimed
                 for hook in endpoints
-                if hooks.matches(frozenset(hook["event_types"].split()), event["type"])
+                if hooks.matches(frozenset(hook["event_types"]), event["type"])
             ]
             created = await webhooks.add_deliveries(pairs, now)
         await deliver_many(created, client, concurrency=1)

@@ -108,7 +108,11 @@ async def deliver_many(
     delivery_ids = list(dict.fromkeys(delivery_ids))
     outcomes: dict[str, tuple[str, str | None]] = {d: ("gone", None) for d in delivery_ids}
     found = await delivery_batches.contexts(delivery_ids, clock.now())
-    wanted = [d for d, (delivery, hook, _) in found.items() if delivery["status"] == "pending" and hook["enabled"]]
+    wanted = [
+        d
+        for d, (delivery, hook, _) in found.items()
+        if delivery["status"] == webhooks.DeliveryStatus.PENDING and hook["enabled"]
+    ]
     outcomes.update({d: ("skipped", None) for d in found})
     attempts: dict[str, int] = {}
     if wanted:
@@ -191,16 +195,21 @@ async def settle_failure(
             error=answer.error,
         )
         if verdict == "gone":
-            await webhooks.settle(delivery_id, now, "failed", None)
+            await webhooks.settle(delivery_id, now, webhooks.DeliveryStatus.FAILED, None)
             disabled_reason = "gone"
         else:
             failing_since = await webhooks.endpoint_failed(hook["id"], now)
             next_at = hooks.next_attempt_at(attempt, now, random.randint(-100, 100), answer.retry_after)
             if hooks.should_disable(failing_since, now):
-                await webhooks.settle(delivery_id, now, "failed", None)
+                await webhooks.settle(delivery_id, now, webhooks.DeliveryStatus.FAILED, None)
                 disabled_reason = "failing_for_5_days"
             else:
-                await webhooks.settle(delivery_id, now, "pending" if next_at else "failed", next_at)
+                await webhooks.settle(
+                    delivery_id,
+                    now,
+                    webhooks.DeliveryStatus.PENDING if next_at else webhooks.DeliveryStatus.FAILED,
+                    next_at,
+                )
         if disabled_reason and await webhooks.disable_endpoint(hook["id"], disabled_reason, now):
             await events.record(
                 "endpoint.disabled",

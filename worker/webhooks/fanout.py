@@ -66,7 +66,7 @@ async def fan_out(
             for event in claimed
             for hook in endpoints
             if hook["organization_id"] == event["organization_id"]
-            and hooks.matches(frozenset(hook["event_types"].split()), event["type"])
+            and hooks.matches(frozenset(hook["event_types"]), event["type"])
         ]
         created = await webhooks.add_deliveries(pairs, now)
     await send(sender, created)  # broker down: the leases run out and the scheduler sends them
