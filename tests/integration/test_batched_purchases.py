@@ -18,8 +18,10 @@ import pytest
 
 from rules.catalog import DEFAULT_CATALOG
 from tables import events
+from tables.ledger import LedgerEntry
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_all, wait_done
+from worker import charging
 
 PRICE = DEFAULT_CATALOG["domain"].yearly_price.amount
 
@@ -76,6 +78,38 @@ def test_a_failing_purchase_in_a_batch_does_not_undo_the_others(api, workers):
     for name in ("first", "second", "third"):
         assert event_types(org, ids[name]) == ["operation.succeeded", "product.purchased"]
     assert event_types(thin, ids["paid"]) == ["operation.succeeded", "product.purchased"]
+
+
+def test_a_batch_whose_balance_was_spent_under_it_runs_again_on_what_is_there(api, workers, monkeypatch):
+    owner, org = builders.funded(api, 2 * PRICE)
+    op_ids = [buy(api, owner, org, f"spent-{n}.fr").json()["id"] for n in range(4)]
+    real_account = charging.ledger.account
+    reads = {"stale": 0}
+
+    async def read_before_it_was_spent(org_id):
+        row = await real_account(org_id)
+        if reads["stale"] == 0 and row is not None:  # as read just before another transaction spent it
+            reads["stale"] += 1
+            return {**row, "prepaid": row["prepaid"] + 2 * PRICE}
+        return row
+
+    monkeypatch.setattr(charging.ledger, "account", read_before_it_was_spent)
+    workers()
+    done = wait_all(api, owner, op_ids)
+
+    assert reads["stale"] == 1  # the first run of the batch believed it could pay for all four
+    assert sorted((op["status"], op["error"] and op["error"]["code"]) for op in done) == [
+        ("failed", "insufficient_funds"),
+        ("failed", "insufficient_funds"),
+        ("succeeded", None),
+        ("succeeded", None),
+    ]
+    owned = api.get(f"/v1/organizations/{org}/products", headers=owner.auth).json()["items"]
+    assert len(owned) == 2
+    assert balance(api, owner, org) == 0
+    charged = db(LedgerEntry.select(LedgerEntry.operation_id).where(LedgerEntry.book == "prepaid").run())
+    paid_ops = {op["id"] for op in done if op["status"] == "succeeded"}
+    assert {row["operation_id"] for row in charged if row["operation_id"] in op_ids} == paid_ops
 
 
 # What an executed purchase may cost, in statements the worker sends (its share of the batch's
