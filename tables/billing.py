@@ -42,11 +42,14 @@ async def autorenew_forecast(payer_id: str, currency: str, now: datetime) -> For
     return Forecast(billing.forecast(prices, currency), len(prices))
 
 
-async def check_low_balance(org_id: str, now: datetime, operation_id: str | None = None) -> bool:
+async def check_low_balance(
+    org_id: str, now: datetime, operation_id: str | None = None, *, account: dict | None = None
+) -> bool:
     """Records `billing.low_balance` when the prepaid balance has just gone below the threshold
     or the autorenew forecast (once per dip: the state is kept on the balance row and cleared
-    when the balance is back above). True if an event was recorded."""
-    account = await ledger.account(org_id)
+    when the balance is back above). True if an event was recorded. `account`: the balance
+    row as the caller's transaction just left it (read here otherwise)."""
+    account = account or await ledger.account(org_id)
     if account is None:
         return False
     currency = account["currency"]
@@ -55,7 +58,10 @@ async def check_low_balance(org_id: str, now: datetime, operation_id: str | None
     floor = billing.low_balance_floor(threshold, upcoming.amount)
     balance = Money(account["prepaid"], currency)
     below = billing.crossing(balance, floor, account["below_low_balance"])
-    if below is None or not await ledger.mark_below(org_id, below) or not below:
+    if below is None or not await ledger.mark_below(org_id, below):
+        return False
+    account["below_low_balance"] = below  # the caller's row stays the row
+    if not below:
         return False
     # With the operation that spent the money, so it is fanned out with that operation's events.
     await events.record(

@@ -92,14 +92,25 @@ async def open_account(org_id: str, currency: str, now: datetime, *, credit_limi
 
 
 async def post(
-    txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None, *, product: dict | None = None
-) -> None:
+    txn_id: str,
+    entries: Iterable,
+    now: datetime,
+    operation_id: str | None = None,
+    *,
+    product: dict | None = None,
+    move_balances: bool = True,
+) -> dict[str, dict]:
     """Writes one balanced transaction; prepaid entries move the balance row atomically.
 
     Call inside a transaction. A debit that would make a prepaid balance negative
     raises Overdraft (the conditional UPDATE matched nothing), so the caller rolls back.
-    """
-    rows, moves, debts = [], [], []
+    Answers the balance rows it moved, as they now are, by organization.
+
+    `move_balances=False` writes the lines only and answers the moves they make instead, by
+    organization ({"prepaid": delta, "owed": delta}), for the caller to `move` later in the
+    same transaction (a batch moves each balance once, last)."""
+    rows = []
+    moves: dict[str, dict[str, int]] = {}
     about = product or {}
     # One id per transaction, numbered: its lines list in the order they were booked.
     base = new_id("led")
@@ -120,30 +131,42 @@ async def post(
                 client_id=about.get("client_id"),
             )
         )
-        if entry.book == "prepaid":
-            moves.append((entry.organization_id, entry.amount.amount))
-        elif entry.book == "invoice":
-            debts.append((entry.organization_id, -entry.amount.amount))
+        if entry.book in ("prepaid", "invoice"):
+            deltas = moves.setdefault(entry.organization_id, {"prepaid": 0, "owed": 0})
+            if entry.book == "prepaid":
+                deltas["prepaid"] += entry.amount.amount
+            else:
+                deltas["owed"] -= entry.amount.amount
     await LedgerEntry.insert(*rows)
-    for organization_id, more_owed in debts:
-        # Owed stays within [0, credit_limit]: a settlement never goes below, a charge never above.
-        condition = "owed + {} <= credit_limit" if more_owed > 0 else "owed + {} >= 0"
-        moved = (
-            await Balance.update({Balance.owed: Balance.owed + more_owed})
-            .where((Balance.organization_id == organization_id) & WhereRaw(condition, more_owed))
-            .returning(Balance.organization_id)
-        )
-        if not moved:
-            raise OverCredit(organization_id)
-    # The balance rows last: their locks are held from here to COMMIT.
-    for organization_id, delta in moves:
-        moved = (
-            await Balance.update({Balance.prepaid: Balance.prepaid + delta})
-            .where((Balance.organization_id == organization_id) & WhereRaw("prepaid + {} >= 0", delta))
-            .returning(Balance.organization_id)
-        )
-        if not moved:
-            raise Overdraft(organization_id)
+    if not move_balances:
+        return moves
+    return {org_id: await move(org_id, **by) for org_id, by in moves.items()}
+
+
+async def move(org_id: str, *, prepaid: int = 0, owed: int = 0) -> dict:
+    """Moves the balance row by `prepaid` and `owed` in one conditional UPDATE (its lock held from
+    here to COMMIT): Overdraft if prepaid would go below zero, OverCredit if owed would leave
+    [0, credit_limit] (a settlement never goes below, a charge never above); answers the row."""
+    conditions = []
+    if prepaid < 0:
+        conditions.append(WhereRaw("prepaid + {} >= 0", prepaid))
+    if owed > 0:
+        conditions.append(WhereRaw("owed + {} <= credit_limit", owed))
+    elif owed < 0:
+        conditions.append(WhereRaw("owed + {} >= 0", owed))
+    moved = (
+        await Balance.update({Balance.prepaid: Balance.prepaid + prepaid, Balance.owed: Balance.owed + owed})
+        .where(Balance.organization_id == org_id, *conditions)
+        .returning(*Balance._meta.columns)
+    )
+    if moved:
+        return moved[0]
+    if owed and not prepaid:
+        raise OverCredit(org_id)
+    row = await account(org_id)
+    if row is not None and owed and row["prepaid"] + prepaid >= 0:
+        raise OverCredit(org_id)
+    raise Overdraft(org_id)
 
 
 async def prepaid_balance(org_id: str) -> tuple[int, str]:

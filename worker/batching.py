@@ -1,11 +1,20 @@
 """Operations executed in batches, and the one path that follows every executed operation.
 
 A message names one operation. Its actor claims it together with other pending operations of
-its kind, in one statement (`tables.operation_claims`), then runs each in its own transaction
-(`run_started`): the lock and status check there keep each one exactly once, with its own
-failure and its own events. A message whose operation another worker's batch already holds
-costs that one statement. A worker killed mid-batch leaves the rest `running`; the relay sends
-them again once their lease (the relay's stall time) has run out, and their claim takes them.
+its kind, in one statement (`tables.operation_claims`, committed on its own so that every
+attempt counts), then runs them all in ONE transaction, each in a savepoint of it
+(`run_started`): the lock and status check there keep each one exactly once; a business
+failure (name taken, insufficient funds, credit limit) or an unexpected exception rolls back
+to that operation's savepoint only, and the operation is recorded failed (or retrying) with
+its own events in the same transaction, while the others commit together. A batch costs one
+BEGIN and one COMMIT (one WAL flush) instead of one per operation. The claimed operations run
+ordered by organization, so that two batches take their payers' balance rows in the same order.
+
+A message whose operation another worker's batch already holds costs that one statement. A
+worker killed mid-batch commits nothing of it: the claimed operations stay `running`, and the
+relay sends them again once their lease (the relay's stall time) has run out, and their claim
+takes them. A batch whose transaction fails (the database gone, a deadlock) commits nothing
+either: every operation it claimed gets a `retake` message.
 
 After the batch, `follow_up` does for every operation that ran what used to follow each one:
 one tier message per payer charged, the webhook fan-out (only where the organization has an
@@ -19,8 +28,10 @@ from datetime import timedelta
 
 import structlog
 
-from tables import operation_claims, operations
+from tables import ledger, operation_claims, operations
 from tables.clock import clock
+from tables.engine import transaction
+from worker import batch_memo, charging
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from worker.execution import Bounds, Handler, Ran, run_started
 from worker.queue import Sender, operation_message, tier_message
@@ -28,6 +39,7 @@ from worker.webhooks.fanout import fan_out_operations
 
 log = structlog.get_logger("tenure.worker")
 
+SETTLE_TRIES = 3  # runs of a batch whose payers' balances others keep spending under it
 BATCH_SIZE = 20  # operations claimed per message: enough to amortize, small enough to share out
 # A burst of charges for one payer queues one recalculation, run shortly after.
 TIER_COALESCE_MS = 500
@@ -56,6 +68,7 @@ async def run_batch(
     lease_cutoff = now - timedelta(seconds=lease_seconds)
     claimed: list[dict] = []
     ran: list[Ran] = []
+    charged: list[str] = []
     try:
         claimed, named_locked = await operation_claims.claim_with_others(
             operation_id, kind, now, lease_cutoff, size, retake=retake > 0
@@ -63,19 +76,19 @@ async def run_batch(
         if named_locked:  # held by another transaction: wait for it, as a lone message would
             named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff, retake=retake > 0)
             claimed = ([named] if named else []) + claimed
-        for started in claimed:
-            ran.append(await run_started(started, handler, bounds))
+        if claimed:
+            ran, charged = await _run_claimed(claimed, handler, bounds)
     except Exception:
-        unrun = {operation_id} | {row["id"] for row in claimed[len(ran) :]}
+        # Nothing of the batch committed: every operation it claimed is to be taken again.
+        unrun = {operation_id} | {row["id"] for row in claimed}
         log.warning(
             "operation_batch_broken_off", kind=kind, operation_id=operation_id, retaken=len(unrun), retake=retake + 1
         )
         delay = retry_delay_ms(retake + 1)
         for each in sorted(unrun):
             await asyncio.to_thread(sender.send, operation_message(kind, each, retake + 1), delay)
-        await follow_up(sender, ran)
         raise
-    await follow_up(sender, ran)
+    await follow_up(sender, ran, charged)
     named_error = None
     for each in ran:
         if each.error is None:
@@ -92,14 +105,42 @@ async def run_batch(
     return ran
 
 
+async def _run_claimed(claimed: list[dict], handler: Handler, bounds: Bounds) -> tuple[list[Ran], list[str]]:
+    """Runs the claimed operations in one transaction, each in a savepoint, and settles the
+    payers' balances last; answers what each came to and the payers whose tier was flagged.
+    A balance spent by another transaction since the batch read it (the settlement's guard
+    fails) rolls the batch back and runs it again on what is there now (SETTLE_TRIES times)."""
+    for attempt in range(1, SETTLE_TRIES + 1):
+        ran: list[Ran] = []
+        try:
+            with batch_memo.batch():
+                async with transaction():
+                    for started in sorted(claimed, key=_payer_order):
+                        ran.append(await run_started(started, handler, bounds))
+                    charged = await charging.settle_batch()
+            return ran, charged
+        except (ledger.Overdraft, ledger.OverCredit) as moved:
+            if attempt == SETTLE_TRIES:
+                raise
+            log.info("operation_batch_balance_moved", payer=str(moved), size=len(claimed), attempt=attempt)
+    raise AssertionError("unreachable")
+
+
+def _payer_order(started: dict) -> tuple[str, str]:
+    """Operations of one organization together, organizations in one order for every batch:
+    two batches lock the balance rows they share in the same order (no deadlock between them)."""
+    return (started.get("organization_id") or "", started["id"])
+
+
 def retry_delay_ms(attempts: int) -> int:
     """Dramatiq's backoff for an operation that failed `attempts` times (without its jitter)."""
     return min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** max(attempts - 1, 0))
 
 
-async def follow_up(sender: Sender, ran: list[Ran]) -> None:
-    """Tier messages, webhook fan-out and bulk renewals told, after operations ran."""
-    payers = {payer for each in ran if each.done for payer in each.done.charged}
+async def follow_up(sender: Sender, ran: list[Ran], charged: list[str] | None = None) -> None:
+    """Tier messages, webhook fan-out and bulk renewals told, after operations ran (`charged`:
+    payers a batch's settlement flagged)."""
+    payers = {payer for each in ran if each.done for payer in each.done.charged} | set(charged or ())
     for payer in sorted(payers):
         await asyncio.to_thread(sender.send, tier_message(payer), TIER_COALESCE_MS)
     finished = {

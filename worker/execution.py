@@ -2,7 +2,9 @@
 
 Exactly once: the handler's writes and the operation's `succeeded` commit together,
 under a row lock (PostgreSQL) or an IMMEDIATE transaction (SQLite); a second
-delivery finds the operation finished and returns. A business failure
+delivery finds the operation finished and returns. Run inside a batch's transaction
+(`worker.batching`), an operation's work is a savepoint of it instead (`tables.engine.atomic`):
+its failure undoes its own writes only, and everything commits with the batch. A business failure
 (RuleViolation) rolls the writes back and ends the operation as failed with its
 code; anything else propagates so Dramatiq retries it, its exception kept on the
 operation for ops, until the operation is out of bounds (`Bounds`: attempts or age),
@@ -23,10 +25,10 @@ from rules.errors import PermissionDenied, RuleViolation
 from tables import activity, operations, organizations, test_clocks
 from tables import event_payloads as payloads
 from tables.clock import clock
-from tables.engine import transaction
+from tables.engine import atomic, transaction
 from tables.ids import new_id
 from tables.settings import Settings
-from worker import charging, metrics
+from worker import batch_memo, charging, metrics
 
 log = structlog.get_logger("tenure.worker")
 
@@ -74,7 +76,10 @@ async def recheck(op: dict, needed: str, payment_method: str | None = None) -> N
     (`key_permissions`): the teams' permissions are intersected with it again here."""
     if op["account_id"] is None:
         return  # asked by tenure itself (sweep) or a verified reseller webhook
-    granted = await organizations.permissions_of(op["account_id"], op["organization_id"], permissions.ALL_PERMISSIONS)
+    granted = await batch_memo.once(
+        ("permissions", op["account_id"], op["organization_id"]),
+        lambda: organizations.permissions_of(op["account_id"], op["organization_id"], permissions.ALL_PERMISSIONS),
+    )
     if granted is None:
         raise PermissionDenied("the member who asked is no longer in the organization")
     key_permissions = (op.get("params") or {}).get("key_permissions")
@@ -113,7 +118,8 @@ async def run_operation(operation_id: str, handler: Handler, bounds: Bounds = Bo
 
 async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds(), at: datetime | None = None) -> Ran:
     """Runs an operation already marked running (`started`: its id, attempts with this one,
-    kind, created_at and organization_id) in one transaction; never raises for the handler:
+    kind, created_at and organization_id) in one transaction, or in a savepoint of the caller's
+    (then its outcome holds only once the caller commits); never raises for the handler:
     an unexpected exception is recorded on the operation and answered as `retrying`.
 
     The handler, the operation's end and its events happen at `at`, by default the time of
@@ -134,8 +140,9 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
         await give_up(operation_id, wall, attempts=started["attempts"] - 1)
         return ran
     try:
-        with charging.booked_last() as charges:
-            async with transaction():
+        # Inside a batch's transaction, a savepoint: undone alone, with what it remembered.
+        with charging.booked_last() as charges, batch_memo.operation():
+            async with atomic():
                 op = await operations.claim(operation_id)
                 if op is None:
                     ran.outcome = "already_finished"

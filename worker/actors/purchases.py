@@ -11,6 +11,7 @@ from rules.lifecycle import rfc3339
 from tables import clients, events, organizations, products
 from tables import event_payloads as payloads
 from tables.ledger import current_tier
+from worker import batch_memo
 from worker.charging import charge
 from worker.execution import Done, recheck
 
@@ -19,13 +20,18 @@ async def purchase(op: dict, now: datetime) -> Done:
     params = op["params"]
     org_id = op["organization_id"]
     await recheck(op, permissions.PRODUCT_BUY, params["payment_method"])
-    org = await organizations.get(org_id)
+    org = await batch_memo.once(("organization", org_id), lambda: organizations.get(org_id))
     client_id = params.get("client_id")
     if client_id:
         client = await clients.get(org_id, client_id)
         permissions.check_purchase_owner(org["is_reseller"], client_id, client and client["status"])
     kind = kind_of(catalog_for(org["currency"]), params["kind"])
-    quote = lifecycle.purchase_quote(kind, params["years"], await current_tier(org_id), now.replace(microsecond=0))
+    quote = lifecycle.purchase_quote(
+        kind,
+        params["years"],
+        await batch_memo.once(("tier", org_id), lambda: current_tier(org_id)),
+        now.replace(microsecond=0),
+    )
     product_id = await products.insert(
         kind=kind.kind,
         name=params["name"],
