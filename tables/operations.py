@@ -11,6 +11,7 @@ from piccolo.table import Table
 from tables import keyset, leases
 from tables.engine import insert_unless_taken, locked
 from tables.ids import new_id
+from tables.operation_params import BY_KIND, Params, to_row
 from tables.statements import Statement, fetch
 
 
@@ -96,13 +97,16 @@ PUBLIC_FIELDS = (
 )
 
 
-def new_row(kind: str, org_id: str, now: datetime, **fields) -> dict:
+def new_row(kind: str, org_id: str, now: datetime, *, params: Params | None = None, **fields) -> dict:
+    """A pending operation's row (`fields` set its other columns); `params` of its kind's Struct."""
+    if params is not None and not isinstance(params, BY_KIND[kind]):
+        raise TypeError(f"a {kind} operation takes {BY_KIND[kind].__name__}, not {type(params).__name__}")
     return {
         "id": new_id("op"),
         "kind": kind,
         "status": OperationStatus.PENDING,
         "organization_id": org_id,
-        "params": {},
+        "params": to_row(params) if params is not None else {},
         "created_at": now,
         "attempts": 0,
         **fields,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
@@ -16,13 +17,13 @@ from rules.quotes import Priced
 from tables import activity, operations
 from tables.activity import Actor
 from tables.clock import clock
+from tables.operation_params import Params
 from web import idempotency
 from web.errors import BadHeader
 from web.schemas import BatchDryRunOut, DryRunOut, ErrorOut, MoneyIO, OperationOut, QuoteOut
 from worker.queue import operation_message
 
 log = structlog.get_logger("tenure.web")
-KEY_PERMISSIONS = "key_permissions"  # in an operation's params: the narrowing of the key that asked
 
 
 def operation_out(row: dict) -> OperationOut:
@@ -54,18 +55,19 @@ async def replayed(request: Request, org_id: str, data: object, idem_key: str | 
 
 
 async def intake_or_replay(
-    request: Request, org_id: str, data: object, check: Callable[[], Awaitable[dict]]
-) -> tuple[OperationOut | None, dict]:
+    request: Request, org_id: str, data: object, check: Callable[[], Awaitable[Params]]
+) -> tuple[OperationOut | None, Any]:
     """Runs the operation's checks unless its Idempotency-Key was already used; a check that
-    fails because a concurrent twin just took effect (say name_taken) also answers the twin."""
+    fails because a concurrent twin just took effect (say name_taken) also answers the twin.
+    Answers (the twin, None) or (None, the params `check` made)."""
     if replay := await replayed(request, org_id, data):
-        return replay, {}
+        return replay, None
     return await checked_or_replay(request, org_id, data, check)
 
 
 async def checked_or_replay(
-    request: Request, org_id: str, data: object, check: Callable[[], Awaitable[dict]]
-) -> tuple[OperationOut | None, dict]:
+    request: Request, org_id: str, data: object, check: Callable[[], Awaitable[Params]]
+) -> tuple[OperationOut | None, Any]:
     """Runs the operation's checks; one that fails answers the Idempotency-Key's operation
     instead, if there is one. For checks that read nothing the first request could have
     changed, so that the accept's own statement finds the key's operation (`accept`'s
@@ -74,7 +76,7 @@ async def checked_or_replay(
         return None, await check()
     except RuleViolation:
         if replay := await replayed(request, org_id, data):
-            return replay, {}
+            return replay, None
         raise
 
 
@@ -90,7 +92,7 @@ async def accept(
     org_id: str,
     account_id: str | None,
     data: object,
-    params: dict,
+    params: Params,
     product_id: str | None = None,
     idem_key: str | None = None,
     unless_name_held: str | None = None,
@@ -117,7 +119,7 @@ async def accept_once(
     org_id: str,
     account_id: str | None,
     data: object,
-    params: dict,
+    params: Params,
     product_id: str | None = None,
     idem_key: str | None = None,
     actor: Actor | None = None,
@@ -132,7 +134,7 @@ async def accept_once(
     wanted = idempotency.request_hash(request, data)
     narrowed = getattr(request.state, "key_permissions", None) if account_id is not None else None
     if narrowed is not None:  # asked with a narrowed API key: the worker's recheck narrows the same way
-        params = {**params, KEY_PERMISSIONS: sorted(narrowed)}
+        params = msgspec.structs.replace(params, key_permissions=sorted(narrowed))
     row = operations.new_row(
         kind,
         org_id,

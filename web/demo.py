@@ -11,6 +11,7 @@ from rules.money import Money
 from tables import accounts, activity, clients, ledger, operations, organizations
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import PurchaseParams
 from tables.settings import Settings
 
 ORG_OWNER = "owner@demo.test"
@@ -59,7 +60,7 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
         org_id,
         clock.now(),
         account_id=account_id,
-        params={"kind": kind, "name": name, "years": 1, "payment_method": "prepaid", "client_id": client_id},
+        params=PurchaseParams(kind=kind, name=name, years=1, payment_method="prepaid", client_id=client_id),
     )
     await activity.insert_accepted(
         {**row, "idem_key": f"demo:{org_id}:{kind}:{name}"}, activity.Actor("account", account_id)

@@ -22,6 +22,13 @@ from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
 from rules.pricing import Tier
 from tables import clients, ledger, products
+from tables.operation_params import (
+    PurchaseParams,
+    ReleaseParams,
+    RenewalBatchParams,
+    RenewalItem,
+    RenewalParams,
+)
 from web.errors import Invalid, NotFound
 from web.schemas import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
 
@@ -33,7 +40,7 @@ async def client_in(org_id: str, client_id: str) -> dict:
     return client
 
 
-async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) -> dict:
+async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) -> PurchaseParams:
     permissions.require(granted, permissions.PRODUCT_BUY)
     permissions.require_payment_method(granted, data.payment_method)
     kind = kind_of(DEFAULT_CATALOG, data.kind)
@@ -43,49 +50,45 @@ async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) 
     if data.client and org["is_reseller"]:
         status = (await client_in(org["id"], data.client))["status"]
     permissions.check_purchase_owner(org["is_reseller"], data.client, status)
-    return {
-        "kind": data.kind,
-        "name": name,
-        "years": data.years,
-        "payment_method": data.payment_method,
-        "client_id": data.client,
-    }
+    return PurchaseParams(
+        kind=data.kind, name=name, years=data.years, payment_method=data.payment_method, client_id=data.client
+    )
 
 
-def purchase_name_key(org: dict, params: dict) -> str | None:
+def purchase_name_key(org: dict, params: PurchaseParams) -> str | None:
     """The name a purchase takes, as products hold it (None: its kind's names are not exclusive)."""
-    return products.name_key(params["kind"], params["name"], org.get("sandbox", False))
+    return products.name_key(params.kind, params.name, org.get("sandbox", False))
 
 
 def name_taken(name: str) -> NameTaken:
     return NameTaken(f"{name} is already held by another product; choose another name")
 
 
-async def check_name_free(org: dict, params: dict) -> None:
+async def check_name_free(org: dict, params: PurchaseParams) -> None:
     """name_taken if another product holds the purchase's name now (dry runs: a real purchase
     checks it in the statement that records it)."""
-    if await products.name_held(params["kind"], params["name"], org.get("sandbox", False)):
-        raise name_taken(params["name"])
+    if await products.name_held(params.kind, params.name, org.get("sandbox", False)):
+        raise name_taken(params.name)
 
 
-async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> dict:
+async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> RenewalParams:
     permissions.require(granted, permissions.PRODUCT_RENEW)
     permissions.require_payment_method(granted, data.payment_method)
     lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
     # Checked again at execution; a guard already stale is refused now (409 expiry_mismatch).
     lifecycle.check_guard(product["expires_at"], data.current_expires_at)
-    return {
-        "years": data.years,
-        "current_expires_at": data.current_expires_at.isoformat(),
-        "payment_method": data.payment_method,
-    }
+    return RenewalParams(
+        years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method
+    )
 
 
-async def release_params(org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn, claim_days: int) -> dict:
+async def release_params(
+    org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn, claim_days: int
+) -> ReleaseParams:
     permissions.require(granted, permissions.CLIENT_MANAGE)
     client = await client_in(org["id"], client_id)
     permissions.check_purchase_owner(org["is_reseller"], client_id, client["status"])
-    return {"client_id": client_id, "owner_email": data.owner_email, "claim_days": claim_days}
+    return ReleaseParams(client_id=client_id, owner_email=data.owner_email, claim_days=claim_days)
 
 
 def _not_in_organization(product_id: str) -> TargetMissing:
@@ -93,7 +96,7 @@ def _not_in_organization(product_id: str) -> TargetMissing:
     return TargetMissing(f"no product {product_id!r} is in this organization")
 
 
-async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) -> dict:
+async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) -> RenewalBatchParams:
     """A bulk renewal: the caller's permissions for it, each product once. The items themselves
     are checked by their own renewal operations (their guard, term, funds)."""
     permissions.require(granted, permissions.PRODUCT_RENEW)
@@ -103,39 +106,39 @@ async def renewal_batch_params(granted: frozenset[str], data: BatchRenewalIn) ->
     if repeated:
         named = ", ".join(repr(pid) for pid in repeated[:5]) + (" and others" if len(repeated) > 5 else "")
         raise Invalid("duplicate_product", f"each product may appear once in a batch; send one item for {named}")
-    return {
-        "items": [
-            {
-                "product_id": item.product_id,
-                "years": item.years,
-                "current_expires_at": item.current_expires_at.isoformat(),
-                "payment_method": item.payment_method,
-            }
+    return RenewalBatchParams(
+        items=[
+            RenewalItem(
+                product_id=item.product_id,
+                years=item.years,
+                current_expires_at=item.current_expires_at,
+                payment_method=item.payment_method,
+            )
             for item in data.items
         ]
-    }
+    )
 
 
 # --- quotes: the prices the actors will charge, for dry runs --------------------------------------
 
 
-async def purchase_quote(org_id: str, params: dict, now: datetime) -> quotes.Priced:
+async def purchase_quote(org_id: str, params: PurchaseParams, now: datetime) -> quotes.Priced:
     """The purchase priced as purchases.execute prices it (same rules, same payer tier)."""
-    kind = kind_of(catalog_for(await ledger.currency_of(org_id)), params["kind"])
+    kind = kind_of(catalog_for(await ledger.currency_of(org_id)), params.kind)
     tier = await ledger.current_tier(org_id)
-    quote = lifecycle.purchase_quote(kind, params["years"], tier, now.replace(microsecond=0))
-    return quotes.priced(kind, params["years"], tier, quote, org_id, params["payment_method"])
+    quote = lifecycle.purchase_quote(kind, params.years, tier, now.replace(microsecond=0))
+    return quotes.priced(kind, params.years, tier, quote, org_id, params.payment_method)
 
 
-async def renewal_quote(product: dict, params: dict, now: datetime, tier: Tier | None = None) -> quotes.Priced:
+async def renewal_quote(
+    product: dict, params: RenewalParams | RenewalItem, now: datetime, tier: Tier | None = None
+) -> quotes.Priced:
     """The renewal priced as renewals.execute prices it: guard, lifecycle state, term, payer tier."""
     payer = products.payer_of(product)
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
     tier = tier or await ledger.current_tier(payer)
-    quote = lifecycle.renewal_quote(
-        kind, params["years"], tier, product["expires_at"], datetime.fromisoformat(params["current_expires_at"]), now
-    )
-    return quotes.priced(kind, params["years"], tier, quote, payer, params["payment_method"])
+    quote = lifecycle.renewal_quote(kind, params.years, tier, product["expires_at"], params.current_expires_at, now)
+    return quotes.priced(kind, params.years, tier, quote, payer, params.payment_method)
 
 
 async def check_funds(quote: quotes.Priced) -> None:
@@ -154,26 +157,26 @@ async def free_quote(org: dict, expires_at: datetime | None = None) -> quotes.Pr
 
 
 async def renewal_batch_quotes(
-    org: dict, params: dict, now: datetime
+    org: dict, params: RenewalBatchParams, now: datetime
 ) -> list[tuple[str, quotes.Priced | None, RuleViolation | None]]:
     """Each item of a bulk renewal as its renewal operation would end: its quote, or the rule it
     breaks. Prepaid items are paid in the order sent from one running balance per payer."""
-    rows = await products.many([item["product_id"] for item in params["items"]])
+    rows = await products.many([item.product_id for item in params.items])
     tiers: dict[str, Tier] = {}
     balances: dict[str, Money] = {}
     outcomes: list[tuple[str, quotes.Priced | None, RuleViolation | None]] = []
-    for item in params["items"]:
-        product, quote = rows.get(item["product_id"]), None
+    for item in params.items:
+        product, quote = rows.get(item.product_id), None
         try:
             if product is None or product["organization"] != org["id"]:
-                raise _not_in_organization(item["product_id"])
+                raise _not_in_organization(item.product_id)
             payer = products.payer_of(product)
             if payer not in tiers:
                 tiers[payer] = await ledger.current_tier(payer)
                 balances[payer] = Money(*await ledger.prepaid_balance(payer))
             quote = await renewal_quote(product, item, now, tiers[payer])
             balances[payer] = quotes.spend(balances[payer], quote)
-            outcomes.append((item["product_id"], quote, None))
+            outcomes.append((item.product_id, quote, None))
         except RuleViolation as failure:
-            outcomes.append((item["product_id"], quote, failure))
+            outcomes.append((item.product_id, quote, failure))
     return outcomes

@@ -22,11 +22,12 @@ import structlog
 
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
-from tables import activity, operations, organizations, test_clocks
+from tables import activity, operation_params, operations, organizations, test_clocks
 from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import atomic, transaction
 from tables.ids import new_id
+from tables.operation_params import Params
 from tables.settings import Settings
 from worker import batch_memo, charging, metrics
 
@@ -82,7 +83,7 @@ async def recheck(op: dict, needed: str, payment_method: str | None = None) -> N
     )
     if granted is None:
         raise PermissionDenied("the member who asked is no longer in the organization")
-    key_permissions = (op.get("params") or {}).get("key_permissions")
+    key_permissions = operation_params.read(op, Params).key_permissions
     if key_permissions is not None:
         granted = granted & frozenset(key_permissions)
     permissions.require(granted, needed)

@@ -1,7 +1,7 @@
 """An operation whose handler keeps raising ends `failed`, by Dramatiq's retries or by the relay.
 
 The failing operation is a purchase whose stored params lack `payment_method`: the real
-`purchases.execute` actor, through `worker.execution.run_operation`, raises KeyError on
+`purchases.execute` actor, through `worker.execution.run_operation`, raises ValidationError on
 every attempt (an unexpected exception, not a business failure).
 """
 
@@ -45,15 +45,9 @@ def settings(database_url, redis_url):
 
 
 def broken_purchase(org: str, **fields) -> str:
-    """A purchase whose params make the handler raise KeyError('payment_method') every time."""
-    row = operations.new_row(
-        "purchase",
-        org,
-        clock.now(),
-        params={"kind": "domain", "name": "broken.fr", "years": 1},
-        enqueued_at=clock.now(),
-        **fields,
-    )
+    """A purchase whose stored params make the handler raise ValidationError (no `payment_method`) every time."""
+    row = operations.new_row("purchase", org, clock.now(), enqueued_at=clock.now(), **fields)
+    row["params"] = {"kind": "domain", "name": "broken.fr", "years": 1}  # as no intake would store them
     db(operations.insert_or_get(row))
     return row["id"]
 
@@ -73,7 +67,7 @@ def assert_tenant_sees_only_code_message_and_reference(api, owner, op: dict) -> 
     assert op["error"]["code"] == "internal_error"
     reference = next(word.rstrip(".") for word in op["error"]["message"].split() if word.startswith("ref_"))
     body = api.get(f"/v1/operations/{op['id']}", headers=owner.auth).text
-    for secret in ("Traceback", "KeyError", "payment_method", "purchases.py", 'attempts"'):
+    for secret in ("Traceback", "ValidationError", "payment_method", "purchases.py", 'attempts"'):
         assert secret not in body
     return reference
 
@@ -95,7 +89,7 @@ def test_an_operation_that_keeps_raising_ends_failed_after_its_attempts(api, wor
     seen = ops_view(api, reference)
     assert seen["id"] == op_id and seen["reference"] == reference
     assert seen["attempts"] == MAX_ATTEMPTS
-    assert seen["failure"]["type"] == "KeyError"
+    assert seen["failure"]["type"] == "msgspec.ValidationError"
     assert seen["failure"]["attempts"] == MAX_ATTEMPTS
     assert "payment_method" in seen["failure"]["message"]
     assert "Traceback" in seen["failure"]["traceback"] and "purchases.py" in seen["failure"]["traceback"]
@@ -106,7 +100,7 @@ def test_an_operation_that_keeps_raising_ends_failed_after_its_attempts(api, wor
     wait_for(lambda: failed_events(org)[0]["dispatched_at"])  # fanned out to webhook endpoints
     page = api.get(f"/ops/operations?q={reference}", headers=OPS)
     assert page.status_code == 200
-    assert op_id in page.text and "KeyError" in page.text and "Traceback" in page.text
+    assert op_id in page.text and "ValidationError" in page.text and "Traceback" in page.text
     dashboard = api.get("/ops", headers=OPS).text
     assert reference in dashboard and f"/ops/operations?q={op_id}" in dashboard
     time.sleep(2.5)  # a Dramatiq retry would have come by now: there is none, and no dead letter
@@ -127,7 +121,7 @@ def test_an_operation_tried_and_past_its_age_ends_failed_at_its_next_retry(api, 
     reference = assert_tenant_sees_only_code_message_and_reference(api, owner, op)
     assert "after 1 attempt;" in op["error"]["message"]
     seen = ops_view(api, reference)
-    assert seen["failure"]["type"] == "KeyError" and seen["failure"]["attempts"] == 1
+    assert seen["failure"]["type"] == "msgspec.ValidationError" and seen["failure"]["attempts"] == 1
     assert len(failed_events(org)) == 1
 
 
@@ -159,7 +153,7 @@ def test_the_relay_fails_an_operation_past_its_age_instead_of_sending_it_again(
     op = wait_done(api, owner, op_id, timeout=5)
     reference = assert_tenant_sees_only_code_message_and_reference(api, owner, op)
     seen = ops_view(api, reference)
-    assert seen["failure"]["type"] == "KeyError" and seen["attempts"] == 1
+    assert seen["failure"]["type"] == "msgspec.ValidationError" and seen["attempts"] == 1
     [event] = failed_events(org)
     assert event["dispatched_at"] is not None  # fanned out by the relay
     assert relay_once(sender) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -16,6 +17,7 @@ from tables import ledger, operations
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import AmountIO, SettlementParams, TopUpParams
 from web import idempotency
 from web.access import Account, access
 from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
@@ -36,7 +38,14 @@ _ACTIVITY = {"topup": "funds.added", "settlement": "settlement.recorded"}
 
 
 async def _booked(
-    request: Request, account: dict, org_id: str, data, kind: str, entries, now: datetime, params: dict
+    request: Request,
+    account: dict,
+    org_id: str,
+    data,
+    kind: str,
+    entries,
+    now: datetime,
+    params: TopUpParams | SettlementParams,
 ) -> tuple[dict, bool]:
     """Records a synchronous money operation and books `entries` with it, once per
     Idempotency-Key; answers the operation (its result: balance and owed after) and whether
@@ -60,7 +69,12 @@ async def _booked(
             await ledger.post(op["id"], entries, now, operation_id=op["id"])
             await position.check_low_balance(org_id, now)
             await record(
-                org_id, _ACTIVITY[kind], Actor.account(account), now, operation_id=op["id"], amount=params["amount"]
+                org_id,
+                _ACTIVITY[kind],
+                Actor.account(account),
+                now,
+                operation_id=op["id"],
+                amount=msgspec.to_builtins(params.amount),
             )
             account_row = await ledger.account(org_id)
             currency = account_row["currency"]
@@ -90,7 +104,14 @@ class BillingController(Controller):
         entries = booking.topup(org_id, amount)
         _in_currency(amount, found.org["currency"], "top up")
         op, _ = await _booked(
-            request, account, org_id, data, "topup", entries, clock.now(), {"amount": amount.to_dict()}
+            request,
+            account,
+            org_id,
+            data,
+            "topup",
+            entries,
+            clock.now(),
+            TopUpParams(amount=AmountIO(amount.amount, amount.currency)),
         )
         return FundsOut(
             operation_id=op["id"], amount=money_io(**amount.to_dict()), balance=money_io(**op["result"]["balance"])
@@ -126,7 +147,7 @@ class BillingController(Controller):
                 "settlement",
                 entries,
                 now,
-                {"amount": amount.to_dict(), "reference": data.reference},
+                SettlementParams(amount=AmountIO(amount.amount, amount.currency), reference=data.reference),
             )
         except ledger.OverCredit:  # settled concurrently since the check
             account_row = await ledger.account(org_id)

@@ -23,6 +23,7 @@ from tables import activity, clients, inbound, operations, organizations, produc
 from tables.activity import Actor
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import ClientUpsertParams
 from tables.settings import Settings
 from web import idempotency, intake
 from web.accept import NameHeld, accept_once, operation_out
@@ -187,14 +188,14 @@ async def client_named(org_id: str, client_id: str | None, client_ref: str | Non
     return client_id
 
 
-async def client_upsert_params(org: dict, granted: frozenset[str], data: ClientData) -> dict:
+async def client_upsert_params(org: dict, granted: frozenset[str], data: ClientData) -> ClientUpsertParams:
     permissions.require(granted, permissions.CLIENT_MANAGE)
     existing = await clients.by_external_ref(org["id"], data.external_ref)
     if existing is not None and existing["status"] != permissions.ACTIVE_CLIENT:
         raise ClientNotActive(
             f"client {existing['id']} ({data.external_ref}) was released; use another external_ref for a new client"
         )
-    return {"external_ref": data.external_ref, "name": data.name.strip(), "email": data.email}
+    return ClientUpsertParams(external_ref=data.external_ref, name=data.name.strip(), email=data.email)
 
 
 async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
@@ -215,20 +216,20 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
         product = await products.get(data.product_id)
         if product is None or product["organization"] != org["id"]:
             raise NotFound("product", data.product_id)
-        params = await intake.renewal_params(
+        renewal = await intake.renewal_params(
             product,
             granted,
             RenewalIn(years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method),
         )
-        return {"kind": "renewal", "params": params, "product_id": product["id"]}
+        return {"kind": "renewal", "params": renewal, "product_id": product["id"]}
     if isinstance(webhook, ReleaseRequested):
         client_id = await client_named(org["id"], data.client_id, data.client_ref)
         if client_id is None:
             raise _invalid("name the client to release with client_id or client_ref")
-        params = await intake.release_params(
+        release = await intake.release_params(
             org, granted, client_id, ReleaseIn(owner_email=data.owner_email), settings.claim_days
         )
-        return {"kind": "release", "params": params}
+        return {"kind": "release", "params": release}
     assert isinstance(webhook, ClientUpserted)
     return {"kind": "client_upsert", "params": await client_upsert_params(org, granted, data)}
 
@@ -332,7 +333,7 @@ class InboundController(Controller):
                 unless_name_held=todo.get("name_key"),
             )
         except NameHeld:
-            raise intake.name_taken(todo["params"]["name"]) from None
+            raise intake.name_taken(todo["params"].name) from None
         async with transaction():
             await inbound.remember(org_id, webhook_id, op.id, clock.now())
         # Racing posts of one id all get the one operation; the one that made it gets 202 (a twin

@@ -15,6 +15,7 @@ from tables import claims, ledger, operations, products, test_clocks
 from tables.activity import Actor, record
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import TransferParams
 from web import intake, listing
 from web.accept import (
     BATCH_DRY_RUN_RESPONSES,
@@ -155,7 +156,7 @@ class ProductController(Controller):
                 unless_name_held=intake.purchase_name_key(found.org, params),
             )
         except NameHeld:
-            raise intake.name_taken(params["name"]) from None
+            raise intake.name_taken(params.name) from None
         return accepted(op)
 
     @post("/v1/products/{product_id:str}/renewals", status_code=202, responses=DRY_RUN_RESPONSES)
@@ -267,7 +268,7 @@ class ProductController(Controller):
                 org_id=product["organization"],
                 account_id=account["id"],
                 data=data,
-                params={"to_client": data.to_client},
+                params=TransferParams(to_client=data.to_client),
                 product_id=product_id,
             )
         )

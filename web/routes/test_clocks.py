@@ -14,6 +14,7 @@ from rules.lifecycle import add_years, rfc3339
 from tables import operations, test_clocks
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import TestClockParams
 from web.accept import DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted, intake_or_replay
 from web.access import Account, access
 from web.errors import Conflict, Invalid
@@ -94,7 +95,7 @@ def _check(row: dict, target: datetime) -> None:
         )
 
 
-async def _start(org_id: str, data: TestClockIn) -> dict:
+async def _start(org_id: str, data: TestClockIn) -> TestClockParams:
     """Takes the clock for this advance, or says why not (409, 422)."""
     _check(await _free_if_abandoned(await test_clocks.get(org_id)), data.advance_to)
     async with transaction():
@@ -103,7 +104,7 @@ async def _start(org_id: str, data: TestClockIn) -> dict:
                 "test_clock_advancing",
                 "another advance of this clock started just now; GET the clock and try again once it is done",
             )
-    return {"advance_to": data.advance_to.isoformat()}
+    return TestClockParams(advance_to=data.advance_to)
 
 
 class TestClockController(Controller):

@@ -21,10 +21,11 @@ from datetime import datetime
 import structlog
 
 from rules.errors import TargetMissing
-from tables import activity, events, operations, products
+from tables import activity, events, operation_params, operations, products
 from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import RenewalBatchParams, RenewalItem, RenewalParams
 from worker import metrics
 from worker.queue import Sender, operation_message
 
@@ -44,26 +45,24 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
         batch = await operations.start_batch(batch_id, now)
         if batch is None:
             return []
-        items = batch["params"]["items"]
-        owned = await products.many([item["product_id"] for item in items])
+        items = operation_params.read(batch, RenewalBatchParams).items
+        owned = await products.many([item.product_id for item in items])
         rows = [
             operations.new_row(
                 "renewal",
                 batch["organization_id"],
                 now,
                 account_id=batch["account_id"],
-                product_id=item["product_id"],
+                product_id=item.product_id,
                 parent_id=batch_id,
-                idem_key=child_key(batch_id, item["product_id"]),
+                idem_key=child_key(batch_id, item.product_id),
                 enqueued_at=now,
-                params={
-                    "years": item["years"],
-                    "current_expires_at": item["current_expires_at"],
-                    "payment_method": item["payment_method"],
-                },
+                params=RenewalParams(
+                    years=item.years, current_expires_at=item.current_expires_at, payment_method=item.payment_method
+                ),
             )
             for item in items
-            if item["product_id"] in owned and owned[item["product_id"]]["organization"] == batch["organization_id"]
+            if item.product_id in owned and owned[item.product_id]["organization"] == batch["organization_id"]
         ]
         made = set(await operations.insert_children(rows))
         await activity.operations_accepted(
@@ -86,17 +85,17 @@ async def _send(sender: Sender, child_ids: list[str]) -> int:
     return sent
 
 
-def _outcome(item: dict, child: dict | None) -> dict:
+def _outcome(item: RenewalItem, child: dict | None) -> dict:
     if child is None:  # not in the organization when the batch started: never touched
-        missing = TargetMissing(f"no product {item['product_id']!r} is in this organization")
+        missing = TargetMissing(f"no product {item.product_id!r} is in this organization")
         return {
-            "product_id": item["product_id"],
+            "product_id": item.product_id,
             "operation_id": None,
             "status": operations.OperationStatus.FAILED,
             "error": {"code": missing.code, "message": missing.message},
         }
     error = {"code": child["error_code"], "message": child["error_message"] or ""} if child["error_code"] else None
-    return {"product_id": item["product_id"], "operation_id": child["id"], "status": child["status"], "error": error}
+    return {"product_id": item.product_id, "operation_id": child["id"], "status": child["status"], "error": error}
 
 
 async def _finish_if_done(batch_id: str) -> bool:
@@ -111,7 +110,8 @@ async def _finish_if_done(batch_id: str) -> bool:
             await operations.touch(batch_id, now)
             return False
         by_product = {child["product_id"]: child for child in children}
-        outcomes = [_outcome(item, by_product.get(item["product_id"])) for item in batch["params"]["items"]]
+        items = operation_params.read(batch, RenewalBatchParams).items
+        outcomes = [_outcome(item, by_product.get(item.product_id)) for item in items]
         failed = sum(1 for outcome in outcomes if outcome["status"] != operations.OperationStatus.SUCCEEDED)
         counts = {"total_items": len(outcomes), "renewed_items": len(outcomes) - failed, "failed_items": failed}
         await operations.finish(batch_id, now, result={**counts, "items": outcomes})

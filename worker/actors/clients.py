@@ -6,22 +6,23 @@ from datetime import datetime
 
 from rules import permissions
 from rules.errors import ClientNotActive
-from tables import clients
+from tables import clients, operation_params
+from tables.operation_params import ClientUpsertParams
 from worker.execution import Done, recheck
 
 
 async def upsert_client(op: dict, now: datetime) -> Done:
-    params = op["params"]
+    params = operation_params.read(op, ClientUpsertParams)
     reseller_id = op["organization_id"]
     await recheck(op, permissions.CLIENT_MANAGE)
-    existing = await clients.by_external_ref(reseller_id, params["external_ref"])
+    existing = await clients.by_external_ref(reseller_id, params.external_ref)
     if existing is None:
-        row = await clients.create(reseller_id, params["name"], params["email"], params["external_ref"], now)
+        row = await clients.create(reseller_id, params.name, params.email, params.external_ref, now)
         client_id, created = row["id"], True
     else:
         if existing["status"] != clients.ClientStatus.ACTIVE:
-            raise ClientNotActive(f"client {existing['id']} ({params['external_ref']}) was released")
-        await clients.rename(existing["id"], params["name"], params["email"])
+            raise ClientNotActive(f"client {existing['id']} ({params.external_ref}) was released")
+        await clients.rename(existing["id"], params.name, params.email)
         client_id, created = existing["id"], False
-    result = {"client_id": client_id, "external_ref": params["external_ref"], "created": created}
+    result = {"client_id": client_id, "external_ref": params.external_ref, "created": created}
     return Done(result=result)

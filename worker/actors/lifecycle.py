@@ -20,6 +20,7 @@ from tables import activity, events, operations, products
 from tables import event_payloads as payloads
 from tables.clock import clock
 from tables.engine import transaction
+from tables.operation_params import RenewalParams
 from worker.actors.renewals import payer_of, renewal
 from worker.execution import Bounds, Ran, run_started
 
@@ -134,13 +135,13 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
             product_id=product_id,
             # Not in the API's `{org}:{key}` namespace: no Idempotency-Key can take its place.
             idem_key=f"autorenew:{product['organization']}:{product_id}:{expires_at.isoformat()}:{days}",
-            params={
-                "years": 1,
-                "current_expires_at": expires_at.isoformat(),
-                "payment_method": "prepaid",
-                "autorenew_days_before": days,
-                "payer": payer_of(product),
-            },
+            params=RenewalParams(
+                years=1,
+                current_expires_at=expires_at,
+                payment_method="prepaid",
+                autorenew_days_before=days,
+                payer=payer_of(product),
+            ),
             enqueued_at=now,
         )
         op, created = await operations.insert_or_get(row)

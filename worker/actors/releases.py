@@ -14,14 +14,16 @@ from rules import permissions
 from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
-from tables import claims, clients, events, organizations, products
+from tables import claims, clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
+from tables.operation_params import ReleaseParams
 from worker.execution import Done, recheck
 
 
 async def release(op: dict, now: datetime) -> Done:
     reseller_id = op["organization_id"]
-    client_id = op["params"]["client_id"]
+    params = operation_params.read(op, ReleaseParams)
+    client_id = params.client_id
     await recheck(op, permissions.CLIENT_MANAGE)
     client = await clients.get(reseller_id, client_id)
     if client is None:
@@ -40,12 +42,12 @@ async def release(op: dict, now: datetime) -> Done:
     )
     moved = await products.move_client_products(client_id, org["id"], now)
     await clients.mark_released(client_id, org["id"], now)
-    days = op["params"].get("claim_days", claim_rules.DEFAULT_CLAIM_DAYS)
+    days = params.claim_days if params.claim_days is not None else claim_rules.DEFAULT_CLAIM_DAYS
     claim, _ = await claims.issue(
         org["id"],
         reseller_id,
         client_id,
-        op["params"]["owner_email"],
+        params.owner_email,
         now,
         claim_rules.expires_at(now, days),
         operation_id=op["id"],

@@ -9,23 +9,24 @@ from rules.catalog import catalog_for, kind_of
 from rules.errors import TargetMissing
 from rules.lifecycle import rfc3339
 from tables import event_payloads as payloads
-from tables import events, ledger, products
+from tables import events, ledger, operation_params, products
 from tables.ledger import current_tier
+from tables.operation_params import RenewalParams
 from tables.products import payer_of
 from worker.charging import charge
 from worker.execution import Done, recheck
 
 
 async def renewal(op: dict, now: datetime) -> Done:
-    params = op["params"]
+    params = operation_params.read(op, RenewalParams)
     product = await products.lock_full(op["product_id"])
     if product is None or product["organization"] != op["organization_id"]:
         raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
-    await recheck(op, permissions.PRODUCT_RENEW, params["payment_method"])
+    await recheck(op, permissions.PRODUCT_RENEW, params.payment_method)
     payer = payer_of(product)
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
-    guard = datetime.fromisoformat(params["current_expires_at"])
-    quote = lifecycle.renewal_quote(kind, params["years"], await current_tier(payer), product["expires_at"], guard, now)
+    guard = params.current_expires_at
+    quote = lifecycle.renewal_quote(kind, params.years, await current_tier(payer), product["expires_at"], guard, now)
     await products.update(
         product["id"],
         now,
@@ -36,7 +37,7 @@ async def renewal(op: dict, now: datetime) -> Done:
     newly_flagged = await charge(
         payer,
         quote.total,
-        params["payment_method"],
+        params.payment_method,
         op["id"],
         now,
         kind="renewal",

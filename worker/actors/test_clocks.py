@@ -25,10 +25,11 @@ import structlog
 from rules import schedule
 from rules import webhooks as hooks
 from rules.lifecycle import add_years, rfc3339
-from tables import events, leases, ledger, operations, products, test_clocks, webhooks
+from tables import events, leases, ledger, operation_params, operations, products, test_clocks, webhooks
 from tables.clock import clock
 from tables.engine import transaction
 from tables.ids import new_id
+from tables.operation_params import TestClockParams
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
 from worker.actors.tiers import recalculate
 from worker.execution import Bounds
@@ -49,8 +50,9 @@ async def advance(operation_id: str, client: httpx.AsyncClient, bounds: Bounds =
     if started is None:
         return False
     op = await operations.get(operation_id)
+    assert op is not None  # mark_running just found it
     org_id = op["organization_id"]
-    target = datetime.fromisoformat(op["params"]["advance_to"])
+    target = operation_params.read(op, TestClockParams).advance_to
     job, holder = f"tc:{org_id}", new_id("run")
     if not await leases.take(job, holder, clock.now(), clock.now() + LEASE):
         log.info("test_clock_held", operation_id=operation_id, organization_id=org_id)

@@ -6,13 +6,14 @@ from datetime import datetime
 
 from rules import permissions
 from rules.errors import TargetMissing
-from tables import clients, events, organizations, products
+from tables import clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
+from tables.operation_params import TransferParams
 from worker.execution import Done, recheck
 
 
 async def transfer(op: dict, now: datetime) -> Done:
-    to_client = op["params"].get("to_client")
+    to_client = operation_params.read(op, TransferParams).to_client
     org_id = op["organization_id"]
     product = await products.lock(op["product_id"])
     if product is None or product["organization"] != org_id:
