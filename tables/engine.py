@@ -223,7 +223,11 @@ def unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
             return True  # "connection is closed", "pool is closed"
-        if isinstance(exc, (OSError, EOFError, asyncpg.InterfaceError)) and _raised_in_driver(exc):
+        # InternalClientError: a connection whose last operation the lost server cut short, used
+        # again ("cannot switch to state 12; another operation (2) is in progress").
+        if isinstance(
+            exc, (OSError, EOFError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+        ) and _raised_in_driver(exc):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
