@@ -5,9 +5,11 @@ operation (the JSON `params` column, `to_row`); the worker reads them back in it
 (`of(op)`), typed, instead of reaching into a dict by string keys.
 
 A message accepted before a deploy runs after it, and during a rolling deploy old and new
-processes read each other's rows: each Struct carries `v` (the params' version, 1 today), a
-field added later must have a default, and decoding ignores fields it does not know. A row
-stored before these Structs existed (no `v`) reads as version 1: the fields are the same.
+processes read each other's rows: each Struct carries `v` (the params' version, 1 today, and
+recorded only when it is not 1), a field added later must have a default, decoding ignores
+fields it does not know, and fields left at their default are not recorded (a release that
+reads `params.get(name, default)` finds its own default). A row stored before these Structs
+existed reads as version 1: the fields are the same.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import TypeVar
 import msgspec
 
 
-class Params(msgspec.Struct, kw_only=True, frozen=True):
-    v: int = 1
+class Params(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    v: int = 1  # recorded from version 2 on: absent means 1
     # The permissions of the API key that asked, when that key narrows its account's: the
     # worker's permission recheck narrows the same way (worker/execution.py).
     key_permissions: list[str] | None = None

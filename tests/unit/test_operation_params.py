@@ -36,8 +36,14 @@ def test_params_read_back_as_recorded(params):
     row = new_row(KIND_OF[type(params)], "org_1", EXPIRES, params=params)
 
     stored = msgspec.json.decode(msgspec.json.encode(row["params"]))  # through the JSON column
-    assert stored["v"] == 1
     assert p.of({**row, "params": stored}) == params
+    assert None not in stored.values() and "v" not in stored  # defaults left out: version 1
+
+
+def test_a_later_version_is_recorded_as_such():
+    row = new_row("transfer", "org_1", EXPIRES, params=p.TransferParams(v=2, to_client="cli_9"))
+
+    assert row["params"] == {"v": 2, "to_client": "cli_9"}
 
 
 def test_rows_recorded_before_the_structs_still_run():
