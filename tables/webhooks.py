@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from piccolo.columns import Array, Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.custom_types import Combinable
 from piccolo.table import Table
 
 from tables import leases, secrets_at_rest
@@ -159,22 +160,22 @@ async def claim_events(
     none of the organizations in `not_of`."""
     from tables.events import Event
 
-    query = Event.select(Event.id).where(Event.dispatched_at.is_null())
+    free: Combinable = Event.dispatched_at.is_null()
     if not_of:
-        query = query.where(Event.organization_id.not_in(not_of))
+        free &= Event.organization_id.not_in(not_of)
     if operation_id:
-        query = query.where(Event.operation_id == operation_id)
+        free &= Event.operation_id == operation_id
     if operation_ids:
-        query = query.where(Event.operation_id.is_in(operation_ids))
+        free &= Event.operation_id.is_in(operation_ids)
     if organization_id:
-        query = query.where(Event.organization_id == organization_id)
-    ids = [r["id"] for r in await query.order_by(Event.id).limit(limit)]
-    if not ids:
-        return []
-    return (
-        await Event.update({Event.dispatched_at: now})
-        .where(Event.id.is_in(ids) & Event.dispatched_at.is_null())
-        .returning(Event.id, Event.type, Event.organization_id)
+        free &= Event.organization_id == organization_id
+    return await leases.take_due(
+        Event,
+        free=free,
+        stamp={Event.dispatched_at: now},
+        order_by=Event.id,
+        limit=limit,
+        returning=(Event.type, Event.organization_id),
     )
 
 
