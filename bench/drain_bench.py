@@ -128,6 +128,7 @@ async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) 
     from tables import operations
     from tables.clock import clock
     from tables.engine import transaction
+    from tables.operation_params import PurchaseParams
     from tables.operations import Operation
     from worker.queue import operation_message
 
@@ -141,13 +142,7 @@ async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) 
                 now,
                 account_id=account_id,
                 enqueued_at=now,
-                params={
-                    "kind": "domain",
-                    "name": f"{prefix}-{n:06d}.fr",
-                    "years": 1,
-                    "payment_method": "prepaid",
-                    "client_id": None,
-                },
+                params=PurchaseParams(kind="domain", name=f"{prefix}-{n:06d}.fr", years=1, payment_method="prepaid"),
             )
             for n in range(first, min(first + INSERT_BATCH, count))
         ]

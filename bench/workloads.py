@@ -50,6 +50,7 @@ async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> Non
     from tables import operations
     from tables.clock import clock
     from tables.engine import transaction
+    from tables.operation_params import PurchaseParams
     from tables.operations import Operation
     from worker.queue import operation_message
 
@@ -61,7 +62,7 @@ async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> Non
             now,
             account_id=account_id,
             enqueued_at=now,
-            params={"kind": "domain", "name": name, "years": 1, "payment_method": "prepaid", "client_id": None},
+            params=PurchaseParams(kind="domain", name=name, years=1, payment_method="prepaid"),
         )
         for name in names
     ]
