@@ -18,9 +18,9 @@ from worker.broker import make_broker
 from worker.monitoring import monitor_for
 from worker.queue import QUEUES, Sender
 
-# One RabbitMQ vhost for the whole run: its tests purge and fill the same queues, so under
-# pytest-xdist they all run on one worker (scripts/test passes --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("rabbitmq")
+# One RabbitMQ vhost for the whole run: its tests purge and fill the same queues. scripts/test
+# runs them on their own, in one process, after the rest (marker `rabbitmq`).
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.xdist_group("rabbitmq")]
 
 RABBITMQ_URL = os.environ.get("TENURE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
