@@ -1,4 +1,10 @@
-"""Actor names, queues and sending: what the web needs to enqueue without importing actors."""
+"""Actor names, queues and sending: what the web needs to enqueue without importing actors.
+
+`enqueue_pipelined` does by hand what `RedisBroker.enqueue` does per message (Dramatiq has no
+batch enqueue: `group().run()` loops over `enqueue`), so that the outbox's batch costs one Redis
+round trip; it calls Dramatiq's own dispatch script and middleware hooks, and a test checks that
+a pipelined batch reaches a consumer exactly as single sends do.
+"""
 
 from __future__ import annotations
 
