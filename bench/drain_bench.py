@@ -125,8 +125,8 @@ def baseline_round(args, client: redis.Redis, logs: Path) -> float:
 
 async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) -> list[str]:
     """Rows first (the outbox), then one message each, as the web does."""
+    from runtime.clock import clock
     from tables import operations
-    from tables.clock import clock
     from tables.engine import transaction
     from tables.operation_params import PurchaseParams
     from tables.operations import Operation
@@ -224,8 +224,8 @@ def statements_per_purchase(args, who: tuple[str, str]) -> dict[str, float]:
     """Drains `args.statements` purchases with tenure's actors in this process, counting."""
     import dramatiq
 
+    from runtime.settings import Settings
     from tables import engine
-    from tables.settings import Settings
     from worker.actors import declare
     from worker.broker import make_broker
     from worker.queue import Sender
@@ -265,7 +265,7 @@ def statements_per_purchase(args, who: tuple[str, str]) -> dict[str, float]:
 
 async def setup(args) -> tuple[str, str]:
     """A fresh schema, an empty Redis DB, one owner and an organization funded for every round."""
-    from tables.settings import Settings
+    from runtime.settings import Settings
 
     name, _ = check_targets(args.database_url, args.redis_url)
     await ensure_database(args.database_url, name)
@@ -280,8 +280,8 @@ async def setup(args) -> tuple[str, str]:
 
 
 async def run(args, who: tuple[str, str]) -> dict:
+    from runtime.settings import Settings
     from tables import engine
-    from tables.settings import Settings
     from worker.broker import make_broker
     from worker.queue import Sender
 

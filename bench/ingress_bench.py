@@ -145,7 +145,7 @@ def run(args) -> int:
         finally:
             stop(server)
     port = free_port()
-    server = serve([sys.executable, "-m", "web.cli", "web", "--port", str(port)], env, port)
+    server = serve([sys.executable, "-m", "command.main", "web", "--port", str(port)], env, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             account = client.post("/v1/accounts", json={"email": "bench@bench.test", "name": "Bench"}).json()

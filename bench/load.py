@@ -18,7 +18,7 @@ import httpx
 from bench.ingress_bench import LUA
 
 REPO = Path(__file__).resolve().parent.parent
-TENURE = [sys.executable, "-m", "web.cli"]
+TENURE = [sys.executable, "-m", "command.main"]
 
 
 def free_port() -> int:

@@ -78,8 +78,8 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
 
 async def accept_backlog(sender, account_id: str, org_id: str, count: int) -> float:
     """Rows first (the outbox), then one message each, as `web.accept.accept` does."""
+    from runtime.clock import clock
     from tables import operations
-    from tables.clock import clock
     from tables.engine import transaction
     from tables.operation_params import PurchaseParams
     from tables.operations import Operation
@@ -204,8 +204,8 @@ async def drain(args, sender, procs: list[subprocess.Popen]) -> tuple[float, int
 
 
 async def run(args) -> int:
+    from runtime.settings import Settings
     from tables import engine
-    from tables.settings import Settings
     from worker.broker import make_broker
     from worker.queue import Sender
 

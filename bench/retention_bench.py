@@ -308,8 +308,8 @@ def fill(window: Window, done: list[tuple[float, float]]) -> None:
 
 async def purge(database_url: str, batch_size: int, out: str) -> None:
     """The purge's own process: one retention run; writes what it deleted."""
+    from runtime.settings import Settings
     from tables import engine as tenure_engine
-    from tables.settings import Settings
     from worker import retention
 
     settings = Settings(database_url=database_url, retention_batch_size=batch_size)
@@ -357,7 +357,7 @@ def run(args) -> int:
         "TENURE_LOG_LEVEL": "WARNING",
     }
     port = free_port()
-    server = serve([sys.executable, "-m", "web.cli", "web", "--port", str(port)], env, port)
+    server = serve([sys.executable, "-m", "command.main", "web", "--port", str(port)], env, port)
     load_out = f"/tmp/retention_bench_load_{os.getpid()}.json"
     purge_out = f"/tmp/retention_bench_purge_{os.getpid()}.json"
     loader = purger = None

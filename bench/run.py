@@ -128,8 +128,8 @@ class Run:
 
     async def workloads(self) -> None:
         from bench import workloads
+        from runtime.settings import Settings
         from tables import engine
-        from tables.settings import Settings
         from worker.broker import make_broker
         from worker.queue import Sender
 

@@ -128,7 +128,12 @@ async def fresh_schema(database_url: str) -> None:
         await conn.close()
     env = {"TENURE_SECRET_KEY": new_key(), **os.environ, "TENURE_DATABASE_URL": database_url}
     done = subprocess.run(
-        [sys.executable, "-m", "web.cli", "migrate"], env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "command.main", "migrate"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     if done.returncode != 0:
         raise RuntimeError(f"tenure migrate failed:\n{done.stdout}\n{done.stderr}")
@@ -150,7 +155,7 @@ class Dataset:
 def _product_rows(
     size: int, due_positions: set[int], now: datetime, org_id: str, rng: random.Random, due: dict[str, datetime]
 ):
-    from tables.ids import _b32
+    from runtime.ids import _b32
 
     span = timedelta(days=3 * 365)
     base_ms = int((now - span).timestamp() * 1000)
@@ -467,7 +472,7 @@ class Harness:
 
     async def sweep(self) -> float:
         """The measured figure: tenure's sweep of the states job, lease + sends."""
-        from tables.clock import clock
+        from runtime.clock import clock
         from worker import sweeps
 
         clock.pin(self.ds.now)
@@ -515,8 +520,8 @@ class Harness:
 
 
 async def measure_size(args, size: int, now: datetime) -> Figures:
+    from runtime.settings import Settings
     from tables import engine as tenure_engine
-    from tables.settings import Settings
     from worker.broker import make_broker
     from worker.queue import Sender
 
@@ -551,7 +556,7 @@ async def measure_size(args, size: int, now: datetime) -> Figures:
             )
         return figures
     finally:
-        from tables.clock import clock
+        from runtime.clock import clock
 
         clock.reset()
         if tenure_engine._current is not None:

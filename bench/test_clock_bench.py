@@ -101,10 +101,10 @@ def run(database_url: str, redis_url: str, products: int, clients: int, months: 
     import redis
     from litestar.testing import TestClient
 
+    from runtime.clock import clock
+    from runtime.settings import Settings
     from tables import engine
-    from tables.clock import clock
     from tables.products import Product
-    from tables.settings import Settings
     from tests import databases
     from tests.integration import rehearsal
     from tests.integration.receiver import Receiver

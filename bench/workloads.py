@@ -47,8 +47,8 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
 
 async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> None:
     """Rows first (the outbox), then one message each, as the web accepts them (minus HTTP)."""
+    from runtime.clock import clock
     from tables import operations
-    from tables.clock import clock
     from tables.engine import transaction
     from tables.operation_params import PurchaseParams
     from tables.operations import Operation
@@ -170,8 +170,8 @@ def make_hook(settings, receiver_url: str) -> Hook:
 
 
 async def _queue_deliveries(sender, hook: Hook, count: int) -> list[str]:
+    from runtime.clock import clock
     from tables import events, webhooks
-    from tables.clock import clock
     from tables.engine import transaction
     from worker.webhooks.fanout import fan_out
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from piccolo.columns import Timestamptz, Varchar
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables.engine import insert_unless_taken
-from tables.ids import new_id
 
 
 class Account(Table, tablename="accounts"):

@@ -19,9 +19,9 @@ from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables import event_payloads, events, operations, products
 from tables.engine import current, transaction
-from tables.ids import new_id
 from tables.statements import Statement, fetch
 
 

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 from piccolo.columns import Array, ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables import access_cache
 from tables.accounts import Account, digest, new_secret
-from tables.ids import new_id
 
 
 class ApiKey(Table, tablename="api_keys"):

@@ -11,9 +11,9 @@ from datetime import datetime
 from piccolo.columns import ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables.accounts import Account, digest, new_secret
 from tables.clients import Client
-from tables.ids import new_id
 from tables.organizations import Organization
 
 

@@ -10,9 +10,9 @@ from piccolo.columns import ForeignKey, Timestamptz, Varchar
 from piccolo.query.functions.aggregate import Count
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables import keyset
 from tables.engine import insert_unless_taken, locked
-from tables.ids import new_id
 from tables.organizations import Organization
 
 

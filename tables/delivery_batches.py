@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from runtime.ids import new_id
 from tables import webhooks
-from tables.ids import new_id
 from tables.webhooks import LEASE, Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint
 
 

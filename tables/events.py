@@ -6,9 +6,9 @@ from msgspec import Struct
 from piccolo.columns import JSON, Timestamptz, Varchar
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables.engine import insert_unless_taken
 from tables.event_payloads import stored
-from tables.ids import new_id
 
 
 class Event(Table, tablename="events"):

@@ -12,9 +12,9 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
+from runtime.ids import new_id
 from tables import secrets_at_rest
 from tables.engine import insert_unless_taken
-from tables.ids import new_id
 from tables.operations import Operation
 from tables.webhooks import InboundMessage, InboundSecret
 

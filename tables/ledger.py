@@ -10,8 +10,8 @@ from piccolo.table import Table
 
 from rules import pricing
 from rules.money import Money
+from runtime.ids import new_id
 from tables.engine import locked
-from tables.ids import new_id
 
 
 class LedgerEntry(Table, tablename="ledger_entries"):

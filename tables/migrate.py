@@ -19,8 +19,8 @@ async def migrate() -> int:
     os.environ.setdefault("PICCOLO_CONF", "tables.piccolo_conf")
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
+    from runtime.clock import clock
     from tables import api_keys, secrets_at_rest
-    from tables.clock import clock
 
     result = await run_forwards(app_name="tenure", migration_id="all")
     if not result.success:

@@ -8,9 +8,9 @@ import msgspec
 from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables import keyset, leases
 from tables.engine import insert_unless_taken, locked
-from tables.ids import new_id
 from tables.operation_params import BY_KIND, Params, to_row
 from tables.statements import Statement, fetch
 

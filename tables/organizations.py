@@ -8,10 +8,10 @@ from piccolo.columns import Array, Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
 from rules import permissions as permission_rules
+from runtime.ids import new_id
 from tables import access_cache, ledger, test_clocks
 from tables.accounts import Account
 from tables.engine import insert_unless_taken, locked
-from tables.ids import new_id
 
 
 class Organization(Table, tablename="organizations"):

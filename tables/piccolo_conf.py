@@ -11,8 +11,8 @@ APP_REGISTRY = AppRegistry(apps=["tables.piccolo_app"])
 
 def __getattr__(name: str):
     if name == "DB":
+        from runtime.settings import Settings
         from tables import engine
-        from tables.settings import Settings
 
         if engine._current is None:
             engine.bind(engine.make_engine(Settings.from_env().database_url))

@@ -8,10 +8,10 @@ from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables import keyset, leases
 from tables.clients import Client
 from tables.engine import locked
-from tables.ids import new_id
 from tables.organizations import Organization
 from tables.statements import Statement, fetch
 

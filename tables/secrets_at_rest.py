@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from tables.settings import Settings
+from runtime.settings import Settings
 
 KEY_FILE_SUFFIX = ".key"
 

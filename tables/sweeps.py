@@ -5,7 +5,7 @@ from datetime import datetime
 from piccolo.columns import Integer, Timestamptz, Varchar
 from piccolo.table import Table
 
-from tables.ids import new_id
+from runtime.ids import new_id
 
 
 class SweepRun(Table, tablename="sweep_runs"):

@@ -14,7 +14,7 @@ from piccolo.columns import Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
-from tables.clock import clock
+from runtime.clock import clock
 
 
 class TestClock(Table, tablename="test_clocks"):

@@ -7,8 +7,8 @@ from piccolo.columns import Array, Boolean, ForeignKey, Integer, OnDelete, Text,
 from piccolo.custom_types import Combinable
 from piccolo.table import Table
 
+from runtime.ids import new_id
 from tables import leases, secrets_at_rest
-from tables.ids import new_id
 from tables.organizations import Organization
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.clock import clock
 from tables import engine
-from tables.clock import clock
 from tests import databases
 
 BACKENDS = ["sqlite", "postgresql"]

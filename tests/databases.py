@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from cryptography.fernet import Fernet
 
+from runtime.settings import Settings
 from tables import secrets_at_rest
-from tables.settings import Settings
 
 CONFIGURED_POSTGRES_URL = os.environ.get("TENURE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CONFIGURED_REDIS_URL = os.environ.get("TENURE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -69,7 +69,7 @@ def run_migrate(url: str) -> None:
     """Runs `tenure migrate` as a separate process (the command operators run)."""
     env = {**os.environ, "TENURE_DATABASE_URL": url, "TENURE_SECRET_KEY": secret_key()}
     done = subprocess.run(
-        [sys.executable, "-m", "web.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "command.main", "migrate"], env=env, capture_output=True, text=True, timeout=120
     )
     if done.returncode != 0:
         raise RuntimeError(f"tenure migrate failed for {url}:\n{done.stdout}\n{done.stderr}")

@@ -14,9 +14,9 @@ from litestar.params import HeaderParameter
 
 from rules.errors import RuleViolation
 from rules.quotes import Priced
+from runtime.clock import clock
 from tables import activity, operations
 from tables.activity import Actor
-from tables.clock import clock
 from tables.operation_params import Params
 from web import idempotency
 from web.errors import BadHeader

@@ -8,9 +8,9 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from rules import permissions
+from runtime.clock import clock
 from tables import access_cache, api_keys, organizations
 from tables.accounts import digest
-from tables.clock import clock
 from web.errors import NotFound, Unauthorized
 from web.ops_auth import NO_OPS_TOKEN, session_cookie_valid
 from web.ratelimit import client_address

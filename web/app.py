@@ -11,8 +11,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rules.price_list import CURRENCIES
+from runtime.settings import Settings
 from tables import access_cache, engine, secrets_at_rest
-from tables.settings import Settings
 from web.access import provide_account
 from web.contract import render_plugins
 from web.edge import edge_checks

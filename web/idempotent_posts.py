@@ -41,11 +41,11 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime.clock import clock
+from runtime.ids import new_id
 from tables import api_keys
 from tables import idempotency as stored
-from tables.clock import clock
 from tables.engine import transaction
-from tables.ids import new_id
 from web import idempotency
 from web.edge import check_parameters
 from web.errors import IdempotencyKeyInUse, InvalidRequest

@@ -18,8 +18,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from runtime.clock import clock
 from tables import events, operations, retention, sweeps, webhooks
-from tables.clock import clock
 
 log = structlog.get_logger("tenure.metrics")
 REFRESH_S = 5

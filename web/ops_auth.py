@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from litestar import Request
 from litestar.di import NamedDependency
 
-from tables.clock import clock
+from runtime.clock import clock
 from web.errors import Unauthorized
 from web.ratelimit import client_address
 

@@ -33,7 +33,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from web.errors import RateLimited
 from web.metrics import RATE_LIMITED
 

@@ -28,8 +28,8 @@ from datetime import timedelta
 
 import structlog
 
+from runtime.clock import clock
 from tables import ledger, operation_claims, operations
-from tables.clock import clock
 from tables.engine import transaction
 from worker import batch_memo, charging
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS

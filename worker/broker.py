@@ -8,8 +8,8 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO, MiddlewareError, Retries, TimeLimit
 
+from runtime.settings import Settings
 from tables import engine
-from tables.settings import Settings
 
 # Retries for transient errors (database or broker hiccups): 1 s doubling to 5 min, 10 times.
 MAX_RETRIES = 10

@@ -22,9 +22,9 @@ from datetime import datetime
 from rules import ledger as booking
 from rules.errors import CurrencyMismatch
 from rules.money import Money
+from runtime.clock import clock
 from tables import billing as billing_position
 from tables import ledger
-from tables.clock import clock
 from worker import batch_memo
 
 _deferred: ContextVar[list | None] = ContextVar("tenure_deferred_charges", default=None)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import anyio
 import dramatiq
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from worker.actors import declare
 from worker.broker import make_broker
 from worker.queue import Sender

@@ -22,13 +22,13 @@ import structlog
 
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
+from runtime.clock import clock
+from runtime.ids import new_id
+from runtime.settings import Settings
 from tables import activity, operation_params, operations, organizations, test_clocks
 from tables import event_payloads as payloads
-from tables.clock import clock
 from tables.engine import atomic, transaction
-from tables.ids import new_id
 from tables.operation_params import Params
-from tables.settings import Settings
 from worker import batch_memo, charging, metrics
 
 log = structlog.get_logger("tenure.worker")

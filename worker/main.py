@@ -6,8 +6,8 @@ from the environment, is what its command line expects.
 
 import dramatiq
 
+from runtime.settings import Settings
 from tables import secrets_at_rest
-from tables.settings import Settings
 from worker.actors import declare
 from worker.broker import make_broker
 from worker.logs import configure

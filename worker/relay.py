@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from runtime.clock import clock
 from tables import ledger, operations
-from tables.clock import clock
 from tables.engine import transaction
 from worker.execution import Bounds, give_up
 from worker.monitoring import monitor_for

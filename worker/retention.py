@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from runtime.clock import clock
+from runtime.ids import new_id
+from runtime.settings import Settings
 from tables import leases, retention, sweeps
-from tables.clock import clock
 from tables.engine import transaction
-from tables.ids import new_id
-from tables.settings import Settings
 
 log = structlog.get_logger("tenure.retention")
 JOB = "retention"

@@ -7,7 +7,7 @@ from datetime import UTC
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rules.schedule import TIER_RUN_TIME
-from tables.settings import Settings
+from runtime.settings import Settings
 from worker import retention, sweeps
 from worker.execution import Bounds
 from worker.queue import Sender

@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import structlog
 
+from runtime.clock import clock
 from tables import ledger, sweeps
-from tables.clock import clock
 from tables.engine import transaction
 from worker.queue import AUTORENEW_ACTOR, REMINDER_ACTOR, STATE_ACTOR, Sender, lifecycle_message, tier_message
 

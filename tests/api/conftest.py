@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.ratelimits import UNLIMITED
 from web.app import create_app
 

@@ -15,7 +15,7 @@ import asyncpg.connection
 import pytest
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders
 from tests.ratelimits import UNLIMITED
 from web.app import create_app

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 from msgspec.structs import replace
 
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 from web.app import create_app
 

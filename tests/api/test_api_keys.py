@@ -10,9 +10,9 @@ import pytest
 
 from rules import permissions
 from rules.errors import PermissionDenied
+from runtime.clock import clock
 from tables import accounts, operations
 from tables.accounts import Account
-from tables.clock import clock
 from tables.migrate import migrate
 from tests.api import builders as b
 from tests.api.builders import refused

@@ -13,9 +13,9 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from runtime.clock import clock
 from tables import events, webhooks
 from tables.accounts import Account
-from tables.clock import clock
 from tables.engine import transaction
 from tables.events import Event
 from tables.idempotency import IdempotentResponse

@@ -7,7 +7,7 @@ from http.cookies import SimpleCookie
 
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.ratelimits import UNLIMITED
 from web.app import create_app
 

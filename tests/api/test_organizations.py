@@ -404,7 +404,7 @@ def test_an_unknown_currency_is_refused_with_the_accepted_ones(client):
 def test_tenure_currencies_limits_the_choice(database_url):
     from litestar.testing import TestClient
 
-    from tables.settings import Settings
+    from runtime.settings import Settings
     from tests.ratelimits import UNLIMITED
     from web.app import create_app
 
@@ -422,7 +422,7 @@ def test_tenure_currencies_limits_the_choice(database_url):
 
 
 def test_a_currency_without_a_price_list_cannot_be_offered():
-    from tables.settings import Settings
+    from runtime.settings import Settings
     from web.app import create_app
 
     with pytest.raises(ValueError, match="CHF"):

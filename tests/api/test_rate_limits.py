@@ -9,7 +9,7 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders as b
 from tests.api.builders import refused
 from tests.databases import REDIS_URL

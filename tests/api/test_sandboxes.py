@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 
 T0 = datetime(2027, 5, 4, 8, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import free_port, tenure_env, wait_for_port
 from tests.ratelimits import UNLIMITED

@@ -9,8 +9,8 @@ import time
 import pytest
 from litestar.testing import TestClient
 
+from runtime.settings import Settings
 from tables.operations import Operation
-from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
 from tests.e2e.support import accept_purchases, assert_each_purchase_done_once, statuses, wait_until_finished

@@ -10,8 +10,8 @@ from litestar.testing import TestClient
 
 from rules.catalog import DEFAULT_CATALOG
 from rules.pricing import DEFAULT_TIERS, price
+from runtime.settings import Settings
 from tables.operations import Operation
-from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
 from tests.e2e.support import accept_purchases, assert_each_purchase_done_once, relay_once, wait_until_finished

@@ -14,14 +14,14 @@ from litestar.testing import TestClient
 from rules import schedule
 from rules.catalog import DEFAULT_CATALOG
 from rules.lifecycle import add_years, rfc3339
+from runtime.clock import clock
+from runtime.settings import Settings
 from tables import products
-from tables.clock import clock
 from tables.engine import transaction
 from tables.events import Event
 from tables.ledger import LedgerEntry
 from tables.operations import Operation
 from tables.products import Product
-from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
 from tests.e2e.test_worker_crash import unacked_messages

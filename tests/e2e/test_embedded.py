@@ -9,7 +9,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import free_port, tenure_env, wait_for_port
 from tests.integration.flows import balance, buy, charges_for, ledger_sums, wait_done

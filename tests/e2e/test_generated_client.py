@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.e2e.conftest import free_port, wait_for_port
 from tests.ratelimits import UNLIMITED
 from web.app import create_app

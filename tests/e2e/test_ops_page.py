@@ -14,9 +14,9 @@ import re
 import httpx
 import pytest
 
+from runtime.clock import clock
+from runtime.settings import Settings
 from tables import webhooks
-from tables.clock import clock
-from tables.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import free_port, tenure_env, wait_for_port
 from tests.integration.flows import buy, db, wait_done

@@ -30,8 +30,8 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runtime.settings import Settings
 from tables import engine
-from tables.settings import Settings
 from tests.api import builders
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import free_port, wait_for_port

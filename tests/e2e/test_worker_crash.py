@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
 from tests.e2e.support import accept_purchases, assert_each_purchase_done_once, statuses, wait_until_finished

@@ -7,7 +7,7 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.databases import REDIS_URL
 from tests.integration.receiver import Receiver
 from tests.ratelimits import UNLIMITED

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import msgspec
 from litestar.testing import TestClient
 
+from runtime.clock import clock
+from runtime.ids import new_id
 from tables import events
-from tables.clock import clock
 from tables.events import Event
-from tables.ids import new_id
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_all, wait_done
 from tests.integration.test_inbound import post, reseller, rotate, upsert

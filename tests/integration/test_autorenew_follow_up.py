@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
+from runtime.clock import clock
 from tables import ledger
-from tables.clock import clock
 from tests.api import builders
 from tests.integration.flows import db
 from tests.integration.test_lifecycle import T0, bought, tick_days

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from runtime.clock import clock
 from tables import events
-from tables.clock import clock
 from tests.api import builders
 from tests.api.builders import refused
 from tests.integration.flows import buy, db, ledger_sums, renew, wait_done

@@ -19,7 +19,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, ledger_sums, renew, wait_done
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.settings import Settings
 from tables import operations
-from tables.settings import Settings
 from tests.api import builders
 from tests.integration.flows import buy, wait_done
 from tests.ratelimits import UNLIMITED

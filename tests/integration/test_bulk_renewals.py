@@ -194,7 +194,7 @@ def test_a_batch_waiting_on_its_items_longer_than_the_age_bound_is_not_failed(ap
     items (each bounded itself), so a long backlog of them must not fail it."""
     from datetime import timedelta
 
-    from tables.clock import clock
+    from runtime.clock import clock
     from worker.execution import Bounds
 
     worker = workers()

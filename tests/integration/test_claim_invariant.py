@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
+from runtime.clock import clock
 from tables import claims
-from tables.clock import clock
 from tables.organizations import Membership
 from tests.api import builders
 from tests.integration.flows import db, wait_done

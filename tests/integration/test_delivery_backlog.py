@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from runtime.clock import clock
 from tables import events, webhooks
-from tables.clock import clock
 from tables.engine import transaction
 from tests.api import builders
 from tests.integration.flows import db

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from runtime.clock import clock
 from tables import events, webhooks
-from tables.clock import clock
 from tables.engine import transaction
 from tests.api import builders
 from tests.integration.flows import db

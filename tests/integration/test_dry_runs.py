@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rules.lifecycle import add_years
-from tables.clock import clock
+from runtime.clock import clock
 from tables.ledger import LedgerEntry
 from tests.api import builders
 from tests.integration.flows import buy, db, renew, wait_all, wait_done

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import jsonschema_rs
 
 from rules.webhooks import EVENT_TYPES
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, db, renew, wait_done
 from tests.integration.receiver import Receiver

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 from dramatiq import Message
 
+from runtime.clock import clock
+from runtime.settings import Settings
 from tables import events, operations
-from tables.clock import clock
-from tables.settings import Settings
 from tests.api import builders
 from tests.integration.flows import db, wait_done
 from tests.integration.test_ops import OPS, wait_for

@@ -8,8 +8,8 @@ import sqlite3
 import asyncpg
 import pytest
 
+from runtime.clock import clock
 from tables import organizations, webhooks
-from tables.clock import clock
 from tests.integration.flows import db
 
 

@@ -11,7 +11,7 @@ from math import floor
 
 from standardwebhooks import Webhook
 
-from tables.clock import clock
+from runtime.clock import clock
 from tables.operations import Operation
 from tables.webhooks import InboundMessage
 from tests.api import builders

@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from runtime.clock import clock
 from tables import engine
-from tables.clock import clock
 from tables.events import Event
 from tables.operations import Operation
 from tables.products import Product

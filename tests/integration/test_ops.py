@@ -12,7 +12,7 @@ import asyncpg
 from dramatiq import Message
 from litestar.testing import TestClient
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders
 from tests.integration.flows import buy, wait_done
 from tests.ratelimits import UNLIMITED

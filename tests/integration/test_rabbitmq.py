@@ -9,7 +9,7 @@ import dramatiq
 import pytest
 from dramatiq import Message
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, wait_done
 from tests.ratelimits import UNLIMITED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tables.clock import clock
+from runtime.clock import clock
 from tables.events import Event
 from tables.organizations import Membership
 from tests.api import builders

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 from tests.integration.flows import balance, buy, charges_for, renew, wait_done
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
+from runtime.clock import clock
+from runtime.ids import new_id
 from tables import leases, operations
-from tables.clock import clock
 from tables.events import Event
-from tables.ids import new_id
 from tables.ledger import LedgerEntry
 from tables.operations import Operation
 from tables.sweeps import SweepRun

@@ -20,9 +20,9 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from runtime.settings import Settings
 from tables import secrets_at_rest
 from tables.engine import sqlite_path
-from tables.settings import Settings
 from tables.webhooks import InboundSecret, WebhookEndpoint
 from tests import databases
 from tests.integration.flows import db, wait_done
@@ -93,7 +93,7 @@ def stored_secrets(table) -> list[dict]:
 def tenure_migrate(database_url: str, secret_key: str) -> str:
     env = {**os.environ, "TENURE_DATABASE_URL": database_url, "TENURE_SECRET_KEY": secret_key}
     done = subprocess.run(
-        [sys.executable, "-m", "web.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "command.main", "migrate"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
@@ -218,12 +218,14 @@ def test_every_tenure_process_refuses_to_start_on_postgresql_without_a_secret_ke
     env["TENURE_BROKER_URL"] = databases.REDIS_URL
     for command in ("migrate", "web", "worker", "scheduler", "sweep"):
         done = subprocess.run(
-            [sys.executable, "-m", "web.cli", command], env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "command.main", command], env=env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 2, (command, done.stdout, done.stderr)
         assert "TENURE_SECRET_KEY is not set" in done.stderr, (command, done.stderr)
     env["TENURE_SECRET_KEY"] = "not-a-key"
-    done = subprocess.run([sys.executable, "-m", "web.cli", "web"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "command.main", "web"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2 and "key 1 of TENURE_SECRET_KEY is not a Fernet key" in done.stderr
     assert "not-a-key" not in done.stderr
 

@@ -6,7 +6,7 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from worker.broker import make_broker
 from worker.queue import Sender, operation_message
 

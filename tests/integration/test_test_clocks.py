@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from runtime.clock import clock
 from tables import engine
-from tables.clock import clock
 from tables.events import Event
 from tables.products import Product
 from tests.api import builders

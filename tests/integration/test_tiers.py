@@ -91,7 +91,7 @@ def test_every_effect_writes_its_event(api, workers):
 def test_the_daily_recalculation_lowers_the_tier_when_purchases_age_out(api, workers, broker, sender):
     from datetime import timedelta
 
-    from tables.clock import clock
+    from runtime.clock import clock
     from worker import sweeps
 
     workers()

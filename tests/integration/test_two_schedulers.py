@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from runtime.clock import clock
 from tables import engine
-from tables.clock import clock
 from tables.events import Event
 from tables.operations import Operation
 from tables.sweeps import SweepRun

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 from tests.api.builders import refused
 from tests.integration.flows import buy, wait_done

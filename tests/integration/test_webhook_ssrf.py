@@ -18,10 +18,10 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from runtime.clock import clock
+from runtime.settings import Settings
 from tables import events
-from tables.clock import clock
 from tables.engine import transaction
-from tables.settings import Settings
 from tests.api import builders
 from tests.integration.flows import db
 from tests.ratelimits import UNLIMITED

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from tables.clock import clock
+from runtime.clock import clock
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_done
 from worker.webhooks.fanout import fan_out, send_due

@@ -3,7 +3,7 @@
 Reads repository files only (no Docker, systemd or cluster): every `tenure ...` command
 line in the Dockerfile, compose, the systemd units, the Kubernetes manifests and the
 README must be accepted by the real `tenure` parser; every TENURE_* variable named in
-deploy/ must be one the code reads (the settings of tables/settings.py, and the few read
+deploy/ must be one the code reads (the settings of runtime/settings.py, and the few read
 elsewhere), and every one of those must be documented and set; the topology (2 web,
 2 workers, 2 schedulers, migrations first) must hold.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from worker.broker import TIME_LIMIT_MS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,8 @@ SYSTEMD = DEPLOY / "systemd"
 K8S = DEPLOY / "k8s"
 README = DEPLOY / "README.md"
 ENV_EXAMPLE = SYSTEMD / "tenure.env.example"
-SETTINGS_SOURCE = ROOT / "tables" / "settings.py"
-PACKAGES = ("rules", "tables", "web", "worker")
+SETTINGS_SOURCE = ROOT / "runtime" / "settings.py"
+PACKAGES = ("rules", "runtime", "tables", "web", "worker", "command")
 
 TENURE_VAR = re.compile(r"\bTENURE_[A-Z0-9]+(?:_[A-Z0-9]+)*")
 PROCESSES = {"migrate", "web", "worker", "scheduler"}
@@ -47,8 +47,8 @@ TIME_LIMIT_S = TIME_LIMIT_MS / 1000
 
 @pytest.fixture(scope="module")
 def cli() -> argparse.ArgumentParser:
-    """The parser `tenure` runs with: web.cli.main() parses its arguments with build_parser()."""
-    from web.cli import build_parser
+    """The parser `tenure` runs with: command.main.main() parses its arguments with build_parser()."""
+    from command.main import build_parser
 
     return build_parser()
 
@@ -335,7 +335,7 @@ def test_the_parser_check_catches_mistakes(cli):
 
 
 def settings() -> set[str]:
-    """Every TENURE_* variable tables/settings.py reads."""
+    """Every TENURE_* variable runtime/settings.py reads."""
     return set(TENURE_VAR.findall(SETTINGS_SOURCE.read_text()))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tables import ids
+from runtime import ids
 
 
 @pytest.fixture(autouse=True)

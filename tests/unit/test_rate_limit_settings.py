@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from web.ratelimit import check_settings, limit_items, storage_url
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tables.settings import Settings
+from runtime.settings import Settings
 
 
 def test_the_default_windows_are_the_documented_ones():

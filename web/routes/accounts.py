@@ -5,10 +5,10 @@ from __future__ import annotations
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
+from runtime.clock import clock
 from tables import accounts, claims, events, organizations
 from tables import event_payloads as payloads
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from web.access import Account, key_allows_org, optional_account
 from web.errors import Conflict, Invalid

@@ -13,7 +13,8 @@ from litestar.params import FromPath, QueryParameter
 
 from rules import permissions
 from rules.webhooks import PING, body_of
-from tables import activity, events, ids, keyset
+from runtime import ids
+from tables import activity, events, keyset
 from web import listing
 from web.access import Account, access
 from web.csv_stream import csv_export

@@ -12,10 +12,10 @@ from rules import ledger as booking
 from rules import permissions, pricing
 from rules.catalog import catalog_for
 from rules.money import Money
+from runtime.clock import clock
 from tables import billing as position
 from tables import ledger, operations
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import AmountIO, SettlementParams, TopUpParams
 from web import idempotency

@@ -12,9 +12,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from rules import claims as claim_rules
 from rules import permissions
 from rules.errors import ClientNotActive, NotAReseller
+from runtime.clock import clock
 from tables import claims, clients
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from web import listing
 from web.access import Access, Account, access

@@ -19,12 +19,12 @@ from standardwebhooks import Webhook
 
 from rules import permissions
 from rules.errors import ClientNotActive, RuleViolation
+from runtime.clock import clock
+from runtime.settings import Settings
 from tables import activity, clients, inbound, operations, organizations, products
 from tables.activity import Actor
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import ClientUpsertParams
-from tables.settings import Settings
 from web import idempotency, intake
 from web.accept import NameHeld, accept_once, operation_out
 from web.access import Account

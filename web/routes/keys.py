@@ -7,9 +7,9 @@ from litestar.params import FromPath, JSONBody
 
 from rules import permissions
 from rules.errors import PermissionDenied
+from runtime.clock import clock
 from tables import activity, api_keys, organizations
 from tables.activity import Actor
-from tables.clock import clock
 from tables.engine import transaction
 from web.access import Account
 from web.errors import Invalid, NotFound

@@ -10,9 +10,9 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from runtime.clock import clock
 from tables import accounts, ledger, operations, organizations
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from web.accept import operation_out
 from web.billing_schemas import CreditLimitIn

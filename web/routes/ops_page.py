@@ -37,8 +37,8 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath
 from litestar.response import Redirect
 
+from runtime.clock import clock
 from tables import operations, sweeps, webhooks
-from tables.clock import clock
 from web.errors import RateLimited, Unauthorized
 from web.ops_auth import COOKIE, new_session, require_ops, token_matches
 from web.ratelimit import client_address

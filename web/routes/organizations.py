@@ -8,9 +8,9 @@ from litestar.params import FromPath, JSONBody
 from rules import membership, permissions
 from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import UnknownCurrency
+from runtime.clock import clock
 from tables import accounts, organizations
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from web.access import Account, access
 from web.errors import Conflict, Invalid, NotFound

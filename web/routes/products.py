@@ -11,9 +11,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParam
 from rules import names, permissions, quotes, schedule
 from rules.catalog import DEFAULT_CATALOG, kind_of
 from rules.errors import PermissionDenied, RuleViolation
+from runtime.clock import clock
 from tables import claims, ledger, operations, products, test_clocks
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import TransferParams
 from web import intake, listing

@@ -11,8 +11,8 @@ from msgspec import Meta, Struct
 
 from rules import permissions
 from rules.lifecycle import add_years, rfc3339
+from runtime.clock import clock
 from tables import operations, test_clocks
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import TestClockParams
 from web.accept import DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted, intake_or_replay

@@ -13,9 +13,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from rules import permissions
 from rules import webhooks as hooks
 from rules.errors import InvalidWebhookUrl
+from runtime.clock import clock
 from tables import webhooks
 from tables.activity import Actor, record
-from tables.clock import clock
 from tables.engine import transaction
 from web.access import Account, access
 from web.errors import Conflict, NotFound

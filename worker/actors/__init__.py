@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from tables.settings import Settings
+from runtime.settings import Settings
 from worker.actors.batches import execute_batch
 from worker.actors.clients import upsert_client
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
@@ -15,7 +15,7 @@ from worker.actors.test_clocks import advance as advance_test_clock
 from worker.actors.tiers import recalculate
 from worker.actors.transfers import transfer
 from worker.batching import follow_up, run_batch
-from worker.execution import Bounds, Handler
+from worker.execution import Bounds, Handler, run_operation
 from worker.queue import (
     ACTOR_FOR_KIND,
     AUTORENEW_ACTOR,
@@ -41,6 +41,12 @@ HANDLERS: dict[str, Handler] = {
     "release": release,
     "client_upsert": upsert_client,
 }
+
+
+async def run_now(kind: str, operation_id: str) -> None:
+    """Runs one recorded operation in this process, now, as its actor would (exactly once: a
+    second call finds it done). For data seeded before any worker runs (`tenure demo`)."""
+    await run_operation(operation_id, HANDLERS[kind])
 
 
 def declare(

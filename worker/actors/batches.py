@@ -21,9 +21,9 @@ from datetime import datetime
 import structlog
 
 from rules.errors import TargetMissing
+from runtime.clock import clock
 from tables import activity, events, operation_params, operations, products
 from tables import event_payloads as payloads
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import RenewalBatchParams, RenewalItem, RenewalParams
 from worker import metrics

@@ -16,9 +16,9 @@ from rules import lifecycle
 from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
 from rules.schedule import next_state_change, next_window_after, states_passed
+from runtime.clock import clock
 from tables import activity, events, operations, products
 from tables import event_payloads as payloads
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import RenewalParams
 from worker.actors.renewals import payer_of, renewal

@@ -25,10 +25,10 @@ import structlog
 from rules import schedule
 from rules import webhooks as hooks
 from rules.lifecycle import add_years, rfc3339
+from runtime.clock import clock
+from runtime.ids import new_id
 from tables import events, leases, ledger, operation_params, operations, products, test_clocks, webhooks
-from tables.clock import clock
 from tables.engine import transaction
-from tables.ids import new_id
 from tables.operation_params import TestClockParams
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
 from worker.actors.tiers import recalculate

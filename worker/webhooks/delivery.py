@@ -16,9 +16,9 @@ import structlog
 from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
+from runtime.clock import clock
 from tables import delivery_batches, events, test_clocks, webhooks
 from tables import event_payloads as payloads
-from tables.clock import clock
 from tables.engine import transaction
 from worker import metrics
 from worker.webhooks.addresses import NotPublic

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from rules import webhooks as hooks
+from runtime.clock import clock
 from tables import events, test_clocks, webhooks
-from tables.clock import clock
 from tables.engine import transaction
 from worker.monitoring import monitor_for
 from worker.queue import WEBHOOKS_QUEUE, Sender, delivery_messages

@@ -8,11 +8,11 @@ from rich.console import Console
 
 from rules import ledger as booking
 from rules.money import Money
+from runtime.clock import clock
+from runtime.settings import Settings
 from tables import accounts, activity, clients, ledger, operations, organizations
-from tables.clock import clock
 from tables.engine import transaction
 from tables.operation_params import PurchaseParams
-from tables.settings import Settings
 
 ORG_OWNER = "owner@demo.test"
 RESELLER_OWNER = "reseller@demo.test"
@@ -52,8 +52,7 @@ DEMO_PURCHASES = {  # organization label -> (kind, name, client index or None)
 
 async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: str | None) -> None:
     """A demo purchase through the real operation path (recorded, then executed once)."""
-    from worker.actors.purchases import purchase
-    from worker.execution import run_operation
+    from worker.actors import run_now
 
     row = operations.new_row(
         "purchase",
@@ -65,7 +64,7 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
     await activity.insert_accepted(
         {**row, "idem_key": f"demo:{org_id}:{kind}:{name}"}, activity.Actor("account", account_id)
     )
-    await run_operation(row["id"], purchase)
+    await run_now("purchase", row["id"])
 
 
 async def seed() -> Demo:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from tables.settings import Settings
+from runtime.settings import Settings
 
 DEMO_DATABASE_URL = "sqlite:///var/demo.sqlite3"
 # Commands that read or write the database's secrets: they refuse to start without a key.
@@ -48,7 +48,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
         app = create_app(settings)
     else:  # each process builds its own app from the environment (uvicorn starts them afresh)
-        app = "web.cli:app_from_environment"
+        app = "command.main:app_from_environment"
     uvicorn.run(
         app,
         factory=args.workers > 1,
@@ -148,9 +148,9 @@ def cmd_sweep(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from command.demo import print_welcome, seed
     from tables.migrate import migrate
     from web.app import create_app
-    from web.demo import print_welcome, seed
     from web.http_protocol import JsonErrorsProtocol
     from worker.embedded import Embedded
 
