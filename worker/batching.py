@@ -30,8 +30,8 @@ import structlog
 
 from tables import ledger, operation_claims, operations
 from tables.clock import clock
-from tables.engine import transaction
-from worker import batch_memo, charging
+from tables.engine import is_sqlite, transaction, unreachable
+from worker import batch_memo, charging, purchase_batch
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from worker.execution import Bounds, Handler, Ran, run_started
 from worker.queue import Sender, operation_message, tier_message
@@ -77,7 +77,7 @@ async def run_batch(
             named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff, retake=retake > 0)
             claimed = ([named] if named else []) + claimed
         if claimed:
-            ran, charged = await _run_claimed(claimed, handler, bounds)
+            ran, charged = await _run_claimed(claimed, handler, bounds, set_wise=kind == "purchase")
     except Exception:
         # Nothing of the batch committed: every operation it claimed is to be taken again.
         unrun = {operation_id} | {row["id"] for row in claimed}
@@ -105,11 +105,23 @@ async def run_batch(
     return ran
 
 
-async def _run_claimed(claimed: list[dict], handler: Handler, bounds: Bounds) -> tuple[list[Ran], list[str]]:
+async def _run_claimed(
+    claimed: list[dict], handler: Handler, bounds: Bounds, *, set_wise: bool = False
+) -> tuple[list[Ran], list[str]]:
     """Runs the claimed operations in one transaction, each in a savepoint, and settles the
     payers' balances last; answers what each came to and the payers whose tier was flagged.
     A balance spent by another transaction since the batch read it (the settlement's guard
-    fails) rolls the batch back and runs it again on what is there now (SETTLE_TRIES times)."""
+    fails) rolls the batch back and runs it again on what is there now (SETTLE_TRIES times).
+
+    `set_wise` (purchases, on PostgreSQL): first as one set (`worker.purchase_batch`), which
+    rolls back and leaves it to the savepoints when anything in it is unexpected."""
+    if set_wise and not is_sqlite():
+        try:
+            return await purchase_batch.run_purchases(claimed, bounds)
+        except Exception as exc:
+            if unreachable(exc):
+                raise
+            log.info("operation_batch_set_wise_fallback", size=len(claimed), reason=str(exc))
     for attempt in range(1, SETTLE_TRIES + 1):
         ran: list[Ran] = []
         try:
