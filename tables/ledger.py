@@ -91,6 +91,42 @@ async def open_account(org_id: str, currency: str, now: datetime, *, credit_limi
     )
 
 
+def entry_rows(
+    txn_id: str, entries: Iterable, now: datetime, operation_id: str | None = None, *, product: dict | None = None
+) -> tuple[list[dict], dict[str, dict[str, int]]]:
+    """One balanced transaction's lines as rows (not written) and the moves they make to the
+    balance rows, by organization ({"prepaid": delta, "owed": delta})."""
+    rows: list[dict] = []
+    moves: dict[str, dict[str, int]] = {}
+    about = product or {}
+    # One id per transaction, numbered: its lines list in the order they were booked.
+    base = new_id("led")
+    for number, entry in enumerate(entries):
+        rows.append(
+            {
+                "id": f"{base}{number:03d}",
+                "txn_id": txn_id,
+                "book": entry.book,
+                "organization_id": entry.organization_id,
+                "amount": entry.amount.amount,
+                "currency": entry.amount.currency,
+                "operation_id": operation_id,
+                "created_at": now,
+                "kind": entry.kind or "charge",
+                "product_id": about.get("product_id"),
+                "product_kind": about.get("product_kind"),
+                "client_id": about.get("client_id"),
+            }
+        )
+        if entry.book in ("prepaid", "invoice"):
+            deltas = moves.setdefault(entry.organization_id, {"prepaid": 0, "owed": 0})
+            if entry.book == "prepaid":
+                deltas["prepaid"] += entry.amount.amount
+            else:
+                deltas["owed"] -= entry.amount.amount
+    return rows, moves
+
+
 async def post(
     txn_id: str,
     entries: Iterable,
@@ -109,35 +145,8 @@ async def post(
     `move_balances=False` writes the lines only and answers the moves they make instead, by
     organization ({"prepaid": delta, "owed": delta}), for the caller to `move` later in the
     same transaction (a batch moves each balance once, last)."""
-    rows = []
-    moves: dict[str, dict[str, int]] = {}
-    about = product or {}
-    # One id per transaction, numbered: its lines list in the order they were booked.
-    base = new_id("led")
-    for number, entry in enumerate(entries):
-        rows.append(
-            LedgerEntry(
-                id=f"{base}{number:03d}",
-                txn_id=txn_id,
-                book=entry.book,
-                organization_id=entry.organization_id,
-                amount=entry.amount.amount,
-                currency=entry.amount.currency,
-                operation_id=operation_id,
-                created_at=now,
-                kind=entry.kind or "charge",
-                product_id=about.get("product_id"),
-                product_kind=about.get("product_kind"),
-                client_id=about.get("client_id"),
-            )
-        )
-        if entry.book in ("prepaid", "invoice"):
-            deltas = moves.setdefault(entry.organization_id, {"prepaid": 0, "owed": 0})
-            if entry.book == "prepaid":
-                deltas["prepaid"] += entry.amount.amount
-            else:
-                deltas["owed"] -= entry.amount.amount
-    await LedgerEntry.insert(*rows)
+    rows, moves = entry_rows(txn_id, entries, now, operation_id, product=product)
+    await LedgerEntry.insert(*(LedgerEntry(**row) for row in rows))
     if not move_balances:
         return moves
     return {org_id: await move(org_id, **by) for org_id, by in moves.items()}

@@ -216,6 +216,17 @@ async def claim(op_id: str) -> dict | None:
     )
 
 
+async def claim_many(op_ids: list[str]) -> list[dict]:
+    """`claim` for a batch in one statement: those of `op_ids` still running, row-locked."""
+    return (
+        await locked(
+            Operation.select().where(Operation.id.is_in(op_ids) & (Operation.status == OperationStatus.RUNNING))
+        )
+        .order_by(Operation.id)
+        .output(load_json=True)
+    )
+
+
 async def finish(
     op_id: str,
     now: datetime,

@@ -10,7 +10,10 @@ its own events in the same transaction, while the others commit together. A batc
 BEGIN and one COMMIT (one WAL flush) instead of one per operation. The claimed operations run
 ordered by organization, so that two batches take their payers' balance rows in the same order.
 
-A message whose operation another worker's batch already holds costs that one statement. A
+A message whose operation another worker's batch already holds costs that one statement; one
+whose operation a batch of this process has finished (committed) costs nothing: the process
+remembers the last FINISHED_KEPT operations it finished (a finished operation never runs again,
+so the memory can only spare a claim that would have found it finished). A
 worker killed mid-batch commits nothing of it: the claimed operations stay `running`, and the
 relay sends them again once their lease (the relay's stall time) has run out, and their claim
 takes them. A batch whose transaction fails (the database gone, a deadlock) commits nothing
@@ -30,8 +33,8 @@ import structlog
 
 from runtime.clock import clock
 from tables import ledger, operation_claims, operations
-from tables.engine import transaction
-from worker import batch_memo, charging
+from tables.engine import is_sqlite, transaction, unreachable
+from worker import batch_memo, charging, purchase_batch
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from worker.execution import Bounds, Handler, Ran, run_started
 from worker.queue import Sender, operation_message, tier_message
@@ -43,6 +46,25 @@ SETTLE_TRIES = 3  # runs of a batch whose payers' balances others keep spending 
 BATCH_SIZE = 20  # operations claimed per message: enough to amortize, small enough to share out
 # A burst of charges for one payer queues one recalculation, run shortly after.
 TIER_COALESCE_MS = 500
+FINISHED_KEPT = 20_000  # operation ids a process remembers having finished (~2 MB)
+
+
+class _Finished:
+    """The ids of operations this process's batches finished, the oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.ids = size, dict[str, None]()
+
+    def __contains__(self, operation_id: str) -> bool:
+        return operation_id in self.ids
+
+    def add(self, operation_ids: list[str]) -> None:
+        self.ids.update(dict.fromkeys(operation_ids))
+        while len(self.ids) > self.size:
+            del self.ids[next(iter(self.ids))]
+
+
+finished_here = _Finished(FINISHED_KEPT)
 
 
 async def run_batch(
@@ -64,6 +86,8 @@ async def run_batch(
     sends a `retake` message for the named operation and for each claimed one that did not run,
     so that they are taken again at once rather than after their lease (`retake`: how many
     such messages in a row led here, for the backoff)."""
+    if operation_id in finished_here and not retake:
+        return []  # a message for an operation this process finished: nothing to claim
     now = clock.now()
     lease_cutoff = now - timedelta(seconds=lease_seconds)
     claimed: list[dict] = []
@@ -77,7 +101,7 @@ async def run_batch(
             named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff, retake=retake > 0)
             claimed = ([named] if named else []) + claimed
         if claimed:
-            ran, charged = await _run_claimed(claimed, handler, bounds)
+            ran, charged = await _run_claimed(claimed, handler, bounds, set_wise=kind == "purchase")
     except Exception:
         # Nothing of the batch committed: every operation it claimed is to be taken again.
         unrun = {operation_id} | {row["id"] for row in claimed}
@@ -88,6 +112,7 @@ async def run_batch(
         for each in sorted(unrun):
             await asyncio.to_thread(sender.send, operation_message(kind, each, retake + 1), delay)
         raise
+    finished_here.add([each.operation_id for each in ran if each.outcome in (*operations.FINISHED, "already_finished")])
     await follow_up(sender, ran, charged)
     named_error = None
     for each in ran:
@@ -105,11 +130,23 @@ async def run_batch(
     return ran
 
 
-async def _run_claimed(claimed: list[dict], handler: Handler, bounds: Bounds) -> tuple[list[Ran], list[str]]:
+async def _run_claimed(
+    claimed: list[dict], handler: Handler, bounds: Bounds, *, set_wise: bool = False
+) -> tuple[list[Ran], list[str]]:
     """Runs the claimed operations in one transaction, each in a savepoint, and settles the
     payers' balances last; answers what each came to and the payers whose tier was flagged.
     A balance spent by another transaction since the batch read it (the settlement's guard
-    fails) rolls the batch back and runs it again on what is there now (SETTLE_TRIES times)."""
+    fails) rolls the batch back and runs it again on what is there now (SETTLE_TRIES times).
+
+    `set_wise` (purchases, on PostgreSQL): first as one set (`worker.purchase_batch`), which
+    rolls back and leaves it to the savepoints when anything in it is unexpected."""
+    if set_wise and not is_sqlite():
+        try:
+            return await purchase_batch.run_purchases(claimed, bounds)
+        except Exception as exc:
+            if unreachable(exc):
+                raise
+            log.info("operation_batch_set_wise_fallback", size=len(claimed), reason=str(exc))
     for attempt in range(1, SETTLE_TRIES + 1):
         ran: list[Ran] = []
         try:

@@ -60,6 +60,19 @@ async def charge(
     return await _book(payer_id, amount, method, entries, operation_id, now, product)
 
 
+async def stage(
+    payer_id: str, amount: Money, method: str, operation_id: str, now: datetime, *, kind: str, product: dict
+) -> list[dict]:
+    """In a batch written set-wise (`worker.purchase_batch`): checks the charge as `charge` does
+    and adds its moves to the batch's (settled by `settle_batch`); answers its ledger lines as
+    rows, for the batch to write with the others'."""
+    entries = booking.charge_parts(payer_id, [(kind, amount)], method)
+    await _check(payer_id, amount, method)
+    rows, moves = ledger.entry_rows(f"op:{operation_id}", entries, now, operation_id, product=product)
+    _add_to_batch(moves, operation_id, now)
+    return rows
+
+
 async def _check(payer_id: str, amount: Money, method: str, *, fresh: bool = False) -> None:
     account = await _account(payer_id, fresh=fresh)
     currency = account["currency"] if account else "EUR"
