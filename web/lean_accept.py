@@ -36,6 +36,7 @@ from web.strict_body import is_json
 
 PURCHASES = "/v1/organizations/{org_id}/purchases"
 _JSON = (b"content-type", b"application/json")
+_NEXT = "lean_purchase_next_app"
 
 
 async def plain_purchase(request: Request) -> PurchaseIn | None:
@@ -63,18 +64,18 @@ class LeanPurchases(ASGIMiddleware):
         if scope.get("path_template") != PURCHASES or scope.get("method") != "POST":
             await next_app(scope, receive, send)
             return
+        scope.setdefault("state", {})[_NEXT] = next_app
+        await self._answer(scope, receive, send)
+
+    async def _purchase(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`ProductController.purchase` without a Dry-Run header, step for step; or the handler's
+        path, for a request that is not plainly well-formed."""
+        next_app = scope["state"].pop(_NEXT)
         request: Request = Request(scope, receive)
         data = await plain_purchase(request)
         if data is None:
             await next_app(scope, receive, send)
             return
-        scope.setdefault("state", {})["lean_purchase"] = data
-        await self._answer(scope, receive, send)
-
-    async def _purchase(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """`ProductController.purchase` without a Dry-Run header, step for step."""
-        request: Request = Request(scope, receive)
-        data: PurchaseIn = scope["state"].pop("lean_purchase")
         org_id = request.path_params["org_id"]
         account = await provide_account(request)
         found = await access(account, org_id)
