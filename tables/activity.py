@@ -20,8 +20,8 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
 from runtime.ids import new_id
-from tables import event_payloads, events, operations, products
-from tables.engine import current, transaction
+from tables import accept_batches, event_payloads, events, operations, products
+from tables.engine import current
 from tables.statements import Statement, fetch
 
 
@@ -242,8 +242,9 @@ def client_of(params: dict) -> str | None:
 
 
 async def insert_accepted(operation: dict, actor: Actor, *, unless_name_held: str | None = None) -> bool:
-    """Inserts the operation and its `operation.accepted` row: one statement on PostgreSQL, one
-    short transaction on SQLite. False, inserting nothing, if the operation's idempotency key is
+    """Inserts the operation and its `operation.accepted` row: one statement on PostgreSQL; on
+    SQLite two, in a transaction shared with the other accepts waiting (tables/accept_batches.py),
+    or in the caller's. False, inserting nothing, if the operation's idempotency key is
     taken, or if a product holds `unless_name_held` (a name key: tables.products.name_key)."""
     values = accepted_values(operation, actor, client_of(operation.get("params") or {}))
     guard = [] if unless_name_held is None else [unless_name_held]
@@ -252,15 +253,19 @@ async def insert_accepted(operation: dict, actor: Actor, *, unless_name_held: st
         return bool(
             await fetch(statement, *operations.insert_values(operation), *guard, *values[:6], values[7], *values[9:])
         )
-    async with transaction():
+
+    async def write() -> bool:
         if unless_name_held is None:
             inserted = await operations.insert_new(operation)
         else:
             inserted = await operations.insert_new(operation, OPERATION_UNLESS_NAME_HELD, unless_name_held)
-        if not inserted:
-            return False
-        await fetch(ACCEPTED, *accepted_args(values))
-    return True
+        if inserted:
+            await fetch(ACCEPTED, *accepted_args(values))
+        return inserted
+
+    if current().current_transaction.get() is not None:  # inside the caller's transaction
+        return await write()
+    return await accept_batches.in_next_round(write)  # with the other accepts waiting (group commit)
 
 
 async def operations_accepted(rows: list[dict], actor: Actor, clients: dict[str, str | None]) -> None:

@@ -36,6 +36,8 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.table import Table
 
+from tables import write_gate
+
 SQLITE_BUSY_TIMEOUT_S = 30
 # A reachable PostgreSQL accepts a connection in milliseconds; a stopped one refuses it at once.
 CONNECT_TIMEOUT_S = 2.0
@@ -71,14 +73,32 @@ class LoopPoolPostgresEngine(PostgresEngine):
 
 
 class _ClosingSQLiteTransaction(SQLiteTransaction):
-    """Closes its connection when BEGIN fails (Piccolo leaks it and its thread)."""
+    """Closes its connection when BEGIN fails (Piccolo leaks it and its thread). A write
+    transaction waits its turn at the process's write gate (tables/write_gate.py) before
+    BEGIN IMMEDIATE and hands it on once it has ended."""
+
+    _gated = False
 
     async def begin(self) -> None:
+        if self.transaction_type is not TransactionType.deferred:
+            self._gated = await write_gate.gate.acquire()
         try:
             await super().begin()
         except BaseException:
+            self._open_gate()
             await self.connection.close()
             raise
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        try:
+            return await super().__aexit__(exception_type, exception, traceback)
+        finally:
+            self._open_gate()
+
+    def _open_gate(self) -> None:
+        if self._gated:
+            self._gated = False
+            write_gate.gate.release()
 
 
 class TenureSQLiteEngine(SQLiteEngine):

@@ -18,6 +18,7 @@ from web.contract import render_plugins
 from web.edge import edge_checks
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotent_posts import IdempotentPosts, document_idempotency_key
+from web.lean_accept import LeanPurchases
 from web.metrics import PROMETHEUS, MetricsController, refresher
 from web.outbox import Outbox
 from web.ratelimit import Limiter, RouteLimits, check_settings
@@ -98,7 +99,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None, extra_lifesp
         before_request=edge_checks,
         logging_config=None,  # logging is configured once per process (worker.logs), JSON lines
         lifespan=[lifespan, refresher, *(extra_lifespans or [])],
-        middleware=[PROMETHEUS.middleware, RouteLimits(), IdempotentPosts()],
+        middleware=[PROMETHEUS.middleware, RouteLimits(), IdempotentPosts(), LeanPurchases()],
         openapi_config=OpenAPIConfig(
             title="tenure",
             version="1.0.0",

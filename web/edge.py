@@ -22,7 +22,7 @@ from web.strict_body import strict_body
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 # A path only names what to look up: C0 and DEL are refused (NUL breaks PostgreSQL, line breaks
 # break logs); any other character just finds nothing (404).
-_PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLAIN_TEXT = PATTERN_MEANINGS[TEXT_PATTERN]
 
 
@@ -50,7 +50,7 @@ def refuse_control_characters(decoded: object) -> None:
 
 def check_parameters(request: Request) -> None:
     for name, value in request.path_params.items():
-        if isinstance(value, str) and _PATH_CONTROL.search(value):
+        if isinstance(value, str) and PATH_CONTROL.search(value):
             raise InvalidRequest(f"Expected {_PLAIN_TEXT} - in the path parameter `{name}`")
     for name, value in request.query_params.multi_items():
         if _CONTROL.search(value):
