@@ -43,7 +43,7 @@ math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 request = function()
   counter = counter + 1
   local body = string.format(
-    '{"kind":"mailbox","name":"m%d-%d@bench.test","years":1,"payment_method":"invoice"}',
+    '{"kind":"mailbox","name":"m%d-%d@bench.test","years":1,"payment_method":"prepaid"}',
     counter, math.random(1, 1000000000))
   return wrk.format("POST", wrk.path, wrk.headers, body)
 end

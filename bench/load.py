@@ -141,6 +141,9 @@ def wrk(url: str, headers: dict[str, str], duration: float, connections: int) ->
     )
 
 
+PURCHASE_FUNDS = 10_000_000_000  # minor units
+
+
 def purchase_target(base: str) -> tuple[str, dict[str, str]]:
     """A new account and organization on a tenure server: the purchases URL and its headers."""
     with httpx.Client(base_url=base, timeout=30) as client:
@@ -149,4 +152,12 @@ def purchase_target(base: str) -> tuple[str, dict[str, str]]:
         auth = {"Authorization": f"Bearer {answer.json()['api_key']}", "Content-Type": "application/json"}
         org = client.post("/v1/organizations", json={"name": "Bench", "reseller": False}, headers=auth)
         org.raise_for_status()
+        # Prepaid funds for every purchase of a run: the executed purchases succeed (a failing
+        # one would cost the workers less than a real one).
+        funds = client.post(
+            f"/v1/organizations/{org.json()['id']}/funds",
+            json={"amount": {"amount": PURCHASE_FUNDS, "currency": "EUR"}},
+            headers=auth,
+        )
+        funds.raise_for_status()
     return f"{base}/v1/organizations/{org.json()['id']}/purchases", auth

@@ -101,7 +101,11 @@ class Run:
         if "P6" in a.only:
             demo_file = self.logs / "demo.sqlite3"
             demo = self.serve(
-                "demo", [*load.TENURE, "demo"], {**self.env, "TENURE_DATABASE_URL": f"sqlite:///{demo_file}"}
+                "demo",
+                [*load.TENURE, "demo"],
+                # the embedded default: SQLite and the in-process broker (no TENURE_BROKER_URL)
+                {k: v for k, v in self.env.items() if k != "TENURE_BROKER_URL"}
+                | {"TENURE_DATABASE_URL": f"sqlite:///{demo_file}"},
             )
             targets["demo"] = load.purchase_target(demo)
         for url, headers in targets.values():  # warm-up
