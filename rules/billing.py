@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rules.errors import InvalidMonth
-from rules.ledger import INVOICE, PREPAID
+from rules.ledger import INVOICE, PREPAID, RECEIVED
 from rules.money import Money
 
 # A sandbox's invoices are play too: it opens with this credit limit (minor units; ops may change it),
@@ -101,9 +101,9 @@ def statement(currency: str, opening: Position, lines: Iterable[Mapping[str, Any
     position = opening
     for line in lines:
         position = position.after(line["book"], line["amount"])
-        spent = -line["amount"] if line["kind"] not in ("topup", "settlement") else line["amount"]
+        spent = -line["amount"] if line["kind"] not in RECEIVED else line["amount"]
         result.by_kind[line["kind"]] = result.by_kind.get(line["kind"], 0) + spent
-        if line["kind"] not in ("topup", "settlement"):
+        if line["kind"] not in RECEIVED:
             label = f"{line['product_kind']}.{line['kind']}" if line.get("product_kind") else line["kind"]
             per_client = result.by_client.setdefault(line.get("client_id"), {})
             per_client[label] = per_client.get(label, 0) + spent

@@ -15,6 +15,7 @@ import structlog
 from rules import lifecycle
 from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
+from rules.operations import OperationKind
 from rules.schedule import next_state_change, next_window_after, states_passed
 from runtime.clock import clock
 from tables import activity, events, operations, products
@@ -128,7 +129,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
         if days is None:
             return None
         row = operations.new_row(
-            "renewal",
+            OperationKind.RENEWAL,
             product["organization"],
             now,
             account_id=None,
@@ -150,7 +151,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
     async with transaction():
         started = await operations.mark_running(op["id"], clock.now())
     ran = (
-        Ran(op["id"], "renewal", product["organization"], "already_finished")
+        Ran(op["id"], OperationKind.RENEWAL, product["organization"], "already_finished")
         if started is None
         else await run_started(started, renewal, bounds, at=at)
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from rules import lifecycle, permissions, schedule
 from rules.catalog import catalog_for, kind_of
 from rules.errors import NameTaken
+from rules.ledger import EntryKind
 from rules.lifecycle import rfc3339
 from tables import clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
@@ -52,7 +53,7 @@ async def purchase(op: dict, now: datetime) -> Done:
         params.payment_method,
         op["id"],
         now,
-        kind="purchase",
+        kind=EntryKind.PURCHASE,
         product={"product_id": product_id, "product_kind": kind.kind, "client_id": client_id},
     )
     result = {"product_id": product_id, "price": quote.total.to_dict(), "expires_at": rfc3339(quote.expires_at)}
