@@ -356,35 +356,6 @@ async def add_ping(org_id: str, endpoint_id: str, now: datetime) -> tuple[str, s
     return event_id, delivery_id
 
 
-async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> bool:
-    """Counts the attempt about to start; False if another worker started it, one is in flight,
-    or it is not due (settled, or waiting for a retry).
-
-    The attempt's lease starts now, however long its message waited in a backlog: it holds
-    the delivery until `settle` (or for LEASE, should its worker die), and pushes
-    `next_attempt_at` past now, so a late duplicate message or a scheduler tick cannot start
-    a second attempt alongside it.
-    """
-    claimed = (
-        await Delivery.update(
-            {
-                Delivery.attempts: Delivery.attempts + 1,
-                Delivery.updated_at: now,
-                Delivery.next_attempt_at: now + LEASE,
-                Delivery.leased_until: now + LEASE,
-            }
-        )
-        .where(
-            (Delivery.id == delivery_id)
-            & (Delivery.status == DeliveryStatus.PENDING)
-            & (Delivery.attempts == attempts_seen)
-            & (Delivery.next_attempt_at <= now)
-        )
-        .returning(Delivery.id)
-    )
-    return bool(claimed)
-
-
 async def record_attempt(
     delivery_id: str, now: datetime, *, status_code: int | None, duration_ms: int, excerpt: str, error: str | None
 ) -> None:
