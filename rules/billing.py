@@ -20,6 +20,14 @@ SANDBOX_CREDIT_LIMIT = 100_000_000
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
+def payer_of(product: Mapping[str, Any]) -> str:
+    """Who pays for a product (its renewals): a reseller client's product is paid by the
+    reseller; anything else by its organization. `product`: a row with `organization` and
+    `reseller` (null unless the product is a reseller client's)."""
+    payer: str = product["reseller"] or product["organization"]
+    return payer
+
+
 def month_bounds(text: str) -> tuple[datetime, datetime]:
     """[start, end) in UTC of a month written YYYY-MM; InvalidMonth otherwise."""
     match = _MONTH.match(text or "")

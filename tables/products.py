@@ -118,11 +118,6 @@ def name_key(kind: str, name: str, sandbox: bool = False) -> str | None:
     return f"sandbox:{kind}:{name}" if sandbox else f"{kind}:{name}"
 
 
-def payer_of(product: dict) -> str:
-    """A reseller client's product is paid by the reseller; anything else by its organization."""
-    return product["reseller"] or product["organization"]
-
-
 async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
     key = name_key(kind, name, sandbox)
     if key is None:

@@ -13,6 +13,8 @@ from datetime import datetime
 import structlog
 
 from rules import lifecycle
+from rules import webhooks as hooks
+from rules.billing import payer_of
 from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
 from rules.operations import OperationKind
@@ -22,7 +24,7 @@ from tables import activity, events, operations, products
 from tables import event_payloads as payloads
 from tables.engine import transaction
 from tables.operation_params import RenewalParams
-from worker.actors.renewals import payer_of, renewal
+from worker.actors.renewals import renewal
 from worker.execution import Bounds, Ran, run_started
 
 log = structlog.get_logger("tenure.lifecycle")
@@ -62,9 +64,8 @@ async def advance_state(product_id: str, now: datetime | None = None) -> list[st
                 from_state=previous.value,
                 to_state=state.value,
             )
-            event_type = "product.expired" if state is State.GRACE else "product.state_changed"
             await events.record(
-                event_type,
+                hooks.state_change_event(state),
                 product["organization"],
                 now,
                 product_id=product_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules import lifecycle, permissions, schedule
+from rules.billing import payer_of
 from rules.catalog import catalog_for, kind_of
 from rules.errors import TargetMissing
 from rules.ledger import EntryKind
@@ -13,7 +14,6 @@ from tables import event_payloads as payloads
 from tables import events, ledger, operation_params, products
 from tables.ledger import current_tier
 from tables.operation_params import RenewalParams
-from tables.products import payer_of
 from worker.charging import charge
 from worker.execution import Done, recheck
 
