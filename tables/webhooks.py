@@ -1,5 +1,7 @@
 """Webhook endpoints and deliveries (out), inbound secrets and seen message ids (in)."""
 
+import base64
+import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -10,6 +12,14 @@ from piccolo.table import Table
 from runtime.ids import new_id
 from tables import leases, secrets_at_rest
 from tables.organizations import Organization
+
+SECRET_PREFIX = "whsec_"
+
+
+def new_secret() -> str:
+    """A signing secret, for an endpoint (out) or a reseller's senders (in): `whsec_` + base64
+    of 24 random bytes, the format `standardwebhooks.Webhook` accepts."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class DeliveryStatus(StrEnum):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from typing import Annotated
 
 import anyio
@@ -32,10 +30,6 @@ from web.schemas import (
 )
 from worker.queue import delivery_message
 from worker.webhooks.addresses import NotPublic, Resolver, Unresolvable, checked_addresses
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
@@ -80,7 +74,7 @@ class WebhookEndpointController(Controller):
         await refuse_private(
             data.url, request.app.state.settings.allow_private_webhook_urls, request.app.state.resolver
         )
-        secret = new_secret()
+        secret = webhooks.new_secret()
         async with transaction():
             row = await webhooks.create_endpoint(
                 org_id, data.url, types, secret, clock.now(), description=data.description.strip()
@@ -166,7 +160,7 @@ class WebhookEndpointController(Controller):
         """Makes a new signing secret, shown once. For 24 hours deliveries carry two signatures
         (new and previous secret, in the one `webhook-signature` header), so receivers can switch."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        secret = new_secret()
+        secret = webhooks.new_secret()
         async with transaction():
             if await webhooks.endpoint(org_id, endpoint_id) is None:
                 raise NotFound("webhook endpoint", endpoint_id)
