@@ -46,6 +46,27 @@ def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
     )
 
 
+async def endpoint_of(org_id: str, endpoint_id: str) -> dict:
+    """The organization's endpoint, or 404 (another organization's endpoint is not found either)."""
+    hook = await webhooks.endpoint(org_id, endpoint_id)
+    if hook is None:
+        raise NotFound("webhook endpoint", endpoint_id)
+    return hook
+
+
+async def enabled_endpoint_of(org_id: str, endpoint_id: str, *, to: str, was: bool = False) -> dict:
+    """The organization's endpoint if it is enabled, or 404; disabled: 409 endpoint_disabled,
+    saying why and that enabling it lets it do what was asked (`to`)."""
+    hook = await endpoint_of(org_id, endpoint_id)
+    if not hook["enabled"]:
+        raise Conflict(
+            "endpoint_disabled",
+            f"this endpoint {'was' if was else 'is'} disabled ({hook['disabled_reason']}); "
+            f"enable it (PATCH enabled=true) {to}",
+        )
+    return hook
+
+
 async def refuse_private(url: str, allow_private: bool, resolver: Resolver) -> None:
     """Refuses a URL whose host does not resolve, or resolves to any address outside the public
     internet (the same check each delivery makes again, on the address it connects to)."""
@@ -98,8 +119,7 @@ class WebhookEndpointController(Controller):
     async def delete_endpoint(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]) -> None:
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         async with transaction():
-            if await webhooks.endpoint(org_id, endpoint_id) is None:
-                raise NotFound("webhook endpoint", endpoint_id)
+            await endpoint_of(org_id, endpoint_id)
             await webhooks.delete_endpoint(endpoint_id, clock.now())
             await record(
                 org_id, "webhook_endpoint.deleted", Actor.account(account), clock.now(), endpoint_id=endpoint_id
@@ -117,8 +137,7 @@ class WebhookEndpointController(Controller):
         """Changes the URL (checked as at creation), the subscribed event types, the description,
         or `enabled`: disabling cancels pending deliveries, enabling resumes those cancelled."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        if await webhooks.endpoint(org_id, endpoint_id) is None:
-            raise NotFound("webhook endpoint", endpoint_id)
+        await endpoint_of(org_id, endpoint_id)
         changes: dict = {}
         if data.event_types is not None:
             changes["event_types"] = sorted(hooks.validate_event_types(data.event_types))
@@ -132,8 +151,7 @@ class WebhookEndpointController(Controller):
         resumed: list[str] = []
         now = clock.now()
         async with transaction():
-            if await webhooks.endpoint(org_id, endpoint_id) is None:  # deleted meanwhile
-                raise NotFound("webhook endpoint", endpoint_id)
+            await endpoint_of(org_id, endpoint_id)  # deleted meanwhile
             await webhooks.update_endpoint(endpoint_id, changes)
             if data.enabled is True:
                 resumed = await webhooks.enable_endpoint(endpoint_id, now)
@@ -162,8 +180,7 @@ class WebhookEndpointController(Controller):
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         secret = webhooks.new_secret()
         async with transaction():
-            if await webhooks.endpoint(org_id, endpoint_id) is None:
-                raise NotFound("webhook endpoint", endpoint_id)
+            await endpoint_of(org_id, endpoint_id)
             until = await webhooks.rotate_secret(endpoint_id, secret, clock.now())
             await record(
                 org_id, "webhook_endpoint.secret_rotated", Actor.account(account), clock.now(), endpoint_id=endpoint_id
@@ -178,14 +195,7 @@ class WebhookEndpointController(Controller):
         delivery shows in its delivery log."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         async with transaction():
-            hook = await webhooks.endpoint(org_id, endpoint_id)
-            if hook is None:
-                raise NotFound("webhook endpoint", endpoint_id)
-            if not hook["enabled"]:
-                raise Conflict(
-                    "endpoint_disabled",
-                    f"this endpoint is disabled ({hook['disabled_reason']}); enable it (PATCH enabled=true) to test it",
-                )
+            await enabled_endpoint_of(org_id, endpoint_id, to="to test it")
             event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
         return PingOut(event_id=event_id, delivery_id=delivery_id, status=webhooks.DeliveryStatus.PENDING)
@@ -201,8 +211,7 @@ class WebhookEndpointController(Controller):
     ) -> DeliveryPage:
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        if await webhooks.endpoint(org_id, endpoint_id) is None:
-            raise NotFound("webhook endpoint", endpoint_id)
+        await endpoint_of(org_id, endpoint_id)
         rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
         attempts = await webhooks.attempts_of([r["id"] for r in rows])
         items = [
@@ -239,15 +248,7 @@ class WebhookEndpointController(Controller):
     ) -> dict:
         """Sends the delivery again now (one attempt; on failure it follows the retry schedule)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        hook = await webhooks.endpoint(org_id, endpoint_id)
-        if hook is None:
-            raise NotFound("webhook endpoint", endpoint_id)
-        if not hook["enabled"]:
-            raise Conflict(
-                "endpoint_disabled",
-                f"this endpoint was disabled ({hook['disabled_reason']}); "
-                "enable it (PATCH enabled=true) to receive events again",
-            )
+        await enabled_endpoint_of(org_id, endpoint_id, to="to receive events again", was=True)
         async with transaction():
             if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
                 raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight
