@@ -40,6 +40,7 @@ from rich.console import Console
 from bench.noop_actor import NOOP_QUEUE
 from bench.relay_bench import PRICE, make_organization, start_workers, stop_workers
 from bench.sweep_bench import check_targets, ensure_database, fresh_schema
+from rules.operations import OperationKind
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -137,7 +138,7 @@ async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) 
         now = clock.now()
         rows = [
             operations.new_row(
-                "purchase",
+                OperationKind.PURCHASE,
                 org_id,
                 now,
                 account_id=account_id,
@@ -150,7 +151,7 @@ async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) 
             await Operation.insert(*[Operation(**row) for row in rows])
         ids += [row["id"] for row in rows]
     for op_id in ids:
-        if not await asyncio.to_thread(sender.send, operation_message("purchase", op_id)):
+        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.PURCHASE, op_id)):
             raise SystemExit("the broker refused a message while accepting")
     return ids
 

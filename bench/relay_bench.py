@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.sweep_bench import check_targets, ensure_database, fresh_schema, new_key
+from rules.operations import OperationKind
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -91,7 +92,7 @@ async def accept_backlog(sender, account_id: str, org_id: str, count: int) -> fl
         now = clock.now()
         rows = [
             operations.new_row(
-                "purchase",
+                OperationKind.PURCHASE,
                 org_id,
                 now,
                 account_id=account_id,
@@ -104,7 +105,7 @@ async def accept_backlog(sender, account_id: str, org_id: str, count: int) -> fl
             await Operation.insert(*[Operation(**row) for row in rows])
         ids += [row["id"] for row in rows]
     for op_id in ids:
-        if not await asyncio.to_thread(sender.send, operation_message("purchase", op_id)):
+        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.PURCHASE, op_id)):
             raise SystemExit("the broker refused a message while accepting the backlog")
     return time.monotonic() - started
 
@@ -116,7 +117,7 @@ async def statuses() -> dict[str, int]:
 
     rows = (
         await Operation.select(Operation.status, Count(alias="n"))
-        .where(Operation.kind == "purchase")
+        .where(Operation.kind == OperationKind.PURCHASE)
         .group_by(Operation.status)
     )
     return {row["status"]: row["n"] for row in rows}
@@ -127,9 +128,11 @@ async def attempts_total() -> int:
 
     from tables.operations import Operation
 
-    return (await Operation.select(Sum(Operation.attempts, alias="n")).where(Operation.kind == "purchase").first())[
-        "n"
-    ] or 0
+    return (
+        await Operation.select(Sum(Operation.attempts, alias="n"))
+        .where(Operation.kind == OperationKind.PURCHASE)
+        .first()
+    )["n"] or 0
 
 
 def start_workers(args, database_url: str, redis_url: str, logs: Path) -> list[subprocess.Popen]:

@@ -15,6 +15,7 @@ import redis
 
 from bench import load
 from bench.relay_bench import PRICE
+from rules.operations import OperationKind
 
 
 @dataclass
@@ -57,7 +58,7 @@ async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> Non
     now = clock.now()
     rows = [
         operations.new_row(
-            "purchase",
+            OperationKind.PURCHASE,
             org_id,
             now,
             account_id=account_id,
@@ -70,7 +71,7 @@ async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> Non
         async with transaction():
             await Operation.insert(*[Operation(**row) for row in rows[first : first + 1000]])
     for row in rows:
-        if not await asyncio.to_thread(sender.send, operation_message("purchase", row["id"])):
+        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.PURCHASE, row["id"])):
             raise RuntimeError("the broker refused a message")
 
 

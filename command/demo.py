@@ -8,6 +8,7 @@ from rich.console import Console
 
 from rules import ledger as booking
 from rules.money import Money
+from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.settings import Settings
 from tables import accounts, activity, clients, ledger, operations, organizations
@@ -55,7 +56,7 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
     from worker.actors import run_now
 
     row = operations.new_row(
-        "purchase",
+        OperationKind.PURCHASE,
         org_id,
         clock.now(),
         account_id=account_id,
@@ -64,7 +65,7 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
     await activity.insert_accepted(
         {**row, "idem_key": f"demo:{org_id}:{kind}:{name}"}, activity.Actor("account", account_id)
     )
-    await run_now("purchase", row["id"])
+    await run_now(OperationKind.PURCHASE, row["id"])
 
 
 async def seed() -> Demo:

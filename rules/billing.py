@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rules.errors import InvalidMonth
-from rules.ledger import INVOICE, PREPAID
+from rules.ledger import INVOICE, PREPAID, RECEIVED
 from rules.money import Money
 
 # A sandbox's invoices are play too: it opens with this credit limit (minor units; ops may change it),
@@ -18,6 +18,14 @@ from rules.money import Money
 SANDBOX_CREDIT_LIMIT = 100_000_000
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def payer_of(product: Mapping[str, Any]) -> str:
+    """Who pays for a product (its renewals): a reseller client's product is paid by the
+    reseller; anything else by its organization. `product`: a row with `organization` and
+    `reseller` (null unless the product is a reseller client's)."""
+    payer: str = product["reseller"] or product["organization"]
+    return payer
 
 
 def month_bounds(text: str) -> tuple[datetime, datetime]:
@@ -101,9 +109,9 @@ def statement(currency: str, opening: Position, lines: Iterable[Mapping[str, Any
     position = opening
     for line in lines:
         position = position.after(line["book"], line["amount"])
-        spent = -line["amount"] if line["kind"] not in ("topup", "settlement") else line["amount"]
+        spent = -line["amount"] if line["kind"] not in RECEIVED else line["amount"]
         result.by_kind[line["kind"]] = result.by_kind.get(line["kind"], 0) + spent
-        if line["kind"] not in ("topup", "settlement"):
+        if line["kind"] not in RECEIVED:
             label = f"{line['product_kind']}.{line['kind']}" if line.get("product_kind") else line["kind"]
             per_client = result.by_client.setdefault(line.get("client_id"), {})
             per_client[label] = per_client.get(label, 0) + spent

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from rules.errors import UnknownCurrency, UnknownProductKind
-from rules.money import Money
+from rules.money import DEFAULT_CURRENCY, Money
 from rules.price_list import PRICE_LIST
+
+
+class Kind(StrEnum):
+    """The kinds of product sold: the values stored in `products.kind` and accepted by the API,
+    each priced per currency by the price list (a unit test keeps the list's kinds these)."""
+
+    DOMAIN = "domain"
+    MAILBOX = "mailbox"
+    HOSTING = "hosting"
+    CERTIFICATE = "certificate"
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ def catalogs_from(price_list: Mapping[str, Any]) -> dict[str, dict[str, ProductK
 
 
 CATALOGS: dict[str, dict[str, ProductKind]] = catalogs_from(PRICE_LIST)
-DEFAULT_CATALOG: dict[str, ProductKind] = CATALOGS["EUR"]
+DEFAULT_CATALOG: dict[str, ProductKind] = CATALOGS[DEFAULT_CURRENCY]
 
 
 def catalog_for(currency: str) -> dict[str, ProductKind]:

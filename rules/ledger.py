@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from rules.errors import (
     CreditLimitExceeded,
@@ -15,23 +16,49 @@ from rules.errors import (
 from rules.money import Money
 from rules.permissions import PAYMENT_METHODS
 
-PREPAID = "prepaid"  # an organization's prepaid balance; positive = money it has
-INVOICE = "invoice"  # an organization's postpaid debt (a receivable); negative = owed
-REVENUE = "revenue"  # what tenure earned, keyed by payer for volume tiers
-CASH = "cash"  # money that came in from outside
-BOOKS = frozenset({PREPAID, INVOICE, REVENUE, CASH})
+
+class Book(StrEnum):
+    """The books a ledger line is booked to (the values stored in `ledger_entries.book`)."""
+
+    PREPAID = "prepaid"  # an organization's prepaid balance; positive = money it has
+    INVOICE = "invoice"  # an organization's postpaid debt (a receivable); negative = owed
+    REVENUE = "revenue"  # what tenure earned, keyed by payer for volume tiers
+    CASH = "cash"  # money that came in from outside
+
+
+PREPAID = Book.PREPAID
+INVOICE = Book.INVOICE
+REVENUE = Book.REVENUE
+CASH = Book.CASH
+BOOKS = frozenset(Book)
+# The books that are an organization's own position (its balance and what it owes).
+OWN_BOOKS = (Book.PREPAID, Book.INVOICE)
+
+
+class EntryKind(StrEnum):
+    """What a ledger line is, as listed in an organization's transactions and statements (the
+    values stored in `ledger_entries.kind`)."""
+
+    TOPUP = "topup"
+    SETTLEMENT = "settlement"
+    PURCHASE = "purchase"
+    RENEWAL = "renewal"
+    RESTORE_FEE = "restore_fee"
+    CHARGE = "charge"  # a charge whose caller did not say what it was for
+
+
+# Money received (counted positive in a statement); every other kind is money spent.
+RECEIVED = frozenset({EntryKind.TOPUP, EntryKind.SETTLEMENT})
 
 
 @dataclass(frozen=True)
 class Entry:
     """One line of the ledger: an amount booked to one book for one organization."""
 
-    book: str
+    book: Book
     organization_id: str | None
     amount: Money
-    # What the line is, as listed in an organization's transactions: topup, purchase,
-    # renewal, restore_fee, settlement (or charge when the caller does not say).
-    kind: str = field(default="", compare=False)
+    kind: EntryKind = field(default=EntryKind.CHARGE, compare=False)
 
     def __post_init__(self) -> None:
         if self.book not in BOOKS:
@@ -43,17 +70,18 @@ def topup(org_id: str, amount: Money) -> list[Entry]:
     if amount.amount <= 0:
         raise InvalidMoney(f"a top-up must be a positive amount, got {amount}")
     # Cash keeps the org id too, so every euro that came in can be traced to its payer.
-    return [Entry(PREPAID, org_id, amount, "topup"), Entry(CASH, org_id, -amount, "topup")]
+    return [Entry(PREPAID, org_id, amount, EntryKind.TOPUP), Entry(CASH, org_id, -amount, EntryKind.TOPUP)]
 
 
 def settle(org_id: str, amount: Money) -> list[Entry]:
     """Entries for a payment of `amount` received against what `org_id` owes on invoice."""
     if amount.amount <= 0:
         raise InvalidMoney(f"a settlement must be a positive amount, got {amount}")
-    return [Entry(INVOICE, org_id, amount, "settlement"), Entry(CASH, org_id, -amount, "settlement")]
+    kind = EntryKind.SETTLEMENT
+    return [Entry(INVOICE, org_id, amount, kind), Entry(CASH, org_id, -amount, kind)]
 
 
-def charge(payer_id: str, amount: Money, method: str, kind: str = "charge") -> list[Entry]:
+def charge(payer_id: str, amount: Money, method: str, kind: EntryKind = EntryKind.CHARGE) -> list[Entry]:
     """Entries charging `payer_id` `amount` by `method` ("prepaid" or "invoice")."""
     if method not in PAYMENT_METHODS:
         raise UnknownPaymentMethod(
@@ -65,7 +93,7 @@ def charge(payer_id: str, amount: Money, method: str, kind: str = "charge") -> l
     return [Entry(book, payer_id, -amount, kind), Entry(REVENUE, payer_id, amount, kind)]
 
 
-def charge_parts(payer_id: str, parts: Iterable[tuple[str, Money]], method: str) -> list[Entry]:
+def charge_parts(payer_id: str, parts: Iterable[tuple[EntryKind, Money]], method: str) -> list[Entry]:
     """Entries charging each (kind, amount) part (a renewal and its restore fee); empty parts
     are left out, but a charge of nothing at all still books one zero line."""
     parts = list(parts)
@@ -108,7 +136,7 @@ def balances(entries: Iterable[Entry]) -> dict[str, Money]:
     return sums
 
 
-def book_balance(entries: Iterable[Entry], book: str, organization_id: str | None, currency: str) -> Money:
+def book_balance(entries: Iterable[Entry], book: Book, organization_id: str | None, currency: str) -> Money:
     """Sum of one organization's entries in one book, in `currency`."""
     total = Money.zero(currency)
     for entry in entries:

@@ -14,6 +14,9 @@ _MINOR_DIGITS = {
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
 }
 
+# The currency of the default price list: what an organization is billed in when nothing says otherwise.
+DEFAULT_CURRENCY = "EUR"
+
 
 def _is_int(value: object) -> TypeGuard[int]:
     # bool is an int subclass, but True euros is always a bug.
@@ -42,7 +45,7 @@ class Money:
         return cls(amount, "EUR")
 
     @classmethod
-    def zero(cls, currency: str = "EUR") -> Money:
+    def zero(cls, currency: str = DEFAULT_CURRENCY) -> Money:
         return cls(0, currency)
 
     def _same_currency(self, other: Money) -> None:

@@ -7,6 +7,7 @@ import unicodedata
 
 import idna
 
+from rules.catalog import Kind
 from rules.errors import InvalidName
 
 MAX_DOMAIN_LENGTH = 253
@@ -23,7 +24,7 @@ def normalize(kind: str, name: str) -> str:
     """The canonical form of `name` for a product of `kind`, or InvalidName."""
     if not isinstance(name, str):
         raise InvalidName(f"name must be a string, got {type(name).__name__}")
-    if kind == "domain":
+    if kind == Kind.DOMAIN:
         return _normalize_domain(name)
     return _normalize_other(name)
 

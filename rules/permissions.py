@@ -13,6 +13,7 @@ from rules.errors import (
     UnknownPaymentMethod,
     UnknownPermission,
 )
+from rules.operations import OperationKind
 
 ORG_VIEW = "org:view"
 ORG_MANAGE = "org:manage"
@@ -111,13 +112,13 @@ def check_transfer(org_is_reseller: bool, to_client_status: str | None) -> None:
 
 
 # Reading an operation needs what its kind is about; a release carries a claim token.
-_READ_OPERATION = {
-    "purchase": PRODUCT_VIEW,
-    "renewal": PRODUCT_VIEW,
-    "transfer": PRODUCT_VIEW,
-    "renewal_batch": PRODUCT_VIEW,
-    "release": CLIENT_MANAGE,
-    "client_upsert": CLIENT_MANAGE,
+_READ_OPERATION: dict[str, str] = {
+    OperationKind.PURCHASE: PRODUCT_VIEW,
+    OperationKind.RENEWAL: PRODUCT_VIEW,
+    OperationKind.TRANSFER: PRODUCT_VIEW,
+    OperationKind.RENEWAL_BATCH: PRODUCT_VIEW,
+    OperationKind.RELEASE: CLIENT_MANAGE,
+    OperationKind.CLIENT_UPSERT: CLIENT_MANAGE,
 }
 
 

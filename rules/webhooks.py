@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rules.errors import InvalidWebhookUrl, UnknownEventType
-from rules.lifecycle import rfc3339
+from rules.lifecycle import State, rfc3339
 
 EVENT_TYPES = frozenset(
     {
@@ -51,6 +51,12 @@ MAX_ATTEMPTS = len(RETRY_DELAYS)
 JITTER_PERMILLE = 100  # delays move by up to ±10 % so retries of many deliveries spread out
 DISABLE_AFTER = timedelta(days=5)
 MAX_RETRY_AFTER = timedelta(hours=10)
+
+
+def state_change_event(state: State) -> str:
+    """The event a product's move into `state` emits: entering grace is the expiry a reseller
+    acts on (product.expired); every other move is a product.state_changed."""
+    return "product.expired" if state is State.GRACE else "product.state_changed"
 
 
 def validate_event_types(names: Iterable[str]) -> frozenset[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from runtime.ids import new_id
-from tables import webhooks
+from tables import leases, webhooks
 from tables.webhooks import LEASE, Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint
 
 
@@ -43,27 +43,28 @@ async def contexts(delivery_ids: list[str], now: datetime) -> dict[str, tuple[di
 
 
 async def claim_attempts(delivery_ids: list[str], now: datetime) -> dict[str, int]:
-    """Starts an attempt of each delivery that is pending and due, in one statement; answers
-    delivery id -> the attempt's number. Each attempt's lease starts now (see
-    `webhooks.claim_attempt`): a delivery taken here is not taken by anyone else until it
-    settles or its lease runs out."""
+    """Starts an attempt of each delivery that is pending and due, in one conditional UPDATE (a
+    lease, `leases.stamp_where`); answers delivery id -> the attempt's number. A delivery another
+    worker started, one in flight, settled or waiting for a retry is left out.
+
+    Each attempt's lease starts now, however long its message waited in a backlog: it holds the
+    delivery until it settles (or for LEASE, should its worker die), and pushes `next_attempt_at`
+    past now, so a late duplicate message or a scheduler tick cannot start a second attempt
+    alongside it."""
     if not delivery_ids:
         return {}
-    claimed = (
-        await Delivery.update(
-            {
-                Delivery.attempts: Delivery.attempts + 1,
-                Delivery.updated_at: now,
-                Delivery.next_attempt_at: now + LEASE,
-                Delivery.leased_until: now + LEASE,
-            }
-        )
-        .where(
-            Delivery.id.is_in(delivery_ids)
-            & (Delivery.status == DeliveryStatus.PENDING)
-            & (Delivery.next_attempt_at <= now)
-        )
-        .returning(Delivery.id, Delivery.attempts)
+    claimed = await leases.stamp_where(
+        Delivery,
+        {
+            Delivery.attempts: Delivery.attempts + 1,
+            Delivery.updated_at: now,
+            Delivery.next_attempt_at: now + LEASE,
+            Delivery.leased_until: now + LEASE,
+        },
+        Delivery.id.is_in(delivery_ids)
+        & (Delivery.status == DeliveryStatus.PENDING)
+        & (Delivery.next_attempt_at <= now),
+        (Delivery.id, Delivery.attempts),
     )
     return {r["id"]: r["attempts"] for r in claimed}
 

@@ -8,24 +8,16 @@ once, at rotation.
 
 from __future__ import annotations
 
-import base64
-import secrets
 from datetime import datetime, timedelta
 
 from runtime.ids import new_id
 from tables import secrets_at_rest
 from tables.engine import insert_unless_taken
 from tables.operations import Operation
-from tables.webhooks import InboundMessage, InboundSecret
+from tables.webhooks import InboundMessage, InboundSecret, new_secret
 
 # A rotated-out secret keeps verifying for this long, so a reseller can roll its senders.
 RETIRED_SECRET_GRACE = timedelta(hours=24)
-SECRET_PREFIX = "whsec_"
-
-
-def new_secret() -> str:
-    """`whsec_` + base64 of 24 random bytes: the format `standardwebhooks.Webhook` accepts."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 async def rotate(org_id: str, now: datetime) -> tuple[str, datetime | None]:

@@ -9,7 +9,9 @@ from piccolo.query.functions.aggregate import Sum
 from piccolo.table import Table
 
 from rules import pricing
-from rules.money import Money
+from rules.catalog import Kind
+from rules.ledger import OWN_BOOKS, Book, EntryKind
+from rules.money import DEFAULT_CURRENCY, Money
 from runtime.ids import new_id
 from tables.engine import locked
 
@@ -17,7 +19,7 @@ from tables.engine import locked
 class LedgerEntry(Table, tablename="ledger_entries"):
     id = Varchar(length=40, primary_key=True)
     txn_id = Varchar(length=60, index=True, help_text="Entries of one transaction sum to zero.")
-    book = Varchar(length=20, help_text="prepaid, invoice, revenue or cash")
+    book = Varchar(length=20, choices=Book, help_text="prepaid, invoice, revenue or cash (rules.ledger.Book)")
     organization_id = Varchar(
         length=40,
         null=True,
@@ -31,9 +33,16 @@ class LedgerEntry(Table, tablename="ledger_entries"):
         length=40, null=True, default=None, help_text="The operation that booked it; null for one booked by ops."
     )
     created_at = Timestamptz(index=True)
-    kind = Varchar(length=20, default="", help_text="topup, purchase, renewal, restore_fee, settlement")
+    kind = Varchar(
+        length=20,
+        default="",
+        choices=EntryKind,
+        help_text="topup, purchase, renewal, restore_fee, settlement, charge (rules.ledger.EntryKind)",
+    )
     product_id = Varchar(length=40, null=True, default=None, help_text="The product charged for; null for a top-up.")
-    product_kind = Varchar(length=20, null=True, default=None, help_text="domain, mailbox, ...")
+    product_kind = Varchar(
+        length=20, null=True, default=None, choices=Kind, help_text="domain, mailbox, ... (rules.catalog.Kind)"
+    )
     client_id = Varchar(
         length=40,
         null=True,
@@ -112,15 +121,15 @@ def entry_rows(
                 "currency": entry.amount.currency,
                 "operation_id": operation_id,
                 "created_at": now,
-                "kind": entry.kind or "charge",
+                "kind": entry.kind,
                 "product_id": about.get("product_id"),
                 "product_kind": about.get("product_kind"),
                 "client_id": about.get("client_id"),
             }
         )
-        if entry.book in ("prepaid", "invoice"):
+        if entry.book in OWN_BOOKS:
             deltas = moves.setdefault(entry.organization_id, {"prepaid": 0, "owed": 0})
-            if entry.book == "prepaid":
+            if entry.book == Book.PREPAID:
                 deltas["prepaid"] += entry.amount.amount
             else:
                 deltas["owed"] -= entry.amount.amount
@@ -180,7 +189,7 @@ async def move(org_id: str, *, prepaid: int = 0, owed: int = 0) -> dict:
 
 async def prepaid_balance(org_id: str) -> tuple[int, str]:
     row = await Balance.select(Balance.prepaid, Balance.currency).where(Balance.organization_id == org_id).first()
-    return (row["prepaid"], row["currency"]) if row else (0, "EUR")
+    return (row["prepaid"], row["currency"]) if row else (0, DEFAULT_CURRENCY)
 
 
 async def account(org_id: str) -> dict | None:
@@ -216,7 +225,7 @@ async def revenue_since(payer_id: str, since: datetime) -> int:
         await LedgerEntry.select(Sum(LedgerEntry.amount, alias="total"))
         .where(
             (LedgerEntry.organization_id == payer_id)
-            & (LedgerEntry.book == "revenue")
+            & (LedgerEntry.book == Book.REVENUE)
             & (LedgerEntry.created_at > since)
         )
         .first()
@@ -230,7 +239,7 @@ async def oldest_revenue_since(payer_id: str, since: datetime) -> datetime | Non
         await LedgerEntry.select(LedgerEntry.created_at)
         .where(
             (LedgerEntry.organization_id == payer_id)
-            & (LedgerEntry.book == "revenue")
+            & (LedgerEntry.book == Book.REVENUE)
             & (LedgerEntry.created_at > since)
         )
         .order_by(LedgerEntry.created_at)
@@ -253,7 +262,7 @@ async def current_tier(payer_id: str) -> pricing.Tier:
 
 async def currency_of(org_id: str) -> str:
     row = await Balance.select(Balance.currency).where(Balance.organization_id == org_id).first()
-    return row["currency"] if row else "EUR"
+    return row["currency"] if row else DEFAULT_CURRENCY
 
 
 async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import msgspec
 
+from rules.operations import OperationKind
+
 
 class Params(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     v: int = 1  # recorded from version 2 on: absent means 1
@@ -90,15 +92,15 @@ class SettlementParams(Params, kw_only=True, frozen=True):
 
 
 BY_KIND: dict[str, type[Params]] = {
-    "purchase": PurchaseParams,
-    "renewal": RenewalParams,
-    "renewal_batch": RenewalBatchParams,
-    "transfer": TransferParams,
-    "release": ReleaseParams,
-    "client_upsert": ClientUpsertParams,
-    "test_clock": TestClockParams,
-    "topup": TopUpParams,
-    "settlement": SettlementParams,
+    OperationKind.PURCHASE: PurchaseParams,
+    OperationKind.RENEWAL: RenewalParams,
+    OperationKind.RENEWAL_BATCH: RenewalBatchParams,
+    OperationKind.TRANSFER: TransferParams,
+    OperationKind.RELEASE: ReleaseParams,
+    OperationKind.CLIENT_UPSERT: ClientUpsertParams,
+    OperationKind.TEST_CLOCK: TestClockParams,
+    OperationKind.TOPUP: TopUpParams,
+    OperationKind.SETTLEMENT: SettlementParams,
 }
 
 

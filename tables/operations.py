@@ -8,6 +8,7 @@ import msgspec
 from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
+from rules.operations import OperationKind
 from runtime.ids import new_id
 from tables import keyset, leases
 from tables.engine import insert_unless_taken, locked
@@ -30,7 +31,7 @@ FINISHED = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
 
 class Operation(Table, tablename="operations"):
     id = Varchar(length=40, primary_key=True)
-    kind = Varchar(length=20, help_text="purchase, renewal, renewal_batch, transfer, release, topup, client_upsert")
+    kind = Varchar(length=20, choices=OperationKind, help_text="What was asked (rules.operations.OperationKind).")
     status = Varchar(length=20, choices=OperationStatus, default=OperationStatus.PENDING, index=True)
     organization_id = Varchar(length=40, index=True, help_text="The organization acting.")
     account_id = Varchar(length=40, null=True, default=None, help_text="Who asked; null for the sweep.")

@@ -8,6 +8,7 @@ from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
+from rules.catalog import Kind
 from runtime.ids import new_id
 from tables import keyset, leases
 from tables.clients import Client
@@ -32,7 +33,7 @@ class ProductState(StrEnum):
 
 class Product(Table, tablename="products"):
     id = Varchar(length=40, primary_key=True)
-    kind = Varchar(length=20, help_text="domain, mailbox, hosting, certificate (rules.catalog).")
+    kind = Varchar(length=20, choices=Kind, help_text="domain, mailbox, hosting, certificate (rules.catalog.Kind).")
     name = Varchar(length=253)
     organization = ForeignKey(
         references=Organization,
@@ -112,14 +113,9 @@ PUBLIC = (
 def name_key(kind: str, name: str, sandbox: bool = False) -> str | None:
     """Only domain names are exclusive: one live product holds a name at a time. Sandboxes
     hold names among themselves only: theirs never block a production purchase, nor the reverse."""
-    if kind != "domain":
+    if kind != Kind.DOMAIN:
         return None
     return f"sandbox:{kind}:{name}" if sandbox else f"{kind}:{name}"
-
-
-def payer_of(product: dict) -> str:
-    """A reseller client's product is paid by the reseller; anything else by its organization."""
-    return product["reseller"] or product["organization"]
 
 
 async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:

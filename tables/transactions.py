@@ -9,11 +9,11 @@ from piccolo.query import Select
 from piccolo.query.functions.aggregate import Sum
 
 from rules.billing import Position
+from rules.ledger import OWN_BOOKS
 from tables import keyset
 from tables.clients import Client
 from tables.ledger import LedgerEntry
 
-OWN_BOOKS = ("prepaid", "invoice")
 SORTS = {"created_at": LedgerEntry.created_at, "id": LedgerEntry.id}
 COLUMNS = (
     LedgerEntry.id,

@@ -1,5 +1,7 @@
 """Webhook endpoints and deliveries (out), inbound secrets and seen message ids (in)."""
 
+import base64
+import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -10,6 +12,14 @@ from piccolo.table import Table
 from runtime.ids import new_id
 from tables import leases, secrets_at_rest
 from tables.organizations import Organization
+
+SECRET_PREFIX = "whsec_"
+
+
+def new_secret() -> str:
+    """A signing secret, for an endpoint (out) or a reseller's senders (in): `whsec_` + base64
+    of 24 random bytes, the format `standardwebhooks.Webhook` accepts."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class DeliveryStatus(StrEnum):
@@ -354,35 +364,6 @@ async def add_ping(org_id: str, endpoint_id: str, now: datetime) -> tuple[str, s
     )
     [delivery_id] = await add_deliveries([(endpoint_id, event_id)], now)
     return event_id, delivery_id
-
-
-async def claim_attempt(delivery_id: str, attempts_seen: int, now: datetime) -> bool:
-    """Counts the attempt about to start; False if another worker started it, one is in flight,
-    or it is not due (settled, or waiting for a retry).
-
-    The attempt's lease starts now, however long its message waited in a backlog: it holds
-    the delivery until `settle` (or for LEASE, should its worker die), and pushes
-    `next_attempt_at` past now, so a late duplicate message or a scheduler tick cannot start
-    a second attempt alongside it.
-    """
-    claimed = (
-        await Delivery.update(
-            {
-                Delivery.attempts: Delivery.attempts + 1,
-                Delivery.updated_at: now,
-                Delivery.next_attempt_at: now + LEASE,
-                Delivery.leased_until: now + LEASE,
-            }
-        )
-        .where(
-            (Delivery.id == delivery_id)
-            & (Delivery.status == DeliveryStatus.PENDING)
-            & (Delivery.attempts == attempts_seen)
-            & (Delivery.next_attempt_at <= now)
-        )
-        .returning(Delivery.id)
-    )
-    return bool(claimed)
 
 
 async def record_attempt(

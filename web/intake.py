@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+from rules import billing, lifecycle, names, permissions, quotes
 from rules import ledger as booking
-from rules import lifecycle, names, permissions, quotes
 from rules.catalog import DEFAULT_CATALOG, catalog_for, kind_of
 from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
@@ -134,7 +134,7 @@ async def renewal_quote(
     product: dict, params: RenewalParams | RenewalItem, now: datetime, tier: Tier | None = None
 ) -> quotes.Priced:
     """The renewal priced as renewals.execute prices it: guard, lifecycle state, term, payer tier."""
-    payer = products.payer_of(product)
+    payer = billing.payer_of(product)
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
     tier = tier or await ledger.current_tier(payer)
     quote = lifecycle.renewal_quote(kind, params.years, tier, product["expires_at"], params.current_expires_at, now)
@@ -170,7 +170,7 @@ async def renewal_batch_quotes(
         try:
             if product is None or product["organization"] != org["id"]:
                 raise _not_in_organization(item.product_id)
-            payer = products.payer_of(product)
+            payer = billing.payer_of(product)
             if payer not in tiers:
                 tiers[payer] = await ledger.current_tier(payer)
                 balances[payer] = Money(*await ledger.prepaid_balance(payer))

@@ -31,6 +31,7 @@ from datetime import timedelta
 
 import structlog
 
+from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import ledger, operation_claims, operations
 from tables.engine import is_sqlite, transaction, unreachable
@@ -189,7 +190,7 @@ async def follow_up(sender: Sender, ran: list[Ran], charged: list[str] | None = 
     parents = {each.parent_id for each in ran if each.parent_id and each.outcome in operations.FINISHED}
     for parent_id in sorted(parents):
         if not await operations.unfinished_children(parent_id):
-            await asyncio.to_thread(sender.send, operation_message("renewal_batch", parent_id))
+            await asyncio.to_thread(sender.send, operation_message(OperationKind.RENEWAL_BATCH, parent_id))
 
 
 def _counts(ran: list[Ran]) -> dict[str, int]:

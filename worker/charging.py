@@ -21,7 +21,7 @@ from datetime import datetime
 
 from rules import ledger as booking
 from rules.errors import CurrencyMismatch
-from rules.money import Money
+from rules.money import DEFAULT_CURRENCY, Money
 from runtime.clock import clock
 from tables import billing as billing_position
 from tables import ledger
@@ -37,7 +37,7 @@ async def charge(
     operation_id: str,
     now: datetime,
     *,
-    kind: str = "charge",
+    kind: booking.EntryKind = booking.EntryKind.CHARGE,
     restore_fee: Money | None = None,
     product: dict | None = None,
 ) -> bool:
@@ -51,7 +51,7 @@ async def charge(
     `booked_last` it answers False and `book_deferred` answers the payers flagged.
     """
     fee = restore_fee or Money.zero(amount.currency)
-    entries = booking.charge_parts(payer_id, [(kind, amount - fee), ("restore_fee", fee)], method)
+    entries = booking.charge_parts(payer_id, [(kind, amount - fee), (booking.EntryKind.RESTORE_FEE, fee)], method)
     await _check(payer_id, amount, method)
     pending = _deferred.get()
     if pending is not None:
@@ -61,7 +61,14 @@ async def charge(
 
 
 async def stage(
-    payer_id: str, amount: Money, method: str, operation_id: str, now: datetime, *, kind: str, product: dict
+    payer_id: str,
+    amount: Money,
+    method: str,
+    operation_id: str,
+    now: datetime,
+    *,
+    kind: booking.EntryKind,
+    product: dict,
 ) -> list[dict]:
     """In a batch written set-wise (`worker.purchase_batch`): checks the charge as `charge` does
     and adds its moves to the batch's (settled by `settle_batch`); answers its ledger lines as
@@ -75,7 +82,7 @@ async def stage(
 
 async def _check(payer_id: str, amount: Money, method: str, *, fresh: bool = False) -> None:
     account = await _account(payer_id, fresh=fresh)
-    currency = account["currency"] if account else "EUR"
+    currency = account["currency"] if account else DEFAULT_CURRENCY
     if amount.currency != currency:
         raise CurrencyMismatch(
             f"this organization is billed in {currency}, not {amount.currency}; no conversion happens"

@@ -22,6 +22,7 @@ import structlog
 
 from rules import permissions
 from rules.errors import PermissionDenied, RuleViolation
+from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.ids import new_id
 from runtime.settings import Settings
@@ -46,7 +47,7 @@ INTERNAL_ERROR = "internal_error"
 TRACEBACK_LIMIT = 30  # frames kept, as Dramatiq keeps them
 TEXT_LIMIT = 20_000  # characters of a traceback or exception message kept
 # Kinds that stay running while their items (operations of their own) run: a bulk renewal.
-WAITS_ON_ITEMS = frozenset({"renewal_batch"})
+WAITS_ON_ITEMS = frozenset({OperationKind.RENEWAL_BATCH})
 
 
 @dataclass(frozen=True)

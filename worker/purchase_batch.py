@@ -22,6 +22,8 @@ from __future__ import annotations
 import structlog
 
 from rules.errors import RuleViolation
+from rules.ledger import EntryKind
+from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.ids import new_id
 from tables import event_payloads as payloads
@@ -59,8 +61,10 @@ async def run_purchases(claimed: list[dict], bounds: Bounds) -> tuple[list[Ran],
             charged = await charging.settle_batch()
     accepted = {op["id"]: op["created_at"] for op in locked}
     for each in ran:
-        metrics.operation_finished("purchase", each.outcome, (wall - accepted[each.operation_id]).total_seconds())
-        log.info(f"operation_{each.outcome}", operation_id=each.operation_id, kind="purchase")
+        metrics.operation_finished(
+            OperationKind.PURCHASE, each.outcome, (wall - accepted[each.operation_id]).total_seconds()
+        )
+        log.info(f"operation_{each.outcome}", operation_id=each.operation_id, kind=OperationKind.PURCHASE)
     return ran, charged
 
 
@@ -79,7 +83,7 @@ async def _plan_one(op: dict, writes: PurchaseWrites) -> Ran:
                 planned.params.payment_method,
                 op["id"],
                 now,
-                kind="purchase",
+                kind=EntryKind.PURCHASE,
                 product=product,
             )
     except RuleViolation as failure:

@@ -20,6 +20,8 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
+from rules.operations import OperationKind
+
 log = structlog.get_logger("tenure.queue")
 
 OPERATIONS_QUEUE = "operations"
@@ -32,14 +34,14 @@ REMINDER_ACTOR = "reminders.send"
 AUTORENEW_ACTOR = "autorenew.attempt"
 
 # operation kind -> actor name ("<noun>.<verb>")
-ACTOR_FOR_KIND = {
-    "purchase": "purchases.execute",
-    "renewal": "renewals.execute",
-    "transfer": "transfers.execute",
-    "release": "releases.execute",
-    "client_upsert": "clients.upsert",
-    "renewal_batch": "renewal_batches.execute",
-    "test_clock": "test_clocks.advance",
+ACTOR_FOR_KIND: dict[str, str] = {
+    OperationKind.PURCHASE: "purchases.execute",
+    OperationKind.RENEWAL: "renewals.execute",
+    OperationKind.TRANSFER: "transfers.execute",
+    OperationKind.RELEASE: "releases.execute",
+    OperationKind.CLIENT_UPSERT: "clients.upsert",
+    OperationKind.RENEWAL_BATCH: "renewal_batches.execute",
+    OperationKind.TEST_CLOCK: "test_clocks.advance",
 }
 TIER_ACTOR = "tiers.recalculate"
 DELIVER_ACTOR = "webhooks.deliver"

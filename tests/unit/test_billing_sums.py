@@ -107,3 +107,10 @@ def test_a_settlement_moves_the_receivable_against_cash():
         ("invoice", 300, "settlement"),
         ("cash", -300, "settlement"),
     ]
+
+
+def test_a_reseller_client_s_product_is_paid_by_the_reseller_any_other_by_its_organization():
+    from rules.billing import payer_of
+
+    assert payer_of({"organization": "org_r", "reseller": "org_r"}) == "org_r"
+    assert payer_of({"organization": "org_a", "reseller": None}) == "org_a"

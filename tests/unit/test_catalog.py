@@ -106,3 +106,10 @@ def test_a_currency_without_a_price_list_is_refused_with_the_accepted_ones():
 
     assert refused.value.code == "unknown_currency"
     assert "EUR, GBP, USD" in refused.value.message
+
+
+def test_the_price_list_prices_exactly_the_kinds_sold_in_every_currency():
+    from rules.catalog import CATALOGS, Kind
+
+    for kinds in CATALOGS.values():
+        assert sorted(kinds) == sorted(Kind)

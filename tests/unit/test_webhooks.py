@@ -148,3 +148,13 @@ def test_addresses_outside_the_public_internet_are_refused(address):
 )
 def test_globally_routable_addresses_are_allowed(address):
     assert webhooks.is_public(address)
+
+
+def test_entering_grace_emits_product_expired_and_any_other_move_a_state_change():
+    from rules.lifecycle import State
+    from rules.webhooks import EVENT_TYPES, state_change_event
+
+    assert state_change_event(State.GRACE) == "product.expired"
+    for state in (State.REDEMPTION, State.PENDING_DELETE, State.DELETED):
+        assert state_change_event(state) == "product.state_changed"
+    assert {state_change_event(state) for state in State} <= EVENT_TYPES

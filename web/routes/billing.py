@@ -12,6 +12,7 @@ from rules import ledger as booking
 from rules import permissions, pricing
 from rules.catalog import catalog_for
 from rules.money import Money
+from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import billing as position
 from tables import ledger, operations
@@ -34,7 +35,7 @@ def _in_currency(amount: Money, currency: str, what: str) -> None:
         raise Conflict("currency_mismatch", f"this organization is billed in {currency}; {what} in that currency")
 
 
-_ACTIVITY = {"topup": "funds.added", "settlement": "settlement.recorded"}
+_ACTIVITY = {OperationKind.TOPUP: "funds.added", OperationKind.SETTLEMENT: "settlement.recorded"}
 
 
 async def _booked(
@@ -108,7 +109,7 @@ class BillingController(Controller):
             account,
             org_id,
             data,
-            "topup",
+            OperationKind.TOPUP,
             entries,
             clock.now(),
             TopUpParams(amount=AmountIO(amount.amount, amount.currency)),
@@ -144,7 +145,7 @@ class BillingController(Controller):
                 account,
                 org_id,
                 data,
-                "settlement",
+                OperationKind.SETTLEMENT,
                 entries,
                 now,
                 SettlementParams(amount=AmountIO(amount.amount, amount.currency), reference=data.reference),

@@ -19,9 +19,10 @@ from standardwebhooks import Webhook
 
 from rules import permissions
 from rules.errors import ClientNotActive, RuleViolation
+from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.settings import Settings
-from tables import activity, clients, inbound, operations, organizations, products
+from tables import activity, clients, inbound, operations, organizations, products, webhooks
 from tables.activity import Actor
 from tables.engine import transaction
 from tables.operation_params import ClientUpsertParams
@@ -156,7 +157,7 @@ async def verified_webhook_id(org_id: str, body: bytes, headers: Mapping[str, st
         secrets = await inbound.valid_secrets(org_id, clock.now())
     signed = {name: headers.get(name) for name in SIGNATURE_HEADERS}
     # With no secret, still spend an HMAC on a throwaway one: the answer time says nothing.
-    candidates = secrets or [inbound.new_secret()]
+    candidates = secrets or [webhooks.new_secret()]
     ok = False
     for secret in candidates:
         try:
@@ -211,7 +212,7 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
                 kind=data.kind, name=data.name, years=data.years, payment_method=data.payment_method, client=client_id
             ),
         )
-        return {"kind": "purchase", "params": params, "name_key": intake.purchase_name_key(org, params)}
+        return {"kind": OperationKind.PURCHASE, "params": params, "name_key": intake.purchase_name_key(org, params)}
     if isinstance(webhook, RenewalRequested):
         product = await products.get(data.product_id)
         if product is None or product["organization"] != org["id"]:
@@ -221,7 +222,7 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
             granted,
             RenewalIn(years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method),
         )
-        return {"kind": "renewal", "params": renewal, "product_id": product["id"]}
+        return {"kind": OperationKind.RENEWAL, "params": renewal, "product_id": product["id"]}
     if isinstance(webhook, ReleaseRequested):
         client_id = await client_named(org["id"], data.client_id, data.client_ref)
         if client_id is None:
@@ -229,9 +230,9 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
         release = await intake.release_params(
             org, granted, client_id, ReleaseIn(owner_email=data.owner_email), settings.claim_days
         )
-        return {"kind": "release", "params": release}
+        return {"kind": OperationKind.RELEASE, "params": release}
     assert isinstance(webhook, ClientUpserted)
-    return {"kind": "client_upsert", "params": await client_upsert_params(org, granted, data)}
+    return {"kind": OperationKind.CLIENT_UPSERT, "params": await client_upsert_params(org, granted, data)}
 
 
 class InboundController(Controller):

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParam
 from rules import names, permissions, quotes, schedule
 from rules.catalog import DEFAULT_CATALOG, kind_of
 from rules.errors import PermissionDenied, RuleViolation
+from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import claims, ledger, operations, products, test_clocks
 from tables.activity import Actor, record
@@ -148,7 +149,7 @@ class ProductController(Controller):
         try:
             op = await accept(
                 request,
-                kind="purchase",
+                kind=OperationKind.PURCHASE,
                 org_id=org_id,
                 account_id=account["id"],
                 data=data,
@@ -191,7 +192,7 @@ class ProductController(Controller):
         return accepted(
             await accept(
                 request,
-                kind="renewal",
+                kind=OperationKind.RENEWAL,
                 org_id=product["organization"],
                 account_id=account["id"],
                 data=data,
@@ -227,7 +228,12 @@ class ProductController(Controller):
             return accepted(replay)
         return accepted(
             await accept(
-                request, kind="renewal_batch", org_id=org_id, account_id=account["id"], data=data, params=params
+                request,
+                kind=OperationKind.RENEWAL_BATCH,
+                org_id=org_id,
+                account_id=account["id"],
+                data=data,
+                params=params,
             )
         )
 
@@ -264,7 +270,7 @@ class ProductController(Controller):
         return accepted(
             await accept(
                 request,
-                kind="transfer",
+                kind=OperationKind.TRANSFER,
                 org_id=product["organization"],
                 account_id=account["id"],
                 data=data,
@@ -307,7 +313,9 @@ class ProductController(Controller):
         if replay:
             return accepted(replay)
         return accepted(
-            await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data, params=params)
+            await accept(
+                request, kind=OperationKind.RELEASE, org_id=org_id, account_id=account["id"], data=data, params=params
+            )
         )
 
     @get("/v1/operations/{operation_id:str}")
@@ -322,7 +330,7 @@ class ProductController(Controller):
             await access(account, op["organization_id"], permissions.needed_to_read(op["kind"]))
         except (NotFound, PermissionDenied):
             raise NotFound("operation", operation_id) from None
-        if op["kind"] == "release" and op["status"] == operations.OperationStatus.SUCCEEDED:
+        if op["kind"] == OperationKind.RELEASE and op["status"] == operations.OperationStatus.SUCCEEDED:
             async with transaction():
                 token = await claims.reveal_once(operation_id)
             if token:

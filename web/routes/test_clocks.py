@@ -11,6 +11,7 @@ from msgspec import Meta, Struct
 
 from rules import permissions
 from rules.lifecycle import add_years, rfc3339
+from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import operations, test_clocks
 from tables.engine import transaction
@@ -151,7 +152,12 @@ class TestClockController(Controller):
             return accepted(replay)
         try:
             op = await accept(
-                request, kind="test_clock", org_id=org_id, account_id=account["id"], data=data, params=params
+                request,
+                kind=OperationKind.TEST_CLOCK,
+                org_id=org_id,
+                account_id=account["id"],
+                data=data,
+                params=params,
             )
         except BaseException:
             async with transaction():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from typing import Annotated
 
 import anyio
@@ -34,10 +32,6 @@ from worker.queue import delivery_message
 from worker.webhooks.addresses import NotPublic, Resolver, Unresolvable, checked_addresses
 
 
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
 def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
     return EndpointOut(
         id=row["id"],
@@ -50,6 +44,27 @@ def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
         secret=secret,
         description=row.get("description") or "",
     )
+
+
+async def endpoint_of(org_id: str, endpoint_id: str) -> dict:
+    """The organization's endpoint, or 404 (another organization's endpoint is not found either)."""
+    hook = await webhooks.endpoint(org_id, endpoint_id)
+    if hook is None:
+        raise NotFound("webhook endpoint", endpoint_id)
+    return hook
+
+
+async def enabled_endpoint_of(org_id: str, endpoint_id: str, *, to: str, was: bool = False) -> dict:
+    """The organization's endpoint if it is enabled, or 404; disabled: 409 endpoint_disabled,
+    saying why and that enabling it lets it do what was asked (`to`)."""
+    hook = await endpoint_of(org_id, endpoint_id)
+    if not hook["enabled"]:
+        raise Conflict(
+            "endpoint_disabled",
+            f"this endpoint {'was' if was else 'is'} disabled ({hook['disabled_reason']}); "
+            f"enable it (PATCH enabled=true) {to}",
+        )
+    return hook
 
 
 async def refuse_private(url: str, allow_private: bool, resolver: Resolver) -> None:
@@ -80,7 +95,7 @@ class WebhookEndpointController(Controller):
         await refuse_private(
             data.url, request.app.state.settings.allow_private_webhook_urls, request.app.state.resolver
         )
-        secret = new_secret()
+        secret = webhooks.new_secret()
         async with transaction():
             row = await webhooks.create_endpoint(
                 org_id, data.url, types, secret, clock.now(), description=data.description.strip()
@@ -104,8 +119,7 @@ class WebhookEndpointController(Controller):
     async def delete_endpoint(self, account: Account, org_id: FromPath[str], endpoint_id: FromPath[str]) -> None:
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         async with transaction():
-            if await webhooks.endpoint(org_id, endpoint_id) is None:
-                raise NotFound("webhook endpoint", endpoint_id)
+            await endpoint_of(org_id, endpoint_id)
             await webhooks.delete_endpoint(endpoint_id, clock.now())
             await record(
                 org_id, "webhook_endpoint.deleted", Actor.account(account), clock.now(), endpoint_id=endpoint_id
@@ -123,8 +137,7 @@ class WebhookEndpointController(Controller):
         """Changes the URL (checked as at creation), the subscribed event types, the description,
         or `enabled`: disabling cancels pending deliveries, enabling resumes those cancelled."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        if await webhooks.endpoint(org_id, endpoint_id) is None:
-            raise NotFound("webhook endpoint", endpoint_id)
+        await endpoint_of(org_id, endpoint_id)
         changes: dict = {}
         if data.event_types is not None:
             changes["event_types"] = sorted(hooks.validate_event_types(data.event_types))
@@ -138,8 +151,7 @@ class WebhookEndpointController(Controller):
         resumed: list[str] = []
         now = clock.now()
         async with transaction():
-            if await webhooks.endpoint(org_id, endpoint_id) is None:  # deleted meanwhile
-                raise NotFound("webhook endpoint", endpoint_id)
+            await endpoint_of(org_id, endpoint_id)  # deleted meanwhile
             await webhooks.update_endpoint(endpoint_id, changes)
             if data.enabled is True:
                 resumed = await webhooks.enable_endpoint(endpoint_id, now)
@@ -166,10 +178,9 @@ class WebhookEndpointController(Controller):
         """Makes a new signing secret, shown once. For 24 hours deliveries carry two signatures
         (new and previous secret, in the one `webhook-signature` header), so receivers can switch."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        secret = new_secret()
+        secret = webhooks.new_secret()
         async with transaction():
-            if await webhooks.endpoint(org_id, endpoint_id) is None:
-                raise NotFound("webhook endpoint", endpoint_id)
+            await endpoint_of(org_id, endpoint_id)
             until = await webhooks.rotate_secret(endpoint_id, secret, clock.now())
             await record(
                 org_id, "webhook_endpoint.secret_rotated", Actor.account(account), clock.now(), endpoint_id=endpoint_id
@@ -184,14 +195,7 @@ class WebhookEndpointController(Controller):
         delivery shows in its delivery log."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         async with transaction():
-            hook = await webhooks.endpoint(org_id, endpoint_id)
-            if hook is None:
-                raise NotFound("webhook endpoint", endpoint_id)
-            if not hook["enabled"]:
-                raise Conflict(
-                    "endpoint_disabled",
-                    f"this endpoint is disabled ({hook['disabled_reason']}); enable it (PATCH enabled=true) to test it",
-                )
+            await enabled_endpoint_of(org_id, endpoint_id, to="to test it")
             event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
         return PingOut(event_id=event_id, delivery_id=delivery_id, status=webhooks.DeliveryStatus.PENDING)
@@ -207,8 +211,7 @@ class WebhookEndpointController(Controller):
     ) -> DeliveryPage:
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        if await webhooks.endpoint(org_id, endpoint_id) is None:
-            raise NotFound("webhook endpoint", endpoint_id)
+        await endpoint_of(org_id, endpoint_id)
         rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
         attempts = await webhooks.attempts_of([r["id"] for r in rows])
         items = [
@@ -245,15 +248,7 @@ class WebhookEndpointController(Controller):
     ) -> dict:
         """Sends the delivery again now (one attempt; on failure it follows the retry schedule)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
-        hook = await webhooks.endpoint(org_id, endpoint_id)
-        if hook is None:
-            raise NotFound("webhook endpoint", endpoint_id)
-        if not hook["enabled"]:
-            raise Conflict(
-                "endpoint_disabled",
-                f"this endpoint was disabled ({hook['disabled_reason']}); "
-                "enable it (PATCH enabled=true) to receive events again",
-            )
+        await enabled_endpoint_of(org_id, endpoint_id, to="to receive events again", was=True)
         async with transaction():
             if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
                 raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
+from rules.operations import OperationKind
 from runtime.settings import Settings
 from worker.actors.batches import execute_batch
 from worker.actors.clients import upsert_client
@@ -35,11 +36,11 @@ from worker.webhooks.delivery import deliver_many
 from worker.webhooks.fanout import fan_out
 
 HANDLERS: dict[str, Handler] = {
-    "purchase": purchase,
-    "renewal": renewal,
-    "transfer": transfer,
-    "release": release,
-    "client_upsert": upsert_client,
+    OperationKind.PURCHASE: purchase,
+    OperationKind.RENEWAL: renewal,
+    OperationKind.TRANSFER: transfer,
+    OperationKind.RELEASE: release,
+    OperationKind.CLIENT_UPSERT: upsert_client,
 }
 
 
@@ -74,7 +75,7 @@ def declare(
         if await execute_batch(operation_id, sender):
             await fan_out(sender, operation_id=operation_id)
 
-    batch_actor = ACTOR_FOR_KIND["renewal_batch"]
+    batch_actor = ACTOR_FOR_KIND[OperationKind.RENEWAL_BATCH]
     declared[batch_actor] = dramatiq.actor(
         renewal_batches_execute, actor_name=batch_actor, queue_name=OPERATIONS_QUEUE, broker=broker
     )
@@ -82,7 +83,7 @@ def declare(
     async def test_clocks_advance(operation_id: str, retake: int = 0) -> None:  # `retake`: relay messages
         await advance_test_clock(operation_id, webhook_client.client, bounds)
 
-    clock_actor = ACTOR_FOR_KIND["test_clock"]
+    clock_actor = ACTOR_FOR_KIND[OperationKind.TEST_CLOCK]
     declared[clock_actor] = dramatiq.actor(
         test_clocks_advance, actor_name=clock_actor, queue_name=OPERATIONS_QUEUE, broker=broker, time_limit=3_600_000
     )

@@ -21,6 +21,7 @@ from datetime import datetime
 import structlog
 
 from rules.errors import TargetMissing
+from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import activity, events, operation_params, operations, products
 from tables import event_payloads as payloads
@@ -31,7 +32,7 @@ from worker.queue import Sender, operation_message
 
 log = structlog.get_logger("tenure.worker")
 
-KIND = "renewal_batch"
+KIND = OperationKind.RENEWAL_BATCH
 
 
 def child_key(batch_id: str, product_id: str) -> str:
@@ -49,7 +50,7 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
         owned = await products.many([item.product_id for item in items])
         rows = [
             operations.new_row(
-                "renewal",
+                OperationKind.RENEWAL,
                 batch["organization_id"],
                 now,
                 account_id=batch["account_id"],
@@ -76,7 +77,7 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
 async def _send(sender: Sender, child_ids: list[str]) -> int:
     sent = 0
     for index, child_id in enumerate(child_ids):
-        if not await asyncio.to_thread(sender.send, operation_message("renewal", child_id)):
+        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.RENEWAL, child_id)):
             async with transaction():  # broker down: the relay sends the rest at its next tick
                 for rest in child_ids[index:]:
                     await operations.unsent(rest)

@@ -13,15 +13,18 @@ from datetime import datetime
 import structlog
 
 from rules import lifecycle
+from rules import webhooks as hooks
+from rules.billing import payer_of
 from rules.catalog import DEFAULT_CATALOG, ProductKind, kind_of
 from rules.lifecycle import State, rfc3339
+from rules.operations import OperationKind
 from rules.schedule import next_state_change, next_window_after, states_passed
 from runtime.clock import clock
 from tables import activity, events, operations, products
 from tables import event_payloads as payloads
 from tables.engine import transaction
 from tables.operation_params import RenewalParams
-from worker.actors.renewals import payer_of, renewal
+from worker.actors.renewals import renewal
 from worker.execution import Bounds, Ran, run_started
 
 log = structlog.get_logger("tenure.lifecycle")
@@ -61,9 +64,8 @@ async def advance_state(product_id: str, now: datetime | None = None) -> list[st
                 from_state=previous.value,
                 to_state=state.value,
             )
-            event_type = "product.expired" if state is State.GRACE else "product.state_changed"
             await events.record(
-                event_type,
+                hooks.state_change_event(state),
                 product["organization"],
                 now,
                 product_id=product_id,
@@ -128,7 +130,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
         if days is None:
             return None
         row = operations.new_row(
-            "renewal",
+            OperationKind.RENEWAL,
             product["organization"],
             now,
             account_id=None,
@@ -150,7 +152,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
     async with transaction():
         started = await operations.mark_running(op["id"], clock.now())
     ran = (
-        Ran(op["id"], "renewal", product["organization"], "already_finished")
+        Ran(op["id"], OperationKind.RENEWAL, product["organization"], "already_finished")
         if started is None
         else await run_started(started, renewal, bounds, at=at)
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 from rules import lifecycle, permissions, schedule
 from rules.catalog import ProductKind, catalog_for, kind_of
 from rules.errors import NameTaken
+from rules.ledger import EntryKind
 from rules.lifecycle import Quote, rfc3339
 from tables import clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
@@ -96,7 +97,7 @@ async def purchase(op: dict, now: datetime) -> Done:
         params.payment_method,
         op["id"],
         now,
-        kind="purchase",
+        kind=EntryKind.PURCHASE,
         product={**planned.product, "product_id": product_id},
     )
     await events.record(

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules import lifecycle, permissions, schedule
+from rules.billing import payer_of
 from rules.catalog import catalog_for, kind_of
 from rules.errors import TargetMissing
+from rules.ledger import EntryKind
 from rules.lifecycle import rfc3339
 from tables import event_payloads as payloads
 from tables import events, ledger, operation_params, products
 from tables.ledger import current_tier
 from tables.operation_params import RenewalParams
-from tables.products import payer_of
 from worker.charging import charge
 from worker.execution import Done, recheck
 
@@ -40,7 +41,7 @@ async def renewal(op: dict, now: datetime) -> Done:
         params.payment_method,
         op["id"],
         now,
-        kind="renewal",
+        kind=EntryKind.RENEWAL,
         restore_fee=quote.restore_fee,
         product={"product_id": product["id"], "product_kind": kind.kind, "client_id": product["client"]},
     )

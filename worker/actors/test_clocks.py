@@ -25,6 +25,7 @@ import structlog
 from rules import schedule
 from rules import webhooks as hooks
 from rules.lifecycle import add_years, rfc3339
+from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.ids import new_id
 from tables import events, leases, ledger, operation_params, operations, products, test_clocks, webhooks
@@ -37,7 +38,7 @@ from worker.webhooks.delivery import deliver_many
 
 log = structlog.get_logger("tenure.test_clocks")
 
-KIND = "test_clock"
+KIND = OperationKind.TEST_CLOCK
 LEASE = timedelta(minutes=2)
 MAX_REPEATS = 3
 EVENT_BATCH = 500
