@@ -15,6 +15,7 @@ from rules.errors import ClientNotActive, NotAReseller
 from runtime.clock import clock
 from tables import claims, clients
 from tables.activity import Actor, record
+from tables.api_keys import Caller
 from tables.engine import transaction
 from web import listing
 from web.access import Access, Account, access
@@ -45,9 +46,9 @@ def client_out(row: dict, product_count: int, claim: dict | None = None) -> Clie
     )
 
 
-async def reseller_access(account: dict, org_id: str, needed: str) -> Access:
+async def reseller_access(account: Caller, org_id: str, needed: str) -> Access:
     found = await access(account, org_id, needed)
-    if not found.org["is_reseller"]:
+    if not found.org.is_reseller:
         raise NotAReseller(f"organization {org_id!r} is not a reseller; only resellers have clients")
     return found
 

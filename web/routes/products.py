@@ -14,6 +14,7 @@ from rules.errors import PermissionDenied, RuleViolation
 from runtime.clock import clock
 from tables import claims, ledger, operations, products, test_clocks
 from tables.activity import Actor, record
+from tables.api_keys import Caller
 from tables.engine import transaction
 from tables.operation_params import TransferParams
 from web import intake, listing
@@ -68,7 +69,7 @@ def product_out(row: dict) -> ProductOut:
     )
 
 
-async def visible_product(account: dict, product_id: str, needed: str) -> tuple[dict, Access]:
+async def visible_product(account: Caller, product_id: str, needed: str) -> tuple[dict, Access]:
     """The product and the caller's access to its organization; 404 if not visible to them."""
     product = await products.get(product_id)
     if product is None:
@@ -95,9 +96,9 @@ async def renew_many_dry_run(found: Access, data: BatchRenewalIn) -> Response[Ba
     outcomes = await intake.renewal_batch_quotes(found.org, params, now)
     total = quotes.total(
         (q for _, q, failure in outcomes if failure is None),
-        await ledger.current_tier(found.org["id"]),
-        found.org["currency"],
-        found.org["id"],
+        await ledger.current_tier(found.org.id),
+        found.org.currency,
+        found.org.id,
     )
     items = [
         DryRunItemOut(product_id=pid, quote=quote_out(q), would_fail=error_out(failure)) for pid, q, failure in outcomes
@@ -150,7 +151,7 @@ class ProductController(Controller):
                 request,
                 kind="purchase",
                 org_id=org_id,
-                account_id=account["id"],
+                account_id=account.id,
                 data=data,
                 params=params,
                 unless_name_held=intake.purchase_name_key(found.org, params),
@@ -193,7 +194,7 @@ class ProductController(Controller):
                 request,
                 kind="renewal",
                 org_id=product["organization"],
-                account_id=account["id"],
+                account_id=account.id,
                 data=data,
                 params=params,
                 product_id=product_id,
@@ -226,9 +227,7 @@ class ProductController(Controller):
         if replay:
             return accepted(replay)
         return accepted(
-            await accept(
-                request, kind="renewal_batch", org_id=org_id, account_id=account["id"], data=data, params=params
-            )
+            await accept(request, kind="renewal_batch", org_id=org_id, account_id=account.id, data=data, params=params)
         )
 
     @post("/v1/products/{product_id:str}/transfers", status_code=202, responses=DRY_RUN_RESPONSES)
@@ -245,9 +244,9 @@ class ProductController(Controller):
 
         async def checked(product: dict, found: Access) -> None:
             status = None
-            if data.to_client and found.org["is_reseller"]:
+            if data.to_client and found.org.is_reseller:
                 status = (await intake.client_in(product["organization"], data.to_client))["status"]
-            permissions.check_transfer(found.org["is_reseller"], status)
+            permissions.check_transfer(found.org.is_reseller, status)
 
         if dry_run_wanted(dry_run_header):
 
@@ -266,7 +265,7 @@ class ProductController(Controller):
                 request,
                 kind="transfer",
                 org_id=product["organization"],
-                account_id=account["id"],
+                account_id=account.id,
                 data=data,
                 params=TransferParams(to_client=data.to_client),
                 product_id=product_id,
@@ -307,7 +306,7 @@ class ProductController(Controller):
         if replay:
             return accepted(replay)
         return accepted(
-            await accept(request, kind="release", org_id=org_id, account_id=account["id"], data=data, params=params)
+            await accept(request, kind="release", org_id=org_id, account_id=account.id, data=data, params=params)
         )
 
     @get("/v1/operations/{operation_id:str}")

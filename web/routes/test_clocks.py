@@ -15,6 +15,7 @@ from runtime.clock import clock
 from tables import operations, test_clocks
 from tables.engine import transaction
 from tables.operation_params import TestClockParams
+from tables.organizations import OrganizationRecord
 from web.accept import DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted, intake_or_replay
 from web.access import Account, access
 from web.errors import Conflict, Invalid
@@ -51,8 +52,8 @@ def _clock_out(row: dict) -> TestClockOut:
     )
 
 
-async def _sandbox_clock(org: dict) -> dict:
-    row = await test_clocks.get(org["id"]) if org.get("sandbox") else None
+async def _sandbox_clock(org: OrganizationRecord) -> dict:
+    row = await test_clocks.get(org.id) if org.sandbox else None
     if row is None:
         raise Conflict(
             "not_a_sandbox",
@@ -151,7 +152,7 @@ class TestClockController(Controller):
             return accepted(replay)
         try:
             op = await accept(
-                request, kind="test_clock", org_id=org_id, account_id=account["id"], data=data, params=params
+                request, kind="test_clock", org_id=org_id, account_id=account.id, data=data, params=params
             )
         except BaseException:
             async with transaction():
