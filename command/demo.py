@@ -89,7 +89,7 @@ async def seed() -> Demo:
             else:
                 demo.reseller_id = org.organization_id
     page = await clients.page(demo.reseller_id, clients.ClientStatus.ACTIVE, None, 10)
-    demo.client_ids = [c["id"] for c in page]
+    demo.client_ids = [c.id for c in page]
     if fresh:
         owners = {"org": (demo.organization_id, ORG_OWNER), "reseller": (demo.reseller_id, RESELLER_OWNER)}
         for label, purchases in DEMO_PURCHASES.items():

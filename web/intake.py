@@ -22,6 +22,7 @@ from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
 from rules.pricing import Tier
 from tables import clients, ledger, products
+from tables.clients import ClientRecord
 from tables.operation_params import (
     PurchaseParams,
     ReleaseParams,
@@ -34,8 +35,8 @@ from web.errors import Invalid, NotFound
 from web.schemas import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
 
 
-async def client_in(org_id: str, client_id: str) -> dict:
-    client = await clients.get(org_id, client_id)
+async def client_in(org_id: str, client_id: str) -> ClientRecord:
+    client = await clients.find(org_id, client_id)
     if client is None:
         raise NotFound("client", client_id)
     return client
@@ -49,7 +50,7 @@ async def purchase_params(org: OrganizationRecord, granted: frozenset[str], data
     name = names.normalize(data.kind, data.name)
     status = None
     if data.client and org.is_reseller:
-        status = (await client_in(org.id, data.client))["status"]
+        status = (await client_in(org.id, data.client)).status
     permissions.check_purchase_owner(org.is_reseller, data.client, status)
     return PurchaseParams(
         kind=data.kind, name=name, years=data.years, payment_method=data.payment_method, client_id=data.client
@@ -88,7 +89,7 @@ async def release_params(
 ) -> ReleaseParams:
     permissions.require(granted, permissions.CLIENT_MANAGE)
     client = await client_in(org.id, client_id)
-    permissions.check_purchase_owner(org.is_reseller, client_id, client["status"])
+    permissions.check_purchase_owner(org.is_reseller, client_id, client.status)
     return ReleaseParams(client_id=client_id, owner_email=data.owner_email, claim_days=claim_days)
 
 

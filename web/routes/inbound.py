@@ -185,7 +185,7 @@ async def client_named(org_id: str, client_id: str | None, client_ref: str | Non
         client = await clients.by_external_ref(org_id, client_ref)
         if client is None:
             raise NotFound("client with external_ref", client_ref)
-        return client["id"]
+        return client.id
     return client_id
 
 
@@ -194,9 +194,9 @@ async def client_upsert_params(
 ) -> ClientUpsertParams:
     permissions.require(granted, permissions.CLIENT_MANAGE)
     existing = await clients.by_external_ref(org.id, data.external_ref)
-    if existing is not None and existing["status"] != permissions.ACTIVE_CLIENT:
+    if existing is not None and existing.status != permissions.ACTIVE_CLIENT:
         raise ClientNotActive(
-            f"client {existing['id']} ({data.external_ref}) was released; use another external_ref for a new client"
+            f"client {existing.id} ({data.external_ref}) was released; use another external_ref for a new client"
         )
     return ClientUpsertParams(external_ref=data.external_ref, name=data.name.strip(), email=data.email)
 

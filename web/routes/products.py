@@ -245,7 +245,7 @@ class ProductController(Controller):
         async def checked(product: dict, found: Access) -> None:
             status = None
             if data.to_client and found.org.is_reseller:
-                status = (await intake.client_in(product["organization"], data.to_client))["status"]
+                status = (await intake.client_in(product["organization"], data.to_client)).status
             permissions.check_transfer(found.org.is_reseller, status)
 
         if dry_run_wanted(dry_run_header):

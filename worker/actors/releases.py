@@ -25,16 +25,16 @@ async def release(op: dict, now: datetime) -> Done:
     params = operation_params.read(op, ReleaseParams)
     client_id = params.client_id
     await recheck(op, permissions.CLIENT_MANAGE)
-    client = await clients.get(reseller_id, client_id)
+    client = await clients.find(reseller_id, client_id)
     if client is None:
         raise TargetMissing(f"client {client_id} is not in this reseller's portfolio")
-    if client["status"] != clients.ClientStatus.ACTIVE:
+    if client.status != clients.ClientStatus.ACTIVE:
         raise ClientNotActive(f"client {client_id} was already released")
     reseller = await organizations.find(reseller_id)
     assert reseller is not None  # organizations are never deleted
     # A sandbox's client leaves for a sandbox of its own, its clock where the reseller's stands.
     org = await organizations.open_with_owners(
-        client["name"],
+        client.name,
         False,
         reseller.currency,
         now,

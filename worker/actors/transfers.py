@@ -23,10 +23,10 @@ async def transfer(op: dict, now: datetime) -> Done:
     assert org is not None  # organizations are never deleted
     status = None
     if to_client:
-        client = await clients.get(org_id, to_client)
+        client = await clients.find(org_id, to_client)
         if client is None:
             raise TargetMissing(f"client {to_client} is not in this reseller's portfolio")
-        status = client["status"]
+        status = client.status
     permissions.check_transfer(org.is_reseller, status)
     await products.update(product["id"], now, client=to_client, reseller=org_id if to_client else None)
     result = {"product_id": product["id"], "from_client": product["client"], "to_client": to_client}
