@@ -53,9 +53,9 @@ class AccountController(Controller):
             if pending is None:
                 raise _invalid_token()
             if caller is None:
-                org = await organizations.find(pending["organization"])
+                org = await organizations.find(pending.organization_id)
                 assert org is not None  # organizations are never deleted
-                email = data.email or pending["owner_email"]
+                email = data.email or pending.owner_email
                 try:
                     caller, key = await accounts.create(email, (data.name or org.name).strip(), now)
                 except accounts.EmailTaken:
@@ -71,27 +71,27 @@ class AccountController(Controller):
             done = await claims.redeem(data.claim_token, caller.id, now)
             if done is None:  # a concurrent claim of the same token won
                 raise _invalid_token()
-            owners = await organizations.owner_team_id(done["organization"])
+            owners = await organizations.owner_team_id(done.organization_id)
             assert owners is not None  # every organization has its Owner team
-            await organizations.add_member(done["organization"], owners, caller.id, now)
+            await organizations.add_member(done.organization_id, owners, caller.id, now)
             await events.record(
                 "organization.claimed",
-                done["reseller"],
+                done.reseller_id,
                 now,
                 data=payloads.OrganizationClaimed(
-                    organization_id=done["organization"], client_id=done["client"], claimed_at=now.isoformat()
+                    organization_id=done.organization_id, client_id=done.client_id, claimed_at=now.isoformat()
                 ),
             )
-            for org_id in (done["organization"], done["reseller"]):
+            for org_id in (done.organization_id, done.reseller_id):
                 await record(
                     org_id,
                     "claim.accepted",
                     Actor.account(caller),
                     now,
-                    client_id=done["client"],
-                    organization=done["organization"],
+                    client_id=done.client_id,
+                    organization=done.organization_id,
                 )
-        return ClaimedOut(account_id=caller.id, organization_id=done["organization"], api_key=key)
+        return ClaimedOut(account_id=caller.id, organization_id=done.organization_id, api_key=key)
 
     @get("/me")
     async def me(self, account: Account) -> MeOut:

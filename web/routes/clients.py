@@ -16,6 +16,7 @@ from runtime.clock import clock
 from tables import claims, clients
 from tables.activity import Actor, record
 from tables.api_keys import Caller
+from tables.claims import ClaimRecord
 from tables.clients import ClientRecord
 from tables.engine import transaction
 from web import listing
@@ -25,14 +26,14 @@ from web.errors import Conflict, NotFound
 from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, ClientPage, ClientPatch
 
 
-def claim_out(claim: dict | None, now: datetime) -> ClaimStateOut | None:
+def claim_out(claim: ClaimRecord | None, now: datetime) -> ClaimStateOut | None:
     if claim is None:
         return None
-    state = claim_rules.status(claim["claimed_at"], claim["expires_at"], now)
-    return ClaimStateOut(status=state.value, expires_at=claim["expires_at"], claimed_at=claim["claimed_at"])
+    state = claim_rules.status(claim.claimed_at, claim.expires_at, now)
+    return ClaimStateOut(status=state.value, expires_at=claim.expires_at, claimed_at=claim.claimed_at)
 
 
-def client_out(row: ClientRecord, product_count: int, claim: dict | None = None) -> ClientOut:
+def client_out(row: ClientRecord, product_count: int, claim: ClaimRecord | None = None) -> ClientOut:
     return ClientOut(
         id=row.id,
         reseller_id=row.reseller_id,
@@ -199,11 +200,11 @@ class ClientController(Controller):
             if row is None:
                 raise NotFound("client", client_id)
             current = (await claims.latest_of_clients([client_id])).get(client_id)
-            state = current and claim_rules.status(current["claimed_at"], current["expires_at"], now)
+            state = current and claim_rules.status(current.claimed_at, current.expires_at, now)
             claim_rules.check_reissue(row.status, state or None)
             expires = claim_rules.expires_at(now, request.app.state.settings.claim_days)
-            assert row.released_to is not None  # check_reissue: a released client's organization only
-            _, token = await claims.issue(row.released_to, org_id, client_id, current["owner_email"], now, expires)
+            assert current is not None and row.released_to is not None  # check_reissue: released, with its claim
+            _, token = await claims.issue(row.released_to, org_id, client_id, current.owner_email, now, expires)
             await record(
                 org_id,
                 "claim.reissued",

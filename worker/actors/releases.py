@@ -57,7 +57,7 @@ async def release(op: dict, now: datetime) -> Done:
         "organization_id": org.id,
         "client_id": client_id,
         "product_ids": moved,
-        "claim": {"status": claim_rules.ClaimStatus.PENDING.value, "expires_at": rfc3339(claim["expires_at"])},
+        "claim": {"status": claim_rules.ClaimStatus.PENDING.value, "expires_at": rfc3339(claim.expires_at)},
     }
     await events.record(
         "client.released",
