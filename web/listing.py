@@ -15,7 +15,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from litestar import Request
@@ -23,12 +23,12 @@ from piccolo.columns import Column, Timestamptz
 
 from tables.keyset import Keyset
 from web.errors import InvalidCursor, InvalidQuery, UnknownParameter
+from web.schemas import Row
 
 CSV = "text/csv"
 # Query text never holds NUL: PostgreSQL cannot store or compare it (a 400, not a 500).
 NO_NUL = r"^[^\x00]*$"
 _DECLARED = "declared_query_parameters"
-Row = TypeVar("Row")  # a dict or a msgspec Struct
 
 
 @dataclass(frozen=True)

@@ -38,17 +38,17 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
+def endpoint_out(row: webhooks.EndpointRecord, secret: str | None = None) -> EndpointOut:
     return EndpointOut(
-        id=row["id"],
-        url=row["url"],
-        event_types=row["event_types"],
-        enabled=row["enabled"],
-        disabled_reason=row["disabled_reason"],
-        failing_since=row["failing_since"],
-        created_at=row["created_at"],
+        id=row.id,
+        url=row.url,
+        event_types=row.event_types,
+        enabled=row.enabled,
+        disabled_reason=row.disabled_reason,
+        failing_since=row.failing_since,
+        created_at=row.created_at,
         secret=secret,
-        description=row.get("description") or "",
+        description=row.description,
     )
 
 
@@ -90,7 +90,7 @@ class WebhookEndpointController(Controller):
                 "webhook_endpoint.created",
                 Actor.account(account),
                 clock.now(),
-                endpoint_id=row["id"],
+                endpoint_id=row.id,
                 url=data.url,
             )
         return endpoint_out(row, secret)
@@ -187,10 +187,10 @@ class WebhookEndpointController(Controller):
             hook = await webhooks.endpoint(org_id, endpoint_id)
             if hook is None:
                 raise NotFound("webhook endpoint", endpoint_id)
-            if not hook["enabled"]:
+            if not hook.enabled:
                 raise Conflict(
                     "endpoint_disabled",
-                    f"this endpoint is disabled ({hook['disabled_reason']}); enable it (PATCH enabled=true) to test it",
+                    f"this endpoint is disabled ({hook.disabled_reason}); enable it (PATCH enabled=true) to test it",
                 )
             event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
@@ -210,24 +210,24 @@ class WebhookEndpointController(Controller):
         if await webhooks.endpoint(org_id, endpoint_id) is None:
             raise NotFound("webhook endpoint", endpoint_id)
         rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
-        attempts = await webhooks.attempts_of([r["id"] for r in rows])
+        attempts = await webhooks.attempts_of([r.id for r in rows])
         items = [
             DeliveryOut(
-                id=r["id"],
-                event_id=r["event_id"],
-                status=r["status"],
-                attempts=r["attempts"],
-                next_attempt_at=r["next_attempt_at"] if r["status"] == webhooks.DeliveryStatus.PENDING else None,
-                created_at=r["created_at"],
+                id=r.id,
+                event_id=r.event_id,
+                status=r.status,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at if r.status == webhooks.DeliveryStatus.PENDING else None,
+                created_at=r.created_at,
                 attempt_log=[
                     AttemptOut(
-                        attempted_at=a["attempted_at"],
-                        status_code=a["status_code"],
-                        duration_ms=a["duration_ms"],
-                        response_excerpt=a["response_excerpt"],
-                        error=a["error"],
+                        attempted_at=a.attempted_at,
+                        status_code=a.status_code,
+                        duration_ms=a.duration_ms,
+                        response_excerpt=a.response_excerpt,
+                        error=a.error,
                     )
-                    for a in attempts[r["id"]]
+                    for a in attempts[r.id]
                 ],
             )
             for r in rows
@@ -248,10 +248,10 @@ class WebhookEndpointController(Controller):
         hook = await webhooks.endpoint(org_id, endpoint_id)
         if hook is None:
             raise NotFound("webhook endpoint", endpoint_id)
-        if not hook["enabled"]:
+        if not hook.enabled:
             raise Conflict(
                 "endpoint_disabled",
-                f"this endpoint was disabled ({hook['disabled_reason']}); "
+                f"this endpoint was disabled ({hook.disabled_reason}); "
                 "enable it (PATCH enabled=true) to receive events again",
             )
         async with transaction():
