@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+import msgspec
 from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
@@ -122,6 +123,42 @@ def payer_of(product: dict) -> str:
     return product["reseller"] or product["organization"]
 
 
+class ProductRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: str  # domain, mailbox, hosting, certificate (rules.catalog)
+    name: str
+    organization_id: str  # whose portfolio holds it (the reseller, for a client's product)
+    client_id: str | None  # the reseller's client it is for; None: the organization's own
+    reseller_id: str | None  # the reseller that pays for it, for a client's product
+    expires_at: datetime
+    autorenew: bool
+    state: ProductState
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def payer_id(self) -> str:
+        """As `payer_of`: the reseller for a client's product, else its organization."""
+        return self.reseller_id or self.organization_id
+
+
+def record(row: dict) -> ProductRecord:
+    """A row of `PUBLIC` columns as the other layers read it."""
+    return ProductRecord(
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        organization_id=row["organization"],
+        client_id=row["client"],
+        reseller_id=row["reseller"],
+        expires_at=row["expires_at"],
+        autorenew=row["autorenew"],
+        state=ProductState(row["state"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
 async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
     key = name_key(kind, name, sandbox)
     if key is None:
@@ -170,16 +207,17 @@ async def insert(
     return product_id
 
 
-async def get(product_id: str) -> dict | None:
-    return await Product.select(*PUBLIC).where(Product.id == product_id).first()
+async def get(product_id: str) -> ProductRecord | None:
+    row = await Product.select(*PUBLIC).where(Product.id == product_id).first()
+    return None if row is None else record(row)
 
 
-async def many(product_ids: list[str]) -> dict[str, dict]:
+async def many(product_ids: list[str]) -> dict[str, ProductRecord]:
     """The products among `product_ids` that exist, by id (read in chunks of 500 ids)."""
-    found: dict[str, dict] = {}
+    found: dict[str, ProductRecord] = {}
     for start in range(0, len(product_ids), 500):
         rows = await Product.select(*PUBLIC).where(Product.id.is_in(product_ids[start : start + 500]))
-        found.update((row["id"], row) for row in rows)
+        found.update((row["id"], record(row)) for row in rows)
     return found
 
 
@@ -327,8 +365,8 @@ class Filter:
         return Product.select(*PUBLIC).where(*self.conditions())
 
 
-async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[dict]:
-    return await keyset.page(wanted.select, order, limit)
+async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[ProductRecord]:
+    return [record(r) for r in await keyset.page(wanted.select, order, limit)]
 
 
 async def filtered_count(wanted: Filter) -> int:
@@ -336,4 +374,5 @@ async def filtered_count(wanted: Filter) -> int:
 
 
 def filtered_batches(wanted: Filter, order: keyset.Keyset):
+    """The rows as dicts: they go straight into CSV lines, column by column."""
     return keyset.batches(wanted.select, order)

@@ -31,6 +31,7 @@ from tables.operation_params import (
     RenewalParams,
 )
 from tables.organizations import OrganizationRecord
+from tables.products import ProductRecord
 from web.errors import Invalid, NotFound
 from web.schemas import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
 
@@ -73,12 +74,12 @@ async def check_name_free(org: OrganizationRecord, params: PurchaseParams) -> No
         raise name_taken(params.name)
 
 
-async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> RenewalParams:
+async def renewal_params(product: ProductRecord, granted: frozenset[str], data: RenewalIn) -> RenewalParams:
     permissions.require(granted, permissions.PRODUCT_RENEW)
     permissions.require_payment_method(granted, data.payment_method)
-    lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
+    lifecycle.check_term(kind_of(DEFAULT_CATALOG, product.kind), data.years)
     # Checked again at execution; a guard already stale is refused now (409 expiry_mismatch).
-    lifecycle.check_guard(product["expires_at"], data.current_expires_at)
+    lifecycle.check_guard(product.expires_at, data.current_expires_at)
     return RenewalParams(
         years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method
     )
@@ -133,13 +134,13 @@ async def purchase_quote(org_id: str, params: PurchaseParams, now: datetime) -> 
 
 
 async def renewal_quote(
-    product: dict, params: RenewalParams | RenewalItem, now: datetime, tier: Tier | None = None
+    product: ProductRecord, params: RenewalParams | RenewalItem, now: datetime, tier: Tier | None = None
 ) -> quotes.Priced:
     """The renewal priced as renewals.execute prices it: guard, lifecycle state, term, payer tier."""
-    payer = products.payer_of(product)
-    kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
+    payer = product.payer_id
+    kind = kind_of(catalog_for(await ledger.currency_of(payer)), product.kind)
     tier = tier or await ledger.current_tier(payer)
-    quote = lifecycle.renewal_quote(kind, params.years, tier, product["expires_at"], params.current_expires_at, now)
+    quote = lifecycle.renewal_quote(kind, params.years, tier, product.expires_at, params.current_expires_at, now)
     return quotes.priced(kind, params.years, tier, quote, payer, params.payment_method)
 
 
@@ -170,9 +171,9 @@ async def renewal_batch_quotes(
     for item in params.items:
         product, quote = rows.get(item.product_id), None
         try:
-            if product is None or product["organization"] != org.id:
+            if product is None or product.organization_id != org.id:
                 raise _not_in_organization(item.product_id)
-            payer = products.payer_of(product)
+            payer = product.payer_id
             if payer not in tiers:
                 tiers[payer] = await ledger.current_tier(payer)
                 balances[payer] = Money(*await ledger.prepaid_balance(payer))

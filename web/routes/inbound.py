@@ -217,14 +217,14 @@ async def operation_for(org: OrganizationRecord, webhook: Struct, settings: Sett
         return {"kind": "purchase", "params": params, "name_key": intake.purchase_name_key(org, params)}
     if isinstance(webhook, RenewalRequested):
         product = await products.get(data.product_id)
-        if product is None or product["organization"] != org.id:
+        if product is None or product.organization_id != org.id:
             raise NotFound("product", data.product_id)
         renewal = await intake.renewal_params(
             product,
             granted,
             RenewalIn(years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method),
         )
-        return {"kind": "renewal", "params": renewal, "product_id": product["id"]}
+        return {"kind": "renewal", "params": renewal, "product_id": product.id}
     if isinstance(webhook, ReleaseRequested):
         client_id = await client_named(org.id, data.client_id, data.client_ref)
         if client_id is None:
