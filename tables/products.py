@@ -124,12 +124,18 @@ def payer_of(product: dict) -> str:
 
 
 class ProductRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A product as the other layers read it. Built from a row of `PUBLIC` columns by
+    `record` (msgspec.convert, in C): the `name=`s are the columns the fields are read from."""
+
     id: str
     kind: str  # domain, mailbox, hosting, certificate (rules.catalog)
     name: str
-    organization_id: str  # whose portfolio holds it (the reseller, for a client's product)
-    client_id: str | None  # the reseller's client it is for; None: the organization's own
-    reseller_id: str | None  # the reseller that pays for it, for a client's product
+    # Whose portfolio holds it (the reseller, for a client's product).
+    organization_id: str = msgspec.field(name="organization")
+    # The reseller's client it is for; None: the organization's own.
+    client_id: str | None = msgspec.field(name="client")
+    # The reseller that pays for it, for a client's product.
+    reseller_id: str | None = msgspec.field(name="reseller")
     expires_at: datetime
     autorenew: bool
     state: ProductState
@@ -143,20 +149,7 @@ class ProductRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def record(row: dict) -> ProductRecord:
-    """A row of `PUBLIC` columns as the other layers read it."""
-    return ProductRecord(
-        id=row["id"],
-        kind=row["kind"],
-        name=row["name"],
-        organization_id=row["organization"],
-        client_id=row["client"],
-        reseller_id=row["reseller"],
-        expires_at=row["expires_at"],
-        autorenew=row["autorenew"],
-        state=ProductState(row["state"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return msgspec.convert(row, ProductRecord)
 
 
 async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
