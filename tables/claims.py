@@ -48,10 +48,12 @@ class Claim(Table, tablename="claims"):
 
 
 class ClaimRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A claim as the other layers read it, converted from a row (a `name=` is the column read)."""
+
     id: str
-    organization_id: str  # the released organization it holds
-    reseller_id: str  # the reseller that released the client
-    client_id: str
+    organization_id: str = msgspec.field(name="organization")  # the released organization it holds
+    reseller_id: str = msgspec.field(name="reseller")  # the reseller that released the client
+    client_id: str = msgspec.field(name="client")
     owner_email: str  # the e-mail the reseller gave: a new account's default
     expires_at: datetime
     claimed_at: datetime | None
@@ -73,15 +75,7 @@ _COLUMNS = (
 
 
 def _claim(row: dict) -> ClaimRecord:
-    return ClaimRecord(
-        id=row["id"],
-        organization_id=row["organization"],
-        reseller_id=row["reseller"],
-        client_id=row["client"],
-        owner_email=row["owner_email"],
-        expires_at=row["expires_at"],
-        claimed_at=row["claimed_at"],
-    )
+    return msgspec.convert(row, ClaimRecord)
 
 
 async def issue(

@@ -46,8 +46,10 @@ class Client(Table, tablename="clients"):
 
 
 class ClientRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A client as the other layers read it; `record` converts a row (a `name=` is the column read)."""
+
     id: str
-    reseller_id: str
+    reseller_id: str = msgspec.field(name="reseller")
     name: str
     email: str  # lower-cased
     external_ref: str | None  # the reseller's own reference for it, unique per reseller
@@ -58,18 +60,7 @@ class ClientRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def record(row: dict) -> ClientRecord:
-    """A `clients` row as the other layers read it."""
-    return ClientRecord(
-        id=row["id"],
-        reseller_id=row["reseller"],
-        name=row["name"],
-        email=row["email"],
-        external_ref=row["external_ref"],
-        status=ClientStatus(row["status"]),
-        released_to=row["released_to"],
-        created_at=row["created_at"],
-        released_at=row["released_at"],
-    )
+    return msgspec.convert(row, ClientRecord)
 
 
 def _found(row: dict | None) -> ClientRecord | None:

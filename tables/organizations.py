@@ -70,15 +70,16 @@ class TeamRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MembershipRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One (organization, team) an account belongs to."""
+    """One (organization, team) an account belongs to, converted from a row of joined columns:
+    each `name=` is the join's column name, which stays here."""
 
-    organization_id: str
-    organization_name: str
-    organization_is_reseller: bool
-    team_id: str
-    team_name: str
-    team_permissions: list[str]
-    team_is_owner: bool
+    organization_id: str = msgspec.field(name="organization.id")
+    organization_name: str = msgspec.field(name="organization.name")
+    organization_is_reseller: bool = msgspec.field(name="organization.is_reseller")
+    team_id: str = msgspec.field(name="team.id")
+    team_name: str = msgspec.field(name="team.name")
+    team_permissions: list[str] = msgspec.field(name="team.permissions")
+    team_is_owner: bool = msgspec.field(name="team.is_owner")
 
 
 # --- queries -----------------------------------------------------------------
@@ -328,18 +329,7 @@ async def memberships_of(account_id: str) -> list[MembershipRecord]:
         .where(Membership.account == account_id)
         .order_by(Membership.created_at)
     )
-    return [
-        MembershipRecord(
-            organization_id=r["organization.id"],
-            organization_name=r["organization.name"],
-            organization_is_reseller=r["organization.is_reseller"],
-            team_id=r["team.id"],
-            team_name=r["team.name"],
-            team_permissions=r["team.permissions"],
-            team_is_owner=r["team.is_owner"],
-        )
-        for r in rows
-    ]
+    return [msgspec.convert(r, MembershipRecord) for r in rows]
 
 
 async def lock(org_id: str) -> None:
