@@ -34,10 +34,10 @@ async def _owned_org(email: str, person: str, org_name: str, reseller: bool, fun
     now = clock.now()
     account, _ = await accounts.create(email, person, now)
     org = await organizations.open_with_owners(
-        org_name, reseller, "EUR", now, owner_account_id=account["id"], credit_limit=DEMO_CREDIT_LIMIT
+        org_name, reseller, "EUR", now, owner_account_id=account.id, credit_limit=DEMO_CREDIT_LIMIT
     )  # invoices can be tried
-    await ledger.post(f"demo-topup-{org['id']}", booking.topup(org["id"], Money.eur(funds)), now)
-    return account["id"], org["id"]
+    await ledger.post(f"demo-topup-{org.id}", booking.topup(org.id, Money.eur(funds)), now)
+    return account.id, org.id
 
 
 DEMO_PURCHASES = {  # organization label -> (kind, name, client index or None)
@@ -71,6 +71,7 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
 async def seed() -> Demo:
     """Creates the demo data once; on every run, issues fresh API keys to print."""
     demo = Demo()
+    account_ids: dict[str, str] = {}
     async with transaction():
         fresh = await accounts.by_email(ORG_OWNER) is None
         if fresh:
@@ -80,22 +81,23 @@ async def seed() -> Demo:
             await clients.create(reseller, "Atelier Dupont", "hello@atelier.test", "crm-1002", clock.now())
         for email in (ORG_OWNER, RESELLER_OWNER):
             account = await accounts.by_email(email)
-            demo.keys[email] = await accounts.rotate_key(account["id"], clock.now())
-            org = (await organizations.memberships_of(account["id"]))[0]
+            assert account is not None  # made above, or on an earlier run
+            account_ids[email] = account.id
+            demo.keys[email] = await accounts.rotate_key(account.id, clock.now())
+            org = (await organizations.memberships_of(account.id))[0]
             if email == ORG_OWNER:
-                demo.organization_id = org["organization.id"]
+                demo.organization_id = org.organization_id
             else:
-                demo.reseller_id = org["organization.id"]
+                demo.reseller_id = org.organization_id
     page = await clients.page(demo.reseller_id, clients.ClientStatus.ACTIVE, None, 10)
-    demo.client_ids = [c["id"] for c in page]
+    demo.client_ids = [c.id for c in page]
     if fresh:
         owners = {"org": (demo.organization_id, ORG_OWNER), "reseller": (demo.reseller_id, RESELLER_OWNER)}
         for label, purchases in DEMO_PURCHASES.items():
             org_id, email = owners[label]
-            account = await accounts.by_email(email)
             for kind, name, client_index in purchases:
                 client_id = demo.client_ids[client_index] if client_index is not None else None
-                await _buy(account["id"], org_id, kind, name, client_id)
+                await _buy(account_ids[email], org_id, kind, name, client_id)
     return demo
 
 

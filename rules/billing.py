@@ -20,12 +20,11 @@ SANDBOX_CREDIT_LIMIT = 100_000_000
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-def payer_of(product: Mapping[str, Any]) -> str:
+def payer_of(organization_id: str, reseller_id: str | None) -> str:
     """Who pays for a product (its renewals): a reseller client's product is paid by the
-    reseller; anything else by its organization. `product`: a row with `organization` and
-    `reseller` (null unless the product is a reseller client's)."""
-    payer: str = product["reseller"] or product["organization"]
-    return payer
+    reseller; anything else by its organization. `reseller_id`: None unless the product is a
+    reseller client's."""
+    return reseller_id or organization_id
 
 
 def month_bounds(text: str) -> tuple[datetime, datetime]:

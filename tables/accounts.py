@@ -4,6 +4,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
+import msgspec
 from piccolo.columns import Timestamptz, Varchar
 from piccolo.table import Table
 
@@ -25,6 +26,14 @@ class Account(Table, tablename="accounts"):
     created_at = Timestamptz()
 
 
+class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An account as the other layers read it (never its key)."""
+
+    id: str
+    email: str  # lower-cased
+    name: str
+
+
 # --- queries -----------------------------------------------------------------
 
 
@@ -40,16 +49,17 @@ def new_secret(prefix: str = API_KEY_PREFIX) -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
-async def create(email: str, name: str, now: datetime) -> tuple[dict, str]:
-    """Inserts an account with its "default" API key; returns (row, key shown once) or raises EmailTaken."""
+async def create(email: str, name: str, now: datetime) -> tuple[AccountRecord, str]:
+    """Inserts an account with its "default" API key; returns (account, key shown once) or raises EmailTaken."""
     from tables import api_keys
 
-    row = {"id": new_id("acc"), "email": email.lower(), "name": name, "key_hash": None, "created_at": now}
-    inserted = await insert_unless_taken(Account(**row), Account.email)
+    account = AccountRecord(id=new_id("acc"), email=email.lower(), name=name)
+    row = Account(id=account.id, email=account.email, name=account.name, key_hash=None, created_at=now)
+    inserted = await insert_unless_taken(row, Account.email)
     if not inserted:
         raise EmailTaken(email)
-    _, key = await api_keys.create(row["id"], api_keys.DEFAULT_NAME, now)
-    return row, key
+    _, key = await api_keys.create(account.id, api_keys.DEFAULT_NAME, now)
+    return account, key
 
 
 class EmailTaken(Exception):
@@ -58,8 +68,9 @@ class EmailTaken(Exception):
         self.email = email
 
 
-async def by_email(email: str) -> dict | None:
-    return await Account.select(Account.id, Account.email, Account.name).where(Account.email == email.lower()).first()
+async def by_email(email: str) -> AccountRecord | None:
+    row = await Account.select(Account.id, Account.email, Account.name).where(Account.email == email.lower()).first()
+    return None if row is None else AccountRecord(**row)
 
 
 async def rotate_key(account_id: str, now: datetime) -> str:

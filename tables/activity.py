@@ -21,6 +21,8 @@ from piccolo.table import Table
 
 from runtime.ids import new_id
 from tables import accept_batches, event_payloads, events, operations, products
+from tables.accounts import AccountRecord
+from tables.api_keys import Caller
 from tables.engine import current
 from tables.statements import Statement, fetch
 
@@ -52,9 +54,9 @@ class Actor:
     key_id: str | None = None
 
     @classmethod
-    def account(cls, account: dict) -> Actor:
-        """The caller of an API route (the dict web.access.provide_account answers)."""
-        return cls("account", account["id"], account.get("key_id"))
+    def account(cls, account: AccountRecord) -> Actor:
+        """The caller of an API route (web.access.provide_account), or an account just made for it."""
+        return cls("account", account.id, account.key_id if isinstance(account, Caller) else None)
 
     @classmethod
     def webhook(cls, webhook_id: str) -> Actor:

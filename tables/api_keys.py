@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+import msgspec
 from piccolo.columns import Array, ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
 from runtime.ids import new_id
 from tables import access_cache
-from tables.accounts import Account, digest, new_secret
+from tables.accounts import Account, AccountRecord, digest, new_secret
 
 
 class ApiKey(Table, tablename="api_keys"):
@@ -41,6 +42,26 @@ class ApiKey(Table, tablename="api_keys"):
     last_used_at = Timestamptz(null=True, default=None)
 
 
+class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a key's owner may see of it: never its digest."""
+
+    id: str
+    name: str
+    prefix: str  # its first characters, to recognise it in a list
+    organizations: list[str] | None  # sorted; None: every organization of its account
+    permissions: list[str] | None  # sorted; None: whatever its account's teams grant
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class Caller(AccountRecord, frozen=True, kw_only=True):
+    """The account behind an API key, with that key's id and scope (None where it does not narrow)."""
+
+    key_id: str
+    key_orgs: frozenset[str] | None  # the organizations the key may reach
+    key_permissions: frozenset[str] | None  # what the key narrows its account's permissions to
+
+
 # --- queries -----------------------------------------------------------------
 
 
@@ -63,17 +84,16 @@ def _scope(names: list[str] | None) -> frozenset[str] | None:
     return None if names is None else frozenset(names)
 
 
-def public(row: dict) -> dict:
-    """What a key's owner may see of it: never its digest."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "prefix": row["prefix"],
-        "organizations": sorted(_scope(row["organizations"])) if row["organizations"] is not None else None,
-        "permissions": sorted(_scope(row["permissions"])) if row["permissions"] is not None else None,
-        "created_at": row["created_at"],
-        "last_used_at": row["last_used_at"],
-    }
+def public(row: dict) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        organizations=_names(row["organizations"]),
+        permissions=_names(row["permissions"]),
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+    )
 
 
 async def create(
@@ -83,25 +103,35 @@ async def create(
     *,
     organizations: Iterable[str] | None = None,
     permissions: Iterable[str] | None = None,
-) -> tuple[dict, str]:
-    """Stores a new key; answers (its public row, the key shown once)."""
+) -> tuple[ApiKeyRecord, str]:
+    """Stores a new key; answers (what its owner may see of it, the key shown once)."""
     key = new_secret()
-    row = {
-        "id": new_id("key"),
-        "account": account_id,
-        "name": name,
-        "key_hash": digest(key),
-        "prefix": key[:PREFIX_LENGTH],
-        "organizations": _names(organizations),
-        "permissions": _names(permissions),
-        "created_at": now,
-        "last_used_at": None,
-    }
-    await ApiKey.insert(ApiKey(**row))
-    return public(row), key
+    made = ApiKeyRecord(
+        id=new_id("key"),
+        name=name,
+        prefix=key[:PREFIX_LENGTH],
+        organizations=_names(organizations),
+        permissions=_names(permissions),
+        created_at=now,
+        last_used_at=None,
+    )
+    await ApiKey.insert(
+        ApiKey(
+            id=made.id,
+            account=account_id,
+            name=name,
+            key_hash=digest(key),
+            prefix=made.prefix,
+            organizations=made.organizations,
+            permissions=made.permissions,
+            created_at=now,
+            last_used_at=None,
+        )
+    )
+    return made, key
 
 
-async def of(account_id: str) -> list[dict]:
+async def of(account_id: str) -> list[ApiKeyRecord]:
     rows = await ApiKey.select().where(ApiKey.account == account_id).order_by(ApiKey.created_at)
     return [public(r) for r in rows]
 
@@ -113,19 +143,18 @@ async def revoke(account_id: str, key_id: str) -> bool:
     return bool(gone)
 
 
-async def authenticate(api_key: str, now: datetime) -> dict | None:
-    """The account behind `api_key`, with the key's id and scope (`key_id`, `key_orgs`,
-    `key_permissions`: None where the key does not narrow); None for an unknown key.
+async def authenticate(api_key: str, now: datetime) -> Caller | None:
+    """The account behind `api_key`, with the key's id and scope; None for an unknown key.
     Notes the use at most once a minute (a conditional UPDATE, so racing requests write once)."""
     found = await lookup(api_key)
     if found is None:
         return None
     account, last_used_at = found
-    await note_use(account["key_id"], last_used_at, now)
+    await note_use(account.key_id, last_used_at, now)
     return account
 
 
-async def lookup(api_key: str) -> tuple[dict, datetime | None] | None:
+async def lookup(api_key: str) -> tuple[Caller, datetime | None] | None:
     """As `authenticate`, without noting the use: the account and the key's `last_used_at`."""
     joined = _joined()
     row = (
@@ -144,14 +173,14 @@ async def lookup(api_key: str) -> tuple[dict, datetime | None] | None:
     if row is None:
         return None
     return (
-        {
-            "id": row["account"],
-            "email": row["account.email"],
-            "name": row["account.name"],
-            "key_id": row["id"],
-            "key_orgs": _scope(row["organizations"]),
-            "key_permissions": _scope(row["permissions"]),
-        },
+        Caller(
+            id=row["account"],
+            email=row["account.email"],
+            name=row["account.name"],
+            key_id=row["id"],
+            key_orgs=_scope(row["organizations"]),
+            key_permissions=_scope(row["permissions"]),
+        ),
         row["last_used_at"],
     )
 

@@ -8,6 +8,7 @@ only until the first `client:manage` reader of the release operation has seen it
 
 from datetime import datetime
 
+import msgspec
 from piccolo.columns import ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
@@ -46,10 +47,35 @@ class Claim(Table, tablename="claims"):
     voided_at = Timestamptz(null=True, default=None, help_text="Set when a reissue replaced it.")
 
 
+class ClaimRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A claim as the other layers read it, converted from a row (a `name=` is the column read)."""
+
+    id: str
+    organization_id: str = msgspec.field(name="organization")  # the released organization it holds
+    reseller_id: str = msgspec.field(name="reseller")  # the reseller that released the client
+    client_id: str = msgspec.field(name="client")
+    owner_email: str  # the e-mail the reseller gave: a new account's default
+    expires_at: datetime
+    claimed_at: datetime | None
+
+
 # --- queries -----------------------------------------------------------------
 
 
 TOKEN_PREFIX = "clm_"
+_COLUMNS = (
+    Claim.id,
+    Claim.organization,
+    Claim.reseller,
+    Claim.client,
+    Claim.owner_email,
+    Claim.expires_at,
+    Claim.claimed_at,
+)
+
+
+def _claim(row: dict) -> ClaimRecord:
+    return msgspec.convert(row, ClaimRecord)
 
 
 async def issue(
@@ -61,8 +87,8 @@ async def issue(
     expires_at: datetime,
     *,
     operation_id: str | None = None,
-) -> tuple[dict, str]:
-    """A new claim (voiding any other unclaimed one of the organization); answers (row, token)."""
+) -> tuple[ClaimRecord, str]:
+    """A new claim (voiding any other unclaimed one of the organization); answers (claim, token)."""
     await Claim.update({Claim.voided_at: now, Claim.reveal: None}).where(
         (Claim.organization == org_id) & Claim.claimed_at.is_null() & Claim.voided_at.is_null()
     )
@@ -83,7 +109,7 @@ async def issue(
         "voided_at": None,
     }
     await Claim.insert(Claim(**row))
-    return row, token
+    return _claim(row), token
 
 
 async def reveal_once(operation_id: str) -> str | None:
@@ -104,7 +130,7 @@ async def reveal_once(operation_id: str) -> str | None:
     return row["reveal"] if taken else None
 
 
-async def redeem(token: str, account_id: str, now: datetime) -> dict | None:
+async def redeem(token: str, account_id: str, now: datetime) -> ClaimRecord | None:
     """Ends the claim the token names, for `account_id`; None if unknown, used, voided or expired."""
     used = (
         await Claim.update({Claim.claimed_at: now, Claim.claimed_by: account_id, Claim.reveal: None})
@@ -114,15 +140,15 @@ async def redeem(token: str, account_id: str, now: datetime) -> dict | None:
             & Claim.voided_at.is_null()
             & (Claim.expires_at > now)
         )
-        .returning(Claim.id, Claim.organization, Claim.reseller, Claim.client, Claim.owner_email)
+        .returning(*_COLUMNS)
     )
-    return used[0] if used else None
+    return _claim(used[0]) if used else None
 
 
-async def peek(token: str, now: datetime) -> dict | None:
+async def peek(token: str, now: datetime) -> ClaimRecord | None:
     """The usable claim the token names, without using it (for defaults such as the e-mail)."""
-    return (
-        await Claim.select(Claim.id, Claim.organization, Claim.owner_email)
+    row = (
+        await Claim.select(*_COLUMNS)
         .where(
             (Claim.token_hash == digest(token))
             & Claim.claimed_at.is_null()
@@ -131,18 +157,19 @@ async def peek(token: str, now: datetime) -> dict | None:
         )
         .first()
     )
+    return None if row is None else _claim(row)
 
 
-async def latest_of_clients(client_ids: list[str]) -> dict[str, dict]:
+async def latest_of_clients(client_ids: list[str]) -> dict[str, ClaimRecord]:
     """Each client's newest claim that was not voided (the one that counts)."""
     if not client_ids:
         return {}
     rows = (
-        await Claim.select(Claim.client, Claim.owner_email, Claim.expires_at, Claim.claimed_at, Claim.created_at)
+        await Claim.select(*_COLUMNS)
         .where(Claim.client.is_in(client_ids) & Claim.voided_at.is_null())
         .order_by(Claim.created_at)
     )
-    return {r["client"]: r for r in rows}
+    return {r["client"]: _claim(r) for r in rows}
 
 
 async def holds(org_id: str) -> bool:

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import asyncpg
+import msgspec
 from piccolo.columns import ForeignKey, Timestamptz, Varchar
 from piccolo.query.functions.aggregate import Count
 from piccolo.table import Table
@@ -44,6 +45,28 @@ class Client(Table, tablename="clients"):
     released_at = Timestamptz(null=True, default=None)
 
 
+class ClientRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A client as the other layers read it; `record` converts a row (a `name=` is the column read)."""
+
+    id: str
+    reseller_id: str = msgspec.field(name="reseller")
+    name: str
+    email: str  # lower-cased
+    external_ref: str | None  # the reseller's own reference for it, unique per reseller
+    status: ClientStatus
+    released_to: str | None  # the organization it was released into
+    created_at: datetime
+    released_at: datetime | None
+
+
+def record(row: dict) -> ClientRecord:
+    return msgspec.convert(row, ClientRecord)
+
+
+def _found(row: dict | None) -> ClientRecord | None:
+    return None if row is None else record(row)
+
+
 # --- queries -----------------------------------------------------------------
 
 
@@ -51,14 +74,18 @@ class ExternalRefTaken(Exception):
     pass
 
 
-async def create(reseller_id: str, name: str, email: str, external_ref: str | None, now: datetime) -> dict:
+def _ref_key(reseller_id: str, external_ref: str | None) -> str | None:
+    return f"{reseller_id}:{external_ref}" if external_ref else None
+
+
+async def create(reseller_id: str, name: str, email: str, external_ref: str | None, now: datetime) -> ClientRecord:
     row = {
         "id": new_id("cli"),
         "reseller": reseller_id,
         "name": name,
         "email": email.lower(),
         "external_ref": external_ref,
-        "ref_key": f"{reseller_id}:{external_ref}" if external_ref else None,
+        "ref_key": _ref_key(reseller_id, external_ref),
         "status": ClientStatus.ACTIVE,
         "released_to": None,
         "created_at": now,
@@ -67,15 +94,20 @@ async def create(reseller_id: str, name: str, email: str, external_ref: str | No
     inserted = await insert_unless_taken(Client(**row), Client.ref_key)
     if not inserted:
         raise ExternalRefTaken(external_ref)
-    return row
+    return record(row)
 
 
 async def get(reseller_id: str, client_id: str) -> dict | None:
+    """The row as a dict, as the purchase path (worker/actors/purchases.py) reads it; others use `find`."""
     return await Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id)).first()
 
 
-async def by_external_ref(reseller_id: str, external_ref: str) -> dict | None:
-    return await Client.select().where(Client.ref_key == f"{reseller_id}:{external_ref}").first()
+async def find(reseller_id: str, client_id: str) -> ClientRecord | None:
+    return _found(await get(reseller_id, client_id))
+
+
+async def by_external_ref(reseller_id: str, external_ref: str) -> ClientRecord | None:
+    return _found(await Client.select().where(Client.ref_key == f"{reseller_id}:{external_ref}").first())
 
 
 async def product_counts(client_ids: list[str]) -> dict[str, int]:
@@ -91,13 +123,13 @@ async def product_counts(client_ids: list[str]) -> dict[str, int]:
     return {r["client"]: r["n"] for r in rows}
 
 
-async def page(reseller_id: str, status: str | None, after: str | None, limit: int) -> list[dict]:
+async def page(reseller_id: str, status: str | None, after: str | None, limit: int) -> list[ClientRecord]:
     query = Client.select().where(Client.reseller == reseller_id)
     if status:
         query = query.where(Client.status == status)
     if after:
         query = query.where(Client.id > after)
-    return await query.order_by(Client.id).limit(limit)
+    return [record(r) for r in await query.order_by(Client.id).limit(limit)]
 
 
 # --- the portfolio: filters, keyset pages, exports; edits ----------------------
@@ -126,8 +158,8 @@ class Filter:
         return Client.select().where(*self.conditions())
 
 
-async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[dict]:
-    return await keyset.page(wanted.select, order, limit)
+async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[ClientRecord]:
+    return [record(r) for r in await keyset.page(wanted.select, order, limit)]
 
 
 async def filtered_count(wanted: Filter) -> int:
@@ -135,6 +167,7 @@ async def filtered_count(wanted: Filter) -> int:
 
 
 def filtered_batches(wanted: Filter, order: keyset.Keyset):
+    """The rows as dicts: they go straight into CSV lines, column by column."""
     return keyset.batches(wanted.select, order)
 
 
@@ -149,22 +182,25 @@ async def mark_released(client_id: str, organization_id: str, now: datetime) -> 
     ).where(Client.id == client_id)
 
 
-async def lock(reseller_id: str, client_id: str) -> dict | None:
+async def lock(reseller_id: str, client_id: str) -> ClientRecord | None:
     """The client, row-locked on PostgreSQL (SQLite's IMMEDIATE transaction serialises)."""
-    return await locked(Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id))).first()
+    query = Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id))
+    return _found(await locked(query).first())
 
 
-async def update(client: dict, *, name: str, email: str, external_ref: str | None) -> dict:
+async def update(client: ClientRecord, *, name: str, email: str, external_ref: str | None) -> ClientRecord:
     """Changes the client's details; ExternalRefTaken if another client of its reseller has the ref."""
-    ref_key = f"{client['reseller']}:{external_ref}" if external_ref else None
-    if ref_key and ref_key != client["ref_key"] and await Client.exists().where(Client.ref_key == ref_key):
+    ref_key = _ref_key(client.reseller_id, external_ref)
+    taken = ref_key and ref_key != _ref_key(client.reseller_id, client.external_ref)
+    if taken and await Client.exists().where(Client.ref_key == ref_key):
         raise ExternalRefTaken(external_ref)
-    values = {"name": name, "email": email.lower(), "external_ref": external_ref, "ref_key": ref_key}
+    email = email.lower()
+    values = {Client.name: name, Client.email: email, Client.external_ref: external_ref, Client.ref_key: ref_key}
     try:
-        await Client.update({getattr(Client, k): v for k, v in values.items()}).where(Client.id == client["id"])
+        await Client.update(values).where(Client.id == client.id)
     except (sqlite3.IntegrityError, asyncpg.UniqueViolationError):
         raise ExternalRefTaken(external_ref) from None  # a concurrent edit took it first
-    return {**client, **values}
+    return msgspec.structs.replace(client, name=name, email=email, external_ref=external_ref)
 
 
 async def delete(client_id: str, now: datetime) -> None:

@@ -4,13 +4,14 @@ import functools
 from datetime import datetime
 from types import SimpleNamespace
 
+import msgspec
 from piccolo.columns import Array, Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.table import Table
 
 from rules import permissions as permission_rules
 from runtime.ids import new_id
 from tables import access_cache, ledger, test_clocks
-from tables.accounts import Account
+from tables.accounts import Account, AccountRecord
 from tables.engine import insert_unless_taken, locked
 
 
@@ -49,6 +50,38 @@ class Membership(Table, tablename="memberships"):
     created_at = Timestamptz()
 
 
+class OrganizationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    is_reseller: bool
+    currency: str  # ISO 4217: its price list's and its ledger's
+    created_at: datetime
+    sandbox: bool  # play products on a test clock of its own
+
+
+class TeamRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    organization_id: str
+    name: str
+    permissions: list[str]  # sorted permission names (rules.permissions)
+    is_owner: bool  # the Owner team: all permissions, never deleted
+    created_at: datetime
+    members: tuple[AccountRecord, ...] = ()  # filled by `teams_with_members` only
+
+
+class MembershipRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One (organization, team) an account belongs to, converted from a row of joined columns:
+    each `name=` is the join's column name, which stays here."""
+
+    organization_id: str = msgspec.field(name="organization.id")
+    organization_name: str = msgspec.field(name="organization.name")
+    organization_is_reseller: bool = msgspec.field(name="organization.is_reseller")
+    team_id: str = msgspec.field(name="team.id")
+    team_name: str = msgspec.field(name="team.name")
+    team_permissions: list[str] = msgspec.field(name="team.permissions")
+    team_is_owner: bool = msgspec.field(name="team.is_owner")
+
+
 # --- queries -----------------------------------------------------------------
 
 
@@ -85,17 +118,14 @@ def _perm_set(names: list[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-async def create(name: str, is_reseller: bool, currency: str, now: datetime, *, sandbox: bool = False) -> dict:
-    row = {
-        "id": new_id("org"),
-        "name": name,
-        "is_reseller": is_reseller,
-        "currency": currency,
-        "created_at": now,
-        "sandbox": sandbox,
-    }
-    await Organization.insert(Organization(**row))
-    return row
+async def create(
+    name: str, is_reseller: bool, currency: str, now: datetime, *, sandbox: bool = False
+) -> OrganizationRecord:
+    org = OrganizationRecord(
+        id=new_id("org"), name=name, is_reseller=is_reseller, currency=currency, created_at=now, sandbox=sandbox
+    )
+    await Organization.insert(Organization(**msgspec.structs.asdict(org)))
+    return org
 
 
 async def open_with_owners(
@@ -107,43 +137,57 @@ async def open_with_owners(
     sandbox: bool = False,
     owner_account_id: str | None = None,
     credit_limit: int = 0,
-) -> dict:
+) -> OrganizationRecord:
     """A new organization with everything it starts with: its Owner team (`owner_account_id` its
     first member, when given), its ledger account and, for a sandbox, its test clock. Call inside
     a transaction."""
     org = await create(name, is_reseller, currency, now, sandbox=sandbox)
     if sandbox:
-        await test_clocks.create(org["id"], now)
+        await test_clocks.create(org.id, now)
     owners = await create_team(
-        org["id"], permission_rules.OWNER_TEAM_NAME, permission_rules.ALL_PERMISSIONS, now, is_owner=True
+        org.id, permission_rules.OWNER_TEAM_NAME, permission_rules.ALL_PERMISSIONS, now, is_owner=True
     )
     if owner_account_id is not None:
-        await add_member(org["id"], owners["id"], owner_account_id, now)
-    await ledger.open_account(org["id"], currency, now, credit_limit=credit_limit)
+        await add_member(org.id, owners.id, owner_account_id, now)
+    await ledger.open_account(org.id, currency, now, credit_limit=credit_limit)
     return org
 
 
 async def get(org_id: str) -> dict | None:
+    """The row as a dict, as the purchase path (worker/actors/purchases.py) reads it; others use `find`."""
     return await Organization.select().where(Organization.id == org_id).first()
+
+
+async def find(org_id: str) -> OrganizationRecord | None:
+    row = await Organization.select().where(Organization.id == org_id).first()
+    return None if row is None else OrganizationRecord(**row)
 
 
 async def create_team(
     org_id: str, name: str, permissions: frozenset[str], now: datetime, *, is_owner: bool = False
-) -> dict:
-    row = {
-        "id": new_id("team"),
-        "organization": org_id,
-        "name": name,
-        "name_key": f"{org_id}:{name.lower()}",
-        "permissions": sorted(permissions),
-        "is_owner": is_owner,
-        "created_at": now,
-    }
-    inserted = await insert_unless_taken(Team(**row), Team.name_key)
+) -> TeamRecord:
+    team = TeamRecord(
+        id=new_id("team"),
+        organization_id=org_id,
+        name=name,
+        permissions=sorted(permissions),
+        is_owner=is_owner,
+        created_at=now,
+    )
+    row = Team(
+        id=team.id,
+        organization=org_id,
+        name=name,
+        name_key=f"{org_id}:{name.lower()}",
+        permissions=team.permissions,
+        is_owner=is_owner,
+        created_at=now,
+    )
+    inserted = await insert_unless_taken(row, Team.name_key)
     access_cache.changed()
     if not inserted:
         raise TeamNameTaken(name)
-    return row
+    return team
 
 
 async def add_member(org_id: str, team_id: str, account_id: str, now: datetime) -> None:
@@ -187,7 +231,7 @@ def _granted(rows: list[dict], all_permissions: frozenset[str]) -> frozenset[str
 
 async def membership(
     account_id: str, org_id: str, all_permissions: frozenset[str]
-) -> tuple[dict, frozenset[str]] | None:
+) -> tuple[OrganizationRecord, frozenset[str]] | None:
     """The organization and the account's permissions in it, in one query; None if not a member."""
     joined = _joined()
     rows = await Membership.select(
@@ -203,14 +247,14 @@ async def membership(
     if not rows:
         return None
     first = rows[0]
-    org = {
-        "id": first["organization.id"],
-        "name": first["organization.name"],
-        "is_reseller": first["organization.is_reseller"],
-        "currency": first["organization.currency"],
-        "created_at": first["organization.created_at"],
-        "sandbox": first["organization.sandbox"],
-    }
+    org = OrganizationRecord(
+        id=first["organization.id"],
+        name=first["organization.name"],
+        is_reseller=first["organization.is_reseller"],
+        currency=first["organization.currency"],
+        created_at=first["organization.created_at"],
+        sandbox=first["organization.sandbox"],
+    )
     return org, _granted(rows, all_permissions)
 
 
@@ -237,26 +281,42 @@ async def owner_team_id(org_id: str) -> str | None:
     return row["id"] if row else None
 
 
-async def get_team(org_id: str, team_id: str) -> dict | None:
-    return await Team.select().where((Team.id == team_id) & (Team.organization == org_id)).first()
+_TEAM_COLUMNS = (Team.id, Team.organization, Team.name, Team.permissions, Team.is_owner, Team.created_at)
 
 
-async def teams_with_members(org_id: str) -> list[dict]:
-    teams = await Team.select().where(Team.organization == org_id).order_by(Team.created_at)
+def _team(row: dict, members: tuple[AccountRecord, ...] = ()) -> TeamRecord:
+    return TeamRecord(
+        id=row["id"],
+        organization_id=row["organization"],
+        name=row["name"],
+        permissions=sorted(_perm_set(row["permissions"])),
+        is_owner=row["is_owner"],
+        created_at=row["created_at"],
+        members=members,
+    )
+
+
+async def get_team(org_id: str, team_id: str) -> TeamRecord | None:
+    row = await Team.select(*_TEAM_COLUMNS).where((Team.id == team_id) & (Team.organization == org_id)).first()
+    return None if row is None else _team(row)
+
+
+async def teams_with_members(org_id: str) -> list[TeamRecord]:
+    teams = await Team.select(*_TEAM_COLUMNS).where(Team.organization == org_id).order_by(Team.created_at)
     members = (
         await Membership.select(Membership.team, _joined().account_id, _joined().account_email, _joined().account_name)
         .where(Membership.organization == org_id)
         .order_by(Membership.created_at)
     )
-    by_team: dict[str, list[dict]] = {t["id"]: [] for t in teams}
+    by_team: dict[str, list[AccountRecord]] = {t["id"]: [] for t in teams}
     for m in members:
-        by_team[m["team"]].append({"id": m["account.id"], "email": m["account.email"], "name": m["account.name"]})
-    return [{**t, "permissions": sorted(_perm_set(t["permissions"])), "members": by_team[t["id"]]} for t in teams]
+        by_team[m["team"]].append(AccountRecord(id=m["account.id"], email=m["account.email"], name=m["account.name"]))
+    return [_team(t, tuple(by_team[t["id"]])) for t in teams]
 
 
-async def memberships_of(account_id: str) -> list[dict]:
+async def memberships_of(account_id: str) -> list[MembershipRecord]:
     """Every (organization, team) the account belongs to."""
-    return (
+    rows = (
         await Membership.select(
             _joined().org_id,
             _joined().org_name,
@@ -269,6 +329,7 @@ async def memberships_of(account_id: str) -> list[dict]:
         .where(Membership.account == account_id)
         .order_by(Membership.created_at)
     )
+    return [msgspec.convert(r, MembershipRecord) for r in rows]
 
 
 async def lock(org_id: str) -> None:

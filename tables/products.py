@@ -4,10 +4,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+import msgspec
 from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
+from rules import billing
 from rules.catalog import Kind
 from runtime.ids import new_id
 from tables import keyset, leases
@@ -118,6 +120,35 @@ def name_key(kind: str, name: str, sandbox: bool = False) -> str | None:
     return f"sandbox:{kind}:{name}" if sandbox else f"{kind}:{name}"
 
 
+class ProductRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A product as the other layers read it. Built from a row of `PUBLIC` columns by
+    `record` (msgspec.convert, in C): the `name=`s are the columns the fields are read from."""
+
+    id: str
+    kind: str  # domain, mailbox, hosting, certificate (rules.catalog)
+    name: str
+    # Whose portfolio holds it (the reseller, for a client's product).
+    organization_id: str = msgspec.field(name="organization")
+    # The reseller's client it is for; None: the organization's own.
+    client_id: str | None = msgspec.field(name="client")
+    # The reseller that pays for it, for a client's product.
+    reseller_id: str | None = msgspec.field(name="reseller")
+    expires_at: datetime
+    autorenew: bool
+    state: ProductState
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def payer_id(self) -> str:
+        """Who pays for it (rules.billing.payer_of)."""
+        return billing.payer_of(self.organization_id, self.reseller_id)
+
+
+def record(row: dict) -> ProductRecord:
+    return msgspec.convert(row, ProductRecord)
+
+
 async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
     key = name_key(kind, name, sandbox)
     if key is None:
@@ -166,16 +197,17 @@ async def insert(
     return product_id
 
 
-async def get(product_id: str) -> dict | None:
-    return await Product.select(*PUBLIC).where(Product.id == product_id).first()
+async def get(product_id: str) -> ProductRecord | None:
+    row = await Product.select(*PUBLIC).where(Product.id == product_id).first()
+    return None if row is None else record(row)
 
 
-async def many(product_ids: list[str]) -> dict[str, dict]:
+async def many(product_ids: list[str]) -> dict[str, ProductRecord]:
     """The products among `product_ids` that exist, by id (read in chunks of 500 ids)."""
-    found: dict[str, dict] = {}
+    found: dict[str, ProductRecord] = {}
     for start in range(0, len(product_ids), 500):
         rows = await Product.select(*PUBLIC).where(Product.id.is_in(product_ids[start : start + 500]))
-        found.update((row["id"], row) for row in rows)
+        found.update((row["id"], record(row)) for row in rows)
     return found
 
 
@@ -323,8 +355,8 @@ class Filter:
         return Product.select(*PUBLIC).where(*self.conditions())
 
 
-async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[dict]:
-    return await keyset.page(wanted.select, order, limit)
+async def filtered_page(wanted: Filter, order: keyset.Keyset, limit: int) -> list[ProductRecord]:
+    return [record(r) for r in await keyset.page(wanted.select, order, limit)]
 
 
 async def filtered_count(wanted: Filter) -> int:
@@ -332,4 +364,5 @@ async def filtered_count(wanted: Filter) -> int:
 
 
 def filtered_batches(wanted: Filter, order: keyset.Keyset):
+    """The rows as dicts: they go straight into CSV lines, column by column."""
     return keyset.batches(wanted.select, order)

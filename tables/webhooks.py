@@ -5,6 +5,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+import msgspec
 from piccolo.columns import Array, Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
 from piccolo.custom_types import Combinable
 from piccolo.table import Table
@@ -110,6 +111,55 @@ class InboundMessage(Table, tablename="inbound_messages"):
     received_at = Timestamptz(index=True)
 
 
+class EndpointRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook endpoint as its owner sees it: never its secrets."""
+
+    id: str
+    organization_id: str
+    url: str
+    event_types: list[str]  # sorted; empty: every type
+    enabled: bool
+    disabled_reason: str | None  # disabled_on_request, or why it was disabled after failing
+    failing_since: datetime | None  # first failed attempt since its last success
+    created_at: datetime
+    description: str
+
+
+class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    endpoint_id: str
+    event_id: str
+    status: DeliveryStatus
+    attempts: int  # attempts started so far
+    next_attempt_at: datetime | None  # when the next attempt is due; None once it ended
+    created_at: datetime
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    attempted_at: datetime
+    status_code: int | None  # None when no answer came
+    duration_ms: int
+    response_excerpt: str  # the start of the answer's body
+    error: str | None
+
+
+_ENDPOINT_COLUMNS = (
+    WebhookEndpoint.id,
+    WebhookEndpoint.organization_id,
+    WebhookEndpoint.url,
+    WebhookEndpoint.event_types,
+    WebhookEndpoint.enabled,
+    WebhookEndpoint.disabled_reason,
+    WebhookEndpoint.failing_since,
+    WebhookEndpoint.created_at,
+    WebhookEndpoint.description,
+)
+
+
+def _endpoint(row: dict) -> EndpointRecord:
+    return EndpointRecord(**{**row, "description": row["description"] or ""})
+
+
 # --- queries -----------------------------------------------------------------
 
 
@@ -121,33 +171,40 @@ DISABLED_ON_REQUEST = "disabled_on_request"
 
 async def create_endpoint(
     org_id: str, url: str, event_types: frozenset[str], secret: str, now: datetime, description: str = ""
-) -> dict:
-    """Stores the endpoint with its secret encrypted; the row returned holds neither."""
-    row = {
-        "id": new_id("whe"),
-        "organization_id": org_id,
-        "url": url,
-        "event_types": sorted(event_types),
-        "enabled": True,
-        "disabled_reason": None,
-        "failing_since": None,
-        "created_at": now,
-        "description": description,
-    }
-    await WebhookEndpoint.insert(WebhookEndpoint(**row, secret="", sealed_secret=secrets_at_rest.seal(secret)))
-    return row
+) -> EndpointRecord:
+    """Stores the endpoint with its secret encrypted; the record returned holds neither."""
+    made = EndpointRecord(
+        id=new_id("whe"),
+        organization_id=org_id,
+        url=url,
+        event_types=sorted(event_types),
+        enabled=True,
+        disabled_reason=None,
+        failing_since=None,
+        created_at=now,
+        description=description,
+    )
+    fields = msgspec.structs.asdict(made)
+    await WebhookEndpoint.insert(WebhookEndpoint(**fields, secret="", sealed_secret=secrets_at_rest.seal(secret)))
+    return made
 
 
-async def endpoint(org_id: str, endpoint_id: str) -> dict | None:
-    return (
-        await WebhookEndpoint.select()
+async def endpoint(org_id: str, endpoint_id: str) -> EndpointRecord | None:
+    row = (
+        await WebhookEndpoint.select(*_ENDPOINT_COLUMNS)
         .where((WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.organization_id == org_id))
         .first()
     )
+    return None if row is None else _endpoint(row)
 
 
-async def endpoints_of(org_id: str) -> list[dict]:
-    return await WebhookEndpoint.select().where(WebhookEndpoint.organization_id == org_id).order_by(WebhookEndpoint.id)
+async def endpoints_of(org_id: str) -> list[EndpointRecord]:
+    rows = (
+        await WebhookEndpoint.select(*_ENDPOINT_COLUMNS)
+        .where(WebhookEndpoint.organization_id == org_id)
+        .order_by(WebhookEndpoint.id)
+    )
+    return [_endpoint(r) for r in rows]
 
 
 async def delete_endpoint(endpoint_id: str, now: datetime) -> None:
@@ -422,24 +479,41 @@ async def disable_endpoint(endpoint_id: str, reason: str, now: datetime) -> bool
     return bool(changed)
 
 
-async def deliveries_page(endpoint_id: str, after: str | None, limit: int) -> list[dict]:
-    query = Delivery.select().where(Delivery.endpoint_id == endpoint_id)
+async def deliveries_page(endpoint_id: str, after: str | None, limit: int) -> list[DeliveryRecord]:
+    query = Delivery.select(
+        Delivery.id,
+        Delivery.endpoint_id,
+        Delivery.event_id,
+        Delivery.status,
+        Delivery.attempts,
+        Delivery.next_attempt_at,
+        Delivery.created_at,
+    ).where(Delivery.endpoint_id == endpoint_id)
     if after:
         query = query.where(Delivery.id < after)
-    return await query.order_by(Delivery.id, ascending=False).limit(limit)
+    rows = await query.order_by(Delivery.id, ascending=False).limit(limit)
+    return [DeliveryRecord(**{**r, "status": DeliveryStatus(r["status"])}) for r in rows]
 
 
-async def attempts_of(delivery_ids: list[str]) -> dict[str, list[dict]]:
+async def attempts_of(delivery_ids: list[str]) -> dict[str, list[AttemptRecord]]:
+    """Each delivery's attempts, oldest first."""
     if not delivery_ids:
         return {}
     rows = (
-        await DeliveryAttempt.select()
+        await DeliveryAttempt.select(
+            DeliveryAttempt.delivery_id,
+            DeliveryAttempt.attempted_at,
+            DeliveryAttempt.status_code,
+            DeliveryAttempt.duration_ms,
+            DeliveryAttempt.response_excerpt,
+            DeliveryAttempt.error,
+        )
         .where(DeliveryAttempt.delivery_id.is_in(delivery_ids))
         .order_by(DeliveryAttempt.attempted_at)
     )
-    grouped: dict[str, list[dict]] = {d: [] for d in delivery_ids}
+    grouped: dict[str, list[AttemptRecord]] = {d: [] for d in delivery_ids}
     for row in rows:
-        grouped[row["delivery_id"]].append(row)
+        grouped[row.pop("delivery_id")].append(AttemptRecord(**row))
     return grouped
 
 

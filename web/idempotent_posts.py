@@ -94,7 +94,7 @@ async def caller_of(request: Request) -> str:
     if scheme.lower() == "bearer" and key.strip():
         account = await api_keys.authenticate(key.strip(), clock.now())
         if account is not None:
-            return f"account:{account['id']}"
+            return f"account:{account.id}"
     # Not an account's key (the ops token, or a wrong key that the handler answers 401):
     # only a digest is kept, and only a request sending this exact header shares it.
     return "token:" + hashlib.sha256(header.encode()).hexdigest()[:40]

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from rules import billing, lifecycle, names, permissions, quotes
 from rules import ledger as booking
+from rules import lifecycle, names, permissions, quotes
 from rules.catalog import DEFAULT_CATALOG, catalog_for, kind_of
 from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
 from rules.pricing import Tier
 from tables import clients, ledger, products
+from tables.clients import ClientRecord
 from tables.operation_params import (
     PurchaseParams,
     ReleaseParams,
@@ -29,65 +30,67 @@ from tables.operation_params import (
     RenewalItem,
     RenewalParams,
 )
+from tables.organizations import OrganizationRecord
+from tables.products import ProductRecord
 from web.errors import Invalid, NotFound
 from web.schemas import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
 
 
-async def client_in(org_id: str, client_id: str) -> dict:
-    client = await clients.get(org_id, client_id)
+async def client_in(org_id: str, client_id: str) -> ClientRecord:
+    client = await clients.find(org_id, client_id)
     if client is None:
         raise NotFound("client", client_id)
     return client
 
 
-async def purchase_params(org: dict, granted: frozenset[str], data: PurchaseIn) -> PurchaseParams:
+async def purchase_params(org: OrganizationRecord, granted: frozenset[str], data: PurchaseIn) -> PurchaseParams:
     permissions.require(granted, permissions.PRODUCT_BUY)
     permissions.require_payment_method(granted, data.payment_method)
     kind = kind_of(DEFAULT_CATALOG, data.kind)
     lifecycle.check_term(kind, data.years)
     name = names.normalize(data.kind, data.name)
     status = None
-    if data.client and org["is_reseller"]:
-        status = (await client_in(org["id"], data.client))["status"]
-    permissions.check_purchase_owner(org["is_reseller"], data.client, status)
+    if data.client and org.is_reseller:
+        status = (await client_in(org.id, data.client)).status
+    permissions.check_purchase_owner(org.is_reseller, data.client, status)
     return PurchaseParams(
         kind=data.kind, name=name, years=data.years, payment_method=data.payment_method, client_id=data.client
     )
 
 
-def purchase_name_key(org: dict, params: PurchaseParams) -> str | None:
+def purchase_name_key(org: OrganizationRecord, params: PurchaseParams) -> str | None:
     """The name a purchase takes, as products hold it (None: its kind's names are not exclusive)."""
-    return products.name_key(params.kind, params.name, org.get("sandbox", False))
+    return products.name_key(params.kind, params.name, org.sandbox)
 
 
 def name_taken(name: str) -> NameTaken:
     return NameTaken(f"{name} is already held by another product; choose another name")
 
 
-async def check_name_free(org: dict, params: PurchaseParams) -> None:
+async def check_name_free(org: OrganizationRecord, params: PurchaseParams) -> None:
     """name_taken if another product holds the purchase's name now (dry runs: a real purchase
     checks it in the statement that records it)."""
-    if await products.name_held(params.kind, params.name, org.get("sandbox", False)):
+    if await products.name_held(params.kind, params.name, org.sandbox):
         raise name_taken(params.name)
 
 
-async def renewal_params(product: dict, granted: frozenset[str], data: RenewalIn) -> RenewalParams:
+async def renewal_params(product: ProductRecord, granted: frozenset[str], data: RenewalIn) -> RenewalParams:
     permissions.require(granted, permissions.PRODUCT_RENEW)
     permissions.require_payment_method(granted, data.payment_method)
-    lifecycle.check_term(kind_of(DEFAULT_CATALOG, product["kind"]), data.years)
+    lifecycle.check_term(kind_of(DEFAULT_CATALOG, product.kind), data.years)
     # Checked again at execution; a guard already stale is refused now (409 expiry_mismatch).
-    lifecycle.check_guard(product["expires_at"], data.current_expires_at)
+    lifecycle.check_guard(product.expires_at, data.current_expires_at)
     return RenewalParams(
         years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method
     )
 
 
 async def release_params(
-    org: dict, granted: frozenset[str], client_id: str, data: ReleaseIn, claim_days: int
+    org: OrganizationRecord, granted: frozenset[str], client_id: str, data: ReleaseIn, claim_days: int
 ) -> ReleaseParams:
     permissions.require(granted, permissions.CLIENT_MANAGE)
-    client = await client_in(org["id"], client_id)
-    permissions.check_purchase_owner(org["is_reseller"], client_id, client["status"])
+    client = await client_in(org.id, client_id)
+    permissions.check_purchase_owner(org.is_reseller, client_id, client.status)
     return ReleaseParams(client_id=client_id, owner_email=data.owner_email, claim_days=claim_days)
 
 
@@ -131,13 +134,13 @@ async def purchase_quote(org_id: str, params: PurchaseParams, now: datetime) -> 
 
 
 async def renewal_quote(
-    product: dict, params: RenewalParams | RenewalItem, now: datetime, tier: Tier | None = None
+    product: ProductRecord, params: RenewalParams | RenewalItem, now: datetime, tier: Tier | None = None
 ) -> quotes.Priced:
     """The renewal priced as renewals.execute prices it: guard, lifecycle state, term, payer tier."""
-    payer = billing.payer_of(product)
-    kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
+    payer = product.payer_id
+    kind = kind_of(catalog_for(await ledger.currency_of(payer)), product.kind)
     tier = tier or await ledger.current_tier(payer)
-    quote = lifecycle.renewal_quote(kind, params.years, tier, product["expires_at"], params.current_expires_at, now)
+    quote = lifecycle.renewal_quote(kind, params.years, tier, product.expires_at, params.current_expires_at, now)
     return quotes.priced(kind, params.years, tier, quote, payer, params.payment_method)
 
 
@@ -151,13 +154,13 @@ async def check_funds(quote: quotes.Priced) -> None:
     quotes.spend(Money(account["prepaid"] if account else 0, currency), quote)
 
 
-async def free_quote(org: dict, expires_at: datetime | None = None) -> quotes.Priced:
+async def free_quote(org: OrganizationRecord, expires_at: datetime | None = None) -> quotes.Priced:
     """Transfers and releases cost nothing; the quote shows the organization's tier."""
-    return quotes.free(await ledger.current_tier(org["id"]), org["currency"], expires_at)
+    return quotes.free(await ledger.current_tier(org.id), org.currency, expires_at)
 
 
 async def renewal_batch_quotes(
-    org: dict, params: RenewalBatchParams, now: datetime
+    org: OrganizationRecord, params: RenewalBatchParams, now: datetime
 ) -> list[tuple[str, quotes.Priced | None, RuleViolation | None]]:
     """Each item of a bulk renewal as its renewal operation would end: its quote, or the rule it
     breaks. Prepaid items are paid in the order sent from one running balance per payer."""
@@ -168,9 +171,9 @@ async def renewal_batch_quotes(
     for item in params.items:
         product, quote = rows.get(item.product_id), None
         try:
-            if product is None or product["organization"] != org["id"]:
+            if product is None or product.organization_id != org.id:
                 raise _not_in_organization(item.product_id)
-            payer = billing.payer_of(product)
+            payer = product.payer_id
             if payer not in tiers:
                 tiers[payer] = await ledger.current_tier(payer)
                 balances[payer] = Money(*await ledger.prepaid_balance(payer))

@@ -27,6 +27,7 @@ from litestar.middleware._internal.exceptions.middleware import ExceptionHandler
 from litestar.serialization import encode_json
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from rules.operations import OperationKind
 from web import intake
 from web.accept import NameHeld, accept, checked_or_replay
 from web.access import access, provide_account
@@ -87,9 +88,9 @@ class LeanPurchases(ASGIMiddleware):
             try:
                 op = await accept(
                     request,
-                    kind="purchase",
+                    kind=OperationKind.PURCHASE,
                     org_id=org_id,
-                    account_id=account["id"],
+                    account_id=account.id,
                     data=data,
                     params=params,
                     unless_name_held=intake.purchase_name_key(found.org, params),

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import Request
 from piccolo.columns import Column, Timestamptz
 
 from tables.keyset import Keyset
 from web.errors import InvalidCursor, InvalidQuery, UnknownParameter
+from web.schemas import Row
 
 CSV = "text/csv"
 # Query text never holds NUL: PostgreSQL cannot store or compare it (a 400, not a 500).
@@ -154,9 +156,12 @@ def keyset_for(
     return Keyset(column, sorts["id"], descending, resume), name
 
 
-def cut(rows: list[dict], limit: int, keyset: Keyset, sort: str) -> tuple[list[dict], str | None]:
-    """Rows fetched with `limit + 1`: the page, and the cursor to the next one (None at the end)."""
+def cut(rows: list[Row], limit: int, keyset: Keyset, sort: str) -> tuple[list[Row], str | None]:
+    """Rows fetched with `limit + 1` (dicts, or records whose fields are named as the columns):
+    the page, and the cursor to the next one (None at the end)."""
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, encode_cursor(sort, keyset.descending, rows[-1], keyset.key_name)
+        last = rows[-1]
+        fields = last if isinstance(last, dict) else msgspec.structs.asdict(last)
+        return rows, encode_cursor(sort, keyset.descending, fields, keyset.key_name)
     return rows, None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -186,10 +186,20 @@ class Page(Struct):
     next_cursor: str | None
 
 
-def cut(rows: list[dict], limit: int) -> tuple[list[dict], str | None]:
-    """Rows fetched with `limit + 1`: the page, and the cursor to the next one (None at the end)."""
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=dict | _Identified)  # a row as a dict, or a record with an `id`
+
+
+def cut(rows: list[Row], limit: int) -> tuple[list[Row], str | None]:
+    """Rows fetched with `limit + 1` (dicts or records): the page, and the cursor to the next one
+    (None at the end)."""
     if len(rows) > limit:
-        return rows[:limit], rows[limit - 1]["id"]
+        last = rows[limit - 1]
+        return rows[:limit], last["id"] if isinstance(last, dict) else last.id
     return rows, None
 
 

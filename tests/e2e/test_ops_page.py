@@ -54,10 +54,10 @@ async def unhealthy_endpoints(org: str) -> tuple[str, str]:
     """One endpoint failing since now, one disabled (written as the delivery actor would)."""
     failing = await webhooks.create_endpoint(org, "https://failing.invalid/hook", frozenset(), "whsec_x", clock.now())
     disabled = await webhooks.create_endpoint(org, "https://gone.invalid/hook", frozenset(), "whsec_y", clock.now())
-    await webhooks.endpoint_failed(failing["id"], clock.now())
-    await webhooks.endpoint_failed(disabled["id"], clock.now())
-    await webhooks.disable_endpoint(disabled["id"], "failing_for_5_days", clock.now())
-    return failing["id"], disabled["id"]
+    await webhooks.endpoint_failed(failing.id, clock.now())
+    await webhooks.endpoint_failed(disabled.id, clock.now())
+    await webhooks.disable_endpoint(disabled.id, "failing_for_5_days", clock.now())
+    return failing.id, disabled.id
 
 
 def queue(api: httpx.Client, name: str) -> dict:

@@ -15,8 +15,8 @@ from tests.integration.flows import db
 
 def test_a_webhook_endpoint_belongs_to_an_organization_that_exists(database_url):
     org = db(organizations.create("Reseller", True, "EUR", clock.now()))
-    made = db(webhooks.create_endpoint(org["id"], "https://hooks.example/a", frozenset(), "whsec_a", clock.now()))
-    assert [e["id"] for e in db(webhooks.endpoints_of(org["id"]))] == [made["id"]]
+    made = db(webhooks.create_endpoint(org.id, "https://hooks.example/a", frozenset(), "whsec_a", clock.now()))
+    assert [e.id for e in db(webhooks.endpoints_of(org.id))] == [made.id]
 
     with pytest.raises((sqlite3.IntegrityError, asyncpg.ForeignKeyViolationError)):
         db(webhooks.create_endpoint("org_missing", "https://hooks.example/b", frozenset(), "whsec_b", clock.now()))

@@ -125,19 +125,19 @@ def test_lists_stored_as_text_before_the_upgrade_read_as_the_same_lists_after_it
 
     databases.run_migrate(old_database_url)
 
-    teams = {t["id"]: t["permissions"] for t in asyncio.run(organizations.teams_with_members("org_a"))}
+    teams = {t.id: t.permissions for t in asyncio.run(organizations.teams_with_members("org_a"))}
     assert teams == {"team_support": ["product:renew", "product:view"], "team_none": []}
     granted = asyncio.run(organizations.get_team("org_a", "team_support"))
-    assert granted is not None and granted["permissions"] == ["product:renew", "product:view"]
+    assert granted is not None and granted.permissions == ["product:renew", "product:view"]
 
     narrow = asyncio.run(api_keys.lookup(NARROW_KEY))
     assert narrow is not None
-    assert narrow[0]["key_orgs"] == frozenset({"org_a", "org_b"})
-    assert narrow[0]["key_permissions"] == frozenset({"billing:view"})
+    assert narrow[0].key_orgs == frozenset({"org_a", "org_b"})
+    assert narrow[0].key_permissions == frozenset({"billing:view"})
     wide = asyncio.run(api_keys.lookup(WIDE_KEY))
     assert wide is not None
-    assert (wide[0]["key_orgs"], wide[0]["key_permissions"]) == (None, None)  # null still means: no narrowing
-    listed = {k["name"]: (k["organizations"], k["permissions"]) for k in asyncio.run(api_keys.of("acc_a"))}
+    assert (wide[0].key_orgs, wide[0].key_permissions) == (None, None)  # null still means: no narrowing
+    listed = {k.name: (k.organizations, k.permissions) for k in asyncio.run(api_keys.of("acc_a"))}
     assert listed == {"robot": (["org_a", "org_b"], ["billing:view"]), "default": (None, None)}
 
     hooks = {h["id"]: h["event_types"] for h in asyncio.run(webhooks.enabled_endpoints(["org_a"]))}
@@ -145,4 +145,5 @@ def test_lists_stored_as_text_before_the_upgrade_read_as_the_same_lists_after_it
 
     # ...and a list written after the upgrade reads back as written.
     made = asyncio.run(organizations.create_team("org_a", "Billing", frozenset({"billing:view"}), NOW))
-    assert asyncio.run(organizations.get_team("org_a", made["id"]))["permissions"] == ["billing:view"]
+    again = asyncio.run(organizations.get_team("org_a", made.id))
+    assert again is not None and again.permissions == ["billing:view"]

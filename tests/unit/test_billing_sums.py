@@ -112,5 +112,5 @@ def test_a_settlement_moves_the_receivable_against_cash():
 def test_a_reseller_client_s_product_is_paid_by_the_reseller_any_other_by_its_organization():
     from rules.billing import payer_of
 
-    assert payer_of({"organization": "org_r", "reseller": "org_r"}) == "org_r"
-    assert payer_of({"organization": "org_a", "reseller": None}) == "org_a"
+    assert payer_of("org_r", "org_r") == "org_r"
+    assert payer_of("org_a", None) == "org_a"

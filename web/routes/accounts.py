@@ -8,6 +8,7 @@ from litestar.params import JSONBody
 from runtime.clock import clock
 from tables import accounts, claims, events, organizations
 from tables import event_payloads as payloads
+from tables.accounts import AccountRecord
 from tables.activity import Actor, record
 from tables.engine import transaction
 from web.access import Account, key_allows_org, optional_account
@@ -34,7 +35,7 @@ class AccountController(Controller):
                 row, key = await accounts.create(data.email, data.name.strip(), clock.now())
         except accounts.EmailTaken:
             raise Conflict("email_taken", f"an account already uses {data.email!r}; use its API key") from None
-        return AccountCreated(id=row["id"], email=row["email"], name=row["name"], api_key=key)
+        return AccountCreated(id=row.id, email=row.email, name=row.name, api_key=key)
 
     @post("/accounts/claim", status_code=201, security=[{}, {"BearerAuth": []}])
     async def claim(self, request: Request, data: JSONBody[ClaimIn]) -> ClaimedOut:
@@ -44,18 +45,19 @@ class AccountController(Controller):
         Owner team. Without one, an account is created (`email` defaults to the release's
         owner_email; 409 `email_taken` if an account has it: send that account's key instead)
         and its API key is shown once."""
-        caller = await optional_account(request)
+        caller: AccountRecord | None = await optional_account(request)
         now = clock.now()
         key = None
         async with transaction():
             pending = await claims.peek(data.claim_token, now)
             if pending is None:
                 raise _invalid_token()
-            org = await organizations.get(pending["organization"])
             if caller is None:
-                email = data.email or pending["owner_email"]
+                org = await organizations.find(pending.organization_id)
+                assert org is not None  # organizations are never deleted
+                email = data.email or pending.owner_email
                 try:
-                    caller, key = await accounts.create(email, (data.name or org["name"]).strip(), now)
+                    caller, key = await accounts.create(email, (data.name or org.name).strip(), now)
                 except accounts.EmailTaken:
                     raise Conflict(
                         "email_taken",
@@ -66,51 +68,49 @@ class AccountController(Controller):
                 raise Invalid(
                     "unexpected_fields", "email and name are for a new account: omit them when claiming with an API key"
                 )
-            done = await claims.redeem(data.claim_token, caller["id"], now)
+            done = await claims.redeem(data.claim_token, caller.id, now)
             if done is None:  # a concurrent claim of the same token won
                 raise _invalid_token()
-            owners = await organizations.owner_team_id(done["organization"])
-            await organizations.add_member(done["organization"], owners, caller["id"], now)
+            owners = await organizations.owner_team_id(done.organization_id)
+            assert owners is not None  # every organization has its Owner team
+            await organizations.add_member(done.organization_id, owners, caller.id, now)
             await events.record(
                 "organization.claimed",
-                done["reseller"],
+                done.reseller_id,
                 now,
                 data=payloads.OrganizationClaimed(
-                    organization_id=done["organization"], client_id=done["client"], claimed_at=now.isoformat()
+                    organization_id=done.organization_id, client_id=done.client_id, claimed_at=now.isoformat()
                 ),
             )
-            for org_id in (done["organization"], done["reseller"]):
+            for org_id in (done.organization_id, done.reseller_id):
                 await record(
                     org_id,
                     "claim.accepted",
                     Actor.account(caller),
                     now,
-                    client_id=done["client"],
-                    organization=done["organization"],
+                    client_id=done.client_id,
+                    organization=done.organization_id,
                 )
-        return ClaimedOut(account_id=caller["id"], organization_id=done["organization"], api_key=key)
+        return ClaimedOut(account_id=caller.id, organization_id=done.organization_id, api_key=key)
 
     @get("/me")
     async def me(self, account: Account) -> MeOut:
         orgs: dict[str, MyOrganization] = {}
-        for row in await organizations.memberships_of(account["id"]):
-            if not key_allows_org(account, row["organization.id"]):
+        for row in await organizations.memberships_of(account.id):
+            if not key_allows_org(account, row.organization_id):
                 continue  # the caller's key is limited to other organizations
             org = orgs.setdefault(
-                row["organization.id"],
+                row.organization_id,
                 MyOrganization(
-                    id=row["organization.id"],
-                    name=row["organization.name"],
-                    reseller=row["organization.is_reseller"],
-                    teams=[],
+                    id=row.organization_id, name=row.organization_name, reseller=row.organization_is_reseller, teams=[]
                 ),
             )
             org.teams.append(
                 TeamRef(
-                    id=row["team.id"],
-                    name=row["team.name"],
-                    owner=row["team.is_owner"],
-                    permissions=sorted(row["team.permissions"]),
+                    id=row.team_id,
+                    name=row.team_name,
+                    owner=row.team_is_owner,
+                    permissions=sorted(row.team_permissions),
                 )
             )
-        return MeOut(id=account["id"], email=account["email"], name=account["name"], organizations=list(orgs.values()))
+        return MeOut(id=account.id, email=account.email, name=account.name, organizations=list(orgs.values()))

@@ -175,7 +175,7 @@ class ActivityController(Controller):
         more = len(rows) > limit
         rows = rows[:limit]
         return EventFeed(
-            items=[EventOut(id=row["id"], **body_of(row, found.org["sandbox"])) for row in rows],
+            items=[EventOut(id=row["id"], **body_of(row, found.org.sandbox)) for row in rows],
             next_after=rows[-1]["id"] if rows else after,
             has_more=more,
         )

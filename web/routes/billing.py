@@ -17,6 +17,7 @@ from runtime.clock import clock
 from tables import billing as position
 from tables import ledger, operations
 from tables.activity import Actor, record
+from tables.api_keys import Caller
 from tables.engine import transaction
 from tables.operation_params import AmountIO, SettlementParams, TopUpParams
 from web import idempotency
@@ -40,7 +41,7 @@ _ACTIVITY = {OperationKind.TOPUP: "funds.added", OperationKind.SETTLEMENT: "sett
 
 async def _booked(
     request: Request,
-    account: dict,
+    account: Caller,
     org_id: str,
     data,
     kind: str,
@@ -57,7 +58,7 @@ async def _booked(
         kind,
         org_id,
         now,
-        account_id=account["id"],
+        account_id=account.id,
         status="succeeded",
         idem_key=key,
         request_hash=wanted,
@@ -103,7 +104,7 @@ class BillingController(Controller):
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)
         entries = booking.topup(org_id, amount)
-        _in_currency(amount, found.org["currency"], "top up")
+        _in_currency(amount, found.org.currency, "top up")
         op, _ = await _booked(
             request,
             account,
@@ -127,7 +128,7 @@ class BillingController(Controller):
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         amount = Money(data.amount.amount, data.amount.currency)
         entries = booking.settle(org_id, amount)
-        _in_currency(amount, found.org["currency"], "settle")
+        _in_currency(amount, found.org.currency, "settle")
         now = clock.now()
         key = idempotency.key_for(request, org_id)
         if key is None:
@@ -171,7 +172,7 @@ class BillingController(Controller):
         once each time the prepaid balance goes below it (or below the autorenew forecast)."""
         found = await access(account, org_id, permissions.BILLING_MANAGE)
         threshold = Money(data.low_balance_threshold.amount, data.low_balance_threshold.currency)
-        _in_currency(threshold, found.org["currency"], "give the threshold")
+        _in_currency(threshold, found.org.currency, "give the threshold")
         if threshold.is_negative():
             raise Invalid(
                 "invalid_money",

@@ -15,6 +15,9 @@ from rules.errors import ClientNotActive, NotAReseller
 from runtime.clock import clock
 from tables import claims, clients
 from tables.activity import Actor, record
+from tables.api_keys import Caller
+from tables.claims import ClaimRecord
+from tables.clients import ClientRecord
 from tables.engine import transaction
 from web import listing
 from web.access import Access, Account, access
@@ -23,31 +26,31 @@ from web.errors import Conflict, NotFound
 from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, ClientPage, ClientPatch
 
 
-def claim_out(claim: dict | None, now: datetime) -> ClaimStateOut | None:
+def claim_out(claim: ClaimRecord | None, now: datetime) -> ClaimStateOut | None:
     if claim is None:
         return None
-    state = claim_rules.status(claim["claimed_at"], claim["expires_at"], now)
-    return ClaimStateOut(status=state.value, expires_at=claim["expires_at"], claimed_at=claim["claimed_at"])
+    state = claim_rules.status(claim.claimed_at, claim.expires_at, now)
+    return ClaimStateOut(status=state.value, expires_at=claim.expires_at, claimed_at=claim.claimed_at)
 
 
-def client_out(row: dict, product_count: int, claim: dict | None = None) -> ClientOut:
+def client_out(row: ClientRecord, product_count: int, claim: ClaimRecord | None = None) -> ClientOut:
     return ClientOut(
-        id=row["id"],
-        reseller_id=row["reseller"],
-        name=row["name"],
-        email=row["email"],
-        external_ref=row["external_ref"],
-        status=row["status"],
-        released_to=row["released_to"],
+        id=row.id,
+        reseller_id=row.reseller_id,
+        name=row.name,
+        email=row.email,
+        external_ref=row.external_ref,
+        status=row.status,
+        released_to=row.released_to,
         product_count=product_count,
-        created_at=row["created_at"],
+        created_at=row.created_at,
         claim=claim_out(claim, clock.now()),
     )
 
 
-async def reseller_access(account: dict, org_id: str, needed: str) -> Access:
+async def reseller_access(account: Caller, org_id: str, needed: str) -> Access:
     found = await access(account, org_id, needed)
-    if not found.org["is_reseller"]:
+    if not found.org.is_reseller:
         raise NotAReseller(f"organization {org_id!r} is not a reseller; only resellers have clients")
     return found
 
@@ -64,7 +67,7 @@ class ClientController(Controller):
             async with transaction():
                 now = clock.now()
                 row = await clients.create(org_id, data.name.strip(), data.email, data.external_ref, now)
-                await record(org_id, "client.created", Actor.account(account), now, client_id=row["id"])
+                await record(org_id, "client.created", Actor.account(account), now, client_id=row.id)
         except clients.ExternalRefTaken:
             raise Conflict(
                 "external_ref_taken", f"a client of this reseller already has external_ref {data.external_ref!r}"
@@ -107,12 +110,12 @@ class ClientController(Controller):
                 lambda rows: ([*(r[c] for c in CLIENT_CSV[:-1]), r["product_count"]] for r in rows),
             )
         rows, cursor = listing.cut(await clients.filtered_page(wanted, keyset, limit + 1), limit, keyset, sort_name)
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         counts = await clients.product_counts(ids)
         held = await claims.latest_of_clients(ids)
         total = await clients.filtered_count(wanted) if count else None
         return ClientPage(
-            items=[client_out(r, counts.get(r["id"], 0), held.get(r["id"])) for r in rows],
+            items=[client_out(r, counts.get(r.id, 0), held.get(r.id)) for r in rows],
             next_cursor=cursor,
             total=total,
         )
@@ -130,11 +133,11 @@ class ClientController(Controller):
                 if row is None:
                     raise NotFound("client", client_id)
                 _check_active(row, "edited")
-                ref = row["external_ref"] if data.external_ref is msgspec.UNSET else data.external_ref
+                ref = row.external_ref if data.external_ref is msgspec.UNSET else data.external_ref
                 row = await clients.update(
                     row,
-                    name=row["name"] if data.name is msgspec.UNSET else data.name.strip(),
-                    email=row["email"] if data.email is msgspec.UNSET else data.email,
+                    name=row.name if data.name is msgspec.UNSET else data.name.strip(),
+                    email=row.email if data.email is msgspec.UNSET else data.email,
                     external_ref=ref,
                 )
                 await record(
@@ -177,7 +180,7 @@ class ClientController(Controller):
     @get("/{client_id:str}")
     async def get_client(self, account: Account, org_id: FromPath[str], client_id: FromPath[str]) -> ClientOut:
         await reseller_access(account, org_id, permissions.ORG_VIEW)
-        row = await clients.get(org_id, client_id)
+        row = await clients.find(org_id, client_id)
         if row is None:
             raise NotFound("client", client_id)
         counts = await clients.product_counts([client_id])
@@ -193,21 +196,22 @@ class ClientController(Controller):
         await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
         now = clock.now()
         async with transaction():
-            row = await clients.get(org_id, client_id)
+            row = await clients.find(org_id, client_id)
             if row is None:
                 raise NotFound("client", client_id)
             current = (await claims.latest_of_clients([client_id])).get(client_id)
-            state = current and claim_rules.status(current["claimed_at"], current["expires_at"], now)
-            claim_rules.check_reissue(row["status"], state or None)
+            state = current and claim_rules.status(current.claimed_at, current.expires_at, now)
+            claim_rules.check_reissue(row.status, state or None)
             expires = claim_rules.expires_at(now, request.app.state.settings.claim_days)
-            _, token = await claims.issue(row["released_to"], org_id, client_id, current["owner_email"], now, expires)
+            assert current is not None and row.released_to is not None  # check_reissue: released, with its claim
+            _, token = await claims.issue(row.released_to, org_id, client_id, current.owner_email, now, expires)
             await record(
                 org_id,
                 "claim.reissued",
                 Actor.account(account),
                 now,
                 client_id=client_id,
-                released_to=row["released_to"],
+                released_to=row.released_to,
             )
         return ClaimIssued(claim_token=token, expires_at=expires)
 
@@ -222,6 +226,6 @@ async def _with_counts(batches):
         yield [{**r, "product_count": counts.get(r["id"], 0)} for r in rows]
 
 
-def _check_active(row: dict, done: str) -> None:
-    if row["status"] != clients.ClientStatus.ACTIVE:
-        raise ClientNotActive(f"client {row['id']} was released; a released client cannot be {done}")
+def _check_active(row: ClientRecord, done: str) -> None:
+    if row.status != clients.ClientStatus.ACTIVE:
+        raise ClientNotActive(f"client {row.id} was released; a released client cannot be {done}")

@@ -26,6 +26,7 @@ from tables import activity, clients, inbound, operations, organizations, produc
 from tables.activity import Actor
 from tables.engine import transaction
 from tables.operation_params import ClientUpsertParams
+from tables.organizations import OrganizationRecord
 from web import idempotency, intake
 from web.accept import NameHeld, accept_once, operation_out
 from web.access import Account
@@ -149,11 +150,11 @@ def parse(body: bytes) -> Struct:
 # --- verification -----------------------------------------------------------------------------
 
 
-async def verified_webhook_id(org_id: str, body: bytes, headers: Mapping[str, str]) -> tuple[dict, str]:
+async def verified_webhook_id(org_id: str, body: bytes, headers: Mapping[str, str]) -> tuple[OrganizationRecord, str]:
     """The reseller organization and the webhook id, once the signature holds; else 401."""
-    org = await organizations.get(org_id)
+    org = await organizations.find(org_id)
     secrets = []
-    if org is not None and org["is_reseller"]:
+    if org is not None and org.is_reseller:
         secrets = await inbound.valid_secrets(org_id, clock.now())
     signed = {name: headers.get(name) for name in SIGNATURE_HEADERS}
     # With no secret, still spend an HMAC on a throwaway one: the answer time says nothing.
@@ -185,26 +186,28 @@ async def client_named(org_id: str, client_id: str | None, client_ref: str | Non
         client = await clients.by_external_ref(org_id, client_ref)
         if client is None:
             raise NotFound("client with external_ref", client_ref)
-        return client["id"]
+        return client.id
     return client_id
 
 
-async def client_upsert_params(org: dict, granted: frozenset[str], data: ClientData) -> ClientUpsertParams:
+async def client_upsert_params(
+    org: OrganizationRecord, granted: frozenset[str], data: ClientData
+) -> ClientUpsertParams:
     permissions.require(granted, permissions.CLIENT_MANAGE)
-    existing = await clients.by_external_ref(org["id"], data.external_ref)
-    if existing is not None and existing["status"] != permissions.ACTIVE_CLIENT:
+    existing = await clients.by_external_ref(org.id, data.external_ref)
+    if existing is not None and existing.status != permissions.ACTIVE_CLIENT:
         raise ClientNotActive(
-            f"client {existing['id']} ({data.external_ref}) was released; use another external_ref for a new client"
+            f"client {existing.id} ({data.external_ref}) was released; use another external_ref for a new client"
         )
     return ClientUpsertParams(external_ref=data.external_ref, name=data.name.strip(), email=data.email)
 
 
-async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
+async def operation_for(org: OrganizationRecord, webhook: Struct, settings: Settings) -> dict:
     """The operation's kind, params and product for a webhook, checked as the API checks them."""
     granted = permissions.ALL_PERMISSIONS  # a verified webhook is the reseller itself
     data = webhook.data
     if isinstance(webhook, PurchaseRequested):
-        client_id = await client_named(org["id"], data.client_id, data.client_ref)
+        client_id = await client_named(org.id, data.client_id, data.client_ref)
         params = await intake.purchase_params(
             org,
             granted,
@@ -215,16 +218,16 @@ async def operation_for(org: dict, webhook: Struct, settings: Settings) -> dict:
         return {"kind": OperationKind.PURCHASE, "params": params, "name_key": intake.purchase_name_key(org, params)}
     if isinstance(webhook, RenewalRequested):
         product = await products.get(data.product_id)
-        if product is None or product["organization"] != org["id"]:
+        if product is None or product.organization_id != org.id:
             raise NotFound("product", data.product_id)
         renewal = await intake.renewal_params(
             product,
             granted,
             RenewalIn(years=data.years, current_expires_at=data.current_expires_at, payment_method=data.payment_method),
         )
-        return {"kind": OperationKind.RENEWAL, "params": renewal, "product_id": product["id"]}
+        return {"kind": OperationKind.RENEWAL, "params": renewal, "product_id": product.id}
     if isinstance(webhook, ReleaseRequested):
-        client_id = await client_named(org["id"], data.client_id, data.client_ref)
+        client_id = await client_named(org.id, data.client_id, data.client_ref)
         if client_id is None:
             raise _invalid("name the client to release with client_id or client_ref")
         release = await intake.release_params(

@@ -10,44 +10,42 @@ from rules.errors import PermissionDenied
 from runtime.clock import clock
 from tables import activity, api_keys, organizations
 from tables.activity import Actor
+from tables.api_keys import ApiKeyRecord, Caller
 from tables.engine import transaction
 from web.access import Account
 from web.errors import Invalid, NotFound
 from web.schemas import ApiKeyIn, ApiKeyOut
 
 
-def key_out(row: dict, key: str | None = None) -> ApiKeyOut:
+def key_out(row: ApiKeyRecord, key: str | None = None) -> ApiKeyOut:
     return ApiKeyOut(
-        id=row["id"],
-        name=row["name"],
-        prefix=row["prefix"],
-        organizations=row["organizations"],
-        permissions=row["permissions"],
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        organizations=row.organizations,
+        permissions=row.permissions,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
         api_key=key,
     )
 
 
-def require_unrestricted(account: dict) -> None:
+def require_unrestricted(account: Caller) -> None:
     """Keys are managed with a key that is neither limited nor narrowed: a narrowed key
     could otherwise mint a wider one."""
-    if account.get("key_orgs") is not None or account.get("key_permissions") is not None:
+    if account.key_orgs is not None or account.key_permissions is not None:
         raise PermissionDenied(
             "managing API keys needs a key without organization or permission limits; use your default key"
         )
 
 
-async def record_key_change(account: dict, kind: str, key: dict) -> None:
+async def record_key_change(account: Caller, kind: str, key: ApiKeyRecord) -> None:
     """A key is seen by every organization it reaches: those it is limited to, else all of the account's."""
-    mine = sorted({row["organization.id"] for row in await organizations.memberships_of(account["id"])})
-    reached = mine if key["organizations"] is None else [org for org in mine if org in key["organizations"]]
+    mine = sorted({row.organization_id for row in await organizations.memberships_of(account.id)})
+    reached = mine if key.organizations is None else [org for org in mine if org in key.organizations]
     now = clock.now()
     await activity.record_rows(
-        [
-            activity.row(org, kind, Actor.account(account), now, api_key_id=key["id"], name=key["name"])
-            for org in reached
-        ]
+        [activity.row(org, kind, Actor.account(account), now, api_key_id=key.id, name=key.name) for org in reached]
     )
 
 
@@ -63,7 +61,7 @@ class KeyController(Controller):
         wanted = None if data.permissions is None else permissions.validate_permissions(data.permissions)
         orgs = None if data.organizations is None else sorted(set(data.organizations))
         if orgs is not None:
-            mine = {row["organization.id"] for row in await organizations.memberships_of(account["id"])}
+            mine = {row.organization_id for row in await organizations.memberships_of(account.id)}
             unknown = [org for org in orgs if org not in mine]
             if unknown:
                 raise Invalid(
@@ -73,7 +71,7 @@ class KeyController(Controller):
                 )
         async with transaction():
             row, key = await api_keys.create(
-                account["id"], data.name.strip(), clock.now(), organizations=orgs, permissions=wanted
+                account.id, data.name.strip(), clock.now(), organizations=orgs, permissions=wanted
             )
             await record_key_change(account, "api_key.created", row)
         return key_out(row, key)
@@ -82,7 +80,7 @@ class KeyController(Controller):
     async def list_keys(self, account: Account) -> list[ApiKeyOut]:
         """Every key of the account: its name, first characters and scope, never the key."""
         require_unrestricted(account)
-        return [key_out(row) for row in await api_keys.of(account["id"])]
+        return [key_out(row) for row in await api_keys.of(account.id)]
 
     @delete("/{key_id:str}", status_code=204)
     async def revoke_key(self, account: Account, key_id: FromPath[str]) -> None:
@@ -90,7 +88,7 @@ class KeyController(Controller):
         revoked it, and by every other one within TENURE_AUTH_CACHE_SECONDS (2 s by default)."""
         require_unrestricted(account)
         async with transaction():
-            revoked = next((row for row in await api_keys.of(account["id"]) if row["id"] == key_id), None)
-            if revoked is None or not await api_keys.revoke(account["id"], key_id):
+            revoked = next((row for row in await api_keys.of(account.id) if row.id == key_id), None)
+            if revoked is None or not await api_keys.revoke(account.id, key_id):
                 raise NotFound("API key", key_id)
             await record_key_change(account, "api_key.revoked", revoked)

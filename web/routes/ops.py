@@ -129,14 +129,14 @@ class OpsController(Controller):
         """Sets how much an organization may owe on invoice (0: invoice purchases are refused,
         `credit_limit_exceeded`). Ops only: an organization never raises its own limit. A limit
         below what is owed now refuses new invoice charges until it is settled below it."""
-        org = await organizations.get(org_id)
+        org = await organizations.find(org_id)
         if org is None:
             raise NotFound("organization", org_id)
         limit = data.credit_limit
-        if limit.currency != org["currency"]:
+        if limit.currency != org.currency:
             raise Conflict(
                 "currency_mismatch",
-                f"this organization is billed in {org['currency']}; give the limit in that currency",
+                f"this organization is billed in {org.currency}; give the limit in that currency",
             )
         if limit.amount < 0:
             raise Invalid("invalid_money", "a credit limit cannot be negative; 0 refuses invoice purchases")

@@ -11,39 +11,41 @@ from rules.errors import UnknownCurrency
 from runtime.clock import clock
 from tables import accounts, organizations
 from tables.activity import Actor, record
+from tables.api_keys import Caller
 from tables.engine import transaction
-from web.access import Account, access
+from tables.organizations import OrganizationRecord, TeamRecord
+from web.access import Access, Account, access
 from web.errors import Conflict, Invalid, NotFound
 from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, TeamIn, TeamOut
 
 
-def _org_out(row: dict) -> OrganizationOut:
+def _org_out(row: OrganizationRecord) -> OrganizationOut:
     return OrganizationOut(
-        id=row["id"],
-        name=row["name"],
-        reseller=row["is_reseller"],
-        currency=row["currency"],
-        created_at=row["created_at"],
-        sandbox=row.get("sandbox", False),
+        id=row.id,
+        name=row.name,
+        reseller=row.is_reseller,
+        currency=row.currency,
+        created_at=row.created_at,
+        sandbox=row.sandbox,
     )
 
 
-def _team_out(row: dict) -> TeamOut:
+def _team_out(row: TeamRecord) -> TeamOut:
     return TeamOut(
-        id=row["id"],
-        name=row["name"],
-        permissions=row["permissions"],
-        owner=row["is_owner"],
-        members=[MemberOut(**m) for m in row.get("members", [])],
+        id=row.id,
+        name=row.name,
+        permissions=row.permissions,
+        owner=row.is_owner,
+        members=[MemberOut(id=m.id, email=m.email, name=m.name) for m in row.members],
     )
 
 
-async def check_team_change(found, account: dict, team: dict) -> None:
+async def check_team_change(found: Access, account: Caller, team: TeamRecord) -> None:
     """Changing a team's members hands out its permissions: only what the caller holds,
     and the Owner team only by owners."""
-    membership.check_grant(found.granted, frozenset(team["permissions"]))
-    caller_is_owner = account["id"] in await organizations.owner_ids(found.org["id"])
-    membership.check_owner_team_change(caller_is_owner, team["is_owner"])
+    membership.check_grant(found.granted, frozenset(team.permissions))
+    caller_is_owner = account.id in await organizations.owner_ids(found.org.id)
+    membership.check_owner_team_change(caller_is_owner, team.is_owner)
 
 
 class OrganizationController(Controller):
@@ -72,10 +74,10 @@ class OrganizationController(Controller):
                 currency,
                 now,
                 sandbox=data.sandbox,
-                owner_account_id=account["id"],
+                owner_account_id=account.id,
                 credit_limit=SANDBOX_CREDIT_LIMIT if data.sandbox else 0,
             )
-            await record(org["id"], "organization.created", Actor.account(account), now)
+            await record(org.id, "organization.created", Actor.account(account), now)
         return _org_out(org)
 
     @get("/{org_id:str}")
@@ -98,11 +100,11 @@ class OrganizationController(Controller):
                 now = clock.now()
                 team = await organizations.create_team(org_id, data.name.strip(), granted, now)
                 await record(
-                    org_id, "team.created", Actor.account(account), now, team_id=team["id"], permissions=sorted(granted)
+                    org_id, "team.created", Actor.account(account), now, team_id=team.id, permissions=sorted(granted)
                 )
         except organizations.TeamNameTaken:
             raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}") from None
-        return _team_out({**team, "permissions": sorted(granted)})
+        return _team_out(team)
 
     @post("/{org_id:str}/teams/{team_id:str}/members", status_code=201)
     async def add_member(
@@ -121,18 +123,18 @@ class OrganizationController(Controller):
             )
         try:
             async with transaction():
-                await organizations.add_member(org_id, team_id, member["id"], clock.now())
+                await organizations.add_member(org_id, team_id, member.id, clock.now())
                 await record(
                     org_id,
                     "member.added",
                     Actor.account(account),
                     clock.now(),
                     team_id=team_id,
-                    account_id=member["id"],
+                    account_id=member.id,
                 )
         except organizations.AlreadyMember:
-            raise Conflict("already_member", f"{data.email!r} is already in team {team['name']!r}") from None
-        return MemberOut(id=member["id"], email=member["email"], name=member["name"])
+            raise Conflict("already_member", f"{data.email!r} is already in team {team.name!r}") from None
+        return MemberOut(id=member.id, email=member.email, name=member.name)
 
     @delete("/{org_id:str}/teams/{team_id:str}/members/{member_id:str}", status_code=204)
     async def remove_member(
@@ -146,7 +148,7 @@ class OrganizationController(Controller):
                 raise NotFound("team", team_id)
             await check_team_change(found, account, team)
             owners = await organizations.owner_ids(org_id)
-            membership.check_removal(owners, member_id, team["is_owner"])
+            membership.check_removal(owners, member_id, team.is_owner)
             if not await organizations.remove_member(team_id, member_id):
                 raise NotFound("member", member_id)
             await record(
@@ -159,6 +161,6 @@ class OrganizationController(Controller):
         await access(account, org_id)
         async with transaction():
             await organizations.lock(org_id)
-            membership.check_leave(await organizations.owner_ids(org_id), account["id"])
-            await organizations.leave(org_id, account["id"])
-            await record(org_id, "member.left", Actor.account(account), clock.now(), account_id=account["id"])
+            membership.check_leave(await organizations.owner_ids(org_id), account.id)
+            await organizations.leave(org_id, account.id)
+            await record(org_id, "member.left", Actor.account(account), clock.now(), account_id=account.id)

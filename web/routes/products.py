@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
@@ -15,8 +16,10 @@ from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import claims, ledger, operations, products, test_clocks
 from tables.activity import Actor, record
+from tables.api_keys import Caller
 from tables.engine import transaction
 from tables.operation_params import TransferParams
+from tables.products import ProductRecord
 from web import intake, listing
 from web.accept import (
     BATCH_DRY_RUN_RESPONSES,
@@ -54,28 +57,28 @@ from web.schemas import (
 )
 
 
-def product_out(row: dict) -> ProductOut:
+def product_out(row: ProductRecord) -> ProductOut:
     return ProductOut(
-        id=row["id"],
-        kind=row["kind"],
-        name=row["name"],
-        organization_id=row["organization"],
-        client_id=row["client"],
-        reseller_id=row["reseller"],
-        expires_at=row["expires_at"],
-        autorenew=row["autorenew"],
-        state=row["state"],
-        created_at=row["created_at"],
+        id=row.id,
+        kind=row.kind,
+        name=row.name,
+        organization_id=row.organization_id,
+        client_id=row.client_id,
+        reseller_id=row.reseller_id,
+        expires_at=row.expires_at,
+        autorenew=row.autorenew,
+        state=row.state,
+        created_at=row.created_at,
     )
 
 
-async def visible_product(account: dict, product_id: str, needed: str) -> tuple[dict, Access]:
+async def visible_product(account: Caller, product_id: str, needed: str) -> tuple[ProductRecord, Access]:
     """The product and the caller's access to its organization; 404 if not visible to them."""
     product = await products.get(product_id)
     if product is None:
         raise NotFound("product", product_id)
     try:
-        found = await access(account, product["organization"], needed)
+        found = await access(account, product.organization_id, needed)
     except NotFound:
         raise NotFound("product", product_id) from None
     return product, found
@@ -96,9 +99,9 @@ async def renew_many_dry_run(found: Access, data: BatchRenewalIn) -> Response[Ba
     outcomes = await intake.renewal_batch_quotes(found.org, params, now)
     total = quotes.total(
         (q for _, q, failure in outcomes if failure is None),
-        await ledger.current_tier(found.org["id"]),
-        found.org["currency"],
-        found.org["id"],
+        await ledger.current_tier(found.org.id),
+        found.org.currency,
+        found.org.id,
     )
     items = [
         DryRunItemOut(product_id=pid, quote=quote_out(q), would_fail=error_out(failure)) for pid, q, failure in outcomes
@@ -151,7 +154,7 @@ class ProductController(Controller):
                 request,
                 kind=OperationKind.PURCHASE,
                 org_id=org_id,
-                account_id=account["id"],
+                account_id=account.id,
                 data=data,
                 params=params,
                 unless_name_held=intake.purchase_name_key(found.org, params),
@@ -178,14 +181,14 @@ class ProductController(Controller):
                 product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
                 params = await intake.renewal_params(product, found.granted, data)
                 trial.quote = await intake.renewal_quote(
-                    product, params, await test_clocks.now_for(product["organization"])
+                    product, params, await test_clocks.now_for(product.organization_id)
                 )
                 await intake.check_funds(trial.quote)
 
             return await dry_run(check)
         product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
         replay, params = await intake_or_replay(
-            request, product["organization"], data, lambda: intake.renewal_params(product, found.granted, data)
+            request, product.organization_id, data, lambda: intake.renewal_params(product, found.granted, data)
         )
         if replay:
             return accepted(replay)
@@ -193,8 +196,8 @@ class ProductController(Controller):
             await accept(
                 request,
                 kind=OperationKind.RENEWAL,
-                org_id=product["organization"],
-                account_id=account["id"],
+                org_id=product.organization_id,
+                account_id=account.id,
                 data=data,
                 params=params,
                 product_id=product_id,
@@ -231,7 +234,7 @@ class ProductController(Controller):
                 request,
                 kind=OperationKind.RENEWAL_BATCH,
                 org_id=org_id,
-                account_id=account["id"],
+                account_id=account.id,
                 data=data,
                 params=params,
             )
@@ -249,30 +252,30 @@ class ProductController(Controller):
         """A reseller moves a product to one of its clients (`to_client`) or back to itself (null).
         With `Dry-Run: 1`: every check and a zero quote (transfers are free), nothing moved (200)."""
 
-        async def checked(product: dict, found: Access) -> None:
+        async def checked(product: ProductRecord, found: Access) -> None:
             status = None
-            if data.to_client and found.org["is_reseller"]:
-                status = (await intake.client_in(product["organization"], data.to_client))["status"]
-            permissions.check_transfer(found.org["is_reseller"], status)
+            if data.to_client and found.org.is_reseller:
+                status = (await intake.client_in(product.organization_id, data.to_client)).status
+            permissions.check_transfer(found.org.is_reseller, status)
 
         if dry_run_wanted(dry_run_header):
 
             async def check(trial: Trial) -> None:
                 product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
                 await checked(product, found)
-                trial.quote = await intake.free_quote(found.org, product["expires_at"])
+                trial.quote = await intake.free_quote(found.org, product.expires_at)
 
             return await dry_run(check)
         product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
-        if replay := await replayed(request, product["organization"], data):
+        if replay := await replayed(request, product.organization_id, data):
             return accepted(replay)
         await checked(product, found)
         return accepted(
             await accept(
                 request,
                 kind=OperationKind.TRANSFER,
-                org_id=product["organization"],
-                account_id=account["id"],
+                org_id=product.organization_id,
+                account_id=account.id,
                 data=data,
                 params=TransferParams(to_client=data.to_client),
                 product_id=product_id,
@@ -314,7 +317,7 @@ class ProductController(Controller):
             return accepted(replay)
         return accepted(
             await accept(
-                request, kind=OperationKind.RELEASE, org_id=org_id, account_id=account["id"], data=data, params=params
+                request, kind=OperationKind.RELEASE, org_id=org_id, account_id=account.id, data=data, params=params
             )
         )
 
@@ -348,20 +351,20 @@ class ProductController(Controller):
     ) -> ProductOut:
         product, _ = await visible_product(account, product_id, permissions.PRODUCT_MANAGE)
         now = clock.now()
-        kind = kind_of(DEFAULT_CATALOG, product["kind"])
-        plan = schedule.for_product(kind, product["expires_at"], data.autorenew, now)
+        kind = kind_of(DEFAULT_CATALOG, product.kind)
+        plan = schedule.for_product(kind, product.expires_at, data.autorenew, now)
         async with transaction():
             await products.update(product_id, now, autorenew=data.autorenew, next_autorenew_at=plan.next_autorenew_at)
             await record(
-                product["organization"],
+                product.organization_id,
                 "autorenew.changed",
                 Actor.account(account),
                 now,
                 product_id=product_id,
-                client_id=product.get("client"),
+                client_id=product.client_id,
                 autorenew=data.autorenew,
             )
-        return product_out({**product, "autorenew": data.autorenew})
+        return product_out(msgspec.structs.replace(product, autorenew=data.autorenew))
 
     @get("/v1/organizations/{org_id:str}/products")
     async def list_products(

@@ -140,7 +140,7 @@ async def statement(request: Request, account: Account, org_id: FromPath[str], m
     client). JSON; `Accept: text/csv` for CSV; `Accept: text/html` for a printable page."""
     found = await access(account, org_id, permissions.BILLING_VIEW)
     start, end = billing.month_bounds(month)
-    currency = found.org["currency"]
+    currency = found.org.currency
     sums = await transactions.month_sums(org_id, start, end)
     made = billing.statement(currency, await transactions.position_at(org_id, start), sums)
     names = await transactions.client_names(sorted({c for c in made.by_client if c}))

@@ -16,6 +16,7 @@ from runtime.clock import clock
 from tables import operations, test_clocks
 from tables.engine import transaction
 from tables.operation_params import TestClockParams
+from tables.organizations import OrganizationRecord
 from web.accept import DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted, intake_or_replay
 from web.access import Account, access
 from web.errors import Conflict, Invalid
@@ -52,8 +53,8 @@ def _clock_out(row: dict) -> TestClockOut:
     )
 
 
-async def _sandbox_clock(org: dict) -> dict:
-    row = await test_clocks.get(org["id"]) if org.get("sandbox") else None
+async def _sandbox_clock(org: OrganizationRecord) -> dict:
+    row = await test_clocks.get(org.id) if org.sandbox else None
     if row is None:
         raise Conflict(
             "not_a_sandbox",
@@ -155,7 +156,7 @@ class TestClockController(Controller):
                 request,
                 kind=OperationKind.TEST_CLOCK,
                 org_id=org_id,
-                account_id=account["id"],
+                account_id=account.id,
                 data=data,
                 params=params,
             )

@@ -32,21 +32,21 @@ from worker.queue import delivery_message
 from worker.webhooks.addresses import NotPublic, Resolver, Unresolvable, checked_addresses
 
 
-def endpoint_out(row: dict, secret: str | None = None) -> EndpointOut:
+def endpoint_out(row: webhooks.EndpointRecord, secret: str | None = None) -> EndpointOut:
     return EndpointOut(
-        id=row["id"],
-        url=row["url"],
-        event_types=row["event_types"],
-        enabled=row["enabled"],
-        disabled_reason=row["disabled_reason"],
-        failing_since=row["failing_since"],
-        created_at=row["created_at"],
+        id=row.id,
+        url=row.url,
+        event_types=row.event_types,
+        enabled=row.enabled,
+        disabled_reason=row.disabled_reason,
+        failing_since=row.failing_since,
+        created_at=row.created_at,
         secret=secret,
-        description=row.get("description") or "",
+        description=row.description,
     )
 
 
-async def endpoint_of(org_id: str, endpoint_id: str) -> dict:
+async def endpoint_of(org_id: str, endpoint_id: str) -> webhooks.EndpointRecord:
     """The organization's endpoint, or 404 (another organization's endpoint is not found either)."""
     hook = await webhooks.endpoint(org_id, endpoint_id)
     if hook is None:
@@ -54,14 +54,14 @@ async def endpoint_of(org_id: str, endpoint_id: str) -> dict:
     return hook
 
 
-async def enabled_endpoint_of(org_id: str, endpoint_id: str, *, to: str, was: bool = False) -> dict:
+async def enabled_endpoint_of(org_id: str, endpoint_id: str, *, to: str, was: bool = False) -> webhooks.EndpointRecord:
     """The organization's endpoint if it is enabled, or 404; disabled: 409 endpoint_disabled,
     saying why and that enabling it lets it do what was asked (`to`)."""
     hook = await endpoint_of(org_id, endpoint_id)
-    if not hook["enabled"]:
+    if not hook.enabled:
         raise Conflict(
             "endpoint_disabled",
-            f"this endpoint {'was' if was else 'is'} disabled ({hook['disabled_reason']}); "
+            f"this endpoint {'was' if was else 'is'} disabled ({hook.disabled_reason}); "
             f"enable it (PATCH enabled=true) {to}",
         )
     return hook
@@ -105,7 +105,7 @@ class WebhookEndpointController(Controller):
                 "webhook_endpoint.created",
                 Actor.account(account),
                 clock.now(),
-                endpoint_id=row["id"],
+                endpoint_id=row.id,
                 url=data.url,
             )
         return endpoint_out(row, secret)
@@ -213,24 +213,24 @@ class WebhookEndpointController(Controller):
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         await endpoint_of(org_id, endpoint_id)
         rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
-        attempts = await webhooks.attempts_of([r["id"] for r in rows])
+        attempts = await webhooks.attempts_of([r.id for r in rows])
         items = [
             DeliveryOut(
-                id=r["id"],
-                event_id=r["event_id"],
-                status=r["status"],
-                attempts=r["attempts"],
-                next_attempt_at=r["next_attempt_at"] if r["status"] == webhooks.DeliveryStatus.PENDING else None,
-                created_at=r["created_at"],
+                id=r.id,
+                event_id=r.event_id,
+                status=r.status,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at if r.status == webhooks.DeliveryStatus.PENDING else None,
+                created_at=r.created_at,
                 attempt_log=[
                     AttemptOut(
-                        attempted_at=a["attempted_at"],
-                        status_code=a["status_code"],
-                        duration_ms=a["duration_ms"],
-                        response_excerpt=a["response_excerpt"],
-                        error=a["error"],
+                        attempted_at=a.attempted_at,
+                        status_code=a.status_code,
+                        duration_ms=a.duration_ms,
+                        response_excerpt=a.response_excerpt,
+                        error=a.error,
                     )
-                    for a in attempts[r["id"]]
+                    for a in attempts[r.id]
                 ],
             )
             for r in rows

@@ -63,13 +63,13 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
                 ),
             )
             for item in items
-            if item.product_id in owned and owned[item.product_id]["organization"] == batch["organization_id"]
+            if item.product_id in owned and owned[item.product_id].organization_id == batch["organization_id"]
         ]
         made = set(await operations.insert_children(rows))
         await activity.operations_accepted(
             [row for row in rows if row["id"] in made],
             await activity.actor_of(batch_id),
-            {pid: owned[pid]["client"] for pid in owned},
+            {pid: owned[pid].client_id for pid in owned},
         )
         return [row["id"] for row in rows if row["id"] in made]
 

@@ -18,11 +18,11 @@ async def upsert_client(op: dict, now: datetime) -> Done:
     existing = await clients.by_external_ref(reseller_id, params.external_ref)
     if existing is None:
         row = await clients.create(reseller_id, params.name, params.email, params.external_ref, now)
-        client_id, created = row["id"], True
+        client_id, created = row.id, True
     else:
-        if existing["status"] != clients.ClientStatus.ACTIVE:
-            raise ClientNotActive(f"client {existing['id']} ({params.external_ref}) was released")
-        await clients.rename(existing["id"], params.name, params.email)
-        client_id, created = existing["id"], False
+        if existing.status != clients.ClientStatus.ACTIVE:
+            raise ClientNotActive(f"client {existing.id} ({params.external_ref}) was released")
+        await clients.rename(existing.id, params.name, params.email)
+        client_id, created = existing.id, False
     result = {"client_id": client_id, "external_ref": params.external_ref, "created": created}
     return Done(result=result)

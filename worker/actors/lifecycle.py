@@ -142,7 +142,7 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
                 current_expires_at=expires_at,
                 payment_method="prepaid",
                 autorenew_days_before=days,
-                payer=payer_of(product),
+                payer=payer_of(product["organization"], product["reseller"]),
             ),
             enqueued_at=now,
         )

@@ -25,26 +25,27 @@ async def release(op: dict, now: datetime) -> Done:
     params = operation_params.read(op, ReleaseParams)
     client_id = params.client_id
     await recheck(op, permissions.CLIENT_MANAGE)
-    client = await clients.get(reseller_id, client_id)
+    client = await clients.find(reseller_id, client_id)
     if client is None:
         raise TargetMissing(f"client {client_id} is not in this reseller's portfolio")
-    if client["status"] != clients.ClientStatus.ACTIVE:
+    if client.status != clients.ClientStatus.ACTIVE:
         raise ClientNotActive(f"client {client_id} was already released")
-    reseller = await organizations.get(reseller_id)
+    reseller = await organizations.find(reseller_id)
+    assert reseller is not None  # organizations are never deleted
     # A sandbox's client leaves for a sandbox of its own, its clock where the reseller's stands.
     org = await organizations.open_with_owners(
-        client["name"],
+        client.name,
         False,
-        reseller["currency"],
+        reseller.currency,
         now,
-        sandbox=reseller["sandbox"],
-        credit_limit=SANDBOX_CREDIT_LIMIT if reseller["sandbox"] else 0,
+        sandbox=reseller.sandbox,
+        credit_limit=SANDBOX_CREDIT_LIMIT if reseller.sandbox else 0,
     )
-    moved = await products.move_client_products(client_id, org["id"], now)
-    await clients.mark_released(client_id, org["id"], now)
+    moved = await products.move_client_products(client_id, org.id, now)
+    await clients.mark_released(client_id, org.id, now)
     days = params.claim_days if params.claim_days is not None else claim_rules.DEFAULT_CLAIM_DAYS
     claim, _ = await claims.issue(
-        org["id"],
+        org.id,
         reseller_id,
         client_id,
         params.owner_email,
@@ -53,10 +54,10 @@ async def release(op: dict, now: datetime) -> Done:
         operation_id=op["id"],
     )
     result = {
-        "organization_id": org["id"],
+        "organization_id": org.id,
         "client_id": client_id,
         "product_ids": moved,
-        "claim": {"status": claim_rules.ClaimStatus.PENDING.value, "expires_at": rfc3339(claim["expires_at"])},
+        "claim": {"status": claim_rules.ClaimStatus.PENDING.value, "expires_at": rfc3339(claim.expires_at)},
     }
     await events.record(
         "client.released",
@@ -64,7 +65,7 @@ async def release(op: dict, now: datetime) -> Done:
         now,
         operation_id=op["id"],
         data=payloads.ClientReleased(
-            organization_id=org["id"],
+            organization_id=org.id,
             client_id=client_id,
             product_ids=moved,
             claim=payloads.ClaimData(status=result["claim"]["status"], expires_at=result["claim"]["expires_at"]),
@@ -73,12 +74,10 @@ async def release(op: dict, now: datetime) -> Done:
     for product_id in moved:
         await events.record(
             "product.transferred",
-            org["id"],
+            org.id,
             now,
             product_id=product_id,
             operation_id=op["id"],
-            data=payloads.ProductTransferred(
-                product_id=product_id, from_reseller=reseller_id, to_organization=org["id"]
-            ),
+            data=payloads.ProductTransferred(product_id=product_id, from_reseller=reseller_id, to_organization=org.id),
         )
     return Done(result=result)

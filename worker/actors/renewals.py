@@ -24,7 +24,7 @@ async def renewal(op: dict, now: datetime) -> Done:
     if product is None or product["organization"] != op["organization_id"]:
         raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
     await recheck(op, permissions.PRODUCT_RENEW, params.payment_method)
-    payer = payer_of(product)
+    payer = payer_of(product["organization"], product["reseller"])
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
     guard = params.current_expires_at
     quote = lifecycle.renewal_quote(kind, params.years, await current_tier(payer), product["expires_at"], guard, now)

@@ -19,14 +19,15 @@ async def transfer(op: dict, now: datetime) -> Done:
     if product is None or product["organization"] != org_id:
         raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
     await recheck(op, permissions.PRODUCT_TRANSFER)
-    org = await organizations.get(org_id)
+    org = await organizations.find(org_id)
+    assert org is not None  # organizations are never deleted
     status = None
     if to_client:
-        client = await clients.get(org_id, to_client)
+        client = await clients.find(org_id, to_client)
         if client is None:
             raise TargetMissing(f"client {to_client} is not in this reseller's portfolio")
-        status = client["status"]
-    permissions.check_transfer(org["is_reseller"], status)
+        status = client.status
+    permissions.check_transfer(org.is_reseller, status)
     await products.update(product["id"], now, client=to_client, reseller=org_id if to_client else None)
     result = {"product_id": product["id"], "from_client": product["client"], "to_client": to_client}
     await events.record(
