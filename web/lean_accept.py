@@ -27,11 +27,9 @@ from litestar.middleware._internal.exceptions.middleware import ExceptionHandler
 from litestar.serialization import encode_json
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from rules.operations import OperationKind
-from web import intake
-from web.accept import NameHeld, accept, checked_or_replay
 from web.access import access, provide_account
 from web.edge import PATH_CONTROL
+from web.routes.products import accept_purchase
 from web.schemas import PurchaseIn
 from web.strict_body import is_json
 
@@ -80,23 +78,7 @@ class LeanPurchases(ASGIMiddleware):
         org_id = request.path_params["org_id"]
         account = await provide_account(request)
         found = await access(account, org_id)
-        replay, params = await checked_or_replay(
-            request, org_id, data, lambda: intake.purchase_params(found.org, found.granted, data)
-        )
-        op = replay
-        if op is None:
-            try:
-                op = await accept(
-                    request,
-                    kind=OperationKind.PURCHASE,
-                    org_id=org_id,
-                    account_id=account.id,
-                    data=data,
-                    params=params,
-                    unless_name_held=intake.purchase_name_key(found.org, params),
-                )
-            except NameHeld:
-                raise intake.name_taken(params.name) from None
+        op = await accept_purchase(request, found, account, org_id, data)
         body = encode_json(op)
         headers = [(b"content-length", str(len(body)).encode()), _JSON]
         await send({"type": "http.response.start", "status": 202, "headers": headers})

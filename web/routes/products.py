@@ -118,6 +118,31 @@ async def renew_many_dry_run(found: Access, data: BatchRenewalIn) -> Response[Ba
     )
 
 
+async def accept_purchase(
+    request: Request, found: Access, account: Caller, org_id: str, data: PurchaseIn
+) -> OperationOut:
+    """A purchase accepted, or its replay: the route's handler and its lean path
+    (web.lean_accept) both answer with this. One statement on the hot path: the accept
+    checks the name and finds a replay's operation."""
+    replay, params = await checked_or_replay(
+        request, org_id, data, lambda: intake.purchase_params(found.org, found.granted, data)
+    )
+    if replay:
+        return replay
+    try:
+        return await accept(
+            request,
+            kind=OperationKind.PURCHASE,
+            org_id=org_id,
+            account_id=account.id,
+            data=data,
+            params=params,
+            unless_name_held=intake.purchase_name_key(found.org, params),
+        )
+    except NameHeld:
+        raise intake.name_taken(params.name) from None
+
+
 class ProductController(Controller):
     tags = ["products"]
 
@@ -143,25 +168,7 @@ class ProductController(Controller):
                 await intake.check_funds(trial.quote)
 
             return await dry_run(check)
-        # One statement on the hot path: the accept checks the name and finds a replay's operation.
-        replay, params = await checked_or_replay(
-            request, org_id, data, lambda: intake.purchase_params(found.org, found.granted, data)
-        )
-        if replay:
-            return accepted(replay)
-        try:
-            op = await accept(
-                request,
-                kind=OperationKind.PURCHASE,
-                org_id=org_id,
-                account_id=account.id,
-                data=data,
-                params=params,
-                unless_name_held=intake.purchase_name_key(found.org, params),
-            )
-        except NameHeld:
-            raise intake.name_taken(params.name) from None
-        return accepted(op)
+        return accepted(await accept_purchase(request, found, account, org_id, data))
 
     @post("/v1/products/{product_id:str}/renewals", status_code=202, responses=DRY_RUN_RESPONSES)
     async def renew(
