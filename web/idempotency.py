@@ -8,6 +8,7 @@ import re
 import msgspec
 from litestar import Request
 
+from tables.operations import OperationRecord
 from web.errors import Invalid
 
 MAX_KEY_LENGTH = 200
@@ -48,8 +49,8 @@ def request_hash(request: Request, data: object) -> str:
     return digest.hexdigest()
 
 
-def check_same_request(existing: dict, wanted_hash: str) -> None:
-    if existing.get("request_hash") != wanted_hash:
+def check_same_request(existing: OperationRecord, wanted_hash: str) -> None:
+    if existing.request_hash != wanted_hash:
         raise Invalid(
             "idempotency_key_reused",
             "this Idempotency-Key was used for a different request; use a new key for a new request",

@@ -20,6 +20,7 @@ from tables.activity import Actor, record
 from tables.api_keys import Caller
 from tables.engine import transaction
 from tables.operation_params import AmountIO, SettlementParams, TopUpParams
+from tables.operations import OperationRecord
 from web import idempotency
 from web.access import Account, access
 from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
@@ -48,7 +49,7 @@ async def _booked(
     entries,
     now: datetime,
     params: TopUpParams | SettlementParams,
-) -> tuple[dict, bool]:
+) -> tuple[OperationRecord, bool]:
     """Records a synchronous money operation and books `entries` with it, once per
     Idempotency-Key; answers the operation (its result: balance and owed after) and whether
     this request made it. The same key with another body: 422 `idempotency_key_reused`."""
@@ -68,14 +69,14 @@ async def _booked(
     async with transaction():
         op, created = await operations.insert_or_get(row)
         if created:
-            await ledger.post(op["id"], entries, now, operation_id=op["id"])
+            await ledger.post(op.id, entries, now, operation_id=op.id)
             await position.check_low_balance(org_id, now)
             await record(
                 org_id,
                 _ACTIVITY[kind],
                 Actor.account(account),
                 now,
-                operation_id=op["id"],
+                operation_id=op.id,
                 amount=msgspec.to_builtins(params.amount),
             )
             account_row = await ledger.account(org_id)
@@ -84,11 +85,11 @@ async def _booked(
                 "balance": {"amount": account_row["prepaid"], "currency": currency},
                 "owed": {"amount": account_row["owed"], "currency": currency},
             }
-            await operations.set_result(op["id"], result)
-            op = {**op, "result": result}
+            await operations.set_result(op.id, result)
+            op = msgspec.structs.replace(op, result=result)
     if not created:
         idempotency.check_same_request(op, wanted)
-        op = await operations.get(op["id"])
+        op = await operations.get(op.id)
     return op, created
 
 
