@@ -106,9 +106,9 @@ async def _plan_one(op: OperationRecord, writes: PurchaseWrites) -> Ran:
             "state": products.ProductState.ACTIVE,
             "created_at": now,
         },
-        products.name_key(planned.kind.kind, params.name, planned.org["sandbox"]),
+        products.name_key(planned.kind.kind, params.name, planned.org.sandbox),
         planned.schedule,
-        planned.org["sandbox"],
+        planned.org.sandbox,
     )
     writes.ledger_lines(lines)
     result = planned.result(product_id)

@@ -117,7 +117,7 @@ class BillingController(Controller):
             TopUpParams(amount=AmountIO(amount.amount, amount.currency)),
         )
         return FundsOut(
-            operation_id=op["id"], amount=money_io(**amount.to_dict()), balance=money_io(**op["result"]["balance"])
+            operation_id=op.id, amount=money_io(**amount.to_dict()), balance=money_io(**op.result["balance"])
         )
 
     @post("/billing/settlements", status_code=201)
@@ -157,7 +157,7 @@ class BillingController(Controller):
             booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
             raise
         return SettlementOut(
-            operation_id=op["id"], amount=money_io(**amount.to_dict()), owed=money_io(**op["result"]["owed"])
+            operation_id=op.id, amount=money_io(**amount.to_dict()), owed=money_io(**op.result["owed"])
         )
 
     @get("/billing")

@@ -20,6 +20,7 @@ from tables import event_payloads as payloads
 from tables.ledger import current_tier
 from tables.operation_params import PurchaseParams
 from tables.operations import OperationRecord
+from tables.organizations import OrganizationRecord
 from worker import batch_memo
 from worker.charging import charge
 from worker.execution import Done, recheck
@@ -30,7 +31,7 @@ class Plan:
     """A purchase checked and priced, nothing written yet."""
 
     params: PurchaseParams
-    org: dict
+    org: OrganizationRecord
     kind: ProductKind
     quote: Quote
     schedule: dict
@@ -62,11 +63,13 @@ async def plan(op: OperationRecord, now: datetime) -> Plan:
     params = operation_params.read(op, PurchaseParams)
     org_id = op.organization_id
     await recheck(op, permissions.PRODUCT_BUY, params.payment_method)
-    org = await batch_memo.once(("organization", org_id), lambda: organizations.get(org_id))
+    org = await batch_memo.once(("organization", org_id), lambda: organizations.find(org_id))
+    if org is None:  # organizations are never deleted: unexpected, retried as any such failure
+        raise RuntimeError(f"organization {org_id} does not exist")
     if params.client_id:
-        client = await clients.get(org_id, params.client_id)
-        permissions.check_purchase_owner(org["is_reseller"], params.client_id, client and client["status"])
-    kind = kind_of(catalog_for(org["currency"]), params.kind)
+        client = await clients.find(org_id, params.client_id)
+        permissions.check_purchase_owner(org.is_reseller, params.client_id, client and client.status)
+    kind = kind_of(catalog_for(org.currency), params.kind)
     quote = lifecycle.purchase_quote(
         kind,
         params.years,
@@ -88,7 +91,7 @@ async def purchase(op: OperationRecord, now: datetime) -> Done:
         expires_at=planned.quote.expires_at,
         now=now,
         schedule=planned.schedule,
-        sandbox=planned.org["sandbox"],
+        sandbox=planned.org.sandbox,
     )
     if product_id is None:
         raise NameTaken(f"{params.name} is already held by another product; choose another name")
