@@ -26,7 +26,7 @@ from datetime import datetime
 from tables.engine import is_sqlite
 from tables.operations import Operation, OperationRecord, record, records
 
-RETURNED = "id, kind, attempts, created_at, organization_id, parent_id"
+RETURNED = "id, kind, status, attempts, created_at, organization_id, parent_id"  # an OperationRecord's
 # Running and taken again only when its lease ran out or its last attempt failed.
 RECLAIMABLE = "(status = 'running' AND (started_at IS NULL OR started_at < {} OR failure IS NOT NULL))"
 # The named operation, when its message is a retake, is taken while running whatever its lease.

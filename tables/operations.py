@@ -241,6 +241,7 @@ async def mark_running(op_id: str, now: datetime) -> OperationRecord | None:
             Operation.id,
             Operation.attempts,
             Operation.kind,
+            Operation.status,
             Operation.created_at,
             Operation.organization_id,
             Operation.parent_id,

@@ -51,7 +51,7 @@ async def replayed(request: Request, org_id: str, data: object, idem_key: str | 
     existing = await operations.by_idem_key(key)
     if existing is None:
         return None
-    idempotency.check_same_request(existing, idempotency.request_hash(request, data))
+    idempotency.check_same_request(existing.request_hash, idempotency.request_hash(request, data))
     return operation_out(existing)
 
 
@@ -159,7 +159,7 @@ async def accept_once(
             raise NameHeld(unless_name_held)
         if op is None:  # its Idempotency-Key is taken: never without its operation
             raise RuntimeError(f"operation {row['id']} was not recorded and no operation holds its key")
-        idempotency.check_same_request(op, wanted)  # the key's twin, answered
+        idempotency.check_same_request(op.request_hash, wanted)  # the key's twin, answered
         return operation_out(op), False
     request.app.state.outbox.submit(operation_message(kind, row["id"]))  # sent off the request path
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id, product_id=product_id)

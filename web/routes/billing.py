@@ -88,7 +88,7 @@ async def _booked(
             await operations.set_result(op.id, result)
             op = msgspec.structs.replace(op, result=result)
     if not created:
-        idempotency.check_same_request(op, wanted)
+        idempotency.check_same_request(op.request_hash, wanted)
         op = await operations.get(op.id)
     return op, created
 

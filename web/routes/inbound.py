@@ -349,5 +349,5 @@ async def _same_operation(op_id: str, wanted_hash: str) -> OperationOut:
     row = await operations.get(op_id)
     if row is None:  # not expected: operations are never deleted
         raise NotFound("operation", op_id)
-    idempotency.check_same_request(row, wanted_hash)
+    idempotency.check_same_request(row.request_hash, wanted_hash)
     return operation_out(row)
