@@ -150,9 +150,9 @@ class OpsController(Controller):
                 clock.now(),
                 credit_limit={"amount": limit.amount, "currency": limit.currency},
             )
-        row = await ledger.account(org_id)
+        row = await ledger.account_of(org_id)
         return {
             "organization_id": org_id,
-            "credit_limit": MoneyIO(amount=row["credit_limit"], currency=row["currency"]),
-            "owed": MoneyIO(amount=row["owed"], currency=row["currency"]),
+            "credit_limit": MoneyIO(amount=row.credit_limit, currency=row.currency),
+            "owed": MoneyIO(amount=row.owed, currency=row.currency),
         }
