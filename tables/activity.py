@@ -24,6 +24,7 @@ from tables import accept_batches, event_payloads, events, operations, products
 from tables.accounts import AccountRecord
 from tables.api_keys import Caller
 from tables.engine import current
+from tables.operations import OperationRecord
 from tables.statements import Statement, fetch
 
 
@@ -184,36 +185,36 @@ FINISHED_WITH_EVENT = Statement(
 
 
 async def operation_finished(
-    kind: str, operation: dict, now: datetime, *, product_id: str | None, event_data: Struct
+    kind: str, operation: OperationRecord, now: datetime, *, product_id: str | None, event_data: Struct
 ) -> None:
     """In the operation's finishing transaction: its event (`kind`: operation.succeeded or
     operation.failed, as webhooks carry it) and its activity row."""
-    details = _json({"kind": operation["kind"]})
+    details = _json({"kind": operation.kind})
     activity_args = [
         new_id("act"),
-        operation["organization_id"],
+        operation.organization_id,
         kind,
         product_id,
         product_id,
-        operation["id"],
+        operation.id,
         details,
         now,
-        operation["id"],
+        operation.id,
     ]
     if postgres():
         event_args = [
             new_id("evt"),
             kind,
-            operation["organization_id"],
+            operation.organization_id,
             product_id,
-            operation["id"],
+            operation.id,
             _json(event_payloads.stored(event_data)),
             now,
         ]
         await fetch(FINISHED_WITH_EVENT, *event_args, *activity_args)
         return
     await events.record(
-        kind, operation["organization_id"], now, operation_id=operation["id"], product_id=product_id, data=event_data
+        kind, operation.organization_id, now, operation_id=operation.id, product_id=product_id, data=event_data
     )
     await fetch(FINISHED, *activity_args)
 

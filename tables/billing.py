@@ -43,7 +43,7 @@ async def autorenew_forecast(payer_id: str, currency: str, now: datetime) -> For
 
 
 async def check_low_balance(
-    org_id: str, now: datetime, operation_id: str | None = None, *, account: dict | None = None
+    org_id: str, now: datetime, operation_id: str | None = None, *, account: ledger.BalanceRecord | None = None
 ) -> bool:
     """Records `billing.low_balance` when the prepaid balance has just gone below the threshold
     or the autorenew forecast (once per dip: the state is kept on the balance row and cleared
@@ -52,15 +52,14 @@ async def check_low_balance(
     account = account or await ledger.account(org_id)
     if account is None:
         return False
-    currency = account["currency"]
+    currency = account.currency
     upcoming = await autorenew_forecast(org_id, currency, now)
-    threshold = Money(account["low_balance_threshold"], currency)
+    threshold = Money(account.low_balance_threshold, currency)
     floor = billing.low_balance_floor(threshold, upcoming.amount)
-    balance = Money(account["prepaid"], currency)
-    below = billing.crossing(balance, floor, account["below_low_balance"])
+    balance = Money(account.prepaid, currency)
+    below = billing.crossing(balance, floor, account.below_low_balance)
     if below is None or not await ledger.mark_below(org_id, below):
         return False
-    account["below_low_balance"] = below  # the caller's row stays the row
     if not below:
         return False
     # With the operation that spent the money, so it is fanned out with that operation's events.

@@ -97,13 +97,8 @@ async def create(reseller_id: str, name: str, email: str, external_ref: str | No
     return record(row)
 
 
-async def get(reseller_id: str, client_id: str) -> dict | None:
-    """The row as a dict, as the purchase path (worker/actors/purchases.py) reads it; others use `find`."""
-    return await Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id)).first()
-
-
 async def find(reseller_id: str, client_id: str) -> ClientRecord | None:
-    return _found(await get(reseller_id, client_id))
+    return _found(await Client.select().where((Client.id == client_id) & (Client.reseller == reseller_id)).first())
 
 
 async def by_external_ref(reseller_id: str, external_ref: str) -> ClientRecord | None:

@@ -2,7 +2,9 @@
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
+import msgspec
 from piccolo.columns import BigInt, Boolean, Timestamptz, Varchar
 from piccolo.columns.combination import WhereRaw
 from piccolo.query.functions.aggregate import Sum
@@ -65,6 +67,19 @@ class Balance(Table, tablename="balances"):
         default=0, help_text="billing.low_balance is sent when prepaid drops below it; 0: never."
     )
     below_low_balance = Boolean(default=False, help_text="billing.low_balance was sent for this dip.")
+
+
+class BalanceRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An organization's balance row as the other layers read it (msgspec.convert, in C: a
+    batch's charges read it once per payer). Money in minor units of `currency`."""
+
+    organization_id: str
+    prepaid: int
+    currency: str
+    owed: int
+    credit_limit: int
+    low_balance_threshold: int  # 0: never warned
+    below_low_balance: bool  # billing.low_balance was sent for this dip
 
 
 class TierState(Table, tablename="tier_states"):
@@ -144,7 +159,7 @@ async def post(
     *,
     product: dict | None = None,
     move_balances: bool = True,
-) -> dict[str, dict]:
+) -> dict[str, Any]:
     """Writes one balanced transaction; prepaid entries move the balance row atomically.
 
     Call inside a transaction. A debit that would make a prepaid balance negative
@@ -161,7 +176,7 @@ async def post(
     return {org_id: await move(org_id, **by) for org_id, by in moves.items()}
 
 
-async def move(org_id: str, *, prepaid: int = 0, owed: int = 0) -> dict:
+async def move(org_id: str, *, prepaid: int = 0, owed: int = 0) -> BalanceRecord:
     """Moves the balance row by `prepaid` and `owed` in one conditional UPDATE (its lock held from
     here to COMMIT): Overdraft if prepaid would go below zero, OverCredit if owed would leave
     [0, credit_limit] (a settlement never goes below, a charge never above); answers the row."""
@@ -178,11 +193,11 @@ async def move(org_id: str, *, prepaid: int = 0, owed: int = 0) -> dict:
         .returning(*Balance._meta.columns)
     )
     if moved:
-        return moved[0]
+        return msgspec.convert(moved[0], BalanceRecord)
     if owed and not prepaid:
         raise OverCredit(org_id)
     row = await account(org_id)
-    if row is not None and owed and row["prepaid"] + prepaid >= 0:
+    if row is not None and owed and row.prepaid + prepaid >= 0:
         raise OverCredit(org_id)
     raise Overdraft(org_id)
 
@@ -192,9 +207,18 @@ async def prepaid_balance(org_id: str) -> tuple[int, str]:
     return (row["prepaid"], row["currency"]) if row else (0, DEFAULT_CURRENCY)
 
 
-async def account(org_id: str) -> dict | None:
+async def account(org_id: str) -> BalanceRecord | None:
     """The organization's billing row: prepaid, owed, currency, credit limit, threshold, state."""
-    return await Balance.select().where(Balance.organization_id == org_id).first()
+    row = await Balance.select().where(Balance.organization_id == org_id).first()
+    return None if row is None else msgspec.convert(row, BalanceRecord)
+
+
+async def account_of(org_id: str) -> BalanceRecord:
+    """`account` of an organization, which always has one (opened with it): LookupError if not."""
+    found = await account(org_id)
+    if found is None:
+        raise LookupError(f"organization {org_id} has no balance row")
+    return found
 
 
 async def set_credit_limit(org_id: str, limit: int) -> bool:

@@ -24,9 +24,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from tables.engine import is_sqlite
-from tables.operations import Operation
+from tables.operations import Operation, OperationRecord, record, records
 
-RETURNED = "id, kind, attempts, created_at, organization_id, parent_id"
+RETURNED = "id, kind, status, attempts, created_at, organization_id, parent_id"  # an OperationRecord's
 # Running and taken again only when its lease ran out or its last attempt failed.
 RECLAIMABLE = "(status = 'running' AND (started_at IS NULL OR started_at < {} OR failure IS NOT NULL))"
 # The named operation, when its message is a retake, is taken while running whatever its lease.
@@ -71,7 +71,7 @@ RETURNING {RETURNED}
 
 async def claim_with_others(
     operation_id: str, kind: str, now: datetime, lease_cutoff: datetime, limit: int, *, retake: bool = False
-) -> tuple[list[dict], bool]:
+) -> tuple[list[OperationRecord], bool]:
     """Marks running, in one statement, `operation_id` (if it is to be taken) and up to
     `limit - 1` other pending operations of `kind`. Answers the claimed rows, the named one
     first if taken, and whether the named one is to be taken but was locked by another
@@ -81,7 +81,7 @@ async def claim_with_others(
         rows = await Operation.raw(
             _SQLITE, now, now, operation_id, retake, lease_cutoff, kind, operation_id, limit - 1
         ).run()
-        return _named_first(rows, operation_id), False
+        return _named_first(records(rows), operation_id), False
     rows = await Operation.raw(
         _POSTGRES,
         operation_id,
@@ -96,17 +96,19 @@ async def claim_with_others(
         retake,
         lease_cutoff,
     ).run()
-    claimed = [row for row in rows if row["claimed"]]
-    named_taken = any(row["id"] == operation_id for row in claimed)
+    claimed = records([row for row in rows if row["claimed"]])
+    named_taken = any(op.id == operation_id for op in claimed)
     named_eligible = any(row["id"] == operation_id and not row["claimed"] for row in rows)
     return _named_first(claimed, operation_id), named_eligible and not named_taken
 
 
-async def claim_named(operation_id: str, now: datetime, lease_cutoff: datetime, *, retake: bool = False) -> dict | None:
+async def claim_named(
+    operation_id: str, now: datetime, lease_cutoff: datetime, *, retake: bool = False
+) -> OperationRecord | None:
     """Marks `operation_id` running if it is still to be taken, waiting for its row lock."""
     rows = await Operation.raw(_NAMED, now, now, operation_id, retake, lease_cutoff).run()
-    return rows[0] if rows else None
+    return record(rows[0]) if rows else None
 
 
-def _named_first(rows: list[dict], operation_id: str) -> list[dict]:
-    return sorted(rows, key=lambda row: row["id"] != operation_id)
+def _named_first(claimed: list[OperationRecord], operation_id: str) -> list[OperationRecord]:
+    return sorted(claimed, key=lambda op: op.id != operation_id)

@@ -15,11 +15,14 @@ existed reads as version 1: the fields are the same.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
 from rules.operations import OperationKind
+
+if TYPE_CHECKING:  # tables.operations imports this module
+    from tables.operations import OperationRecord
 
 
 class Params(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -112,11 +115,11 @@ def to_row(params: Params) -> dict:
     return msgspec.to_builtins(params)
 
 
-def read(op: dict, kind: type[P]) -> P:
-    """An operation row's params as `kind` (msgspec.ValidationError if they do not fit it)."""
-    return msgspec.convert(op.get("params") or {}, kind)
+def read(op: OperationRecord, kind: type[P]) -> P:
+    """An operation's params as `kind` (msgspec.ValidationError if they do not fit it)."""
+    return msgspec.convert(op.params or {}, kind)
 
 
-def of(op: dict) -> Params:
-    """An operation row's params, as the Struct of its kind."""
-    return read(op, BY_KIND[op["kind"]])
+def of(op: OperationRecord) -> Params:
+    """An operation's params, as the Struct of its kind."""
+    return read(op, BY_KIND[op.kind])

@@ -81,6 +81,47 @@ class Operation(Table, tablename="operations"):
     )
 
 
+class OperationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation as the other layers read it. Built from a row by `record` (msgspec.convert,
+    in C, on the execution path's every read). A select of fewer columns (the lists'
+    `PUBLIC_FIELDS`, a claim's returned columns) reads the others at their column's default:
+    its readers do not look at them."""
+
+    id: str
+    kind: OperationKind
+    status: OperationStatus
+    organization_id: str  # the organization acting
+    created_at: datetime
+    account_id: str | None = None  # who asked; None: tenure itself (a sweep) or a reseller's webhook
+    idem_key: str | None = None
+    request_hash: str | None = None
+    # What the actor needs, as accepted: read with `operation_params.read(op, Kind)` / `of(op)`.
+    params: dict = msgspec.field(default_factory=dict)
+    product_id: str | None = None
+    result: dict | None = None  # what it did, once succeeded
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 0  # times a worker took it
+    failure: dict | None = None  # ops only: the last unexpected exception
+    reference: str | None = None  # the ref_... of its internal_error message
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    parent_id: str | None = None  # the bulk renewal it is an item of
+
+
+def record(row: dict) -> OperationRecord:
+    return msgspec.convert(row, OperationRecord)
+
+
+def records(rows: list[dict]) -> list[OperationRecord]:
+    return msgspec.convert(rows, list[OperationRecord])
+
+
+def _found(row: dict | None) -> OperationRecord | None:
+    return None if row is None else record(row)
+
+
 # --- queries -----------------------------------------------------------------
 
 
@@ -170,20 +211,20 @@ async def insert_new(row: dict, statement: Statement = _INSERT, *guard) -> bool:
     return bool(await fetch(statement, *(_value(row, column) for column in _COLUMNS), *guard))
 
 
-async def insert_or_get(row: dict) -> tuple[dict, bool]:
-    """Inserts the operation; if its idempotency key is taken, returns the existing one instead."""
+async def insert_or_get(row: dict) -> tuple[OperationRecord, bool]:
+    """Inserts the operation (`row`: a `new_row`); if its idempotency key is taken, returns the existing one instead."""
     inserted = await insert_unless_taken(Operation(**row), Operation.idem_key)
     if inserted:
-        return row, True
-    existing = await Operation.select().where(Operation.idem_key == row["idem_key"]).first()
-    return existing, False
+        return record(row), True
+    existing = await Operation.select().where(Operation.idem_key == row["idem_key"]).output(load_json=True).first()
+    return record(existing), False
 
 
-async def get(op_id: str) -> dict | None:
-    return await Operation.select().where(Operation.id == op_id).output(load_json=True).first()
+async def get(op_id: str) -> OperationRecord | None:
+    return _found(await Operation.select().where(Operation.id == op_id).output(load_json=True).first())
 
 
-async def mark_running(op_id: str, now: datetime) -> dict | None:
+async def mark_running(op_id: str, now: datetime) -> OperationRecord | None:
     """pending/running -> running (visible to GET) and count the attempt; None if finished,
     else its attempts (this one included), kind and accept time."""
     updated = (
@@ -200,26 +241,27 @@ async def mark_running(op_id: str, now: datetime) -> dict | None:
             Operation.id,
             Operation.attempts,
             Operation.kind,
+            Operation.status,
             Operation.created_at,
             Operation.organization_id,
             Operation.parent_id,
         )
     )
-    return updated[0] if updated else None
+    return record(updated[0]) if updated else None
 
 
-async def claim(op_id: str) -> dict | None:
+async def claim(op_id: str) -> OperationRecord | None:
     """Inside the work transaction: the running operation, row-locked; None if another finished it."""
-    return (
+    return _found(
         await locked(Operation.select().where((Operation.id == op_id) & (Operation.status == OperationStatus.RUNNING)))
         .output(load_json=True)
         .first()
     )
 
 
-async def claim_many(op_ids: list[str]) -> list[dict]:
+async def claim_many(op_ids: list[str]) -> list[OperationRecord]:
     """`claim` for a batch in one statement: those of `op_ids` still running, row-locked."""
-    return (
+    return records(
         await locked(
             Operation.select().where(Operation.id.is_in(op_ids) & (Operation.status == OperationStatus.RUNNING))
         )
@@ -318,17 +360,17 @@ async def unsent_many(op_ids: list[str]) -> None:
     await Operation.update({Operation.enqueued_at: None}).where(Operation.id.is_in(op_ids))
 
 
-async def by_idem_key(idem_key: str) -> dict | None:
-    return await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first()
+async def by_idem_key(idem_key: str) -> OperationRecord | None:
+    return _found(await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first())
 
 
-async def for_ops(id_or_reference: str) -> dict | None:
+async def for_ops(id_or_reference: str) -> OperationRecord | None:
     """An operation by its id or by the `ref_...` reference of its internal_error message."""
     column = Operation.reference if id_or_reference.startswith("ref_") else Operation.id
-    return await Operation.select().where(column == id_or_reference).output(load_json=True).first()
+    return _found(await Operation.select().where(column == id_or_reference).output(load_json=True).first())
 
 
-async def page_for_ops(status: str | None, kind: str | None, before: str | None, limit: int) -> list[dict]:
+async def page_for_ops(status: str | None, kind: str | None, before: str | None, limit: int) -> list[OperationRecord]:
     """Operations newest first, optionally by status and kind (ids are time-ordered)."""
     query = Operation.select(*PUBLIC_FIELDS, Operation.attempts, Operation.reference)
     if status:
@@ -337,7 +379,7 @@ async def page_for_ops(status: str | None, kind: str | None, before: str | None,
         query = query.where(Operation.kind == kind)
     if before:
         query = query.where(Operation.id < before)
-    return await query.order_by(Operation.id, ascending=False).limit(limit).output(load_json=True)
+    return records(await query.order_by(Operation.id, ascending=False).limit(limit).output(load_json=True))
 
 
 async def counts_in_flight() -> list[dict]:
@@ -381,8 +423,8 @@ class OrgFilter:
         return Operation.select(*PUBLIC_FIELDS).where(*self.conditions()).output(load_json=True)
 
 
-async def org_page(wanted: OrgFilter, order: keyset.Keyset, limit: int) -> list[dict]:
-    return await keyset.page(wanted.select, order, limit)
+async def org_page(wanted: OrgFilter, order: keyset.Keyset, limit: int) -> list[OperationRecord]:
+    return records(await keyset.page(wanted.select, order, limit))
 
 
 async def org_count(wanted: OrgFilter) -> int:
@@ -398,7 +440,7 @@ def org_batches(wanted: OrgFilter, order: keyset.Keyset):
 BATCH_CHUNK = 200  # rows per INSERT: far below SQLite's limit on bound variables
 
 
-async def start_batch(op_id: str, now: datetime) -> dict | None:
+async def start_batch(op_id: str, now: datetime) -> OperationRecord | None:
     """pending -> running, once (in the transaction that creates its children); None if it had started."""
     started = (
         await Operation.update(
@@ -429,10 +471,19 @@ async def insert_children(rows: list[dict]) -> list[str]:
     return created
 
 
-async def children_of(parent_id: str) -> list[dict]:
-    return await Operation.select(
-        Operation.id, Operation.product_id, Operation.status, Operation.error_code, Operation.error_message
-    ).where(Operation.parent_id == parent_id)
+async def children_of(parent_id: str) -> list[OperationRecord]:
+    return records(
+        await Operation.select(
+            Operation.id,
+            Operation.kind,
+            Operation.status,
+            Operation.organization_id,
+            Operation.created_at,
+            Operation.product_id,
+            Operation.error_code,
+            Operation.error_message,
+        ).where(Operation.parent_id == parent_id)
+    )
 
 
 async def unfinished_children(parent_id: str) -> int:

@@ -153,14 +153,9 @@ async def open_with_owners(
     return org
 
 
-async def get(org_id: str) -> dict | None:
-    """The row as a dict, as the purchase path (worker/actors/purchases.py) reads it; others use `find`."""
-    return await Organization.select().where(Organization.id == org_id).first()
-
-
 async def find(org_id: str) -> OrganizationRecord | None:
     row = await Organization.select().where(Organization.id == org_id).first()
-    return None if row is None else OrganizationRecord(**row)
+    return None if row is None else msgspec.convert(row, OrganizationRecord)
 
 
 async def create_team(

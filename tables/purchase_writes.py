@@ -17,6 +17,7 @@ from datetime import datetime
 
 import msgspec
 
+from tables.operations import OperationRecord
 from tables.statements import Statement, fetch
 
 
@@ -122,16 +123,18 @@ class PurchaseWrites:
     def event(self, event_id: str, type: str, org_id: str, product_id: str | None, op_id: str, data, at) -> None:
         self._add(self.events, event_id, type, org_id, product_id, op_id, _json(data), at)
 
-    def activity_row(self, activity_id: str, op: dict, kind: str, product_id: str | None, client_id, at) -> None:
+    def activity_row(
+        self, activity_id: str, op: OperationRecord, kind: str, product_id: str | None, client_id, at
+    ) -> None:
         self._add(
             self.activity,
             activity_id,
-            op["organization_id"],
+            op.organization_id,
             kind,
             product_id,
             client_id,
-            op["id"],
-            _json({"kind": op["kind"]}),
+            op.id,
+            _json({"kind": op.kind}),
             at,
         )
 

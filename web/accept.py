@@ -18,6 +18,7 @@ from runtime.clock import clock
 from tables import activity, operations
 from tables.activity import Actor
 from tables.operation_params import Params
+from tables.operations import OperationRecord
 from web import idempotency
 from web.errors import BadHeader
 from web.schemas import BatchDryRunOut, DryRunOut, ErrorOut, MoneyIO, OperationOut, QuoteOut
@@ -26,18 +27,18 @@ from worker.queue import operation_message
 log = structlog.get_logger("tenure.web")
 
 
-def operation_out(row: dict) -> OperationOut:
-    error = ErrorOut(code=row["error_code"], message=row["error_message"] or "") if row.get("error_code") else None
+def operation_out(op: OperationRecord) -> OperationOut:
+    error = ErrorOut(code=op.error_code, message=op.error_message or "") if op.error_code else None
     return OperationOut(
-        id=row["id"],
-        kind=row["kind"],
-        status=row["status"],
+        id=op.id,
+        kind=op.kind,
+        status=op.status,
         error=error,
-        result=row.get("result"),
-        organization_id=row["organization_id"],
-        product_id=row.get("product_id"),
-        created_at=row["created_at"],
-        finished_at=row.get("finished_at"),
+        result=op.result,
+        organization_id=op.organization_id,
+        product_id=op.product_id,
+        created_at=op.created_at,
+        finished_at=op.finished_at,
     )
 
 
@@ -50,7 +51,7 @@ async def replayed(request: Request, org_id: str, data: object, idem_key: str | 
     existing = await operations.by_idem_key(key)
     if existing is None:
         return None
-    idempotency.check_same_request(existing, idempotency.request_hash(request, data))
+    idempotency.check_same_request(existing.request_hash, idempotency.request_hash(request, data))
     return operation_out(existing)
 
 
@@ -158,11 +159,11 @@ async def accept_once(
             raise NameHeld(unless_name_held)
         if op is None:  # its Idempotency-Key is taken: never without its operation
             raise RuntimeError(f"operation {row['id']} was not recorded and no operation holds its key")
-        idempotency.check_same_request(op, wanted)  # the key's twin, answered
+        idempotency.check_same_request(op.request_hash, wanted)  # the key's twin, answered
         return operation_out(op), False
     request.app.state.outbox.submit(operation_message(kind, row["id"]))  # sent off the request path
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id, product_id=product_id)
-    return operation_out(row), True
+    return operation_out(operations.record(row)), True
 
 
 def accepted(op: OperationOut) -> Response[OperationOut]:

@@ -48,8 +48,9 @@ def request_hash(request: Request, data: object) -> str:
     return digest.hexdigest()
 
 
-def check_same_request(existing: dict, wanted_hash: str) -> None:
-    if existing.get("request_hash") != wanted_hash:
+def check_same_request(recorded_hash: str | None, wanted_hash: str) -> None:
+    """`recorded_hash`: the hash recorded with the key's first request (its operation's, or its stored answer's)."""
+    if recorded_hash != wanted_hash:
         raise Invalid(
             "idempotency_key_reused",
             "this Idempotency-Key was used for a different request; use a new key for a new request",

@@ -171,7 +171,7 @@ class IdempotentPosts(ASGIMiddleware):
         async with transaction():
             existing = await stored.begin(row)
         if existing is not None:
-            idempotency.check_same_request(existing, wanted)
+            idempotency.check_same_request(existing.get("request_hash"), wanted)
             if existing["status"] is not None:
                 log.info("idempotent_replay", path=path, status=existing["status"])
                 await _replay(send, existing)

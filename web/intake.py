@@ -148,10 +148,10 @@ async def check_funds(quote: quotes.Priced) -> None:
     """InsufficientFunds if the payer's prepaid balance cannot pay `quote` now;
     CreditLimitExceeded if paying it on invoice would pass the payer's credit limit."""
     account = await ledger.account(quote.payer)
-    currency = account["currency"] if account else quote.price.currency
+    currency = account.currency if account else quote.price.currency
     if quote.payment_method == booking.INVOICE and account is not None:
-        booking.check_credit(Money(account["owed"], currency), Money(account["credit_limit"], currency), quote.price)
-    quotes.spend(Money(account["prepaid"] if account else 0, currency), quote)
+        booking.check_credit(Money(account.owed, currency), Money(account.credit_limit, currency), quote.price)
+    quotes.spend(Money(account.prepaid if account else 0, currency), quote)
 
 
 async def free_quote(org: OrganizationRecord, expires_at: datetime | None = None) -> quotes.Priced:

@@ -35,6 +35,7 @@ from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import ledger, operation_claims, operations
 from tables.engine import is_sqlite, transaction, unreachable
+from tables.operations import OperationRecord
 from worker import batch_memo, charging, purchase_batch
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from worker.execution import Bounds, Handler, Ran, run_started
@@ -91,7 +92,7 @@ async def run_batch(
         return []  # a message for an operation this process finished: nothing to claim
     now = clock.now()
     lease_cutoff = now - timedelta(seconds=lease_seconds)
-    claimed: list[dict] = []
+    claimed: list[OperationRecord] = []
     ran: list[Ran] = []
     charged: list[str] = []
     try:
@@ -105,13 +106,13 @@ async def run_batch(
             ran, charged = await _run_claimed(claimed, handler, bounds, set_wise=kind == "purchase")
     except Exception:
         # Nothing of the batch committed: every operation it claimed is to be taken again.
-        unrun = {operation_id} | {row["id"] for row in claimed}
+        unrun = {operation_id} | {op.id for op in claimed}
         log.warning(
             "operation_batch_broken_off", kind=kind, operation_id=operation_id, retaken=len(unrun), retake=retake + 1
         )
         delay = retry_delay_ms(retake + 1)
-        for each in sorted(unrun):
-            await asyncio.to_thread(sender.send, operation_message(kind, each, retake + 1), delay)
+        for unrun_id in sorted(unrun):
+            await asyncio.to_thread(sender.send, operation_message(kind, unrun_id, retake + 1), delay)
         raise
     finished_here.add([each.operation_id for each in ran if each.outcome in (*operations.FINISHED, "already_finished")])
     await follow_up(sender, ran, charged)
@@ -122,7 +123,7 @@ async def run_batch(
         if each.operation_id == operation_id:
             named_error = each.error
         else:
-            attempts = next(row["attempts"] for row in claimed if row["id"] == each.operation_id)
+            attempts = next(op.attempts for op in claimed if op.id == each.operation_id)
             await asyncio.to_thread(sender.send, operation_message(kind, each.operation_id), retry_delay_ms(attempts))
     if len(claimed) > 1:
         log.info("operation_batch", kind=kind, operation_id=operation_id, size=len(claimed), outcomes=_counts(ran))
@@ -132,7 +133,7 @@ async def run_batch(
 
 
 async def _run_claimed(
-    claimed: list[dict], handler: Handler, bounds: Bounds, *, set_wise: bool = False
+    claimed: list[OperationRecord], handler: Handler, bounds: Bounds, *, set_wise: bool = False
 ) -> tuple[list[Ran], list[str]]:
     """Runs the claimed operations in one transaction, each in a savepoint, and settles the
     payers' balances last; answers what each came to and the payers whose tier was flagged.
@@ -164,10 +165,10 @@ async def _run_claimed(
     raise AssertionError("unreachable")
 
 
-def _payer_order(started: dict) -> tuple[str, str]:
+def _payer_order(started: OperationRecord) -> tuple[str, str]:
     """Operations of one organization together, organizations in one order for every batch:
     two batches lock the balance rows they share in the same order (no deadlock between them)."""
-    return (started.get("organization_id") or "", started["id"])
+    return (started.organization_id, started.id)
 
 
 def retry_delay_ms(attempts: int) -> int:

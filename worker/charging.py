@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 
+import msgspec
+
 from rules import ledger as booking
 from rules.errors import CurrencyMismatch
 from rules.money import DEFAULT_CURRENCY, Money
@@ -82,19 +84,19 @@ async def stage(
 
 async def _check(payer_id: str, amount: Money, method: str, *, fresh: bool = False) -> None:
     account = await _account(payer_id, fresh=fresh)
-    currency = account["currency"] if account else DEFAULT_CURRENCY
+    currency = account.currency if account else DEFAULT_CURRENCY
     if amount.currency != currency:
         raise CurrencyMismatch(
             f"this organization is billed in {currency}, not {amount.currency}; no conversion happens"
         )
     if method == booking.PREPAID:
-        booking.check_funds(Money(account["prepaid"] if account else 0, currency), amount)
+        booking.check_funds(Money(account.prepaid if account else 0, currency), amount)
     else:
-        owed = Money(account["owed"] if account else 0, currency)
-        booking.check_credit(owed, Money(account["credit_limit"] if account else 0, currency), amount)
+        owed = Money(account.owed if account else 0, currency)
+        booking.check_credit(owed, Money(account.credit_limit if account else 0, currency), amount)
 
 
-async def _account(payer_id: str, *, fresh: bool = False) -> dict | None:
+async def _account(payer_id: str, *, fresh: bool = False) -> ledger.BalanceRecord | None:
     """The payer's balance row; in a batch, as read once by the batch and moved by the charges
     of the batch so far (not yet written: `settle_batch` moves the row once, last)."""
     if fresh or not batch_memo.active():
@@ -103,7 +105,7 @@ async def _account(payer_id: str, *, fresh: bool = False) -> dict | None:
     pending = batch_memo.recall(BATCH_MOVES, {}).get(payer_id)
     if row is None or pending is None:
         return row
-    return {**row, "prepaid": row["prepaid"] + pending["prepaid"], "owed": row["owed"] + pending["owed"]}
+    return msgspec.structs.replace(row, prepaid=row.prepaid + pending["prepaid"], owed=row.owed + pending["owed"])
 
 
 async def _book(

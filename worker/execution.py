@@ -30,6 +30,7 @@ from tables import activity, operation_params, operations, organizations, test_c
 from tables import event_payloads as payloads
 from tables.engine import atomic, transaction
 from tables.operation_params import Params
+from tables.operations import OperationRecord
 from worker import batch_memo, charging, metrics
 
 log = structlog.get_logger("tenure.worker")
@@ -42,7 +43,7 @@ class Done:
     charged: list[str] = field(default_factory=list)  # payers whose tier may move
 
 
-Handler = Callable[[dict, datetime], Awaitable[Done]]
+Handler = Callable[[OperationRecord, datetime], Awaitable[Done]]
 INTERNAL_ERROR = "internal_error"
 TRACEBACK_LIMIT = 30  # frames kept, as Dramatiq keeps them
 TEXT_LIMIT = 20_000  # characters of a traceback or exception message kept
@@ -72,15 +73,16 @@ class Bounds:
         return attempts >= self.max_attempts or (attempts >= 1 and created_at < self.created_before(now))
 
 
-async def recheck(op: dict, needed: str, payment_method: str | None = None) -> None:
+async def recheck(op: OperationRecord, needed: str, payment_method: str | None = None) -> None:
     """Permissions again at execution: a member removed since the request loses the right.
     An operation asked with a narrowed API key keeps that narrowing in its params
     (`key_permissions`): the teams' permissions are intersected with it again here."""
-    if op["account_id"] is None:
+    account_id = op.account_id
+    if account_id is None:
         return  # asked by tenure itself (sweep) or a verified reseller webhook
     granted = await batch_memo.once(
-        ("permissions", op["account_id"], op["organization_id"]),
-        lambda: organizations.permissions_of(op["account_id"], op["organization_id"], permissions.ALL_PERMISSIONS),
+        ("permissions", account_id, op.organization_id),
+        lambda: organizations.permissions_of(account_id, op.organization_id, permissions.ALL_PERMISSIONS),
     )
     if granted is None:
         raise PermissionDenied("the member who asked is no longer in the organization")
@@ -118,7 +120,9 @@ async def run_operation(operation_id: str, handler: Handler, bounds: Bounds = Bo
     return ran.outcome, ran.done
 
 
-async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds(), at: datetime | None = None) -> Ran:
+async def run_started(
+    started: OperationRecord, handler: Handler, bounds: Bounds = Bounds(), at: datetime | None = None
+) -> Ran:
     """Runs an operation already marked running (`started`: its id, attempts with this one,
     kind, created_at and organization_id) in one transaction, or in a savepoint of the caller's
     (then its outcome holds only once the caller commits); never raises for the handler:
@@ -126,20 +130,20 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
 
     The handler, the operation's end and its events happen at `at`, by default the time of
     the organization (a sandbox's test clock, else now); its bounds count in wall-clock time."""
-    operation_id = started["id"]
+    operation_id = started.id
     ran = Ran(
         operation_id,
-        started.get("kind"),
-        started.get("organization_id"),
+        started.kind,
+        started.organization_id,
         operations.OperationStatus.FAILED,
-        parent_id=started.get("parent_id"),
+        parent_id=started.parent_id,
     )
     bound = log.bind(operation_id=operation_id)
     wall = clock.now()
-    now = at if at is not None else await test_clocks.now_for(started.get("organization_id"))
-    if bounds.exhausted(started["attempts"] - 1, started["created_at"], wall, started.get("kind")):
+    now = at if at is not None else await test_clocks.now_for(started.organization_id)
+    if bounds.exhausted(started.attempts - 1, started.created_at, wall, started.kind):
         # Its earlier attempts used up its bounds without ending it (workers killed, time limits).
-        await give_up(operation_id, wall, attempts=started["attempts"] - 1)
+        await give_up(operation_id, wall, attempts=started.attempts - 1)
         return ran
     try:
         # Inside a batch's transaction, a savepoint: undone alone, with what it remembered.
@@ -156,7 +160,7 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
                     op,
                     now,
                     product_id=done.product_id,
-                    event_data=payloads.OperationSucceeded(kind=op["kind"], result=done.result),
+                    event_data=payloads.OperationSucceeded(kind=op.kind, result=done.result),
                 )
                 done.charged = sorted({*done.charged, *await charging.book_deferred(charges)})
     except RuleViolation as failure:
@@ -166,21 +170,19 @@ async def run_started(started: dict, handler: Handler, bounds: Bounds = Bounds()
             metrics.operation_finished(kind, operations.OperationStatus.FAILED, (wall - created_at).total_seconds())
         return ran
     except Exception as exc:
-        failure = describe(exc, started["attempts"], wall)
-        if not bounds.exhausted(started["attempts"], started["created_at"], wall, started.get("kind")):
+        failure = describe(exc, started.attempts, wall)
+        if not bounds.exhausted(started.attempts, started.created_at, wall, started.kind):
             async with transaction():
                 await operations.record_failure(operation_id, failure)
             ran.outcome, ran.error = "retrying", exc
             return ran
         await give_up(operation_id, wall, failure=failure)
         return ran
-    bound.info("operation_succeeded", kind=op["kind"])
-    metrics.operation_finished(
-        op["kind"], operations.OperationStatus.SUCCEEDED, (wall - op["created_at"]).total_seconds()
-    )
+    bound.info("operation_succeeded", kind=op.kind)
+    metrics.operation_finished(op.kind, operations.OperationStatus.SUCCEEDED, (wall - op.created_at).total_seconds())
     ran.kind, ran.organization_id, ran.outcome, ran.done = (
-        op["kind"],
-        op["organization_id"],
+        op.kind,
+        op.organization_id,
         operations.OperationStatus.SUCCEEDED,
         done,
     )
@@ -208,12 +210,12 @@ async def give_up(
     reference = new_id("ref")
     async with transaction():
         op = await operations.get(operation_id)
-        if op is None or op["status"] not in operations.UNFINISHED:
+        if op is None or op.status not in operations.UNFINISHED:
             return None
         if failure is None:
             failure = {
                 **(
-                    op["failure"]
+                    op.failure
                     or {
                         "type": None,
                         "traceback": None,
@@ -222,9 +224,9 @@ async def give_up(
                         "without one (worker killed or timed out?)",
                     }
                 ),
-                "attempts": op["attempts"] if attempts is None else attempts,
+                "attempts": op.attempts if attempts is None else attempts,
             }
-        tried = failure.get("attempts") or op["attempts"]
+        tried = failure.get("attempts") or op.attempts
         message = (
             f"tenure could not complete this operation: an unexpected error persisted after "
             f"{tried} attempt{'s' if tried != 1 else ''}; nothing was charged or changed. "
@@ -242,27 +244,25 @@ async def give_up(
         exception=failure.get("type"),
         error=failure.get("message"),
     )
-    metrics.operation_finished(kind, operations.OperationStatus.FAILED, (now - op["created_at"]).total_seconds())
+    metrics.operation_finished(kind, operations.OperationStatus.FAILED, (now - op.created_at).total_seconds())
     return reference
 
 
 async def _fail(
-    operation_id: str, code: str, message: str, now: datetime, *, op: dict | None = None, **columns
+    operation_id: str, code: str, message: str, now: datetime, *, op: OperationRecord | None = None, **columns
 ) -> tuple[str | None, datetime]:
     """Ends the operation as failed (once); answers its kind and accept time (kind None if not ours)."""
     async with transaction():
         op = op or await operations.get(operation_id)
-        finished = bool(op) and await operations.finish(
+        if op is None or not await operations.finish(
             operation_id, now, error_code=code, error_message=message, **columns
+        ):
+            return None, now
+        await activity.operation_finished(
+            "operation.failed",
+            op,
+            now,
+            product_id=op.product_id,
+            event_data=payloads.OperationFailed(kind=op.kind, error=payloads.ErrorData(code=code, message=message)),
         )
-        if finished:
-            await activity.operation_finished(
-                "operation.failed",
-                op,
-                now,
-                product_id=op["product_id"],
-                event_data=payloads.OperationFailed(
-                    kind=op["kind"], error=payloads.ErrorData(code=code, message=message)
-                ),
-            )
-    return (op["kind"], op["created_at"]) if finished else (None, now)
+    return op.kind, op.created_at

@@ -29,6 +29,7 @@ from runtime.ids import new_id
 from tables import event_payloads as payloads
 from tables import operations, products, test_clocks
 from tables.engine import transaction
+from tables.operations import OperationRecord
 from tables.purchase_writes import PurchaseWrites
 from worker import batch_memo, charging, metrics
 from worker.actors.purchases import plan
@@ -42,15 +43,15 @@ class Fallback(Exception):
     """The batch is to run on the general path (savepoint by savepoint)."""
 
 
-async def run_purchases(claimed: list[dict], bounds: Bounds) -> tuple[list[Ran], list[str]]:
+async def run_purchases(claimed: list[OperationRecord], bounds: Bounds) -> tuple[list[Ran], list[str]]:
     """Runs the claimed purchases as one set (see the module); answers each one's outcome and
     the payers whose tier was flagged. Fallback, with nothing written, when it cannot."""
     wall = clock.now()
-    if any(bounds.exhausted(c["attempts"] - 1, c["created_at"], wall, c.get("kind")) for c in claimed):
+    if any(bounds.exhausted(c.attempts - 1, c.created_at, wall, c.kind) for c in claimed):
         raise Fallback("an operation out of its bounds")
     with batch_memo.batch():
         async with transaction():
-            locked = await operations.claim_many([c["id"] for c in claimed])
+            locked = await operations.claim_many([c.id for c in claimed])
             if len(locked) != len(claimed):
                 raise Fallback("an operation finished elsewhere")
             writes = PurchaseWrites()
@@ -59,7 +60,7 @@ async def run_purchases(claimed: list[dict], bounds: Bounds) -> tuple[list[Ran],
             if wrote_operations != len(ran) or wrote_products != sum(r.outcome == SUCCEEDED for r in ran):
                 raise Fallback("a name taken meanwhile")
             charged = await charging.settle_batch()
-    accepted = {op["id"]: op["created_at"] for op in locked}
+    accepted = {op.id: op.created_at for op in locked}
     for each in ran:
         metrics.operation_finished(
             OperationKind.PURCHASE, each.outcome, (wall - accepted[each.operation_id]).total_seconds()
@@ -68,10 +69,10 @@ async def run_purchases(claimed: list[dict], bounds: Bounds) -> tuple[list[Ran],
     return ran, charged
 
 
-async def _plan_one(op: dict, writes: PurchaseWrites) -> Ran:
-    org_id = op["organization_id"]
+async def _plan_one(op: OperationRecord, writes: PurchaseWrites) -> Ran:
+    org_id = op.organization_id
     now = await test_clocks.now_for(org_id)
-    ran = Ran(op["id"], op["kind"], org_id, FAILED, parent_id=op.get("parent_id"))
+    ran = Ran(op.id, op.kind, org_id, FAILED, parent_id=op.parent_id)
     try:
         with batch_memo.operation():
             planned = await plan(op, now)
@@ -81,7 +82,7 @@ async def _plan_one(op: dict, writes: PurchaseWrites) -> Ran:
                 org_id,
                 planned.quote.total,
                 planned.params.payment_method,
-                op["id"],
+                op.id,
                 now,
                 kind=EntryKind.PURCHASE,
                 product=product,
@@ -105,28 +106,28 @@ async def _plan_one(op: dict, writes: PurchaseWrites) -> Ran:
             "state": products.ProductState.ACTIVE,
             "created_at": now,
         },
-        products.name_key(planned.kind.kind, params.name, planned.org["sandbox"]),
+        products.name_key(planned.kind.kind, params.name, planned.org.sandbox),
         planned.schedule,
-        planned.org["sandbox"],
+        planned.org.sandbox,
     )
     writes.ledger_lines(lines)
     result = planned.result(product_id)
-    writes.event(new_id("evt"), "product.purchased", org_id, product_id, op["id"], planned.event(product_id), now)
-    succeeded = payloads.OperationSucceeded(kind=op["kind"], result=result)
-    writes.event(new_id("evt"), "operation.succeeded", org_id, product_id, op["id"], succeeded, now)
+    writes.event(new_id("evt"), "product.purchased", org_id, product_id, op.id, planned.event(product_id), now)
+    succeeded = payloads.OperationSucceeded(kind=op.kind, result=result)
+    writes.event(new_id("evt"), "operation.succeeded", org_id, product_id, op.id, succeeded, now)
     writes.activity_row(new_id("act"), op, "operation.succeeded", product_id, params.client_id, now)
-    writes.finish(op["id"], SUCCEEDED, now, result=result, product_id=product_id)
+    writes.finish(op.id, SUCCEEDED, now, result=result, product_id=product_id)
     ran.outcome, ran.done = SUCCEEDED, Done(result=result, product_id=product_id)
     return ran
 
 
-def _failed(writes: PurchaseWrites, op: dict, code: str, message: str, now) -> None:
-    data = payloads.OperationFailed(kind=op["kind"], error=payloads.ErrorData(code=code, message=message))
-    writes.event(new_id("evt"), "operation.failed", op["organization_id"], op["product_id"], op["id"], data, now)
-    client_id = (op.get("params") or {}).get("client_id")
-    writes.activity_row(new_id("act"), op, "operation.failed", op["product_id"], client_id, now)
-    writes.finish(op["id"], FAILED, now, code=code, message=message)
+def _failed(writes: PurchaseWrites, op: OperationRecord, code: str, message: str, now) -> None:
+    data = payloads.OperationFailed(kind=op.kind, error=payloads.ErrorData(code=code, message=message))
+    writes.event(new_id("evt"), "operation.failed", op.organization_id, op.product_id, op.id, data, now)
+    client_id = (op.params or {}).get("client_id")
+    writes.activity_row(new_id("act"), op, "operation.failed", op.product_id, client_id, now)
+    writes.finish(op.id, FAILED, now, code=code, message=message)
 
 
-def _payer_order(op: dict) -> tuple[str, str]:
-    return (op.get("organization_id") or "", op["id"])
+def _payer_order(op: OperationRecord) -> tuple[str, str]:
+    return (op.organization_id, op.id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from rules import permissions
@@ -188,11 +189,11 @@ def test_an_operation_asked_with_a_narrowed_key_is_narrowed_again_at_execution(c
     assert answer.status_code == 202, answer.text
     op = asyncio.run(operations.get(answer.json()["id"]))
 
-    assert sorted(op["params"]["key_permissions"]) == ["pay:prepaid", "product:buy", "product:view"]
+    assert sorted(op.params["key_permissions"]) == ["pay:prepaid", "product:buy", "product:view"]
     asyncio.run(recheck(op, permissions.PRODUCT_BUY, "prepaid"))  # the key has what it needs
     with pytest.raises(PermissionDenied):
         asyncio.run(recheck(op, permissions.PRODUCT_TRANSFER))  # the owner's teams grant it, the key does not
-    unnarrowed = {**op, "params": {k: v for k, v in op["params"].items() if k != "key_permissions"}}
+    unnarrowed = msgspec.structs.replace(op, params={k: v for k, v in op.params.items() if k != "key_permissions"})
     asyncio.run(recheck(unnarrowed, permissions.PRODUCT_TRANSFER))
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 
 import asyncpg.connection
 import dramatiq.asyncio
+import msgspec
 import pytest
 
 from rules.catalog import DEFAULT_CATALOG
@@ -92,7 +93,7 @@ def test_a_batch_whose_balance_was_spent_under_it_runs_again_on_what_is_there(ap
         row = await real_account(org_id)
         if reads["stale"] == 0 and row is not None:  # as read just before another transaction spent it
             reads["stale"] += 1
-            return {**row, "prepaid": row["prepaid"] + 2 * PRICE}
+            return msgspec.structs.replace(row, prepaid=row.prepaid + 2 * PRICE)
         return row
 
     monkeypatch.setattr(charging.ledger, "account", read_before_it_was_spent)

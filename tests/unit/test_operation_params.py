@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from tables import operation_params as p
-from tables.operations import new_row
+from tables.operations import new_row, record
 
 EXPIRES = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -31,12 +31,17 @@ ONE_OF_EACH = [
 KIND_OF = {struct: kind for kind, struct in p.BY_KIND.items()}
 
 
+def stored_op(kind: str, params: dict):
+    """An operation as read back from the database, its params as its JSON column holds them."""
+    return record({**new_row(kind, "org_1", EXPIRES), "params": params})
+
+
 @pytest.mark.parametrize("params", ONE_OF_EACH, ids=lambda params: type(params).__name__)
 def test_params_read_back_as_recorded(params):
     row = new_row(KIND_OF[type(params)], "org_1", EXPIRES, params=params)
 
     stored = msgspec.json.decode(msgspec.json.encode(row["params"]))  # through the JSON column
-    assert p.of({**row, "params": stored}) == params
+    assert p.of(stored_op(row["kind"], stored)) == params
     assert None not in stored.values() and "v" not in stored  # defaults left out: version 1
 
 
@@ -48,20 +53,19 @@ def test_a_later_version_is_recorded_as_such():
 
 def test_rows_recorded_before_the_structs_still_run():
     """Rows accepted by the previous release (plain dicts, no version, ISO times with +00:00)."""
-    renewal = {
-        "kind": "renewal",
-        "params": {
+    renewal = stored_op(
+        "renewal",
+        {
             "years": 1,
             "current_expires_at": "2027-03-10T12:00:00+00:00",
             "payment_method": "prepaid",
             "autorenew_days_before": 31,
             "payer": "org_r",
         },
-    }
-    purchase = {
-        "kind": "purchase",
-        "params": {"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid", "client_id": None},
-    }
+    )
+    purchase = stored_op(
+        "purchase", {"kind": "domain", "name": "a.fr", "years": 1, "payment_method": "prepaid", "client_id": None}
+    )
 
     assert p.of(renewal) == p.RenewalParams(
         years=1, current_expires_at=EXPIRES, payment_method="prepaid", autorenew_days_before=31, payer="org_r"
@@ -72,7 +76,7 @@ def test_rows_recorded_before_the_structs_still_run():
 
 def test_a_newer_release_s_fields_are_ignored_by_an_older_reader():
     """A row written by a later version (v 2, a field this one does not know) still runs here."""
-    row = {"kind": "transfer", "params": {"v": 2, "to_client": "cli_9", "keep_dns": True}}
+    row = stored_op("transfer", {"v": 2, "to_client": "cli_9", "keep_dns": True})
 
     assert p.of(row) == p.TransferParams(v=2, to_client="cli_9")
 
@@ -81,7 +85,7 @@ def test_params_that_do_not_fit_their_kind_are_refused():
     with pytest.raises(TypeError, match="purchase operation takes PurchaseParams"):
         new_row("purchase", "org_1", EXPIRES, params=p.TransferParams(to_client=None))
     with pytest.raises(msgspec.ValidationError, match="payment_method"):
-        p.of({"kind": "purchase", "params": {"kind": "domain", "name": "a.fr", "years": 1}})
+        p.of(stored_op("purchase", {"kind": "domain", "name": "a.fr", "years": 1}))
 
 
 def test_each_kind_s_params_are_tried_above():

@@ -20,6 +20,7 @@ from tables.activity import Actor, record
 from tables.api_keys import Caller
 from tables.engine import transaction
 from tables.operation_params import AmountIO, SettlementParams, TopUpParams
+from tables.operations import OperationRecord
 from web import idempotency
 from web.access import Account, access
 from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
@@ -48,7 +49,7 @@ async def _booked(
     entries,
     now: datetime,
     params: TopUpParams | SettlementParams,
-) -> tuple[dict, bool]:
+) -> tuple[OperationRecord, bool]:
     """Records a synchronous money operation and books `entries` with it, once per
     Idempotency-Key; answers the operation (its result: balance and owed after) and whether
     this request made it. The same key with another body: 422 `idempotency_key_reused`."""
@@ -68,27 +69,27 @@ async def _booked(
     async with transaction():
         op, created = await operations.insert_or_get(row)
         if created:
-            await ledger.post(op["id"], entries, now, operation_id=op["id"])
+            await ledger.post(op.id, entries, now, operation_id=op.id)
             await position.check_low_balance(org_id, now)
             await record(
                 org_id,
                 _ACTIVITY[kind],
                 Actor.account(account),
                 now,
-                operation_id=op["id"],
+                operation_id=op.id,
                 amount=msgspec.to_builtins(params.amount),
             )
-            account_row = await ledger.account(org_id)
-            currency = account_row["currency"]
+            account_row = await ledger.account_of(org_id)
+            currency = account_row.currency
             result = {
-                "balance": {"amount": account_row["prepaid"], "currency": currency},
-                "owed": {"amount": account_row["owed"], "currency": currency},
+                "balance": {"amount": account_row.prepaid, "currency": currency},
+                "owed": {"amount": account_row.owed, "currency": currency},
             }
-            await operations.set_result(op["id"], result)
-            op = {**op, "result": result}
+            await operations.set_result(op.id, result)
+            op = msgspec.structs.replace(op, result=result)
     if not created:
-        idempotency.check_same_request(op, wanted)
-        op = await operations.get(op["id"])
+        idempotency.check_same_request(op.request_hash, wanted)
+        op = await operations.get(op.id)
     return op, created
 
 
@@ -116,7 +117,7 @@ class BillingController(Controller):
             TopUpParams(amount=AmountIO(amount.amount, amount.currency)),
         )
         return FundsOut(
-            operation_id=op["id"], amount=money_io(**amount.to_dict()), balance=money_io(**op["result"]["balance"])
+            operation_id=op.id, amount=money_io(**amount.to_dict()), balance=money_io(**op.result["balance"])
         )
 
     @post("/billing/settlements", status_code=201)
@@ -138,8 +139,8 @@ class BillingController(Controller):
                 "characters) so that a retry cannot book it twice",
             )
         if not await operations.by_idem_key(key):  # a replay answers what it booked then
-            account_row = await ledger.account(org_id)
-            booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
+            account_row = await ledger.account_of(org_id)
+            booking.check_settlement(Money(account_row.owed, amount.currency), amount)
         try:
             op, _ = await _booked(
                 request,
@@ -152,11 +153,11 @@ class BillingController(Controller):
                 SettlementParams(amount=AmountIO(amount.amount, amount.currency), reference=data.reference),
             )
         except ledger.OverCredit:  # settled concurrently since the check
-            account_row = await ledger.account(org_id)
-            booking.check_settlement(Money(account_row["owed"], amount.currency), amount)
+            account_row = await ledger.account_of(org_id)
+            booking.check_settlement(Money(account_row.owed, amount.currency), amount)
             raise
         return SettlementOut(
-            operation_id=op["id"], amount=money_io(**amount.to_dict()), owed=money_io(**op["result"]["owed"])
+            operation_id=op.id, amount=money_io(**amount.to_dict()), owed=money_io(**op.result["owed"])
         )
 
     @get("/billing")
@@ -193,25 +194,25 @@ class BillingController(Controller):
 
 
 async def _summary(org_id: str) -> BillingOut:
-    row = await ledger.account(org_id)
-    currency = row["currency"]
+    row = await ledger.account_of(org_id)
+    currency = row.currency
     state = await ledger.tier_state(org_id)
     volume = Money(state["volume_12m"], state["currency"])
     tier = pricing.tier_for(volume)
     upcoming = pricing.next_tier(volume)
     forecast = await position.autorenew_forecast(org_id, currency, clock.now())
     return BillingOut(
-        balance=money_io(row["prepaid"], currency),
+        balance=money_io(row.prepaid, currency),
         volume_12m=money_io(**volume.to_dict()),
         tier=tier.name,
         discount_percent=tier.discount_percent,
         next_tier_at=money_io(**upcoming.threshold.to_dict()) if upcoming else None,
         tier_computed_at=state["computed_at"],
-        owed=money_io(row["owed"], currency),
-        credit_limit=money_io(row["credit_limit"], currency),
-        low_balance_threshold=money_io(row["low_balance_threshold"], currency),
+        owed=money_io(row.owed, currency),
+        credit_limit=money_io(row.credit_limit, currency),
+        low_balance_threshold=money_io(row.low_balance_threshold, currency),
         autorenew_forecast=ForecastOut(amount=forecast.amount.amount, currency=currency, products=forecast.products),
-        below_low_balance=row["below_low_balance"],
+        below_low_balance=row.below_low_balance,
     )
 
 

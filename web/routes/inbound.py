@@ -321,7 +321,7 @@ class InboundController(Controller):
             # A twin posted at once may have been accepted and run meanwhile (a renewal's guard
             # then no longer holds): answer its operation, as a replay would.
             if (twin := await operations.by_idem_key(inbound.idem_key(org_id, webhook_id))) is not None:
-                return Response(InboundAccepted(operation=await _same_operation(twin["id"], wanted)), status_code=200)
+                return Response(InboundAccepted(operation=await _same_operation(twin.id, wanted)), status_code=200)
             raise
         try:
             op, made = await accept_once(
@@ -349,5 +349,5 @@ async def _same_operation(op_id: str, wanted_hash: str) -> OperationOut:
     row = await operations.get(op_id)
     if row is None:  # not expected: operations are never deleted
         raise NotFound("operation", op_id)
-    idempotency.check_same_request(row, wanted_hash)
+    idempotency.check_same_request(row.request_hash, wanted_hash)
     return operation_out(row)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Request, get
 from litestar.params import FromPath, FromQuery, Parameter
 
 from rules import permissions
 from tables import operations
+from tables.operations import OperationRecord
 from web import listing
 from web.accept import operation_out
 from web.access import Account, access
@@ -70,9 +72,9 @@ async def list_operations(
     return OperationPage(items=[operation_out(_listed(r)) for r in rows], next_cursor=cursor, total=total)
 
 
-def _listed(row: dict) -> dict:
+def _listed(op: OperationRecord) -> OperationRecord:
     """A listed operation: its stored result never holds a claim token, and must not start to."""
-    result = row.get("result")
+    result = op.result
     if isinstance(result, dict) and "claim_token" in result:
-        row = {**row, "result": {k: v for k, v in result.items() if k != "claim_token"}}
-    return row
+        op = msgspec.structs.replace(op, result={k: v for k, v in result.items() if k != "claim_token"})
+    return op

@@ -14,6 +14,7 @@ from runtime.clock import clock
 from tables import accounts, ledger, operations, organizations
 from tables.activity import Actor, record
 from tables.engine import transaction
+from tables.operations import OperationRecord
 from web.accept import operation_out
 from web.billing_schemas import CreditLimitIn
 from web.errors import Conflict, Invalid, NotFound
@@ -61,14 +62,14 @@ async def ready(request: Request) -> Response:
     )
 
 
-def ops_operation_out(op: dict) -> OpsOperationOut:
+def ops_operation_out(op: OperationRecord) -> OpsOperationOut:
     public = operation_out(op)
-    failure = op.get("failure")
+    failure = op.failure
     return OpsOperationOut(
         **{f: getattr(public, f) for f in public.__struct_fields__},
-        attempts=op["attempts"],
-        reference=op.get("reference"),
-        params=op.get("params") or {},
+        attempts=op.attempts,
+        reference=op.reference,
+        params=op.params or {},
         failure=msgspec.convert({"type": None, "traceback": None, "message": "", "attempts": 0, **failure}, FailureOut)
         if failure
         else None,
@@ -149,9 +150,9 @@ class OpsController(Controller):
                 clock.now(),
                 credit_limit={"amount": limit.amount, "currency": limit.currency},
             )
-        row = await ledger.account(org_id)
+        row = await ledger.account_of(org_id)
         return {
             "organization_id": org_id,
-            "credit_limit": MoneyIO(amount=row["credit_limit"], currency=row["currency"]),
-            "owed": MoneyIO(amount=row["owed"], currency=row["currency"]),
+            "credit_limit": MoneyIO(amount=row.credit_limit, currency=row.currency),
+            "owed": MoneyIO(amount=row.owed, currency=row.currency),
         }

@@ -176,7 +176,7 @@ async def dashboard(request: Request) -> dict[str, Any]:
     data["queues"], data["dead_letters"] = data.pop("broker") or ([], [])
     errors["queues"] = errors["dead_letters"] = errors.pop("broker")
     now = datetime.now(UTC)
-    last_failure = _as_datetime(data["failed"][0]["finished_at"]) if data["failed"] else None
+    last_failure = _as_datetime(data["failed"][0].finished_at) if data["failed"] else None
     return {
         "now": now,
         "recent_failure": bool(last_failure and now - last_failure < RECENT),

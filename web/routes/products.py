@@ -337,14 +337,14 @@ class ProductController(Controller):
         if op is None:
             raise NotFound("operation", operation_id)
         try:
-            await access(account, op["organization_id"], permissions.needed_to_read(op["kind"]))
+            await access(account, op.organization_id, permissions.needed_to_read(op.kind))
         except (NotFound, PermissionDenied):
             raise NotFound("operation", operation_id) from None
-        if op["kind"] == OperationKind.RELEASE and op["status"] == operations.OperationStatus.SUCCEEDED:
+        if op.kind == OperationKind.RELEASE and op.status == operations.OperationStatus.SUCCEEDED:
             async with transaction():
                 token = await claims.reveal_once(operation_id)
             if token:
-                op = {**op, "result": {**op["result"], "claim_token": token}}
+                op = msgspec.structs.replace(op, result={**(op.result or {}), "claim_token": token})
         return operation_out(op)
 
     @get("/v1/products/{product_id:str}")

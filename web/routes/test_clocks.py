@@ -69,7 +69,7 @@ async def _free_if_abandoned(row: dict) -> dict:
     if row["advancing_to"] is None or row["operation_id"] is None:
         return row
     op = await operations.get(row["operation_id"])
-    if op is not None and op["status"] in operations.UNFINISHED:
+    if op is not None and op.status in operations.UNFINISHED:
         return row
     async with transaction():
         await test_clocks.abandon(row["organization_id"])

@@ -27,6 +27,7 @@ from tables import activity, events, operation_params, operations, products
 from tables import event_payloads as payloads
 from tables.engine import transaction
 from tables.operation_params import RenewalBatchParams, RenewalItem, RenewalParams
+from tables.operations import OperationRecord
 from worker import metrics
 from worker.queue import Sender, operation_message
 
@@ -51,9 +52,9 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
         rows = [
             operations.new_row(
                 OperationKind.RENEWAL,
-                batch["organization_id"],
+                batch.organization_id,
                 now,
-                account_id=batch["account_id"],
+                account_id=batch.account_id,
                 product_id=item.product_id,
                 parent_id=batch_id,
                 idem_key=child_key(batch_id, item.product_id),
@@ -63,7 +64,7 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
                 ),
             )
             for item in items
-            if item.product_id in owned and owned[item.product_id].organization_id == batch["organization_id"]
+            if item.product_id in owned and owned[item.product_id].organization_id == batch.organization_id
         ]
         made = set(await operations.insert_children(rows))
         await activity.operations_accepted(
@@ -86,7 +87,7 @@ async def _send(sender: Sender, child_ids: list[str]) -> int:
     return sent
 
 
-def _outcome(item: RenewalItem, child: dict | None) -> dict:
+def _outcome(item: RenewalItem, child: OperationRecord | None) -> dict:
     if child is None:  # not in the organization when the batch started: never touched
         missing = TargetMissing(f"no product {item.product_id!r} is in this organization")
         return {
@@ -95,8 +96,8 @@ def _outcome(item: RenewalItem, child: dict | None) -> dict:
             "status": operations.OperationStatus.FAILED,
             "error": {"code": missing.code, "message": missing.message},
         }
-    error = {"code": child["error_code"], "message": child["error_message"] or ""} if child["error_code"] else None
-    return {"product_id": item.product_id, "operation_id": child["id"], "status": child["status"], "error": error}
+    error = {"code": child.error_code, "message": child.error_message or ""} if child.error_code else None
+    return {"product_id": item.product_id, "operation_id": child.id, "status": child.status, "error": error}
 
 
 async def _finish_if_done(batch_id: str) -> bool:
@@ -107,10 +108,10 @@ async def _finish_if_done(batch_id: str) -> bool:
         if batch is None:
             return False
         children = await operations.children_of(batch_id)
-        if any(child["status"] in operations.UNFINISHED for child in children):
+        if any(child.status in operations.UNFINISHED for child in children):
             await operations.touch(batch_id, now)
             return False
-        by_product = {child["product_id"]: child for child in children}
+        by_product = {child.product_id: child for child in children}
         items = operation_params.read(batch, RenewalBatchParams).items
         outcomes = [_outcome(item, by_product.get(item.product_id)) for item in items]
         failed = sum(1 for outcome in outcomes if outcome["status"] != operations.OperationStatus.SUCCEEDED)
@@ -119,13 +120,13 @@ async def _finish_if_done(batch_id: str) -> bool:
         # The event carries the counts; the items are read on the operation (up to 1,000 of them).
         await events.record(
             "operation.succeeded",
-            batch["organization_id"],
+            batch.organization_id,
             now,
             operation_id=batch_id,
             data=payloads.OperationSucceeded(kind=KIND, result=counts),
         )
     log.info("operation_succeeded", operation_id=batch_id, kind=KIND, **counts)
-    metrics.operation_finished(KIND, operations.OperationStatus.SUCCEEDED, (now - batch["created_at"]).total_seconds())
+    metrics.operation_finished(KIND, operations.OperationStatus.SUCCEEDED, (now - batch.created_at).total_seconds())
     return True
 
 

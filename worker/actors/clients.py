@@ -8,12 +8,13 @@ from rules import permissions
 from rules.errors import ClientNotActive
 from tables import clients, operation_params
 from tables.operation_params import ClientUpsertParams
+from tables.operations import OperationRecord
 from worker.execution import Done, recheck
 
 
-async def upsert_client(op: dict, now: datetime) -> Done:
+async def upsert_client(op: OperationRecord, now: datetime) -> Done:
     params = operation_params.read(op, ClientUpsertParams)
-    reseller_id = op["organization_id"]
+    reseller_id = op.organization_id
     await recheck(op, permissions.CLIENT_MANAGE)
     existing = await clients.by_external_ref(reseller_id, params.external_ref)
     if existing is None:

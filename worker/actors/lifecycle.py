@@ -150,16 +150,16 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
         if created:
             await activity.operations_accepted([row], activity.TENURE, {product_id: product.get("client")})
     async with transaction():
-        started = await operations.mark_running(op["id"], clock.now())
+        started = await operations.mark_running(op.id, clock.now())
     ran = (
-        Ran(op["id"], OperationKind.RENEWAL, product["organization"], "already_finished")
+        Ran(op.id, OperationKind.RENEWAL, product["organization"], "already_finished")
         if started is None
         else await run_started(started, renewal, bounds, at=at)
     )
     log.info(
         "autorenew_attempt",
         product_id=product_id,
-        operation_id=op["id"],
+        operation_id=op.id,
         days_before=days,
         outcome=ran.outcome,
         first=created,

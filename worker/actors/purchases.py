@@ -19,6 +19,8 @@ from tables import clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
 from tables.ledger import current_tier
 from tables.operation_params import PurchaseParams
+from tables.operations import OperationRecord
+from tables.organizations import OrganizationRecord
 from worker import batch_memo
 from worker.charging import charge
 from worker.execution import Done, recheck
@@ -29,7 +31,7 @@ class Plan:
     """A purchase checked and priced, nothing written yet."""
 
     params: PurchaseParams
-    org: dict
+    org: OrganizationRecord
     kind: ProductKind
     quote: Quote
     schedule: dict
@@ -56,16 +58,18 @@ class Plan:
         )
 
 
-async def plan(op: dict, now: datetime) -> Plan:
+async def plan(op: OperationRecord, now: datetime) -> Plan:
     """The permission, owner and catalog checks and the price at the payer's tier (RuleViolation)."""
     params = operation_params.read(op, PurchaseParams)
-    org_id = op["organization_id"]
+    org_id = op.organization_id
     await recheck(op, permissions.PRODUCT_BUY, params.payment_method)
-    org = await batch_memo.once(("organization", org_id), lambda: organizations.get(org_id))
+    org = await batch_memo.once(("organization", org_id), lambda: organizations.find(org_id))
+    if org is None:  # organizations are never deleted: unexpected, retried as any such failure
+        raise RuntimeError(f"organization {org_id} does not exist")
     if params.client_id:
-        client = await clients.get(org_id, params.client_id)
-        permissions.check_purchase_owner(org["is_reseller"], params.client_id, client and client["status"])
-    kind = kind_of(catalog_for(org["currency"]), params.kind)
+        client = await clients.find(org_id, params.client_id)
+        permissions.check_purchase_owner(org.is_reseller, params.client_id, client and client.status)
+    kind = kind_of(catalog_for(org.currency), params.kind)
     quote = lifecycle.purchase_quote(
         kind,
         params.years,
@@ -75,9 +79,9 @@ async def plan(op: dict, now: datetime) -> Plan:
     return Plan(params, org, kind, quote, schedule.for_product(kind, quote.expires_at, True, now).as_columns())
 
 
-async def purchase(op: dict, now: datetime) -> Done:
+async def purchase(op: OperationRecord, now: datetime) -> Done:
     planned = await plan(op, now)
-    params, org_id = planned.params, op["organization_id"]
+    params, org_id = planned.params, op.organization_id
     product_id = await products.insert(
         kind=planned.kind.kind,
         name=params.name,
@@ -87,7 +91,7 @@ async def purchase(op: dict, now: datetime) -> Done:
         expires_at=planned.quote.expires_at,
         now=now,
         schedule=planned.schedule,
-        sandbox=planned.org["sandbox"],
+        sandbox=planned.org.sandbox,
     )
     if product_id is None:
         raise NameTaken(f"{params.name} is already held by another product; choose another name")
@@ -95,7 +99,7 @@ async def purchase(op: dict, now: datetime) -> Done:
         org_id,
         planned.quote.total,
         params.payment_method,
-        op["id"],
+        op.id,
         now,
         kind=EntryKind.PURCHASE,
         product={**planned.product, "product_id": product_id},
@@ -105,7 +109,7 @@ async def purchase(op: dict, now: datetime) -> Done:
         org_id,
         now,
         product_id=product_id,
-        operation_id=op["id"],
+        operation_id=op.id,
         data=planned.event(product_id),
     )
     return Done(result=planned.result(product_id), product_id=product_id, charged=[org_id] if newly_flagged else [])

@@ -17,11 +17,12 @@ from rules.lifecycle import rfc3339
 from tables import claims, clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
 from tables.operation_params import ReleaseParams
+from tables.operations import OperationRecord
 from worker.execution import Done, recheck
 
 
-async def release(op: dict, now: datetime) -> Done:
-    reseller_id = op["organization_id"]
+async def release(op: OperationRecord, now: datetime) -> Done:
+    reseller_id = op.organization_id
     params = operation_params.read(op, ReleaseParams)
     client_id = params.client_id
     await recheck(op, permissions.CLIENT_MANAGE)
@@ -51,7 +52,7 @@ async def release(op: dict, now: datetime) -> Done:
         params.owner_email,
         now,
         claim_rules.expires_at(now, days),
-        operation_id=op["id"],
+        operation_id=op.id,
     )
     result = {
         "organization_id": org.id,
@@ -63,7 +64,7 @@ async def release(op: dict, now: datetime) -> Done:
         "client.released",
         reseller_id,
         now,
-        operation_id=op["id"],
+        operation_id=op.id,
         data=payloads.ClientReleased(
             organization_id=org.id,
             client_id=client_id,
@@ -77,7 +78,7 @@ async def release(op: dict, now: datetime) -> Done:
             org.id,
             now,
             product_id=product_id,
-            operation_id=op["id"],
+            operation_id=op.id,
             data=payloads.ProductTransferred(product_id=product_id, from_reseller=reseller_id, to_organization=org.id),
         )
     return Done(result=result)

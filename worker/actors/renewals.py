@@ -14,15 +14,16 @@ from tables import event_payloads as payloads
 from tables import events, ledger, operation_params, products
 from tables.ledger import current_tier
 from tables.operation_params import RenewalParams
+from tables.operations import OperationRecord
 from worker.charging import charge
 from worker.execution import Done, recheck
 
 
-async def renewal(op: dict, now: datetime) -> Done:
+async def renewal(op: OperationRecord, now: datetime) -> Done:
     params = operation_params.read(op, RenewalParams)
-    product = await products.lock_full(op["product_id"])
-    if product is None or product["organization"] != op["organization_id"]:
-        raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
+    product = await products.lock_full(op.product_id) if op.product_id else None
+    if product is None or product["organization"] != op.organization_id:
+        raise TargetMissing(f"product {op.product_id} is no longer in this organization")
     await recheck(op, permissions.PRODUCT_RENEW, params.payment_method)
     payer = payer_of(product["organization"], product["reseller"])
     kind = kind_of(catalog_for(await ledger.currency_of(payer)), product["kind"])
@@ -39,7 +40,7 @@ async def renewal(op: dict, now: datetime) -> Done:
         payer,
         quote.total,
         params.payment_method,
-        op["id"],
+        op.id,
         now,
         kind=EntryKind.RENEWAL,
         restore_fee=quote.restore_fee,
@@ -57,7 +58,7 @@ async def renewal(op: dict, now: datetime) -> Done:
         payer,
         now,
         product_id=product["id"],
-        operation_id=op["id"],
+        operation_id=op.id,
         data=payloads.ProductRenewed(
             client_id=product["client"],
             product_id=product["id"],

@@ -52,7 +52,7 @@ async def advance(operation_id: str, client: httpx.AsyncClient, bounds: Bounds =
         return False
     op = await operations.get(operation_id)
     assert op is not None  # mark_running just found it
-    org_id = op["organization_id"]
+    org_id = op.organization_id
     target = operation_params.read(op, TestClockParams).advance_to
     job, holder = f"tc:{org_id}", new_id("run")
     if not await leases.take(job, holder, clock.now(), clock.now() + LEASE):

@@ -9,15 +9,16 @@ from rules.errors import TargetMissing
 from tables import clients, events, operation_params, organizations, products
 from tables import event_payloads as payloads
 from tables.operation_params import TransferParams
+from tables.operations import OperationRecord
 from worker.execution import Done, recheck
 
 
-async def transfer(op: dict, now: datetime) -> Done:
+async def transfer(op: OperationRecord, now: datetime) -> Done:
     to_client = operation_params.read(op, TransferParams).to_client
-    org_id = op["organization_id"]
-    product = await products.lock(op["product_id"])
+    org_id = op.organization_id
+    product = await products.lock(op.product_id) if op.product_id else None
     if product is None or product["organization"] != org_id:
-        raise TargetMissing(f"product {op['product_id']} is no longer in this organization")
+        raise TargetMissing(f"product {op.product_id} is no longer in this organization")
     await recheck(op, permissions.PRODUCT_TRANSFER)
     org = await organizations.find(org_id)
     assert org is not None  # organizations are never deleted
@@ -35,7 +36,7 @@ async def transfer(op: dict, now: datetime) -> Done:
         org_id,
         now,
         product_id=product["id"],
-        operation_id=op["id"],
+        operation_id=op.id,
         data=payloads.ProductTransferred(product_id=product["id"], from_client=product["client"], to_client=to_client),
     )
     return Done(result=result, product_id=product["id"])
