@@ -1,11 +1,18 @@
 """Invariant 2 for batch execution: a worker killed while it holds a claimed batch of
-operations (some done, the rest marked running by its claim) leaves each done exactly once."""
+operations (earlier ones done, the batch marked running by its claim and written but not
+committed) leaves each done exactly once.
+
+The kill lands at a known point, not a lucky one: the payer's balance row is held locked by
+the test, so the claimed batch's transaction waits there (a batch of purchases on PostgreSQL
+is written by one statement, and would otherwise finish between two polls)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
+import asyncpg
 import pytest
 from litestar.testing import TestClient
 
@@ -22,6 +29,7 @@ PURCHASES = 120  # domains at 15.00 stay below tier B: every charge is the full 
 PRICE = 1500
 FUNDS = 2 * PURCHASES * PRICE
 STALL_S = 2
+DONE_FIRST = 5
 
 
 @pytest.mark.slow
@@ -34,26 +42,33 @@ def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_do
     env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S))
     names = [f"batch-crash-{i:03d}.fr" for i in range(PURCHASES)]
 
+    loop = asyncio.new_event_loop()
     with TestClient(create_app(settings)) as api:
         owner = builders.person(api)
         org = builders.organization(api, owner)
         builders.fund(api, owner, org, FUNDS)
-        # The backlog first, then one worker thread: every message it takes claims a batch.
-        op_ids = accept_purchases(api, owner, org, names)
+        # Some done first: one worker thread runs the first purchases to their end.
         first = processes.tenure("worker", "worker", "--processes", "1", "--threads", "1", env=env)
-
-        deadline = time.monotonic() + 60
-        while True:
-            assert first.alive(), f"the first worker died on its own\n{first.tail()}"
-            assert time.monotonic() < deadline, f"never caught a batch in flight: {dict(statuses(org))}"
-            counts = statuses(org)
-            # One thread: more than one operation running is a claimed batch, not yet all done.
-            if counts["succeeded"] >= 3 and counts["running"] >= 2:
-                first.kill(signal.SIGKILL)
-                first.popen.wait(timeout=10)
-                time.sleep(0.2)  # a COMMIT already sent when it died is the server's to finish
-                break
-            time.sleep(0.01)
+        op_ids = accept_purchases(api, owner, org, names[:DONE_FIRST])
+        wait_until_finished(org, DONE_FIRST, timeout=60, alive=lambda: None if first.alive() else first.tail())
+        # The payer's balance row locked: the next batch is claimed (running) and its transaction
+        # waits at the balance, everything before it written but not committed, when it dies.
+        lock = loop.run_until_complete(asyncpg.connect(database_url))
+        try:
+            loop.run_until_complete(lock.execute("BEGIN"))
+            loop.run_until_complete(lock.execute("SELECT 1 FROM balances WHERE organization_id = $1 FOR UPDATE", org))
+            op_ids += accept_purchases(api, owner, org, names[DONE_FIRST:])
+            deadline = time.monotonic() + 60
+            while statuses(org)["running"] < 2:
+                assert first.alive(), f"the first worker died on its own\n{first.tail()}"
+                assert time.monotonic() < deadline, f"never claimed a batch: {dict(statuses(org))}"
+                time.sleep(0.05)
+            time.sleep(0.3)  # its transaction reaches the lock
+            first.kill(signal.SIGKILL)
+            first.popen.wait(timeout=10)
+        finally:
+            loop.run_until_complete(lock.close())
+            loop.close()
         at_kill = statuses(org)
         held = [
             row["id"]
@@ -64,7 +79,7 @@ def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_do
             )
         ]
         print(f"\nworker killed: {dict(at_kill)}")
-        assert len(held) >= 2 and at_kill["succeeded"] < PURCHASES, dict(at_kill)
+        assert len(held) >= 2 and at_kill["succeeded"] == DONE_FIRST, dict(at_kill)
 
         second = processes.tenure("worker", "worker", "--processes", "1", "--threads", "4", env=env)
         scheduler = processes.tenure("scheduler", "scheduler", env=env)  # the relay, stall STALL_S
