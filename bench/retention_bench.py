@@ -178,6 +178,12 @@ async def load(conn: asyncpg.Connection, rows: int, now: datetime) -> Dataset:
     started = time.perf_counter()
     expired = plan(rows)
     young = max(1, rows // 10)
+    # The rows name it (foreign keys); deliveries name their events, attempts their deliveries.
+    await conn.execute(
+        "INSERT INTO organizations (id, name, is_reseller, currency, created_at) VALUES ($1, 'Bench', false, 'EUR', $2)",
+        ORG,
+        now,
+    )
     for table, sql in LOAD_SQL:
         # the expired rows, then the young ones (an hour old, kept); attempts go round the deliveries
         await execute(

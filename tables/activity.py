@@ -25,12 +25,13 @@ from tables.accounts import AccountRecord
 from tables.api_keys import Caller
 from tables.engine import current
 from tables.operations import OperationRecord
+from tables.references import ORGANIZATION, reference
 from tables.statements import Statement, fetch
 
 
 class Activity(Table, tablename="activity"):
     id = Varchar(length=40, primary_key=True)
-    organization_id = Varchar(length=40, index=True, help_text="The organization that sees it.")
+    organization_id = reference(ORGANIZATION, help_text="The organization that sees it.")
     actor_type = Varchar(length=20, help_text="account, webhook, ops or system")
     actor_id = Varchar(
         length=200, index=True, help_text="The account's id, the reseller webhook's webhook-id, or `system`."

@@ -9,12 +9,13 @@ from piccolo.table import Table
 from runtime.ids import new_id
 from tables.engine import insert_unless_taken
 from tables.event_payloads import stored
+from tables.references import ORGANIZATION, reference
 
 
 class Event(Table, tablename="events"):
     id = Varchar(length=40, primary_key=True)
     type = Varchar(length=40, index=True, help_text="A catalogued event type: product.purchased, operation.failed, ...")
-    organization_id = Varchar(length=40, index=True, help_text="The organization told (never a client).")
+    organization_id = reference(ORGANIZATION, help_text="The organization told (never a client).")
     product_id = Varchar(length=40, null=True, default=None)
     operation_id = Varchar(length=40, null=True, default=None, index=True)
     data = JSON(default="{}", help_text="The payload sent to endpoints (tables.event_payloads).")

@@ -16,18 +16,15 @@ from rules.ledger import OWN_BOOKS, Book, EntryKind
 from rules.money import DEFAULT_CURRENCY, Money
 from runtime.ids import new_id
 from tables.engine import locked
+from tables.references import ORGANIZATION, reference
 
 
 class LedgerEntry(Table, tablename="ledger_entries"):
     id = Varchar(length=40, primary_key=True)
     txn_id = Varchar(length=60, index=True, help_text="Entries of one transaction sum to zero.")
     book = Varchar(length=20, choices=Book, help_text="prepaid, invoice, revenue or cash (rules.ledger.Book)")
-    organization_id = Varchar(
-        length=40,
-        null=True,
-        default=None,
-        index=True,
-        help_text="Whose book it is; null for the house's revenue and cash.",
+    organization_id = reference(
+        ORGANIZATION, null=True, help_text="Whose book it is; null for the house's revenue and cash."
     )
     amount = BigInt(help_text="Signed, in minor units.")
     currency = Varchar(length=3)
@@ -58,7 +55,7 @@ class Balance(Table, tablename="balances"):
     sums of its prepaid and invoice entries, with its billing settings. Charges already lock
     this row, so the credit check and the low-balance crossing are decided under that lock."""
 
-    organization_id = Varchar(length=40, primary_key=True)
+    organization_id = reference(ORGANIZATION, primary_key=True, help_text="The organization billed.")
     prepaid = BigInt(default=0, help_text="Prepaid balance in minor units (the sum of its prepaid entries).")
     currency = Varchar(length=3, default="EUR")
     owed = BigInt(default=0, help_text="Invoice charges not yet settled (minus the invoice entries).")
@@ -83,7 +80,7 @@ class BalanceRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TierState(Table, tablename="tier_states"):
-    organization_id = Varchar(length=40, primary_key=True)
+    organization_id = reference(ORGANIZATION, primary_key=True, help_text="The payer priced.")
     tier = Varchar(length=1, default="A", help_text="Price tier (rules.pricing), from the last 12 months' volume.")
     volume_12m = BigInt(
         default=0, help_text="Charges of the last 12 months, in minor units, when the tier was computed."

@@ -13,6 +13,7 @@ from runtime.ids import new_id
 from tables import keyset, leases
 from tables.engine import insert_unless_taken, locked
 from tables.operation_params import BY_KIND, Params, to_row
+from tables.references import ORGANIZATION, reference
 from tables.statements import Statement, fetch
 
 
@@ -33,7 +34,7 @@ class Operation(Table, tablename="operations"):
     id = Varchar(length=40, primary_key=True)
     kind = Varchar(length=20, choices=OperationKind, help_text="What was asked (rules.operations.OperationKind).")
     status = Varchar(length=20, choices=OperationStatus, default=OperationStatus.PENDING, index=True)
-    organization_id = Varchar(length=40, index=True, help_text="The organization acting.")
+    organization_id = reference(ORGANIZATION, help_text="The organization acting.")
     account_id = Varchar(length=40, null=True, default=None, help_text="Who asked; null for the sweep.")
     idem_key = Varchar(
         length=300,

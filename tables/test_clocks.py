@@ -15,12 +15,13 @@ from piccolo.columns.combination import WhereRaw
 from piccolo.table import Table
 
 from runtime.clock import clock
+from tables.references import ORGANIZATION, reference
 
 
 class TestClock(Table, tablename="test_clocks"):
     __test__ = False  # not a pytest test class, whatever its name
 
-    organization_id = Varchar(length=40, primary_key=True, help_text="The sandbox organization.")
+    organization_id = reference(ORGANIZATION, primary_key=True, help_text="The sandbox organization.")
     now_at = Timestamptz(help_text="The organization's time: where its last advance stopped.")
     advancing_to = Timestamptz(
         null=True, default=None, help_text="Where the advance under way goes; null when none runs."

@@ -13,6 +13,7 @@ from piccolo.table import Table
 from runtime.ids import new_id
 from tables import leases, secrets_at_rest
 from tables.organizations import Organization
+from tables.references import DELIVERY, EVENT, ORGANIZATION, reference
 
 SECRET_PREFIX = "whsec_"
 
@@ -68,7 +69,7 @@ class WebhookEndpoint(Table, tablename="webhook_endpoints"):
 class Delivery(Table, tablename="deliveries"):
     id = Varchar(length=40, primary_key=True)
     endpoint_id = Varchar(length=40, index=True)
-    event_id = Varchar(length=40, index=True)
+    event_id = reference(EVENT, help_text="The event it carries.")
     delivery_key = Varchar(length=100, unique=True, help_text="endpoint id + event id")
     status = Varchar(length=20, choices=DeliveryStatus, default=DeliveryStatus.PENDING, index=True)
     attempts = Integer(default=0, help_text="Attempts started so far.")
@@ -86,7 +87,7 @@ class Delivery(Table, tablename="deliveries"):
 
 class DeliveryAttempt(Table, tablename="delivery_attempts"):
     id = Varchar(length=40, primary_key=True)
-    delivery_id = Varchar(length=40, index=True)
+    delivery_id = reference(DELIVERY, help_text="The delivery it attempted.")
     attempted_at = Timestamptz(index=True)
     status_code = Integer(null=True, default=None, help_text="The HTTP status answered; null when no answer came.")
     duration_ms = Integer(default=0)
@@ -96,7 +97,7 @@ class DeliveryAttempt(Table, tablename="delivery_attempts"):
 
 class InboundSecret(Table, tablename="inbound_secrets"):
     id = Varchar(length=40, primary_key=True)
-    organization_id = Varchar(length=40, index=True)
+    organization_id = reference(ORGANIZATION, help_text="The organization whose back office signs with it.")
     secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
     sealed_secret = Text(null=True, default=None, help_text="The verifying secret, encrypted (tables.secrets_at_rest).")
     created_at = Timestamptz()

@@ -5,20 +5,16 @@ organizations and permissions, an endpoint's event types) read as the same lists
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
-import asyncpg
 import pytest
 
 from tables import api_keys, engine, organizations, webhooks
 from tables.accounts import digest
 from tests import databases
 from tests.conftest import BACKENDS
+from tests.integration.old_databases import database_before
 
 # The last migration before the lists became arrays.
 BEFORE_ARRAYS = "2026-12-03T09:22:49:469245"
@@ -62,55 +58,11 @@ OLD_ROWS = [
 ]
 
 
-def migrate_up_to(url: str, migration_id: str) -> None:
-    """Piccolo's migrations up to `migration_id`, in a process of their own (as `tenure migrate`)."""
-    script = (
-        "import asyncio, sys\n"
-        "from piccolo.apps.migrations.commands.forwards import run_forwards\n"
-        "done = asyncio.run(run_forwards(app_name='tenure', migration_id=sys.argv[1]))\n"
-        "sys.exit(0 if done.success else done.message)\n"
-    )
-    env = {**os.environ, "TENURE_DATABASE_URL": url, "PICCOLO_CONF": "tables.piccolo_conf"}
-    done = subprocess.run(
-        [sys.executable, "-c", script, migration_id], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-async def _recreate(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=BACKENDS)
 def old_database_url(request, tmp_path: Path):
     """An empty database of its own, migrated up to the last migration before the arrays."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        migrate_up_to(url, BEFORE_ARRAYS)
+    with database_before(request.param, BEFORE_ARRAYS, tmp_path, "lists") as url:
         yield url
-        return
-    admin = databases.POSTGRES_URL
-    name = urlparse(admin).path.lstrip("/") + "_lists"
-    asyncio.run(_recreate(admin, name))
-    url = urlunparse(urlparse(admin)._replace(path=f"/{name}"))
-    try:
-        migrate_up_to(url, BEFORE_ARRAYS)
-        yield url
-    finally:
-        asyncio.run(_drop(admin, name))
 
 
 async def insert_the_old_way() -> None:

@@ -16,6 +16,7 @@ from tables import leases, operations
 from tables.events import Event
 from tables.ledger import LedgerEntry
 from tables.operations import Operation
+from tables.organizations import Organization
 from tables.sweeps import SweepRun
 from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
 from tests.api import builders
@@ -204,11 +205,19 @@ def test_deliveries_and_events_go_30_days_after_their_last_attempt_pending_ones_
 # --- batches, metrics, the lease -------------------------------------------------------------
 
 
+async def named_organization(org: str, at: datetime) -> None:
+    """The organization the rows name (they reference it), made once."""
+    await Organization.insert(Organization(id=org, name=org, currency="EUR", created_at=at)).on_conflict(
+        action="DO NOTHING"
+    )
+
+
 def expired_rows(org: str, at: datetime, count: int, prefix: str) -> None:
     """`count` finished operations with a key, their inbound ids, events fanned out, one
     finished delivery each with two attempts: all dated `at`."""
 
     async def insert() -> None:
+        await named_organization(org, at)
         for i in range(count):
             op = operations.new_row("topup", org, at, status="succeeded", finished_at=at, idem_key=f"{org}:{prefix}{i}")
             await Operation.insert(Operation(**op))
@@ -252,6 +261,7 @@ def kept_on_purpose(org: str, at: datetime, count: int) -> None:
     """`count` finished operations named by an event whose delivery is still pending: all stay."""
 
     async def insert() -> None:
+        await named_organization(org, at)
         for _ in range(count):
             op = operations.new_row("renewal", org, at, status="succeeded", finished_at=at)
             await Operation.insert(Operation(**op))
