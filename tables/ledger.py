@@ -15,8 +15,9 @@ from rules.catalog import Kind
 from rules.ledger import OWN_BOOKS, Book, EntryKind
 from rules.money import DEFAULT_CURRENCY, Money
 from runtime.ids import new_id
-from tables.engine import locked
+from tables.engine import is_sqlite, locked
 from tables.references import ORGANIZATION, reference
+from tables.statements import Statement, fetch
 
 
 class LedgerEntry(Table, tablename="ledger_entries"):
@@ -302,8 +303,30 @@ async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str |
     return None
 
 
+# The row locked even when it is already flagged (see `flag_tier_recalc`), in one round trip.
+_FLAG_LOCKED = Statement(
+    """
+WITH before AS (
+    SELECT organization_id, recalc_requested_at FROM tier_states WHERE organization_id = {} FOR UPDATE
+)
+UPDATE tier_states AS t SET recalc_requested_at = COALESCE(before.recalc_requested_at, {})
+FROM before WHERE t.organization_id = before.organization_id
+RETURNING before.recalc_requested_at IS NULL AS flagged
+"""
+)
+
+
 async def flag_tier_recalc(org_id: str, now: datetime) -> bool:
-    """Marks the payer's tier for recalculation; True if it was not already marked (send a message)."""
+    """Marks the payer's tier for recalculation; True if it was not already marked (send a message).
+
+    The tier row stays locked by the charge's transaction until it commits, marked before or
+    not: a recalculation (which locks it first) then waits for the charge and counts it. Were
+    an already-marked row left unlocked, a recalculation started meanwhile would read the
+    volume without the charge, clear the mark, and the charge would commit unseen until the
+    next one. (On SQLite a write transaction excludes the others: the plain update suffices.)"""
+    if not is_sqlite():
+        rows = await fetch(_FLAG_LOCKED, org_id, now)
+        return bool(rows and rows[0]["flagged"])
     flagged = (
         await TierState.update({TierState.recalc_requested_at: now})
         .where((TierState.organization_id == org_id) & TierState.recalc_requested_at.is_null())

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from tables import events
+from rules.ledger import Book
+from runtime.clock import clock
+from runtime.ids import new_id
+from tables import events, ledger, organizations
+from tables.engine import transaction
+from tables.ledger import LedgerEntry
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, db, wait_done
+from worker.actors import tiers
 
 
 def wait_tier(api, who, org, tier: str, timeout: float = 20.0) -> dict:
@@ -109,3 +116,46 @@ def test_the_daily_recalculation_lowers_the_tier_when_purchases_age_out(api, wor
     assert (billing["tier"], billing["volume_12m"]["amount"]) == ("A", 0)
     changes = db(events.of(org, "tier.changed"))
     assert [(e["data"]["from"], e["data"]["to"]) for e in changes] == [("A", "B"), ("B", "A")]
+
+
+def test_a_charge_committing_while_the_tier_is_recomputed_is_counted_then_or_after(database_url):
+    """A payer already flagged (an earlier charge's message on its way): a charge whose
+    transaction is still open when the recalculation starts is counted by it, or leaves the
+    flag set for the next one; it never commits unseen behind a cleared flag."""
+    now = clock.now()
+
+    async def scenario() -> dict:
+        async with transaction():
+            org = await organizations.open_with_owners("Payer", False, "EUR", now)
+        assert await ledger.flag_tier_recalc(org.id, now)  # the earlier charge: a message is on its way
+        flagged, release = asyncio.Event(), asyncio.Event()
+
+        async def charge() -> None:
+            async with transaction():
+                assert not await ledger.flag_tier_recalc(org.id, now)  # already flagged: no second message
+                await LedgerEntry.insert(
+                    LedgerEntry(
+                        id=new_id("led"),
+                        txn_id="txn_race",
+                        book=Book.REVENUE,
+                        organization_id=org.id,
+                        amount=300_000,  # tier B from 250,000
+                        currency="EUR",
+                        created_at=now,
+                    )
+                )
+                flagged.set()
+                await release.wait()
+
+        charging = asyncio.create_task(charge())
+        await flagged.wait()
+        recalculating = asyncio.create_task(tiers.recalculate(org.id, now))
+        await asyncio.sleep(0.3)  # the recalculation runs as far as it can while the charge is open
+        release.set()
+        await asyncio.gather(charging, recalculating)
+        state = await ledger.lock_tier(org.id)
+        assert state is not None
+        return state
+
+    state = db(scenario())
+    assert state["tier"] == "B" or state["recalc_requested_at"] is not None, state
