@@ -1,4 +1,5 @@
-"""A batch of purchases written set-wise on PostgreSQL: one statement for all of them.
+"""A batch of purchases written set-wise: on PostgreSQL one statement for all of them, on
+SQLite one `executemany` per table, in the batch's transaction.
 
 The batch's products (ON CONFLICT on the name: a name taken meanwhile inserts nothing) and
 their schedule rows, their ledger lines, their events (`product.purchased`, then each
@@ -8,6 +9,11 @@ still unfinished) are written by one statement of data-modifying CTEs over array
 its text does not depend on the batch's size, so asyncpg prepares it once per connection.
 It answers how many products and operations it wrote: the caller rolls the batch back
 when a product or an operation is missing (a name taken, an operation finished elsewhere).
+
+SQLite has neither `unnest` nor data-modifying CTEs; there the same rows go through the
+transaction's own connection, one prepared statement per table run over all the batch's rows
+(`executemany`: one hop to the database thread each, not one per row), with the same
+conditions (a name taken inserts no product, an operation already finished is not ended).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from datetime import datetime
 
 import msgspec
 
+from tables.engine import current, is_sqlite
 from tables.operations import OperationRecord
 from tables.statements import Statement, fetch
 
@@ -85,6 +92,36 @@ SELECT (SELECT count(*) FROM prd) AS products, (SELECT count(*) FROM ops) AS ope
 )
 
 
+def _marks(count: int) -> str:
+    return ", ".join(f"?{n}" for n in range(1, count + 1))
+
+
+SQLITE_PRODUCTS = (
+    f"INSERT INTO products ({', '.join(_PRODUCTS)}, name_key, created_at, updated_at) "
+    f"VALUES ({_marks(len(_PRODUCTS) + 2)}, ?{len(_PRODUCTS) + 2}) ON CONFLICT (name_key) DO NOTHING"
+)
+SQLITE_SCHEDULES = (
+    "INSERT INTO product_schedules (product, next_autorenew_at, next_reminder_at, next_state_at, sandbox) "
+    f"VALUES ({_marks(5)})"
+)
+SQLITE_LEDGER = f"INSERT INTO ledger_entries ({', '.join(_LEDGER)}) VALUES ({_marks(len(_LEDGER))})"
+SQLITE_EVENTS = (
+    f"INSERT INTO events (id, type, organization_id, product_id, operation_id, data, created_at) VALUES ({_marks(7)})"
+)
+SQLITE_ACTIVITY = """
+INSERT INTO activity (id, organization_id, actor_type, actor_id, key_id, kind, product_id, client_id,
+                      operation_id, details, created_at)
+SELECT ?1, ?2, COALESCE(a.actor_type, 'system'), COALESCE(a.actor_id, 'system'), a.key_id, ?3, ?4,
+       COALESCE(a.client_id, ?5), ?6, ?7, ?8
+FROM (SELECT 1) LEFT JOIN activity AS a ON a.operation_id = ?9 AND a.kind = 'operation.accepted'
+"""
+SQLITE_OPERATIONS = """
+UPDATE operations SET status = ?2, finished_at = ?3, result = ?4, error_code = ?5, error_message = ?6,
+                      product_id = COALESCE(?7, product_id)
+WHERE id = ?1 AND status IN ('pending', 'running')
+"""
+
+
 def _json(value) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
@@ -141,8 +178,32 @@ class PurchaseWrites:
     def finish(self, op_id: str, status: str, at: datetime, *, result=None, code=None, message=None, product_id=None):
         self._add(self.operations, op_id, status, at, _json(result), code, message, product_id)
 
+    def codes(self) -> dict[str, str | None]:
+        """Each operation's error code (None for one that succeeded)."""
+        return dict(zip(self.operations[0], self.operations[4], strict=True))
+
     async def write(self) -> tuple[int, int]:
-        """Writes everything in one statement; answers (products, operations) written."""
+        """Writes everything (see the module); answers (products, operations) written."""
+        if is_sqlite():
+            return await self._write_on_sqlite()
         args = [*self.products, *self.schedules, *self.ledger, *self.events, *self.activity, *self.operations]
         row = (await fetch(WRITE, *args))[0]
         return int(row["products"]), int(row["operations"])
+
+    async def _write_on_sqlite(self) -> tuple[int, int]:
+        transaction = current().current_transaction.get()
+        if transaction is None:
+            raise RuntimeError("a batch of purchases is written inside its transaction")
+        connection = transaction.connection
+
+        async def each(sql: str, columns: list[list]) -> int:
+            cursor = await connection.executemany(sql, list(zip(*columns, strict=True)))
+            return cursor.rowcount
+
+        products = await each(SQLITE_PRODUCTS, self.products)
+        if products == len(self.products[0]):  # else the batch is rolled back: a name was taken
+            await each(SQLITE_SCHEDULES, self.schedules)
+        await each(SQLITE_LEDGER, self.ledger)
+        await each(SQLITE_EVENTS, self.events)
+        await each(SQLITE_ACTIVITY, [*self.activity, self.activity[5]])
+        return products, await each(SQLITE_OPERATIONS, self.operations)

@@ -34,7 +34,7 @@ import structlog
 from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import ledger, operation_claims, operations
-from tables.engine import is_sqlite, transaction, unreachable
+from tables.engine import transaction, unreachable
 from tables.operations import OperationRecord
 from worker import batch_memo, charging, purchase_batch
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
@@ -140,9 +140,9 @@ async def _run_claimed(
     A balance spent by another transaction since the batch read it (the settlement's guard
     fails) rolls the batch back and runs it again on what is there now (SETTLE_TRIES times).
 
-    `set_wise` (purchases, on PostgreSQL): first as one set (`worker.purchase_batch`), which
-    rolls back and leaves it to the savepoints when anything in it is unexpected."""
-    if set_wise and not is_sqlite():
+    `set_wise` (purchases): first as one set (`worker.purchase_batch`), which rolls back and
+    leaves it to the savepoints when anything in it is unexpected."""
+    if set_wise:
         try:
             return await purchase_batch.run_purchases(claimed, bounds)
         except Exception as exc:

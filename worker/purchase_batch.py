@@ -1,4 +1,4 @@
-"""A batch of purchases run set-wise on PostgreSQL: checks in Python, then one write for all.
+"""A batch of purchases run set-wise: checks in Python, then one write for all.
 
 The general path (`worker.batching`) runs each operation of a batch in a savepoint of the
 batch's transaction, eight or so statements each. Purchases need nothing from the database
@@ -8,7 +8,8 @@ statement; each is planned (`worker.actors.purchases.plan`: permissions, owner, 
 its charge checked against the batch's balance, in Python; a business failure (RuleViolation)
 fails that operation alone with its code and `operation.failed` event; then every product,
 schedule, ledger line, event, activity row and operation end of the batch is written by one
-statement (`tables.purchase_writes`), and the payers' balances settle once as in any batch.
+statement on PostgreSQL, one per table on SQLite (`tables.purchase_writes`), and the payers'
+balances settle once as in any batch.
 
 Anything this path does not expect (an operation finished elsewhere, a name taken since it
 was accepted, an unexpected exception, one out of its bounds) raises `Fallback`, which rolls
@@ -61,11 +62,20 @@ async def run_purchases(claimed: list[OperationRecord], bounds: Bounds) -> tuple
                 raise Fallback("a name taken meanwhile")
             charged = await charging.settle_batch()
     accepted = {op.id: op.created_at for op in locked}
+    codes = writes.codes()
     for each in ran:
         metrics.operation_finished(
             OperationKind.PURCHASE, each.outcome, (wall - accepted[each.operation_id]).total_seconds()
         )
-        log.info(f"operation_{each.outcome}", operation_id=each.operation_id, kind=OperationKind.PURCHASE)
+        if each.outcome == FAILED:
+            log.info(
+                "operation_failed",
+                operation_id=each.operation_id,
+                kind=OperationKind.PURCHASE,
+                code=codes[each.operation_id],
+            )
+        else:
+            log.info("operation_succeeded", operation_id=each.operation_id, kind=OperationKind.PURCHASE)
     return ran, charged
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import asyncpg
 
 from tables.events import Event
 from tables.ledger import LedgerEntry
@@ -56,6 +59,22 @@ def wait_until_finished(
         if time.monotonic() > deadline:
             raise AssertionError(f"only {dict(counts)} of {expected} operations after {timeout}s")
         time.sleep(tick_s)
+
+
+@contextmanager
+def balance_held(database_url: str, org: str) -> Iterator[None]:
+    """The organization's balance row locked by a transaction of the test's own until the block
+    ends: a worker's batch charging it waits there, claimed and written but not committed, so that
+    a test can kill the worker at that known point rather than between two polls."""
+    loop = asyncio.new_event_loop()
+    lock = loop.run_until_complete(asyncpg.connect(database_url))
+    try:
+        loop.run_until_complete(lock.execute("BEGIN"))
+        loop.run_until_complete(lock.execute("SELECT 1 FROM balances WHERE organization_id = $1 FOR UPDATE", org))
+        yield
+    finally:
+        loop.run_until_complete(lock.close())
+        loop.close()
 
 
 def relay_once(sender: Sender, stall_seconds: int) -> Callable[[], int]:

@@ -8,11 +8,9 @@ is written by one statement, and would otherwise finish between two polls)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 
-import asyncpg
 import pytest
 from litestar.testing import TestClient
 
@@ -20,7 +18,13 @@ from runtime.settings import Settings
 from tables.operations import Operation
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
-from tests.e2e.support import accept_purchases, assert_each_purchase_done_once, statuses, wait_until_finished
+from tests.e2e.support import (
+    accept_purchases,
+    assert_each_purchase_done_once,
+    balance_held,
+    statuses,
+    wait_until_finished,
+)
 from tests.integration.flows import db
 from tests.ratelimits import UNLIMITED
 from web.app import create_app
@@ -42,7 +46,6 @@ def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_do
     env = tenure_env(database_url, redis.url, TENURE_RELAY_STALL_SECONDS=str(STALL_S))
     names = [f"batch-crash-{i:03d}.fr" for i in range(PURCHASES)]
 
-    loop = asyncio.new_event_loop()
     with TestClient(create_app(settings)) as api:
         owner = builders.person(api)
         org = builders.organization(api, owner)
@@ -51,12 +54,8 @@ def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_do
         first = processes.tenure("worker", "worker", "--processes", "1", "--threads", "1", env=env)
         op_ids = accept_purchases(api, owner, org, names[:DONE_FIRST])
         wait_until_finished(org, DONE_FIRST, timeout=60, alive=lambda: None if first.alive() else first.tail())
-        # The payer's balance row locked: the next batch is claimed (running) and its transaction
-        # waits at the balance, everything before it written but not committed, when it dies.
-        lock = loop.run_until_complete(asyncpg.connect(database_url))
-        try:
-            loop.run_until_complete(lock.execute("BEGIN"))
-            loop.run_until_complete(lock.execute("SELECT 1 FROM balances WHERE organization_id = $1 FOR UPDATE", org))
+        # The next batch is claimed (running) and waits at the balance, written but not committed, when it dies.
+        with balance_held(database_url, org):
             op_ids += accept_purchases(api, owner, org, names[DONE_FIRST:])
             deadline = time.monotonic() + 60
             while statuses(org)["running"] < 2:
@@ -66,9 +65,6 @@ def test_worker_killed_in_the_middle_of_a_claimed_batch_leaves_each_operation_do
             time.sleep(0.3)  # its transaction reaches the lock
             first.kill(signal.SIGKILL)
             first.popen.wait(timeout=10)
-        finally:
-            loop.run_until_complete(lock.close())
-            loop.close()
         at_kill = statuses(org)
         held = [
             row["id"]

@@ -39,6 +39,8 @@ def test_every_log_line_of_an_operation_carries_its_id(database_url, redis_serve
             receiver.secrets["/hook"] = hook["secret"]
             op_id = buy(api, owner, org, "grep.fr").json()["id"]
             assert wait_done(api, owner, op_id)["status"] == "succeeded"
+            refused_id = buy(api, owner, org, "grep-invoiced.fr", payment_method="invoice").json()["id"]
+            assert wait_done(api, owner, refused_id)["error"]["code"] == "credit_limit_exceeded"
             deadline = time.monotonic() + 20
             while not receiver.delivered("/hook") and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -63,3 +65,6 @@ def test_every_log_line_of_an_operation_carries_its_id(database_url, redis_serve
     events = {line["event"] for line in lines}
     assert expected <= events
     assert all(line["operation_id"] == op_id and line["timestamp"].endswith("Z") for line in lines)
+    # A failed operation's line says why, with the code its owner sees.
+    failed = [json.loads(line) for line in worker.output().splitlines() if refused_id in line and line.startswith("{")]
+    assert {(line["event"], line.get("code")) for line in failed} >= {("operation_failed", "credit_limit_exceeded")}

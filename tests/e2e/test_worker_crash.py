@@ -14,7 +14,13 @@ from litestar.testing import TestClient
 from runtime.settings import Settings
 from tests.api import builders
 from tests.e2e.conftest import tenure_env
-from tests.e2e.support import accept_purchases, assert_each_purchase_done_once, statuses, wait_until_finished
+from tests.e2e.support import (
+    accept_purchases,
+    assert_each_purchase_done_once,
+    balance_held,
+    statuses,
+    wait_until_finished,
+)
 from tests.ratelimits import UNLIMITED
 from web.app import create_app
 from worker.broker import make_broker
@@ -41,31 +47,22 @@ def test_worker_killed_mid_batch_leaves_every_purchase_done_exactly_once(databas
         builders.fund(api, owner, org, FUNDS)
 
         first = processes.tenure("worker", "worker", "--processes", "1", "--threads", "8", env=env)
-        at_kill: dict = {}
-
-        def kill_once_some_succeeded(index: int | None = None) -> None:
-            if at_kill or (index is not None and index % 3):
-                return
-            # Kill while it holds work: some messages taken from Redis and not acknowledged yet.
-            if statuses(org)["succeeded"] >= KILL_AFTER and unacked_messages(redis.client()):
-                first.kill(signal.SIGKILL)  # the whole group: main and worker processes
-                first.popen.wait(timeout=10)
-                time.sleep(0.2)  # the forked worker process dies with it
-                at_kill.update(
-                    accepted=(index + 1) if index is not None else PURCHASES,
-                    statuses=dict(statuses(org)),
-                    unacked=unacked_messages(redis.client()),
-                )
-
-        op_ids = accept_purchases(api, owner, org, names, after_each=kill_once_some_succeeded)
-        deadline = time.monotonic() + 30
-        while not at_kill:
-            assert first.alive(), f"the first worker died on its own\n{first.tail()}"
-            assert time.monotonic() < deadline, (
-                f"never {KILL_AFTER} succeeded with work in hand: {dict(statuses(org))}\n{first.tail()}"
-            )
-            kill_once_some_succeeded()
-            time.sleep(0.02)
+        op_ids = accept_purchases(api, owner, org, names[:KILL_AFTER])
+        wait_until_finished(org, KILL_AFTER, timeout=60, alive=lambda: None if first.alive() else first.tail())
+        # Then it is killed while it holds work: batches claimed and waiting at the payer's balance
+        # row (held by the test), messages taken from Redis and not acknowledged yet.
+        with balance_held(database_url, org):
+            op_ids += accept_purchases(api, owner, org, names[KILL_AFTER:])
+            deadline = time.monotonic() + 30
+            while not (statuses(org)["running"] and unacked_messages(redis.client())):
+                assert first.alive(), f"the first worker died on its own\n{first.tail()}"
+                assert time.monotonic() < deadline, f"never held work: {dict(statuses(org))}\n{first.tail()}"
+                time.sleep(0.05)
+            time.sleep(0.3)  # its transactions reach the lock
+            first.kill(signal.SIGKILL)  # the whole group: main and worker processes
+            first.popen.wait(timeout=10)
+            time.sleep(0.2)  # the forked worker process dies with it
+        at_kill = {"statuses": dict(statuses(org)), "unacked": unacked_messages(redis.client())}
         succeeded = at_kill["statuses"].get("succeeded", 0)
         assert KILL_AFTER <= succeeded < PURCHASES, at_kill
         # What the dead worker held stays in its Redis ack set until its heartbeat times out
