@@ -33,10 +33,10 @@ from urllib.parse import urlparse
 from piccolo.columns import Column
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine
 from piccolo.table import Table
 
-from tables import write_gate
+from tables.sqlite_engine import TenureSQLiteEngine
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # A reachable PostgreSQL accepts a connection in milliseconds; a stopped one refuses it at once.
@@ -70,40 +70,6 @@ class LoopPoolPostgresEngine(PostgresEngine):
             self._pools.pop(id(loop), None)
         else:
             self._pools[id(loop)] = value
-
-
-class _ClosingSQLiteTransaction(SQLiteTransaction):
-    """Closes its connection when BEGIN fails (Piccolo leaks it and its thread). A write
-    transaction waits its turn at the process's write gate (tables/write_gate.py) before
-    BEGIN IMMEDIATE and hands it on once it has ended."""
-
-    _gated = False
-
-    async def begin(self) -> None:
-        if self.transaction_type is not TransactionType.deferred:
-            self._gated = await write_gate.gate.acquire()
-        try:
-            await super().begin()
-        except BaseException:
-            self._open_gate()
-            await self.connection.close()
-            raise
-
-    async def __aexit__(self, exception_type, exception, traceback) -> bool:
-        try:
-            return await super().__aexit__(exception_type, exception, traceback)
-        finally:
-            self._open_gate()
-
-    def _open_gate(self) -> None:
-        if self._gated:
-            self._gated = False
-            write_gate.gate.release()
-
-
-class TenureSQLiteEngine(SQLiteEngine):
-    def transaction(self, transaction_type=TransactionType.immediate, allow_nested=True):
-        return _ClosingSQLiteTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
 
 def sqlite_path(url: str) -> str:
@@ -264,6 +230,9 @@ def _raised_in_driver(exc: BaseException) -> bool:
 
 
 async def close_pool() -> None:
+    """Closes this event loop's PostgreSQL pool, or its idle SQLite connections."""
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
         await engine.close_connection_pool()
+    elif isinstance(engine, TenureSQLiteEngine):
+        await engine.close_idle()

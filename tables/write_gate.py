@@ -7,8 +7,9 @@ workers commit a batch and begin the next one at once, so an accepted request, a
 the busy handler, could miss every release and wait until its client gave up.
 
 The gate orders them: before `BEGIN IMMEDIATE`, a transaction of this process waits its turn
-here (a queue shared by every thread and event loop of the process: the web's loop and the
-workers'), and the one that ends hands the gate to the next in line at once. SQLite's lock
+here, and so does a statement that writes outside a transaction (tables/sqlite_engine.py).
+The queue is shared by every thread and event loop of the process (the web's loop and the
+workers'); the one that ends hands the gate to the next in line at once. SQLite's lock
 stays the rule; the gate only decides who asks for it next. A writer that waits longer than
 WAIT_S for its turn goes ahead without it (SQLite's busy timeout then applies as before), so
 a transaction that, while holding the gate, waits for another one of this process cannot
