@@ -6,13 +6,15 @@ for every query run outside a transaction and for every transaction, and closes 
 about 0.75 ms each here, more than the statement. It also sends `PRAGMA foreign_keys = 1`
 before every statement run inside a transaction (one more hop to the connection's thread,
 and a no-op there: SQLite ignores that pragma inside a transaction). This engine instead
-keeps idle connections, per process and per event loop (an aiosqlite connection serves one
-caller at a time; a forked process must not touch its parent's), at most IDLE_PER_LOOP of
-them, each made once with foreign keys on, and gives them back after a query or a
-transaction ended cleanly. A connection whose query or transaction failed half-way (an
-error during COMMIT or ROLLBACK, a cancelled statement) is closed, not kept. The threads of
-kept connections are daemon threads, so an idle one never holds the process at exit;
-`close_idle()` closes them at shutdown (`tables.engine.close_pool`).
+keeps up to IDLE idle connections per process (a forked process never touches its parent's),
+each made once with foreign keys on, hands one to one caller at a time (from any thread or
+event loop: an aiosqlite connection answers each call on its caller's loop), and takes it
+back after a query or a transaction ended cleanly. A connection whose query or transaction
+failed half-way (an error during COMMIT or ROLLBACK, a cancelled statement) is closed, not
+kept. The threads of kept connections are daemon threads, so an idle one never holds the
+process at exit; `close_idle()` closes them at shutdown (`tables.engine.close_pool`) and, at
+the latest, when the interpreter exits (the last connection to close folds the WAL back into
+the database file, as SQLite does).
 
 A statement that writes outside a transaction (an autocommit UPDATE, INSERT or DELETE: a
 claim, a fan-out's mark) waits its turn at the write gate too, as a transaction does. Left
@@ -28,8 +30,10 @@ overridden here, keeping their behaviour (the statement, COMMIT, then the rows).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
+import weakref
 from typing import Any
 
 import aiosqlite
@@ -37,7 +41,7 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 
 from tables import write_gate
 
-IDLE_PER_LOOP = 8
+IDLE = 8
 _READ = re.compile(r"\s*(SELECT|PRAGMA)\b", re.IGNORECASE)
 
 
@@ -91,17 +95,15 @@ class GatedTransaction(SQLiteTransaction):
 class TenureSQLiteEngine(SQLiteEngine):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._idle: dict[tuple[int, int], list[aiosqlite.Connection]] = {}
+        self._idle: dict[int, list[aiosqlite.Connection]] = {}
+        _ENGINES.add(self)
 
     def transaction(self, transaction_type=TransactionType.immediate, allow_nested=True):
         return GatedTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
-    def _key(self) -> tuple[int, int]:
-        return os.getpid(), id(asyncio.get_running_loop())
-
     async def take(self) -> aiosqlite.Connection:
-        """An idle connection of this process and loop, or a new one."""
-        idle = self._idle.get(self._key())
+        """An idle connection of this process, or a new one."""
+        idle = self._idle.get(os.getpid())
         if idle:
             return idle.pop()
         connection = aiosqlite.connect(**self.connection_kwargs)
@@ -112,16 +114,34 @@ class TenureSQLiteEngine(SQLiteEngine):
         return connection
 
     def give_back(self, connection: aiosqlite.Connection) -> None:
-        idle = self._idle.setdefault(self._key(), [])
-        if len(idle) < IDLE_PER_LOOP:
+        idle = self._idle.setdefault(os.getpid(), [])
+        if len(idle) < IDLE:
             idle.append(connection)
         else:
             asyncio.get_running_loop().create_task(connection.close())
 
     async def close_idle(self) -> None:
-        """Closes this loop's idle connections (at shutdown)."""
-        for connection in self._idle.pop(self._key(), []):
-            await connection.close()
+        """Closes this process's idle connections (at shutdown; the last one to close folds the
+        WAL back into the database file)."""
+        idle = self._idle.pop(os.getpid(), [])
+        while idle:
+            await idle.pop().close()
+
+
+_ENGINES: weakref.WeakSet[TenureSQLiteEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_idle() -> None:
+    """At exit, what a process left idle is closed (its own event loop: the process's are gone)."""
+    engines = [engine for engine in _ENGINES if engine._idle.get(os.getpid())]
+    if engines:
+
+        async def close() -> None:
+            for engine in engines:
+                await engine.close_idle()
+
+        asyncio.run(close())
 
     async def get_connection(self) -> aiosqlite.Connection:
         return await self.take()
