@@ -230,9 +230,6 @@ def _raised_in_driver(exc: BaseException) -> bool:
 
 
 async def close_pool() -> None:
-    """Closes this event loop's PostgreSQL pool, or its idle SQLite connections."""
     engine = current()
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
         await engine.close_connection_pool()
-    elif isinstance(engine, TenureSQLiteEngine):
-        await engine.close_idle()

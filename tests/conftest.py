@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from runtime.clock import clock
 from tables import engine
-from tables.sqlite_engine import TenureSQLiteEngine
 from tests import databases
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -31,13 +28,12 @@ def database_url(request, tmp_path, sqlite_template):
         url = databases.sqlite_copy(sqlite_template, tmp_path)
     else:
         url = request.getfixturevalue("postgres_url")
+        import asyncio
+
         asyncio.run(databases.truncate_postgres(engine.for_url(url)))
-    bound = engine.for_url(url)
-    engine.bind(bound)
+    engine.bind(engine.for_url(url))
     databases.configure_secrets(url)
-    yield url
-    if isinstance(bound, TenureSQLiteEngine):  # its file is this test's alone: its connections go with it
-        asyncio.run(bound.close_idle())
+    return url
 
 
 @pytest.fixture(autouse=True)
