@@ -35,7 +35,7 @@ from web import error_codes, examples
 from web.idempotent_posts import NO_KEY_ROUTES, OPERATION_ROUTES
 from web.listing import NO_NUL
 from web.ratelimit import ROUTE_LIMITS
-from web.schemas import TEXT_PATTERN
+from web.schemas.common import TEXT_PATTERN
 
 _COMPLETED = "completed_openapi_schema"
 REF = "#/components/schemas/{name}"

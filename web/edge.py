@@ -16,7 +16,7 @@ from litestar import Request, Response
 from web.access import require_credentials
 from web.errors import InvalidRequest
 from web.listing import reject_unknown_parameters
-from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
+from web.schemas.common import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
 from web.strict_body import strict_body
 
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")

@@ -33,17 +33,10 @@ from web.access import Account
 from web.edge import refuse_control_characters
 from web.errors import ApiError, Invalid, NotFound
 from web.routes.clients import reseller_access
-from web.schemas import (
-    Email,
-    Ident,
-    InboundAccepted,
-    InboundSecretOut,
-    Name,
-    OperationOut,
-    PurchaseIn,
-    ReleaseIn,
-    RenewalIn,
-)
+from web.schemas.common import Email, Ident, Name
+from web.schemas.operations import OperationOut
+from web.schemas.products import PurchaseIn, ReleaseIn, RenewalIn
+from web.schemas.webhooks import InboundAccepted, InboundSecretOut
 from web.strict_body import explain, require_json
 
 log = structlog.get_logger("tenure.inbound")

@@ -42,11 +42,9 @@ from web.access import Access, Account, access
 from web.csv_stream import csv_export
 from web.errors import NotFound
 from web.routes.clients import reseller_access
-from web.schemas import (
-    BatchDryRunOut,
+from web.schemas.operations import BatchDryRunOut, DryRunItemOut, OperationOut
+from web.schemas.products import (
     BatchRenewalIn,
-    DryRunItemOut,
-    OperationOut,
     ProductOut,
     ProductPage,
     ProductPatch,
