@@ -1,6 +1,6 @@
 """What every request is checked for once, before its handler runs.
 
-Strings in the JSON bodies are checked by their schema types (web/schemas.py); path and
+Strings in the JSON bodies are checked by their schema types (web/schemas/); path and
 query parameters, which reach lookups and cursors, are checked here the same way: no
 control characters (NUL makes PostgreSQL fail, the rest have no place in an id, a
 cursor or a filter), and a query parameter the route does not declare is refused
