@@ -10,13 +10,10 @@ from msgspec import Meta, Struct
 # (C0, DEL, C1: NUL breaks PostgreSQL, line breaks break logs). msgspec checks the length
 # bounds first, so a pattern only ever runs on a short string.
 CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
-
 # A look-ahead over the whole string: `$` alone would let a trailing line break through.
 TEXT_PATTERN = f"^(?![\\s\\S]*[{CONTROL_CHARACTERS}])"
-
 # At least one non-blank character (names are stored stripped).
 NAME_PATTERN = TEXT_PATTERN + r"\s*\S"
-
 EMAIL_PATTERN = TEXT_PATTERN + r"[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # How a failed pattern reads in a 400 answer ("Expected <this> - at `$.field`").
@@ -27,12 +24,9 @@ PATTERN_MEANINGS = {
 }
 
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NAME_PATTERN)]
-
 Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
-
 # Ids and references (an id of ours, a client's external_ref).
 Ident = Annotated[str, Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
-
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
 
 

@@ -10,7 +10,6 @@ from msgspec import Meta, Struct
 from web.schemas.common import TEXT_PATTERN, Email, Ident
 
 Years = Annotated[int, Meta(ge=1, le=10, description="1 to 10 years")]
-
 PaymentMethod = Literal["prepaid", "invoice"]
 
 
