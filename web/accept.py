@@ -21,7 +21,8 @@ from tables.operation_params import Params
 from tables.operations import OperationRecord
 from web import idempotency
 from web.errors import BadHeader
-from web.schemas import BatchDryRunOut, DryRunOut, ErrorOut, MoneyIO, OperationOut, QuoteOut
+from web.schemas.common import MoneyIO
+from web.schemas.operations import BatchDryRunOut, DryRunOut, ErrorOut, OperationOut, QuoteOut
 from worker.queue import operation_message
 
 log = structlog.get_logger("tenure.web")

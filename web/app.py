@@ -32,6 +32,7 @@ from web.routes.operations import list_operations
 from web.routes.ops import OpsController, health, ready
 from web.routes.ops_page import ops_router
 from web.routes.organizations import OrganizationController
+from web.routes.product_operations import ProductOperationController
 from web.routes.products import ProductController
 from web.routes.statements import list_transactions, statement
 from web.routes.test_clocks import TestClockController
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, sender: Sender | None = None, extra_lifesp
             BillingController,
             ClientController,
             ProductController,
+            ProductOperationController,
             WebhookEndpointController,
             InboundController,
             TestClockController,

@@ -1,6 +1,6 @@
 """What every request is checked for once, before its handler runs.
 
-Strings in the JSON bodies are checked by their schema types (web/schemas.py); path and
+Strings in the JSON bodies are checked by their schema types (web/schemas/); path and
 query parameters, which reach lookups and cursors, are checked here the same way: no
 control characters (NUL makes PostgreSQL fail, the rest have no place in an id, a
 cursor or a filter), and a query parameter the route does not declare is refused
@@ -16,7 +16,7 @@ from litestar import Request, Response
 from web.access import require_credentials
 from web.errors import InvalidRequest
 from web.listing import reject_unknown_parameters
-from web.schemas import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
+from web.schemas.common import CONTROL_CHARACTERS, PATTERN_MEANINGS, TEXT_PATTERN
 from web.strict_body import strict_body
 
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")

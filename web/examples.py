@@ -10,14 +10,30 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from web import billing_schemas as b
-from web import schemas as s
+from web.schemas.accounts import AccountCreated, AccountIn, ApiKeyIn, ClaimIn
+from web.schemas.billing import BillingOut, ForecastOut, FundsIn, FundsOut
+from web.schemas.clients import ClientIn, ClientOut, ClientPage, ClientPatch
+from web.schemas.common import MoneyIn, MoneyIO
+from web.schemas.operations import DryRunOut, OperationOut, OperationPage, QuoteOut
+from web.schemas.organizations import MemberIn, OrganizationIn, OrganizationOut, TeamIn
+from web.schemas.products import (
+    BatchRenewalIn,
+    BatchRenewalItem,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    PurchaseIn,
+    ReleaseIn,
+    RenewalIn,
+    TransferIn,
+)
+from web.schemas.webhooks import EndpointIn
 
 AT = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
 ORG, CLIENT, PRODUCT, OPERATION = "org_2x8Kq4", "cli_7fT2mA", "prd_9cW1zR", "op_3hN6vB"
-EUR = s.MoneyIO(amount=1500, currency="EUR")
+EUR = MoneyIO(amount=1500, currency="EUR")
 
-OPERATION_OUT = s.OperationOut(
+OPERATION_OUT = OperationOut(
     id=OPERATION,
     kind="purchase",
     status="succeeded",
@@ -28,7 +44,7 @@ OPERATION_OUT = s.OperationOut(
     created_at=AT,
     finished_at=AT,
 )
-PRODUCT_OUT = s.ProductOut(
+PRODUCT_OUT = ProductOut(
     id=PRODUCT,
     kind="domain",
     name="example.fr",
@@ -40,7 +56,7 @@ PRODUCT_OUT = s.ProductOut(
     state="active",
     created_at=AT,
 )
-CLIENT_OUT = s.ClientOut(
+CLIENT_OUT = ClientOut(
     id=CLIENT,
     reseller_id=ORG,
     name="Boulangerie Martin",
@@ -51,61 +67,61 @@ CLIENT_OUT = s.ClientOut(
     product_count=3,
     created_at=AT,
 )
-QUOTE = s.QuoteOut(
-    price=s.MoneyIO(amount=1350, currency="EUR"),
+QUOTE = QuoteOut(
+    price=MoneyIO(amount=1350, currency="EUR"),
     list_price=EUR,
     discount_percent=10,
     tier="B",
-    restore_fee=s.MoneyIO(amount=0, currency="EUR"),
+    restore_fee=MoneyIO(amount=0, currency="EUR"),
     new_expires_at=datetime(2028, 1, 31, tzinfo=UTC),
     payer=ORG,
     payment_method="prepaid",
 )
 
 EXAMPLES: list[msgspec.Struct] = [
-    s.AccountIn(email="ana@reseller.example", name="Ana Costa"),
-    s.AccountCreated(id="acc_5pL0dE", email="ana@reseller.example", name="Ana Costa", api_key="tk_live_..."),
-    s.OrganizationIn(name="Hébergeur Costa", reseller=True),
-    s.OrganizationOut(id=ORG, name="Hébergeur Costa", reseller=True, currency="EUR", created_at=AT),
-    s.TeamIn(name="Support", permissions=["product:view", "product:renew"]),
-    s.MemberIn(email="luc@reseller.example"),
-    s.FundsIn(amount=s.MoneyIn(amount=100_000, currency="EUR")),
-    s.FundsOut(
+    AccountIn(email="ana@reseller.example", name="Ana Costa"),
+    AccountCreated(id="acc_5pL0dE", email="ana@reseller.example", name="Ana Costa", api_key="tk_live_..."),
+    OrganizationIn(name="Hébergeur Costa", reseller=True),
+    OrganizationOut(id=ORG, name="Hébergeur Costa", reseller=True, currency="EUR", created_at=AT),
+    TeamIn(name="Support", permissions=["product:view", "product:renew"]),
+    MemberIn(email="luc@reseller.example"),
+    FundsIn(amount=MoneyIn(amount=100_000, currency="EUR")),
+    FundsOut(
         operation_id=OPERATION,
-        amount=s.MoneyIO(amount=100_000, currency="EUR"),
-        balance=s.MoneyIO(amount=250_000, currency="EUR"),
+        amount=MoneyIO(amount=100_000, currency="EUR"),
+        balance=MoneyIO(amount=250_000, currency="EUR"),
     ),
-    s.ClientIn(name="Boulangerie Martin", email="contact@martin.example", external_ref="crm-1042"),
-    s.ClientPatch(name="Boulangerie Martin & Fils"),
+    ClientIn(name="Boulangerie Martin", email="contact@martin.example", external_ref="crm-1042"),
+    ClientPatch(name="Boulangerie Martin & Fils"),
     CLIENT_OUT,
-    s.ClientPage(items=[CLIENT_OUT], next_cursor=None),
-    s.PurchaseIn(kind="domain", name="example.fr", years=1, payment_method="prepaid", client=CLIENT),
-    s.RenewalIn(years=1, current_expires_at=datetime(2028, 1, 31, tzinfo=UTC), payment_method="prepaid"),
-    s.TransferIn(to_client=CLIENT),
-    s.ReleaseIn(owner_email="contact@martin.example"),
-    s.ProductPatch(autorenew=False),
+    ClientPage(items=[CLIENT_OUT], next_cursor=None),
+    PurchaseIn(kind="domain", name="example.fr", years=1, payment_method="prepaid", client=CLIENT),
+    RenewalIn(years=1, current_expires_at=datetime(2028, 1, 31, tzinfo=UTC), payment_method="prepaid"),
+    TransferIn(to_client=CLIENT),
+    ReleaseIn(owner_email="contact@martin.example"),
+    ProductPatch(autorenew=False),
     OPERATION_OUT,
     PRODUCT_OUT,
-    s.ProductPage(items=[PRODUCT_OUT], next_cursor=None),
-    s.OperationPage(items=[OPERATION_OUT], next_cursor=None),
-    s.EndpointIn(url="https://hooks.reseller.example/tenure", event_types=["product.purchased", "product.expiring"]),
-    s.DryRunOut(dry_run=True, quote=QUOTE, would_fail=None),
-    s.BatchRenewalIn(
-        items=[s.BatchRenewalItem(product_id=PRODUCT, years=1, current_expires_at=datetime(2028, 1, 31, tzinfo=UTC))]
+    ProductPage(items=[PRODUCT_OUT], next_cursor=None),
+    OperationPage(items=[OPERATION_OUT], next_cursor=None),
+    EndpointIn(url="https://hooks.reseller.example/tenure", event_types=["product.purchased", "product.expiring"]),
+    DryRunOut(dry_run=True, quote=QUOTE, would_fail=None),
+    BatchRenewalIn(
+        items=[BatchRenewalItem(product_id=PRODUCT, years=1, current_expires_at=datetime(2028, 1, 31, tzinfo=UTC))]
     ),
-    s.ApiKeyIn(name="billing robot", organizations=[ORG], permissions=["billing:view"]),
-    s.ClaimIn(claim_token="clm_..."),
-    b.BillingOut(
-        balance=s.MoneyIO(amount=250_000, currency="EUR"),
-        volume_12m=s.MoneyIO(amount=310_000, currency="EUR"),
+    ApiKeyIn(name="billing robot", organizations=[ORG], permissions=["billing:view"]),
+    ClaimIn(claim_token="clm_..."),
+    BillingOut(
+        balance=MoneyIO(amount=250_000, currency="EUR"),
+        volume_12m=MoneyIO(amount=310_000, currency="EUR"),
         tier="B",
         discount_percent=10,
-        next_tier_at=s.MoneyIO(amount=1_000_000, currency="EUR"),
+        next_tier_at=MoneyIO(amount=1_000_000, currency="EUR"),
         tier_computed_at=AT,
-        owed=s.MoneyIO(amount=12_000, currency="EUR"),
-        credit_limit=s.MoneyIO(amount=50_000, currency="EUR"),
-        low_balance_threshold=s.MoneyIO(amount=20_000, currency="EUR"),
-        autorenew_forecast=b.ForecastOut(amount=41_500, currency="EUR", products=7),
+        owed=MoneyIO(amount=12_000, currency="EUR"),
+        credit_limit=MoneyIO(amount=50_000, currency="EUR"),
+        low_balance_threshold=MoneyIO(amount=20_000, currency="EUR"),
+        autorenew_forecast=ForecastOut(amount=41_500, currency="EUR", products=7),
         below_low_balance=False,
     ),
 ]

@@ -33,7 +33,7 @@ from tables.operation_params import (
 from tables.organizations import OrganizationRecord
 from tables.products import ProductRecord
 from web.errors import Invalid, NotFound
-from web.schemas import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
+from web.schemas.products import BatchRenewalIn, PurchaseIn, ReleaseIn, RenewalIn
 
 
 async def client_in(org_id: str, client_id: str) -> ClientRecord:

@@ -30,7 +30,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from web.access import access, provide_account
 from web.edge import PATH_CONTROL
 from web.routes.products import accept_purchase
-from web.schemas import PurchaseIn
+from web.schemas.products import PurchaseIn
 from web.strict_body import is_json
 
 PURCHASES = "/v1/organizations/{org_id}/purchases"

@@ -23,7 +23,7 @@ from piccolo.columns import Column, Timestamptz
 
 from tables.keyset import Keyset
 from web.errors import InvalidCursor, InvalidQuery, UnknownParameter
-from web.schemas import Row
+from web.schemas.common import Row
 
 CSV = "text/csv"
 # Query text never holds NUL: PostgreSQL cannot store or compare it (a 400, not a 500).

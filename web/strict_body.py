@@ -13,7 +13,7 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 
 from web.errors import InvalidRequest, UnsupportedMediaType
-from web.schemas import PATTERN_MEANINGS
+from web.schemas.common import PATTERN_MEANINGS
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

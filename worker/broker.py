@@ -72,7 +72,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     elif url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        from worker.monitoring import DeadLetterDetails
+        from worker.redis_monitor import DeadLetterDetails
 
         broker = RedisBroker(url=redis_url_with_timeouts(url), middleware=[*middleware(settings), DeadLetterDetails()])
     elif url.startswith(("amqp://", "amqps://")):

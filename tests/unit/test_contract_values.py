@@ -7,7 +7,7 @@ from typing import get_args, get_type_hints
 from rules.catalog import Kind
 from rules.lifecycle import State
 from web.routes import products as product_routes
-from web.schemas import PurchaseIn
+from web.schemas.products import PurchaseIn
 
 
 def test_the_product_kinds_the_api_accepts_are_the_kinds_sold():

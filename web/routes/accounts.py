@@ -13,7 +13,7 @@ from tables.activity import Actor, record
 from tables.engine import transaction
 from web.access import Account, key_allows_org, optional_account
 from web.errors import Conflict, Invalid
-from web.schemas import AccountCreated, AccountIn, ClaimedOut, ClaimIn, MeOut, MyOrganization, TeamRef
+from web.schemas.accounts import AccountCreated, AccountIn, ClaimedOut, ClaimIn, MeOut, MyOrganization, TeamRef
 
 
 def _invalid_token() -> Invalid:

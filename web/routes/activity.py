@@ -19,7 +19,7 @@ from web import listing
 from web.access import Account, access
 from web.csv_stream import csv_export
 from web.errors import BadFilter
-from web.schemas import ActivityOut, ActivityPage, ActorOut, EventFeed, EventOut
+from web.schemas.activity import ActivityOut, ActivityPage, ActorOut, EventFeed, EventOut
 
 ACTIVITY_CSV = [
     "id",

@@ -23,9 +23,18 @@ from tables.operation_params import AmountIO, SettlementParams, TopUpParams
 from tables.operations import OperationRecord
 from web import idempotency
 from web.access import Account, access
-from web.billing_schemas import BillingOut, BillingPatch, ForecastOut, SettlementIn, SettlementOut
 from web.errors import Conflict, Invalid
-from web.schemas import FundsIn, FundsOut, MoneyIO, PriceListCurrency
+from web.schemas.billing import (
+    BillingOut,
+    BillingPatch,
+    ForecastOut,
+    FundsIn,
+    FundsOut,
+    PriceListCurrency,
+    SettlementIn,
+    SettlementOut,
+)
+from web.schemas.common import MoneyIO
 
 
 def money_io(amount: int, currency: str) -> MoneyIO:

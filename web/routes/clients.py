@@ -23,7 +23,7 @@ from web import listing
 from web.access import Access, Account, access
 from web.csv_stream import csv_export
 from web.errors import Conflict, NotFound
-from web.schemas import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, ClientPage, ClientPatch
+from web.schemas.clients import ClaimIssued, ClaimStateOut, ClientIn, ClientOut, ClientPage, ClientPatch
 
 
 def claim_out(claim: ClaimRecord | None, now: datetime) -> ClaimStateOut | None:

@@ -14,7 +14,7 @@ from tables.api_keys import ApiKeyRecord, Caller
 from tables.engine import transaction
 from web.access import Account
 from web.errors import Invalid, NotFound
-from web.schemas import ApiKeyIn, ApiKeyOut
+from web.schemas.accounts import ApiKeyIn, ApiKeyOut
 
 
 def key_out(row: ApiKeyRecord, key: str | None = None) -> ApiKeyOut:

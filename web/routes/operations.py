@@ -16,7 +16,7 @@ from web import listing
 from web.accept import operation_out
 from web.access import Account, access
 from web.csv_stream import csv_export
-from web.schemas import OperationPage
+from web.schemas.operations import OperationPage
 
 OPERATION_CSV = ["id", "kind", "status", "error_code", "product_id", "created_at", "finished_at"]
 

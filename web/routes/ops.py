@@ -16,10 +16,11 @@ from tables.activity import Actor, record
 from tables.engine import transaction
 from tables.operations import OperationRecord
 from web.accept import operation_out
-from web.billing_schemas import CreditLimitIn
 from web.errors import Conflict, Invalid, NotFound
 from web.ops_auth import OpsAccess, require_ops
-from web.schemas import FailureOut, MoneyIO, OperationPage, OpsOperationOut, cut
+from web.schemas.billing import CreditLimitIn
+from web.schemas.common import MoneyIO, cut
+from web.schemas.operations import FailureOut, OperationPage, OpsOperationOut
 
 
 @get("/health", tags=["ops"], security=[{}])

@@ -3,7 +3,7 @@
 Queues and dead letters (with their tracebacks and a requeue button), the last failed
 operations (each one's page, `/ops/operations?q=<id or ref_...>`, shows its attempts and
 last exception), webhook endpoints failing or disabled, and the last run of each
-scheduler job. The page
+scheduler job (read and drawn by web/ops_dashboard.py). The page
 fetches `/ops/fragment` every few seconds and swaps it in, so it stays current
 without reloading by hand.
 
@@ -23,14 +23,9 @@ every session.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import anyio
-import jinja2
 import structlog
 from litestar import MediaType, Request, Response, Router, get, post
 from litestar.datastructures import Cookie
@@ -38,74 +33,16 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from runtime.clock import clock
-from tables import operations, sweeps, webhooks
+from tables import operations
 from web.errors import RateLimited, Unauthorized
 from web.ops_auth import COOKIE, new_session, require_ops, token_matches
+from web.ops_dashboard import NO_STORE, dashboard, html
 from web.ratelimit import client_address
 
 log = structlog.get_logger("tenure.ops_page")
 
 DEFAULT_REFRESH_S = 5
 MAX_REFRESH_S = 3600
-FAILED_SHOWN = 20
-DEAD_LETTERS_SHOWN = 50
-SOURCE_TIMEOUT_S = 5  # a dead broker or database shows as an error in its section, never a hung page
-NO_STORE = {"Cache-Control": "no-store"}
-RECENT = timedelta(hours=1)  # a failure newer than this turns its summary tile red
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-# --- formatting ----------------------------------------------------------------
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
-
-
-def utc(value: Any) -> str:
-    moment = _as_datetime(value)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
-
-
-def ago(value: Any, now: datetime | None = None) -> str:
-    moment = _as_datetime(value)
-    if moment is None:
-        return ""
-    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
-    if seconds < 0:
-        return "in the future"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
-def short_json(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, separators=(", ", ": "), default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-TEMPLATES.filters.update(utc=utc, ago=ago, short_json=short_json)
-
-
-def _html(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
-    body = TEMPLATES.get_template(template).render(**context)
-    return Response(body, status_code=status, media_type=MediaType.HTML, headers={**NO_STORE, **(headers or {})})
 
 
 def _refresh(value: str | None) -> int:
@@ -124,7 +61,7 @@ def _back(refresh: int, **notice: str) -> str:
 
 def _login(refresh: int, error: str | None, *, status: int = 401, headers: dict[str, str] | None = None) -> Response:
     action = "/ops/login" + _back(refresh).removeprefix("/ops")
-    return _html("ops_login.html", status=status, headers=headers, error=error, action=action)
+    return html("ops_login.html", status=status, headers=headers, error=error, action=action)
 
 
 async def _signed_in(request: Request) -> bool:
@@ -139,59 +76,6 @@ def _closed(request: Request) -> bool:
     return request.app.state.settings.ops_token is None
 
 
-# --- what the page shows ---------------------------------------------------------
-
-
-async def _source(name: str, load) -> tuple[Any, str | None]:
-    """Runs one loader; a failure becomes that section's error message, not a 500."""
-    try:
-        with anyio.fail_after(SOURCE_TIMEOUT_S):
-            return await load(), None
-    except Exception as exc:  # show what failed; the other sections still render
-        log.warning("ops_page_source_failed", source=name, error=f"{type(exc).__name__}: {exc}")
-        return None, f"{type(exc).__name__}: {exc}"[:300]
-
-
-async def dashboard(request: Request) -> dict[str, Any]:
-    monitor = request.app.state.monitor
-    results: dict[str, tuple[Any, str | None]] = {}
-
-    async def load(name: str, loader) -> None:
-        results[name] = await _source(name, loader)
-
-    def read_broker() -> tuple[list, list]:
-        # One thread, one call after the other: a RabbitMQ channel must not be shared across threads.
-        return monitor.depths(), monitor.dead_letters(DEAD_LETTERS_SHOWN)
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(load, "broker", lambda: anyio.to_thread.run_sync(read_broker))
-        group.start_soon(
-            load, "failed", lambda: operations.page_for_ops(operations.OperationStatus.FAILED, None, None, FAILED_SHOWN)
-        )
-        group.start_soon(load, "webhooks", lambda: webhooks.unhealthy_endpoints(50))
-        group.start_soon(load, "sweeps", sweeps.latest)
-
-    data = {name: (value if value is not None else []) for name, (value, _) in results.items()}
-    errors = {name: error for name, (_, error) in results.items()}
-    data["queues"], data["dead_letters"] = data.pop("broker") or ([], [])
-    errors["queues"] = errors["dead_letters"] = errors.pop("broker")
-    now = datetime.now(UTC)
-    last_failure = _as_datetime(data["failed"][0].finished_at) if data["failed"] else None
-    return {
-        "now": now,
-        "recent_failure": bool(last_failure and now - last_failure < RECENT),
-        "queues": [q.to_dict() for q in data["queues"]],
-        "dead_letters": [d.to_dict() for d in data["dead_letters"]],
-        "failed": data["failed"],
-        "webhooks": data["webhooks"],
-        "sweeps": data["sweeps"],
-        "errors": errors,
-        "broker": type(monitor).__name__.removesuffix("Monitor").lower(),
-        "failed_shown": FAILED_SHOWN,
-        "dead_letters_shown": DEAD_LETTERS_SHOWN,
-    }
-
-
 # --- routes ----------------------------------------------------------------------
 
 
@@ -199,7 +83,7 @@ async def dashboard(request: Request) -> dict[str, Any]:
 async def ops_page(request: Request) -> Response:
     refresh = _refresh(request.query_params.get("refresh"))
     if _closed(request):
-        return _html("ops_closed.html", status=401)
+        return html("ops_closed.html", status=401)
     if not await _signed_in(request):
         return _login(refresh, None)
     notice = None
@@ -207,7 +91,7 @@ async def ops_page(request: Request) -> Response:
         notice = ("ok", f"Requeued {requeued}.")
     elif missing := request.query_params.get("missing"):
         notice = ("warn", f"No dead letter {missing} any more (requeued already?).")
-    return _html(
+    return html(
         "ops.html",
         refresh=refresh,
         notice=notice,
@@ -222,7 +106,7 @@ async def ops_fragment(request: Request) -> Response:
     if _closed(request) or not await _signed_in(request):
         return Response("signed out", status_code=401, media_type=MediaType.TEXT, headers=NO_STORE)
     refresh = _refresh(request.query_params.get("refresh"))
-    return _html("ops_dashboard.html", query=_back(refresh).removeprefix("/ops"), **await dashboard(request))
+    return html("ops_dashboard.html", query=_back(refresh).removeprefix("/ops"), **await dashboard(request))
 
 
 @get("/operations", include_in_schema=False)
@@ -230,19 +114,19 @@ async def ops_operation(request: Request) -> Response:
     """One operation by `?q=` id or `ref_...` reference: its attempts and last exception."""
     refresh = _refresh(request.query_params.get("refresh"))
     if _closed(request):
-        return _html("ops_closed.html", status=401)
+        return html("ops_closed.html", status=401)
     if not await _signed_in(request):
         return _login(refresh, None)
     key = (request.query_params.get("q") or "").strip()
     op = await operations.for_ops(key) if key else None
-    return _html("ops_operation.html", status=200 if op else 404, key=key, op=op)
+    return html("ops_operation.html", status=200 if op else 404, key=key, op=op)
 
 
 @post("/login", include_in_schema=False, status_code=303)
 async def ops_login(request: Request) -> Response:
     refresh = _refresh(request.query_params.get("refresh"))
     if _closed(request):
-        return _html("ops_closed.html", status=401)
+        return html("ops_closed.html", status=401)
     form = await request.form()
     token = str(form.get("token") or "").strip()
     limiter, address = request.app.state.limiter, client_address(request.scope)
@@ -291,7 +175,7 @@ async def ops_logout(request: Request) -> Response:
 async def ops_requeue(request: Request, message_id: FromPath[str]) -> Response:
     refresh = _refresh(request.query_params.get("refresh"))
     if _closed(request):
-        return _html("ops_closed.html", status=401)
+        return html("ops_closed.html", status=401)
     if not await _signed_in(request):
         return _login(refresh, "Log in again to requeue.")
     requeued = await anyio.to_thread.run_sync(request.app.state.monitor.requeue, message_id)

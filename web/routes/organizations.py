@@ -16,7 +16,7 @@ from tables.engine import transaction
 from tables.organizations import OrganizationRecord, TeamRecord
 from web.access import Access, Account, access
 from web.errors import Conflict, Invalid, NotFound
-from web.schemas import MemberIn, MemberOut, OrganizationIn, OrganizationOut, TeamIn, TeamOut
+from web.schemas.organizations import MemberIn, MemberOut, OrganizationIn, OrganizationOut, TeamIn, TeamOut
 
 
 def _org_out(row: OrganizationRecord) -> OrganizationOut:

@@ -1,4 +1,6 @@
-"""Products: read, list (a reseller sees its clients' too), autorenew, and the operations on them."""
+"""Products: bought, read, listed (a reseller sees its clients' too), autorenew switched; and any
+operation read back. The operations on a product once held (renewals, transfers, releases) are in
+web/routes/product_operations.py."""
 
 from __future__ import annotations
 
@@ -9,20 +11,18 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 
-from rules import names, permissions, quotes, schedule
+from rules import names, permissions, schedule
 from rules.catalog import DEFAULT_CATALOG, kind_of
-from rules.errors import PermissionDenied, RuleViolation
+from rules.errors import PermissionDenied
 from rules.operations import OperationKind
 from runtime.clock import clock
-from tables import claims, ledger, operations, products, test_clocks
+from tables import claims, operations, products, test_clocks
 from tables.activity import Actor, record
 from tables.api_keys import Caller
 from tables.engine import transaction
-from tables.operation_params import TransferParams
 from tables.products import ProductRecord
 from web import intake, listing
 from web.accept import (
-    BATCH_DRY_RUN_RESPONSES,
     DRY_RUN_RESPONSES,
     DryRunHeader,
     NameHeld,
@@ -32,29 +32,13 @@ from web.accept import (
     checked_or_replay,
     dry_run,
     dry_run_wanted,
-    error_out,
-    intake_or_replay,
     operation_out,
-    quote_out,
-    replayed,
 )
 from web.access import Access, Account, access
 from web.csv_stream import csv_export
 from web.errors import NotFound
-from web.routes.clients import reseller_access
-from web.schemas import (
-    BatchDryRunOut,
-    BatchRenewalIn,
-    DryRunItemOut,
-    OperationOut,
-    ProductOut,
-    ProductPage,
-    ProductPatch,
-    PurchaseIn,
-    ReleaseIn,
-    RenewalIn,
-    TransferIn,
-)
+from web.schemas.operations import OperationOut
+from web.schemas.products import ProductOut, ProductPage, ProductPatch, PurchaseIn
 
 
 def product_out(row: ProductRecord) -> ProductOut:
@@ -82,40 +66,6 @@ async def visible_product(account: Caller, product_id: str, needed: str) -> tupl
     except NotFound:
         raise NotFound("product", product_id) from None
     return product, found
-
-
-async def renew_many_dry_run(found: Access, data: BatchRenewalIn) -> Response[BatchDryRunOut]:
-    """A bulk renewal's checks and quotes, item by item; nothing is written."""
-    now = clock.now()
-    try:
-        params = await intake.renewal_batch_params(found.granted, data)
-    except RuleViolation as refused:
-        return Response(
-            BatchDryRunOut(
-                dry_run=True, quote=None, would_fail=error_out(refused), items=[], failing_items=len(data.items)
-            ),
-            status_code=200,
-        )
-    outcomes = await intake.renewal_batch_quotes(found.org, params, now)
-    total = quotes.total(
-        (q for _, q, failure in outcomes if failure is None),
-        await ledger.current_tier(found.org.id),
-        found.org.currency,
-        found.org.id,
-    )
-    items = [
-        DryRunItemOut(product_id=pid, quote=quote_out(q), would_fail=error_out(failure)) for pid, q, failure in outcomes
-    ]
-    return Response(
-        BatchDryRunOut(
-            dry_run=True,
-            quote=quote_out(total),
-            would_fail=None,
-            items=items,
-            failing_items=sum(1 for item in items if item.would_fail),
-        ),
-        status_code=200,
-    )
 
 
 async def accept_purchase(
@@ -169,164 +119,6 @@ class ProductController(Controller):
 
             return await dry_run(check)
         return accepted(await accept_purchase(request, found, account, org_id, data))
-
-    @post("/v1/products/{product_id:str}/renewals", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def renew(
-        self,
-        request: Request,
-        account: Account,
-        product_id: FromPath[str],
-        data: JSONBody[RenewalIn],
-        dry_run_header: DryRunHeader = None,
-    ) -> Response[OperationOut]:
-        """Renews, guarded by the expiry you last saw (`current_expires_at`): a replay cannot renew twice,
-        and a guard that is already stale is refused at once (409 `expiry_mismatch`).
-        With `Dry-Run: 1`: every check, the quote, nothing renewed (200)."""
-        if dry_run_wanted(dry_run_header):
-
-            async def check(trial: Trial) -> None:
-                product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
-                params = await intake.renewal_params(product, found.granted, data)
-                trial.quote = await intake.renewal_quote(
-                    product, params, await test_clocks.now_for(product.organization_id)
-                )
-                await intake.check_funds(trial.quote)
-
-            return await dry_run(check)
-        product, found = await visible_product(account, product_id, permissions.PRODUCT_RENEW)
-        replay, params = await intake_or_replay(
-            request, product.organization_id, data, lambda: intake.renewal_params(product, found.granted, data)
-        )
-        if replay:
-            return accepted(replay)
-        return accepted(
-            await accept(
-                request,
-                kind=OperationKind.RENEWAL,
-                org_id=product.organization_id,
-                account_id=account.id,
-                data=data,
-                params=params,
-                product_id=product_id,
-            )
-        )
-
-    @post("/v1/organizations/{org_id:str}/renewals", status_code=202, responses=BATCH_DRY_RUN_RESPONSES)
-    async def renew_many(
-        self,
-        request: Request,
-        account: Account,
-        org_id: FromPath[str],
-        data: JSONBody[BatchRenewalIn],
-        dry_run_header: DryRunHeader = None,
-    ) -> Response[OperationOut]:
-        """Renews up to 1,000 of the organization's products: `items` [{product_id, years,
-        current_expires_at, payment_method = "prepaid"}], each product once. Needs `product:renew`
-        and the items' payment methods. Answers 202 with a `renewal_batch` operation; each item
-        becomes its own renewal operation (its own guard, charge and events). The batch succeeds
-        once every item has finished: `result.items` [{product_id, operation_id, status, error}],
-        `failed_items` counting the failed ones (a product not in the organization fails
-        `not_found` and is not touched). With `Dry-Run: 1`: the total quote and each item's outcome (200)."""
-        wanted_dry_run = dry_run_wanted(dry_run_header)
-        found = await access(account, org_id)
-        if wanted_dry_run:
-            return await renew_many_dry_run(found, data)
-        replay, params = await intake_or_replay(
-            request, org_id, data, lambda: intake.renewal_batch_params(found.granted, data)
-        )
-        if replay:
-            return accepted(replay)
-        return accepted(
-            await accept(
-                request,
-                kind=OperationKind.RENEWAL_BATCH,
-                org_id=org_id,
-                account_id=account.id,
-                data=data,
-                params=params,
-            )
-        )
-
-    @post("/v1/products/{product_id:str}/transfers", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def transfer(
-        self,
-        request: Request,
-        account: Account,
-        product_id: FromPath[str],
-        data: JSONBody[TransferIn],
-        dry_run_header: DryRunHeader = None,
-    ) -> Response[OperationOut]:
-        """A reseller moves a product to one of its clients (`to_client`) or back to itself (null).
-        With `Dry-Run: 1`: every check and a zero quote (transfers are free), nothing moved (200)."""
-
-        async def checked(product: ProductRecord, found: Access) -> None:
-            status = None
-            if data.to_client and found.org.is_reseller:
-                status = (await intake.client_in(product.organization_id, data.to_client)).status
-            permissions.check_transfer(found.org.is_reseller, status)
-
-        if dry_run_wanted(dry_run_header):
-
-            async def check(trial: Trial) -> None:
-                product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
-                await checked(product, found)
-                trial.quote = await intake.free_quote(found.org, product.expires_at)
-
-            return await dry_run(check)
-        product, found = await visible_product(account, product_id, permissions.PRODUCT_TRANSFER)
-        if replay := await replayed(request, product.organization_id, data):
-            return accepted(replay)
-        await checked(product, found)
-        return accepted(
-            await accept(
-                request,
-                kind=OperationKind.TRANSFER,
-                org_id=product.organization_id,
-                account_id=account.id,
-                data=data,
-                params=TransferParams(to_client=data.to_client),
-                product_id=product_id,
-            )
-        )
-
-    @post("/v1/resellers/{org_id:str}/clients/{client_id:str}/release", status_code=202, responses=DRY_RUN_RESPONSES)
-    async def release(
-        self,
-        request: Request,
-        account: Account,
-        org_id: FromPath[str],
-        client_id: FromPath[str],
-        data: JSONBody[ReleaseIn],
-        dry_run_header: DryRunHeader = None,
-    ) -> Response[OperationOut]:
-        """Moves the client and all its products to a new organization owned by `owner_email`.
-        With `Dry-Run: 1`: every check and a zero quote (releases are free), nothing moved (200)."""
-        if dry_run_wanted(dry_run_header):
-
-            async def check(trial: Trial) -> None:
-                found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
-                await intake.release_params(
-                    found.org, found.granted, client_id, data, request.app.state.settings.claim_days
-                )
-                trial.quote = await intake.free_quote(found.org)
-
-            return await dry_run(check)
-        found = await reseller_access(account, org_id, permissions.CLIENT_MANAGE)
-        replay, params = await intake_or_replay(
-            request,
-            org_id,
-            data,
-            lambda: intake.release_params(
-                found.org, found.granted, client_id, data, request.app.state.settings.claim_days
-            ),
-        )
-        if replay:
-            return accepted(replay)
-        return accepted(
-            await accept(
-                request, kind=OperationKind.RELEASE, org_id=org_id, account_id=account.id, data=data, params=params
-            )
-        )
 
     @get("/v1/operations/{operation_id:str}")
     async def get_operation(self, account: Account, operation_id: FromPath[str]) -> OperationOut:

@@ -18,9 +18,9 @@ from rules.money import Money
 from tables import transactions
 from web import listing
 from web.access import Account, access
-from web.billing_schemas import TransactionOut, TransactionPage
 from web.csv_stream import cell, csv_export
-from web.schemas import MoneyIO
+from web.schemas.billing import TransactionOut, TransactionPage
+from web.schemas.common import MoneyIO
 
 TRANSACTION_CSV = [
     "id",

@@ -20,7 +20,7 @@ from tables.organizations import OrganizationRecord
 from web.accept import DRY_RUN_RESPONSES, DryRunHeader, accept, accepted, dry_run_wanted, intake_or_replay
 from web.access import Account, access
 from web.errors import Conflict, Invalid
-from web.schemas import DryRunOut, ErrorOut, OperationOut
+from web.schemas.operations import DryRunOut, ErrorOut, OperationOut
 
 # One advance at most this far: a year of a portfolio is the rehearsal it is for; more is
 # several calls (each walks every due instant, so a century in one call would hold a worker).

@@ -17,7 +17,8 @@ from tables.activity import Actor, record
 from tables.engine import transaction
 from web.access import Account, access
 from web.errors import Conflict, NotFound
-from web.schemas import (
+from web.schemas.common import cut
+from web.schemas.webhooks import (
     AttemptOut,
     DeliveryOut,
     DeliveryPage,
@@ -26,7 +27,6 @@ from web.schemas import (
     EndpointPatch,
     EndpointSecretOut,
     PingOut,
-    cut,
 )
 from worker.queue import delivery_message
 from worker.webhooks.addresses import NotPublic, Resolver, Unresolvable, checked_addresses

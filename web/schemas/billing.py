@@ -1,12 +1,28 @@
-"""The billing routes' msgspec shapes: the summary, its settings, settlements, transactions."""
+"""Billing: adding funds, the summary and its settings, settlements, transactions, and the
+currencies an organization may be billed in."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from msgspec import Struct
 
-from web.schemas import Ident, MoneyIn, MoneyIO
+from rules.price_list import CURRENCIES
+from web.schemas.common import Ident, MoneyIn, MoneyIO
+
+# The currencies with a price list (rules/price_list.toml): what an organization may be billed in.
+PriceListCurrency = enum.StrEnum("PriceListCurrency", {code: code for code in sorted(CURRENCIES)})  # type: ignore[misc]
+
+
+class FundsIn(Struct, forbid_unknown_fields=True):
+    amount: MoneyIn
+
+
+class FundsOut(Struct):
+    operation_id: str
+    amount: MoneyIO
+    balance: MoneyIO
 
 
 class ForecastOut(Struct):
