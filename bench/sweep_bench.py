@@ -12,7 +12,7 @@ on a dedicated PostgreSQL database and Redis DB:
      the due ids, 1,000 a statement, in one transaction;
    - (b) raw redis-py LPUSH of the ids, 100 a message, one round trip each, and
      (b') `broker.enqueue` of the same 100 lifecycle messages (Dramatiq's own floor);
-   - `products.lease_due` alone, in a transaction (diagnostic: the database part);
+   - `due_products.lease_due` alone, in a transaction (diagnostic: the database part);
    - `worker.sweeps.sweep("states", sender)`: the measured figure (lease + 100 sends).
 
 It prints medians, the ratios sweep / (a + b) and, the key figure, the ratio of the
@@ -313,8 +313,8 @@ class Plans:
 
 async def capture_lease_queries(ds: Dataset) -> list[tuple[str, list]]:
     """The SQL and arguments lease_due sends, recorded from the engine (then leased for real)."""
+    from tables import due_products
     from tables import engine as tenure_engine
-    from tables import products
     from worker.sweeps import LEASE, MAX_PER_RUN
 
     engine = tenure_engine.current()
@@ -328,7 +328,7 @@ async def capture_lease_queries(ds: Dataset) -> list[tuple[str, list]]:
     engine.run_querystring = spy
     try:
         async with tenure_engine.transaction():
-            await products.lease_due("next_state_at", ds.now, ds.now + LEASE, MAX_PER_RUN)
+            await due_products.lease_due("next_state_at", ds.now, ds.now + LEASE, MAX_PER_RUN)
     finally:
         del engine.run_querystring
     return recorded
@@ -458,13 +458,13 @@ class Harness:
 
     async def lease_only(self) -> float:
         """Diagnostic: tenure's lease alone (the database part of the sweep)."""
+        from tables import due_products
         from tables import engine as tenure_engine
-        from tables import products
         from worker.sweeps import LEASE, MAX_PER_RUN
 
         started = time.perf_counter()
         async with tenure_engine.transaction():
-            taken = await products.lease_due("next_state_at", self.ds.now, self.ds.now + LEASE, MAX_PER_RUN)
+            taken = await due_products.lease_due("next_state_at", self.ds.now, self.ds.now + LEASE, MAX_PER_RUN)
         elapsed = time.perf_counter() - started
         if len(taken) != len(self.ds.due_ids):
             raise RuntimeError(f"lease_due took {len(taken)}, expected {len(self.ds.due_ids)}")

@@ -11,7 +11,7 @@ from rules.money import Money
 from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.settings import Settings
-from tables import accounts, activity, clients, ledger, operations, organizations
+from tables import accounts, activity, clients, ledger, operation_activity, operations, organizations, teams
 from tables.engine import transaction
 from tables.operation_params import PurchaseParams
 
@@ -62,7 +62,7 @@ async def _buy(account_id: str, org_id: str, kind: str, name: str, client_id: st
         account_id=account_id,
         params=PurchaseParams(kind=kind, name=name, years=1, payment_method="prepaid", client_id=client_id),
     )
-    await activity.insert_accepted(
+    await operation_activity.insert_accepted(
         {**row, "idem_key": f"demo:{org_id}:{kind}:{name}"}, activity.Actor("account", account_id)
     )
     await run_now(OperationKind.PURCHASE, row["id"])
@@ -84,7 +84,7 @@ async def seed() -> Demo:
             assert account is not None  # made above, or on an earlier run
             account_ids[email] = account.id
             demo.keys[email] = await accounts.rotate_key(account.id, clock.now())
-            org = (await organizations.memberships_of(account.id))[0]
+            org = (await teams.memberships_of(account.id))[0]
             if email == ORG_OWNER:
                 demo.organization_id = org.organization_id
             else:

@@ -204,3 +204,22 @@ async def delete(client_id: str, now: datetime) -> None:
 
     await Product.update({Product.client: None, Product.updated_at: now}).where(Product.client == client_id)
     await Client.delete().where(Client.id == client_id)
+
+
+async def move_client_products(client_id: str, new_org_id: str, now: datetime) -> list[str]:
+    """Moves every product of a released client into its own organization."""
+    from tables.products import Product
+
+    moved = (
+        await Product.update(
+            {
+                Product.organization: new_org_id,
+                Product.client: None,
+                Product.reseller: None,
+                Product.updated_at: now,
+            }
+        )
+        .where(Product.client == client_id)
+        .returning(Product.id)
+    )
+    return [row["id"] for row in moved]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from runtime.ids import new_id
-from tables import leases, webhooks
+from tables import deliveries, leases
 from tables.webhooks import LEASE, Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint
 
 
 async def contexts(delivery_ids: list[str], now: datetime) -> dict[str, tuple[dict, dict, dict]]:
-    """Each delivery still there with its endpoint (signing `secrets`, as `webhooks.delivery_context`
+    """Each delivery still there with its endpoint (signing `secrets`, as `deliveries.delivery_context`
     gives them) and its event, in three statements; the missing ones are left out."""
     from tables.events import Event
 
@@ -32,7 +32,7 @@ async def contexts(delivery_ids: list[str], now: datetime) -> dict[str, tuple[di
         .output(load_json=True)
     }
     for hook in hooks.values():
-        hook["secrets"] = webhooks.signing_secrets(hook, now)
+        hook["secrets"] = deliveries.signing_secrets(hook, now)
         hook["secret"] = hook["secrets"][0]
         del hook["sealed_secret"], hook["previous_sealed_secret"]
     return {

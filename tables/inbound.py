@@ -1,4 +1,4 @@
-"""Queries for inbound webhooks: a reseller's signing secrets and the webhook ids already seen.
+"""Inbound webhooks: a reseller's signing secrets and the webhook ids already seen, their tables and queries.
 
 Secrets are not hashed like API keys: checking a Standard Webhooks signature
 recomputes an HMAC-SHA256 keyed with the secret itself, so tenure must keep the
@@ -10,11 +10,33 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from piccolo.columns import Text, Timestamptz, Varchar
+from piccolo.table import Table
+
 from runtime.ids import new_id
 from tables import secrets_at_rest
 from tables.engine import insert_unless_taken
 from tables.operations import Operation
-from tables.webhooks import InboundMessage, InboundSecret, new_secret
+from tables.references import ORGANIZATION, reference
+from tables.webhooks import new_secret
+
+
+class InboundSecret(Table, tablename="inbound_secrets"):
+    id = Varchar(length=40, primary_key=True)
+    organization_id = reference(ORGANIZATION, help_text="The organization whose back office signs with it.")
+    secret = Varchar(length=100, help_text="Clear, from before encryption at rest; emptied by `tenure migrate`.")
+    sealed_secret = Text(null=True, default=None, help_text="The verifying secret, encrypted (tables.secrets_at_rest).")
+    created_at = Timestamptz()
+    retired_at = Timestamptz(null=True, default=None, help_text="When it stopped verifying; null: still in use.")
+
+
+class InboundMessage(Table, tablename="inbound_messages"):
+    """A verified inbound webhook id, kept (not cached) so a resend gets the same operation."""
+
+    message_key = Varchar(length=300, primary_key=True, help_text="organization id + webhook-id")
+    operation_id = Varchar(length=40, help_text="The operation the message made; a resend answers it again.")
+    received_at = Timestamptz(index=True)
+
 
 # A rotated-out secret keeps verifying for this long, so a reseller can roll its senders.
 RETIRED_SECRET_GRACE = timedelta(hours=24)

@@ -1,6 +1,8 @@
-"""Operations: every state-changing request, recorded before it is answered (the outbox)."""
+"""Operations: every state-changing request, recorded before it is answered (the outbox): the table,
+its records, and reading and finishing one. Writing a new one: tables.operation_inserts; sending
+them: tables.operation_relay; claiming them: tables.operation_claims; a bulk renewal's children:
+tables.operation_batches; an organization's lists: tables.operation_lists."""
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -10,11 +12,9 @@ from piccolo.table import Table
 
 from rules.operations import OperationKind
 from runtime.ids import new_id
-from tables import keyset, leases
-from tables.engine import insert_unless_taken, locked
+from tables.engine import locked
 from tables.operation_params import BY_KIND, Params, to_row
 from tables.references import ORGANIZATION, reference
-from tables.statements import Statement, fetch
 
 
 class OperationStatus(StrEnum):
@@ -156,71 +156,6 @@ def new_row(kind: str, org_id: str, now: datetime, *, params: Params | None = No
     }
 
 
-_COLUMNS = (
-    "id",
-    "kind",
-    "status",
-    "organization_id",
-    "account_id",
-    "idem_key",
-    "request_hash",
-    "params",
-    "product_id",
-    "result",
-    "error_code",
-    "error_message",
-    "attempts",
-    "failure",
-    "reference",
-    "created_at",
-    "enqueued_at",
-    "started_at",
-    "finished_at",
-    "parent_id",
-)
-_JSON_COLUMNS = frozenset({"params", "result", "failure"})
-
-
-def insert_sql(unless: str | None = None) -> str:
-    """The INSERT of one operation (`insert_values` gives its values), nothing if its idempotency
-    key is taken, returning its id. `unless`: an SQL condition, its placeholders after the row's,
-    that inserts nothing either when true (PostgreSQL types the values from the columns)."""
-    values = ", ".join("{}" for _ in _COLUMNS)
-    source = f"VALUES ({values})" if unless is None else f"SELECT {values} WHERE NOT {unless}"
-    return f"INSERT INTO operations ({', '.join(_COLUMNS)}) {source} ON CONFLICT (idem_key) DO NOTHING RETURNING id"
-
-
-_INSERT = Statement(insert_sql())
-
-
-def _value(row: dict, column: str):
-    value = row.get(column, 0 if column == "attempts" else None)
-    if column in _JSON_COLUMNS and value is not None:
-        return msgspec.json.encode(value).decode()
-    return value
-
-
-def insert_values(row: dict) -> list:
-    """The values `INSERT_SQL` takes for `row`, in order."""
-    return [_value(row, column) for column in _COLUMNS]
-
-
-async def insert_new(row: dict, statement: Statement = _INSERT, *guard) -> bool:
-    """Inserts the operation in one statement (no transaction around it); False, inserting
-    nothing, if its idempotency key is already taken (or `statement`'s guard holds: a
-    `Statement(insert_sql(unless))` with the `guard` values its condition takes)."""
-    return bool(await fetch(statement, *(_value(row, column) for column in _COLUMNS), *guard))
-
-
-async def insert_or_get(row: dict) -> tuple[OperationRecord, bool]:
-    """Inserts the operation (`row`: a `new_row`); if its idempotency key is taken, returns the existing one instead."""
-    inserted = await insert_unless_taken(Operation(**row), Operation.idem_key)
-    if inserted:
-        return record(row), True
-    existing = await Operation.select().where(Operation.idem_key == row["idem_key"]).output(load_json=True).first()
-    return record(existing), False
-
-
 async def get(op_id: str) -> OperationRecord | None:
     return _found(await Operation.select().where(Operation.id == op_id).output(load_json=True).first())
 
@@ -316,51 +251,6 @@ async def record_failure(op_id: str, failure: dict) -> None:
     )
 
 
-async def take_for_relay(
-    cutoff: datetime,
-    now: datetime,
-    limit: int,
-    *,
-    resend_before: datetime | None = None,
-    max_attempts: int | None = None,
-    created_before: datetime | None = None,
-) -> list[dict]:
-    """Unfinished operations to send again, stamped now (a lease: two relays never both take one):
-    never sent, or sent before `resend_before` (default `cutoff`); and, to be failed instead,
-    the ones stalled since `cutoff` past their bounds (`max_attempts` attempts, or tried and
-    accepted before `created_before`)."""
-    due = Operation.enqueued_at.is_null() | (
-        Operation.enqueued_at < (cutoff if resend_before is None else min(cutoff, resend_before))
-    )
-    bounds = None
-    if max_attempts is not None:
-        bounds = Operation.attempts >= max_attempts
-    if created_before is not None:
-        aged = (Operation.attempts >= 1) & (Operation.created_at < created_before)
-        bounds = aged if bounds is None else (bounds | aged)
-    if bounds is not None:
-        due = due | ((Operation.enqueued_at < cutoff) & bounds)
-    unfinished = Operation.status.is_in(list(UNFINISHED))
-    return await leases.take_due(
-        Operation,
-        free=unfinished & due,
-        stamp={Operation.enqueued_at: now},
-        order_by=Operation.created_at,
-        limit=limit,
-        returning=(Operation.kind, Operation.attempts, Operation.created_at),
-    )
-
-
-async def unsent(op_id: str) -> None:
-    """The send failed: let the relay pick it up at its next tick."""
-    await Operation.update({Operation.enqueued_at: None}).where(Operation.id == op_id)
-
-
-async def unsent_many(op_ids: list[str]) -> None:
-    """Their sends failed: let the relay pick them up at its next tick."""
-    await Operation.update({Operation.enqueued_at: None}).where(Operation.id.is_in(op_ids))
-
-
 async def by_idem_key(idem_key: str) -> OperationRecord | None:
     return _found(await Operation.select().where(Operation.idem_key == idem_key).output(load_json=True).first())
 
@@ -392,112 +282,4 @@ async def counts_in_flight() -> list[dict]:
         await Operation.select(Operation.kind, Operation.status, Count(alias="n"))
         .where(Operation.status.is_in(list(UNFINISHED)))
         .group_by(Operation.kind, Operation.status)
-    )
-
-
-# --- an organization's own operations -----------------------------------------
-
-
-@dataclass(frozen=True)
-class OrgFilter:
-    """An organization's operations, without the kinds the reader may not see."""
-
-    organization_id: str
-    kind: str | None = None
-    status: str | None = None
-    since: datetime | None = None  # created_at >= this
-    hidden_kinds: frozenset[str] = frozenset()
-
-    def conditions(self) -> list:
-        found = [Operation.organization_id == self.organization_id]
-        if self.kind:
-            found.append(Operation.kind == self.kind)
-        if self.status:
-            found.append(Operation.status == self.status)
-        if self.since is not None:
-            found.append(Operation.created_at >= self.since)
-        if self.hidden_kinds:
-            found.append(Operation.kind.not_in(sorted(self.hidden_kinds)))
-        return found
-
-    def select(self):
-        return Operation.select(*PUBLIC_FIELDS).where(*self.conditions()).output(load_json=True)
-
-
-async def org_page(wanted: OrgFilter, order: keyset.Keyset, limit: int) -> list[OperationRecord]:
-    return records(await keyset.page(wanted.select, order, limit))
-
-
-async def org_count(wanted: OrgFilter) -> int:
-    return await Operation.count().where(*wanted.conditions())
-
-
-def org_batches(wanted: OrgFilter, order: keyset.Keyset):
-    return keyset.batches(wanted.select, order)
-
-
-# --- batches (a bulk renewal and its child operations) --------------------------------
-
-BATCH_CHUNK = 200  # rows per INSERT: far below SQLite's limit on bound variables
-
-
-async def start_batch(op_id: str, now: datetime) -> OperationRecord | None:
-    """pending -> running, once (in the transaction that creates its children); None if it had started."""
-    started = (
-        await Operation.update(
-            {
-                Operation.status: OperationStatus.RUNNING,
-                Operation.started_at: now,
-                Operation.enqueued_at: now,
-                Operation.attempts: Operation.attempts + 1,
-            }
-        )
-        .where((Operation.id == op_id) & (Operation.status == OperationStatus.PENDING))
-        .returning(Operation.id)
-    )
-    return await get(op_id) if started else None
-
-
-async def insert_children(rows: list[dict]) -> list[str]:
-    """Inserts a batch's child operations; a key already taken (a re-run) inserts nothing. Answers the new ids."""
-    created: list[str] = []
-    for start in range(0, len(rows), BATCH_CHUNK):
-        chunk = rows[start : start + BATCH_CHUNK]
-        inserted = (
-            await Operation.insert(*(Operation(**row) for row in chunk))
-            .on_conflict(target=Operation.idem_key, action="DO NOTHING")
-            .returning(Operation.id)
-        )
-        created += [r["id"] for r in inserted]
-    return created
-
-
-async def children_of(parent_id: str) -> list[OperationRecord]:
-    return records(
-        await Operation.select(
-            Operation.id,
-            Operation.kind,
-            Operation.status,
-            Operation.organization_id,
-            Operation.created_at,
-            Operation.product_id,
-            Operation.error_code,
-            Operation.error_message,
-        ).where(Operation.parent_id == parent_id)
-    )
-
-
-async def unfinished_children(parent_id: str) -> int:
-    return await Operation.count().where((Operation.parent_id == parent_id) & Operation.status.is_in(list(UNFINISHED)))
-
-
-async def parent_of(op_id: str) -> str | None:
-    row = await Operation.select(Operation.parent_id).where(Operation.id == op_id).first()
-    return row["parent_id"] if row else None
-
-
-async def touch(op_id: str, now: datetime) -> None:
-    """A running batch was looked at: the relay sends it again only after a stall from now."""
-    await Operation.update({Operation.enqueued_at: now}).where(
-        (Operation.id == op_id) & (Operation.status == OperationStatus.RUNNING)
     )

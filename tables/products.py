@@ -12,11 +12,11 @@ from piccolo.table import Table
 from rules import billing
 from rules.catalog import Kind
 from runtime.ids import new_id
-from tables import keyset, leases
+from tables import keyset
 from tables.clients import Client
 from tables.engine import locked
 from tables.organizations import Organization
-from tables.statements import Statement, fetch
+from tables.product_names import name_key
 
 SCHEDULE_COLUMNS = ("next_autorenew_at", "next_reminder_at", "next_state_at")
 
@@ -93,10 +93,6 @@ class ProductSchedule(Table, tablename="product_schedules"):
 # --- queries -----------------------------------------------------------------
 
 
-_NAME_HELD = Statement("SELECT 1 AS held FROM products WHERE name_key = {} LIMIT 1")
-# The same as a condition, for a statement that writes unless the name is held (tables.activity).
-NAME_HELD = "EXISTS (SELECT 1 FROM products WHERE name_key = {})"
-
 PUBLIC = (
     Product.id,
     Product.kind,
@@ -110,14 +106,6 @@ PUBLIC = (
     Product.created_at,
     Product.updated_at,
 )
-
-
-def name_key(kind: str, name: str, sandbox: bool = False) -> str | None:
-    """Only domain names are exclusive: one live product holds a name at a time. Sandboxes
-    hold names among themselves only: theirs never block a production purchase, nor the reverse."""
-    if kind != Kind.DOMAIN:
-        return None
-    return f"sandbox:{kind}:{name}" if sandbox else f"{kind}:{name}"
 
 
 class ProductRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,13 +135,6 @@ class ProductRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 def record(row: dict) -> ProductRecord:
     return msgspec.convert(row, ProductRecord)
-
-
-async def name_held(kind: str, name: str, sandbox: bool = False) -> bool:
-    key = name_key(kind, name, sandbox)
-    if key is None:
-        return False
-    return bool(await fetch(_NAME_HELD, key))
 
 
 async def insert(
@@ -226,23 +207,6 @@ async def update(product_id: str, now: datetime, **values) -> None:
         await ProductSchedule.update(planned).where(ProductSchedule.product == product_id)
 
 
-async def move_client_products(client_id: str, new_org_id: str, now: datetime) -> list[str]:
-    """Moves every product of a released client into its own organization."""
-    moved = (
-        await Product.update(
-            {
-                Product.organization: new_org_id,
-                Product.client: None,
-                Product.reseller: None,
-                Product.updated_at: now,
-            }
-        )
-        .where(Product.client == client_id)
-        .returning(Product.id)
-    )
-    return [row["id"] for row in moved]
-
-
 async def page(org_id: str, client_id: str | None, after: str | None, limit: int) -> list[dict]:
     query = Product.select(*PUBLIC).where(Product.organization == org_id)
     if client_id:
@@ -250,55 +214,6 @@ async def page(org_id: str, client_id: str | None, after: str | None, limit: int
     if after:
         query = query.where(Product.id > after)
     return await query.order_by(Product.id).limit(limit)
-
-
-LEASE_BATCH = 1000
-
-
-async def lease_due(column: str, now: datetime, until: datetime, limit: int) -> list[str]:
-    """Products whose `column` (a next_*_at) has come, pushed to `until` so no other sweep takes them.
-
-    Reads through the column's index: the cost follows the number due, not the table.
-    Sandboxes' products are left to their test clocks.
-    """
-    due_at = getattr(ProductSchedule, column)
-    due = (due_at <= now) & (ProductSchedule.sandbox == False)  # noqa: E712
-    taken: list[str] = []
-    while len(taken) < limit:
-        batch = min(LEASE_BATCH, limit - len(taken))
-        leased = await leases.take_due(ProductSchedule, free=due, stamp={due_at: until}, order_by=due_at, limit=batch)
-        taken += [r["product"] for r in leased]
-        if len(leased) < batch:
-            break
-    return taken
-
-
-async def next_due_of(organization_id: str) -> datetime | None:
-    """The earliest instant at which one of the organization's products needs a sweep."""
-    found = []
-    for column in SCHEDULE_COLUMNS:
-        due_at = getattr(ProductSchedule, column)
-        row = (
-            await ProductSchedule.select(due_at)
-            .where((ProductSchedule.product.organization == organization_id) & due_at.is_not_null())
-            .order_by(due_at)
-            .first()
-        )
-        if row is not None:
-            found.append(row[column])
-    return min(found, default=None)
-
-
-async def due_of(organization_id: str, column: str, at: datetime) -> list[str]:
-    """The organization's products whose `column` (a next_*_at) has come at `at`, earliest first."""
-    due_at = getattr(ProductSchedule, column)
-    rows = (
-        await ProductSchedule.select(ProductSchedule.product)
-        .where((ProductSchedule.product.organization == organization_id) & (due_at <= at))
-        .order_by(due_at)
-        .order_by(ProductSchedule.product)
-    )
-    return [r["product"] for r in rows]
 
 
 async def lock_full(product_id: str) -> dict | None:

@@ -7,15 +7,18 @@ from tables.claims import Claim
 from tables.clients import Client
 from tables.events import Event
 from tables.idempotency import IdempotentResponse
+from tables.inbound import InboundMessage, InboundSecret
 from tables.leases import JobLease
-from tables.ledger import Balance, LedgerEntry, TierState
+from tables.ledger import Balance, LedgerEntry
 from tables.operations import Operation
-from tables.organizations import Membership, Organization, Team
+from tables.organizations import Organization
 from tables.products import Product, ProductSchedule
 from tables.retention import RetentionCount
 from tables.sweeps import SweepRun
+from tables.teams import Membership, Team
 from tables.test_clocks import TestClock
-from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage, InboundSecret, WebhookEndpoint
+from tables.tier_states import TierState
+from tables.webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
 TABLES = [
     Account,

@@ -28,8 +28,9 @@ from piccolo.table import Table
 from tables.engine import locked
 from tables.events import Event
 from tables.idempotency import IdempotentResponse
+from tables.inbound import InboundMessage
 from tables.operations import FINISHED, Operation
-from tables.webhooks import Delivery, DeliveryAttempt, DeliveryStatus, InboundMessage
+from tables.webhooks import Delivery, DeliveryAttempt, DeliveryStatus
 
 FINISHED_OPERATIONS = list(FINISHED)
 # What /metrics reports, by name: the tables, and the idempotency keys (cleared, not deleted).

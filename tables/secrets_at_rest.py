@@ -164,7 +164,8 @@ async def seal_clear_rows() -> int:
     """Encrypts the secrets still stored in clear, and re-encrypts under the first key those
     sealed under another (the stored answers of POSTs too); answers how many rows changed.
     Run by `tenure migrate`."""
-    from tables.webhooks import InboundSecret, WebhookEndpoint
+    from tables.inbound import InboundSecret
+    from tables.webhooks import WebhookEndpoint
 
     changed = 0
     for table in (WebhookEndpoint, InboundSecret):

@@ -15,7 +15,7 @@ from litestar.params import HeaderParameter
 from rules.errors import RuleViolation
 from rules.quotes import Priced
 from runtime.clock import clock
-from tables import activity, operations
+from tables import activity, operation_activity, operations
 from tables.activity import Actor
 from tables.operation_params import Params
 from tables.operations import OperationRecord
@@ -129,7 +129,7 @@ async def accept_once(
 ) -> tuple[OperationOut, bool]:
     """As `accept`, also answering whether this call made the operation (False: its key's twin did).
     `actor` (for the activity record) defaults to the calling account and its key.
-    `unless_name_held`: a name key (tables.products.name_key) the operation is to take; while a
+    `unless_name_held`: a name key (tables.product_names.name_key) the operation is to take; while a
     product holds it, nothing is recorded and NameHeld is raised, unless the Idempotency-Key's
     operation exists (it is answered first, as a replay is)."""
     now = clock.now()
@@ -154,7 +154,7 @@ async def accept_once(
             if account_id is not None
             else activity.TENURE
         )
-    if not await activity.insert_accepted(row, actor, unless_name_held=unless_name_held):
+    if not await operation_activity.insert_accepted(row, actor, unless_name_held=unless_name_held):
         op = await operations.by_idem_key(row["idem_key"]) if row["idem_key"] is not None else None
         if op is None and unless_name_held is not None:
             raise NameHeld(unless_name_held)

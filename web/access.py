@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 
 from rules import permissions
 from runtime.clock import clock
-from tables import access_cache, api_keys, organizations
+from tables import access_cache, api_keys, organizations, teams
 from tables.accounts import digest
 from tables.api_keys import Caller
 from web.errors import NotFound, Unauthorized
@@ -79,7 +79,7 @@ async def membership(account_id: str, org_id: str) -> tuple[organizations.Organi
     """The organization and what the account's teams grant there, cached as keys are."""
     return await access_cache.cache.load(
         ("member", account_id, org_id),
-        lambda: organizations.membership(account_id, org_id, permissions.ALL_PERMISSIONS),
+        lambda: teams.membership(account_id, org_id, permissions.ALL_PERMISSIONS),
     )
 
 

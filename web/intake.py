@@ -21,7 +21,7 @@ from rules.catalog import DEFAULT_CATALOG, catalog_for, kind_of
 from rules.errors import NameTaken, RuleViolation, TargetMissing
 from rules.money import Money
 from rules.pricing import Tier
-from tables import clients, ledger, products
+from tables import clients, ledger, product_names, products
 from tables.clients import ClientRecord
 from tables.operation_params import (
     PurchaseParams,
@@ -60,7 +60,7 @@ async def purchase_params(org: OrganizationRecord, granted: frozenset[str], data
 
 def purchase_name_key(org: OrganizationRecord, params: PurchaseParams) -> str | None:
     """The name a purchase takes, as products hold it (None: its kind's names are not exclusive)."""
-    return products.name_key(params.kind, params.name, org.sandbox)
+    return product_names.name_key(params.kind, params.name, org.sandbox)
 
 
 def name_taken(name: str) -> NameTaken:
@@ -70,7 +70,7 @@ def name_taken(name: str) -> NameTaken:
 async def check_name_free(org: OrganizationRecord, params: PurchaseParams) -> None:
     """name_taken if another product holds the purchase's name now (dry runs: a real purchase
     checks it in the statement that records it)."""
-    if await products.name_held(params.kind, params.name, org.sandbox):
+    if await product_names.name_held(params.kind, params.name, org.sandbox):
         raise name_taken(params.name)
 
 

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from runtime.clock import clock
-from tables import events, operations, retention, sweeps, webhooks
+from tables import deliveries, events, operations, retention, sweeps
 
 log = structlog.get_logger("tenure.metrics")
 REFRESH_S = 5
@@ -121,7 +121,7 @@ async def take_snapshot(monitor) -> dict:
     return {
         **await broker_snapshot(monitor),
         "operations": await operations.counts_in_flight(),
-        "deliveries_pending": await webhooks.pending_deliveries(),
+        "deliveries_pending": await deliveries.pending_deliveries(),
         "sweeps": await sweeps.latest(),
         "tier_changes": await events.count("tier.changed"),
         "retention_deleted": await retention.totals(),

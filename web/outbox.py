@@ -18,7 +18,7 @@ import anyio
 import structlog
 from dramatiq import Message
 
-from tables import operations
+from tables import operation_relay
 from worker.queue import Sender
 
 log = structlog.get_logger("tenure.web")
@@ -72,7 +72,7 @@ class Outbox:
             return
         ids = [message.args[0] for message in refused]
         try:
-            await operations.unsent_many(ids)  # the relay sends them at its next tick
+            await operation_relay.unsent_many(ids)  # the relay sends them at its next tick
         except Exception as exc:  # the database is down too: the relay sends them after the stall
             log.warning("operation_unsent_not_recorded", operation_ids=ids, error=f"{type(exc).__name__}: {exc}")
         log.info("operations_unsent", operation_ids=ids)

@@ -33,7 +33,7 @@ import structlog
 
 from rules.operations import OperationKind
 from runtime.clock import clock
-from tables import ledger, operation_claims, operations
+from tables import ledger, operation_batches, operation_claims, operations
 from tables.engine import transaction, unreachable
 from tables.operations import OperationRecord
 from worker import batch_memo, charging, purchase_batch
@@ -190,7 +190,7 @@ async def follow_up(sender: Sender, ran: list[Ran], charged: list[str] | None = 
     await fan_out_operations(sender, finished)
     parents = {each.parent_id for each in ran if each.parent_id and each.outcome in operations.FINISHED}
     for parent_id in sorted(parents):
-        if not await operations.unfinished_children(parent_id):
+        if not await operation_batches.unfinished_children(parent_id):
             await asyncio.to_thread(sender.send, operation_message(OperationKind.RENEWAL_BATCH, parent_id))
 
 

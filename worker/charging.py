@@ -26,7 +26,7 @@ from rules.errors import CurrencyMismatch
 from rules.money import DEFAULT_CURRENCY, Money
 from runtime.clock import clock
 from tables import billing as billing_position
-from tables import ledger
+from tables import ledger, tier_states
 from worker import batch_memo
 
 _deferred: ContextVar[list | None] = ContextVar("tenure_deferred_charges", default=None)
@@ -118,7 +118,7 @@ async def _book(
         _add_to_batch(moves, operation_id, now)
         return False
     # The flag's time is the wall clock's even at a test clock's `now`: the relay ages flags by it.
-    newly_flagged = await ledger.flag_tier_recalc(payer_id, clock.now())
+    newly_flagged = await tier_states.flag_tier_recalc(payer_id, clock.now())
     try:
         await ledger.post(f"op:{operation_id}", entries, now, operation_id=operation_id, product=product)
     except (ledger.Overdraft, ledger.OverCredit):  # spent by a concurrent charge since we read it
@@ -159,7 +159,7 @@ async def settle_batch() -> list[str]:
     for payer_id in sorted(pending):
         moves = pending[payer_id]
         # The flag's time is the wall clock's even at a test clock's `now`: the relay ages flags by it.
-        if await ledger.flag_tier_recalc(payer_id, clock.now()):
+        if await tier_states.flag_tier_recalc(payer_id, clock.now()):
             flagged.append(payer_id)
         account = await ledger.move(payer_id, prepaid=moves["prepaid"], owed=moves["owed"])
         if moves["prepaid"]:

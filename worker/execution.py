@@ -26,8 +26,8 @@ from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.ids import new_id
 from runtime.settings import Settings
-from tables import activity, operation_params, operations, organizations, test_clocks
 from tables import event_payloads as payloads
+from tables import operation_activity, operation_params, operations, teams, test_clocks
 from tables.engine import atomic, transaction
 from tables.operation_params import Params
 from tables.operations import OperationRecord
@@ -82,7 +82,7 @@ async def recheck(op: OperationRecord, needed: str, payment_method: str | None =
         return  # asked by tenure itself (sweep) or a verified reseller webhook
     granted = await batch_memo.once(
         ("permissions", account_id, op.organization_id),
-        lambda: organizations.permissions_of(account_id, op.organization_id, permissions.ALL_PERMISSIONS),
+        lambda: teams.permissions_of(account_id, op.organization_id, permissions.ALL_PERMISSIONS),
     )
     if granted is None:
         raise PermissionDenied("the member who asked is no longer in the organization")
@@ -155,7 +155,7 @@ async def run_started(
                     return ran
                 done = await handler(op, now)
                 await operations.finish(operation_id, now, result=done.result, product_id=done.product_id)
-                await activity.operation_finished(
+                await operation_activity.operation_finished(
                     "operation.succeeded",
                     op,
                     now,
@@ -258,7 +258,7 @@ async def _fail(
             operation_id, now, error_code=code, error_message=message, **columns
         ):
             return None, now
-        await activity.operation_finished(
+        await operation_activity.operation_finished(
             "operation.failed",
             op,
             now,

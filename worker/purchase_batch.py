@@ -28,7 +28,7 @@ from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.ids import new_id
 from tables import event_payloads as payloads
-from tables import operations, products, test_clocks
+from tables import operations, product_names, products, test_clocks
 from tables.engine import transaction
 from tables.operations import OperationRecord
 from tables.purchase_writes import PurchaseWrites
@@ -116,7 +116,7 @@ async def _plan_one(op: OperationRecord, writes: PurchaseWrites) -> Ran:
             "state": products.ProductState.ACTIVE,
             "created_at": now,
         },
-        products.name_key(planned.kind.kind, params.name, planned.org.sandbox),
+        product_names.name_key(planned.kind.kind, params.name, planned.org.sandbox),
         planned.schedule,
         planned.org.sandbox,
     )

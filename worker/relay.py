@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from runtime.clock import clock
-from tables import ledger, operations
+from tables import operation_relay, tier_states
 from tables.engine import transaction
 from worker.execution import Bounds, give_up
 from worker.monitoring import monitor_for
@@ -55,7 +55,7 @@ async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None
     cutoff = now - stall
     oldest = await asyncio.to_thread(_oldest_waiting, sender)
     async with transaction():
-        taken = await operations.take_for_relay(
+        taken = await operation_relay.take_for_relay(
             cutoff,
             now,
             BATCH,
@@ -73,10 +73,10 @@ async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None
         if not await asyncio.to_thread(sender.send, operation_message(row["kind"], row["id"])):
             async with transaction():  # broker down: the next tick takes them again at once
                 for rest in to_send[index:]:
-                    await operations.unsent(rest["id"])
+                    await operation_relay.unsent(rest["id"])
             break
         sent += 1
-    for org_id in await ledger.tiers_flagged_before(cutoff, BATCH):
+    for org_id in await tier_states.tiers_flagged_before(cutoff, BATCH):
         await asyncio.to_thread(sender.send, tier_message(org_id))
     if taken:
         log.info("relay_sent", taken=len(taken), sent=sent, failed=len(given_up))

@@ -16,7 +16,7 @@ from datetime import timedelta
 import structlog
 
 from runtime.clock import clock
-from tables import ledger, sweeps
+from tables import sweeps, tier_states
 from tables.engine import transaction
 from worker.queue import AUTORENEW_ACTOR, REMINDER_ACTOR, STATE_ACTOR, Sender, lifecycle_message, tier_message
 
@@ -35,12 +35,12 @@ PRODUCT_SWEEPS = {
 
 async def sweep(job: str, sender: Sender) -> int:
     """Leases the due products of one sweep and sends them in batches; returns how many."""
-    from tables import products
+    from tables import due_products
 
     column, actor = PRODUCT_SWEEPS[job]
     started, now = time.monotonic(), clock.now()
     async with transaction():
-        due = await products.lease_due(column, now, now + LEASE, MAX_PER_RUN)
+        due = await due_products.lease_due(column, now, now + LEASE, MAX_PER_RUN)
     for start in range(0, len(due), MESSAGE_BATCH):
         batch = due[start : start + MESSAGE_BATCH]
         if not await asyncio.to_thread(sender.send, lifecycle_message(actor, batch)):
@@ -57,7 +57,7 @@ async def recalculate_tiers(sender: Sender) -> int:
     """
     started, now = time.monotonic(), clock.now()
     async with transaction():
-        flagged = await ledger.flag_daily_tier_runs(now)
+        flagged = await tier_states.flag_daily_tier_runs(now)
     for org_id in flagged:
         if not await asyncio.to_thread(sender.send, tier_message(org_id)):
             break  # the relay re-sends flags older than its stall time

@@ -14,12 +14,12 @@ import pytest
 from litestar.testing import TestClient
 
 from runtime.clock import clock
-from tables import events, webhooks
+from tables import deliveries, events
 from tables.accounts import Account
 from tables.engine import transaction
 from tables.events import Event
 from tables.idempotency import IdempotentResponse
-from tables.webhooks import InboundSecret
+from tables.inbound import InboundSecret
 from tests.api import builders
 from tests.api.builders import Person
 from web.app import create_app
@@ -384,8 +384,8 @@ def test_a_delivery_retry_with_a_key_is_asked_once(client):
         async with transaction():
             await events.record("tier.changed", org, now, data={})
             event_id = (await Event.select(Event.id).where(Event.organization_id == org).first())["id"]
-            (delivery,) = await webhooks.add_deliveries([(endpoint, event_id)], now)
-            await webhooks.settle(delivery, now, "failed", None)
+            (delivery,) = await deliveries.add_deliveries([(endpoint, event_id)], now)
+            await deliveries.settle(delivery, now, "failed", None)
         return delivery
 
     delivery = db(one_delivery())

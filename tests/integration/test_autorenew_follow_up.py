@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta
 
 from runtime.clock import clock
-from tables import ledger
+from tables import tier_states
 from tests.api import builders
 from tests.integration.flows import db
 from tests.integration.test_lifecycle import T0, bought, tick_days
@@ -30,9 +30,9 @@ def test_an_autorenew_attempt_sends_its_webhooks_and_its_tier_message_at_once(ap
     after = api.get(f"/v1/products/{product_id}", headers=owner.auth).json()
     assert after["expires_at"] > expires, "the autorenew attempt did not renew"
     deadline = time.monotonic() + 30
-    while not (receiver.delivered("/renewals") and db(ledger.tier_state(org))["recalc_requested_at"] is None):
+    while not (receiver.delivered("/renewals") and db(tier_states.tier_state(org))["recalc_requested_at"] is None):
         assert time.monotonic() < deadline, (
-            f"delivered {[r.type for r in receiver.delivered('/renewals')]}, tier state {db(ledger.tier_state(org))}"
+            f"delivered {[r.type for r in receiver.delivered('/renewals')]}, tier state {db(tier_states.tier_state(org))}"
         )
         time.sleep(0.05)
     assert [r.type for r in receiver.delivered("/renewals")] == ["product.renewed"]

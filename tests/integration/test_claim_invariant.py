@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from runtime.clock import clock
 from tables import claims
-from tables.organizations import Membership
+from tables.teams import Membership
 from tests.api import builders
 from tests.integration.flows import db, wait_done
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from runtime.clock import clock
-from tables import events, webhooks
+from tables import deliveries, events, webhooks
 from tables.engine import transaction
 from tests.api import builders
 from tests.integration.flows import db
@@ -78,7 +78,7 @@ def test_an_attempt_in_flight_is_never_joined_by_a_second_one(api, sender, slow_
 
     if lease_ran_out:  # the first lease ends mid-attempt: the scheduler's tick must not lease it again
         clock.pin(t0 + webhooks.LEASE + timedelta(seconds=1))
-        assert db(webhooks.lease_due(clock.now(), 10)) == []
+        assert db(deliveries.lease_due(clock.now(), 10)) == []
     # A duplicate message (a resend, a redelivered one) arrives meanwhile.
     assert db(deliver_once(delivery_id)) == ("skipped", None)
 

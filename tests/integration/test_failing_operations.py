@@ -16,7 +16,7 @@ from dramatiq import Message
 
 from runtime.clock import clock
 from runtime.settings import Settings
-from tables import events, operations
+from tables import events, operation_inserts, operations
 from tests.api import builders
 from tests.integration.flows import db, wait_done
 from tests.integration.test_ops import OPS, wait_for
@@ -48,7 +48,7 @@ def broken_purchase(org: str, **fields) -> str:
     """A purchase whose stored params make the handler raise ValidationError (no `payment_method`) every time."""
     row = operations.new_row("purchase", org, clock.now(), enqueued_at=clock.now(), **fields)
     row["params"] = {"kind": "domain", "name": "broken.fr", "years": 1}  # as no intake would store them
-    db(operations.insert_or_get(row))
+    db(operation_inserts.insert_or_get(row))
     return row["id"]
 
 

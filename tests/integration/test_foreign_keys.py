@@ -12,10 +12,12 @@ from runtime.clock import clock
 from tables import organizations, webhooks
 from tables.activity import Activity
 from tables.events import Event
-from tables.ledger import Balance, LedgerEntry, TierState
+from tables.inbound import InboundSecret
+from tables.ledger import Balance, LedgerEntry
 from tables.operations import Operation
 from tables.test_clocks import TestClock
-from tables.webhooks import Delivery, DeliveryAttempt, InboundSecret
+from tables.tier_states import TierState
+from tables.webhooks import Delivery, DeliveryAttempt
 from tests.integration.flows import db
 
 

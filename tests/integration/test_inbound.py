@@ -12,8 +12,8 @@ from math import floor
 from standardwebhooks import Webhook
 
 from runtime.clock import clock
+from tables.inbound import InboundMessage
 from tables.operations import Operation
-from tables.webhooks import InboundMessage
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, db, wait_done
 

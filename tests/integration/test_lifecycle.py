@@ -125,7 +125,7 @@ def test_a_renewal_in_grace_brings_the_product_back_to_active(api, workers, brok
 
 
 def test_a_scheduler_that_dies_after_leasing_leaves_nothing_the_next_tick_does_not_finish(api, workers, broker, sender):
-    from tables import products
+    from tables import due_products
 
     workers()
     clock.pin(T0)
@@ -134,7 +134,7 @@ def test_a_scheduler_that_dies_after_leasing_leaves_nothing_the_next_tick_does_n
     set_autorenew(api, owner, product_id, False)  # else the renewal reschedules its reminders
     clock.pin(T0 + timedelta(days=365 - 25))  # the 30-day reminder is due
     now = clock.now()
-    leased = db(products.lease_due("next_reminder_at", now, now + sweeps.LEASE, 100))  # ...then it died
+    leased = db(due_products.lease_due("next_reminder_at", now, now + sweeps.LEASE, 100))  # ...then it died
     assert leased == [product_id]
 
     db(sweeps.run_all(sender))  # a tick within the lease: nothing is sent twice

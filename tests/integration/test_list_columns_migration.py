@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tables import api_keys, engine, organizations, webhooks
+from tables import api_keys, deliveries, engine, organizations, teams
 from tables.accounts import digest
 from tests import databases
 from tests.conftest import BACKENDS
@@ -77,9 +77,9 @@ def test_lists_stored_as_text_before_the_upgrade_read_as_the_same_lists_after_it
 
     databases.run_migrate(old_database_url)
 
-    teams = {t.id: t.permissions for t in asyncio.run(organizations.teams_with_members("org_a"))}
-    assert teams == {"team_support": ["product:renew", "product:view"], "team_none": []}
-    granted = asyncio.run(organizations.get_team("org_a", "team_support"))
+    permissions = {t.id: t.permissions for t in asyncio.run(teams.teams_with_members("org_a"))}
+    assert permissions == {"team_support": ["product:renew", "product:view"], "team_none": []}
+    granted = asyncio.run(teams.get_team("org_a", "team_support"))
     assert granted is not None and granted.permissions == ["product:renew", "product:view"]
 
     narrow = asyncio.run(api_keys.lookup(NARROW_KEY))
@@ -92,10 +92,10 @@ def test_lists_stored_as_text_before_the_upgrade_read_as_the_same_lists_after_it
     listed = {k.name: (k.organizations, k.permissions) for k in asyncio.run(api_keys.of("acc_a"))}
     assert listed == {"robot": (["org_a", "org_b"], ["billing:view"]), "default": (None, None)}
 
-    hooks = {h["id"]: h["event_types"] for h in asyncio.run(webhooks.enabled_endpoints(["org_a"]))}
+    hooks = {h["id"]: h["event_types"] for h in asyncio.run(deliveries.enabled_endpoints(["org_a"]))}
     assert hooks == {"whe_some": ["product.expiring", "product.purchased"], "whe_all": []}
 
     # ...and a list written after the upgrade reads back as written.
-    made = asyncio.run(organizations.create_team("org_a", "Billing", frozenset({"billing:view"}), NOW))
-    again = asyncio.run(organizations.get_team("org_a", made.id))
+    made = asyncio.run(teams.create_team("org_a", "Billing", frozenset({"billing:view"}), NOW))
+    again = asyncio.run(teams.get_team("org_a", made.id))
     assert again is not None and again.permissions == ["billing:view"]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from runtime.clock import clock
 from tables.events import Event
-from tables.organizations import Membership
+from tables.teams import Membership
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_done
 

@@ -14,11 +14,12 @@ from runtime.clock import clock
 from runtime.ids import new_id
 from tables import leases, operations
 from tables.events import Event
+from tables.inbound import InboundMessage
 from tables.ledger import LedgerEntry
 from tables.operations import Operation
 from tables.organizations import Organization
 from tables.sweeps import SweepRun
-from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
+from tables.webhooks import Delivery, DeliveryAttempt
 from tests.api import builders
 from tests.integration.flows import buy, charges_for, db, wait_done
 from tests.integration.test_inbound import post, reseller, rotate, upsert

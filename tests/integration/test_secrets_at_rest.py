@@ -23,7 +23,8 @@ from cryptography.fernet import Fernet
 from runtime.settings import Settings
 from tables import secrets_at_rest
 from tables.engine import sqlite_path
-from tables.webhooks import InboundSecret, WebhookEndpoint
+from tables.inbound import InboundSecret
+from tables.webhooks import WebhookEndpoint
 from tests import databases
 from tests.integration.flows import db, wait_done
 from tests.integration.test_inbound import post, reseller, rotate, upsert

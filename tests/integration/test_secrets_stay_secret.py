@@ -7,8 +7,9 @@ import json
 import time
 
 from tables.events import Event
+from tables.inbound import InboundMessage
 from tables.operations import Operation
-from tables.webhooks import Delivery, DeliveryAttempt, InboundMessage
+from tables.webhooks import Delivery, DeliveryAttempt
 from tests.api import builders
 from tests.integration.flows import buy, db, renew, wait_done
 from tests.integration.receiver import Receiver

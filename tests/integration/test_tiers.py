@@ -8,7 +8,7 @@ import time
 from rules.ledger import Book
 from runtime.clock import clock
 from runtime.ids import new_id
-from tables import events, ledger, organizations
+from tables import events, organizations, tier_states
 from tables.engine import transaction
 from tables.ledger import LedgerEntry
 from tests.api import builders
@@ -127,12 +127,12 @@ def test_a_charge_committing_while_the_tier_is_recomputed_is_counted_then_or_aft
     async def scenario() -> dict:
         async with transaction():
             org = await organizations.open_with_owners("Payer", False, "EUR", now)
-        assert await ledger.flag_tier_recalc(org.id, now)  # the earlier charge: a message is on its way
+        assert await tier_states.flag_tier_recalc(org.id, now)  # the earlier charge: a message is on its way
         flagged, release = asyncio.Event(), asyncio.Event()
 
         async def charge() -> None:
             async with transaction():
-                assert not await ledger.flag_tier_recalc(org.id, now)  # already flagged: no second message
+                assert not await tier_states.flag_tier_recalc(org.id, now)  # already flagged: no second message
                 await LedgerEntry.insert(
                     LedgerEntry(
                         id=new_id("led"),
@@ -153,7 +153,7 @@ def test_a_charge_committing_while_the_tier_is_recomputed_is_counted_then_or_aft
         await asyncio.sleep(0.3)  # the recalculation runs as far as it can while the charge is open
         release.set()
         await asyncio.gather(charging, recalculating)
-        state = await ledger.lock_tier(org.id)
+        state = await tier_states.lock_tier(org.id)
         assert state is not None
         return state
 

@@ -6,7 +6,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from runtime.clock import clock
-from tables import accounts, claims, events, organizations
+from tables import accounts, claims, events, organizations, teams
 from tables import event_payloads as payloads
 from tables.accounts import AccountRecord
 from tables.activity import Actor, record
@@ -71,9 +71,9 @@ class AccountController(Controller):
             done = await claims.redeem(data.claim_token, caller.id, now)
             if done is None:  # a concurrent claim of the same token won
                 raise _invalid_token()
-            owners = await organizations.owner_team_id(done.organization_id)
+            owners = await teams.owner_team_id(done.organization_id)
             assert owners is not None  # every organization has its Owner team
-            await organizations.add_member(done.organization_id, owners, caller.id, now)
+            await teams.add_member(done.organization_id, owners, caller.id, now)
             await events.record(
                 "organization.claimed",
                 done.reseller_id,
@@ -96,7 +96,7 @@ class AccountController(Controller):
     @get("/me")
     async def me(self, account: Account) -> MeOut:
         orgs: dict[str, MyOrganization] = {}
-        for row in await organizations.memberships_of(account.id):
+        for row in await teams.memberships_of(account.id):
             if not key_allows_org(account, row.organization_id):
                 continue  # the caller's key is limited to other organizations
             org = orgs.setdefault(

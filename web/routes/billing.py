@@ -15,7 +15,7 @@ from rules.money import Money
 from rules.operations import OperationKind
 from runtime.clock import clock
 from tables import billing as position
-from tables import ledger, operations
+from tables import ledger, operation_inserts, operations, tier_states
 from tables.activity import Actor, record
 from tables.api_keys import Caller
 from tables.engine import transaction
@@ -76,7 +76,7 @@ async def _booked(
         finished_at=now,
     )
     async with transaction():
-        op, created = await operations.insert_or_get(row)
+        op, created = await operation_inserts.insert_or_get(row)
         if created:
             await ledger.post(op.id, entries, now, operation_id=op.id)
             await position.check_low_balance(org_id, now)
@@ -205,7 +205,7 @@ class BillingController(Controller):
 async def _summary(org_id: str) -> BillingOut:
     row = await ledger.account_of(org_id)
     currency = row.currency
-    state = await ledger.tier_state(org_id)
+    state = await tier_states.tier_state(org_id)
     volume = Money(state["volume_12m"], state["currency"])
     tier = pricing.tier_for(volume)
     upcoming = pricing.next_tier(volume)

@@ -8,7 +8,7 @@ from litestar.params import FromPath, JSONBody
 from rules import permissions
 from rules.errors import PermissionDenied
 from runtime.clock import clock
-from tables import activity, api_keys, organizations
+from tables import activity, api_keys, teams
 from tables.activity import Actor
 from tables.api_keys import ApiKeyRecord, Caller
 from tables.engine import transaction
@@ -41,7 +41,7 @@ def require_unrestricted(account: Caller) -> None:
 
 async def record_key_change(account: Caller, kind: str, key: ApiKeyRecord) -> None:
     """A key is seen by every organization it reaches: those it is limited to, else all of the account's."""
-    mine = sorted({row.organization_id for row in await organizations.memberships_of(account.id)})
+    mine = sorted({row.organization_id for row in await teams.memberships_of(account.id)})
     reached = mine if key.organizations is None else [org for org in mine if org in key.organizations]
     now = clock.now()
     await activity.record_rows(
@@ -61,7 +61,7 @@ class KeyController(Controller):
         wanted = None if data.permissions is None else permissions.validate_permissions(data.permissions)
         orgs = None if data.organizations is None else sorted(set(data.organizations))
         if orgs is not None:
-            mine = {row.organization_id for row in await organizations.memberships_of(account.id)}
+            mine = {row.organization_id for row in await teams.memberships_of(account.id)}
             unknown = [org for org in orgs if org not in mine]
             if unknown:
                 raise Invalid(

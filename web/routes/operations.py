@@ -10,7 +10,7 @@ from litestar import Request, get
 from litestar.params import FromPath, FromQuery, Parameter
 
 from rules import permissions
-from tables import operations
+from tables import operation_lists, operations
 from tables.operations import OperationRecord
 from web import listing
 from web.accept import operation_out
@@ -49,7 +49,7 @@ async def list_operations(
     hidden = permissions.operation_kinds_hidden(found.granted)
     if kind in hidden:
         found.require(permissions.needed_to_read(kind))
-    wanted = operations.OrgFilter(
+    wanted = operation_lists.OrgFilter(
         org_id, kind=kind, status=status, since=listing.aware("since", since), hidden_kinds=hidden
     )
     keyset, sort_name = listing.keyset_for(
@@ -64,11 +64,11 @@ async def list_operations(
         return csv_export(
             "operations.csv",
             OPERATION_CSV,
-            operations.org_batches(wanted, keyset),
+            operation_lists.org_batches(wanted, keyset),
             lambda rows: ([r[c] for c in OPERATION_CSV] for r in rows),
         )
-    rows, cursor = listing.cut(await operations.org_page(wanted, keyset, limit + 1), limit, keyset, sort_name)
-    total = await operations.org_count(wanted) if count else None
+    rows, cursor = listing.cut(await operation_lists.org_page(wanted, keyset, limit + 1), limit, keyset, sort_name)
+    total = await operation_lists.org_count(wanted) if count else None
     return OperationPage(items=[operation_out(_listed(r)) for r in rows], next_cursor=cursor, total=total)
 
 

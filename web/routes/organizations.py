@@ -9,11 +9,12 @@ from rules import membership, permissions
 from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import UnknownCurrency
 from runtime.clock import clock
-from tables import accounts, organizations
+from tables import accounts, organizations, teams
 from tables.activity import Actor, record
 from tables.api_keys import Caller
 from tables.engine import transaction
-from tables.organizations import OrganizationRecord, TeamRecord
+from tables.organizations import OrganizationRecord
+from tables.teams import TeamRecord
 from web.access import Access, Account, access
 from web.errors import Conflict, Invalid, NotFound
 from web.schemas.organizations import MemberIn, MemberOut, OrganizationIn, OrganizationOut, TeamIn, TeamOut
@@ -44,7 +45,7 @@ async def check_team_change(found: Access, account: Caller, team: TeamRecord) ->
     """Changing a team's members hands out its permissions: only what the caller holds,
     and the Owner team only by owners."""
     membership.check_grant(found.granted, frozenset(team.permissions))
-    caller_is_owner = account.id in await organizations.owner_ids(found.org.id)
+    caller_is_owner = account.id in await teams.owner_ids(found.org.id)
     membership.check_owner_team_change(caller_is_owner, team.is_owner)
 
 
@@ -88,7 +89,7 @@ class OrganizationController(Controller):
     @get("/{org_id:str}/teams")
     async def list_teams(self, account: Account, org_id: FromPath[str]) -> list[TeamOut]:
         await access(account, org_id, permissions.ORG_VIEW)
-        return [_team_out(t) for t in await organizations.teams_with_members(org_id)]
+        return [_team_out(t) for t in await teams.teams_with_members(org_id)]
 
     @post("/{org_id:str}/teams", status_code=201)
     async def create_team(self, account: Account, org_id: FromPath[str], data: JSONBody[TeamIn]) -> TeamOut:
@@ -98,11 +99,11 @@ class OrganizationController(Controller):
         try:
             async with transaction():
                 now = clock.now()
-                team = await organizations.create_team(org_id, data.name.strip(), granted, now)
+                team = await teams.create_team(org_id, data.name.strip(), granted, now)
                 await record(
                     org_id, "team.created", Actor.account(account), now, team_id=team.id, permissions=sorted(granted)
                 )
-        except organizations.TeamNameTaken:
+        except teams.TeamNameTaken:
             raise Conflict("team_name_taken", f"this organization already has a team named {data.name!r}") from None
         return _team_out(team)
 
@@ -111,7 +112,7 @@ class OrganizationController(Controller):
         self, account: Account, org_id: FromPath[str], team_id: FromPath[str], data: JSONBody[MemberIn]
     ) -> MemberOut:
         found = await access(account, org_id, permissions.ORG_MANAGE)
-        team = await organizations.get_team(org_id, team_id)
+        team = await teams.get_team(org_id, team_id)
         if team is None:
             raise NotFound("team", team_id)
         await check_team_change(found, account, team)
@@ -123,7 +124,7 @@ class OrganizationController(Controller):
             )
         try:
             async with transaction():
-                await organizations.add_member(org_id, team_id, member.id, clock.now())
+                await teams.add_member(org_id, team_id, member.id, clock.now())
                 await record(
                     org_id,
                     "member.added",
@@ -132,7 +133,7 @@ class OrganizationController(Controller):
                     team_id=team_id,
                     account_id=member.id,
                 )
-        except organizations.AlreadyMember:
+        except teams.AlreadyMember:
             raise Conflict("already_member", f"{data.email!r} is already in team {team.name!r}") from None
         return MemberOut(id=member.id, email=member.email, name=member.name)
 
@@ -143,13 +144,13 @@ class OrganizationController(Controller):
         found = await access(account, org_id, permissions.ORG_MANAGE)
         async with transaction():
             await organizations.lock(org_id)
-            team = await organizations.get_team(org_id, team_id)
+            team = await teams.get_team(org_id, team_id)
             if team is None:
                 raise NotFound("team", team_id)
             await check_team_change(found, account, team)
-            owners = await organizations.owner_ids(org_id)
+            owners = await teams.owner_ids(org_id)
             membership.check_removal(owners, member_id, team.is_owner)
-            if not await organizations.remove_member(team_id, member_id):
+            if not await teams.remove_member(team_id, member_id):
                 raise NotFound("member", member_id)
             await record(
                 org_id, "member.removed", Actor.account(account), clock.now(), team_id=team_id, account_id=member_id
@@ -161,6 +162,6 @@ class OrganizationController(Controller):
         await access(account, org_id)
         async with transaction():
             await organizations.lock(org_id)
-            membership.check_leave(await organizations.owner_ids(org_id), account.id)
-            await organizations.leave(org_id, account.id)
+            membership.check_leave(await teams.owner_ids(org_id), account.id)
+            await teams.leave(org_id, account.id)
             await record(org_id, "member.left", Actor.account(account), clock.now(), account_id=account.id)

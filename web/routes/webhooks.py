@@ -12,7 +12,7 @@ from rules import permissions
 from rules import webhooks as hooks
 from rules.errors import InvalidWebhookUrl
 from runtime.clock import clock
-from tables import webhooks
+from tables import deliveries, webhooks
 from tables.activity import Actor, record
 from tables.engine import transaction
 from web.access import Account, access
@@ -196,7 +196,7 @@ class WebhookEndpointController(Controller):
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         async with transaction():
             await enabled_endpoint_of(org_id, endpoint_id, to="to test it")
-            event_id, delivery_id = await webhooks.add_ping(org_id, endpoint_id, clock.now())
+            event_id, delivery_id = await deliveries.add_ping(org_id, endpoint_id, clock.now())
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
         return PingOut(event_id=event_id, delivery_id=delivery_id, status=webhooks.DeliveryStatus.PENDING)
 
@@ -212,8 +212,8 @@ class WebhookEndpointController(Controller):
         """Deliveries, newest first, each with every attempt (status code, duration, answer excerpt)."""
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         await endpoint_of(org_id, endpoint_id)
-        rows, cursor = cut(await webhooks.deliveries_page(endpoint_id, after, limit + 1), limit)
-        attempts = await webhooks.attempts_of([r.id for r in rows])
+        rows, cursor = cut(await deliveries.deliveries_page(endpoint_id, after, limit + 1), limit)
+        attempts = await deliveries.attempts_of([r.id for r in rows])
         items = [
             DeliveryOut(
                 id=r.id,
@@ -250,7 +250,7 @@ class WebhookEndpointController(Controller):
         await access(account, org_id, permissions.WEBHOOK_MANAGE)
         await enabled_endpoint_of(org_id, endpoint_id, to="to receive events again", was=True)
         async with transaction():
-            if not await webhooks.reset_for_retry(endpoint_id, delivery_id, clock.now()):
+            if not await deliveries.reset_for_retry(endpoint_id, delivery_id, clock.now()):
                 raise NotFound("delivery", delivery_id)  # unknown here, or an attempt is in flight
         await anyio.to_thread.run_sync(request.app.state.sender.send, delivery_message(delivery_id))
         return {"id": delivery_id, "status": webhooks.DeliveryStatus.PENDING}

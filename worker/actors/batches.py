@@ -23,8 +23,16 @@ import structlog
 from rules.errors import TargetMissing
 from rules.operations import OperationKind
 from runtime.clock import clock
-from tables import activity, events, operation_params, operations, products
 from tables import event_payloads as payloads
+from tables import (
+    events,
+    operation_activity,
+    operation_batches,
+    operation_params,
+    operation_relay,
+    operations,
+    products,
+)
 from tables.engine import transaction
 from tables.operation_params import RenewalBatchParams, RenewalItem, RenewalParams
 from tables.operations import OperationRecord
@@ -44,7 +52,7 @@ def child_key(batch_id: str, product_id: str) -> str:
 async def _start(batch_id: str, now: datetime) -> list[str]:
     """Starts the batch once, creating its children; answers the ids of the children made now."""
     async with transaction():
-        batch = await operations.start_batch(batch_id, now)
+        batch = await operation_batches.start_batch(batch_id, now)
         if batch is None:
             return []
         items = operation_params.read(batch, RenewalBatchParams).items
@@ -66,10 +74,10 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
             for item in items
             if item.product_id in owned and owned[item.product_id].organization_id == batch.organization_id
         ]
-        made = set(await operations.insert_children(rows))
-        await activity.operations_accepted(
+        made = set(await operation_batches.insert_children(rows))
+        await operation_activity.operations_accepted(
             [row for row in rows if row["id"] in made],
-            await activity.actor_of(batch_id),
+            await operation_activity.actor_of(batch_id),
             {pid: owned[pid].client_id for pid in owned},
         )
         return [row["id"] for row in rows if row["id"] in made]
@@ -81,7 +89,7 @@ async def _send(sender: Sender, child_ids: list[str]) -> int:
         if not await asyncio.to_thread(sender.send, operation_message(OperationKind.RENEWAL, child_id)):
             async with transaction():  # broker down: the relay sends the rest at its next tick
                 for rest in child_ids[index:]:
-                    await operations.unsent(rest)
+                    await operation_relay.unsent(rest)
             break
         sent += 1
     return sent
@@ -107,9 +115,9 @@ async def _finish_if_done(batch_id: str) -> bool:
         batch = await operations.claim(batch_id)  # running, row-locked; None once finished
         if batch is None:
             return False
-        children = await operations.children_of(batch_id)
+        children = await operation_batches.children_of(batch_id)
         if any(child.status in operations.UNFINISHED for child in children):
-            await operations.touch(batch_id, now)
+            await operation_batches.touch(batch_id, now)
             return False
         by_product = {child.product_id: child for child in children}
         items = operation_params.read(batch, RenewalBatchParams).items

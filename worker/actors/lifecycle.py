@@ -20,7 +20,7 @@ from rules.lifecycle import State, rfc3339
 from rules.operations import OperationKind
 from rules.schedule import next_state_change, next_window_after, states_passed
 from runtime.clock import clock
-from tables import activity, events, operations, products
+from tables import activity, events, operation_activity, operation_inserts, operations, products
 from tables import event_payloads as payloads
 from tables.engine import transaction
 from tables.operation_params import RenewalParams
@@ -146,9 +146,9 @@ async def attempt_autorenew(product_id: str, bounds: Bounds = Bounds(), now: dat
             ),
             enqueued_at=now,
         )
-        op, created = await operations.insert_or_get(row)
+        op, created = await operation_inserts.insert_or_get(row)
         if created:
-            await activity.operations_accepted([row], activity.TENURE, {product_id: product.get("client")})
+            await operation_activity.operations_accepted([row], activity.TENURE, {product_id: product.get("client")})
     async with transaction():
         started = await operations.mark_running(op.id, clock.now())
     ran = (

@@ -14,7 +14,7 @@ from rules import permissions
 from rules.billing import SANDBOX_CREDIT_LIMIT
 from rules.errors import ClientNotActive, TargetMissing
 from rules.lifecycle import rfc3339
-from tables import claims, clients, events, operation_params, organizations, products
+from tables import claims, clients, events, operation_params, organizations
 from tables import event_payloads as payloads
 from tables.operation_params import ReleaseParams
 from tables.operations import OperationRecord
@@ -42,7 +42,7 @@ async def release(op: OperationRecord, now: datetime) -> Done:
         sandbox=reseller.sandbox,
         credit_limit=SANDBOX_CREDIT_LIMIT if reseller.sandbox else 0,
     )
-    moved = await products.move_client_products(client_id, org.id, now)
+    moved = await clients.move_client_products(client_id, org.id, now)
     await clients.mark_released(client_id, org.id, now)
     days = params.claim_days if params.claim_days is not None else claim_rules.DEFAULT_CLAIM_DAYS
     claim, _ = await claims.issue(

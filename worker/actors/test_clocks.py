@@ -28,7 +28,18 @@ from rules.lifecycle import add_years, rfc3339
 from rules.operations import OperationKind
 from runtime.clock import clock
 from runtime.ids import new_id
-from tables import events, leases, ledger, operation_params, operations, products, test_clocks, webhooks
+from tables import (
+    deliveries,
+    due_products,
+    events,
+    leases,
+    ledger,
+    operation_batches,
+    operation_params,
+    operations,
+    test_clocks,
+    tier_states,
+)
 from tables.engine import transaction
 from tables.operation_params import TestClockParams
 from worker.actors.lifecycle import advance_state, attempt_autorenew, send_reminder
@@ -97,7 +108,7 @@ async def walk(
         await run_instant(org_id, instant, bounds)
         async with transaction():
             await test_clocks.move(org_id, instant, clock.now())
-            await operations.touch(operation_id, clock.now())
+            await operation_batches.touch(operation_id, clock.now())
         await deliver_in_order(org_id, client)
         if not await leases.extend(job, holder, clock.now() + LEASE):
             raise RuntimeError(f"test clock of {org_id}: another run took the lease")
@@ -107,14 +118,14 @@ async def walk(
 async def next_instant(org_id: str, now_at: datetime) -> datetime | None:
     """When the organization next needs anything: a product's sweep or the daily tier job.
     Something due at or before the clock (bought at its time, say) is due at the clock."""
-    due = [d for d in (await products.next_due_of(org_id), await _next_tier_run(org_id, now_at)) if d]
+    due = [d for d in (await due_products.next_due_of(org_id), await _next_tier_run(org_id, now_at)) if d]
     return max(min(due), now_at) if due else None
 
 
 async def _next_tier_run(org_id: str, now_at: datetime) -> datetime | None:
     """The daily tier run at which the oldest charge counted by the last tier computation ages
     out: between charges the daily runs change nothing else, so the walk skips them."""
-    state = await ledger.tier_state(org_id)
+    state = await tier_states.tier_state(org_id)
     if state is None:
         return None
     computed_at = state["computed_at"] or now_at
@@ -127,7 +138,7 @@ async def run_instant(org_id: str, instant: datetime, bounds: Bounds) -> None:
     sweep's due products are read first, as the scheduler leases them before the actors run)."""
     async with transaction():
         due = {
-            column: await products.due_of(org_id, column, instant)
+            column: await due_products.due_of(org_id, column, instant)
             for column in ("next_state_at", "next_reminder_at", "next_autorenew_at")
         }
     for product_id in due["next_state_at"]:
@@ -148,10 +159,10 @@ async def deliver_in_order(org_id: str, client: httpx.AsyncClient) -> int:
     while True:
         now = clock.now()
         async with transaction():
-            claimed = await webhooks.claim_events(now, EVENT_BATCH, organization_id=org_id)
+            claimed = await deliveries.claim_events(now, EVENT_BATCH, organization_id=org_id)
             if not claimed:
                 return sent
-            endpoints = await webhooks.enabled_endpoints([org_id])
+            endpoints = await deliveries.enabled_endpoints([org_id])
             claimed.sort(key=lambda event: event["id"])
             pairs = [
                 (hook["id"], event["id"])
@@ -159,6 +170,6 @@ async def deliver_in_order(org_id: str, client: httpx.AsyncClient) -> int:
                 for hook in endpoints
                 if hooks.matches(frozenset(hook["event_types"]), event["type"])
             ]
-            created = await webhooks.add_deliveries(pairs, now)
+            created = await deliveries.add_deliveries(pairs, now)
         await deliver_many(created, client, concurrency=1)
         sent += len(created)

@@ -7,7 +7,7 @@ from datetime import datetime
 from rules import pricing
 from rules.lifecycle import add_years
 from rules.money import Money
-from tables import billing, events, ledger, test_clocks
+from tables import billing, events, ledger, test_clocks, tier_states
 from tables import event_payloads as payloads
 from tables.engine import transaction
 
@@ -19,12 +19,12 @@ async def recalculate(organization_id: str, now: datetime | None = None) -> bool
     went below): True if an event was recorded (the caller fans it out)."""
     now = now or await test_clocks.now_for(organization_id)
     async with transaction():
-        state = await ledger.lock_tier(organization_id)  # first: charges committing meanwhile re-flag
+        state = await tier_states.lock_tier(organization_id)  # first: charges committing meanwhile re-flag
         if state is None:
             return False
         volume = Money(await ledger.revenue_since(organization_id, add_years(now, -1)), state["currency"])
         tier = pricing.tier_for(volume)
-        previous = await ledger.save_tier(organization_id, tier.name, volume.amount, now)
+        previous = await tier_states.save_tier(organization_id, tier.name, volume.amount, now)
         if previous is not None:
             await events.record(
                 "tier.changed",

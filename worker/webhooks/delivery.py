@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 
 from rules import webhooks as hooks
 from runtime.clock import clock
-from tables import delivery_batches, events, test_clocks, webhooks
+from tables import deliveries, delivery_batches, events, test_clocks, webhooks
 from tables import event_payloads as payloads
 from tables.engine import transaction
 from worker import metrics
@@ -186,7 +186,7 @@ async def settle_failure(
     verdict = hooks.outcome(answer.status_code)
     disabled_reason = None
     async with transaction():
-        await webhooks.record_attempt(
+        await deliveries.record_attempt(
             delivery_id,
             now,
             status_code=answer.status_code,
@@ -195,16 +195,16 @@ async def settle_failure(
             error=answer.error,
         )
         if verdict == "gone":
-            await webhooks.settle(delivery_id, now, webhooks.DeliveryStatus.FAILED, None)
+            await deliveries.settle(delivery_id, now, webhooks.DeliveryStatus.FAILED, None)
             disabled_reason = "gone"
         else:
             failing_since = await webhooks.endpoint_failed(hook["id"], now)
             next_at = hooks.next_attempt_at(attempt, now, random.randint(-100, 100), answer.retry_after)
             if hooks.should_disable(failing_since, now):
-                await webhooks.settle(delivery_id, now, webhooks.DeliveryStatus.FAILED, None)
+                await deliveries.settle(delivery_id, now, webhooks.DeliveryStatus.FAILED, None)
                 disabled_reason = "failing_for_5_days"
             else:
-                await webhooks.settle(
+                await deliveries.settle(
                     delivery_id,
                     now,
                     webhooks.DeliveryStatus.PENDING if next_at else webhooks.DeliveryStatus.FAILED,

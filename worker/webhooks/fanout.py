@@ -9,7 +9,7 @@ import structlog
 
 from rules import webhooks as hooks
 from runtime.clock import clock
-from tables import events, test_clocks, webhooks
+from tables import deliveries, events, test_clocks
 from tables.engine import transaction
 from worker.monitoring import monitor_for
 from worker.queue import WEBHOOKS_QUEUE, Sender, delivery_messages
@@ -27,7 +27,7 @@ async def fan_out_operations(sender: Sender, finished: dict[str, str]) -> int:
     only marked dispatched, one statement for all, with no delivery transaction."""
     if not finished:
         return 0
-    hooked = await webhooks.organizations_with_endpoints(sorted(set(finished.values())))
+    hooked = await deliveries.organizations_with_endpoints(sorted(set(finished.values())))
     bare = [op_id for op_id, org_id in finished.items() if org_id not in hooked]
     if bare:
         await events.mark_dispatched(bare, clock.now())
@@ -50,7 +50,7 @@ async def fan_out(
     unfiltered = not (operation_id or organization_id or operation_ids)
     advancing = await test_clocks.advancing() if unfiltered else None
     async with transaction():
-        claimed = await webhooks.claim_events(
+        claimed = await deliveries.claim_events(
             now,
             BATCH,
             operation_id=operation_id,
@@ -60,7 +60,7 @@ async def fan_out(
         )
         if not claimed:
             return 0
-        endpoints = await webhooks.enabled_endpoints(sorted({e["organization_id"] for e in claimed}))
+        endpoints = await deliveries.enabled_endpoints(sorted({e["organization_id"] for e in claimed}))
         pairs = [
             (hook["id"], event["id"])
             for event in claimed
@@ -68,7 +68,7 @@ async def fan_out(
             if hook["organization_id"] == event["organization_id"]
             and hooks.matches(frozenset(hook["event_types"]), event["type"])
         ]
-        created = await webhooks.add_deliveries(pairs, now)
+        created = await deliveries.add_deliveries(pairs, now)
     await send(sender, created)  # broker down: the leases run out and the scheduler sends them
     return len(created)
 
@@ -93,10 +93,10 @@ async def send_due(sender: Sender) -> int:
     """Scheduler tick: deliveries due for an attempt (retries, lost messages) get a message.
 
     One whose message still waits in the queue (sent after the oldest waiting one, less
-    RESEND_MARGIN) is not sent again, however long the backlog: see `webhooks.lease_due`."""
+    RESEND_MARGIN) is not sent again, however long the backlog: see `deliveries.lease_due`."""
     oldest = await asyncio.to_thread(_oldest_waiting, sender)
     async with transaction():
-        due = await webhooks.lease_due(
+        due = await deliveries.lease_due(
             clock.now(), BATCH, resend_before=None if oldest is None else oldest - RESEND_MARGIN
         )
     await send(sender, due)
