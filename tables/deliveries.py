@@ -1,7 +1,7 @@
 """Deliveries of events to webhook endpoints: claiming the events to fan out and the endpoints they
 go to, leasing the deliveries due, their attempts and outcomes, and an endpoint's delivery history."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from piccolo.custom_types import Combinable
@@ -125,24 +125,6 @@ async def lease_due(now: datetime, limit: int, resend_before: datetime | None = 
         Delivery, free=due, stamp={Delivery.leased_until: now + LEASE}, order_by=Delivery.next_attempt_at, limit=limit
     )
     return [r["id"] for r in leased]
-
-
-async def delivery_context(delivery_id: str, now: datetime | None = None) -> tuple[dict, dict, dict] | None:
-    """The delivery with its endpoint (`secrets`: those that sign now, decrypted, the current
-    one first and also in `secret`) and event, or None if any is gone."""
-    from tables.events import Event
-
-    delivery = await Delivery.select().where(Delivery.id == delivery_id).first()
-    if delivery is None:
-        return None
-    hook = await WebhookEndpoint.select().where(WebhookEndpoint.id == delivery["endpoint_id"]).first()
-    event = await Event.select().where(Event.id == delivery["event_id"]).output(load_json=True).first()
-    if hook is None or event is None:
-        return None
-    hook["secrets"] = signing_secrets(hook, now or datetime.now(UTC))
-    hook["secret"] = hook["secrets"][0]
-    del hook["sealed_secret"], hook["previous_sealed_secret"]
-    return delivery, hook, event
 
 
 def signing_secrets(hook: dict, now: datetime) -> list[str]:

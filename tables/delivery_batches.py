@@ -10,8 +10,9 @@ from tables.webhooks import LEASE, Delivery, DeliveryAttempt, DeliveryStatus, We
 
 
 async def contexts(delivery_ids: list[str], now: datetime) -> dict[str, tuple[dict, dict, dict]]:
-    """Each delivery still there with its endpoint (signing `secrets`, as `deliveries.delivery_context`
-    gives them) and its event, in three statements; the missing ones are left out."""
+    """Each delivery still there with its endpoint (`secrets`: those that sign now, `deliveries.signing_secrets`,
+    the current one first and also in `secret`) and its event, in three statements; the missing
+    ones are left out."""
     from tables.events import Event
 
     if not delivery_ids:

@@ -57,11 +57,6 @@ async def unfinished_children(parent_id: str) -> int:
     return await Operation.count().where((Operation.parent_id == parent_id) & Operation.status.is_in(list(UNFINISHED)))
 
 
-async def parent_of(op_id: str) -> str | None:
-    row = await Operation.select(Operation.parent_id).where(Operation.id == op_id).first()
-    return row["parent_id"] if row else None
-
-
 async def touch(op_id: str, now: datetime) -> None:
     """A running batch was looked at: the relay sends it again only after a stall from now."""
     await Operation.update({Operation.enqueued_at: now}).where(

@@ -207,15 +207,6 @@ async def update(product_id: str, now: datetime, **values) -> None:
         await ProductSchedule.update(planned).where(ProductSchedule.product == product_id)
 
 
-async def page(org_id: str, client_id: str | None, after: str | None, limit: int) -> list[dict]:
-    query = Product.select(*PUBLIC).where(Product.organization == org_id)
-    if client_id:
-        query = query.where(Product.client == client_id)
-    if after:
-        query = query.where(Product.id > after)
-    return await query.order_by(Product.id).limit(limit)
-
-
 async def lock_full(product_id: str) -> dict | None:
     """The whole row (schedule columns included), locked on PostgreSQL."""
     return await locked(Product.select().where(Product.id == product_id)).first()

@@ -238,10 +238,6 @@ async def enable_endpoint(endpoint_id: str, now: datetime) -> list[str]:
     return [r["id"] for r in resumed]
 
 
-async def endpoint_succeeded(endpoint_id: str) -> None:
-    await WebhookEndpoint.update({WebhookEndpoint.failing_since: None}).where(WebhookEndpoint.id == endpoint_id)
-
-
 async def endpoint_failed(endpoint_id: str, now: datetime) -> datetime:
     """Notes the failure; returns since when the endpoint has been failing."""
     await WebhookEndpoint.update({WebhookEndpoint.failing_since: now}).where(

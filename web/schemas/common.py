@@ -44,11 +44,6 @@ class MoneyIn(Struct):
     currency: Currency
 
 
-class Page(Struct):
-    items: list
-    next_cursor: str | None
-
-
 class _Identified(Protocol):
     @property
     def id(self) -> str: ...
