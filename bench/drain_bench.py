@@ -5,7 +5,7 @@ On a dedicated PostgreSQL database and Redis DB, `--repeat` rounds, each of them
 1. **baseline**: `--count` messages for a no-op actor (`bench.noop_actor`) queued on Redis,
    then `dramatiq bench.noop_actor --processes 1 --threads N` drains them;
 2. **tenure**: `--count` purchases accepted as the web accepts them (rows committed, then one
-   message each; `bench.relay_bench.accept_backlog`), then `tenure worker --processes 1
+   message per OPERATION_BATCH of them, as the outbox sends; `bench.relay_bench.accept_purchases`), then `tenure worker --processes 1
    --threads N` drains them (every operation finished, every message acknowledged).
 
 Each drain is timed from the first message a worker fetches (the queue shortens) to the
@@ -38,13 +38,11 @@ import redis
 from rich.console import Console
 
 from bench.noop_actor import NOOP_QUEUE
-from bench.relay_bench import PRICE, make_organization, start_workers, stop_workers
+from bench.relay_bench import PRICE, accept_purchases, make_organization, start_workers, stop_workers
 from bench.sweep_bench import check_targets, ensure_database, fresh_schema
-from rules.operations import OperationKind
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
-INSERT_BATCH = 1_000
 POLL_S = 0.005
 DRAMATIQ = str(Path(sys.executable).with_name("dramatiq"))
 REPO = Path(__file__).resolve().parent.parent
@@ -59,11 +57,12 @@ def waiting(client: redis.Redis, queue: str) -> tuple[int, int]:
 
 
 def time_drain(
-    client: redis.Redis, queue: str, count: int, proc: subprocess.Popen, finished=lambda: True, timeout: float = 600
+    client: redis.Redis, queue: str, messages: int, proc: subprocess.Popen, finished=lambda: True, timeout: float = 600
 ) -> float:
-    """Seconds from the first fetch to an empty queue, no message held and `finished()`."""
+    """Seconds from the first fetch (fewer than `messages` queued) to an empty queue, no message
+    held and `finished()`."""
     deadline = time.monotonic() + timeout
-    while waiting(client, queue)[0] >= count:
+    while waiting(client, queue)[0] >= messages:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the worker never started ({queue}); see its log")
         time.sleep(POLL_S)
@@ -124,38 +123,6 @@ def baseline_round(args, client: redis.Redis, logs: Path) -> float:
     return args.count / seconds
 
 
-async def accept(sender, account_id: str, org_id: str, count: int, prefix: str) -> list[str]:
-    """Rows first (the outbox), then one message each, as the web does."""
-    from runtime.clock import clock
-    from tables import operations
-    from tables.engine import transaction
-    from tables.operation_params import PurchaseParams
-    from tables.operations import Operation
-    from worker.queue import operation_message
-
-    ids: list[str] = []
-    for first in range(0, count, INSERT_BATCH):
-        now = clock.now()
-        rows = [
-            operations.new_row(
-                OperationKind.PURCHASE,
-                org_id,
-                now,
-                account_id=account_id,
-                enqueued_at=now,
-                params=PurchaseParams(kind="domain", name=f"{prefix}-{n:06d}.fr", years=1, payment_method="prepaid"),
-            )
-            for n in range(first, min(first + INSERT_BATCH, count))
-        ]
-        async with transaction():
-            await Operation.insert(*[Operation(**row) for row in rows])
-        ids += [row["id"] for row in rows]
-    for op_id in ids:
-        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.PURCHASE, op_id)):
-            raise SystemExit("the broker refused a message while accepting")
-    return ids
-
-
 async def unfinished(ids: list[str]) -> int:
     from tables.operations import Operation
 
@@ -167,7 +134,8 @@ async def tenure_round(
 ) -> tuple[float, Counter]:
     from tables.operations import Operation
 
-    ids = await accept(sender, *who, args.count, f"drain{round_no}")
+    ids = await accept_purchases(sender, *who, [f"drain{round_no}-{n:06d}.fr" for n in range(args.count)])
+    queued = client.llen("dramatiq:operations")  # a message names up to OPERATION_BATCH purchases
     loop = asyncio.get_running_loop()
     procs = start_workers(argparse.Namespace(workers=1, threads=args.threads), args.database_url, args.redis_url, logs)
     try:
@@ -177,7 +145,7 @@ async def tenure_round(
             time_drain,
             client,
             "operations",
-            args.count,
+            queued,
             procs[0],
             lambda: asyncio.run_coroutine_threadsafe(unfinished(ids), loop).result() == 0,
         )
@@ -241,7 +209,7 @@ def statements_per_purchase(args, who: tuple[str, str]) -> dict[str, float]:
     async def accept_some() -> list[str]:
         await engine.start_pool(2)
         try:
-            return await accept(sender, *who, args.statements, "statements")
+            return await accept_purchases(sender, *who, [f"statements-{n:06d}.fr" for n in range(args.statements)])
         finally:
             await engine.close_pool()
 

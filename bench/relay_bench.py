@@ -77,18 +77,20 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
     return owner["id"], org["id"]
 
 
-async def accept_backlog(sender, account_id: str, org_id: str, count: int) -> float:
-    """Rows first (the outbox), then one message each, as `web.accept.accept` does."""
+async def accept_purchases(sender, account_id: str, org_id: str, names: list[str]) -> list[str]:
+    """As the web accepts purchases, minus HTTP: rows first (the outbox), then their messages as
+    `web.outbox` sends them (a kind's operations by OPERATION_BATCH a message, one pipeline per
+    outbox batch). Answers the operations' ids."""
     from runtime.clock import clock
     from tables import operations
     from tables.engine import transaction
     from tables.operation_params import PurchaseParams
     from tables.operations import Operation
-    from worker.queue import operation_message
+    from web.outbox import MAX_BATCH
+    from worker.queue import operation_messages
 
-    started = time.monotonic()
     ids: list[str] = []
-    for first in range(0, count, INSERT_BATCH):
+    for first in range(0, len(names), INSERT_BATCH):
         now = clock.now()
         rows = [
             operations.new_row(
@@ -97,17 +99,18 @@ async def accept_backlog(sender, account_id: str, org_id: str, count: int) -> fl
                 now,
                 account_id=account_id,
                 enqueued_at=now,
-                params=PurchaseParams(kind="domain", name=f"backlog-{n:06d}.fr", years=1, payment_method="prepaid"),
+                params=PurchaseParams(kind="domain", name=name, years=1, payment_method="prepaid"),
             )
-            for n in range(first, min(first + INSERT_BATCH, count))
+            for name in names[first : first + INSERT_BATCH]
         ]
         async with transaction():
             await Operation.insert(*[Operation(**row) for row in rows])
         ids += [row["id"] for row in rows]
-    for op_id in ids:
-        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.PURCHASE, op_id)):
-            raise SystemExit("the broker refused a message while accepting the backlog")
-    return time.monotonic() - started
+    for first in range(0, len(ids), MAX_BATCH):
+        messages = operation_messages([(OperationKind.PURCHASE, op_id) for op_id in ids[first : first + MAX_BATCH]])
+        if await asyncio.to_thread(sender.send_many, messages):
+            raise SystemExit("the broker refused a message while accepting")
+    return ids
 
 
 async def statuses() -> dict[str, int]:
@@ -224,7 +227,9 @@ async def run(args) -> int:
     sender = Sender(make_broker(settings))
     procs: list[subprocess.Popen] = []
     try:
-        accept_s = await accept_backlog(sender, account_id, org_id, args.count)
+        accepting = time.monotonic()
+        await accept_purchases(sender, account_id, org_id, [f"backlog-{n:06d}.fr" for n in range(args.count)])
+        accept_s = time.monotonic() - accepting
         console.print(
             f"accepted {args.count:,} purchases in {accept_s:.1f} s; "
             f"{args.workers} workers × {args.threads} threads drain them"

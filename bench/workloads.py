@@ -14,8 +14,7 @@ import httpx
 import redis
 
 from bench import load
-from bench.relay_bench import PRICE
-from rules.operations import OperationKind
+from bench.relay_bench import PRICE, accept_purchases
 
 
 @dataclass
@@ -44,35 +43,6 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
         )
         assert topped.status_code == 201, topped.text
     return owner["id"], org["id"]
-
-
-async def _accept(sender, account_id: str, org_id: str, names: list[str]) -> None:
-    """Rows first (the outbox), then one message each, as the web accepts them (minus HTTP)."""
-    from runtime.clock import clock
-    from tables import operations
-    from tables.engine import transaction
-    from tables.operation_params import PurchaseParams
-    from tables.operations import Operation
-    from worker.queue import operation_message
-
-    now = clock.now()
-    rows = [
-        operations.new_row(
-            OperationKind.PURCHASE,
-            org_id,
-            now,
-            account_id=account_id,
-            enqueued_at=now,
-            params=PurchaseParams(kind="domain", name=name, years=1, payment_method="prepaid"),
-        )
-        for name in names
-    ]
-    for first in range(0, len(rows), 1000):
-        async with transaction():
-            await Operation.insert(*[Operation(**row) for row in rows[first : first + 1000]])
-    for row in rows:
-        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.PURCHASE, row["id"])):
-            raise RuntimeError("the broker refused a message")
 
 
 async def _forget_unfinished() -> None:
@@ -120,10 +90,10 @@ async def drain(ctx: Context, sender, count: int, settings) -> dict[str, float]:
     )
     try:
         tag = time.time_ns()
-        await _accept(sender, account_id, org_id, [f"warm-{tag}.fr"])
+        await accept_purchases(sender, account_id, org_id, [f"warm-{tag}.fr"])
         await _wait(lambda: _finished(org_id), 1, "warm-up purchase", 120)
         started = time.monotonic()
-        await _accept(sender, account_id, org_id, [f"drain-{tag}-{n:06d}.fr" for n in range(count)])
+        await accept_purchases(sender, account_id, org_id, [f"drain-{tag}-{n:06d}.fr" for n in range(count)])
         await _wait(lambda: _finished(org_id), count + 1, "purchases drained")
         tenure = count / (time.monotonic() - started)
         ctx.rss["worker"] = [load.rss_mib(p) for p in [worker.pid, *load.descendants(worker.pid)]]

@@ -1,11 +1,11 @@
-"""Claiming operations for a worker: the one a message names and, with it, pending ones of its kind.
+"""Claiming operations for a worker: those a message names and, with them, pending ones of its kind.
 
 A claim is the mark `running` (attempt counted, `started_at` and `enqueued_at` stamped) of
 many operations in one statement; the work on each then runs in its own transaction, which
 locks the row and re-checks it (`tables.operations.claim`), so exactly once does not rest on
 the claim. The claim only spares the other workers the work:
 
-- the named operation is taken if pending, or if running and either out of its lease
+- a named operation is taken if pending, or if running and either out of its lease
   (`started_at` before `lease_cutoff`: its worker died, the relay sent it again), failed
   last time (a retry), or named by a `retake` message (sent by the worker whose batch held
   it and broke off, e.g. with the database gone: no failure could be written); running
@@ -21,6 +21,7 @@ SQLite has one writer at a time: one plain UPDATE does it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from tables.engine import is_sqlite
@@ -34,10 +35,10 @@ NAMED_RECLAIMABLE = "(status = 'running' AND ({} OR started_at IS NULL OR starte
 
 _POSTGRES = f"""
 WITH named AS (
-    SELECT id FROM operations WHERE id = {{}} AND (status = 'pending' OR {NAMED_RECLAIMABLE})
+    SELECT id FROM operations WHERE id = ANY({{}}) AND (status = 'pending' OR {NAMED_RECLAIMABLE})
     FOR UPDATE SKIP LOCKED
 ), others AS (
-    SELECT id FROM operations WHERE status = 'pending' AND kind = {{}} AND id <> {{}}
+    SELECT id FROM operations WHERE status = 'pending' AND kind = {{}} AND NOT (id = ANY({{}}))
     LIMIT {{}} FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE operations SET status = 'running', started_at = {{}}, enqueued_at = {{}},
@@ -48,15 +49,17 @@ WITH named AS (
 SELECT {RETURNED}, TRUE AS claimed FROM claimed
 UNION ALL
 SELECT {RETURNED}, FALSE AS claimed FROM operations
-WHERE id = {{}} AND (status = 'pending' OR {NAMED_RECLAIMABLE})
+WHERE id = ANY({{}}) AND (status = 'pending' OR {NAMED_RECLAIMABLE})
 """
 
 _SQLITE = f"""
 UPDATE operations SET status = 'running', started_at = {{}}, enqueued_at = {{}}, attempts = attempts + 1
 WHERE id IN (
-    SELECT id FROM operations WHERE id = {{}} AND (status = 'pending' OR {NAMED_RECLAIMABLE})
+    SELECT id FROM operations WHERE id IN (SELECT value FROM json_each({{}}))
+                                AND (status = 'pending' OR {NAMED_RECLAIMABLE})
     UNION ALL
-    SELECT id FROM (SELECT id FROM operations WHERE status = 'pending' AND kind = {{}} AND id <> {{}}
+    SELECT id FROM (SELECT id FROM operations
+                    WHERE status = 'pending' AND kind = {{}} AND id NOT IN (SELECT value FROM json_each({{}}))
                     LIMIT {{}})
 )
 RETURNING {RETURNED}
@@ -70,36 +73,25 @@ RETURNING {RETURNED}
 
 
 async def claim_with_others(
-    operation_id: str, kind: str, now: datetime, lease_cutoff: datetime, limit: int, *, retake: bool = False
-) -> tuple[list[OperationRecord], bool]:
-    """Marks running, in one statement, `operation_id` (if it is to be taken) and up to
-    `limit - 1` other pending operations of `kind`. Answers the claimed rows, the named one
-    first if taken, and whether the named one is to be taken but was locked by another
-    transaction (then call `claim_named`, which waits for it). `retake`: the named one is taken
-    while running whatever its lease (see the module's docstring)."""
+    named: list[str], kind: str, now: datetime, lease_cutoff: datetime, limit: int, *, retake: bool = False
+) -> tuple[list[OperationRecord], list[str]]:
+    """Marks running, in one statement, the `named` operations that are to be taken and other
+    pending operations of `kind`, up to `limit` in all. Answers the claimed rows, the named
+    ones first, and the named ones to be taken but locked by another transaction (call
+    `claim_named` for each: it waits). `retake`: the named ones are taken while running
+    whatever their lease (see the module's docstring)."""
+    others = max(limit - len(named), 0)
     if is_sqlite():
-        rows = await Operation.raw(
-            _SQLITE, now, now, operation_id, retake, lease_cutoff, kind, operation_id, limit - 1
-        ).run()
-        return _named_first(records(rows), operation_id), False
+        listed = json.dumps(named)
+        rows = await Operation.raw(_SQLITE, now, now, listed, retake, lease_cutoff, kind, listed, others).run()
+        return _named_first(records(rows), named), []
     rows = await Operation.raw(
-        _POSTGRES,
-        operation_id,
-        retake,
-        lease_cutoff,
-        kind,
-        operation_id,
-        limit - 1,
-        now,
-        now,
-        operation_id,
-        retake,
-        lease_cutoff,
+        _POSTGRES, named, retake, lease_cutoff, kind, named, others, now, now, named, retake, lease_cutoff
     ).run()
     claimed = records([row for row in rows if row["claimed"]])
-    named_taken = any(op.id == operation_id for op in claimed)
-    named_eligible = any(row["id"] == operation_id and not row["claimed"] for row in rows)
-    return _named_first(claimed, operation_id), named_eligible and not named_taken
+    taken = {op.id for op in claimed}
+    locked = [row["id"] for row in rows if not row["claimed"] and row["id"] not in taken]
+    return _named_first(claimed, named), locked
 
 
 async def claim_named(
@@ -110,5 +102,6 @@ async def claim_named(
     return record(rows[0]) if rows else None
 
 
-def _named_first(claimed: list[OperationRecord], operation_id: str) -> list[OperationRecord]:
-    return sorted(claimed, key=lambda op: op.id != operation_id)
+def _named_first(claimed: list[OperationRecord], named: list[str]) -> list[OperationRecord]:
+    first = set(named)
+    return sorted(claimed, key=lambda op: op.id not in first)

@@ -42,11 +42,6 @@ async def take_for_relay(
     )
 
 
-async def unsent(op_id: str) -> None:
-    """The send failed: let the relay pick it up at its next tick."""
-    await Operation.update({Operation.enqueued_at: None}).where(Operation.id == op_id)
-
-
 async def unsent_many(op_ids: list[str]) -> None:
     """Their sends failed: let the relay pick them up at its next tick."""
     await Operation.update({Operation.enqueued_at: None}).where(Operation.id.is_in(op_ids))

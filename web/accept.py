@@ -23,7 +23,6 @@ from web import idempotency
 from web.errors import BadHeader
 from web.schemas.common import MoneyIO
 from web.schemas.operations import BatchDryRunOut, DryRunOut, ErrorOut, OperationOut, QuoteOut
-from worker.queue import operation_message
 
 log = structlog.get_logger("tenure.web")
 
@@ -162,7 +161,7 @@ async def accept_once(
             raise RuntimeError(f"operation {row['id']} was not recorded and no operation holds its key")
         idempotency.check_same_request(op.request_hash, wanted)  # the key's twin, answered
         return operation_out(op), False
-    request.app.state.outbox.submit(operation_message(kind, row["id"]))  # sent off the request path
+    request.app.state.outbox.submit(kind, row["id"])  # sent off the request path
     log.info("operation_accepted", operation_id=row["id"], kind=kind, organization_id=org_id, product_id=product_id)
     return operation_out(operations.record(row)), True
 

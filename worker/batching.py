@@ -1,7 +1,8 @@
 """Operations executed in batches, and the one path that follows every executed operation.
 
-A message names one operation. Its actor claims it together with other pending operations of
-its kind, in one statement (`tables.operation_claims`, committed on its own so that every
+A message names one operation, or up to OPERATION_BATCH of one kind (the web's outbox and the
+relay group what they send). Its actor claims them, and with them other pending operations of
+its kind up to BATCH_SIZE, in one statement (`tables.operation_claims`, committed on its own so that every
 attempt counts), then runs them all in ONE transaction, each in a savepoint of it
 (`run_started`): the lock and status check there keep each one exactly once; a business
 failure (name taken, insufficient funds, credit limit) or an unexpected exception rolls back
@@ -39,7 +40,7 @@ from tables.operations import OperationRecord
 from worker import batch_memo, charging, purchase_batch
 from worker.broker import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from worker.execution import Bounds, Handler, Ran, run_started
-from worker.queue import Sender, operation_message, tier_message
+from worker.queue import OPERATION_BATCH, Sender, operation_message, tier_message
 from worker.webhooks.fanout import fan_out_operations
 
 log = structlog.get_logger("tenure.worker")
@@ -71,7 +72,7 @@ finished_here = _Finished(FINISHED_KEPT)
 
 async def run_batch(
     kind: str,
-    operation_id: str,
+    operation_ids: str | list[str],
     handler: Handler,
     bounds: Bounds,
     sender: Sender,
@@ -80,16 +81,21 @@ async def run_batch(
     *,
     retake: int = 0,
 ) -> list[Ran]:
-    """Claims `operation_id` and up to `size - 1` pending operations of `kind`, runs each once,
-    follows them up. Raises the named operation's unexpected exception (Dramatiq retries its
-    message); another operation's gets a message of its own, delayed as Dramatiq would.
+    """Claims the named operations (`operation_ids`: one id, or the list a message names) and,
+    up to `size` in all, pending operations of `kind`; runs each once, follows them up.
+    A message naming one operation raises that operation's unexpected exception (Dramatiq
+    retries the message); any other operation that met one gets a message of its own, delayed
+    as Dramatiq would.
 
     A batch that breaks off (the database gone mid-batch: nothing could record a failure)
-    sends a `retake` message for the named operation and for each claimed one that did not run,
+    sends a `retake` message for the named operations and the claimed ones that did not run,
     so that they are taken again at once rather than after their lease (`retake`: how many
     such messages in a row led here, for the backoff)."""
-    if operation_id in finished_here and not retake:
-        return []  # a message for an operation this process finished: nothing to claim
+    named = [operation_ids] if isinstance(operation_ids, str) else list(operation_ids)
+    if not retake:  # messages for operations this process finished: nothing to claim
+        named = [operation_id for operation_id in named if operation_id not in finished_here]
+        if not named:
+            return []
     now = clock.now()
     lease_cutoff = now - timedelta(seconds=lease_seconds)
     claimed: list[OperationRecord] = []
@@ -97,22 +103,21 @@ async def run_batch(
     charged: list[str] = []
     try:
         claimed, named_locked = await operation_claims.claim_with_others(
-            operation_id, kind, now, lease_cutoff, size, retake=retake > 0
+            named, kind, now, lease_cutoff, max(size, len(named)), retake=retake > 0
         )
-        if named_locked:  # held by another transaction: wait for it, as a lone message would
-            named = await operation_claims.claim_named(operation_id, clock.now(), lease_cutoff, retake=retake > 0)
-            claimed = ([named] if named else []) + claimed
+        for locked_id in named_locked:  # held by another transaction: wait for it, as a lone message would
+            waited = await operation_claims.claim_named(locked_id, clock.now(), lease_cutoff, retake=retake > 0)
+            claimed += [waited] if waited else []
         if claimed:
             ran, charged = await _run_claimed(claimed, handler, bounds, set_wise=kind == "purchase")
     except Exception:
-        # Nothing of the batch committed: every operation it claimed is to be taken again.
-        unrun = {operation_id} | {op.id for op in claimed}
-        log.warning(
-            "operation_batch_broken_off", kind=kind, operation_id=operation_id, retaken=len(unrun), retake=retake + 1
-        )
+        # Nothing of the batch committed: every operation it named or claimed is to be taken again.
+        unrun = sorted(set(named) | {op.id for op in claimed})
+        log.warning("operation_batch_broken_off", kind=kind, operation_ids=named, retaken=len(unrun), retake=retake + 1)
         delay = retry_delay_ms(retake + 1)
-        for unrun_id in sorted(unrun):
-            await asyncio.to_thread(sender.send, operation_message(kind, unrun_id, retake + 1), delay)
+        for first in range(0, len(unrun), OPERATION_BATCH):
+            retaken = unrun[first : first + OPERATION_BATCH]
+            await asyncio.to_thread(sender.send, operation_message(kind, retaken, retake + 1), delay)
         raise
     finished_here.add([each.operation_id for each in ran if each.outcome in (*operations.FINISHED, "already_finished")])
     await follow_up(sender, ran, charged)
@@ -120,13 +125,13 @@ async def run_batch(
     for each in ran:
         if each.error is None:
             continue
-        if each.operation_id == operation_id:
+        if len(named) == 1 and each.operation_id == named[0]:
             named_error = each.error
         else:
             attempts = next(op.attempts for op in claimed if op.id == each.operation_id)
             await asyncio.to_thread(sender.send, operation_message(kind, each.operation_id), retry_delay_ms(attempts))
     if len(claimed) > 1:
-        log.info("operation_batch", kind=kind, operation_id=operation_id, size=len(claimed), outcomes=_counts(ran))
+        log.info("operation_batch", kind=kind, named=len(named), size=len(claimed), outcomes=_counts(ran))
     if named_error is not None:
         raise named_error
     return ran

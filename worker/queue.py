@@ -43,20 +43,55 @@ ACTOR_FOR_KIND: dict[str, str] = {
     OperationKind.RENEWAL_BATCH: "renewal_batches.execute",
     OperationKind.TEST_CLOCK: "test_clocks.advance",
 }
+# Kinds whose actor takes a list of operations (`worker.batching.run_batch`).
+BATCHED_KINDS = frozenset(
+    {
+        OperationKind.PURCHASE,
+        OperationKind.RENEWAL,
+        OperationKind.TRANSFER,
+        OperationKind.RELEASE,
+        OperationKind.CLIENT_UPSERT,
+    }
+)
 TIER_ACTOR = "tiers.recalculate"
 DELIVER_ACTOR = "webhooks.deliver"
 
 
-def operation_message(kind: str, operation_id: str, retake: int = 0) -> Message:
-    """The message that runs an operation. `retake` (n > 0): the n-th message in a row sent by
-    a worker whose batch held the operation and broke off; it takes the operation while running."""
+# Operations one message names (the actor claims them together: `worker.batching`).
+OPERATION_BATCH = 20
+
+
+def operation_message(kind: str, operation_ids: str | list[str], retake: int = 0) -> Message:
+    """The message that runs an operation, or up to OPERATION_BATCH of one kind together.
+    `retake` (n > 0): the n-th message in a row sent by a worker whose batch held them and broke
+    off; it takes them while running. One id is sent as itself (as messages always were)."""
+    ids = operation_ids if isinstance(operation_ids, str) or len(operation_ids) > 1 else operation_ids[0]
     return Message(
         queue_name=OPERATIONS_QUEUE,
         actor_name=ACTOR_FOR_KIND[kind],
-        args=(operation_id,),
+        args=(ids,),
         kwargs={"retake": retake} if retake else {},
         options={},
     )
+
+
+def operation_messages(kind_and_ids: list[tuple[str, str]]) -> list[Message]:
+    """Messages for these operations, those of one kind by OPERATION_BATCH (a renewal batch, a
+    test clock advance: one each, their actors take one)."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, operation_id in kind_and_ids:
+        by_kind.setdefault(kind, []).append(operation_id)
+    messages = []
+    for kind, ids in by_kind.items():
+        size = OPERATION_BATCH if kind in BATCHED_KINDS else 1
+        messages += [operation_message(kind, ids[i : i + size]) for i in range(0, len(ids), size)]
+    return messages
+
+
+def operations_named(message: Message) -> list[str]:
+    """The operation ids an operation message names."""
+    named = message.args[0]
+    return [named] if isinstance(named, str) else list(named)
 
 
 def tier_message(organization_id: str) -> Message:

@@ -29,7 +29,7 @@ from tables import operation_relay, tier_states
 from tables.engine import transaction
 from worker.execution import Bounds, give_up
 from worker.monitoring import monitor_for
-from worker.queue import OPERATIONS_QUEUE, Sender, operation_message, tier_message
+from worker.queue import OPERATIONS_QUEUE, Sender, operation_messages, operations_named, tier_message
 from worker.webhooks.fanout import fan_out
 
 log = structlog.get_logger("tenure.relay")
@@ -47,8 +47,23 @@ def _oldest_waiting(sender: Sender) -> datetime | None:
     return None if sent_at is None else datetime.fromtimestamp(sent_at, UTC)
 
 
+async def send_operations(sender: Sender, kind_and_ids: list[tuple[str, str]]) -> int:
+    """Sends these operations' messages (`worker.queue.operation_messages`); once the broker
+    refuses one, marks the rest unsent, for the relay's next tick. Answers how many were sent."""
+    sent = 0
+    messages = operation_messages(kind_and_ids)
+    for index, message in enumerate(messages):
+        if not await asyncio.to_thread(sender.send, message):
+            async with transaction():
+                await operation_relay.unsent_many([i for rest in messages[index:] for i in operations_named(rest)])
+            break
+        sent += len(operations_named(message))
+    return sent
+
+
 async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None) -> int:
-    """Sends one batch; returns how many messages reached the broker."""
+    """Sends one batch (an operation's kind by `worker.queue.OPERATION_BATCH` a message); returns
+    how many operations reached the broker."""
     bounds = bounds or Bounds()
     now = clock.now()
     stall = timedelta(seconds=stall_seconds)
@@ -67,15 +82,7 @@ async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None
     for row in given_up:
         if await give_up(row["id"], now):
             await fan_out(sender, operation_id=row["id"])
-    to_send = [row for row in taken if row not in given_up]
-    sent = 0
-    for index, row in enumerate(to_send):
-        if not await asyncio.to_thread(sender.send, operation_message(row["kind"], row["id"])):
-            async with transaction():  # broker down: the next tick takes them again at once
-                for rest in to_send[index:]:
-                    await operation_relay.unsent(rest["id"])
-            break
-        sent += 1
+    sent = await send_operations(sender, [(row["kind"], row["id"]) for row in taken if row not in given_up])
     for org_id in await tier_states.tiers_flagged_before(cutoff, BATCH):
         await asyncio.to_thread(sender.send, tier_message(org_id))
     if taken:

@@ -131,7 +131,7 @@ def test_what_a_killed_worker_held_is_counted_orphaned_not_in_flight(database_ur
         assert before["in_flight"] == held and before["orphaned"] == 0, (before, held)
         after = wait_for_value(lambda: (q := operations_queue(api, ops))["in_flight"] == 0 and q)
         assert after["orphaned"] == held, (after, held)
-        assert after["waiting"] == 10 - held
+        assert after["waiting"] == before["waiting"]  # (a message may name several of the 10)
         page = api.get("/ops", headers=ops).text
         assert re.search(
             rf'data-testid="queue-operations-in-flight"\s*>0<.*'

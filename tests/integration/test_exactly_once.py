@@ -99,3 +99,21 @@ def test_replaying_a_purchase_after_it_succeeded_returns_the_same_operation(api,
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["status"] == "succeeded"
     assert charges_for(org) == [1500]
+
+
+def test_a_message_naming_several_operations_runs_each_once_and_its_duplicate_nothing(api, broker, workers):
+    owner, org = builders.funded(api, 10_000)
+    op_ids = [buy(api, owner, org, f"named-{n}.fr").json()["id"] for n in range(3)]
+    broker.enqueue(operation_message("purchase", op_ids))  # duplicates of the ones the API sent
+    broker.enqueue(operation_message("purchase", list(reversed(op_ids))))
+    workers()
+
+    done = [wait_done(api, owner, op_id) for op_id in op_ids]
+    broker.join("operations", timeout=20_000)
+
+    assert [op["status"] for op in done] == ["succeeded"] * 3
+    assert product_count(org) == 3
+    assert charges_for(org) == [1500] * 3
+    assert balance(api, owner, org) == 10_000 - 3 * 1500
+    attempts = db(Operation.select(Operation.attempts).where(Operation.id.is_in(op_ids)).run())
+    assert attempts == [{"attempts": 1}] * 3

@@ -108,6 +108,26 @@ def test_an_operation_that_keeps_raising_ends_failed_after_its_attempts(api, wor
     assert api.get("/v1/ops/dead-letters", headers=OPS).json() == []
 
 
+def test_an_operation_that_keeps_raising_in_a_message_naming_others_fails_alone(api, workers, broker):
+    owner, org = builders.funded(api, 10_000)
+    workers()
+    broken = broken_purchase(org)
+    good = [operations.new_row("purchase", org, clock.now(), enqueued_at=clock.now()) for _ in range(2)]
+    for n, row in enumerate(good):
+        row["params"] = {"kind": "domain", "name": f"good-{n}.fr", "years": 1, "payment_method": "prepaid"}
+        db(operation_inserts.insert_or_get(row))
+    broker.enqueue(operation_message("purchase", [good[0]["id"], broken, good[1]["id"]]))
+
+    done = {op_id: wait_done(api, owner, op_id, timeout=30) for op_id in (broken, good[0]["id"], good[1]["id"])}
+
+    assert [op["status"] for op in done.values()] == ["failed", "succeeded", "succeeded"]
+    assert_tenant_sees_only_code_message_and_reference(api, owner, done[broken])
+    assert f"after {MAX_ATTEMPTS} attempts" in done[broken]["error"]["message"]
+    assert ops_view(api, broken)["attempts"] == MAX_ATTEMPTS  # retried on its own, not with the others
+    assert [ops_view(api, row["id"])["attempts"] for row in good] == [1, 1]
+    assert [event["operation_id"] for event in failed_events(org)] == [broken]
+
+
 def test_an_operation_tried_and_past_its_age_ends_failed_at_its_next_retry(api, workers, broker, real_clock):
     owner, org = builders.funded(api, 10_000)
     workers()

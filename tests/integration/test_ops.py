@@ -76,7 +76,12 @@ def database_outage(database_url: str):
         path = Path(urlparse(database_url).path)
         saved = path.with_suffix(".saved")
         path.rename(saved)
-        path.mkdir()
+        while True:  # a connection opened meanwhile (the metrics refresher) makes a new, empty file
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                path.unlink()
         try:
             yield
         finally:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+from dramatiq import Message
+
 from tables.operations import Operation
 from tests.api import builders
 from tests.integration.flows import buy, db, wait_all
+from worker.queue import operations_named
 from worker.relay import relay
 
 STALL_S = 2  # the integration settings' relay_stall_seconds
@@ -18,13 +21,16 @@ def relay_once(sender) -> int:
 
 
 def waiting(broker) -> int:
-    return broker.client.llen(f"{broker.namespace}:operations")
+    """Operations named by the messages waiting on the queue (a message may name several)."""
+    queued = broker.client.lrange(f"{broker.namespace}:operations", 0, -1)
+    bodies = broker.client.hmget(f"{broker.namespace}:operations.msgs", queued) if queued else []
+    return sum(len(operations_named(Message.decode(body))) for body in bodies if body)
 
 
 def sent_by(broker, count: int, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while waiting(broker) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} messages in the queue after {timeout_s} s"
+        assert time.monotonic() < deadline, f"fewer than {count} operations queued after {timeout_s} s"
         time.sleep(0.01)
 
 

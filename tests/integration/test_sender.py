@@ -1,14 +1,17 @@
-"""A broker that hangs (accepts connections, never answers) must not queue requests behind it."""
+"""Sending: a broker that hangs (accepts connections, never answers) must not queue requests
+behind it; what the outbox sends together reaches a worker as single sends do."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from runtime.settings import Settings
+from web.outbox import Outbox
 from worker.broker import make_broker
-from worker.queue import Sender, operation_message
+from worker.queue import OPERATION_BATCH, Sender, operation_message
 
 
 def test_while_one_send_hangs_the_others_give_up_at_once_for_the_relay():
@@ -69,3 +72,39 @@ def test_messages_sent_together_to_a_broker_that_is_down_are_all_left_to_the_rel
     batch = [operation_message("purchase", f"op_{n}") for n in range(3)]
 
     assert sender.send_many(batch) == batch
+
+
+def test_the_outbox_sends_operations_of_one_kind_together_a_batch_to_a_message(redis_url):
+    broker = make_broker(Settings(broker_url=redis_url))
+    purchases = [f"op_p{n:02d}" for n in range(OPERATION_BATCH + 5)]
+
+    async def accept_all() -> None:
+        outbox = Outbox(Sender(broker))
+        outbox.start()
+        for operation_id in purchases:
+            outbox.submit("purchase", operation_id)
+        outbox.submit("renewal_batch", "op_b1")
+        outbox.submit("renewal_batch", "op_b2")
+        outbox.submit("renewal", "op_r1")
+        await outbox.close()
+
+    try:
+        asyncio.run(accept_all())
+        consumer = broker.consume("operations", prefetch=20, timeout=500)
+        received = []
+        for message in consumer:
+            if message is None:
+                break
+            received.append(message)
+            consumer.ack(message)
+    finally:
+        broker.close()
+
+    named = sorted((m.actor_name, m.args[0] if isinstance(m.args[0], str) else tuple(m.args[0])) for m in received)
+    assert named == [
+        ("purchases.execute", tuple(purchases[:OPERATION_BATCH])),
+        ("purchases.execute", tuple(purchases[OPERATION_BATCH:])),
+        ("renewal_batches.execute", "op_b1"),  # its actor takes one
+        ("renewal_batches.execute", "op_b2"),
+        ("renewals.execute", "op_r1"),  # one alone is sent as itself, as messages always were
+    ]

@@ -61,8 +61,8 @@ def declare(
     bounds = Bounds.of(settings)
 
     def operation_actor(kind: str, handler: Handler) -> None:
-        async def execute(operation_id: str, retake: int = 0) -> None:
-            await run_batch(kind, operation_id, handler, bounds, sender, settings.relay_stall_seconds, retake=retake)
+        async def execute(operation_ids: str | list[str], retake: int = 0) -> None:  # one id, or a batch's
+            await run_batch(kind, operation_ids, handler, bounds, sender, settings.relay_stall_seconds, retake=retake)
 
         name = ACTOR_FOR_KIND[kind]
         execute.__name__ = execute.__qualname__ = name.replace(".", "_")

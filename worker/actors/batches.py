@@ -15,7 +15,6 @@ leaves an active batch alone.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import structlog
@@ -29,7 +28,6 @@ from tables import (
     operation_activity,
     operation_batches,
     operation_params,
-    operation_relay,
     operations,
     products,
 )
@@ -37,7 +35,8 @@ from tables.engine import transaction
 from tables.operation_params import RenewalBatchParams, RenewalItem, RenewalParams
 from tables.operations import OperationRecord
 from worker import metrics
-from worker.queue import Sender, operation_message
+from worker.queue import Sender
+from worker.relay import send_operations
 
 log = structlog.get_logger("tenure.worker")
 
@@ -81,18 +80,6 @@ async def _start(batch_id: str, now: datetime) -> list[str]:
             {pid: owned[pid].client_id for pid in owned},
         )
         return [row["id"] for row in rows if row["id"] in made]
-
-
-async def _send(sender: Sender, child_ids: list[str]) -> int:
-    sent = 0
-    for index, child_id in enumerate(child_ids):
-        if not await asyncio.to_thread(sender.send, operation_message(OperationKind.RENEWAL, child_id)):
-            async with transaction():  # broker down: the relay sends the rest at its next tick
-                for rest in child_ids[index:]:
-                    await operation_relay.unsent(rest)
-            break
-        sent += 1
-    return sent
 
 
 def _outcome(item: RenewalItem, child: OperationRecord | None) -> dict:
@@ -142,6 +129,6 @@ async def execute_batch(batch_id: str, sender: Sender) -> bool:
     """One run of the batch actor: start it (once), send what it made, finish it if all is done."""
     created = await _start(batch_id, clock.now())
     if created:
-        sent = await _send(sender, created)
+        sent = await send_operations(sender, [(OperationKind.RENEWAL, child_id) for child_id in created])
         log.info("renewal_batch_started", operation_id=batch_id, children=len(created), sent=sent)
     return await _finish_if_done(batch_id)
