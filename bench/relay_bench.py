@@ -79,15 +79,19 @@ def make_organization(settings, funds: int) -> tuple[str, str]:
 
 async def accept_purchases(sender, account_id: str, org_id: str, names: list[str]) -> list[str]:
     """As the web accepts purchases, minus HTTP: rows first (the outbox), then their messages as
-    `web.outbox` sends them (a kind's operations by OPERATION_BATCH a message, one pipeline per
-    outbox batch). Answers the operations' ids."""
+    `web.outbox` sends them. Answers the operations' ids."""
+    ids = await record_purchases(account_id, org_id, names)
+    await send_purchases(sender, ids)
+    return ids
+
+
+async def record_purchases(account_id: str, org_id: str, names: list[str]) -> list[str]:
+    """The accepted purchases' rows, committed as the web commits them (no message sent)."""
     from runtime.clock import clock
     from tables import operations
     from tables.engine import transaction
     from tables.operation_params import PurchaseParams
     from tables.operations import Operation
-    from web.outbox import MAX_BATCH
-    from worker.queue import operation_messages
 
     ids: list[str] = []
     for first in range(0, len(names), INSERT_BATCH):
@@ -106,11 +110,19 @@ async def accept_purchases(sender, account_id: str, org_id: str, names: list[str
         async with transaction():
             await Operation.insert(*[Operation(**row) for row in rows])
         ids += [row["id"] for row in rows]
+    return ids
+
+
+async def send_purchases(sender, ids: list[str]) -> None:
+    """The messages of accepted purchases, as `web.outbox` sends them: a kind's operations by
+    OPERATION_BATCH a message, one pipeline per outbox batch."""
+    from web.outbox import MAX_BATCH
+    from worker.queue import operation_messages
+
     for first in range(0, len(ids), MAX_BATCH):
         messages = operation_messages([(OperationKind.PURCHASE, op_id) for op_id in ids[first : first + MAX_BATCH]])
         if await asyncio.to_thread(sender.send_many, messages):
             raise SystemExit("the broker refused a message while accepting")
-    return ids
 
 
 async def statuses() -> dict[str, int]:

@@ -14,7 +14,7 @@ import httpx
 import redis
 
 from bench import load
-from bench.relay_bench import PRICE, accept_purchases
+from bench.relay_bench import PRICE, accept_purchases, record_purchases, send_purchases
 
 
 @dataclass
@@ -77,8 +77,9 @@ async def _wait(check, expected: int, what: str, timeout: float = 600) -> None:
 
 async def drain(ctx: Context, sender, count: int, settings) -> dict[str, float]:
     """P2: purchases/s drained by `tenure worker` 1 x threads, and a Dramatiq no-op actor's messages/s
-    with the same processes and threads. Each clock starts when the first message is sent (the
-    worker already consumes) and stops when the last is done."""
+    with the same processes and threads. The purchases' rows are committed first (accepting them
+    is P1's work); each clock starts when the first message is sent (the worker already
+    consumes) and stops when the last is done."""
     account_id, org_id = await asyncio.to_thread(make_organization, settings, 2 * PRICE * (count + 1))
     rds = redis.Redis.from_url(ctx.redis_url)
     rds.flushdb()  # P1's accepted purchases: nobody is to execute them
@@ -90,11 +91,13 @@ async def drain(ctx: Context, sender, count: int, settings) -> dict[str, float]:
     )
     try:
         tag = time.time_ns()
+        before = await _finished(org_id)  # the funds' top-up is an operation too
         await accept_purchases(sender, account_id, org_id, [f"warm-{tag}.fr"])
-        await _wait(lambda: _finished(org_id), 1, "warm-up purchase", 120)
-        started = time.monotonic()
-        await accept_purchases(sender, account_id, org_id, [f"drain-{tag}-{n:06d}.fr" for n in range(count)])
-        await _wait(lambda: _finished(org_id), count + 1, "purchases drained")
+        await _wait(lambda: _finished(org_id), before + 1, "warm-up purchase", 120)  # the worker is up
+        ids = await record_purchases(account_id, org_id, [f"drain-{tag}-{n:06d}.fr" for n in range(count)])
+        started = time.monotonic()  # accepted (their rows: P1's work); sent and drained from here
+        await send_purchases(sender, ids)
+        await _wait(lambda: _finished(org_id), before + 1 + count, "purchases drained")
         tenure = count / (time.monotonic() - started)
         ctx.rss["worker"] = [load.rss_mib(p) for p in [worker.pid, *load.descendants(worker.pid)]]
     finally:
