@@ -46,7 +46,7 @@ from worker.webhooks.fanout import fan_out_operations
 log = structlog.get_logger("tenure.worker")
 
 SETTLE_TRIES = 3  # runs of a batch whose payers' balances others keep spending under it
-BATCH_SIZE = 20  # operations claimed per message: enough to amortize, small enough to share out
+BATCH_SIZE = OPERATION_BATCH  # operations claimed per message: enough to amortize, few enough to share out
 # A burst of charges for one payer queues one recalculation, run shortly after.
 TIER_COALESCE_MS = 500
 FINISHED_KEPT = 20_000  # operation ids a process remembers having finished (~2 MB)

@@ -58,7 +58,7 @@ DELIVER_ACTOR = "webhooks.deliver"
 
 
 # Operations one message names (the actor claims them together: `worker.batching`).
-OPERATION_BATCH = 20
+OPERATION_BATCH = 50  # enough to amortize a batch's fixed statements, few enough to share out
 
 
 def operation_message(kind: str, operation_ids: str | list[str], retake: int = 0) -> Message:
