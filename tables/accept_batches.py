@@ -14,19 +14,29 @@ transaction holding its rows has committed, so a 202 still means the operation i
 Should the round's transaction fail, nothing of it is kept and each of its accepts runs
 again alone, in its own transaction, as before, so that one accept's error is its own.
 A request cancelled before its round starts is left out of it.
+
+A round's statements need nothing from the event loop between them, so the whole transaction
+runs in one hop to a thread (`tables.sqlite_engine.write_in_one_hop`: the accepts' statements
+are sqlite3 calls there), holding the write lock for its statements only, not for the ~2 hops
+per accept back to a busy event loop that an async transaction waited on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from tables.engine import transaction
+from piccolo.engine.sqlite import SQLiteEngine
+
+from tables.engine import current
+from tables.sqlite_engine import write_in_one_hop
 
 MAX_ROUND = 64
 
-Write = Callable[[], Awaitable[bool]]  # an accept's statements, run inside the round's transaction
+# An accept's statements, run in the round's transaction on its connection, in the round's thread.
+Write = Callable[[sqlite3.Connection], bool]
 
 
 @dataclass
@@ -64,14 +74,14 @@ class AcceptRounds:
 
 
 async def _one_round(taken: list[_Waiting]) -> None:
+    engine = current()
+    assert isinstance(engine, SQLiteEngine)  # rounds are SQLite's (tables.operation_activity)
     try:
-        async with transaction():
-            outcomes = [await item.write() for item in taken]
+        outcomes = await write_in_one_hop(engine, lambda connection: [item.write(connection) for item in taken])
     except Exception:  # each alone, so that the failure is only its own request's
         for item in taken:
             try:
-                async with transaction():
-                    outcome = await item.write()
+                outcome = await write_in_one_hop(engine, item.write)
             except Exception as exc:
                 if not item.answer.done():
                     item.answer.set_exception(exc)

@@ -4,6 +4,7 @@ row (its actor copied from the accepted row) with its event; and who asked for a
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 import msgspec
@@ -161,17 +162,20 @@ async def insert_accepted(operation: dict, actor: Actor, *, unless_name_held: st
             )
         )
 
-    async def write() -> bool:
-        if unless_name_held is None:
-            inserted = await operation_inserts.insert_new(operation)
-        else:
-            inserted = await operation_inserts.insert_new(operation, OPERATION_UNLESS_NAME_HELD, unless_name_held)
+    insert = operation_inserts.INSERT if unless_name_held is None else OPERATION_UNLESS_NAME_HELD
+    insert_args = [*operation_inserts.insert_values(operation), *guard]
+    if current().current_transaction.get() is not None:  # inside the caller's transaction
+        inserted = bool(await fetch(insert, *insert_args))
         if inserted:
             await fetch(ACCEPTED, *accepted_args(values))
         return inserted
 
-    if current().current_transaction.get() is not None:  # inside the caller's transaction
-        return await write()
+    def write(connection: sqlite3.Connection) -> bool:  # in the round's transaction, in its thread
+        if not connection.execute(insert.qmarked, insert_args).fetchall():
+            return False
+        connection.execute(ACCEPTED.qmarked, accepted_args(values))
+        return True
+
     return await accept_batches.in_next_round(write)  # with the other accepts waiting (group commit)
 
 

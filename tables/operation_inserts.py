@@ -41,7 +41,7 @@ def insert_sql(unless: str | None = None) -> str:
     return f"INSERT INTO operations ({', '.join(_COLUMNS)}) {source} ON CONFLICT (idem_key) DO NOTHING RETURNING id"
 
 
-_INSERT = Statement(insert_sql())
+INSERT = Statement(insert_sql())
 
 
 def _value(row: dict, column: str):
@@ -56,7 +56,7 @@ def insert_values(row: dict) -> list:
     return [_value(row, column) for column in _COLUMNS]
 
 
-async def insert_new(row: dict, statement: Statement = _INSERT, *guard) -> bool:
+async def insert_new(row: dict, statement: Statement = INSERT, *guard) -> bool:
     """Inserts the operation in one statement (no transaction around it); False, inserting
     nothing, if its idempotency key is already taken (or `statement`'s guard holds: a
     `Statement(insert_sql(unless))` with the `guard` values its condition takes)."""

@@ -31,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
@@ -41,6 +42,7 @@ from tables import write_gate
 _READ = re.compile(r"\s*(SELECT|PRAGMA)\b", re.IGNORECASE)
 # Threads for the statements run outside a transaction (one hop each; see the module). A
 # statement waiting on another process's lock (SQLite's busy timeout) holds one.
+T = TypeVar("T")
 _STATEMENTS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tenure-sqlite")
 
 
@@ -129,3 +131,47 @@ class TenureSQLiteEngine(SQLiteEngine):
     ):
         async with connection.execute(query, args or []) as cursor:
             return await cursor.fetchall()
+
+
+async def write_in_one_hop(engine: SQLiteEngine, work: Callable[[sqlite3.Connection], T]) -> T:
+    """A write transaction whose statements need nothing from the event loop between them
+    (`work`, run with the connection in a thread: sqlite3 calls, ? placeholders), run whole in
+    one hop: at its turn at the gate, connect, BEGIN IMMEDIATE, `work`, COMMIT (ROLLBACK if
+    it raised), the gate handed on, close. Answers what `work` answered."""
+    gated = await write_gate.gate.acquire()
+    try:
+        running = asyncio.get_running_loop().run_in_executor(
+            _STATEMENTS, _transaction_alone, engine.connection_kwargs, work, gated
+        )
+    except BaseException:
+        if gated:
+            write_gate.gate.release()
+        raise
+    return await asyncio.shield(running)  # a cancelled caller leaves it to end and hand the gate on
+
+
+def _transaction_alone(connection_kwargs: dict, work: Callable[[sqlite3.Connection], T], gated: bool) -> T:
+    try:
+        connection = sqlite3.connect(**connection_kwargs, check_same_thread=False)
+    except BaseException:
+        if gated:
+            write_gate.gate.release()
+        raise
+    try:
+        try:
+            connection.row_factory = dict_factory
+            connection.execute("PRAGMA foreign_keys = 1")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                answer = work(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        finally:
+            if gated:
+                write_gate.gate.release()
+        return answer
+    finally:
+        connection.close()

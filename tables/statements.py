@@ -19,12 +19,14 @@ from tables.engine import current
 @dataclass(frozen=True)
 class Statement:
     sql: str
-    numbered: str = field(init=False)
+    numbered: str = field(init=False)  # PostgreSQL's $1, $2 ...
+    qmarked: str = field(init=False)  # sqlite3's ? (tables.sqlite_engine.write_in_one_hop)
 
     def __post_init__(self) -> None:
         parts = self.sql.split("{}")
         numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
         object.__setattr__(self, "numbered", numbered)
+        object.__setattr__(self, "qmarked", "?".join(parts))
 
 
 async def fetch(statement: Statement, *args) -> list[dict]:
