@@ -13,7 +13,8 @@ from rules.catalog import catalog_for
 from rules.money import Money
 from tables import event_payloads as payloads
 from tables import events, ledger
-from tables.products import Product, ProductState
+from tables.products import ProductState
+from tables.statements import Statement, fetch
 
 FORECAST_DAYS = 31  # the first autorenew attempt is 31 days before expiry
 
@@ -24,15 +25,18 @@ class Forecast:
     products: int
 
 
+# Read at the end of every batch that charges a prepaid payer (its low-balance check).
+_DUE = Statement(
+    "SELECT kind FROM products WHERE (organization = {} OR reseller = {}) AND autorenew = {} AND state = {} "
+    "AND expires_at > {} AND expires_at <= {}"
+)
+
+
 async def autorenew_forecast(payer_id: str, currency: str, now: datetime) -> Forecast:
     """The price, at the payer's current tier, of one more year of every active product it pays
     for whose autorenewal falls due in the next 31 days (or has not happened yet)."""
-    due = await Product.select(Product.kind).where(
-        ((Product.organization == payer_id) | (Product.reseller == payer_id))
-        & (Product.autorenew == True)  # noqa: E712
-        & (Product.state == ProductState.ACTIVE)
-        & (Product.expires_at > now)
-        & (Product.expires_at <= now + timedelta(days=FORECAST_DAYS))
+    due = await fetch(
+        _DUE, payer_id, payer_id, True, ProductState.ACTIVE.value, now, now + timedelta(days=FORECAST_DAYS)
     )
     if not due:
         return Forecast(Money.zero(currency), 0)

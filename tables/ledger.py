@@ -16,6 +16,7 @@ from rules.ledger import OWN_BOOKS, Book, EntryKind
 from rules.money import DEFAULT_CURRENCY, Money
 from runtime.ids import new_id
 from tables.references import ORGANIZATION, reference
+from tables.statements import Statement, fetch
 from tables.tier_states import TierState, tier_state
 
 
@@ -189,10 +190,13 @@ async def prepaid_balance(org_id: str) -> tuple[int, str]:
     return (row["prepaid"], row["currency"]) if row else (0, DEFAULT_CURRENCY)
 
 
+_ACCOUNT = Statement("SELECT * FROM balances WHERE organization_id = {}")  # once per batch and payer
+
+
 async def account(org_id: str) -> BalanceRecord | None:
     """The organization's billing row: prepaid, owed, currency, credit limit, threshold, state."""
-    row = await Balance.select().where(Balance.organization_id == org_id).first()
-    return None if row is None else msgspec.convert(row, BalanceRecord)
+    rows = await fetch(_ACCOUNT, org_id)
+    return msgspec.convert(rows[0], BalanceRecord) if rows else None
 
 
 async def account_of(org_id: str) -> BalanceRecord:

@@ -11,6 +11,7 @@ from rules import permissions as permission_rules
 from runtime.ids import new_id
 from tables import ledger, test_clocks
 from tables.engine import locked
+from tables.statements import Statement, fetch
 
 
 class Organization(Table, tablename="organizations"):
@@ -74,9 +75,12 @@ async def open_with_owners(
     return org
 
 
+_FIND = Statement("SELECT * FROM organizations WHERE id = {}")  # once per batch and organization
+
+
 async def find(org_id: str) -> OrganizationRecord | None:
-    row = await Organization.select().where(Organization.id == org_id).first()
-    return None if row is None else msgspec.convert(row, OrganizationRecord)
+    rows = await fetch(_FIND, org_id)
+    return msgspec.convert(rows[0], OrganizationRecord) if rows else None
 
 
 async def lock(org_id: str) -> None:

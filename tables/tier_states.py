@@ -26,8 +26,12 @@ class TierState(Table, tablename="tier_states"):
     )
 
 
+_TIER_STATE = Statement("SELECT * FROM tier_states WHERE organization_id = {}")  # once per batch and payer
+
+
 async def tier_state(org_id: str) -> dict | None:
-    return await TierState.select().where(TierState.organization_id == org_id).first()
+    rows = await fetch(_TIER_STATE, org_id)
+    return rows[0] if rows else None
 
 
 async def save_tier(org_id: str, tier: str, volume: int, now: datetime) -> str | None:
