@@ -9,12 +9,16 @@ same cluster-wide figures; per-process worker counters come from `tenure worker`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 import structlog
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar import Request
+from litestar.enums import ScopeType
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController, PrometheusMiddleware
+from litestar.types import Message, Send
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -25,7 +29,40 @@ log = structlog.get_logger("tenure.metrics")
 REFRESH_S = 5
 REFRESHER_TASK = "tenure-metrics-refresher"  # its statements are not a request's (tests count those)
 
-PROMETHEUS = PrometheusConfig(app_name="tenure", prefix="tenure", group_path=True, exclude=["/metrics"])
+
+class HttpMetrics(PrometheusMiddleware):
+    """Litestar's Prometheus middleware, the same metrics and labels, without two costs it pays
+    on every request whatever the config: the request's whole URL parsed though only the
+    route's template is used as the `path` label (`group_path`), and `functools.wraps` on the
+    wrapped `send` (its attribute copies were ~3 % of the embedded demo's CPU under load)."""
+
+    def _get_default_labels(self, request: Request) -> dict[str, str | int | float]:
+        if not self._config.group_path:
+            return super()._get_default_labels(request)
+        scope = request.scope
+        return {
+            "method": request.method if scope["type"] == ScopeType.HTTP else scope["type"],
+            "path": scope["path_template"],
+            "status_code": 200,
+            "app_name": self._config.app_name,
+        }
+
+    def _get_wrapped_send(self, send: Send, request_span: dict[str, float]) -> Callable:
+        async def wrapped_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                request_span["status_code"] = message["status"]
+            if message["type"] == "http.response.body":
+                end = time.perf_counter()
+                request_span["duration"] = end - request_span["start_time"]
+                request_span["end_time"] = end
+            await send(message)
+
+        return wrapped_send
+
+
+PROMETHEUS = PrometheusConfig(
+    app_name="tenure", prefix="tenure", group_path=True, exclude=["/metrics"], middleware_class=HttpMetrics
+)
 
 
 # Requests refused by a rate limit (web.ratelimit), one label value per limit.

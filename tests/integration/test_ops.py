@@ -162,8 +162,20 @@ def test_a_dead_letter_is_visible_and_can_be_requeued(api, broker, workers):
     assert message.message_id
 
 
+def purchases_counted(text: str) -> tuple[float, float]:
+    """(requests, observed durations) of 202 answers to purchases, in a /metrics text."""
+    labels = '{app_name="tenure",method="POST",path="/v1/organizations/{org_id}/purchases",status_code="202"}'
+    found = {}
+    for line in text.splitlines():
+        for metric in ("tenure_requests_total", "tenure_request_duration_seconds_count"):
+            if line.startswith(metric + labels):
+                found[metric] = float(line.rsplit(" ", 1)[1])
+    return found.get("tenure_requests_total", 0.0), found.get("tenure_request_duration_seconds_count", 0.0)
+
+
 def test_metrics_expose_http_operations_and_queues(api, workers):
     owner, org = builders.funded(api, 10_000)
+    counted_before = purchases_counted(api.get("/metrics").text)
     op_id = buy(api, owner, org, "metrics.fr").json()["id"]  # no worker yet: it waits
 
     def scraped(wanted: str, unwanted: str | None = None):
@@ -185,5 +197,7 @@ def test_metrics_expose_http_operations_and_queues(api, workers):
 
     assert 'tenure_queue_messages{queue="operations",state="waiting"}' in waiting
     assert 'path="/v1/organizations/{org_id}/purchases",status_code="202"' in text
+    # The lean path (web.lean_accept) is counted as any request: one more purchase, one more of each.
+    assert purchases_counted(text) == tuple(n + 1 for n in counted_before)
     assert "tenure_webhook_deliveries_pending 0.0" in text
     assert "tenure_broker_up 1.0" in text
