@@ -93,38 +93,14 @@ class TenureSQLiteEngine(SQLiteEngine):
     async def _run_in_new_connection(
         self, query: str, args: list[Any] | None = None, query_type: str = "generic", table=None
     ):
-        gated = False if query_type == "select" or _READ.match(query) else await write_gate.gate.acquire()
-        try:
-            running = asyncio.get_running_loop().run_in_executor(_STATEMENTS, self._run_alone, query, args or [], gated)
-        except BaseException:
-            if gated:
-                write_gate.gate.release()
-            raise
-        # Shielded: a caller cancelled meanwhile leaves the statement to end (and hand the gate on).
-        return await asyncio.shield(running)
-
-    def _run_alone(self, query: str, args: list[Any], gated: bool) -> list[dict]:
-        """In a thread: the statement on a connection of its own, its rows read and committed;
-        the gate handed on (if `gated`) then, whatever happened, before the connection closes."""
-        try:
-            connection = sqlite3.connect(**self.connection_kwargs, check_same_thread=False)
-        except BaseException:
-            if gated:
-                write_gate.gate.release()
-            raise
-        try:
-            try:
-                connection.row_factory = dict_factory
-                connection.execute("PRAGMA foreign_keys = 1")
-                # Autocommit: a statement that returns rows ends (and commits) once they are read.
-                rows = connection.execute(query, args).fetchall()
-                connection.commit()
-            finally:
-                if gated:
-                    write_gate.gate.release()
+        def statement(connection: sqlite3.Connection) -> list[dict]:
+            # Autocommit: a statement that returns rows ends (and commits) once they are read.
+            rows = connection.execute(query, args or []).fetchall()
+            connection.commit()
             return rows
-        finally:
-            connection.close()
+
+        gated = False if query_type == "select" or _READ.match(query) else await write_gate.gate.acquire()
+        return await _in_one_hop(self.connection_kwargs, statement, gated)
 
     async def _run_in_existing_connection(
         self, connection, query: str, args: list[Any] | None = None, query_type: str = "generic", table=None
@@ -138,19 +114,35 @@ async def write_in_one_hop(engine: SQLiteEngine, work: Callable[[sqlite3.Connect
     (`work`, run with the connection in a thread: sqlite3 calls, ? placeholders), run whole in
     one hop: at its turn at the gate, connect, BEGIN IMMEDIATE, `work`, COMMIT (ROLLBACK if
     it raised), the gate handed on, close. Answers what `work` answered."""
-    gated = await write_gate.gate.acquire()
+
+    def transaction(connection: sqlite3.Connection) -> T:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            answer = work(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return answer
+
+    return await _in_one_hop(engine.connection_kwargs, transaction, await write_gate.gate.acquire())
+
+
+async def _in_one_hop(connection_kwargs: dict, body: Callable[[sqlite3.Connection], T], gated: bool) -> T:
+    """`body` on a connection of its own, in one hop to a thread; the gate (if `gated`: held)
+    handed on there as soon as `body` has ended, whatever happened, before the connection
+    closes. Shielded: a caller cancelled meanwhile leaves it to end (and hand the gate on)."""
     try:
-        running = asyncio.get_running_loop().run_in_executor(
-            _STATEMENTS, _transaction_alone, engine.connection_kwargs, work, gated
-        )
+        running = asyncio.get_running_loop().run_in_executor(_STATEMENTS, _alone, connection_kwargs, body, gated)
     except BaseException:
         if gated:
             write_gate.gate.release()
         raise
-    return await asyncio.shield(running)  # a cancelled caller leaves it to end and hand the gate on
+    return await asyncio.shield(running)
 
 
-def _transaction_alone(connection_kwargs: dict, work: Callable[[sqlite3.Connection], T], gated: bool) -> T:
+def _alone(connection_kwargs: dict, body: Callable[[sqlite3.Connection], T], gated: bool) -> T:
     try:
         connection = sqlite3.connect(**connection_kwargs, check_same_thread=False)
     except BaseException:
@@ -161,14 +153,7 @@ def _transaction_alone(connection_kwargs: dict, work: Callable[[sqlite3.Connecti
         try:
             connection.row_factory = dict_factory
             connection.execute("PRAGMA foreign_keys = 1")
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                answer = work(connection)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+            answer = body(connection)
         finally:
             if gated:
                 write_gate.gate.release()

@@ -41,6 +41,18 @@ def test_while_one_send_hangs_the_others_give_up_at_once_for_the_relay():
     assert not any(sent for _, sent in finished)
 
 
+def drained(broker) -> list:
+    """The messages waiting on the operations queue, taken and acknowledged."""
+    consumer = broker.consume("operations", prefetch=20, timeout=500)
+    received = []
+    for message in consumer:
+        if message is None:
+            break
+        received.append(message)
+        consumer.ack(message)
+    return received
+
+
 def test_messages_sent_together_reach_a_worker_as_messages_sent_one_by_one_do(redis_url):
     broker = make_broker(Settings(broker_url=redis_url))
     sender = Sender(broker)
@@ -48,13 +60,7 @@ def test_messages_sent_together_reach_a_worker_as_messages_sent_one_by_one_do(re
         assert sender.send(operation_message("purchase", "op_alone"))
         assert sender.send_many([operation_message("purchase", f"op_{n}") for n in range(5)]) == []
 
-        consumer = broker.consume("operations", prefetch=10, timeout=500)
-        received = []
-        for message in consumer:
-            if message is None:
-                break
-            received.append(message)
-            consumer.ack(message)
+        received = drained(broker)
     finally:
         broker.close()
 
@@ -90,13 +96,7 @@ def test_the_outbox_sends_operations_of_one_kind_together_a_batch_to_a_message(r
 
     try:
         asyncio.run(accept_all())
-        consumer = broker.consume("operations", prefetch=20, timeout=500)
-        received = []
-        for message in consumer:
-            if message is None:
-                break
-            received.append(message)
-            consumer.ack(message)
+        received = drained(broker)
     finally:
         broker.close()
 
