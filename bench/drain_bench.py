@@ -5,8 +5,9 @@ On a dedicated PostgreSQL database and Redis DB, `--repeat` rounds, each of them
 1. **baseline**: `--count` messages for a no-op actor (`bench.noop_actor`) queued on Redis,
    then `dramatiq bench.noop_actor --processes 1 --threads N` drains them;
 2. **tenure**: `--count` purchases accepted as the web accepts them (rows committed, then one
-   message per OPERATION_BATCH of them, as the outbox sends; `bench.relay_bench.accept_purchases`), then `tenure worker --processes 1
-   --threads N` drains them (every operation finished, every message acknowledged).
+   message per OPERATION_BATCH of them, as the outbox sends; `bench.relay_bench.accept_purchases`),
+   then `tenure worker --processes 1 --threads N` drains them (every operation finished, every
+   message acknowledged).
 
 Each drain is timed from the first message a worker fetches (the queue shortens) to the
 queue and the worker's acknowledgement sets both empty (and, for tenure, every operation

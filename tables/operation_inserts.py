@@ -5,7 +5,7 @@ import msgspec
 
 from tables.engine import insert_unless_taken
 from tables.operations import Operation, OperationRecord, record
-from tables.statements import Statement, fetch
+from tables.statements import Statement
 
 _COLUMNS = (
     "id",
@@ -54,13 +54,6 @@ def _value(row: dict, column: str):
 def insert_values(row: dict) -> list:
     """The values `INSERT_SQL` takes for `row`, in order."""
     return [_value(row, column) for column in _COLUMNS]
-
-
-async def insert_new(row: dict, statement: Statement = INSERT, *guard) -> bool:
-    """Inserts the operation in one statement (no transaction around it); False, inserting
-    nothing, if its idempotency key is already taken (or `statement`'s guard holds: a
-    `Statement(insert_sql(unless))` with the `guard` values its condition takes)."""
-    return bool(await fetch(statement, *(_value(row, column) for column in _COLUMNS), *guard))
 
 
 async def insert_or_get(row: dict) -> tuple[OperationRecord, bool]:

@@ -2,13 +2,15 @@
 
 Accepting an operation commits its row (the outbox) with `enqueued_at` set, then hands its
 kind and id to this process's `Outbox` and answers 202 without waiting for the broker. One
-background task takes whatever operations are waiting (up to MAX_BATCH), makes their messages,
-those of one kind by OPERATION_BATCH (one message names many: the worker claims them together,
-and pays Dramatiq's per-message cost once for them), sends them in one hop to a thread (the broker clients are blocking) and, on Redis, in one pipeline (a blocking
-call per message made the thread and the event loop trade the GIL for each), and clears
-`enqueued_at` of those the broker refused, so the relay sends them at its next tick. A message lost with its process
-(a crash before the send) is sent by the relay once `enqueued_at` is older than
-TENURE_RELAY_STALL_SECONDS: either way an accepted operation is sent.
+background task takes whatever operations are waiting (up to MAX_BATCH), makes their
+messages, those of one kind by OPERATION_BATCH (one message names many: the worker claims
+them together, and pays Dramatiq's per-message cost once for them), sends them in one hop to
+a thread (the broker clients are blocking) and, on Redis, in one pipeline (a blocking call
+per message made the thread and the event loop trade the GIL for each), and clears
+`enqueued_at` of those the broker refused, so the relay sends them at its next tick. A
+message lost with its process (a crash before the send) is sent by the relay once
+`enqueued_at` is older than TENURE_RELAY_STALL_SECONDS: either way an accepted operation is
+sent.
 """
 
 from __future__ import annotations

@@ -43,16 +43,9 @@ ACTOR_FOR_KIND: dict[str, str] = {
     OperationKind.RENEWAL_BATCH: "renewal_batches.execute",
     OperationKind.TEST_CLOCK: "test_clocks.advance",
 }
-# Kinds whose actor takes a list of operations (`worker.batching.run_batch`).
-BATCHED_KINDS = frozenset(
-    {
-        OperationKind.PURCHASE,
-        OperationKind.RENEWAL,
-        OperationKind.TRANSFER,
-        OperationKind.RELEASE,
-        OperationKind.CLIENT_UPSERT,
-    }
-)
+# Kinds whose actor takes a list of operations (`worker.batching.run_batch`): all but a bulk
+# renewal and a test clock's advance, whose actors take one.
+BATCHED_KINDS = frozenset(ACTOR_FOR_KIND) - {OperationKind.RENEWAL_BATCH, OperationKind.TEST_CLOCK}
 TIER_ACTOR = "tiers.recalculate"
 DELIVER_ACTOR = "webhooks.deliver"
 

@@ -48,17 +48,14 @@ def _oldest_waiting(sender: Sender) -> datetime | None:
 
 
 async def send_operations(sender: Sender, kind_and_ids: list[tuple[str, str]]) -> int:
-    """Sends these operations' messages (`worker.queue.operation_messages`); once the broker
-    refuses one, marks the rest unsent, for the relay's next tick. Answers how many were sent."""
-    sent = 0
-    messages = operation_messages(kind_and_ids)
-    for index, message in enumerate(messages):
-        if not await asyncio.to_thread(sender.send, message):
-            async with transaction():
-                await operation_relay.unsent_many([i for rest in messages[index:] for i in operations_named(rest)])
-            break
-        sent += len(operations_named(message))
-    return sent
+    """Sends these operations' messages (`worker.queue.operation_messages`; on Redis in one
+    pipeline) and marks those the broker refused unsent, for the relay's next tick. Answers how
+    many operations were sent."""
+    refused = await asyncio.to_thread(sender.send_many, operation_messages(kind_and_ids))
+    unsent = [operation_id for message in refused for operation_id in operations_named(message)]
+    if unsent:
+        await operation_relay.unsent_many(unsent)
+    return len(kind_and_ids) - len(unsent)
 
 
 async def relay(sender: Sender, stall_seconds: int, bounds: Bounds | None = None) -> int:
